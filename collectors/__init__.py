@@ -1,0 +1,1 @@
+"""Collectors: AWS -> pandas DataFrames, one module per data source, plus the registry."""

@@ -1,0 +1,263 @@
+"""EventBridge inventory: every bus, its resource policy, and every rule with targets and tags.
+
+AWS APIs wrapped (all read-only, in the account's own region):
+``events:ListEventBuses``, ``events:DescribeEventBus`` (bus policy), ``events:ListRules``,
+``events:ListTargetsByRule``, ``events:ListTagsForResource``.
+
+Datasets returned:
+
+* ``rules``: account_id, region, bus, rule, arn, state, description, event_pattern (JSON text),
+  schedule_expression, managed_by, targets (JSON list of {id, arn, role_arn, dlq_arn,
+  retry_policy}), target_count, dlq_arns (list), tags (JSON object), collected_at.
+* ``event_buses``: account_id, region, bus, arn, policy (JSON text), allowed_principals (list of
+  account ids or ARNs the policy allows to PutEvents), rule_count, collected_at.
+
+A rule whose record cannot be understood (for example an event pattern that is not JSON) is
+logged and skipped; the rest of the inventory is still returned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from collectors.base import CollectContext, Collector, Frames
+from orgscope.datasets import UTC_TS, Dataset
+
+log = logging.getLogger(__name__)
+
+RULES = Dataset(
+    name="rules",
+    description="EventBridge rules with state, pattern, targets, DLQs and tags (snapshots).",
+    time_column="collected_at",
+    snapshot_of=("account_id", "region"),
+    snapshot_collector="inventory",
+    schema=pa.schema(
+        [
+            pa.field("account_id", pa.string(), nullable=False),
+            pa.field("region", pa.string(), nullable=False),
+            pa.field("bus", pa.string(), nullable=False),
+            pa.field("rule", pa.string(), nullable=False),
+            pa.field("arn", pa.string()),
+            pa.field("state", pa.string(), nullable=False),
+            pa.field("description", pa.string()),
+            pa.field("event_pattern", pa.string()),
+            pa.field("schedule_expression", pa.string()),
+            pa.field("managed_by", pa.string()),
+            pa.field("targets", pa.string()),
+            pa.field("target_count", pa.int64()),
+            pa.field("dlq_arns", pa.list_(pa.string())),
+            pa.field("tags", pa.string()),
+            pa.field("collected_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+EVENT_BUSES = Dataset(
+    name="event_buses",
+    description="EventBridge buses with their resource policies (snapshots).",
+    time_column="collected_at",
+    snapshot_of=("account_id", "region"),
+    snapshot_collector="inventory",
+    schema=pa.schema(
+        [
+            pa.field("account_id", pa.string(), nullable=False),
+            pa.field("region", pa.string(), nullable=False),
+            pa.field("bus", pa.string(), nullable=False),
+            pa.field("arn", pa.string()),
+            pa.field("policy", pa.string()),
+            pa.field("allowed_principals", pa.list_(pa.string())),
+            pa.field("rule_count", pa.int64()),
+            pa.field("collected_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+def target_record(target: dict[str, Any]) -> dict[str, Any]:
+    """One ListTargetsByRule entry -> the fields orgscope keeps."""
+    return {
+        "id": target.get("Id"),
+        "arn": target.get("Arn"),
+        "role_arn": target.get("RoleArn"),
+        "dlq_arn": (target.get("DeadLetterConfig") or {}).get("Arn"),
+        "retry_policy": target.get("RetryPolicy"),
+    }
+
+
+def policy_principals(policy_text: str | None) -> list[str]:
+    """Principals a bus policy allows to call events:PutEvents (account ids or ARNs).
+
+    Handles ``Principal: "*"`` with an ``aws:PrincipalOrgID`` condition (returned as
+    ``org:<id>``), ``{"AWS": "<id or arn>"}`` and lists of either.
+    """
+    if not policy_text:
+        return []
+    document = json.loads(policy_text)
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    found: list[str] = []
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(a in ("events:PutEvents", "events:*", "*") for a in actions):
+            continue
+        principal = statement.get("Principal")
+        if principal == "*":
+            org = (
+                statement.get("Condition", {}).get("StringEquals", {}).get("aws:PrincipalOrgID")
+            )
+            found.append(f"org:{org}" if org else "*")
+            continue
+        values = principal.get("AWS", []) if isinstance(principal, dict) else []
+        values = [values] if isinstance(values, str) else values
+        for value in values:
+            found.append(_account_of(value))
+    return sorted(set(found))
+
+
+def _account_of(principal: str) -> str:
+    """'arn:aws:iam::111111111111:root' -> '111111111111'; an account id stays as it is."""
+    parts = principal.split(":")
+    if len(parts) >= 5 and parts[0] == "arn" and parts[4].isdigit():
+        return parts[4] if parts[-1] == "root" else principal
+    return principal
+
+
+def rule_record(
+    ctx: CollectContext,
+    bus: str,
+    rule: dict[str, Any],
+    targets: list[dict[str, Any]],
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """One ListRules entry plus its targets and tags -> one ``rules`` row.
+
+    Raises ValueError when the event pattern is not JSON (the caller logs and skips).
+    """
+    pattern = rule.get("EventPattern")
+    if pattern:
+        json.loads(pattern)  # validate: a broken record is skipped, not stored
+    kept = [target_record(t) for t in targets]
+    return {
+        "account_id": ctx.account.id,
+        "region": ctx.region,
+        "bus": bus,
+        "rule": rule["Name"],
+        "arn": rule.get("Arn"),
+        "state": rule.get("State", "UNKNOWN"),
+        "description": rule.get("Description"),
+        "event_pattern": pattern,
+        "schedule_expression": rule.get("ScheduleExpression"),
+        "managed_by": rule.get("ManagedBy"),
+        "targets": json.dumps(kept, sort_keys=True),
+        "target_count": len(kept),
+        "dlq_arns": sorted({t["dlq_arn"] for t in kept if t["dlq_arn"]}),
+        "tags": json.dumps(tags, sort_keys=True),
+        "collected_at": ctx.collected_at,
+    }
+
+
+# --- AWS edges -------------------------------------------------------------------------------
+
+
+def _event_buses(events: Any) -> Iterator[dict[str, Any]]:
+    """ListEventBuses has no boto3 paginator: follow NextToken by hand."""
+    params: dict[str, Any] = {}
+    while True:
+        page = events.list_event_buses(**params)
+        yield from page.get("EventBuses", [])
+        token = page.get("NextToken")
+        if not token:
+            return
+        params["NextToken"] = token
+
+
+def _paginate(events: Any, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+    for page in events.get_paginator(operation).paginate(**params):
+        yield from page.get(key, [])
+
+
+def _tags(events: Any, arn: str | None) -> dict[str, str]:
+    if not arn:
+        return {}
+    response = events.list_tags_for_resource(ResourceARN=arn)
+    return {tag["Key"]: tag["Value"] for tag in response.get("Tags", [])}
+
+
+def collect_inventory(ctx: CollectContext) -> Frames:
+    """Buses, bus policies, rules, targets and tags of one account and region."""
+    events = ctx.client("events")
+    bus_rows: list[dict[str, Any]] = []
+    rule_rows: list[dict[str, Any]] = []
+    for bus in _event_buses(events):
+        name = bus["Name"]
+        policy = bus.get("Policy")
+        if policy is None:
+            policy = events.describe_event_bus(Name=name).get("Policy")
+        try:
+            principals = policy_principals(policy)
+        except (ValueError, AttributeError) as error:
+            log.warning(
+                "inventory %s %s: bus %s has a policy that is not valid JSON, kept as text: %s",
+                ctx.account.id, ctx.region, name, error,
+            )
+            principals = []
+        rules = list(_paginate(events, "list_rules", "Rules", EventBusName=name))
+        bus_rows.append(
+            {
+                "account_id": ctx.account.id,
+                "region": ctx.region,
+                "bus": name,
+                "arn": bus.get("Arn"),
+                "policy": policy,
+                "allowed_principals": principals,
+                "rule_count": len(rules),
+                "collected_at": ctx.collected_at,
+            }
+        )
+        for rule in rules:
+            targets = list(
+                _paginate(events, "list_targets_by_rule", "Targets", Rule=rule["Name"],
+                          EventBusName=name)
+            )
+            tags = _tags(events, rule.get("Arn"))
+            try:
+                rule_rows.append(rule_record(ctx, name, rule, targets, tags))
+            except (ValueError, KeyError) as error:
+                log.warning(
+                    "inventory %s %s: skipped rule %s on bus %s, bad record: %s",
+                    ctx.account.id, ctx.region, rule.get("Name"), name, error,
+                )
+    return {
+        RULES.name: pd.DataFrame(rule_rows, columns=RULES.columns),
+        EVENT_BUSES.name: pd.DataFrame(bus_rows, columns=EVENT_BUSES.columns),
+    }
+
+
+INVENTORY = Collector(
+    name="inventory",
+    fn=collect_inventory,
+    datasets=(RULES, EVENT_BUSES),
+    scope="regional",
+    description="EventBridge buses, bus policies, rules, targets, DLQs and tags.",
+    iam_actions=(
+        "events:ListEventBuses",
+        "events:DescribeEventBus",
+        "events:ListRules",
+        "events:ListTargetsByRule",
+        "events:ListTagsForResource",
+    ),
+    default_interval_s=300,
+)

@@ -1,0 +1,3 @@
+"""orgscope: cross-account observability and cost for event-driven AWS organizations."""
+
+__version__ = "0.1.0"

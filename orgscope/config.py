@@ -1,0 +1,333 @@
+"""config.toml -> typed, validated settings.
+
+The file is parsed with :mod:`tomllib` into pydantic models that forbid unknown keys. A user
+mistake never surfaces as a traceback: :func:`load_config` raises :class:`ConfigError` whose
+``lines`` each name the file, the key, the value found and what is allowed, and the CLI prints
+them and exits with status 2.
+
+Secrets never live in this file: it names the environment variables (or Secrets Manager ids)
+that hold them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+ENV_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+INTERVAL_RE = re.compile(r"^(\d+)\s*([smhd])$")
+INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_INTERVAL = timedelta(seconds=30)
+MAX_INTERVAL = timedelta(days=1)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``lines`` holds one human line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+# --- field types with their own "what is allowed" wording -----------------------------------
+
+
+def _account_id(value: str) -> str:
+    if not ACCOUNT_ID_RE.match(value):
+        raise ValueError("must be a 12-digit AWS account id, quoted, e.g. '111111111111'")
+    return value
+
+
+def _region(value: str) -> str:
+    if not REGION_RE.match(value):
+        raise ValueError("must be an AWS region name such as 'us-east-1' or 'eu-west-1'")
+    return value
+
+
+def _env_var_name(value: str) -> str:
+    if not ENV_VAR_RE.match(value):
+        raise ValueError(
+            "must be the NAME of an environment variable (capitals, digits, underscores), "
+            "never the secret itself"
+        )
+    return value
+
+
+def parse_interval(value: Any) -> timedelta:
+    """'30s', '5m', '1h', '1d' -> timedelta, between 30 seconds and 1 day."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a duration string such as '30s', '5m', '1h' or '1d'")
+    match = INTERVAL_RE.match(value.strip())
+    if not match:
+        raise ValueError("must be a duration string such as '30s', '5m', '1h' or '1d'")
+    interval = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise ValueError("must be between '30s' and '1d'")
+    return interval
+
+
+def format_interval(interval: timedelta) -> str:
+    """The inverse of :func:`parse_interval`, in the largest whole unit."""
+    seconds = int(interval.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+AccountId = Annotated[str, AfterValidator(_account_id)]
+Region = Annotated[str, AfterValidator(_region)]
+EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
+Interval = Annotated[timedelta, BeforeValidator(parse_interval)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+class OrganizationConfig(_Strict):
+    name: str = Field(min_length=1)
+    discovery: Literal["config", "organizations"] = "config"
+    management_account_id: AccountId
+    monitoring_account_id: AccountId
+    central_bus_account_id: AccountId
+    central_bus_name: str = Field(default="central-bus", min_length=1)
+
+
+class AccountConfig(_Strict):
+    id: AccountId
+    name: str = Field(min_length=1)
+    team: str = Field(min_length=1)
+    environment: str = "production"
+    cost_center: str = ""
+    shared: bool = False
+
+
+class AwsConfig(_Strict):
+    regions: list[Region] = Field(min_length=1)
+    endpoint_url: str = ""
+    read_role_name: str = Field(default="OrgScopeReadOnly", min_length=1)
+    external_id_env: EnvVarName = "ORGSCOPE_EXTERNAL_ID"
+    session_name: str = Field(default="orgscope", pattern=r"^[\w+=,.@-]{2,64}$")
+    session_duration_s: int = Field(default=3600, ge=900, le=43200)
+    max_workers: int = Field(default=8, ge=1, le=64)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    read_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    max_attempts: int = Field(default=5, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> AwsConfig:
+        if len(set(self.regions)) != len(self.regions):
+            raise ValueError("regions must not repeat a region")
+        return self
+
+
+class CollectorConfig(_Strict):
+    enabled: bool = True
+    interval: Interval = timedelta(minutes=5)
+    jitter_s: int = Field(default=10, ge=0, le=600)
+
+
+class StoreConfig(_Strict):
+    path: str = Field(default="./data", min_length=1)
+
+
+class SlackRoute(_Strict):
+    team: str = "*"
+    severity: Literal["*", "info", "warning", "critical"] = "*"
+    webhook_env: EnvVarName
+
+
+class SlackConfig(_Strict):
+    default_webhook_env: EnvVarName = "ORGSCOPE_SLACK_WEBHOOK"
+    routes: list[SlackRoute] = Field(default_factory=list)
+
+
+class AlertsConfig(_Strict):
+    unreachable_intervals: int = Field(default=3, ge=1, le=100)
+    failed_invocations: int = Field(default=1, ge=1)
+    dlq_depth: int = Field(default=1, ge=1)
+    throttled_rules: int = Field(default=1, ge=1)
+    silent_ratio: Share = 0.1
+    repeat_interval: Interval = timedelta(hours=4)
+
+
+class HealConfig(_Strict):
+    enabled: bool = False
+    dry_run: bool = True
+    role_name: str = Field(default="OrgScopeAutoHeal", min_length=1)
+    external_id_env: EnvVarName = "ORGSCOPE_HEAL_EXTERNAL_ID"
+    opt_out_tag: str = Field(default="orgscope:autoheal", min_length=1)
+    exclude_rules: list[str] = Field(default_factory=list)
+    max_per_run: int = Field(default=5, ge=0, le=100)
+    max_per_hour: int = Field(default=20, ge=0, le=1000)
+    maintenance_disabled_share: Share = 0.3
+
+
+class DashboardConfig(_Strict):
+    address: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65535)
+    base_url: str = "http://localhost:8501"
+
+
+class Config(_Strict):
+    """The whole file. ``source`` is where it was read from, for messages."""
+
+    organization: OrganizationConfig
+    aws: AwsConfig
+    accounts: list[AccountConfig] = Field(default_factory=list)
+    collectors: dict[str, CollectorConfig] = Field(default_factory=dict)
+    store: StoreConfig = StoreConfig()
+    slack: SlackConfig = SlackConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    heal: HealConfig = HealConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    source: str = Field(default="config.toml", exclude=True)
+
+    @model_validator(mode="after")
+    def _accounts_consistent(self) -> Config:
+        seen: set[str] = set()
+        for account in self.accounts:
+            if account.id in seen:
+                raise ValueError(f"account id {account.id!r} is listed twice")
+            seen.add(account.id)
+        if self.organization.discovery == "config" and not self.accounts:
+            raise ValueError(
+                "no [[accounts]] listed; list them, or set organization.discovery = "
+                "'organizations'"
+            )
+        if self.heal.role_name == self.aws.read_role_name:
+            raise ValueError(
+                "heal.role_name must differ from aws.read_role_name: the heal role is "
+                "the only one allowed to change anything"
+            )
+        return self
+
+    def collector(self, name: str) -> CollectorConfig:
+        """Settings for one collector; defaults when the file has no section for it."""
+        return self.collectors.get(name, CollectorConfig())
+
+    def account(self, account_id: str) -> AccountConfig | None:
+        return next((a for a in self.accounts if a.id == account_id), None)
+
+
+# --- loading and error reporting -------------------------------------------------------------
+
+
+def _key_path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at ``loc`` accepts (for 'unknown key' messages)."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            if model is CollectorConfig or getattr(model, "__origin__", None) is dict:
+                continue
+            break
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        if args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel):
+            model = args[-1]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    return [name for name in model.model_fields if name != "source"]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_validation_error(source: str, error: ValidationError) -> list[str]:
+    """One line per problem: file, key, value and what is allowed."""
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = _key_path(loc)
+        kind = item["type"]
+        where = f"{source}: {key}" if key else source
+        if kind == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc[:-1]))
+            lines.append(f"{where}: unknown key (allowed here: {allowed})")
+        elif kind == "missing":
+            lines.append(f"{where}: required value is missing")
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            value = f" = {_describe(item['input'])}" if key else ""
+            lines.append(f"{where}{value}: {message}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], source: str = "config.toml") -> Config:
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(source, error)) from None
+
+
+def load_config(path: str | Path, known_collectors: Iterable[str] | None = None) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` for every user mistake.
+
+    ``known_collectors``, when given, is the set of registered collector names: a
+    ``[collectors.X]`` section for anything else is an error.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: file not found"]) from None
+    except OSError as error:
+        raise ConfigError([f"{source}: cannot be read ({error.strerror})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{source}: not valid TOML: {error}"]) from None
+    config = parse_config(data, source)
+    if known_collectors is not None:
+        known = sorted(known_collectors)
+        unknown = [name for name in config.collectors if name not in known]
+        if unknown:
+            raise ConfigError(
+                [
+                    f"{source}: collectors.{name}: unknown collector "
+                    f"(allowed: {', '.join(known)})"
+                    for name in unknown
+                ]
+            )
+    return config

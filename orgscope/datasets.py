@@ -1,0 +1,123 @@
+"""Dataset definitions: the public contract of what orgscope stores.
+
+A :class:`Dataset` names its columns and their Arrow types, the timestamp column that decides
+its ``date=`` partition, and, for snapshot datasets (inventory, reachability), the key that
+identifies one snapshot, so the store can offer a view of the latest one. Every frame is checked
+against its dataset before it is written: a collector that drifts from the contract fails
+loudly instead of writing a file that readers trip over later.
+
+docs/datasets.md documents every dataset defined here; tests/test_docs.py keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+class SchemaError(ValueError):
+    """A frame that does not match its dataset's columns."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One stored dataset.
+
+    ``snapshot_of``: for snapshot datasets, the columns that identify whose snapshot a row
+    belongs to (for example ``("account_id", "region")``); the store then exposes ``name`` as
+    the latest snapshot per key and ``name_history`` as every snapshot.
+
+    ``snapshot_collector``: the collector whose successful runs define "latest". With it, the
+    latest snapshot is the one taken at the newest ok run of that collector for the key, so an
+    account whose rules were all deleted shows none, not the last ones it had.
+    """
+
+    name: str
+    schema: pa.Schema
+    time_column: str
+    description: str
+    snapshot_of: tuple[str, ...] = field(default=())
+    snapshot_collector: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def to_table(self, frame: pd.DataFrame) -> pa.Table:
+        """Check ``frame`` against the schema and convert it; raise :class:`SchemaError`."""
+        present = set(frame.columns)
+        missing = [c for c in self.columns if c not in present]
+        extra = sorted(present - set(self.columns))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {missing}")
+            if extra:
+                parts.append(f"unexpected columns {extra}")
+            raise SchemaError(f"dataset {self.name}: " + "; ".join(parts))
+        try:
+            table = pa.Table.from_pandas(
+                frame[self.columns], schema=self.schema, preserve_index=False
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+            raise SchemaError(f"dataset {self.name}: {error}") from None
+        for column in self.schema:
+            if not column.nullable and table.column(column.name).null_count:
+                raise SchemaError(f"dataset {self.name}: column {column.name} has nulls")
+        return table
+
+    def empty_frame(self) -> pd.DataFrame:
+        return self.schema.empty_table().to_pandas()
+
+
+def _schema(*fields: tuple[str, pa.DataType] | tuple[str, pa.DataType, bool]) -> pa.Schema:
+    built = []
+    for item in fields:
+        name, dtype = item[0], item[1]
+        nullable = item[2] if len(item) == 3 else True
+        built.append(pa.field(name, dtype, nullable=nullable))
+    return pa.schema(built)
+
+
+ACCOUNTS = Dataset(
+    name="accounts",
+    description="Each account's reachability through the read role, per collection cycle.",
+    time_column="checked_at",
+    snapshot_of=("account_id",),
+    schema=_schema(
+        ("account_id", pa.string(), False),
+        ("name", pa.string(), False),
+        ("team", pa.string(), False),
+        ("environment", pa.string()),
+        ("cost_center", pa.string()),
+        ("reachable", pa.bool_(), False),
+        ("reason", pa.string()),
+        ("checked_at", UTC_TS, False),
+    ),
+)
+
+RUNS = Dataset(
+    name="runs",
+    description="One row per (collector, account, region) run: how it went and what it cost.",
+    time_column="started_at",
+    schema=_schema(
+        ("run_id", pa.string(), False),
+        ("collector", pa.string(), False),
+        ("account_id", pa.string(), False),
+        ("region", pa.string(), False),
+        ("started_at", UTC_TS, False),
+        ("duration_s", pa.float64(), False),
+        ("status", pa.string(), False),
+        ("error", pa.string()),
+        ("api_calls", pa.int64(), False),
+        ("api_calls_by_operation", pa.string()),
+        ("metrics_requested", pa.int64(), False),
+        ("rows", pa.int64(), False),
+    ),
+)
+
+SPINE_DATASETS: tuple[Dataset, ...] = (ACCOUNTS, RUNS)

@@ -1,0 +1,337 @@
+"""Collection runs: fan collectors out over accounts and regions, isolate failures, record runs.
+
+One *cycle* runs a set of collectors once. It
+
+1. resolves the accounts (config.toml or Organizations discovery);
+2. assumes the read role in every account, in parallel; an account that cannot be assumed is
+   recorded as unreachable, with the reason, and the others carry on;
+3. runs each collector for every reachable (account, region) on a bounded thread pool (payer
+   collectors once, in the management account); an exception in one run is caught, recorded
+   with its AWS error code, and stays there;
+4. checks every frame against its dataset and writes one file per dataset for the cycle;
+5. writes a ``runs`` row per (collector, account, region) and an ``accounts`` row per account.
+
+API calls are counted per run through the session factory's call hook and a context variable
+naming the run the current thread works for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from collectors.base import CollectContext, Collector, Frames, Window
+from orgscope.accounts import Account, accounts_from_config, discover_accounts
+from orgscope.aws import AccessError, SessionFactory, describe_error
+from orgscope.config import Config
+from orgscope.datasets import ACCOUNTS, RUNS, SchemaError
+from orgscope.store import Store
+
+log = logging.getLogger(__name__)
+
+#: AWS error codes that mean "the read role may not do this": the account is unreachable.
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+     "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"}
+)
+
+
+# --- counting API calls ----------------------------------------------------------------------
+
+
+@dataclass
+class CallCounter:
+    """API calls made by one run, by operation, and the CloudWatch metrics they requested."""
+
+    by_operation: Counter[str] = field(default_factory=Counter)
+    metrics_requested: int = 0
+
+    def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        self.by_operation[f"{service}:{operation}"] += 1
+        if operation == "GetMetricData":
+            self.metrics_requested += len(params.get("MetricDataQueries", []))
+        elif operation == "GetMetricStatistics":
+            self.metrics_requested += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_operation.values())
+
+
+_current_counter: ContextVar[CallCounter | None] = ContextVar("orgscope_call_counter", default=None)
+
+
+def count_call(service: str, operation: str, params: dict[str, Any]) -> None:
+    """The session factory's call hook: charge the call to the run this thread works for."""
+    counter = _current_counter.get()
+    if counter is not None:
+        counter.record(service, operation, params)
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """How one (collector, account, region) run went."""
+
+    collector: str
+    account: Account
+    region: str
+    started_at: datetime
+    duration_s: float
+    status: str
+    error: str | None
+    calls: CallCounter
+    frames: Frames = field(default_factory=dict)
+    access_denied: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(len(frame) for frame in self.frames.values())
+
+
+@dataclass
+class CycleResult:
+    """What one cycle did: its runs and each account's reachability."""
+
+    cycle_id: str
+    started_at: datetime
+    runs: list[RunResult]
+    reachability: dict[str, str | None]
+    accounts: list[Account]
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [run for run in self.runs if run.status != "ok"]
+
+
+Progress = Callable[[int, int, RunResult], None]
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+def error_code(error: BaseException) -> str | None:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "")) or None
+    return None
+
+
+def runs_frame(cycle_id: str, runs: Sequence[RunResult]) -> pd.DataFrame:
+    """Run results -> the ``runs`` dataset."""
+    rows = [
+        {
+            "run_id": cycle_id,
+            "collector": run.collector,
+            "account_id": run.account.id,
+            "region": run.region,
+            "started_at": run.started_at,
+            "duration_s": round(run.duration_s, 3),
+            "status": run.status,
+            "error": run.error,
+            "api_calls": run.calls.total,
+            "api_calls_by_operation": json.dumps(dict(sorted(run.calls.by_operation.items()))),
+            "metrics_requested": run.calls.metrics_requested,
+            "rows": run.rows,
+        }
+        for run in runs
+    ]
+    return pd.DataFrame(rows, columns=RUNS.columns)
+
+
+def account_reasons(
+    accounts: Sequence[Account], assume_errors: dict[str, str], runs: Sequence[RunResult]
+) -> dict[str, str | None]:
+    """Each account's unreachability reason (None when reachable).
+
+    An account is unreachable when its read role cannot be assumed, or when a run in it was
+    refused with an access-denied error (the role exists but lacks permissions).
+    """
+    reasons: dict[str, str | None] = {a.id: assume_errors.get(a.id) for a in accounts}
+    for run in runs:
+        if run.access_denied and reasons.get(run.account.id) is None:
+            reasons[run.account.id] = run.error
+    return reasons
+
+
+def accounts_frame(
+    accounts: Sequence[Account], reasons: dict[str, str | None], checked_at: datetime
+) -> pd.DataFrame:
+    rows = [
+        {
+            "account_id": a.id,
+            "name": a.name,
+            "team": a.team,
+            "environment": a.environment,
+            "cost_center": a.cost_center,
+            "reachable": reasons.get(a.id) is None,
+            "reason": reasons.get(a.id),
+            "checked_at": checked_at,
+        }
+        for a in accounts
+    ]
+    return pd.DataFrame(rows, columns=ACCOUNTS.columns)
+
+
+def new_cycle_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+# --- the runner ------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs collection cycles for one config, session factory and store."""
+
+    def __init__(self, config: Config, factory: SessionFactory, store: Store) -> None:
+        self.config = config
+        self.factory = factory
+        self.store = store
+
+    def accounts(self) -> list[Account]:
+        """The accounts to watch: from config.toml, or discovered from Organizations."""
+        if self.config.organization.discovery == "config":
+            return accounts_from_config(self.config)
+        management = self.config.organization.management_account_id
+        organizations = self.factory.client(management, "organizations", self.config.aws.regions[0])
+        return discover_accounts(organizations, self.config)
+
+    def assume_all(self, accounts: Sequence[Account]) -> dict[str, str]:
+        """AssumeRole into every account in parallel -> {account_id: reason} for failures."""
+        errors: dict[str, str] = {}
+
+        def attempt(account: Account) -> None:
+            try:
+                self.factory.session(account.id)
+            except AccessError as error:
+                errors[account.id] = error.reason
+                log.warning("account %s (%s) unreachable: %s", account.id, account.name,
+                            error.reason)
+
+        with ThreadPoolExecutor(max_workers=self.config.aws.max_workers) as pool:
+            list(pool.map(attempt, accounts))
+        return errors
+
+    def _run_one(
+        self, collector: Collector, account: Account, region: str, started: datetime
+    ) -> RunResult:
+        counter = CallCounter()
+        token = _current_counter.set(counter)
+        clock = time.monotonic()
+        interval = self.config.collector(collector.name).interval
+        ctx = CollectContext(
+            account=account,
+            region=region,
+            window=Window(start=started - interval, end=started),
+            collected_at=started,
+            client_factory=lambda service: self.factory.client(account.id, service, region),
+        )
+        status, error, frames, denied = "ok", None, {}, False
+        try:
+            frames = collector.fn(ctx)
+            for dataset in collector.datasets:
+                dataset.to_table(frames.get(dataset.name, dataset.empty_frame()))
+        except AccessError as exc:
+            status, error, denied = "error", exc.reason, True
+        except (ClientError, BotoCoreError) as exc:
+            status, error = "error", describe_error(exc)
+            denied = error_code(exc) in ACCESS_DENIED_CODES
+        except SchemaError as exc:
+            status, error = "error", f"SchemaError: {exc}"
+            log.error("collector %s returned a frame that breaks its contract: %s",
+                      collector.name, exc)
+        except Exception as exc:  # a bug in one collector must not stop the others
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            log.exception("collector %s failed in %s %s", collector.name, account.id, region)
+        finally:
+            _current_counter.reset(token)
+        if status != "ok":
+            frames = {}
+            log.warning("%s %s %s: %s", collector.name, account.id, region, error)
+        duration = time.monotonic() - clock
+        log.info("%s %s %s: %s in %.2fs, %d API calls, %d rows", collector.name, account.id,
+                 region, status, duration, counter.total, sum(len(f) for f in frames.values()))
+        return RunResult(collector.name, account, region, started, duration, status, error,
+                         counter, frames, denied)
+
+    def _targets(
+        self, collectors: Sequence[Collector], accounts: Sequence[Account]
+    ) -> list[tuple[Collector, Account, str]]:
+        targets = []
+        by_id = {a.id: a for a in accounts}
+        for collector in collectors:
+            if collector.scope == "payer":
+                payer_id = self.config.organization.management_account_id
+                payer = by_id.get(payer_id) or Account(payer_id, "management", "platform")
+                targets.append((collector, payer, self.config.aws.regions[0]))
+            else:
+                for account in accounts:
+                    for region in self.config.aws.regions:
+                        targets.append((collector, account, region))
+        return targets
+
+    def run_cycle(
+        self,
+        collectors: Sequence[Collector],
+        progress: Progress | None = None,
+        now: datetime | None = None,
+    ) -> CycleResult:
+        """Run ``collectors`` once over every account and region; store what they return."""
+        started = (now or datetime.now(UTC)).replace(microsecond=0)
+        cycle_id = new_cycle_id(started)
+        accounts = self.accounts()
+        assume_errors = self.assume_all(accounts)
+        targets = self._targets(collectors, accounts)
+        results: list[RunResult] = []
+        pending = []
+        for collector, account, region in targets:
+            if account.id in assume_errors:
+                results.append(
+                    RunResult(collector.name, account, region, started, 0.0, "error",
+                              f"account unreachable: {assume_errors[account.id]}",
+                              CallCounter(), access_denied=True)
+                )
+            else:
+                pending.append((collector, account, region))
+        total = len(targets)
+        if progress:
+            for result in results:
+                progress(len(results), total, result)
+        with ThreadPoolExecutor(max_workers=self.config.aws.max_workers) as pool:
+            futures = [pool.submit(self._run_one, c, a, r, started) for c, a, r in pending]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                if progress:
+                    progress(len(results), total, result)
+        self._store(cycle_id, collectors, results)
+        reasons = account_reasons(accounts, assume_errors, results)
+        self.store.write(ACCOUNTS.name, accounts_frame(accounts, reasons, started), cycle_id)
+        self.store.write(RUNS.name, runs_frame(cycle_id, results), cycle_id)
+        return CycleResult(cycle_id, started, results, reasons, accounts)
+
+    def _store(self, cycle_id: str, collectors: Sequence[Collector],
+               results: Sequence[RunResult]) -> None:
+        for collector in collectors:
+            for dataset in collector.datasets:
+                frames = [
+                    r.frames[dataset.name]
+                    for r in results
+                    if r.collector == collector.name and len(r.frames.get(dataset.name, ())) > 0
+                ]
+                if frames:
+                    combined = pd.concat(frames, ignore_index=True)
+                    self.store.write(dataset.name, combined, cycle_id)
