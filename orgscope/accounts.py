@@ -68,7 +68,8 @@ def discover_accounts(organizations: Any, config: Config) -> list[Account]:
             account_id = entry["Id"]
             status = entry.get("Status", "ACTIVE")
             if status != "ACTIVE":
-                log.info("skipping account %s (%s): status %s", account_id, entry.get("Name"), status)
+                log.info("skipping account %s (%s): status %s", account_id,
+                         entry.get("Name"), status)
                 continue
             configured = config.account(account_id)
             if configured is not None:

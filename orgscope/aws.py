@@ -141,7 +141,9 @@ class SessionFactory:
             def _count(model: Any, params: dict[str, Any], **_: Any) -> None:
                 hook(service, model.name, params)
 
-            client.meta.events.register("before-call", _count)
+            # before-parameter-build fires once per API call (not per retry), with the
+            # caller's parameters: enough to count metrics requested and traces fetched.
+            client.meta.events.register("before-parameter-build", _count)
         return client
 
     def _sts_client(self) -> Any:
@@ -163,7 +165,8 @@ class SessionFactory:
         try:
             response = self._sts_client().assume_role(**params)
         except (ClientError, BotoCoreError) as error:
-            raise AccessError(account_id, f"cannot assume {role.name}: " + describe_error(error))
+            reason = f"cannot assume {role.name}: " + describe_error(error)
+            raise AccessError(account_id, reason) from None
         creds = response["Credentials"]
         expiry = creds["Expiration"]
         if isinstance(expiry, datetime):
@@ -197,7 +200,9 @@ class SessionFactory:
                 method="sts-assume-role",
             )
             botocore_session = botocore.session.get_session()
-            botocore_session._credentials = credentials  # the documented c7n/aws-sdk pattern
+            # c7n and aws-sdk-pandas set refreshable credentials this way: botocore has no
+            # public setter that keeps the refresh callback.
+            botocore_session._credentials = credentials  # type: ignore[attr-defined]
             session = boto3.Session(botocore_session=botocore_session)
             self._sessions[key] = session
             return session

@@ -65,13 +65,11 @@ class Dataset:
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
             raise SchemaError(f"dataset {self.name}: {error}") from None
-        for column in self.schema:
-            if not column.nullable and table.column(column.name).null_count:
-                raise SchemaError(f"dataset {self.name}: column {column.name} has nulls")
         return table
 
     def empty_frame(self) -> pd.DataFrame:
-        return self.schema.empty_table().to_pandas()
+        frame: pd.DataFrame = self.schema.empty_table().to_pandas()
+        return frame
 
 
 def _schema(*fields: tuple[str, pa.DataType] | tuple[str, pa.DataType, bool]) -> pa.Schema:

@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orgscope.datasets import Dataset
@@ -180,21 +181,23 @@ def _latest_sql(history: str, dataset: Dataset, keys: str, time: str) -> str:
     )
 
 
-def _duckdb_type(arrow_type: Any) -> str:
-    import pyarrow as pa
+_SIMPLE_TYPES = (
+    (pa.types.is_string, "VARCHAR"),
+    (pa.types.is_large_string, "VARCHAR"),
+    (pa.types.is_boolean, "BOOLEAN"),
+    (pa.types.is_integer, "BIGINT"),
+    (pa.types.is_floating, "DOUBLE"),
+    (pa.types.is_date, "DATE"),
+)
 
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "VARCHAR"
-    if pa.types.is_boolean(arrow_type):
-        return "BOOLEAN"
-    if pa.types.is_integer(arrow_type):
-        return "BIGINT"
-    if pa.types.is_floating(arrow_type):
-        return "DOUBLE"
+
+def _duckdb_type(arrow_type: Any) -> str:
+    """The DuckDB type of an Arrow type, for typed empty views."""
+    for check, name in _SIMPLE_TYPES:
+        if check(arrow_type):
+            return name
     if pa.types.is_timestamp(arrow_type):
         return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
-    if pa.types.is_date(arrow_type):
-        return "DATE"
     if pa.types.is_list(arrow_type):
         return _duckdb_type(arrow_type.value_type) + "[]"
     raise StoreError(f"no DuckDB type for {arrow_type}")

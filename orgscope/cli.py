@@ -1,0 +1,277 @@
+"""The `orgscope` command.
+
+    orgscope [--config PATH] [--store PATH] [-v] COMMAND
+
+Commands: check-config, collect, query, serve, sim, dashboard, demo. A user mistake (bad config,
+bad SQL, unknown collector) prints one clear line per problem and exits with status 2; no
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import pandas as pd
+
+from collectors import registry
+from collectors.base import Collector
+from orgscope import __version__, wiring
+from orgscope.config import Config, ConfigError
+from orgscope.runner import RunResult
+from orgscope.store import StoreError
+from orgscope.tables import render_table
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how orgscope was called; printed as one line, exit status 2."""
+
+
+def configure_logging(verbose: int, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else logging.INFO
+    if verbose:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "urllib3", "apscheduler.executors", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return wiring.load(args.config, store=args.store)
+
+
+# --- check-config ----------------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    print(f"{config.source}: valid ({len(config.accounts)} accounts listed, "
+          f"regions {', '.join(config.aws.regions)}, discovery={config.organization.discovery})")
+    if args.no_aws:
+        return EXIT_OK
+    runner = wiring.runner(config)
+    accounts = runner.accounts()
+    errors = runner.assume_all(accounts)
+    rows = [
+        {
+            "account": a.name,
+            "id": a.id,
+            "team": a.team,
+            "reachable": "no" if a.id in errors else "yes",
+            "reason": errors.get(a.id, ""),
+        }
+        for a in accounts
+    ]
+    print(f"AssumeRole {config.aws.read_role_name} into each account:")
+    print(render_table(pd.DataFrame(rows)))
+    if errors:
+        print(f"{len(errors)} of {len(accounts)} accounts unreachable.")
+        return EXIT_FAILED
+    print(f"All {len(accounts)} accounts reachable.")
+    return EXIT_OK
+
+
+# --- collect ---------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent when the stream is not a TTY."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.enabled = stream.isatty()
+        self.failed = 0
+
+    def __call__(self, done: int, total: int, result: RunResult) -> None:
+        if result.status != "ok":
+            self.failed += 1
+        if not self.enabled:
+            return
+        filled = int(self.width * done / max(total, 1))
+        bar = "#" * filled + "-" * (self.width - filled)
+        label = f"{result.collector} {result.account.name} {result.region}"
+        self.stream.write(f"\r[{bar}] {done}/{total} failed {self.failed}  {label[:40]:<40}")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _selected(only: Sequence[str] | None) -> list[Collector]:
+    if not only:
+        return list(registry.COLLECTORS.values())
+    try:
+        return [registry.get(name) for name in only]
+    except KeyError as error:
+        raise UsageError(str(error.args[0])) from None
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not args.once:
+        raise UsageError("collect runs one cycle: pass --once (use `orgscope serve` to keep "
+                         "collecting on a schedule)")
+    collectors = _selected(args.only)
+    runner = wiring.runner(config)
+    cycle = runner.run_cycle(collectors, progress=ProgressBar(sys.stderr))
+    rows = [
+        {
+            "collector": run.collector,
+            "account": run.account.name,
+            "id": run.account.id,
+            "region": run.region,
+            "status": run.status,
+            "seconds": round(run.duration_s, 2),
+            "api_calls": run.calls.total,
+            "rows": run.rows,
+            "error": run.error or "",
+        }
+        for run in sorted(cycle.runs, key=lambda r: (r.collector, r.account.name, r.region))
+    ]
+    print(render_table(pd.DataFrame(rows)))
+    failed = cycle.failed
+    print(f"cycle {cycle.cycle_id}: {len(cycle.runs) - len(failed)} ok, {len(failed)} failed; "
+          f"stored under {runner.store.root}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# --- query -----------------------------------------------------------------------------------
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    config = _load(args)
+    store = wiring.open_store(config)
+    try:
+        frame = store.query(args.sql)
+    except StoreError as error:
+        views = ", ".join(store.view_names())
+        raise UsageError(f"query failed: {error} (views: {views})") from None
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        print(render_table(frame))
+    return EXIT_OK
+
+
+# --- long-running commands -------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from orgscope.scheduler import serve
+
+    config = _load(args)
+    return serve(wiring.runner(config), list(registry.COLLECTORS.values()))
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.cli import run_sim
+
+    config = _load(args)
+    return run_sim(config.source, port=args.port, scenario=args.scenario, tick_s=args.tick)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from orgscope.processes import run_dashboard
+
+    config = _load(args)
+    return run_dashboard(config, port=args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from orgscope.demo import run_demo
+
+    config = _load(args)
+    return run_demo(config, port=args.port, scenario=args.scenario, tick_s=args.tick)
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orgscope",
+        description="Cross-account observability and cost for event-driven AWS organizations.",
+        epilog="Docs: docs/README.md. Config reference: docs/config.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"orgscope {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $ORGSCOPE_CONFIG, else ./config.toml)")
+    parser.add_argument("--store", metavar="PATH",
+                        help="override store.path from the config (a folder or file:// URL)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser(
+        "check-config", help="validate the config and try AssumeRole into every account")
+    check.add_argument("--no-aws", action="store_true", help="only validate the file")
+    check.set_defaults(func=cmd_check_config, quiet=True)
+
+    collect = commands.add_parser("collect", help="run the collectors once")
+    collect.add_argument("--once", action="store_true", help="run one cycle and exit")
+    collect.add_argument("--only", action="append", metavar="NAME",
+                         help=f"run only this collector (repeatable; known: "
+                              f"{', '.join(registry.COLLECTORS)})")
+    collect.set_defaults(func=cmd_collect, quiet=True)
+
+    query = commands.add_parser("query", help="run DuckDB SQL over the stored datasets")
+    query.add_argument("sql", help='for example "select count(*) from rules"')
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.set_defaults(func=cmd_query, quiet=True)
+
+    serve = commands.add_parser("serve", help="run the collectors on their schedules")
+    serve.set_defaults(func=cmd_serve, quiet=False)
+
+    sim = commands.add_parser("sim", help="run the simulated organization on a local endpoint")
+    sim.add_argument("--port", type=int, default=5000, help="endpoint port (default 5000)")
+    sim.add_argument("--scenario", metavar="FILE", help="fault timeline (TOML)")
+    sim.add_argument("--tick", type=float, default=60.0, help="seconds between traffic ticks")
+    sim.set_defaults(func=cmd_sim, quiet=False)
+
+    dashboard = commands.add_parser("dashboard", help="run the Streamlit dashboard")
+    dashboard.add_argument("--port", type=int, help="port (default: dashboard.port)")
+    dashboard.set_defaults(func=cmd_dashboard, quiet=False)
+
+    demo = commands.add_parser(
+        "demo", help="simulator + scheduler + dashboard together (what `make demo` runs)")
+    demo.add_argument("--port", type=int, help="dashboard port (default: dashboard.port)")
+    demo.add_argument("--scenario", metavar="FILE", help="fault timeline (TOML)")
+    demo.add_argument("--tick", type=float, default=30.0, help="seconds between traffic ticks")
+    demo.set_defaults(func=cmd_demo, quiet=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, quiet=args.quiet)
+    try:
+        status: int = args.func(args)
+    except ConfigError as error:
+        for line in error.lines:
+            print(f"orgscope: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, StoreError) as error:
+        print(f"orgscope: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

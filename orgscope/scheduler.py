@@ -1,0 +1,101 @@
+"""`orgscope serve`: the collectors on APScheduler at their configured intervals.
+
+One job per enabled collector: at most one instance at a time, missed runs coalesced into one,
+a random jitter per run, the first run at start-up. SIGINT and SIGTERM shut the scheduler down
+cleanly, waiting for a running cycle to finish its writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collectors.base import Collector
+from orgscope.config import format_interval
+from orgscope.runner import CycleResult, Runner
+
+log = logging.getLogger(__name__)
+
+
+def summarize(collector: str, cycle: CycleResult, seconds: float) -> str:
+    """The one log line per collection run."""
+    ok = sum(1 for run in cycle.runs if run.status == "ok")
+    failed = len(cycle.runs) - ok
+    calls = sum(run.calls.total for run in cycle.runs)
+    unreachable = sorted(a for a, reason in cycle.reachability.items() if reason)
+    text = (
+        f"collector {collector}: {ok} ok, {failed} failed in {seconds:.1f}s, "
+        f"{calls} API calls"
+    )
+    if unreachable:
+        text += f"; unreachable: {', '.join(unreachable)}"
+    return text
+
+
+def run_job(runner: Runner, collector: Collector) -> None:
+    """One scheduled run; never raises into APScheduler (which would only log it)."""
+    started = datetime.now(UTC)
+    try:
+        cycle = runner.run_cycle([collector])
+    except Exception:
+        log.exception("collector %s: the cycle failed before it could record its runs",
+                      collector.name)
+        return
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    log.info(summarize(collector.name, cycle, seconds))
+
+
+def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> BackgroundScheduler:
+    """A scheduler with one job per enabled collector (not started)."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    now = datetime.now(UTC)
+    for collector in collectors:
+        settings = runner.config.collector(collector.name)
+        if not settings.enabled:
+            log.info("collector %s is disabled in config", collector.name)
+            continue
+        scheduler.add_job(
+            run_job,
+            IntervalTrigger(seconds=int(settings.interval.total_seconds()),
+                            jitter=settings.jitter_s or None),
+            args=(runner, collector),
+            id=collector.name,
+            name=f"collect {collector.name}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(settings.interval.total_seconds()),
+            next_run_time=now,
+        )
+        log.info("collector %s every %s (jitter %ss)", collector.name,
+                 format_interval(settings.interval), settings.jitter_s)
+    return scheduler
+
+
+def serve(runner: Runner, collectors: Sequence[Collector],
+          stop: threading.Event | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit status."""
+    stop = stop or threading.Event()
+    scheduler = build_scheduler(runner, collectors)
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+    scheduler.start()
+    log.info("scheduler started with %d job(s)", len(scheduler.get_jobs()))
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+        log.info("scheduler stopped")
+    return 0

@@ -1,0 +1,153 @@
+"""config.toml validation: every kind of mistake gives its own clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orgscope.config import ConfigError, format_interval, load_config, parse_config, parse_interval
+
+
+def errors_for(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "cfg.toml")
+    return caught.value.lines
+
+
+def test_reference_config_is_valid() -> None:
+    config = load_config(Path(__file__).parent.parent / "config.toml", ["inventory"])
+    assert len(config.accounts) == 13
+    assert config.organization.central_bus_name == "central-bus"
+    assert config.collector("inventory").interval == timedelta(minutes=5)
+
+
+def test_unknown_key_names_the_key_and_what_is_allowed(config_data: dict[str, Any]) -> None:
+    config_data["aws"]["regoins"] = ["us-east-1"]
+    (line,) = errors_for(config_data)
+    assert line.startswith("cfg.toml: aws.regoins: unknown key")
+    assert "regions" in line and "read_role_name" in line
+
+
+def test_unknown_top_level_section(config_data: dict[str, Any]) -> None:
+    config_data["alertz"] = {}
+    (line,) = errors_for(config_data)
+    assert "cfg.toml: alertz: unknown key" in line
+    assert "alerts" in line
+
+
+def test_malformed_account_id(config_data: dict[str, Any]) -> None:
+    config_data["accounts"][2]["id"] = "33333"
+    (line,) = errors_for(config_data)
+    assert line == (
+        "cfg.toml: accounts[2].id = '33333': must be a 12-digit AWS account id, quoted, "
+        "e.g. '111111111111'"
+    )
+
+
+def test_unquoted_account_id_is_refused(config_data: dict[str, Any]) -> None:
+    config_data["accounts"][0]["id"] = 111111111111
+    (line,) = errors_for(config_data)
+    assert line.startswith("cfg.toml: accounts[0].id = 111111111111:")
+
+
+def test_bad_interval(config_data: dict[str, Any]) -> None:
+    config_data["collectors"]["inventory"]["interval"] = "5 minutes"
+    (line,) = errors_for(config_data)
+    assert line.startswith("cfg.toml: collectors.inventory.interval = '5 minutes': must be")
+    assert "'30s'" in line and "'5m'" in line
+
+
+def test_interval_out_of_range(config_data: dict[str, Any]) -> None:
+    config_data["collectors"]["inventory"]["interval"] = "5s"
+    (line,) = errors_for(config_data)
+    assert "between '30s' and '1d'" in line
+
+
+def test_missing_required_value(config_data: dict[str, Any]) -> None:
+    del config_data["organization"]["management_account_id"]
+    (line,) = errors_for(config_data)
+    assert line == "cfg.toml: organization.management_account_id: required value is missing"
+
+
+def test_bad_region(config_data: dict[str, Any]) -> None:
+    config_data["aws"]["regions"] = ["us-east-1", "mars-1"]
+    (line,) = errors_for(config_data)
+    assert line.startswith("cfg.toml: aws.regions[1] = 'mars-1': must be an AWS region")
+
+
+def test_secret_instead_of_env_var_name(config_data: dict[str, Any]) -> None:
+    config_data["slack"]["default_webhook_env"] = "https://hooks.slack.com/services/T/B/X"
+    (line,) = errors_for(config_data)
+    assert "slack.default_webhook_env" in line
+    assert "NAME of an environment variable" in line
+
+
+def test_several_mistakes_give_several_lines(config_data: dict[str, Any]) -> None:
+    config_data["accounts"][0]["id"] = "x"
+    config_data["aws"]["max_workers"] = 0
+    lines = errors_for(config_data)
+    assert len(lines) == 2
+
+
+def test_duplicate_account(config_data: dict[str, Any]) -> None:
+    config_data["accounts"].append(dict(config_data["accounts"][0]))
+    (line,) = errors_for(config_data)
+    assert "'111111111111' is listed twice" in line
+
+
+def test_heal_role_must_differ_from_read_role(config_data: dict[str, Any]) -> None:
+    config_data["heal"]["role_name"] = config_data["aws"]["read_role_name"]
+    (line,) = errors_for(config_data)
+    assert "heal.role_name must differ" in line
+
+
+def test_unknown_collector_section(tmp_path: Path, config_file: Path) -> None:
+    text = config_file.read_text() + '\n[collectors.metrix]\ninterval = "1m"\n'
+    config_file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file, ["inventory"])
+    assert caught.value.lines == [
+        f"{config_file}: collectors.metrix: unknown collector (allowed: inventory)"
+    ]
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[aws\nregions = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.lines[0].startswith(f"{path}: not valid TOML:")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.toml")
+    assert caught.value.lines == [f"{tmp_path / 'nope.toml'}: file not found"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600),
+                                               ("1d", 86400)])
+def test_interval_round_trip(text: str, seconds: int) -> None:
+    interval = parse_interval(text)
+    assert interval.total_seconds() == seconds
+    assert format_interval(interval) == text
+
+
+def test_cli_bad_config_exits_2_without_traceback(config_file: Path) -> None:
+    config_file.write_text(config_file.read_text().replace('"444444444444"', '"44444"'))
+    result = subprocess.run(
+        [sys.executable, "-m", "orgscope.cli", "--config", str(config_file),
+         "check-config", "--no-aws"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"orgscope: {config_file}: accounts[3].id = '44444': must be a 12-digit AWS account id, "
+        "quoted, e.g. '111111111111'"
+    )

@@ -1,0 +1,159 @@
+"""The store: atomic writes, schema checks, partitions and the DuckDB views."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+import pytest
+
+from collectors import registry
+from collectors.inventory import RULES
+from orgscope.datasets import ACCOUNTS, RUNS, SchemaError
+from orgscope.store import Store, StoreError
+
+T0 = datetime(2026, 11, 25, 23, 58, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(str(tmp_path / "store"), registry.all_datasets())
+
+
+def rule_row(account: str, rule: str, state: str, at: datetime) -> dict[str, object]:
+    return {
+        "account_id": account, "region": "us-east-1", "bus": "central-bus", "rule": rule,
+        "arn": f"arn:aws:events:us-east-1:{account}:rule/central-bus/{rule}", "state": state,
+        "description": None, "event_pattern": json.dumps({"source": ["x"]}),
+        "schedule_expression": None, "managed_by": None, "targets": "[]", "target_count": 0,
+        "dlq_arns": [], "tags": "{}", "collected_at": at,
+    }
+
+
+def run_row(account: str, at: datetime, status: str = "ok") -> dict[str, object]:
+    return {
+        "run_id": "r", "collector": "inventory", "account_id": account, "region": "us-east-1",
+        "started_at": at, "duration_s": 0.1, "status": status, "error": None, "api_calls": 3,
+        "api_calls_by_operation": "{}", "metrics_requested": 0, "rows": 1,
+    }
+
+
+def test_empty_store_has_typed_empty_views(store: Store) -> None:
+    assert store.query("select count(*) as n from rules")["n"][0] == 0
+    frame = store.query("select * from accounts")
+    assert list(frame.columns) == [*ACCOUNTS.columns, "date"]
+
+
+def test_write_then_query(store: Store) -> None:
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)])
+    store.write("rules", frame, "run1")
+    store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "run1")
+    result = store.query("select rule, state, dlq_arns from rules")
+    assert result.to_dict("records")[0]["rule"] == "a"
+
+
+def test_partitions_by_date_of_the_time_column(store: Store, tmp_path: Path) -> None:
+    later = T0 + timedelta(minutes=5)  # crosses midnight
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0),
+                          rule_row("111111111111", "a", "ENABLED", later)])
+    written = store.write("rules", frame, "run1")
+    assert sorted(p.parent.name for p in written) == ["date=2026-11-25", "date=2026-11-26"]
+    dates = store.query("select distinct date from rules_history order by date")["date"]
+    assert [str(d)[:10] for d in dates] == ["2026-11-25", "2026-11-26"]
+
+
+def test_latest_snapshot_follows_the_last_ok_run(store: Store) -> None:
+    later = T0 + timedelta(minutes=5)
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0),
+                                        rule_row("111111111111", "b", "ENABLED", T0)]), "r1")
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "DISABLED", later)]), "r2")
+    store.write("runs", pd.DataFrame([run_row("111111111111", T0),
+                                       run_row("111111111111", later)]), "r2")
+    latest = store.query("select rule, state from rules order by rule")
+    assert latest.to_dict("records") == [{"rule": "a", "state": "DISABLED"}]
+    assert store.query("select count(*) as n from rules_history")["n"][0] == 3
+
+
+def test_an_ok_run_with_no_rules_empties_the_latest_view(store: Store) -> None:
+    later = T0 + timedelta(minutes=5)
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)]), "r1")
+    store.write("runs", pd.DataFrame([run_row("111111111111", T0),
+                                       run_row("111111111111", later)]), "r2")
+    assert store.query("select count(*) as n from rules")["n"][0] == 0
+
+
+def test_a_failed_run_keeps_the_last_known_snapshot(store: Store) -> None:
+    later = T0 + timedelta(minutes=5)
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)]), "r1")
+    store.write("runs", pd.DataFrame([run_row("111111111111", T0),
+                                       run_row("111111111111", later, "error")]), "r2")
+    assert store.query("select count(*) as n from rules")["n"][0] == 1
+
+
+def test_schema_check_names_missing_and_extra_columns(store: Store) -> None:
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)])
+    frame = frame.drop(columns=["state"]).assign(colour="red")
+    with pytest.raises(SchemaError, match=r"missing columns \['state'\]; unexpected columns "
+                                          r"\['colour'\]"):
+        store.write("rules", frame, "r1")
+    assert store.files("rules") == []
+
+
+def test_schema_check_refuses_wrong_types(store: Store) -> None:
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)])
+    frame["target_count"] = "three"
+    with pytest.raises(SchemaError, match="dataset rules"):
+        store.write("rules", frame, "r1")
+
+
+def test_schema_check_refuses_nulls_in_required_columns(store: Store) -> None:
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)])
+    frame["state"] = None
+    with pytest.raises(SchemaError, match="state: string not null> was non-nullable"):
+        store.write("rules", frame, "r1")
+
+
+def test_write_is_atomic_when_writing_fails(store: Store) -> None:
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)])
+    with mock.patch("orgscope.store.pq.write_table", side_effect=OSError("disk full")), \
+            pytest.raises(OSError, match="disk full"):
+        store.write("rules", frame, "r1")
+    folder = store.root / "rules"
+    assert list(folder.rglob("*")) == [folder / "date=2026-11-25"]  # no partial or temp file
+
+
+def test_temp_files_are_invisible_to_readers(store: Store) -> None:
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)]), "r1")
+    partition = store.root / "rules" / "date=2026-11-25"
+    (partition / ".half-written.parquet.tmp").write_bytes(b"PAR1 not finished")
+    assert store.query("select count(*) as n from rules_history")["n"][0] == 1
+
+
+def test_same_run_id_twice_does_not_overwrite(store: Store) -> None:
+    frame = pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)])
+    store.write("rules", frame, "r1")
+    store.write("rules", frame, "r1")
+    assert len(store.files("rules")) == 2
+
+
+def test_unknown_dataset(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown dataset 'rulez'"):
+        store.write("rulez", pd.DataFrame(), "r1")
+
+
+def test_bad_sql_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="rulez"):
+        store.query("select * from rulez")
+
+
+def test_remote_schemes_are_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="s3:// scheme is not supported yet"):
+        Store("s3://bucket/prefix", [RUNS])
+
+
+def test_file_url(tmp_path: Path) -> None:
+    store = Store(f"file://{tmp_path}/s", [RULES, RUNS])
+    assert store.root == (tmp_path / "s").resolve()
