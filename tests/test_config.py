@@ -143,7 +143,7 @@ def test_cli_bad_config_exits_2_without_traceback(config_file: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "orgscope.cli", "--config", str(config_file),
          "check-config", "--no-aws"],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -1,0 +1,127 @@
+"""The runner: fan-out, isolation of failures, run rows, API call counting."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pandas as pd
+import pyarrow as pa
+from botocore.exceptions import ClientError
+
+from collectors.base import CollectContext, Collector, Frames
+from orgscope.aws import AccessError, SessionFactory
+from orgscope.config import Config
+from orgscope.datasets import SPINE_DATASETS, Dataset
+from orgscope.runner import Runner, count_call
+from orgscope.store import Store
+
+PINGS = Dataset(
+    name="pings",
+    description="test dataset",
+    time_column="at",
+    schema=pa.schema([pa.field("account_id", pa.string()), pa.field("at", pa.timestamp("us",
+                                                                                      tz="UTC"))]),
+)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class FakeFactory:
+    """Stands in for SessionFactory: some accounts cannot be assumed."""
+
+    def __init__(self, unreachable: set[str]) -> None:
+        self.unreachable = unreachable
+
+    def session(self, account_id: str, role: Any = None) -> object:
+        if account_id in self.unreachable:
+            raise AccessError(account_id, "cannot assume OrgScopeReadOnly: AccessDenied")
+        return object()
+
+    def client(self, account_id: str, service: str, region: str, role: Any = None) -> object:
+        return {"account": account_id, "service": service}
+
+
+def ping(ctx: CollectContext) -> Frames:
+    count_call("events", "ListRules", {})
+    count_call("cloudwatch", "GetMetricData", {"MetricDataQueries": [1, 2, 3]})
+    if ctx.account.id == "333333333333":
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
+                          "ListRules")
+    if ctx.account.id == "555555555555":
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                          "ListRules")
+    if ctx.account.id == "666666666666":
+        raise RuntimeError("a bug")
+    frame = pd.DataFrame([{"account_id": ctx.account.id, "at": ctx.collected_at}])
+    if ctx.account.id == "777777777777":
+        frame["extra"] = 1  # breaks the contract
+    return {"pings": frame}
+
+
+PING = Collector(name="ping", fn=ping, datasets=(PINGS,), scope="regional", description="t",
+                 iam_actions=("events:ListRules",))
+
+
+def make_runner(config: Config, unreachable: set[str]) -> Runner:
+    store = Store(config.store.path, [PINGS, *SPINE_DATASETS])
+    return Runner(config, cast(SessionFactory, FakeFactory(unreachable)), store)
+
+
+def test_failures_stay_inside_their_account(config: Config) -> None:
+    runner = make_runner(config, unreachable={"444444444444"})
+    cycle = runner.run_cycle([PING], now=NOW)
+    by_account = {run.account.id: run for run in cycle.runs}
+    assert len(cycle.runs) == 13
+    assert by_account["111111111111"].status == "ok"
+    assert by_account["444444444444"].error == (
+        "account unreachable: cannot assume OrgScopeReadOnly: AccessDenied")
+    assert by_account["333333333333"].error == "ThrottlingException on ListRules: slow down"
+    assert by_account["666666666666"].error == "RuntimeError: a bug"
+    assert by_account["777777777777"].error is not None
+    assert "unexpected columns ['extra']" in by_account["777777777777"].error
+    stored = runner.store.query("select account_id from pings order by 1")["account_id"].tolist()
+    assert len(stored) == 8  # 13 accounts less the five that failed
+    assert "777777777777" not in stored
+
+
+def test_reachability_separates_denied_from_other_errors(config: Config) -> None:
+    runner = make_runner(config, unreachable={"444444444444"})
+    runner.run_cycle([PING], now=NOW)
+    accounts = runner.store.query(
+        "select account_id, reachable, reason from accounts order by account_id")
+    status = {row.account_id: (row.reachable, row.reason) for row in accounts.itertuples()}
+    assert status["444444444444"] == (False, "cannot assume OrgScopeReadOnly: AccessDenied")
+    assert status["555555555555"] == (False, "AccessDeniedException on ListRules: no")
+    assert status["333333333333"][0]  # throttled is not unreachable
+    assert status["111111111111"][0] and pd.isna(status["111111111111"][1])
+
+
+def test_run_rows_record_calls_and_metrics(config: Config) -> None:
+    runner = make_runner(config, unreachable=set())
+    cycle = runner.run_cycle([PING], now=NOW)
+    runs = runner.store.query("select * from runs where account_id = '111111111111'")
+    row = runs.iloc[0]
+    assert row["collector"] == "ping" and row["status"] == "ok"
+    assert row["api_calls"] == 2
+    assert row["metrics_requested"] == 3
+    assert json.loads(row["api_calls_by_operation"]) == {
+        "cloudwatch:GetMetricData": 1, "events:ListRules": 1}
+    assert row["rows"] == 1
+    assert row["run_id"] == cycle.cycle_id
+    assert len(runner.store.query("select * from runs")) == 13
+
+
+def test_progress_is_reported_for_every_run(config: Config) -> None:
+    runner = make_runner(config, unreachable={"444444444444"})
+    seen: list[tuple[int, int]] = []
+    runner.run_cycle([PING], progress=lambda done, total, _r: seen.append((done, total)), now=NOW)
+    assert sorted(seen) == [(i, 13) for i in range(1, 14)]
+
+
+def test_payer_collectors_run_once_in_the_management_account(config: Config) -> None:
+    payer = Collector(name="ping", fn=ping, datasets=(PINGS,), scope="payer", description="t",
+                      iam_actions=())
+    runner = make_runner(config, unreachable=set())
+    cycle = runner.run_cycle([payer], now=NOW)
+    assert [(r.account.id, r.region) for r in cycle.runs] == [("101010101010", "us-east-1")]
