@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_TEAM = "unassigned"
 
+#: IAM actions discovery calls through the read role (iam/orgscope-read-role.yaml).
+DISCOVERY_ACTIONS = ("organizations:ListAccounts", "organizations:ListTagsForResource")
+
 
 @dataclass(frozen=True)
 class Account:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -61,6 +62,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
           f"regions {', '.join(config.aws.regions)}, discovery={config.organization.discovery})")
     if args.no_aws:
         return EXIT_OK
+    if not os.environ.get(config.aws.external_id_env):
+        print(f"note: ${config.aws.external_id_env} is empty, so AssumeRole is called without "
+              "an ExternalId; the read role from iam/orgscope-read-role.yaml refuses that.")
     runner = wiring.runner(config)
     accounts = runner.accounts()
     errors = runner.assume_all(accounts)

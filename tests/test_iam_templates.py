@@ -14,15 +14,15 @@ import pytest
 import yaml
 
 from collectors.registry import COLLECTORS, read_actions
+from orgscope import accounts
 from orgscope.config import AwsConfig, HealConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 READ_TEMPLATE = ROOT / "iam" / "orgscope-read-role.yaml"
 HEAL_TEMPLATE = ROOT / "iam" / "orgscope-heal-role.yaml"
 
-# What orgscope/accounts.py calls for organization.discovery = "organizations". This belongs in
-# orgscope/accounts.py as DISCOVERY_ACTIONS, next to the calls; until it is there, it is here.
-DISCOVERY_ACTIONS = frozenset({"organizations:ListAccounts", "organizations:ListTagsForResource"})
+# What orgscope/accounts.py calls for organization.discovery = "organizations".
+DISCOVERY_ACTIONS = frozenset(accounts.DISCOVERY_ACTIONS)
 DISCOVERY_SID = "DiscoveryOrganizations"
 
 # Verbs (the part after "service:") a read-only role may start with, and ones that write.
