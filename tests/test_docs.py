@@ -1,0 +1,52 @@
+"""docs/ stays true: every dataset column and every config key is documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from collectors import registry
+from orgscope.config import (
+    AccountConfig,
+    AlertsConfig,
+    AwsConfig,
+    CollectorConfig,
+    DashboardConfig,
+    HealConfig,
+    OrganizationConfig,
+    SlackConfig,
+    StoreConfig,
+)
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start: end if end != -1 else len(text)]
+
+
+def test_every_dataset_and_column_is_documented() -> None:
+    text = (DOCS / "datasets.md").read_text()
+    for dataset in registry.all_datasets():
+        heading = f"## {dataset.name}\n" if f"## {dataset.name}\n" in text else \
+            f"## {dataset.name} ("
+        body = section(text, heading)
+        for column in dataset.columns:
+            assert f"| {column} |" in body, f"{dataset.name}.{column} missing from datasets.md"
+
+
+def test_every_config_key_is_documented() -> None:
+    text = (DOCS / "config.md").read_text()
+    models: dict[str, type[BaseModel]] = {
+        "## [organization]": OrganizationConfig, "## [aws]": AwsConfig,
+        "## [[accounts]]": AccountConfig, "## [collectors.NAME]": CollectorConfig,
+        "## [store]": StoreConfig, "## [alerts]": AlertsConfig, "## [slack]": SlackConfig,
+        "## [heal]": HealConfig, "## [dashboard]": DashboardConfig,
+    }
+    for heading, model in models.items():
+        body = section(text, heading)
+        for key in model.model_fields:
+            assert f"| `{key}` |" in body, f"{heading} {key} missing from config.md"
