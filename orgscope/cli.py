@@ -22,7 +22,7 @@ from collectors import registry
 from collectors.base import Collector
 from orgscope import __version__, wiring
 from orgscope.config import Config, ConfigError
-from orgscope.runner import RunResult
+from orgscope.runner import DiscoveryError, RunResult
 from orgscope.store import StoreError
 from orgscope.tables import render_table
 
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.lines:
             print(f"orgscope: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, StoreError) as error:
+    except (UsageError, StoreError, DiscoveryError) as error:
         print(f"orgscope: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

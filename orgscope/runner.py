@@ -48,6 +48,10 @@ ACCESS_DENIED_CODES = frozenset(
 )
 
 
+class DiscoveryError(Exception):
+    """The organization's accounts could not be listed and config.toml lists none."""
+
+
 # --- counting API calls ----------------------------------------------------------------------
 
 
@@ -202,12 +206,29 @@ class Runner:
         self.store = store
 
     def accounts(self) -> list[Account]:
-        """The accounts to watch: from config.toml, or discovered from Organizations."""
+        """The accounts to watch: from config.toml, or discovered from Organizations.
+
+        When discovery fails, the accounts listed in config.toml are used (with a warning);
+        with none listed, :class:`DiscoveryError` says why.
+        """
         if self.config.organization.discovery == "config":
             return accounts_from_config(self.config)
         management = self.config.organization.management_account_id
-        organizations = self.factory.client(management, "organizations", self.config.aws.regions[0])
-        return discover_accounts(organizations, self.config)
+        try:
+            organizations = self.factory.client(management, "organizations",
+                                                self.config.aws.regions[0])
+            return discover_accounts(organizations, self.config)
+        except AccessError as error:
+            reason = error.reason
+        except (ClientError, BotoCoreError) as error:
+            reason = describe_error(error)
+        fallback = accounts_from_config(self.config)
+        if not fallback:
+            raise DiscoveryError(
+                f"cannot list the organization's accounts from {management}: {reason}")
+        log.warning("discovery from %s failed (%s); using the %d accounts in config",
+                    management, reason, len(fallback))
+        return fallback
 
     def assume_all(self, accounts: Sequence[Account]) -> dict[str, str]:
         """AssumeRole into every account in parallel -> {account_id: reason} for failures."""

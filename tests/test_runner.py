@@ -8,13 +8,14 @@ from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from botocore.exceptions import ClientError
 
 from collectors.base import CollectContext, Collector, Frames
 from orgscope.aws import AccessError, SessionFactory
 from orgscope.config import Config
 from orgscope.datasets import SPINE_DATASETS, Dataset
-from orgscope.runner import Runner, count_call
+from orgscope.runner import DiscoveryError, Runner, count_call
 from orgscope.store import Store
 
 PINGS = Dataset(
@@ -125,3 +126,26 @@ def test_payer_collectors_run_once_in_the_management_account(config: Config) -> 
     runner = make_runner(config, unreachable=set())
     cycle = runner.run_cycle([payer], now=NOW)
     assert [(r.account.id, r.region) for r in cycle.runs] == [("101010101010", "us-east-1")]
+
+
+class DeniedFactory(FakeFactory):
+    def client(self, account_id: str, service: str, region: str, role: Any = None) -> object:
+        raise AccessError(account_id, "cannot assume OrgScopeReadOnly: AccessDenied")
+
+
+def test_failed_discovery_falls_back_to_listed_accounts(config: Config) -> None:
+    organization = config.organization.model_copy(update={"discovery": "organizations"})
+    config = config.model_copy(update={"organization": organization})
+    runner = Runner(config, cast(SessionFactory, DeniedFactory(set())),
+                    Store(config.store.path, SPINE_DATASETS))
+    assert len(runner.accounts()) == 13
+
+
+def test_failed_discovery_without_listed_accounts_says_why(config: Config) -> None:
+    organization = config.organization.model_copy(update={"discovery": "organizations"})
+    config = config.model_copy(update={"organization": organization, "accounts": []})
+    runner = Runner(config, cast(SessionFactory, DeniedFactory(set())),
+                    Store(config.store.path, SPINE_DATASETS))
+    with pytest.raises(DiscoveryError, match="cannot list the organization's accounts from "
+                                             "101010101010: cannot assume"):
+        runner.accounts()
