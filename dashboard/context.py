@@ -1,0 +1,35 @@
+"""What the entrypoint hands every page: where the store is, what the config says, the filters.
+
+Pages are scripts run by ``st.navigation``, so they cannot take arguments; the entrypoint puts
+one frozen :class:`AppContext` in session state under :data:`CONTEXT_KEY` on every run and pages
+read it back with :func:`read_context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dashboard.filters import Filters
+
+CONTEXT_KEY = "orgscope.context"
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """Everything a page needs from the entrypoint; plain values, safe to pass to caches."""
+
+    store_base: str
+    config_source: str
+    organization: str
+    inventory_interval_s: float
+    filters: Filters = field(default_factory=Filters)
+    #: account id -> display name, from config.toml and the store.
+    account_names: Mapping[str, str] = field(default_factory=dict)
+
+
+def read_context(state: Mapping[Any, Any]) -> AppContext | None:
+    """The context the entrypoint stored, or None when the page was run on its own."""
+    value = state.get(CONTEXT_KEY)
+    return value if isinstance(value, AppContext) else None

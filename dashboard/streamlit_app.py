@@ -1,0 +1,165 @@
+"""orgscope dashboard entrypoint: ``streamlit run dashboard/streamlit_app.py``.
+
+On every run it loads config.toml ($ORGSCOPE_CONFIG, else ./config.toml), draws the shared
+sidebar filters, hands pages an :class:`~dashboard.context.AppContext` through session state
+and runs the selected page. A bad config stops here with the config's own error lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.context import CONTEXT_KEY, AppContext
+from dashboard.filters import (
+    ACCOUNTS_KEY,
+    DEFAULT_TIME_RANGE,
+    REGIONS_KEY,
+    TEAMS_KEY,
+    TIME_RANGE_KEY,
+    TIME_RANGES,
+    read_filters,
+)
+from dashboard.formatting import format_age
+from orgscope import wiring
+from orgscope.config import Config, ConfigError
+from orgscope.store import StoreError
+
+log = logging.getLogger(__name__)
+
+REFRESH_KEY = "orgscope.sidebar.refresh"
+
+
+def _load_config() -> Config:
+    """The validated config, or an error box with ConfigError's lines and a stop."""
+    path = wiring.config_path()
+    try:
+        return wiring.load(path)
+    except ConfigError as error:
+        st.error(
+            f"**orgscope cannot start: the config file `{path}` has problems.**\n\n"
+            + "\n".join(f"- {line}" for line in error.lines)
+            + "\n\nFix the file (or point ORGSCOPE_CONFIG at another one) and reload."
+        )
+        st.stop()
+        raise  # st.stop() raises; this line only tells type checkers the function ends here
+
+
+def _account_names(config: Config, store_base: str) -> dict[str, str]:
+    """Account id -> name, from the store (discovered accounts) and config.toml (wins)."""
+    names: dict[str, str] = {}
+    try:
+        known = data.load_account_choices(store_base)
+        names.update(zip(known["account_id"], known["name"], strict=True))
+    except StoreError as error:
+        log.warning("cannot list accounts from the store %s: %s", store_base, error)
+    names.update({account.id: account.name for account in config.accounts})
+    return names
+
+
+def _teams(config: Config, store_base: str) -> list[str]:
+    teams = {account.team for account in config.accounts}
+    try:
+        teams.update(data.load_account_choices(store_base)["team"])
+    except StoreError as error:
+        log.warning("cannot list teams from the store %s: %s", store_base, error)
+    return sorted(str(team) for team in teams)
+
+
+def _regions(config: Config, store_base: str) -> list[str]:
+    regions = set(config.aws.regions)
+    try:
+        regions.update(data.load_region_choices(store_base))
+    except StoreError as error:
+        log.warning("cannot list regions from the store %s: %s", store_base, error)
+    return sorted(regions)
+
+
+def _sidebar(config: Config, store_base: str) -> dict[str, str]:
+    """Draw the shared filters and the store box; return account id -> name."""
+    names = _account_names(config, store_base)
+    sidebar = st.sidebar
+    sidebar.selectbox(
+        "Time range",
+        options=list(TIME_RANGES),
+        index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE),
+        key=TIME_RANGE_KEY,
+        format_func=lambda label: f"Last {label}",
+        help="History window: reachability checks and collection runs. Inventory and "
+        "reachability always show the latest snapshot.",
+    )
+    sidebar.multiselect(
+        "Accounts",
+        options=sorted(names, key=lambda account_id: (names[account_id], account_id)),
+        format_func=lambda account_id: f"{names.get(account_id, '?')} ({account_id})",
+        key=ACCOUNTS_KEY,
+        placeholder="All accounts",
+    )
+    sidebar.multiselect(
+        "Teams", options=_teams(config, store_base), key=TEAMS_KEY, placeholder="All teams"
+    )
+    sidebar.multiselect(
+        "Regions",
+        options=_regions(config, store_base),
+        key=REGIONS_KEY,
+        placeholder="All regions",
+    )
+    sidebar.divider()
+    if sidebar.button("Refresh", key=REFRESH_KEY, icon=":material/refresh:",
+                      help="Re-read the store now (data is cached for 30 s)."):
+        st.cache_data.clear()
+        log.info("dashboard cache cleared by the Refresh button")
+    try:
+        last = data.load_last_collection(store_base)
+    except StoreError as error:
+        sidebar.error(f"Store unreadable: {error}")
+        last = None
+    if last is None:
+        collected = "never"
+    else:
+        age = format_age((datetime.now(UTC) - last).total_seconds())
+        collected = f"{last:%Y-%m-%d %H:%M:%S} UTC ({age} ago)"
+    sidebar.caption(
+        f"**Organization** {config.organization.name}  \n"
+        f"**Store** `{store_base}`  \n"
+        f"**Last collection** {collected}"
+    )
+    return names
+
+
+def main() -> None:
+    st.set_page_config(page_title="orgscope", layout="wide")
+    config = _load_config()
+    store_base = wiring.store_base(config)
+    try:
+        data.open_store(store_base)
+    except StoreError as error:
+        st.error(f"**orgscope cannot open the store.** {error}")
+        st.stop()
+    names = _sidebar(config, store_base)
+    st.session_state[CONTEXT_KEY] = AppContext(
+        store_base=store_base,
+        config_source=config.source,
+        organization=config.organization.name,
+        inventory_interval_s=config.collector("inventory").interval.total_seconds(),
+        filters=read_filters(st.session_state),
+        account_names=names,
+    )
+    page = st.navigation(
+        [
+            st.Page(
+                "app_pages/organization.py",
+                title="Organization",
+                icon=":material/account_tree:",
+                default=True,
+            ),
+        ]
+    )
+    page.run()
+
+
+if __name__ == "__main__":
+    main()
