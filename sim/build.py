@@ -1,0 +1,256 @@
+"""Deploys the QuickGrocer organization through the AWS APIs, as its platform team would.
+
+Per account: orgscope's read role (trusting the monitoring account, with an ExternalId
+condition only when the configured environment variable is set) and heal role. In the
+event-bus account: the central bus, a bus policy letting each producer account PutEvents, and
+one rule per route forwarding to the consumer account's default bus. In each consumer
+account: a bus policy letting the event-bus account deliver, and one rule per route delivering
+to an SQS queue with a RetryPolicy and an SQS dead-letter queue. In the management account:
+the organization and its member accounts, tagged Team and CostCenter (moto picks the member
+account ids at random, so they differ from config.toml's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors.registry import read_actions as registered_read_actions
+from orgscope.config import AccountConfig, Config
+from sim.admin import AdminSessions
+from sim.topology import ROUTES, STREAMS, Route, dlq_name, queue_name
+
+log = logging.getLogger(__name__)
+
+READ_POLICY = "orgscope-read"
+HEAL_POLICY = "orgscope-heal"
+FORWARDER_ROLE = "central-bus-forwarder"
+FORWARDING_DLQ = "central-bus-forwarding-dlq"
+
+#: Read actions the collectors now and soon need, on top of collectors.registry.read_actions().
+EXTRA_READ_ACTIONS: tuple[str, ...] = (
+    "cloudwatch:GetMetricData",
+    "cloudwatch:GetMetricStatistics",
+    "cloudwatch:ListMetrics",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ListQueues",
+    "sqs:ListQueueTags",
+    "sqs:ListDeadLetterSourceQueues",
+    "xray:GetTraceSummaries",
+    "xray:BatchGetTraces",
+    "xray:GetServiceGraph",
+    "logs:Describe*",
+    "logs:Get*",
+    "logs:FilterLogEvents",
+    "logs:StartQuery",
+    "ce:GetCostAndUsage",
+    "ce:GetCostForecast",
+    "ce:GetDimensionValues",
+    "organizations:ListAccounts",
+    "organizations:ListTagsForResource",
+    "organizations:DescribeOrganization",
+    "events:DescribeRule",
+    "tag:GetResources",
+)
+HEAL_ACTIONS: tuple[str, ...] = ("events:EnableRule",)
+
+
+@dataclass
+class Deployment:
+    """What was built: rule and queue addresses the traffic model and faults refer to."""
+
+    central_account: str
+    central_bus: str
+    producers: dict[str, str] = field(default_factory=dict)  # account id -> statement id
+    dlq_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL
+    rules: list[tuple[str, str, str]] = field(default_factory=list)  # (account, bus, rule)
+    organization_accounts: dict[str, str] = field(default_factory=dict)  # name -> moto id
+
+
+def read_actions() -> list[str]:
+    """Every action of the read role: the registered collectors' plus :data:`EXTRA_READ_ACTIONS`."""
+    return sorted(set(registered_read_actions()) | set(EXTRA_READ_ACTIONS))
+
+
+def policy_document(actions: list[str] | tuple[str, ...]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": sorted(actions), "Resource": "*"}]})
+
+
+def trust_document(monitoring_account: str, external_id: str | None) -> str:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{monitoring_account}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def _tags(account: AccountConfig, service: str, owner: str) -> list[dict[str, str]]:
+    values = {"Team": account.team, "Service": service, "Environment": account.environment,
+              "CostCenter": account.cost_center or "unassigned", "Owner": owner}
+    return [{"Key": k, "Value": v} for k, v in values.items()]
+
+
+class Builder:
+    """Creates the organization's resources through ``admin`` (idempotent where AWS is)."""
+
+    def __init__(self, config: Config, admin: AdminSessions) -> None:
+        self.config = config
+        self.admin = admin
+        self.region = config.aws.regions[0]
+        self.by_name = {a.name: a for a in config.accounts}
+
+    # --- orgscope's roles -------------------------------------------------------------------
+
+    def ensure_read_role(self, account_id: str) -> None:
+        """Create the read role (or restore its policy) in ``account_id``."""
+        self._ensure_role(account_id, self.config.aws.read_role_name,
+                          os.environ.get(self.config.aws.external_id_env) or None,
+                          READ_POLICY, read_actions())
+
+    def ensure_heal_role(self, account_id: str) -> None:
+        self._ensure_role(account_id, self.config.heal.role_name,
+                          os.environ.get(self.config.heal.external_id_env) or None,
+                          HEAL_POLICY, list(HEAL_ACTIONS))
+
+    def _ensure_role(self, account_id: str, role: str, external_id: str | None,
+                     policy_name: str, actions: list[str]) -> None:
+        iam = self.admin.client(account_id, "iam")
+        trust = trust_document(self.config.organization.monitoring_account_id, external_id)
+        try:
+            iam.get_role(RoleName=role)
+            iam.update_assume_role_policy(RoleName=role, PolicyDocument=trust)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust,
+                            Description="orgscope (created by the QuickGrocer simulator)",
+                            Tags=[{"Key": "Owner", "Value": "platform"}])
+        iam.put_role_policy(RoleName=role, PolicyName=policy_name,
+                            PolicyDocument=policy_document(actions))
+
+    def delete_read_role(self, account_id: str) -> None:
+        """Delete the read role: inline policies first, as IAM requires."""
+        iam = self.admin.client(account_id, "iam")
+        role = self.config.aws.read_role_name
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+        iam.delete_role(RoleName=role)
+
+    def strip_read_role(self, account_id: str) -> None:
+        """Keep the read role but delete every policy it has."""
+        iam = self.admin.client(account_id, "iam")
+        role = self.config.aws.read_role_name
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+
+    # --- the organization -------------------------------------------------------------------
+
+    def build(self) -> Deployment:
+        org = self.config.organization
+        deployment = Deployment(org.central_bus_account_id, org.central_bus_name)
+        for account in self.config.accounts:
+            self.ensure_read_role(account.id)
+            self.ensure_heal_role(account.id)
+        self._organization(deployment)
+        self._central_bus(deployment)
+        for route in ROUTES:
+            self._route(deployment, route)
+        log.info("built %d accounts, %d rules, %d DLQs", len(self.config.accounts),
+                 len(deployment.rules), len(deployment.dlq_urls))
+        return deployment
+
+    def _organization(self, deployment: Deployment) -> None:
+        management = self.config.organization.management_account_id
+        organizations = self.admin.client(management, "organizations")
+        organizations.create_organization(FeatureSet="ALL")
+        for account in self.config.accounts:
+            if account.id == management:
+                continue
+            created = organizations.create_account(
+                Email=f"aws+{account.name}@quickgrocer.example", AccountName=account.name,
+                Tags=[{"Key": "Team", "Value": account.team},
+                      {"Key": "CostCenter", "Value": account.cost_center or "unassigned"},
+                      {"Key": "Environment", "Value": account.environment}],
+            )["CreateAccountStatus"]
+            deployment.organization_accounts[account.name] = created.get("AccountId", "")
+
+    def _central_bus(self, deployment: Deployment) -> None:
+        central = deployment.central_account
+        events = self.admin.client(central, "events")
+        events.create_event_bus(Name=deployment.central_bus, Tags=[
+            {"Key": "Team", "Value": "platform"}, {"Key": "Service", "Value": "central-bus"}])
+        producers = sorted({self.by_name[s.account].id for s in STREAMS
+                            if s.account in self.by_name} - {central})
+        for producer in producers:
+            sid = f"allow-putevents-{producer}"
+            events.put_permission(EventBusName=deployment.central_bus, Action="events:PutEvents",
+                                  Principal=producer, StatementId=sid)
+            deployment.producers[producer] = sid
+        iam = self.admin.client(central, "iam")
+        iam.create_role(RoleName=FORWARDER_ROLE, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]}))
+        iam.put_role_policy(RoleName=FORWARDER_ROLE, PolicyName="forward",
+                            PolicyDocument=policy_document(["events:PutEvents"]))
+        self._queue(deployment, central, FORWARDING_DLQ, [], dlq=True)
+
+    def _queue(self, deployment: Deployment, account_id: str, name: str,
+               tags: list[dict[str, str]], dlq: bool = False) -> str:
+        sqs = self.admin.client(account_id, "sqs")
+        url = str(sqs.create_queue(QueueName=name, tags={t["Key"]: t["Value"] for t in tags}
+                                   )["QueueUrl"])
+        arn = f"arn:aws:sqs:{self.region}:{account_id}:{name}"
+        if dlq:
+            deployment.dlq_urls[arn] = url
+        return arn
+
+    def _route(self, deployment: Deployment, route: Route) -> None:
+        consumer = self.by_name.get(route.consumer)
+        if consumer is None:
+            log.info("route %s skipped: no account named %s", route.name, route.consumer)
+            return
+        central = deployment.central_account
+        region = self.region
+        tags = _tags(consumer, route.service, route.owner)
+        pattern = json.dumps(route.pattern)
+        # Consumer side: its default bus admits the central account; rule -> queue + DLQ.
+        events = self.admin.client(consumer.id, "events")
+        if consumer.id != central:
+            events.put_permission(EventBusName="default", Action="events:PutEvents",
+                                  Principal=central, StatementId=f"allow-central-{central}")
+        queue_arn = self._queue(deployment, consumer.id, queue_name(route), tags)
+        dlq_arn = self._queue(deployment, consumer.id, dlq_name(route), tags, dlq=True)
+        rule_arn = events.put_rule(Name=route.name, EventPattern=pattern, State="ENABLED",
+                                   Description=route.description, EventBusName="default",
+                                   Tags=tags)["RuleArn"]
+        events.put_targets(Rule=route.name, EventBusName="default", Targets=[{
+            "Id": "queue", "Arn": queue_arn,
+            "RetryPolicy": {"MaximumRetryAttempts": route.retry_attempts,
+                            "MaximumEventAgeInSeconds": route.max_event_age_s},
+            "DeadLetterConfig": {"Arn": dlq_arn}}])
+        log.debug("rule %s in %s -> %s", rule_arn, consumer.id, queue_arn)
+        deployment.rules.append((consumer.id, "default", route.name))
+        # Central side: forward to the consumer's default bus.
+        central_events = self.admin.client(central, "events")
+        platform = self.by_name.get("event-bus") or consumer
+        central_events.put_rule(
+            Name=route.name, EventPattern=pattern, State="ENABLED",
+            Description=f"{route.description} (to {route.consumer})",
+            EventBusName=deployment.central_bus,
+            Tags=_tags(platform, "central-bus", "platform-oncall@quickgrocer.example"),
+        )
+        central_events.put_targets(Rule=route.name, EventBusName=deployment.central_bus, Targets=[{
+            "Id": f"to-{route.consumer}",
+            "Arn": f"arn:aws:events:{region}:{consumer.id}:event-bus/default",
+            "RoleArn": f"arn:aws:iam::{central}:role/{FORWARDER_ROLE}",
+            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+            "DeadLetterConfig": {
+                "Arn": f"arn:aws:sqs:{region}:{central}:{FORWARDING_DLQ}"}}])
+        deployment.rules.append((central, deployment.central_bus, route.name))

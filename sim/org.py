@@ -1,0 +1,259 @@
+"""SimulatedOrg: the QuickGrocer organization on moto's server, with traffic and faults.
+
+    org = SimulatedOrg(config)
+    endpoint = org.start()        # server + organization + history back-fill
+    org.start_traffic()           # tick() every tick_s seconds in a background thread
+    ...
+    org.stop()                    # stops the thread and the server, empties moto's state
+
+moto keeps its state in module-level backends, so one SimulatedOrg runs per process at a time;
+:meth:`stop` resets that state so the next one starts clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from orgscope.config import Config
+from sim import faults as state_faults
+from sim.admin import AdminSessions
+from sim.build import Builder, Deployment
+from sim.emit import put_metrics, send_dead_letters
+from sim.scenario import ScenarioEvent, duration_of, load_scenario
+from sim.server import GatedMotoServer
+from sim.state import World, read_world
+from sim.topology import STREAMS
+from sim.traffic import Fault, Faults, MinuteResult, TrafficModel, merge_metrics
+
+log = logging.getLogger(__name__)
+
+BreakHow = Literal["missing-role", "no-permissions"]
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+class SimulatedOrg:
+    """The reference organization, played on a local AWS endpoint."""
+
+    def __init__(self, config: Config, *, host: str = "127.0.0.1", port: int = 0,
+                 tick_s: float = 60.0, history_hours: int = 6,
+                 scenario: Path | None = None, seed: int = 7) -> None:
+        self.config = config
+        self.host = host
+        self.port = port
+        self.tick_s = tick_s
+        self.history_hours = history_hours
+        self.seed = seed
+        self.region = config.aws.regions[0]
+        self.scenario: list[ScenarioEvent] = load_scenario(scenario) if scenario else []
+        self.started_at: datetime | None = None
+        self.timings: dict[str, float] = {}
+        self._server: GatedMotoServer | None = None
+        self._admin: AdminSessions | None = None
+        self._builder: Builder | None = None
+        self._deployment: Deployment | None = None
+        self._model: TrafficModel | None = None
+        self._faults = Faults()
+        self._fired = 0
+        self._last_minute: datetime | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return str(self._server.endpoint_url)
+
+    @property
+    def admin(self) -> AdminSessions:
+        """Admin sessions into every account (what the platform team would use)."""
+        if self._admin is None:
+            raise RuntimeError("the simulator is not started")
+        return self._admin
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            raise RuntimeError("the simulator is not started")
+        return self._deployment
+
+    def start(self) -> str:
+        """Start the server, build the organization, back-fill history; return the endpoint."""
+        clock = time.monotonic()
+        guarded = (self.config.aws.read_role_name, self.config.heal.role_name)
+        self._server = GatedMotoServer(guarded, host=self.host, port=self.port)
+        self._server.start()
+        endpoint = self.endpoint_url
+        self._admin = AdminSessions(endpoint, self.region,
+                                    max_pool=max(10, self.config.aws.max_workers * 2))
+        self.timings["server_s"] = time.monotonic() - clock
+        clock = time.monotonic()
+        self._builder = Builder(self.config, self._admin)
+        self._deployment = self._builder.build()
+        self.timings["build_s"] = time.monotonic() - clock
+        org = self.config.organization
+        producers = {a.name: a.id for a in self.config.accounts}
+        self._model = TrafficModel(STREAMS, producers,
+                                   (org.central_bus_account_id, org.central_bus_name),
+                                   self.region, self.seed)
+        now = datetime.now(UTC)
+        self.started_at = now
+        clock = time.monotonic()
+        self._backfill(floor_minute(now))
+        self.timings["backfill_s"] = time.monotonic() - clock
+        log.info("simulated %s at %s: server %.1fs, build %.1fs, %dh back-fill %.1fs",
+                 org.name, endpoint, self.timings["server_s"], self.timings["build_s"],
+                 self.history_hours, self.timings["backfill_s"])
+        return endpoint
+
+    def start_traffic(self) -> None:
+        """tick() every ``tick_s`` seconds in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self.tick_s):
+                try:
+                    self.tick()
+                except Exception:  # one bad tick must not end the world; it is logged
+                    log.exception("simulator tick failed")
+
+        self._thread = threading.Thread(target=loop, name="sim-traffic", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop traffic and the server; empty moto's (process-wide) state."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, self.tick_s))
+            self._thread = None
+        if self._server is not None:
+            try:
+                self._server.reset()
+            except OSError as error:
+                log.warning("could not reset moto state: %s", error)
+            self._server.stop()
+            self._server = None
+        self._admin = None
+
+    # --- traffic ----------------------------------------------------------------------------
+
+    def _accounts(self) -> list[str]:
+        return [a.id for a in self.config.accounts]
+
+    def read_world(self) -> World:
+        return read_world(self.admin, self._accounts())
+
+    def _backfill(self, until: datetime) -> None:
+        minutes = self.history_hours * 60
+        start = until - timedelta(minutes=minutes)
+        self._last_minute = start - timedelta(minutes=1)
+        if minutes <= 0:
+            return
+        self._simulate(self.read_world(), until, Faults())
+
+    def _simulate(self, world: World, until: datetime, faults: Faults) -> MinuteResult:
+        """Simulate and write every minute after the last one written, before ``until``."""
+        assert self._model is not None and self._last_minute is not None
+        earliest = until - timedelta(hours=max(1, self.history_hours))
+        minute = max(self._last_minute + timedelta(minutes=1), earliest)
+        results = []
+        while minute < until:
+            results.append(self._model.minute(world, minute, faults))
+            self._last_minute = minute
+            minute += timedelta(minutes=1)
+        calls = put_metrics(self.admin, merge_metrics(results))
+        total = MinuteResult()
+        for result in results:
+            total.published += result.published
+            total.matched += result.matched
+            for arn, letters in result.dead_letters.items():
+                merged = total.dead_letters.setdefault(arn, type(letters)(
+                    letters.dlq_arn, letters.rule_arn, letters.target_arn))
+                merged.count += letters.count
+                merged.events.extend(letters.events)
+        if total.dead_letters:
+            send_dead_letters(self.admin, list(total.dead_letters.values()), until)
+        log.debug("simulated %d minutes: %d events published, %d matched, %d metric calls",
+                  len(results), total.published, total.matched, calls)
+        return total
+
+    def tick(self, now: datetime | None = None) -> None:
+        """Fire due scenario entries, read the current state, simulate the minutes since the
+        last tick (the minute containing ``now`` is left for the next tick) and write them."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        with self._lock:
+            clock = time.monotonic()
+            self._fire_scenario(now)
+            world = self.read_world()
+            self._faults = self._faults.pruned(now - timedelta(hours=1))
+            self._simulate(world, floor_minute(now), self._faults)
+            self.timings["last_tick_s"] = time.monotonic() - clock
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def _fire_scenario(self, now: datetime) -> None:
+        assert self.started_at is not None
+        while self._fired < len(self.scenario):
+            event = self.scenario[self._fired]
+            due = self.started_at + event.at
+            if due > now:
+                return
+            log.info("scenario: %s", event.describe())
+            self.apply(event, due)
+            self._fired += 1
+
+    def apply(self, event: ScenarioEvent, when: datetime) -> None:
+        """Carry out one scenario entry (state changes through the API, or a traffic fault)."""
+        p = event.params
+        if event.action in ("disable_rule", "enable_rule"):
+            state_faults.set_rule_state(self.admin, p["account"], p["bus"], p["rule"],
+                                        enabled=event.action == "enable_rule")
+        elif event.action == "break_pattern":
+            state_faults.break_pattern(self.admin, p["account"], p["bus"], p["rule"])
+        elif event.action == "remove_bus_permission":
+            state_faults.remove_bus_permission(self.admin, p["account"], p["bus"],
+                                               p["principal"])
+        elif event.action == "break_account":
+            self.break_account(p["account"], p["how"])
+        elif event.action == "repair_account":
+            self.repair_account(p["account"])
+        else:
+            value = float(p["ms"] if event.action == "latency" else p["rate"])
+            start = floor_minute(when)
+            fault = Fault(event.action, p["account"], p["bus"], p["rule"], value, start,
+                          start + duration_of(event))
+            self._faults = Faults((*self._faults.items, fault))
+
+    def break_account(self, account_id: str, how: BreakHow = "missing-role") -> None:
+        """Make orgscope's read role unusable in one account, through the IAM API."""
+        builder = self._require_builder()
+        if how == "missing-role":
+            builder.delete_read_role(account_id)
+        elif how == "no-permissions":
+            builder.strip_read_role(account_id)
+        else:
+            raise ValueError(f"how must be 'missing-role' or 'no-permissions', not {how!r}")
+        log.info("account %s broken: %s", account_id, how)
+
+    def repair_account(self, account_id: str) -> None:
+        """Recreate the read role and its policy."""
+        self._require_builder().ensure_read_role(account_id)
+        log.info("account %s repaired", account_id)
+
+    def _require_builder(self) -> Builder:
+        if self._builder is None:
+            raise RuntimeError("the simulator is not started")
+        return self._builder

@@ -1,0 +1,59 @@
+"""moto's threaded server on loopback, with the IAM gate in front of its WSGI app."""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from collections.abc import Iterable
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+from sim.gate import IamGate
+
+log = logging.getLogger(__name__)
+
+
+class GatedMotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer whose app is wrapped by :class:`sim.gate.IamGate`.
+
+    The state lives in moto's module-level backends, shared by every server in the process:
+    :meth:`reset` empties it (POST /moto-api/reset).
+    """
+
+    def __init__(self, guarded_roles: Iterable[str], host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self._guarded_roles = tuple(guarded_roles)
+
+    def _server_entry(self) -> None:
+        app = IamGate(DomainDispatcherApplication(create_backend_app), self._guarded_roles)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=_QuietHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        """Empty every moto backend (all accounts and services)."""
+        url = f"{self.endpoint_url}/moto-api/reset"  # always http://<loopback>:<port>
+        request = urllib.request.Request(url, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+
+class _QuietHandler(MotoRequestHandler):
+    """No access log line per request (werkzeug's default); errors still go to logging."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
