@@ -245,7 +245,7 @@ def _rules_inventory(ctx: AppContext) -> None:
         st.caption("No rules match." if search or only_disabled else "No rules in scope.")
         return
     disabled = int((rules["state"] == "DISABLED").sum())
-    st.caption(f"{len(rules)} rules, {disabled} disabled")
+    st.caption(f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, {disabled} disabled")
     st.dataframe(
         rules.style.map(_state_style, subset=["state"]),
         hide_index=True,

@@ -1,0 +1,28 @@
+"""Fixtures for the dashboard tests (the sample organization lives in dashboard_sample.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dashboard_sample import fill_org_store
+
+from collectors import registry
+from orgscope.store import Store
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> Store:
+    return Store(str(tmp_path / "data"), registry.all_datasets())
+
+
+@pytest.fixture
+def org_store(empty_store: Store, now: datetime) -> Store:
+    fill_org_store(empty_store, now)
+    return empty_store

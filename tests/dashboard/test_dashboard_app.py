@@ -1,0 +1,150 @@
+"""The dashboard as a whole, through Streamlit's AppTest (no browser, no server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
+from streamlit.testing.v1 import AppTest
+
+from collectors import registry
+from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
+from dashboard.filters import ACCOUNTS_KEY, TEAMS_KEY, TIME_RANGE_KEY
+from orgscope.store import Store
+from orgscope.wiring import CONFIG_ENV
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+TIMEOUT_S = 60
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def _metrics(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def _texts(elements: Iterable[Any]) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+@pytest.fixture
+def populated(tmp_path: Path, now: datetime) -> Path:
+    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    fill_org_store(store, now)
+    return write_config(tmp_path, tmp_path / "data")
+
+
+def test_empty_store_says_no_collection_yet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    app = _run(monkeypatch, write_config(tmp_path, tmp_path / "data"))
+    info = _texts(app.info)
+    assert "No collection has run yet" in info
+    assert "orgscope collect --once" in info
+    assert not app.error, "an empty store is not a failure to read"
+    assert not app.metric
+
+
+def test_populated_store_shows_metrics(monkeypatch: pytest.MonkeyPatch, populated: Path):
+    app = _run(monkeypatch, populated)
+    metrics = _metrics(app)
+    assert metrics["Accounts watched"] == "13"
+    assert metrics["Reachable"] == "12"
+    assert metrics["Unreachable"] == "1"
+    assert metrics["Rules disabled"] == "4"
+    assert metrics["Last collection"].endswith("ago")
+    assert "QuickGrocer" in app.title[0].value
+
+
+def test_unreachable_banner_names_the_account_and_reason(
+    monkeypatch: pytest.MonkeyPatch, populated: Path
+):
+    app = _run(monkeypatch, populated)
+    banner = _texts(app.error)
+    assert "could not read 1 account" in banner
+    assert "payment-service" in banner
+    assert UNREACHABLE_REASON in banner
+    assert "No collection has run yet" not in _texts(app.info)
+
+
+def test_page_shows_tables_chart_and_download(
+    monkeypatch: pytest.MonkeyPatch, populated: Path
+):
+    app = _run(monkeypatch, populated)
+    assert [s.value for s in app.subheader] == [
+        "Accounts", "Rules per account", "Disabled rules", "Rule inventory",
+    ]
+    assert len(app.dataframe) == 3  # accounts, disabled rules, inventory
+    assert app.get("plotly_chart")
+    assert app.get("download_button")
+
+
+def test_team_filter_applies_to_the_page(monkeypatch: pytest.MonkeyPatch, populated: Path):
+    app = _run(monkeypatch, populated)
+    app.multiselect(key=TEAMS_KEY).set_value(["platform"]).run()
+    metrics = _metrics(app)
+    assert metrics["Accounts watched"] == "3"
+    assert metrics["Unreachable"] == "0"
+    assert not app.error
+    assert "team platform" in app.caption[0].value
+
+
+def test_account_filter_and_time_range(monkeypatch: pytest.MonkeyPatch, populated: Path):
+    app = _run(monkeypatch, populated)
+    app.multiselect(key=ACCOUNTS_KEY).set_value(["999999999999"])
+    app.selectbox(key=TIME_RANGE_KEY).set_value("1h").run()
+    assert _metrics(app)["Accounts watched"] == "1"
+    assert "payment-service" in _texts(app.error)
+    assert "last 1h" in app.caption[0].value
+
+
+def test_search_and_only_disabled_narrow_the_inventory(
+    monkeypatch: pytest.MonkeyPatch, populated: Path
+):
+    app = _run(monkeypatch, populated)
+    app.text_input(key=SEARCH_KEY).input("order placed").run()
+    assert "5 rules, 1 disabled" in _texts(app.caption)
+    app.toggle(key=ONLY_DISABLED_KEY).set_value(True).run()
+    assert "1 rule, 1 disabled" in _texts(app.caption)
+    app.text_input(key=SEARCH_KEY).input("no such rule anywhere").run()
+    assert "No rules match." in _texts(app.caption)
+
+
+def test_bad_config_shows_its_error_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    good = write_config(tmp_path, tmp_path / "data").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.replace('id = "111111111111"', 'id = "1234"', 1))
+    app = _run(monkeypatch, bad)
+    message = _texts(app.error)
+    assert "config file" in message
+    assert "accounts[0].id" in message
+    assert "12-digit" in message
+    assert not app.metric
+
+
+def test_missing_config_file_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    app = _run(monkeypatch, tmp_path / "nope.toml")
+    assert "file not found" in _texts(app.error)
+
+
+def test_unsupported_store_url_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    config = write_config(tmp_path, tmp_path / "data")
+    config.write_text(config.read_text().replace(str(tmp_path / "data"), "s3://bucket/orgscope"))
+    app = _run(monkeypatch, config)
+    assert "cannot open the store" in _texts(app.error)
+    assert "s3://" in _texts(app.error)
