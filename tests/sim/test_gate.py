@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sim.gate import (
+    denial,
+    parse_authorization,
+    parse_role_arn,
+    policies_allow,
+    request_operation,
+    trust_refusal,
+)
+
+AUTH = ("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20261126/us-east-1/monitoring/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=abc")
+
+
+def test_parse_authorization() -> None:
+    signature = parse_authorization(AUTH)
+    assert signature is not None
+    assert (signature.access_key, signature.region, signature.service) == (
+        "ASIAEXAMPLE", "us-east-1", "monitoring")
+    assert parse_authorization("") is None
+
+
+def test_parse_role_arn() -> None:
+    assert parse_role_arn("arn:aws:iam::111111111111:role/ops/OrgScopeReadOnly") == (
+        "111111111111", "OrgScopeReadOnly")
+    assert parse_role_arn("arn:aws:iam::111111111111:user/bob") is None
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "headers", "form", "expected"),
+    [
+        ("events", "POST", "/", {"x-amz-target": "AWSEvents.ListRules"}, {}, "ListRules"),
+        ("monitoring", "POST", "/service/GraniteServiceVersion20100801/operation/GetMetricData",
+         {}, {}, "GetMetricData"),
+        ("sts", "POST", "/", {}, {"Action": "GetCallerIdentity"}, "GetCallerIdentity"),
+        ("xray", "POST", "/TraceSummaries", {}, {}, "GetTraceSummaries"),
+        ("xray", "POST", "/Traces", {}, {}, "BatchGetTraces"),
+        ("sts", "POST", "/", {}, {}, None),
+    ],
+)
+def test_request_operation(service: str, method: str, path: str, headers: dict[str, str],
+                           form: dict[str, str], expected: str | None) -> None:
+    assert request_operation(service, method, path, headers, form) == expected
+
+
+def test_policies_allow_with_wildcards_and_deny() -> None:
+    read = {"Statement": [{"Effect": "Allow", "Action": ["events:List*", "logs:*read*"],
+                           "Resource": "*"}]}
+    assert policies_allow([read], "events:ListRules")
+    assert not policies_allow([read], "events:DisableRule")
+    deny = {"Statement": {"Effect": "Deny", "Action": "events:*"}}
+    assert not policies_allow([read, deny], "events:ListRules")
+    assert not policies_allow([], "events:ListRules")
+
+
+def test_trust_refusal_checks_the_external_id() -> None:
+    trust = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"sts:ExternalId": "secret"}}}]}
+    assert trust_refusal(trust, "secret") is None
+    assert "does not match" in (trust_refusal(trust, "guess") or "")
+    assert "requires an ExternalId" in (trust_refusal(trust, None) or "")
+    open_trust = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
+    assert trust_refusal(open_trust, "anything") is None
+
+
+def test_denials_use_each_protocols_shape() -> None:
+    json_denial = denial("json", "no")
+    assert json_denial.status.startswith("400")
+    assert json.loads(json_denial.body)["__type"] == "AccessDeniedException"
+    cbor_denial = denial("cbor", "no", query_compatible=True)
+    # a CBOR map of 2 text pairs; botocore decoding it is covered by the integration tests
+    assert cbor_denial.body == (b"\xa2" + b"\x66__type" + b"\x75AccessDeniedException"
+                                + b"\x67message" + b"\x62no")
+    assert ("x-amzn-query-error", "AccessDenied;Sender") in cbor_denial.headers
+    xml = denial("query", "a < b").body.decode()
+    assert xml.startswith("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>")
+    assert "a &lt; b" in xml
