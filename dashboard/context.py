@@ -24,6 +24,8 @@ class AppContext:
     config_source: str
     organization: str
     inventory_interval_s: float
+    #: The shell command that runs one collection cycle against this same config and store.
+    collect_command: str = "orgscope collect --once"
     filters: Filters = field(default_factory=Filters)
     #: account id -> display name, from config.toml and the store.
     account_names: Mapping[str, str] = field(default_factory=dict)

@@ -8,7 +8,10 @@ and runs the selected page. A bad config stops here with the config's own error 
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 from datetime import UTC, datetime
+from pathlib import Path
 
 import streamlit as st
 
@@ -130,6 +133,14 @@ def _sidebar(config: Config, store_base: str) -> dict[str, str]:
     return names
 
 
+def collect_command(config: Config, store_base: str) -> str:
+    """`orgscope collect --once` with the environment that points it at this dashboard's data."""
+    parts = [f"{wiring.CONFIG_ENV}={shlex.quote(str(Path(config.source).resolve()))}"]
+    if os.environ.get(wiring.STORE_ENV):
+        parts.append(f"{wiring.STORE_ENV}={shlex.quote(store_base)}")
+    return " ".join([*parts, "orgscope collect --once"])
+
+
 def main() -> None:
     st.set_page_config(page_title="orgscope", layout="wide")
     config = _load_config()
@@ -145,6 +156,7 @@ def main() -> None:
         config_source=config.source,
         organization=config.organization.name,
         inventory_interval_s=config.collector("inventory").interval.total_seconds(),
+        collect_command=collect_command(config, store_base),
         filters=read_filters(st.session_state),
         account_names=names,
     )
@@ -153,7 +165,8 @@ def main() -> None:
             st.Page(
                 "app_pages/organization.py",
                 title="Organization",
-                icon=":material/account_tree:",
+                # no icon: st.Page's Material icon doubles as the favicon and is fetched from
+                # fonts.gstatic.com, which an air-gapped monitoring account cannot reach
                 default=True,
             ),
         ]

@@ -35,7 +35,7 @@ def _no_collection_yet(ctx: AppContext) -> None:
         "this is not a failure to read any account.\n\n"
         f"Store: `{ctx.store_base}`\n\n"
         "Run one collection cycle now, with the same config as this dashboard:\n\n"
-        f"```\nORGSCOPE_CONFIG={ctx.config_source} orgscope collect --once\n```\n\n"
+        f"```\n{ctx.collect_command}\n```\n\n"
         "then press **Refresh** in the sidebar.",
         icon=":material/hourglass_empty:",
     )
@@ -76,11 +76,13 @@ def _headline(ctx: AppContext, overview: pd.DataFrame, last: datetime | None) ->
     cols[5].metric(
         "Last collection",
         f"{format_age(age_s)} ago",
-        delta=f"stale: expected every {format_age(ctx.inventory_interval_s)}" if stale else None,
+        delta="stale" if stale else None,
         delta_color="inverse" if stale else "off",
         delta_arrow="off",
         border=True,
-        help=f"Newest collection cycle: {last:%Y-%m-%d %H:%M:%S} UTC.",
+        help=f"Newest collection cycle: {last:%Y-%m-%d %H:%M:%S} UTC. Stale after "
+        f"{STALE_INTERVALS} missed inventory intervals "
+        f"({format_age(STALE_INTERVALS * ctx.inventory_interval_s)}).",
     )
 
 

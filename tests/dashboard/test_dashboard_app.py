@@ -16,7 +16,7 @@ from collectors import registry
 from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
 from dashboard.filters import ACCOUNTS_KEY, TEAMS_KEY, TIME_RANGE_KEY
 from orgscope.store import Store
-from orgscope.wiring import CONFIG_ENV
+from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 TIMEOUT_S = 60
@@ -31,6 +31,7 @@ def _fresh_cache() -> Iterator[None]:
 
 def _run(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:
     monkeypatch.setenv(CONFIG_ENV, str(config))
+    monkeypatch.delenv(STORE_ENV, raising=False)
     app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
     assert not app.exception, [e.message for e in app.exception]
     return app
@@ -56,6 +57,7 @@ def test_empty_store_says_no_collection_yet(monkeypatch: pytest.MonkeyPatch, tmp
     info = _texts(app.info)
     assert "No collection has run yet" in info
     assert "orgscope collect --once" in info
+    assert f"ORGSCOPE_CONFIG={tmp_path / 'config.toml'}" in info
     assert not app.error, "an empty store is not a failure to read"
     assert not app.metric
 
@@ -123,6 +125,18 @@ def test_search_and_only_disabled_narrow_the_inventory(
     assert "1 rule, 1 disabled" in _texts(app.caption)
     app.text_input(key=SEARCH_KEY).input("no such rule anywhere").run()
     assert "No rules match." in _texts(app.caption)
+
+
+def test_store_override_from_the_environment_is_used_and_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, populated: Path
+):
+    other = tmp_path / "elsewhere"
+    monkeypatch.setenv(CONFIG_ENV, str(populated))
+    monkeypatch.setenv(STORE_ENV, str(other))
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    info = _texts(app.info)
+    assert "No collection has run yet" in info
+    assert f"ORGSCOPE_STORE={other}" in info
 
 
 def test_bad_config_shows_its_error_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
