@@ -1,0 +1,182 @@
+"""The README's promises, end to end: the CLI against the simulated organization.
+
+The simulator runs in-process on a free loopback port (moto's real server); orgscope talks to
+it through boto3 with the endpoint as the only difference. Nothing in boto3 is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orgscope import wiring
+from orgscope.cli import main
+from orgscope.scheduler import serve
+from sim.org import SimulatedOrg
+from tests.conftest import REFERENCE_CONFIG
+
+pytestmark = pytest.mark.integration
+
+BASE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass
+class Org:
+    sim: SimulatedOrg
+    config_path: Path
+
+    def cli(self, *args: str) -> int:
+        return main(["--config", str(self.config_path), *args])
+
+    def query(self, sql: str) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = wiring.open_store(wiring.load(self.config_path)).query(
+            sql).to_dict("records")
+        return rows
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
+    folder = tmp_path_factory.mktemp("org")
+    config_path = folder / "config.toml"
+    text = REFERENCE_CONFIG.read_text().replace('path = "./data"', 'path = "./store"')
+    config_path.write_text(text.replace("max_attempts = 5", "max_attempts = 1"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in BASE_ENV.items():
+            patch.setenv(key, value)
+        patch.delenv("ORGSCOPE_EXTERNAL_ID", raising=False)
+        patch.delenv("ORGSCOPE_STORE", raising=False)
+        sim = SimulatedOrg(wiring.load(config_path), history_hours=1, tick_s=3600)
+        patch.setenv("AWS_ENDPOINT_URL", sim.start())
+        try:
+            yield Org(sim, config_path)
+        finally:
+            sim.stop()
+
+
+def expected_rule_count(sim: SimulatedOrg) -> int:
+    return len(sim.deployment.rules)
+
+
+def test_collect_once_gives_an_ok_run_for_every_account(
+    org: Org, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert org.cli("collect", "--once") == 0
+    out = capsys.readouterr().out
+    assert ": 13 ok, 0 failed;" in out
+    runs = org.query("select account_id, status from runs")
+    assert len(runs) == 13 and {r["status"] for r in runs} == {"ok"}
+
+
+def test_query_answers_from_the_store(org: Org, capsys: pytest.CaptureFixture[str]) -> None:
+    org.cli("collect", "--once")
+    capsys.readouterr()
+    assert org.cli("query", "select count(*) as n from rules", "--format", "json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["n"] == expected_rule_count(org.sim) > 0
+    assert org.cli("query", "select count(*) from rules") == 0
+    assert "count_star()" in capsys.readouterr().out
+
+
+def test_bad_sql_exits_2_and_names_the_views(
+    org: Org, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert org.cli("query", "select * from rulez") == 2
+    err = capsys.readouterr().err
+    assert "rulez" in err and "views: accounts" in err
+
+
+def test_inventory_matches_the_organization(org: Org) -> None:
+    org.cli("collect", "--once", "--only", "inventory")
+    stored = {(r["account_id"], r["bus"], r["rule"]) for r in org.query(
+        "select account_id, bus, rule from rules")}
+    assert stored == set(org.sim.deployment.rules)
+    central = org.query(
+        "select allowed_principals from event_buses where bus = 'central-bus'")
+    assert len(central) == 1 and len(central[0]["allowed_principals"]) >= 3  # type: ignore[arg-type]
+    with_dlq = org.query("select count(*) as n from rules where len(dlq_arns) > 0")
+    assert with_dlq[0]["n"] > 0
+
+
+def test_a_rule_disabled_through_the_api_shows_disabled(org: Org) -> None:
+    account, bus, rule = org.sim.deployment.rules[0]
+    events = org.sim.admin.client(account, "events")
+    events.disable_rule(Name=rule, EventBusName=bus)
+    try:
+        org.cli("collect", "--once")
+        (row,) = org.query(
+            f"select state from rules where account_id = '{account}' and rule = '{rule}' "
+            f"and bus = '{bus}'")
+        assert row["state"] == "DISABLED"
+    finally:
+        events.enable_rule(Name=rule, EventBusName=bus)
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("missing-role", "cannot assume OrgScopeReadOnly: AccessDenied on AssumeRole"),
+    ("no-permissions", "AccessDeniedException on ListEventBuses"),
+])
+def test_an_unreachable_account_is_shown_while_the_others_carry_on(
+    org: Org, capsys: pytest.CaptureFixture[str], how: str, reason: str
+) -> None:
+    org.sim.break_account("444444444444", how)  # type: ignore[arg-type]
+    try:
+        assert org.cli("collect", "--once") == 1
+        out = capsys.readouterr().out
+        assert ": 12 ok, 1 failed;" in out
+        accounts = {r["account_id"]: r for r in org.query("select * from accounts")}
+        assert accounts["444444444444"]["reachable"] is False
+        assert reason in str(accounts["444444444444"]["reason"])
+        assert all(r["reachable"] for a, r in accounts.items() if a != "444444444444")
+    finally:
+        org.sim.repair_account("444444444444")
+    assert org.cli("collect", "--once") == 0
+    (row,) = org.query("select reachable from accounts where account_id = '444444444444'")
+    assert row["reachable"] is True
+
+
+def test_check_config_prints_who_is_reachable(
+    org: Org, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org.sim.break_account("777777777777")
+    try:
+        assert org.cli("check-config") == 1
+    finally:
+        org.sim.repair_account("777777777777")
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "777777777777" in line)
+    assert "order-processing" in line and " no " in line and "AccessDenied" in line
+    assert "1 of 13 accounts unreachable." in out
+    assert org.cli("check-config") == 0
+    assert "All 13 accounts reachable." in capsys.readouterr().out
+
+
+def test_serve_collects_at_start_and_stops_cleanly(org: Org) -> None:
+    before = org.query("select count(distinct run_id) as n from runs")[0]["n"]
+    stop = threading.Event()
+    config = wiring.load(org.config_path)
+    thread = threading.Thread(target=serve, args=(wiring.runner(config),
+                                                  [__import__("collectors.registry").registry
+                                                   .COLLECTORS["inventory"]], stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = org.query("select count(distinct run_id) as n from runs")[0]["n"]
+            if now > before:
+                break
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert org.query("select count(distinct run_id) as n from runs")[0]["n"] == before + 1
