@@ -10,57 +10,21 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from collectors import registry
 from orgscope import wiring
-from orgscope.cli import main
 from orgscope.scheduler import serve
 from sim.org import SimulatedOrg
-from tests.conftest import REFERENCE_CONFIG
+from tests.simulated import Org, simulated_org
 
 pytestmark = pytest.mark.integration
 
-BASE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@dataclass
-class Org:
-    sim: SimulatedOrg
-    config_path: Path
-
-    def cli(self, *args: str) -> int:
-        return main(["--config", str(self.config_path), *args])
-
-    def query(self, sql: str) -> list[dict[str, object]]:
-        rows: list[dict[str, object]] = wiring.open_store(wiring.load(self.config_path)).query(
-            sql).to_dict("records")
-        return rows
-
-
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
-    folder = tmp_path_factory.mktemp("org")
-    config_path = folder / "config.toml"
-    text = REFERENCE_CONFIG.read_text().replace('path = "./data"', 'path = "./store"')
-    config_path.write_text(text.replace("max_attempts = 5", "max_attempts = 1"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in BASE_ENV.items():
-            patch.setenv(key, value)
-        patch.delenv("ORGSCOPE_EXTERNAL_ID", raising=False)
-        patch.delenv("ORGSCOPE_STORE", raising=False)
-        sim = SimulatedOrg(wiring.load(config_path), history_hours=1, tick_s=3600)
-        patch.setenv("AWS_ENDPOINT_URL", sim.start())
-        try:
-            yield Org(sim, config_path)
-        finally:
-            sim.stop()
+    with simulated_org(tmp_path_factory.mktemp("org")) as running:
+        yield running
 
 
 def expected_rule_count(sim: SimulatedOrg) -> int:
@@ -164,9 +128,8 @@ def test_serve_collects_at_start_and_stops_cleanly(org: Org) -> None:
     before = org.query("select count(distinct run_id) as n from runs")[0]["n"]
     stop = threading.Event()
     config = wiring.load(org.config_path)
-    thread = threading.Thread(target=serve, args=(wiring.runner(config),
-                                                  [__import__("collectors.registry").registry
-                                                   .COLLECTORS["inventory"]], stop))
+    inventory = registry.COLLECTORS["inventory"]
+    thread = threading.Thread(target=serve, args=(wiring.runner(config), [inventory], stop))
     thread.start()
     try:
         deadline = time.monotonic() + 60

@@ -1,0 +1,67 @@
+"""The simulated organization for tests: started in-process on a free loopback port.
+
+moto's state is process-wide, so one simulator runs at a time; module-scoped fixtures start one
+per test module and stop (and reset) it at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orgscope import wiring
+from orgscope.cli import main
+from sim.org import SimulatedOrg
+from tests.conftest import REFERENCE_CONFIG
+
+BASE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass
+class Org:
+    """A running simulator and a config file (store beside it) pointed at it."""
+
+    sim: SimulatedOrg
+    config_path: Path
+    endpoint: str
+
+    def cli(self, *args: str) -> int:
+        return main(["--config", str(self.config_path), *args])
+
+    def query(self, sql: str) -> list[dict[str, object]]:
+        store = wiring.open_store(wiring.load(self.config_path))
+        rows: list[dict[str, object]] = store.query(sql).to_dict("records")
+        return rows
+
+    @property
+    def store_path(self) -> Path:
+        return self.config_path.parent / "store"
+
+
+@contextmanager
+def simulated_org(folder: Path) -> Iterator[Org]:
+    """Start the simulator with one hour of history; write a config pointing at a store in
+    ``folder``; set the base credentials and AWS_ENDPOINT_URL for the duration."""
+    config_path = folder / "config.toml"
+    text = REFERENCE_CONFIG.read_text().replace('path = "./data"', 'path = "./store"')
+    config_path.write_text(text.replace("max_attempts = 5", "max_attempts = 1"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in BASE_ENV.items():
+            patch.setenv(key, value)
+        for key in ("ORGSCOPE_EXTERNAL_ID", "ORGSCOPE_STORE", "ORGSCOPE_CONFIG"):
+            patch.delenv(key, raising=False)
+        sim = SimulatedOrg(wiring.load(config_path), history_hours=1, tick_s=3600)
+        endpoint = sim.start()
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)
+        try:
+            yield Org(sim, config_path, endpoint)
+        finally:
+            sim.stop()
