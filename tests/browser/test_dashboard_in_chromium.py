@@ -41,7 +41,7 @@ def wait_for_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback only)
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.3)
@@ -60,7 +60,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
 def dashboard_url(org: Org) -> Iterator[str]:
     port = free_port()
     config = wiring.load(org.config_path)
-    process = subprocess.Popen(  # noqa: S603 (our own command line)
+    process = subprocess.Popen(
         dashboard_command(config, port), env=dashboard_env(config),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
