@@ -1,13 +1,14 @@
 """Deploys the QuickGrocer organization through the AWS APIs, as its platform team would.
 
-Per account: orgscope's read role (trusting the monitoring account, with an ExternalId
-condition only when the configured environment variable is set) and heal role. In the
-event-bus account: the central bus, a bus policy letting each producer account PutEvents, and
-one rule per route forwarding to the consumer account's default bus. In each consumer
-account: a bus policy letting the event-bus account deliver, and one rule per route delivering
-to an SQS queue with a RetryPolicy and an SQS dead-letter queue. In the management account:
-the organization and its member accounts, tagged Team and CostCenter (moto picks the member
-account ids at random, so they differ from config.toml's).
+Per account: orgscope's read role and heal role, each allowed exactly the actions its template
+in iam/ allows (so a call the template lacks is refused here as in AWS), trusting the
+monitoring account with an ExternalId condition only when the configured environment
+variable is set. In the event-bus account: the central bus, a bus policy letting each producer
+account PutEvents, and one rule per route forwarding to the consumer account's default bus. In
+each consumer account: a bus policy letting the event-bus account deliver, and one rule per
+route delivering to an SQS queue with a RetryPolicy and an SQS dead-letter queue. In the
+management account: the organization and its member accounts, tagged Team and CostCenter (moto
+picks the member account ids at random, so they differ from config.toml's).
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from collectors.registry import read_actions as registered_read_actions
 from orgscope.config import AccountConfig, Config
+from orgscope.iam_templates import (
+    HEAL_ROLE_TEMPLATE,
+    READ_ROLE_TEMPLATE,
+    allowed_actions,
+    load_template,
+)
 from sim.admin import AdminSessions
 from sim.topology import ROUTES, STREAMS, Route, dlq_name, queue_name
 
@@ -29,34 +36,6 @@ READ_POLICY = "orgscope-read"
 HEAL_POLICY = "orgscope-heal"
 FORWARDER_ROLE = "central-bus-forwarder"
 FORWARDING_DLQ = "central-bus-forwarding-dlq"
-
-#: Read actions the collectors now and soon need, on top of collectors.registry.read_actions().
-EXTRA_READ_ACTIONS: tuple[str, ...] = (
-    "cloudwatch:GetMetricData",
-    "cloudwatch:GetMetricStatistics",
-    "cloudwatch:ListMetrics",
-    "sqs:GetQueueAttributes",
-    "sqs:GetQueueUrl",
-    "sqs:ListQueues",
-    "sqs:ListQueueTags",
-    "sqs:ListDeadLetterSourceQueues",
-    "xray:GetTraceSummaries",
-    "xray:BatchGetTraces",
-    "xray:GetServiceGraph",
-    "logs:Describe*",
-    "logs:Get*",
-    "logs:FilterLogEvents",
-    "logs:StartQuery",
-    "ce:GetCostAndUsage",
-    "ce:GetCostForecast",
-    "ce:GetDimensionValues",
-    "organizations:ListAccounts",
-    "organizations:ListTagsForResource",
-    "organizations:DescribeOrganization",
-    "events:DescribeRule",
-    "tag:GetResources",
-)
-HEAL_ACTIONS: tuple[str, ...] = ("events:EnableRule",)
 
 
 @dataclass
@@ -71,9 +50,14 @@ class Deployment:
     organization_accounts: dict[str, str] = field(default_factory=dict)  # name -> moto id
 
 
-def read_actions() -> list[str]:
-    """Every action of the read role: the registered collectors' plus :data:`EXTRA_READ_ACTIONS`."""
-    return sorted(set(registered_read_actions()) | set(EXTRA_READ_ACTIONS))
+def template_actions(path: Path) -> list[str]:
+    """The actions the role template at ``path`` allows, sorted.
+
+    Deployed with Resource "*": the gate checks actions only. The heal template's Deny on the
+    opt-out tag is left out, as the gate does not evaluate conditions (it would deny every
+    EnableRule).
+    """
+    return sorted(allowed_actions(load_template(path)))
 
 
 def policy_document(actions: list[str] | tuple[str, ...]) -> str:
@@ -106,6 +90,8 @@ class Builder:
         self.admin = admin
         self.region = config.aws.regions[0]
         self.by_name = {a.name: a for a in config.accounts}
+        self.read_actions = template_actions(READ_ROLE_TEMPLATE)
+        self.heal_actions = template_actions(HEAL_ROLE_TEMPLATE)
 
     # --- orgscope's roles -------------------------------------------------------------------
 
@@ -113,12 +99,12 @@ class Builder:
         """Create the read role (or restore its policy) in ``account_id``."""
         self._ensure_role(account_id, self.config.aws.read_role_name,
                           os.environ.get(self.config.aws.external_id_env) or None,
-                          READ_POLICY, read_actions())
+                          READ_POLICY, self.read_actions)
 
     def ensure_heal_role(self, account_id: str) -> None:
         self._ensure_role(account_id, self.config.heal.role_name,
                           os.environ.get(self.config.heal.external_id_env) or None,
-                          HEAL_POLICY, list(HEAL_ACTIONS))
+                          HEAL_POLICY, self.heal_actions)
 
     def _ensure_role(self, account_id: str, role: str, external_id: str | None,
                      policy_name: str, actions: list[str]) -> None:

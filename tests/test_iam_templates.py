@@ -11,15 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from collectors.registry import COLLECTORS, read_actions
 from orgscope import accounts
 from orgscope.config import AwsConfig, HealConfig, load_config
+from orgscope.iam_templates import (
+    HEAL_ROLE_TEMPLATE,
+    READ_ROLE_TEMPLATE,
+    allowed_actions,
+    as_list,
+    load_template,
+    policy_statements,
+    role_properties,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-READ_TEMPLATE = ROOT / "iam" / "orgscope-read-role.yaml"
-HEAL_TEMPLATE = ROOT / "iam" / "orgscope-heal-role.yaml"
 
 # What orgscope/accounts.py calls for organization.discovery = "organizations".
 DISCOVERY_ACTIONS = frozenset(accounts.DISCOVERY_ACTIONS)
@@ -59,65 +65,20 @@ WRITE_VERBS = (
 )
 
 
-# --- a loader for CloudFormation's short-form tags (!Ref, !Sub, !If, !GetAtt, ...) ----------
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns ``!Name x`` into ``{"Fn::Name": x}`` (``!Ref x`` -> ``{"Ref": x}``)."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(document, dict)
-    return document
-
-
-# --- helpers over the parsed templates -------------------------------------------------------
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+# --- helpers over the parsed templates (orgscope/iam_templates.py) --------------------------
 
 
 def _role(template: dict[str, Any]) -> dict[str, Any]:
     roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
     assert len(roles) == 1, "each template creates exactly one role"
-    properties: dict[str, Any] = roles[0]["Properties"]
-    return properties
+    return role_properties(template)
 
 
 def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    role = _role(template)
-    assert "ManagedPolicyArns" not in role, "permissions are inline, listed action by action"
-    return [
-        statement
-        for policy in role["Policies"]
-        for statement in _as_list(policy["PolicyDocument"]["Statement"])
-    ]
-
-
-def _actions(template: dict[str, Any], effect: str = "Allow") -> set[str]:
-    return {
-        action
-        for statement in _statements(template)
-        if statement["Effect"] == effect
-        for action in _as_list(statement["Action"])
-    }
+    assert "ManagedPolicyArns" not in _role(template), (
+        "permissions are inline, listed action by action"
+    )
+    return policy_statements(template)
 
 
 def _camel(name: str) -> str:
@@ -127,12 +88,12 @@ def _camel(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def read_template() -> dict[str, Any]:
-    return load_template(READ_TEMPLATE)
+    return load_template(READ_ROLE_TEMPLATE)
 
 
 @pytest.fixture(scope="module")
 def heal_template() -> dict[str, Any]:
-    return load_template(HEAL_TEMPLATE)
+    return load_template(HEAL_ROLE_TEMPLATE)
 
 
 # --- the read role ---------------------------------------------------------------------------
@@ -140,7 +101,7 @@ def heal_template() -> dict[str, Any]:
 
 def test_read_role_grants_exactly_what_the_code_calls(read_template: dict[str, Any]) -> None:
     expected = set(read_actions()) | DISCOVERY_ACTIONS
-    granted = _actions(read_template)
+    granted = allowed_actions(read_template)
     assert granted - expected == set(), "granted but never called: remove from the template"
     assert expected - granted == set(), "called but not granted: add to the template"
 
@@ -149,7 +110,7 @@ def test_read_role_groups_actions_under_one_sid_per_collector(
     read_template: dict[str, Any],
 ) -> None:
     by_sid = {
-        statement["Sid"]: set(_as_list(statement["Action"]))
+        statement["Sid"]: set(as_list(statement["Action"]))
         for statement in _statements(read_template)
     }
     expected = {
@@ -165,7 +126,7 @@ def test_read_role_only_reads(read_template: dict[str, Any]) -> None:
     for statement in _statements(read_template):
         assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement and "NotResource" not in statement
-    for action in _actions(read_template):
+    for action in allowed_actions(read_template):
         service, _, verb = action.partition(":")
         assert service and verb, f"{action!r} is not service:Action"
         assert "*" not in action and "?" not in action, f"{action!r} is a wildcard"
@@ -177,7 +138,7 @@ def test_read_role_only_reads(read_template: dict[str, Any]) -> None:
 
 
 def test_heal_role_may_only_enable_rules(heal_template: dict[str, Any]) -> None:
-    assert _actions(heal_template, "Allow") == {"events:EnableRule"}
+    assert allowed_actions(heal_template) == {"events:EnableRule"}
     for statement in _statements(heal_template):
         assert statement["Effect"] in ("Allow", "Deny")
         assert "NotAction" not in statement and "NotResource" not in statement
@@ -192,7 +153,7 @@ def test_heal_role_denies_rules_that_opted_out(heal_template: dict[str, Any]) ->
     denies = [s for s in _statements(heal_template) if s["Effect"] == "Deny"]
     assert len(denies) == 1
     deny = denies[0]
-    assert _as_list(deny["Action"]) == ["events:EnableRule"]
+    assert as_list(deny["Action"]) == ["events:EnableRule"]
     assert deny["Resource"] == "*"
     tag_key = HealConfig.model_fields["opt_out_tag"].default
     configured = load_config(ROOT / "config.toml").heal.opt_out_tag
@@ -204,10 +165,10 @@ def test_heal_role_denies_rules_that_opted_out(heal_template: dict[str, Any]) ->
 # --- both roles ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [READ_TEMPLATE, HEAL_TEMPLATE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [READ_ROLE_TEMPLATE, HEAL_ROLE_TEMPLATE], ids=lambda p: p.stem)
 def test_trust_requires_the_external_id(path: Path) -> None:
     template = load_template(path)
-    trust = _as_list(_role(template)["AssumeRolePolicyDocument"]["Statement"])
+    trust = as_list(_role(template)["AssumeRolePolicyDocument"]["Statement"])
     assert len(trust) == 1
     statement = trust[0]
     assert statement["Effect"] == "Allow"
@@ -225,7 +186,7 @@ def test_trust_requires_the_external_id(path: Path) -> None:
     assert "Default" not in external_id
 
 
-@pytest.mark.parametrize("path", [READ_TEMPLATE, HEAL_TEMPLATE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [READ_ROLE_TEMPLATE, HEAL_ROLE_TEMPLATE], ids=lambda p: p.stem)
 def test_templates_are_stackset_ready(path: Path) -> None:
     """No account ids, and the same parameters everywhere; RoleArn is an output."""
     text = path.read_text(encoding="utf-8")
@@ -240,8 +201,8 @@ def test_templates_are_stackset_ready(path: Path) -> None:
 
 def test_template_defaults_match_the_config() -> None:
     config = load_config(ROOT / "config.toml")
-    read = load_template(READ_TEMPLATE)["Parameters"]
-    heal = load_template(HEAL_TEMPLATE)["Parameters"]
+    read = load_template(READ_ROLE_TEMPLATE)["Parameters"]
+    heal = load_template(HEAL_ROLE_TEMPLATE)["Parameters"]
     assert read["RoleName"]["Default"] == AwsConfig.model_fields["read_role_name"].default
     assert read["RoleName"]["Default"] == config.aws.read_role_name
     assert heal["RoleName"]["Default"] == HealConfig.model_fields["role_name"].default
@@ -253,7 +214,7 @@ def test_template_defaults_match_the_config() -> None:
 # --- cfn-lint --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [READ_TEMPLATE, HEAL_TEMPLATE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [READ_ROLE_TEMPLATE, HEAL_ROLE_TEMPLATE], ids=lambda p: p.stem)
 def test_cfn_lint_is_clean(path: Path) -> None:
     """cfn-lint (pulled in by moto) finds nothing: no errors, warnings or informational notes."""
     api = pytest.importorskip("cfnlint.api")

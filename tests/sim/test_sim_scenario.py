@@ -38,7 +38,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 def _state(running: Running, account: str, bus: str, rule: str) -> str:
-    events = running.factory().client(account, "events", "us-east-1")
+    events = running.org.admin.client(account, "events")
     return str(events.describe_rule(Name=rule, EventBusName=bus)["State"])
 
 
@@ -61,7 +61,7 @@ def test_scenario_entries_fire_at_their_time(running: Running) -> None:
     running.advance(6)  # now past +10m
     assert _state(running, CENTRAL, "central-bus", rule) == "DISABLED"
     start, end = running.advance(5)
-    cloudwatch = running.factory().client(CENTRAL, "cloudwatch", "us-east-1")
+    cloudwatch = running.org.admin.client(CENTRAL, "cloudwatch")
     silent = cloudwatch.get_metric_statistics(
         Namespace="AWS/Events", MetricName="MatchedEvents", StartTime=start, EndTime=end,
         Period=60, Statistics=["Sum"],
@@ -75,11 +75,11 @@ def test_broken_pattern_goes_silent_but_stays_enabled(running: Running) -> None:
     assert running.org.started_at is not None
     running.now = max(running.now, running.org.started_at + timedelta(minutes=20, seconds=30))
     start, end = running.advance(4)
-    events = running.factory().client("777777777777", "events", "us-east-1")
+    events = running.org.admin.client("777777777777", "events")
     described = events.describe_rule(Name=rule)
     assert described["State"] == "ENABLED"
     assert "PaymentProcessed" in described["EventPattern"]
-    cloudwatch = running.factory().client("777777777777", "cloudwatch", "us-east-1")
+    cloudwatch = running.org.admin.client("777777777777", "cloudwatch")
     points = cloudwatch.get_metric_statistics(
         Namespace="AWS/Events", MetricName="MatchedEvents", StartTime=start, EndTime=end,
         Period=60, Statistics=["Sum"], Dimensions=[{"Name": "RuleName", "Value": rule}])

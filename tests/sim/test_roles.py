@@ -1,0 +1,112 @@
+"""The simulator's orgscope roles grant exactly what iam/*.yaml grants, through the IAM gate.
+
+A collector that starts calling an action its template lacks must fail here as in AWS; the
+refusals also check each protocol's access-denied error code (json, query-compatible json,
+CBOR), as botocore decodes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from orgscope.aws import RoleSpec
+from orgscope.iam_templates import (
+    HEAL_ROLE_TEMPLATE,
+    READ_ROLE_TEMPLATE,
+    allowed_actions,
+    load_template,
+)
+from sim.build import HEAL_POLICY, READ_POLICY
+from tests.sim.conftest import Running
+
+pytestmark = pytest.mark.integration
+
+CENTRAL = "121212121212"
+BUS = "central-bus"
+RULE = "order-placed-to-inventory"
+PAYMENTS = "999999999999"
+DLQ = "charging-order-placed-to-payments-dlq"
+DENIED = ("AccessDenied", "AccessDeniedException")
+
+
+def _heal_role(running: Running) -> RoleSpec:
+    heal = running.config.heal
+    return RoleSpec(name=heal.role_name, external_id_env=heal.external_id_env,
+                    session_name="orgscope-heal-test")
+
+
+@pytest.mark.parametrize("which", ["read", "heal"])
+def test_deployed_policy_allows_the_templates_actions(running: Running, which: str) -> None:
+    name, policy, template = {
+        "read": (running.config.aws.read_role_name, READ_POLICY, READ_ROLE_TEMPLATE),
+        "heal": (running.config.heal.role_name, HEAL_POLICY, HEAL_ROLE_TEMPLATE),
+    }[which]
+    iam = running.org.admin.client(PAYMENTS, "iam")
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == [policy]
+    document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document["Statement"]
+    assert [s["Effect"] for s in statements] == ["Allow"]
+    assert set(statements[0]["Action"]) == allowed_actions(load_template(template))
+
+
+def test_read_role_may_call_what_its_template_allows(running: Running) -> None:
+    events = running.factory().client(CENTRAL, "events", "us-east-1")
+    rules = events.list_rules(EventBusName=BUS)["Rules"]
+    assert RULE in {rule["Name"] for rule in rules}
+    management = running.config.organization.management_account_id
+    organizations = running.factory().client(management, "organizations", "us-east-1")
+    assert organizations.list_accounts()["Accounts"]
+
+
+def _dlq_url(running: Running) -> str:
+    url: str = running.org.admin.client(PAYMENTS, "sqs").get_queue_url(QueueName=DLQ)["QueueUrl"]
+    return url
+
+
+REFUSED: dict[str, Callable[[Running], Any]] = {
+    "events:PutRule": lambda r: r.factory().client(CENTRAL, "events", "us-east-1").put_rule(
+        Name="orgscope-was-here", EventBusName=BUS, ScheduleExpression="rate(1 day)"),
+    "events:DescribeRule": lambda r: r.factory().client(CENTRAL, "events", "us-east-1")
+    .describe_rule(Name=RULE, EventBusName=BUS),
+    "sqs:ListQueues": lambda r: r.factory().client(PAYMENTS, "sqs", "us-east-1").list_queues(),
+    "sqs:ReceiveMessage": lambda r: r.factory().client(PAYMENTS, "sqs", "us-east-1")
+    .receive_message(QueueUrl=_dlq_url(r)),
+    "cloudwatch:ListMetrics": lambda r: r.factory().client(PAYMENTS, "cloudwatch", "us-east-1")
+    .list_metrics(Namespace="AWS/Events"),
+}
+
+
+@pytest.mark.parametrize("action", sorted(REFUSED))
+def test_read_role_is_refused_what_its_template_lacks(running: Running, action: str) -> None:
+    assert action not in allowed_actions(load_template(READ_ROLE_TEMPLATE))
+    with pytest.raises(ClientError) as caught:
+        REFUSED[action](running)
+    assert caught.value.response["Error"]["Code"] in DENIED
+    assert action in str(caught.value)
+
+
+def test_put_rule_refused_leaves_no_rule_behind(running: Running) -> None:
+    with pytest.raises(ClientError):
+        REFUSED["events:PutRule"](running)
+    rules = running.org.admin.client(CENTRAL, "events").list_rules(EventBusName=BUS)["Rules"]
+    assert "orgscope-was-here" not in {rule["Name"] for rule in rules}
+
+
+def test_heal_role_may_enable_rules_and_nothing_else(running: Running) -> None:
+    events = running.factory().client(CENTRAL, "events", "us-east-1", role=_heal_role(running))
+    events.enable_rule(Name=RULE, EventBusName=BUS)  # already enabled: a no-op, but allowed
+    with pytest.raises(ClientError) as caught:
+        events.disable_rule(Name=RULE, EventBusName=BUS)
+    assert caught.value.response["Error"]["Code"] in DENIED
+    with pytest.raises(ClientError) as caught:
+        events.list_rules(EventBusName=BUS)
+    assert caught.value.response["Error"]["Code"] in DENIED
+    state = running.org.admin.client(CENTRAL, "events").describe_rule(Name=RULE, EventBusName=BUS)
+    assert state["State"] == "ENABLED"
