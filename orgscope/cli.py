@@ -45,7 +45,7 @@ def configure_logging(verbose: int, quiet: bool = False) -> None:
         datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("botocore", "urllib3", "apscheduler.executors", "werkzeug"):
+    for noisy in ("botocore", "urllib3", "apscheduler", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

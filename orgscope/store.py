@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -130,10 +131,24 @@ class Store:
             "union_by_name = true, hive_types = {'date': DATE})"
         )
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with a view per dataset over the current files."""
+    def datasets_used(self, sql: str) -> list[Dataset]:
+        """The datasets whose views ``sql`` names (and ``runs``, which "latest" views join)."""
+        words = set(re.findall(r"[a-z_][a-z0-9_]*", sql.lower()))
+        used = {d.name for d in self.datasets.values()
+                if d.name in words or f"{d.name}_history" in words}
+        if any(self.datasets[name].snapshot_collector for name in used) and "runs" in \
+                self.datasets:
+            used.add("runs")
+        return [d for d in self.datasets.values() if d.name in used]
+
+    def connect(self, datasets: Iterable[Dataset] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per dataset over the current files.
+
+        Creating a view reads the Parquet footers of its files, so :meth:`query` asks only for
+        the datasets its SQL names.
+        """
         connection = duckdb.connect(":memory:")
-        for dataset in self.datasets.values():
+        for dataset in self.datasets.values() if datasets is None else datasets:
             source = self._view_sql(dataset)
             if dataset.snapshot_of:
                 history = _quote_identifier(f"{dataset.name}_history")
@@ -150,7 +165,7 @@ class Store:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run DuckDB SQL over the datasets; raises :class:`StoreError` with DuckDB's message."""
-        connection = self.connect()
+        connection = self.connect(self.datasets_used(sql))
         try:
             return connection.execute(sql, params or []).fetchdf()
         except duckdb.Error as error:

@@ -157,3 +157,12 @@ def test_remote_schemes_are_refused_clearly(tmp_path: Path) -> None:
 def test_file_url(tmp_path: Path) -> None:
     store = Store(f"file://{tmp_path}/s", [RULES, RUNS])
     assert store.root == (tmp_path / "s").resolve()
+
+
+def test_query_builds_only_the_views_it_names(store: Store) -> None:
+    names = [d.name for d in store.datasets_used("SELECT * FROM rules r JOIN accounts a USING "
+                                                  "(account_id)")]
+    assert sorted(names) == ["accounts", "rules", "runs"]  # runs: "latest" rules join it
+    assert [d.name for d in store.datasets_used("select 1 from RUNS")] == ["runs"]
+    history = store.datasets_used("select * from rules_history")
+    assert sorted(d.name for d in history) == ["rules", "runs"]
