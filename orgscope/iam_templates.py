@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYAML is not pinned
+import yaml
 
 IAM_DIR = Path(__file__).resolve().parent.parent / "iam"
 #: The read-only role every collector and account discovery use.
@@ -31,7 +31,7 @@ HEAL_ROLE_TEMPLATE = IAM_DIR / "orgscope-heal-role.yaml"
 _UNPREFIXED = frozenset({"Ref", "Condition"})
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # SafeLoader is Any without stubs
+class _CfnLoader(yaml.SafeLoader):
     """SafeLoader that also reads CloudFormation's short-form intrinsic tags."""
 
 
