@@ -1,22 +1,28 @@
 """What every collector is: a named function from one account-region context to frames.
 
-A collector is a plain function ``fn(ctx) -> {dataset: DataFrame}``. The context carries the
-account, the region, the time window of this run, and a ``client(service)`` method that hands
-out the session factory's cached, refreshing client for that account and region. Collectors do
-no I/O of their own beyond those clients, keep no state between calls, and never touch the
-store: the runner checks each frame against its dataset and writes it.
+A collector is a plain function ``fn(ctx) -> {dataset: DataFrame}`` (or a :class:`Collected`,
+when it also reports how far it has read). The context carries the account, the region, the
+time window of this run, the collector's own config section, the latest snapshots of the
+datasets it declared as ``inputs`` (for example the rule inventory the metrics collector asks
+CloudWatch about), its watermark from the previous run, and a ``client(service)`` method that
+hands out the session factory's cached, refreshing client for that account and region.
+
+Collectors do no I/O of their own beyond those clients, keep no state between calls, and never
+touch the store: the runner reads their inputs and watermarks, checks each frame against its
+dataset, and writes frames and watermarks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
 
 from orgscope.accounts import Account
+from orgscope.config import CollectorConfig
 from orgscope.datasets import Dataset
 
 #: "regional": once per (account, region); "payer": once, in the management account.
@@ -34,6 +40,18 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Collected:
+    """Frames plus the watermark: everything before it has been read for good.
+
+    The runner stores the watermark and hands it back as ``ctx.watermark`` on the next run of
+    the same collector, account and region.
+    """
+
+    frames: Frames
+    watermark: datetime | None = None
+
+
+@dataclass(frozen=True)
 class CollectContext:
     """Everything a collector may use for one (account, region) run."""
 
@@ -42,10 +60,17 @@ class CollectContext:
     window: Window
     collected_at: datetime
     client_factory: Callable[[str], Any]
+    settings: CollectorConfig = field(default_factory=CollectorConfig)
+    inputs: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    watermark: datetime | None = None
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` in this account and region (read role)."""
         return self.client_factory(service)
+
+    def input(self, name: str) -> pd.DataFrame:
+        """The latest snapshot of dataset ``name`` (declared in ``Collector.inputs``)."""
+        return self.inputs[name]
 
 
 @dataclass(frozen=True)
@@ -53,9 +78,10 @@ class Collector:
     """A registered collector: its name, what it produces and how often it runs by default."""
 
     name: str
-    fn: Callable[[CollectContext], Frames]
+    fn: Callable[[CollectContext], Frames | Collected]
     datasets: tuple[Dataset, ...]
     scope: Scope
     description: str
     iam_actions: tuple[str, ...]
-    default_interval_s: int = 300
+    #: Datasets whose latest snapshot (the view of that name) the collector reads.
+    inputs: tuple[str, ...] = ()

@@ -259,5 +259,4 @@ INVENTORY = Collector(
         "events:ListTargetsByRule",
         "events:ListTagsForResource",
     ),
-    default_interval_s=300,
 )

@@ -84,6 +84,19 @@ def parse_interval(value: Any) -> timedelta:
     return interval
 
 
+def parse_duration(value: Any) -> timedelta:
+    """Like :func:`parse_interval`, for spans of history: from '1m' up to '455d'."""
+    if isinstance(value, timedelta):
+        return value
+    match = INTERVAL_RE.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError("must be a duration string such as '10m', '6h' or '14d'")
+    duration = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
+    if not timedelta(minutes=1) <= duration <= timedelta(days=455):
+        raise ValueError("must be between '1m' and '455d'")
+    return duration
+
+
 def format_interval(interval: timedelta) -> str:
     """The inverse of :func:`parse_interval`, in the largest whole unit."""
     seconds = int(interval.total_seconds())
@@ -97,6 +110,7 @@ AccountId = Annotated[str, AfterValidator(_account_id)]
 Region = Annotated[str, AfterValidator(_region)]
 EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
 Interval = Annotated[timedelta, BeforeValidator(parse_interval)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -150,6 +164,62 @@ class CollectorConfig(_Strict):
     jitter_s: int = Field(default=10, ge=0, le=600)
 
 
+def _period(value: int) -> int:
+    if value % 60 or not 60 <= value <= 3600:
+        raise ValueError("must be a multiple of 60 seconds between 60 and 3600")
+    return value
+
+
+class MetricsCollectorConfig(CollectorConfig):
+    """CloudWatch AWS/Events metrics: resolution, back-fill and re-read of late datapoints."""
+
+    period_s: Annotated[int, AfterValidator(_period)] = 300
+    backfill: Duration = timedelta(days=2)
+    overlap: Duration = timedelta(minutes=10)
+    max_chunks_per_run: int = Field(default=6, ge=1, le=1000)
+
+
+class DlqCollectorConfig(CollectorConfig):
+    """SQS dead-letter queues: every target's DLQ, plus these queue ARNs."""
+
+    queues: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _queue_arns(self) -> DlqCollectorConfig:
+        for arn in self.queues:
+            parts = arn.split(":")
+            if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"] or \
+                    not ACCOUNT_ID_RE.match(parts[4]):
+                raise ValueError(
+                    f"queues: {arn!r} must be an SQS queue ARN such as "
+                    "'arn:aws:sqs:us-east-1:111111111111:orders-dlq'")
+        return self
+
+
+class CollectorsConfig(_Strict):
+    """One section per registered collector (collectors/registry.py)."""
+
+    inventory: CollectorConfig = CollectorConfig()
+    metrics: MetricsCollectorConfig = MetricsCollectorConfig()
+    dlq: DlqCollectorConfig = DlqCollectorConfig()
+
+
+class HealthConfig(_Strict):
+    """Thresholds of the event-flow health model (docs/health.md explains each verdict)."""
+
+    window: Duration = timedelta(minutes=15)
+    silent_ratio: Share = 0.1
+    min_expected_events: float = Field(default=5.0, ge=0)
+    failed_invocations: int = Field(default=1, ge=1)
+    dlq_growth: int = Field(default=1, ge=1)
+    throttled: int = Field(default=1, ge=1)
+    retry_ratio: Share = 0.2
+    latency_factor: float = Field(default=2.0, ge=1.0)
+    baseline_weeks: int = Field(default=4, ge=1, le=12)
+    min_history: Duration = timedelta(days=1)
+    stale_after: Duration = timedelta(minutes=20)
+
+
 class StoreConfig(_Strict):
     path: str = Field(default="./data", min_length=1)
 
@@ -167,10 +237,7 @@ class SlackConfig(_Strict):
 
 class AlertsConfig(_Strict):
     unreachable_intervals: int = Field(default=3, ge=1, le=100)
-    failed_invocations: int = Field(default=1, ge=1)
     dlq_depth: int = Field(default=1, ge=1)
-    throttled_rules: int = Field(default=1, ge=1)
-    silent_ratio: Share = 0.1
     repeat_interval: Interval = timedelta(hours=4)
 
 
@@ -198,7 +265,8 @@ class Config(_Strict):
     organization: OrganizationConfig
     aws: AwsConfig
     accounts: list[AccountConfig] = Field(default_factory=list)
-    collectors: dict[str, CollectorConfig] = Field(default_factory=dict)
+    collectors: CollectorsConfig = CollectorsConfig()
+    health: HealthConfig = HealthConfig()
     store: StoreConfig = StoreConfig()
     slack: SlackConfig = SlackConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -227,7 +295,8 @@ class Config(_Strict):
 
     def collector(self, name: str) -> CollectorConfig:
         """Settings for one collector; defaults when the file has no section for it."""
-        return self.collectors.get(name, CollectorConfig())
+        settings: CollectorConfig | None = getattr(self.collectors, name, None)
+        return settings or CollectorConfig()
 
     def account(self, account_id: str) -> AccountConfig | None:
         return next((a for a in self.accounts if a.id == account_id), None)
@@ -252,10 +321,8 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        field = model.model_fields.get(part)
         if field is None:
-            if model is CollectorConfig or getattr(model, "__origin__", None) is dict:
-                continue
             break
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
@@ -300,12 +367,8 @@ def parse_config(data: dict[str, Any], source: str = "config.toml") -> Config:
         raise ConfigError(format_validation_error(source, error)) from None
 
 
-def load_config(path: str | Path, known_collectors: Iterable[str] | None = None) -> Config:
-    """Read and validate ``path``. Raises :class:`ConfigError` for every user mistake.
-
-    ``known_collectors``, when given, is the set of registered collector names: a
-    ``[collectors.X]`` section for anything else is an error.
-    """
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` for every user mistake."""
     path = Path(path)
     source = str(path)
     try:
@@ -318,16 +381,4 @@ def load_config(path: str | Path, known_collectors: Iterable[str] | None = None)
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{source}: not valid TOML: {error}"]) from None
-    config = parse_config(data, source)
-    if known_collectors is not None:
-        known = sorted(known_collectors)
-        unknown = [name for name in config.collectors if name not in known]
-        if unknown:
-            raise ConfigError(
-                [
-                    f"{source}: collectors.{name}: unknown collector "
-                    f"(allowed: {', '.join(known)})"
-                    for name in unknown
-                ]
-            )
-    return config
+    return parse_config(data, source)

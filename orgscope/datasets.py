@@ -118,4 +118,18 @@ RUNS = Dataset(
     ),
 )
 
-SPINE_DATASETS: tuple[Dataset, ...] = (ACCOUNTS, RUNS)
+WATERMARKS = Dataset(
+    name="watermarks",
+    description="How far each incremental collector has read, per account and region.",
+    time_column="updated_at",
+    snapshot_of=("collector", "account_id", "region"),
+    schema=_schema(
+        ("collector", pa.string(), False),
+        ("account_id", pa.string(), False),
+        ("region", pa.string(), False),
+        ("watermark", UTC_TS, False),
+        ("updated_at", UTC_TS, False),
+    ),
+)
+
+SPINE_DATASETS: tuple[Dataset, ...] = (ACCOUNTS, RUNS, WATERMARKS)

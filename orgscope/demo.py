@@ -40,12 +40,12 @@ def demo_config(config: Config, endpoint_url: str) -> Config:
     store = config.store.path
     if not os.environ.get(wiring.STORE_ENV) and store == "./data":
         store = str(Path(config.source).resolve().parent / DEMO_STORE)
-    collectors = {
+    collectors = config.collectors.model_copy(update={
         name: config.collector(name).model_copy(
             update={"interval": min(config.collector(name).interval, DEMO_INTERVAL)}
         )
         for name in registry.COLLECTORS
-    }
+    })
     aws = config.aws.model_copy(update={"endpoint_url": endpoint_url})
     config = wiring.with_store(config, store)
     return config.model_copy(update={"aws": aws, "collectors": collectors})

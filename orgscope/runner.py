@@ -32,11 +32,11 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collectors.base import CollectContext, Collector, Frames, Window
+from collectors.base import CollectContext, Collected, Collector, Frames, Window
 from orgscope.accounts import Account, accounts_from_config, discover_accounts
 from orgscope.aws import AccessError, SessionFactory, describe_error
 from orgscope.config import Config
-from orgscope.datasets import ACCOUNTS, RUNS, SchemaError
+from orgscope.datasets import ACCOUNTS, RUNS, WATERMARKS, SchemaError
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ class RunResult:
     calls: CallCounter
     frames: Frames = field(default_factory=dict)
     access_denied: bool = False
+    watermark: datetime | None = None
 
     @property
     def rows(self) -> int:
@@ -123,6 +124,17 @@ class CycleResult:
 
 
 Progress = Callable[[int, int, RunResult], None]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (collector, account, region) run to do, with what the runner read for it."""
+
+    collector: Collector
+    account: Account
+    region: str
+    inputs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    watermark: datetime | None = None
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -190,6 +202,19 @@ def accounts_frame(
     return pd.DataFrame(rows, columns=ACCOUNTS.columns)
 
 
+def watermarks_frame(runs: Sequence[RunResult], updated_at: datetime) -> pd.DataFrame:
+    rows = [
+        {"collector": run.collector, "account_id": run.account.id, "region": run.region,
+         "watermark": run.watermark, "updated_at": updated_at}
+        for run in runs
+        if run.status == "ok" and run.watermark is not None
+    ]
+    return pd.DataFrame(rows, columns=WATERMARKS.columns)
+
+
+Watermarks = dict[tuple[str, str, str], datetime]
+
+
 def new_cycle_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
@@ -246,23 +271,45 @@ class Runner:
             list(pool.map(attempt, accounts))
         return errors
 
-    def _run_one(
-        self, collector: Collector, account: Account, region: str, started: datetime
-    ) -> RunResult:
+    def _inputs(self, collectors: Sequence[Collector]) -> dict[str, pd.DataFrame]:
+        """The latest snapshot of every dataset the collectors read, once per cycle."""
+        names = sorted({name for collector in collectors for name in collector.inputs})
+        return {name: self.store.query(f'SELECT * FROM "{name}"') for name in names}
+
+    def _watermarks(self, collectors: Sequence[Collector]) -> Watermarks:
+        names = [c.name for c in collectors]
+        frame = self.store.query(
+            "SELECT collector, account_id, region, watermark FROM watermarks "
+            "WHERE list_contains(?, collector)", [names])
+        return {
+            (str(row["collector"]), str(row["account_id"]), str(row["region"])):
+                pd.Timestamp(row["watermark"]).to_pydatetime()
+            for row in frame.to_dict("records")
+        }
+
+    def _run_one(self, task: Task, started: datetime) -> RunResult:
+        collector, account, region = task.collector, task.account, task.region
         counter = CallCounter()
         token = _current_counter.set(counter)
         clock = time.monotonic()
-        interval = self.config.collector(collector.name).interval
+        settings = self.config.collector(collector.name)
         ctx = CollectContext(
             account=account,
             region=region,
-            window=Window(start=started - interval, end=started),
+            window=Window(start=started - settings.interval, end=started),
             collected_at=started,
             client_factory=lambda service: self.factory.client(account.id, service, region),
+            settings=settings,
+            inputs=task.inputs,
+            watermark=task.watermark,
         )
-        status, error, frames, denied = "ok", None, {}, False
+        status, error, frames, denied, new_watermark = "ok", None, {}, False, None
         try:
-            frames = collector.fn(ctx)
+            returned = collector.fn(ctx)
+            if isinstance(returned, Collected):
+                frames, new_watermark = returned.frames, returned.watermark
+            else:
+                frames = returned
             for dataset in collector.datasets:
                 dataset.to_table(frames.get(dataset.name, dataset.empty_frame()))
         except AccessError as exc:
@@ -286,7 +333,7 @@ class Runner:
         log.info("%s %s %s: %s in %.2fs, %d API calls, %d rows", collector.name, account.id,
                  region, status, duration, counter.total, sum(len(f) for f in frames.values()))
         return RunResult(collector.name, account, region, started, duration, status, error,
-                         counter, frames, denied)
+                         counter, frames, denied, new_watermark)
 
     def _targets(
         self, collectors: Sequence[Collector], accounts: Sequence[Account]
@@ -315,6 +362,8 @@ class Runner:
         cycle_id = new_cycle_id(started)
         accounts = self.accounts()
         assume_errors = self.assume_all(accounts)
+        inputs = self._inputs(collectors)
+        watermarks = self._watermarks(collectors)
         targets = self._targets(collectors, accounts)
         results: list[RunResult] = []
         pending = []
@@ -332,7 +381,13 @@ class Runner:
             for result in results:
                 progress(len(results), total, result)
         with ThreadPoolExecutor(max_workers=self.config.aws.max_workers) as pool:
-            futures = [pool.submit(self._run_one, c, a, r, started) for c, a, r in pending]
+            futures = [
+                pool.submit(self._run_one,
+                            Task(c, a, r, {name: inputs[name] for name in c.inputs},
+                                 watermarks.get((c.name, a.id, r))),
+                            started)
+                for c, a, r in pending
+            ]
             for future in as_completed(futures):
                 result = future.result()
                 results.append(result)
@@ -341,6 +396,7 @@ class Runner:
         self._store(cycle_id, collectors, results)
         reasons = account_reasons(accounts, assume_errors, results)
         self.store.write(ACCOUNTS.name, accounts_frame(accounts, reasons, started), cycle_id)
+        self.store.write(WATERMARKS.name, watermarks_frame(results, started), cycle_id)
         self.store.write(RUNS.name, runs_frame(cycle_id, results), cycle_id)
         return CycleResult(cycle_id, started, results, reasons, accounts)
 

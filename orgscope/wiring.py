@@ -31,7 +31,7 @@ def load(path: str | Path | None = None, store: str | None = None) -> Config:
     ``store`` (else $ORGSCOPE_STORE) overrides store.path: the demo and the dashboard it starts
     share a store that way without editing the file.
     """
-    config = load_config(config_path(str(path) if path else None), registry.COLLECTORS)
+    config = load_config(config_path(str(path) if path else None))
     override = store or os.environ.get(STORE_ENV)
     if override:
         config = with_store(config, override)

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from orgscope.config import ConfigError, format_interval, load_config, parse_config, parse_interval
+from collectors import registry
+from orgscope.config import (
+    CollectorsConfig,
+    ConfigError,
+    format_interval,
+    load_config,
+    parse_config,
+    parse_interval,
+)
 
 
 def errors_for(data: dict[str, Any]) -> list[str]:
@@ -20,7 +28,7 @@ def errors_for(data: dict[str, Any]) -> list[str]:
 
 
 def test_reference_config_is_valid() -> None:
-    config = load_config(Path(__file__).parent.parent / "config.toml", ["inventory"])
+    config = load_config(Path(__file__).parent.parent / "config.toml")
     assert len(config.accounts) == 13
     assert config.organization.central_bus_name == "central-bus"
     assert config.collector("inventory").interval == timedelta(minutes=5)
@@ -110,10 +118,27 @@ def test_unknown_collector_section(tmp_path: Path, config_file: Path) -> None:
     text = config_file.read_text() + '\n[collectors.metrix]\ninterval = "1m"\n'
     config_file.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        load_config(config_file, ["inventory"])
+        load_config(config_file)
     assert caught.value.lines == [
-        f"{config_file}: collectors.metrix: unknown collector (allowed: inventory)"
+        f"{config_file}: collectors.metrix: unknown key (allowed here: inventory, metrics, dlq)"
     ]
+
+
+def test_every_registered_collector_has_a_config_section() -> None:
+    assert set(CollectorsConfig.model_fields) == set(registry.COLLECTORS)
+
+
+def test_metrics_period_must_be_whole_minutes(config_data: dict[str, Any]) -> None:
+    config_data["collectors"]["metrics"] = {"period_s": 90}
+    (line,) = errors_for(config_data)
+    assert line == ("cfg.toml: collectors.metrics.period_s = 90: must be a multiple of 60 "
+                    "seconds between 60 and 3600")
+
+
+def test_dlq_queues_must_be_arns(config_data: dict[str, Any]) -> None:
+    config_data["collectors"]["dlq"] = {"queues": ["orders-dlq"]}
+    (line,) = errors_for(config_data)
+    assert "must be an SQS queue ARN" in line and "'orders-dlq'" in line
 
 
 def test_invalid_toml(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
-from collectors.base import CollectContext, Collector, Frames
+from collectors.base import CollectContext, Collected, Collector, Frames
 from orgscope.aws import AccessError, SessionFactory
 from orgscope.config import Config
 from orgscope.datasets import SPINE_DATASETS, Dataset
@@ -149,3 +149,32 @@ def test_failed_discovery_without_listed_accounts_says_why(config: Config) -> No
     with pytest.raises(DiscoveryError, match="cannot list the organization's accounts from "
                                              "101010101010: cannot assume"):
         runner.accounts()
+
+
+def incremental(ctx: CollectContext) -> Collected:
+    """Reports how far it read: its watermark must come back on the next run."""
+    seen = ctx.watermark.isoformat() if ctx.watermark else "none"
+    count_call("events", f"Seen:{seen}", {})
+    rules = ctx.input("rules_like")
+    frame = pd.DataFrame([{"account_id": ctx.account.id, "at": ctx.collected_at}])
+    assert len(rules) == 1
+    return Collected({"pings": frame}, watermark=ctx.collected_at)
+
+
+def test_watermarks_and_inputs_reach_the_next_run(config: Config) -> None:
+    rules_like = Dataset(name="rules_like", description="t", time_column="at",
+                         schema=PINGS.schema, snapshot_of=("account_id",))
+    collector = Collector(name="inc", fn=incremental, datasets=(PINGS,), scope="regional",
+                          description="t", iam_actions=(), inputs=("rules_like",))
+    store = Store(config.store.path, [PINGS, rules_like, *SPINE_DATASETS])
+    store.write("rules_like", pd.DataFrame([{"account_id": "1", "at": NOW}]), "seed")
+    runner = Runner(config, cast(SessionFactory, FakeFactory(set())), store)
+    first = runner.run_cycle([collector], now=NOW)
+    assert {run.calls.by_operation.most_common(1)[0][0] for run in first.runs} == {
+        "events:Seen:none"}
+    later = NOW + timedelta(minutes=5)
+    second = runner.run_cycle([collector], now=later)
+    assert {run.calls.by_operation.most_common(1)[0][0] for run in second.runs} == {
+        f"events:Seen:{NOW.isoformat()}"}
+    marks = store.query("select distinct watermark from watermarks")["watermark"].tolist()
+    assert [m.to_pydatetime() for m in marks] == [later]

@@ -1,0 +1,1 @@
+"""The event-flow health model: one verdict per rule, with its reasons."""
