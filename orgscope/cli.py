@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import pandas as pd
@@ -171,6 +172,21 @@ def cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- compact ---------------------------------------------------------------------------------
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    config = _load(args)
+    store = wiring.open_store(config)
+    before = datetime.now(UTC).date() - timedelta(days=args.keep_days)
+    merged = store.compact_all(before=before)
+    total = sum(merged.values())
+    print(f"compacted {total} files in {len(merged)} datasets (days before {before})")
+    for name, count in sorted(merged.items()):
+        print(f"  {name}: {count} files")
+    return EXIT_OK
+
+
 # --- long-running commands -------------------------------------------------------------------
 
 
@@ -236,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='for example "select count(*) from rules"')
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.set_defaults(func=cmd_query, quiet=True)
+
+    compact = commands.add_parser(
+        "compact", help="merge each past day's files into one per dataset (serve does it daily)")
+    compact.add_argument("--keep-days", type=int, default=1, metavar="N",
+                         help="leave the last N days as they are (default 1: today)")
+    compact.set_defaults(func=cmd_compact, quiet=False)
 
     serve = commands.add_parser("serve", help="run the collectors on their schedules")
     serve.set_defaults(func=cmd_serve, quiet=False)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collectors.base import Collector
@@ -52,10 +53,24 @@ def run_job(runner: Runner, collector: Collector) -> None:
     log.info(summarize(collector.name, cycle, seconds))
 
 
+def compact_job(runner: Runner) -> None:
+    """Merge each past day's files into one per dataset (keeps DuckDB reads fast)."""
+    try:
+        merged = runner.store.compact_all(before=datetime.now(UTC).date())
+    except (OSError, ValueError) as error:
+        log.error("compaction failed: %s", error)
+        return
+    if merged:
+        log.info("compacted past partitions: %s", merged)
+
+
 def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> BackgroundScheduler:
-    """A scheduler with one job per enabled collector (not started)."""
+    """A scheduler with one job per enabled collector, and a daily compaction (not started)."""
     scheduler = BackgroundScheduler(timezone=UTC)
     now = datetime.now(UTC)
+    scheduler.add_job(compact_job, CronTrigger(hour=0, minute=17, timezone=UTC),
+                      args=(runner,), id="compact", name="compact the store", max_instances=1,
+                      coalesce=True, next_run_time=now)
     for collector in collectors:
         settings = runner.config.collector(collector.name)
         if not settings.enabled:

@@ -6,6 +6,8 @@ Layout under the base path::
 
 Writers (the collection runner) only ever add whole files: each is written under a temporary
 name in the same folder and renamed into place, so a reader sees a file entirely or not at all.
+Past days are compacted into one file per partition (:meth:`Store.compact_all`, daily in
+``orgscope serve``), because DuckDB's cost grows with the number of files more than with rows.
 Readers open an in-memory DuckDB connection with one read-only view per dataset; DuckDB never
 holds the files open between queries, so collectors and any number of dashboards can share a
 store. For snapshot datasets the view ``<name>`` holds the latest snapshot per key and
@@ -14,11 +16,14 @@ store. For snapshot datasets the view ``<name>`` holds the latest snapshot per k
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ from orgscope.datasets import Dataset
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".parquet.tmp"
+LOCK_FILE = ".lock"
 
 
 class StoreError(Exception):
@@ -94,21 +100,89 @@ class Store:
             written.append(self._write_file(name, day, run_id, part))
         return written
 
+    @contextmanager
+    def _lock(self, name: str, exclusive: bool) -> Iterator[None]:
+        """Writers share a dataset's lock; compaction takes it alone (no file is lost)."""
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _write_file(self, name: str, day: date, run_id: str, table: Any) -> Path:
         folder = self.root / name / f"date={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{run_id}.parquet"
-        if final.exists():
-            final = folder / f"{run_id}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".{final.stem}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+        with self._lock(name, exclusive=False):
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"{run_id}.parquet"
+            if final.exists():
+                final = folder / f"{run_id}-{uuid.uuid4().hex[:8]}.parquet"
+            self._write_atomically(table, final)
+        log.debug("wrote %s rows to %s", table.num_rows, final)
+        return final
+
+    @staticmethod
+    def _write_atomically(table: Any, final: Path) -> None:
+        tmp = final.parent / f".{final.stem}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
             pq.write_table(table, tmp, compression="zstd")
             os.replace(tmp, final)
         finally:
             if tmp.exists():
                 tmp.unlink()
-        log.debug("wrote %s rows to %s", table.num_rows, final)
-        return final
+
+    # --- compaction ----------------------------------------------------------------------
+
+    def partitions(self, name: str) -> list[tuple[date, int]]:
+        """(day, number of files) for every date partition of ``name``."""
+        folder = self.root / name
+        found = []
+        for partition in sorted(folder.glob("date=*")) if folder.is_dir() else []:
+            day = date.fromisoformat(partition.name.removeprefix("date="))
+            found.append((day, len(list(partition.glob("*.parquet")))))
+        return found
+
+    def compact(self, name: str, day: date) -> int:
+        """Merge the files of one date partition into one; returns how many were merged.
+
+        The merged partition is built beside the old one under a hidden name and swapped in
+        with two renames, so a reader sees either the old files or the merged one, never both
+        (for an instant, neither: a query then misses that day rather than counting it twice).
+        """
+        dataset = self.dataset(name)
+        partition = self.root / name / f"date={day.isoformat()}"
+        with self._lock(name, exclusive=True):
+            files = sorted(partition.glob("*.parquet"))
+            if len(files) < 2:
+                return 0
+            tables = [_conform(pq.read_table(f), dataset) for f in files]
+            merged = pa.concat_tables(tables, promote_options="default")
+            merged = merged.sort_by(dataset.time_column)
+            staging = partition.parent / f".compacting-{partition.name}"
+            retired = partition.parent / f".retired-{partition.name}"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            self._write_atomically(merged, staging / f"compacted-{uuid.uuid4().hex[:8]}.parquet")
+            os.replace(partition, retired)
+            os.replace(staging, partition)
+            shutil.rmtree(retired)
+        log.info("compacted %s %s: %d files into 1 (%d rows)", name, day, len(files),
+                 merged.num_rows)
+        return len(files)
+
+    def compact_all(self, before: date) -> dict[str, int]:
+        """Compact every partition of every dataset dated before ``before``.
+
+        Returns files merged per dataset.
+        """
+        merged: dict[str, int] = {}
+        for name in self.datasets:
+            for day, count in self.partitions(name):
+                if day < before and count > 1:
+                    merged[name] = merged.get(name, 0) + self.compact(name, day)
+        return merged
 
     # --- reading -------------------------------------------------------------------------
 
@@ -180,6 +254,14 @@ class Store:
             if dataset.snapshot_of:
                 names.append(f"{dataset.name}_history")
         return sorted(names)
+
+
+def _conform(table: pa.Table, dataset: Dataset) -> pa.Table:
+    """The dataset's columns that ``table`` has, in schema order and with the schema's types
+    (older files may lack newer columns, or carry large_string where the schema says string)."""
+    fields = [field.with_nullable(True) for field in dataset.schema
+              if field.name in table.column_names]
+    return table.select([f.name for f in fields]).cast(pa.schema(fields))
 
 
 def _latest_sql(history: str, dataset: Dataset, keys: str, time: str) -> str:

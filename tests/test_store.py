@@ -122,7 +122,8 @@ def test_write_is_atomic_when_writing_fails(store: Store) -> None:
             pytest.raises(OSError, match="disk full"):
         store.write("rules", frame, "r1")
     folder = store.root / "rules"
-    assert list(folder.rglob("*")) == [folder / "date=2026-11-25"]  # no partial or temp file
+    leftovers = [p for p in folder.rglob("*") if p.name != ".lock"]
+    assert leftovers == [folder / "date=2026-11-25"]  # no partial or temp file
 
 
 def test_temp_files_are_invisible_to_readers(store: Store) -> None:
@@ -166,3 +167,39 @@ def test_query_builds_only_the_views_it_names(store: Store) -> None:
     assert [d.name for d in store.datasets_used("select 1 from RUNS")] == ["runs"]
     history = store.datasets_used("select * from rules_history")
     assert sorted(d.name for d in history) == ["rules", "runs"]
+
+
+def test_compaction_merges_a_partition_without_changing_what_queries_see(store: Store) -> None:
+    for minute in range(5):
+        at = T0 + timedelta(seconds=minute)
+        store.write("rules", pd.DataFrame([rule_row("111111111111", f"r{minute}", "ENABLED",
+                                                     at)]), f"run{minute}")
+    before = store.query("select rule, state, collected_at from rules_history order by rule")
+    assert store.partitions("rules") == [(T0.date(), 5)]
+    assert store.compact("rules", T0.date()) == 5
+    assert store.partitions("rules") == [(T0.date(), 1)]
+    after = store.query("select rule, state, collected_at from rules_history order by rule")
+    pd.testing.assert_frame_equal(before, after)
+    assert store.compact("rules", T0.date()) == 0  # nothing left to merge
+
+
+def test_compact_all_leaves_recent_days_alone(store: Store) -> None:
+    for hours in (0, 0, 48, 48):
+        at = T0 + timedelta(hours=hours)
+        store.write("runs", pd.DataFrame([run_row("111111111111", at)]), "r")
+    merged = store.compact_all(before=(T0 + timedelta(hours=48)).date())
+    assert merged == {"runs": 2}
+    assert [count for _day, count in store.partitions("runs")] == [1, 2]
+
+
+def test_compaction_keeps_rows_written_before_a_column_was_added(store: Store,
+                                                                  tmp_path: Path) -> None:
+    old = pd.DataFrame([run_row("111111111111", T0)]).drop(columns=["rows"])
+    folder = store.root / "runs" / f"date={T0.date()}"
+    folder.mkdir(parents=True)
+    old.to_parquet(folder / "old.parquet")
+    store.write("runs", pd.DataFrame([run_row("222222222222", T0)]), "new")
+    store.compact("runs", T0.date())
+    frame = store.query("select account_id, rows from runs order by account_id")
+    assert frame["account_id"].tolist() == ["111111111111", "222222222222"]
+    assert pd.isna(frame["rows"][0]) and frame["rows"][1] == 1
