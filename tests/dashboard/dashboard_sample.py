@@ -14,11 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from collectors.dlq import DLQ_DEPTH
 from collectors.inventory import EVENT_BUSES, INVENTORY, RULES
+from collectors.metrics import EVENT_METRICS
+from dashboard.event_flow_data import flow_datasets
 from orgscope.datasets import ACCOUNTS, RUNS
+from orgscope.health.datasets import RULE_HEALTH
 from orgscope.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,9 +129,34 @@ def _accounts_frame(cycle: Cycle) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ACCOUNTS.columns)
 
 
+#: Central rules that forward to the team account's default bus (cross-account bus targets).
+FORWARDED: frozenset[str] = frozenset({
+    "order-placed-to-orders", "order-placed-to-inventory", "payment-processed-to-delivery",
+    "order-cancelled-to-payments",
+})
+
+#: The source the producers put on each detail-type (the article's quickgrocer.* sources).
+SOURCES: dict[str, str] = {
+    "Order Placed": "quickgrocer.customer-web",
+    "Order Updated": "quickgrocer.customer-web",
+    "Order Cancelled": "quickgrocer.customer-web",
+    "Payment Processed": "quickgrocer.payments",
+    "Payment Failed": "quickgrocer.payments",
+    "Subscription Upgrade Requested": "quickgrocer.customer-web",
+    "Subscription Activated": "quickgrocer.identity",
+    "Delivery Scheduled": "quickgrocer.delivery",
+    "Stock Low": "quickgrocer.inventory",
+}
+
+#: Accounts the central bus policy lets PutEvents (the producers).
+CENTRAL_PRODUCERS: tuple[str, ...] = (
+    "111111111111", "222222222222", "999999999999", "000000000000",
+)
+
+
 def _target_arn(rule: str, target_account: str, region: str) -> str:
     short = re.sub(r"-(to|from)-.*$", "", rule)
-    if rule.startswith("archive") or rule.endswith("-from-central"):
+    if rule.startswith("archive") or rule in FORWARDED:
         return f"arn:aws:events:{region}:{target_account}:event-bus/default"
     if rule.startswith("orgscope") or rule.endswith("reconcile"):
         return f"arn:aws:lambda:{region}:{target_account}:function:{rule}"
@@ -151,7 +182,9 @@ def _rules_frame(cycle: Cycle, region: str, specs: Sequence[tuple[str, ...]]) ->
         if detail_type == "*":
             pattern = json.dumps({"source": [{"prefix": "quickgrocer."}]})
         elif detail_type:
-            pattern = json.dumps({"detail-type": [detail_type]})
+            pattern = json.dumps(
+                {"source": [SOURCES[str(detail_type)]], "detail-type": [detail_type]}
+            )
         rows.append(
             {
                 "account_id": account_id,
@@ -181,6 +214,12 @@ def _buses_frame(cycle: Cycle, region: str) -> pd.DataFrame:
             continue
         buses = ["default", "central-bus"] if account_id == CENTRAL else ["default"]
         for bus in buses:
+            if bus == "central-bus":
+                principals = list(CENTRAL_PRODUCERS)
+            elif any(s[3] == account_id and s[2] in FORWARDED for s in RULE_SPECS):
+                principals = [CENTRAL]
+            else:
+                principals = []
             rows.append(
                 {
                     "account_id": account_id,
@@ -188,7 +227,7 @@ def _buses_frame(cycle: Cycle, region: str) -> pd.DataFrame:
                     "bus": bus,
                     "arn": f"arn:aws:events:{region}:{account_id}:event-bus/{bus}",
                     "policy": None,
-                    "allowed_principals": [],
+                    "allowed_principals": principals,
                     "rule_count": sum(
                         1 for s in RULE_SPECS if s[0] == account_id and s[1] == bus
                     ),
@@ -260,3 +299,230 @@ def write_config(tmp_path: Path, store_path: Path) -> Path:
     target = tmp_path / "config.toml"
     target.write_text(text, encoding="utf-8")
     return target
+
+
+# --- event flow: metrics, DLQ depth and verdicts ---------------------------------------------
+
+#: The faults the sample plays, rule -> verdict (besides DISABLED rules and the STALE account).
+FAILING_RULE = "payment-processed-to-delivery"
+SILENT_RULE = "order-updated-to-merchant"
+DEGRADED_RULE = "order-placed-to-inventory"
+FAULT_VERDICTS: dict[str, str] = {
+    FAILING_RULE: "FAILING", SILENT_RULE: "SILENT", DEGRADED_RULE: "DEGRADED",
+}
+#: How long before ``now`` each fault started.
+FAILING_FOR = timedelta(hours=2)
+SILENT_FOR = timedelta(hours=3)
+DEGRADED_FOR = timedelta(hours=1)
+PERIOD = timedelta(minutes=5)
+#: Queue that drained a small backlog a few days ago (history for the DLQ chart).
+BLIP_RULE = "order-cancelled-to-payments"
+
+
+def flow_store(store: Store) -> Store:
+    """The same store, with the event-flow datasets (registered or not yet)."""
+    return Store(store.base, flow_datasets())
+
+
+def expected_verdicts(regions: Sequence[str] = ("us-east-1",)) -> dict[tuple[str, str], str]:
+    """(region, rule) -> the verdict :func:`fill_event_flow` writes for it."""
+    verdicts = {}
+    for position, region in enumerate(regions):
+        specs = RULE_SPECS if position == 0 else RULE_SPECS[::4]
+        for account_id, _bus, rule, _target, _dt, disabled in specs:
+            if account_id == UNREACHABLE_ID:
+                verdict = "STALE"
+            elif disabled:
+                verdict = "DISABLED"
+            else:
+                verdict = FAULT_VERDICTS.get(str(rule), "OK") if position == 0 else "OK"
+            verdicts[(region, str(rule))] = verdict
+    return verdicts
+
+
+def _reasons(verdict: str, rule: str, now: datetime) -> list[str]:
+    if verdict == "FAILING":
+        return ["132 failed invocations in the last 15 minutes (threshold 1).",
+                f"Dead-letter queue {rule}-dlq grew by 131 messages."]
+    if verdict == "SILENT":
+        return ["Matched 0 events in the last 15 minutes; usually about 96 at this hour of "
+                "the week (threshold 10%).",
+                "PutEvents from quickgrocer.customer-web continue: the pattern may be broken."]
+    if verdict == "DEGRADED":
+        return ["Throttled 41 times in the last 15 minutes (threshold 1).",
+                "Retries are 34% of invocation attempts (threshold 20%)."]
+    if verdict == "DISABLED":
+        return ["The rule is DISABLED: it matches and delivers nothing."]
+    if verdict == "STALE":
+        since = now - timedelta(minutes=5)
+        return [f"Could not read account {UNREACHABLE_ID} since {since:%H:%M} UTC: "
+                "AccessDenied on AssumeRole."]
+    return []
+
+
+def _health_frame(now: datetime, regions: Sequence[str], faults: bool) -> pd.DataFrame:
+    expected = expected_verdicts(regions)
+    rows = []
+    for position, region in enumerate(regions):
+        specs = RULE_SPECS if position == 0 else RULE_SPECS[::4]
+        for account_id, bus, rule, _target, _dt, disabled in specs:
+            verdict = expected[(region, str(rule))]
+            if not faults:
+                verdict = "DISABLED" if disabled else "OK"
+            rows.append({
+                "account_id": account_id, "region": region, "bus": bus, "rule": rule,
+                "verdict": verdict, "reasons": _reasons(verdict, str(rule), now),
+                "details": json.dumps({"verdict": verdict}), "evaluated_at": now,
+            })
+    return pd.DataFrame(rows, columns=RULE_HEALTH.columns)
+
+
+def _rule_metrics(
+    rule: str, account_id: str, bus: str, region: str, times: pd.DatetimeIndex,
+    now: datetime, disabled: bool, scheduled: bool, rng: Any,
+) -> pd.DataFrame:
+    """The 12 AWS/Events metrics of one rule, zero-filled, 5-minute sums."""
+    count = len(times)
+    hours = (times.hour + times.minute / 60).to_numpy()
+    shape = 1.0 + 0.6 * np.sin(2 * np.pi * (hours - 9) / 24)
+    base = 8 + (sum(map(ord, rule)) % 40)
+    if disabled:
+        matched = np.zeros(count)
+    elif scheduled:
+        matched = (times.minute == 0).astype(float)
+    else:
+        matched = rng.poisson(base * shape).astype(float)
+    age = (pd.Timestamp(now) - times).to_numpy()
+    failed = np.zeros(count)
+    throttled = np.zeros(count)
+    retries = rng.binomial(matched.astype(int), 0.01).astype(float)
+    latency = 60 + 15 * rng.random(count)
+    if rule == SILENT_RULE:
+        matched[age <= np.timedelta64(SILENT_FOR)] = 0
+    if rule == FAILING_RULE:
+        window = age <= np.timedelta64(FAILING_FOR)
+        failed[window] = matched[window]
+    if rule == DEGRADED_RULE:
+        window = age <= np.timedelta64(DEGRADED_FOR)
+        throttled[window] = rng.poisson(14, int(window.sum()))
+        retries[window] = np.round(matched[window] * 0.5)
+        latency[window] *= 4
+    invocations = matched.copy()
+    has_dlq = bus == "central-bus" and not rule.startswith("archive")
+    values = {
+        "MatchedEvents": matched,
+        "TriggeredRules": matched,
+        "Invocations": invocations,
+        "FailedInvocations": failed,
+        "ThrottledRules": throttled,
+        "InvocationAttempts": invocations + retries,
+        "SuccessfulInvocationAttempts": invocations - failed,
+        "RetryInvocationAttempts": retries,
+        "InvocationsSentToDlq": failed if has_dlq else np.zeros(count),
+        "InvocationsFailedToBeSentToDlq": np.zeros(count) if has_dlq else failed,
+        "DeadLetterInvocations": np.zeros(count),
+    }
+    frames = [
+        pd.DataFrame({"metric": metric, "ts": times, "value": series})
+        for metric, series in values.items()
+    ]
+    delivered = invocations > 0
+    frames.append(pd.DataFrame({"metric": "IngestionToInvocationStartLatency",
+                                "ts": times[delivered], "value": latency[delivered]}))
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.assign(account_id=account_id, region=region, bus=bus, rule=rule)
+
+
+def _account_metrics(
+    account_id: str, region: str, times: pd.DatetimeIndex, rng: Any
+) -> pd.DataFrame:
+    hours = (times.hour + times.minute / 60).to_numpy()
+    calls = rng.poisson(30 * (1.0 + 0.6 * np.sin(2 * np.pi * (hours - 9) / 24))).astype(float)
+    values = {
+        "PutEventsApproximateCallCount": calls,
+        "PutEventsApproximateSuccessCount": calls,
+        "PutEventsApproximateFailedCount": np.zeros(len(times)),
+        "PutEventsEntriesCount": calls * 2,
+        "PutEventsFailedEntriesCount": np.zeros(len(times)),
+    }
+    frame = pd.concat(
+        [pd.DataFrame({"metric": m, "ts": times, "value": v}) for m, v in values.items()],
+        ignore_index=True,
+    )
+    return frame.assign(account_id=account_id, region=region, bus=None, rule=None)
+
+
+def _dlq_frame(
+    now: datetime, times: pd.DatetimeIndex, region: str, metrics: pd.DataFrame
+) -> pd.DataFrame:
+    frames = []
+    for _account, bus, rule, _target, detail_type, _disabled in RULE_SPECS:
+        if bus != "central-bus" or detail_type == "*":
+            continue
+        visible = np.zeros(len(times), dtype="int64")
+        oldest = np.zeros(len(times))
+        if rule == FAILING_RULE:
+            sent = metrics[(metrics["rule"] == rule)
+                           & (metrics["metric"] == "InvocationsSentToDlq")]
+            visible = sent["value"].cumsum().to_numpy().astype("int64")
+            started = pd.Timestamp(now) - FAILING_FOR
+            oldest = np.where(visible > 0,
+                              (times - started).total_seconds().to_numpy().clip(0), 0.0)
+        if rule == BLIP_RULE:
+            age = (pd.Timestamp(now) - times).to_numpy()
+            blip = (age > np.timedelta64(timedelta(days=3))) & (
+                age <= np.timedelta64(timedelta(days=3, hours=2)))
+            visible[blip] = 3
+            oldest[blip] = 1800.0
+        frames.append(pd.DataFrame({
+            "account_id": CENTRAL, "region": region, "queue": f"{rule}-dlq",
+            "queue_arn": f"arn:aws:sqs:{region}:{CENTRAL}:{rule}-dlq", "ts": times,
+            "visible": visible, "in_flight": 0, "oldest_age_s": oldest,
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fill_event_flow(
+    store: Store,
+    now: datetime,
+    days: float = 2,
+    regions: Sequence[str] = ("us-east-1",),
+    seed: int = 7,
+) -> None:
+    """Write ``days`` of 5-minute AWS/Events metrics for every rule, DLQ depth readings and
+    two health evaluations (an older all-OK one and the latest with the sample's faults).
+
+    The faults: :data:`FAILING_RULE` fails (its DLQ grows), :data:`SILENT_RULE` stopped
+    matching, :data:`DEGRADED_RULE` is throttled and retrying; disabled rules match nothing;
+    payment-service's rules are STALE (the account could not be read) and its metrics stop
+    ten minutes before ``now``. Use with :func:`fill_org_store` (same ``now``, ``regions``).
+    """
+    flow = flow_store(store)
+    rng = np.random.default_rng(seed)
+    end = pd.Timestamp(now).floor("5min")
+    times = pd.date_range(end=end - PERIOD, periods=int(timedelta(days=days) / PERIOD),
+                          freq="5min", tz="UTC")
+    producers = sorted(set(CENTRAL_PRODUCERS) | {s[0] for s in RULE_SPECS})
+    for position, region in enumerate(regions):
+        specs = RULE_SPECS if position == 0 else RULE_SPECS[::4]
+        parts = []
+        for account_id, bus, rule, _target, detail_type, disabled in specs:
+            stamps = times
+            if account_id == UNREACHABLE_ID:
+                stamps = times[times < end - timedelta(minutes=10)]
+            parts.append(_rule_metrics(str(rule), str(account_id), str(bus), region, stamps,
+                                       now, bool(disabled), not detail_type, rng))
+        metrics = pd.concat(parts, ignore_index=True)
+        accounts = pd.concat(
+            [_account_metrics(a, region, times, rng) for a in producers], ignore_index=True)
+        run_id = f"{now:%Y%m%dT%H%M%SZ}-flow-{region}"
+        flow.write(EVENT_METRICS.name,
+                   pd.concat([metrics, accounts], ignore_index=True)[EVENT_METRICS.columns],
+                   run_id)
+        if position == 0:
+            flow.write(DLQ_DEPTH.name, _dlq_frame(now, times, region, metrics), run_id)
+    earlier = now - timedelta(minutes=5)
+    flow.write(RULE_HEALTH.name, _health_frame(earlier, regions, faults=False),
+               f"{earlier:%Y%m%dT%H%M%SZ}-health")
+    flow.write(RULE_HEALTH.name, _health_frame(now, regions, faults=True),
+               f"{now:%Y%m%dT%H%M%SZ}-health")
