@@ -91,8 +91,8 @@ def _sidebar(config: Config, store_base: str) -> dict[str, str]:
         index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE),
         key=TIME_RANGE_KEY,
         format_func=lambda label: f"Last {label}",
-        help="History window: reachability checks and collection runs. Inventory and "
-        "reachability always show the latest snapshot.",
+        help="History window: reachability checks, collection runs and the event-flow "
+        "charts. Inventory, reachability and rule verdicts always show the latest snapshot.",
     )
     sidebar.multiselect(
         "Accounts",
@@ -169,6 +169,7 @@ def main() -> None:
                 # fonts.gstatic.com, which an air-gapped monitoring account cannot reach
                 default=True,
             ),
+            st.Page("app_pages/event_flow.py", title="Event flow"),
         ]
     )
     page.run()
