@@ -9,8 +9,9 @@ with ``time_bucket`` to at most :data:`MAX_POINTS` points per series, so a 30-da
 few hundred points per line to the browser, never every 5-minute period.
 
 The baseline band of the MatchedEvents chart is computed here, for display only: per rule, the
-median and the 10th-90th percentile of each 5-minute period in the same hour of the week over
-the :data:`BASELINE_WEEKS` weeks before the end of the range. The health model
+median and the 10th-90th percentile of the 5-minute values in the same hour of the week over
+the :data:`BASELINE_WEEKS` weeks before each period (the same hour of the previous days while
+history is shorter than a week). The health model
 (``orgscope/health``) owns the baselines its verdicts use; when it exposes them, swap
 :func:`rule_series` over to it.
 """
@@ -308,15 +309,17 @@ def rule_series(
     max_points: int = MAX_POINTS,
     baseline_weeks: int = BASELINE_WEEKS,
 ) -> pd.DataFrame:
-    """One metric of one rule in time buckets, with its hour-of-week baseline band.
+    """One metric of one rule in time buckets, with the band of its usual values.
 
     Buckets are :func:`bucket_for` the range. Sums are summed per bucket, averages (latency)
-    averaged. The baseline of a bucket is built from the same hour of the week over the
-    ``baseline_weeks`` weeks before ``until``: the median, 10th and 90th percentile of the
-    5-minute values, aggregated to the bucket like the metric itself.
+    averaged. The usual value of a 5-minute period is taken from the same hour of the week
+    in the ``baseline_weeks`` weeks *before* it (median, 10th and 90th percentile of those
+    5-minute values), so a fault never becomes its own baseline; while there is less than a
+    week of history, from the same hour of the previous days (up to a week). The band is then
+    aggregated to the bucket like the metric itself.
 
     Columns: bucket (UTC), value (NaN where nothing was stored), expected, low, high (NaN
-    where there is no history for that hour of the week).
+    where there is no history yet).
     """
     bucket = bucket_for(until - since, max_points)
     aggregate = "avg" if metric in AVERAGE_METRICS else "sum"
@@ -328,30 +331,47 @@ def rule_series(
         WHERE account_id = ? AND region = ? AND bus = ? AND rule = ? AND metric = ?
           AND ts >= ? AND ts < ?
     ),
-    baseline AS (
-        SELECT isodow(ts) * 24 + hour(ts) AS how,
-               median(value) AS expected,
-               quantile_cont(value, 0.1) AS low,
-               quantile_cont(value, 0.9) AS high
-        FROM raw GROUP BY how
-    ),
     periods AS (
         SELECT unnest(generate_series(?::TIMESTAMP, ?::TIMESTAMP - INTERVAL 1 MICROSECOND,
                                       ?::INTERVAL)) AS ts
+    ),
+    hours AS (SELECT DISTINCT date_trunc('hour', ts) AS hour FROM periods),
+    weekly AS (
+        SELECT h.hour, median(r.value) AS expected, quantile_cont(r.value, 0.1) AS low,
+               quantile_cont(r.value, 0.9) AS high
+        FROM hours h JOIN raw r
+          ON isodow(r.ts) = isodow(h.hour) AND hour(r.ts) = hour(h.hour)
+         AND r.ts < h.hour - INTERVAL 6 DAY AND r.ts >= h.hour - ?::INTERVAL
+        GROUP BY h.hour
+    ),
+    daily AS (
+        SELECT h.hour, median(r.value) AS expected, quantile_cont(r.value, 0.1) AS low,
+               quantile_cont(r.value, 0.9) AS high
+        FROM hours h JOIN raw r
+          ON hour(r.ts) = hour(h.hour)
+         AND r.ts < h.hour - INTERVAL 23 HOUR AND r.ts >= h.hour - INTERVAL 7 DAY
+        GROUP BY h.hour
+    ),
+    band AS (
+        SELECT h.hour,
+               CASE WHEN w.hour IS NULL THEN d.expected ELSE w.expected END AS expected,
+               CASE WHEN w.hour IS NULL THEN d.low ELSE w.low END AS low,
+               CASE WHEN w.hour IS NULL THEN d.high ELSE w.high END AS high
+        FROM hours h LEFT JOIN weekly w USING (hour) LEFT JOIN daily d USING (hour)
     )
     SELECT time_bucket(?::INTERVAL, p.ts) AS bucket,
            {aggregate}(r.value) AS value, {aggregate}(b.expected) AS expected,
            {aggregate}(b.low) AS low, {aggregate}(b.high) AS high
     FROM periods p
     LEFT JOIN raw r ON r.ts = p.ts
-    LEFT JOIN baseline b ON b.how = isodow(p.ts) * 24 + hour(p.ts)
+    LEFT JOIN band b ON b.hour = date_trunc('hour', p.ts)
     GROUP BY bucket ORDER BY bucket
     """
     start = _floor(since, bucket)
-    history_from = until - timedelta(weeks=baseline_weeks)
+    history = timedelta(weeks=baseline_weeks)
     params = [
-        key.account_id, key.region, key.bus, key.rule, metric, min(start, history_from), until,
-        _naive(start), _naive(until), PERIOD, bucket,
+        key.account_id, key.region, key.bus, key.rule, metric, start - history, until,
+        _naive(start), _naive(until), PERIOD, history, bucket,
     ]
     frame = store.query(sql, params)
     frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(UTC)
