@@ -347,18 +347,18 @@ def _dlqs(ctx: AppContext) -> None:
         if waiting.empty:
             st.caption("Every dead-letter queue is empty now.")
         else:
+            shown = waiting.assign(
+                oldest=waiting["oldest_age_s"].map(
+                    lambda age: format_age(float(age)) if pd.notna(age) else ""))
             st.dataframe(
-                waiting, hide_index=True,
-                column_order=["queue", "account", "region", "visible", "oldest_age_s", "ts"],
+                shown, hide_index=True,
+                column_order=["queue", "account", "visible", "oldest"],
                 column_config={
-                    "queue": st.column_config.TextColumn("Queue"),
+                    "queue": st.column_config.TextColumn("Queue waiting now", width="large"),
                     "account": st.column_config.TextColumn("Account"),
-                    "region": st.column_config.TextColumn("Region"),
                     "visible": st.column_config.NumberColumn("Messages", format="%d"),
-                    "oldest_age_s": st.column_config.NumberColumn(
-                        "Oldest (s)", format="%d", help="Age of the oldest message."),
-                    "ts": st.column_config.DatetimeColumn(
-                        "Read", format="HH:mm", timezone="UTC"),
+                    "oldest": st.column_config.TextColumn(
+                        "Oldest", help="Age of the oldest message at the last reading."),
                 },
             )
 
