@@ -216,7 +216,7 @@ class HealthConfig(_Strict):
     retry_ratio: Share = 0.2
     latency_factor: float = Field(default=2.0, ge=1.0)
     baseline_weeks: int = Field(default=4, ge=1, le=12)
-    min_history: Duration = timedelta(days=1)
+    min_history: Duration = timedelta(days=7)
     stale_after: Duration = timedelta(minutes=20)
 
 
