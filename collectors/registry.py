@@ -6,11 +6,13 @@ Adding a data source is one module in collectors/, one line in ``_ALL`` below, a
 from __future__ import annotations
 
 from collectors.base import Collector
+from collectors.cost import COST
 from collectors.inventory import INVENTORY
 from orgscope.datasets import SPINE_DATASETS, Dataset
 
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
+    COST,
 )
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
