@@ -9,11 +9,15 @@ from collectors.base import Collector
 from collectors.cost import COST
 from collectors.inventory import INVENTORY
 from orgscope.datasets import SPINE_DATASETS, Dataset
+from orgscope.health.datasets import RULE_HEALTH
 
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
     COST,
 )
+
+#: Datasets computed from the collected ones rather than collected (the health verdicts).
+DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH,)
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
 
@@ -27,10 +31,11 @@ def get(name: str) -> Collector:
 
 
 def all_datasets() -> list[Dataset]:
-    """Every dataset orgscope stores: the spine's and each collector's."""
+    """Every dataset orgscope stores: the spine's, each collector's and the derived ones."""
     datasets = list(SPINE_DATASETS)
     for collector in _ALL:
         datasets.extend(collector.datasets)
+    datasets.extend(DERIVED_DATASETS)
     return datasets
 
 

@@ -196,12 +196,26 @@ class DlqCollectorConfig(CollectorConfig):
         return self
 
 
+class CostCollectorConfig(CollectorConfig):
+    """Cost Explorer (docs/cost.md): how much history, which tag, when a month is final.
+
+    Cost Explorer refreshes its data at most three times a day and charges $0.01 a request,
+    so the default interval is 8 hours.
+    """
+
+    interval: Interval = timedelta(hours=8)
+    history_months: int = Field(default=13, ge=1, le=38)
+    bill_final_day: int = Field(default=5, ge=1, le=28)
+    tag_key: str = Field(default="Team", min_length=1, max_length=128)
+
+
 class CollectorsConfig(_Strict):
     """One section per registered collector (collectors/registry.py)."""
 
     inventory: CollectorConfig = CollectorConfig()
     metrics: MetricsCollectorConfig = MetricsCollectorConfig()
     dlq: DlqCollectorConfig = DlqCollectorConfig()
+    cost: CostCollectorConfig = CostCollectorConfig()
 
 
 class HealthConfig(_Strict):

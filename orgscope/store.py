@@ -193,13 +193,20 @@ class Store:
         return sorted(folder.glob("date=*/*.parquet"))
 
     def _view_sql(self, dataset: Dataset) -> str:
+        # A dataset with a column of its own named "date" (cost_daily: the day the cost is
+        # for) keeps it: the partition value (the day it was collected) would overwrite it.
+        own_date = "date" in dataset.columns
         if not self.files(dataset.name):
             columns = ", ".join(
                 f"CAST(NULL AS {_duckdb_type(f.type)}) AS {_quote_identifier(f.name)}"
                 for f in dataset.schema
             )
-            return f"SELECT {columns}, CAST(NULL AS DATE) AS date WHERE false"
+            partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
+            return f"SELECT {columns}{partition} WHERE false"
         pattern = _sql_string(str(self.root / dataset.name / "date=*" / "*.parquet"))
+        if own_date:
+            return (f"SELECT * FROM read_parquet({pattern}, hive_partitioning = false, "
+                    "union_by_name = true)")
         return (
             f"SELECT * FROM read_parquet({pattern}, hive_partitioning = true, "
             "union_by_name = true, hive_types = {'date': DATE})"

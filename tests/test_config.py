@@ -120,7 +120,8 @@ def test_unknown_collector_section(tmp_path: Path, config_file: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(config_file)
     assert caught.value.lines == [
-        f"{config_file}: collectors.metrix: unknown key (allowed here: inventory, metrics, dlq)"
+        f"{config_file}: collectors.metrix: unknown key "
+        "(allowed here: inventory, metrics, dlq, cost)"
     ]
 
 

@@ -12,6 +12,7 @@ from orgscope.config import (
     AlertsConfig,
     AwsConfig,
     CollectorConfig,
+    CostCollectorConfig,
     DashboardConfig,
     DlqCollectorConfig,
     HealConfig,
@@ -47,7 +48,8 @@ def test_every_config_key_is_documented() -> None:
         "## [organization]": OrganizationConfig, "## [aws]": AwsConfig,
         "## [[accounts]]": AccountConfig, "## [collectors.NAME]": CollectorConfig,
         "## [collectors.metrics]": MetricsCollectorConfig,
-        "## [collectors.dlq]": DlqCollectorConfig, "## [health]": HealthConfig,
+        "## [collectors.dlq]": DlqCollectorConfig,
+        "## [collectors.cost]": CostCollectorConfig, "## [health]": HealthConfig,
         "## [store]": StoreConfig, "## [alerts]": AlertsConfig, "## [slack]": SlackConfig,
         "## [heal]": HealConfig, "## [dashboard]": DashboardConfig,
     }

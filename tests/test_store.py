@@ -203,3 +203,26 @@ def test_compaction_keeps_rows_written_before_a_column_was_added(store: Store,
     frame = store.query("select account_id, rows from runs order by account_id")
     assert frame["account_id"].tolist() == ["111111111111", "222222222222"]
     assert pd.isna(frame["rows"][0]) and frame["rows"][1] == 1
+
+
+def test_a_dataset_with_its_own_date_column_keeps_it(store: Store) -> None:
+    """cost_daily's ``date`` is the day the cost is for; the partition is the collection day.
+    The latest version per date wins in the view, every version stays in the history."""
+    from collectors.cost import COST_DAILY
+
+    assert store.query("select count(*) as n, count(date) as d from cost_daily").to_dict(
+        "records") == [{"n": 0, "d": 0}]
+
+    def row(day: str, amount: float, at: datetime) -> dict[str, object]:
+        return {"date": datetime.fromisoformat(day).date(), "account_id": "111111111111",
+                "team_tag": "", "service": "AWS Lambda", "usage_type": "Lambda-GB-Second",
+                "amount": amount, "currency": "USD", "estimated": False, "collected_at": at}
+
+    store.write(COST_DAILY.name, pd.DataFrame([row("2026-01-05", 1.0, T0),
+                                               row("2026-01-06", 2.0, T0)]), "c1")
+    later = T0 + timedelta(days=2)
+    store.write(COST_DAILY.name, pd.DataFrame([row("2026-01-06", 2.5, later)]), "c2")
+    latest = store.query("select strftime(date, '%Y-%m-%d') as day, amount from cost_daily "
+                         "order by day").to_dict("records")
+    assert latest == [{"day": "2026-01-05", "amount": 1.0}, {"day": "2026-01-06", "amount": 2.5}]
+    assert store.query("select count(*) as n from cost_daily_history").iloc[0]["n"] == 3

@@ -1,0 +1,354 @@
+"""Cost Explorer: the organization's daily cost per account, Team tag, service and usage type.
+
+AWS API wrapped: ``ce:GetCostAndUsage``, in the management (payer) account through the read
+role, which answers for every linked account of the organization. One session, no fan-out.
+
+Cost Explorer allows at most two GroupBy keys per request, so the four dimensions are read in
+two steps (docs/cost.md explains the choice and its price):
+
+1. **pairs**: DAILY, GroupBy ``LINKED_ACCOUNT`` x ``TAG:<tag_key>``, no filter. It names every
+   (account, tag value) pair with cost in the window; ``<tag_key>$`` (empty value) is cost
+   without the tag.
+2. **detail**, one per pair: DAILY, Filter ``LINKED_ACCOUNT = a AND tag = v`` (``ABSENT`` for
+   untagged), GroupBy ``SERVICE`` x ``USAGE_TYPE``. Together these give every
+   (day, account, tag, service, usage type) amount; the pairs totals check them.
+
+Every page (``NextPageToken``) is one request, counted by the runner ($0.01 each). Days that
+can still change are re-read on every run: the current month, and the previous month until
+``bill_final_day``; older months are read once (the watermark is the first day still open).
+A day is stored again only when what Cost Explorer says about it changed, so
+``cost_daily_history`` holds AWS's restatements and ``cost_daily`` the latest word per day.
+
+Dataset returned:
+
+* ``cost_daily``: date, account_id, team_tag (the raw tag value, "" when untagged), service,
+  usage_type, amount (UnblendedCost), currency, estimated, collected_at.
+
+A group that cannot be understood (missing keys, an amount that is not a number) is logged and
+skipped; the rest of the page is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from collectors.base import CollectContext, Collected, Collector
+from orgscope.config import CostCollectorConfig
+from orgscope.datasets import UTC_TS, Dataset
+
+log = logging.getLogger(__name__)
+
+#: The cost metric read. UnblendedCost is what the invoice says each day cost: finance
+#: reconciles to it. (AmortizedCost spreads upfront RI / Savings Plans fees; see docs/cost.md.)
+METRIC = "UnblendedCost"
+GRANULARITY = "DAILY"
+#: Price of one GetCostAndUsage request (one page), in USD.
+REQUEST_PRICE_USD = 0.01
+#: A response that keeps returning pages past this is a bug, not a bill.
+MAX_PAGES = 1000
+
+COST_DAILY = Dataset(
+    name="cost_daily",
+    description=(
+        "Daily UnblendedCost per account, Team tag, service and usage type (latest per date; "
+        "every version in cost_daily_history)."
+    ),
+    time_column="collected_at",
+    snapshot_of=("date",),
+    schema=pa.schema(
+        [
+            pa.field("date", pa.date32(), nullable=False),
+            pa.field("account_id", pa.string(), nullable=False),
+            pa.field("team_tag", pa.string(), nullable=False),
+            pa.field("service", pa.string(), nullable=False),
+            pa.field("usage_type", pa.string(), nullable=False),
+            pa.field("amount", pa.float64(), nullable=False),
+            pa.field("currency", pa.string(), nullable=False),
+            pa.field("estimated", pa.bool_(), nullable=False),
+            pa.field("collected_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    """The first day of the month ``months`` after ``day``'s month (negative: before)."""
+    index = day.year * 12 + (day.month - 1) + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def history_start(today: date, months: int) -> date:
+    """First day of the oldest month kept: ``months`` calendar months, the current included."""
+    return add_months(today, -(months - 1))
+
+
+def open_from(today: date, bill_final_day: int) -> date:
+    """First day that can still change: the current month's first day, or the previous
+    month's until its bill is final (through ``bill_final_day`` of this month)."""
+    return add_months(today, -1 if today.day <= bill_final_day else 0)
+
+
+def read_window(
+    today: date, settings: CostCollectorConfig, watermark: date | None
+) -> tuple[date, date]:
+    """[start, end) to read this run: from the watermark (or the history start on the first
+    run) at the latest from the first open day, through today (end is exclusive, as in CE)."""
+    floor = history_start(today, settings.history_months)
+    if watermark is None:
+        start = floor
+    else:
+        start = max(floor, min(watermark, open_from(today, settings.bill_final_day)))
+    return start, today + timedelta(days=1)
+
+
+# --- requests (pure; the simulator builds the same bodies from these) ------------------------
+
+
+def _period(start: date, end: date) -> dict[str, str]:
+    return {"Start": start.isoformat(), "End": end.isoformat()}
+
+
+def pairs_request(start: date, end: date, tag_key: str) -> dict[str, Any]:
+    """GetCostAndUsage parameters: daily cost per (linked account, tag value)."""
+    return {
+        "TimePeriod": _period(start, end),
+        "Granularity": GRANULARITY,
+        "Metrics": [METRIC],
+        "GroupBy": [
+            {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+            {"Type": "TAG", "Key": tag_key},
+        ],
+    }
+
+
+def tag_filter(tag_key: str, value: str) -> dict[str, Any]:
+    """Cost Explorer's tag filter for one value; "" means the tag is absent (untagged)."""
+    if value == "":
+        return {"Key": tag_key, "MatchOptions": ["ABSENT"]}
+    return {"Key": tag_key, "Values": [value], "MatchOptions": ["EQUALS"]}
+
+
+def detail_request(
+    start: date, end: date, tag_key: str, account_id: str, tag_value: str
+) -> dict[str, Any]:
+    """GetCostAndUsage parameters: one (account, tag value) pair's daily cost per service and
+    usage type."""
+    return {
+        "TimePeriod": _period(start, end),
+        "Granularity": GRANULARITY,
+        "Filter": {
+            "And": [
+                {"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": [account_id]}},
+                {"Tags": tag_filter(tag_key, tag_value)},
+            ]
+        },
+        "Metrics": [METRIC],
+        "GroupBy": [
+            {"Type": "DIMENSION", "Key": "SERVICE"},
+            {"Type": "DIMENSION", "Key": "USAGE_TYPE"},
+        ],
+    }
+
+
+def page_request(request: dict[str, Any], token: str | None) -> dict[str, Any]:
+    """``request`` asking for the page ``token`` names (the first page without one)."""
+    return {**request, "NextPageToken": token} if token else request
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostGroup:
+    """One group of one ResultsByTime entry: a day, the group's two keys and its amount."""
+
+    day: date
+    keys: tuple[str, str]
+    amount: float
+    currency: str
+    estimated: bool
+
+
+def parse_results(results_by_time: list[dict[str, Any]], where: str) -> list[CostGroup]:
+    """ResultsByTime entries -> groups; a group that cannot be read is logged and skipped."""
+    groups: list[CostGroup] = []
+    for period in results_by_time:
+        try:
+            day = date.fromisoformat(period["TimePeriod"]["Start"][:10])
+            estimated = bool(period.get("Estimated", False))
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("cost %s: skipped a period that cannot be read (%r): %s",
+                        where, period.get("TimePeriod"), error)
+            continue
+        for group in period.get("Groups") or []:
+            try:
+                keys = group["Keys"]
+                if len(keys) != 2 or not all(isinstance(k, str) for k in keys):
+                    raise ValueError(f"expected two keys, got {keys!r}")
+                metric = group["Metrics"][METRIC]
+                amount = float(metric["Amount"])
+                if not math.isfinite(amount):
+                    raise ValueError(f"amount {metric['Amount']!r} is not a number")
+                currency = str(metric.get("Unit") or "USD")
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning("cost %s: skipped a bad group on %s (%r): %s",
+                            where, day, group.get("Keys"), error)
+                continue
+            groups.append(CostGroup(day, (keys[0], keys[1]), amount, currency, estimated))
+    return groups
+
+
+def tag_value(key: str, tag_key: str) -> str:
+    """'Team$orders' -> 'orders'; 'Team$' (untagged) -> ''. ValueError for another tag."""
+    prefix = f"{tag_key}$"
+    if not key.startswith(prefix):
+        raise ValueError(f"tag group {key!r} is not of tag {tag_key!r}")
+    return key[len(prefix):]
+
+
+# --- AWS edge --------------------------------------------------------------------------------
+
+
+def fetch(ce: Any, request: dict[str, Any], where: str) -> Iterator[dict[str, Any]]:
+    """Every page of one GetCostAndUsage query (one API call, so one $0.01, per page)."""
+    token: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        page: dict[str, Any] = ce.get_cost_and_usage(**page_request(request, token))
+        yield page
+        token = page.get("NextPageToken")
+        if not token:
+            return
+        if token in seen:
+            raise RuntimeError(f"cost {where}: Cost Explorer repeated page token {token!r}")
+        seen.add(token)
+    raise RuntimeError(f"cost {where}: more than {MAX_PAGES} pages")
+
+
+def _pair_totals(
+    ce: Any, start: date, end: date, tag_key: str
+) -> dict[tuple[date, str, str], float]:
+    """(day, account, tag value) -> amount, from the pairs query."""
+    totals: dict[tuple[date, str, str], float] = defaultdict(float)
+    for page in fetch(ce, pairs_request(start, end, tag_key), "pairs"):
+        for group in parse_results(page.get("ResultsByTime", []), "pairs"):
+            account, key = group.keys
+            try:
+                value = tag_value(key, tag_key)
+            except ValueError as error:
+                log.warning("cost pairs: skipped a bad group on %s: %s", group.day, error)
+                continue
+            totals[(group.day, account, value)] += group.amount
+    return totals
+
+
+def _detail_rows(
+    ce: Any, window: tuple[date, date], tag_key: str, pair: tuple[str, str], *,
+    collected_at: datetime,
+) -> list[dict[str, Any]]:
+    (start, end), (account, value) = window, pair
+    where = f"{account} {tag_key}={value!r}"
+    rows = []
+    for page in fetch(ce, detail_request(start, end, tag_key, account, value), where):
+        for group in parse_results(page.get("ResultsByTime", []), where):
+            rows.append({
+                "date": group.day, "account_id": account, "team_tag": value,
+                "service": group.keys[0], "usage_type": group.keys[1],
+                "amount": group.amount, "currency": group.currency,
+                "estimated": group.estimated, "collected_at": collected_at,
+            })
+    return rows
+
+
+def _check(totals: dict[tuple[date, str, str], float], frame: pd.DataFrame) -> None:
+    """Warn where a pair's detail does not add up to its pairs total (a cent or more)."""
+    if frame.empty:
+        return
+    detail = frame.groupby(["date", "account_id", "team_tag"])["amount"].sum().to_dict()
+    for key, total in totals.items():
+        if abs(detail.get(key, 0.0) - total) >= 0.01:
+            log.warning("cost: detail of %s %s %r sums to %.4f, pairs total %.4f",
+                        key[0], key[1], key[2], detail.get(key, 0.0), total)
+
+
+_COMPARED = ["account_id", "team_tag", "service", "usage_type", "currency", "estimated"]
+
+
+def _digests(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per date: the number of rows and an order-independent digest of their content."""
+    content = frame[_COMPARED].astype(str).assign(
+        nanos=(frame["amount"].astype(float) * 1e8).round().astype("int64"))
+    hashes = pd.util.hash_pandas_object(content, index=False).to_numpy() >> 16
+    days = pd.to_datetime(frame["date"]).dt.date.to_numpy()
+    return pd.DataFrame({"date": days, "digest": hashes.astype("int64")}).groupby(
+        "date")["digest"].agg(["count", "sum"])
+
+
+def changed_days(fresh: pd.DataFrame, stored: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of ``fresh`` for the days whose rows differ from the ``stored`` latest ones
+    (every day when nothing is stored): unchanged days are not written again."""
+    if stored is None or stored.empty or fresh.empty:
+        return fresh
+    first = pd.Timestamp(min(fresh["date"]))
+    stored = stored[pd.to_datetime(stored["date"]) >= first]
+    if stored.empty:
+        return fresh
+    after = _digests(fresh)
+    before = _digests(stored).reindex(after.index)
+    same = (after["count"] == before["count"]) & (after["sum"] == before["sum"])
+    keep = set(after.index[~same])
+    return fresh[fresh["date"].isin(keep)].reset_index(drop=True)
+
+
+def collect_cost(ctx: CollectContext) -> Collected:
+    """The organization's daily cost since the watermark, per (account, tag, service, usage
+    type), from GetCostAndUsage in the management account."""
+    settings = ctx.settings if isinstance(ctx.settings, CostCollectorConfig) else \
+        CostCollectorConfig()
+    today = ctx.collected_at.astimezone(UTC).date()
+    watermark = ctx.watermark.astimezone(UTC).date() if ctx.watermark else None
+    start, end = read_window(today, settings, watermark)
+    tag_key = settings.tag_key
+    ce = ctx.client("ce")
+    totals = _pair_totals(ce, start, end, tag_key)
+    pairs = sorted({(account, value) for (_, account, value), amount in totals.items()
+                    if amount != 0})
+    rows: list[dict[str, Any]] = []
+    for account, value in pairs:
+        rows.extend(_detail_rows(ce, (start, end), tag_key, (account, value),
+                                 collected_at=ctx.collected_at))
+    fresh = pd.DataFrame(rows, columns=COST_DAILY.columns)
+    _check(totals, fresh)
+    stored = ctx.inputs.get(COST_DAILY.name)
+    written = changed_days(fresh, stored)
+    log.info("cost %s: read %s..%s, %d (account, %s) pairs, %d rows, %d days changed",
+             ctx.account.id, start, end - timedelta(days=1), len(pairs), tag_key, len(fresh),
+             written["date"].nunique() if not written.empty else 0)
+    closed = open_from(today, settings.bill_final_day)
+    return Collected(
+        frames={COST_DAILY.name: written},
+        watermark=datetime(closed.year, closed.month, closed.day, tzinfo=UTC),
+    )
+
+
+COST = Collector(
+    name="cost",
+    fn=collect_cost,
+    datasets=(COST_DAILY,),
+    scope="payer",
+    description="Daily cost per account, Team tag, service and usage type (Cost Explorer).",
+    iam_actions=("ce:GetCostAndUsage",),
+    inputs=(COST_DAILY.name,),
+)
