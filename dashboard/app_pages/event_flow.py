@@ -354,7 +354,7 @@ def _dlqs(ctx: AppContext) -> None:
                 shown, hide_index=True,
                 column_order=["queue", "account", "visible", "oldest"],
                 column_config={
-                    "queue": st.column_config.TextColumn("Queue waiting now", width="large"),
+                    "queue": st.column_config.TextColumn("Queue waiting now"),
                     "account": st.column_config.TextColumn("Account"),
                     "visible": st.column_config.NumberColumn("Messages", format="%d"),
                     "oldest": st.column_config.TextColumn(
