@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +23,8 @@ from orgscope.config import Config
 from sim import faults as state_faults
 from sim.admin import AdminSessions
 from sim.build import Builder, Deployment
+from sim.costexplorer import PAGE_GROUPS, CostFeed
+from sim.costs import CostModel, CostSpike, Restatement, default_spikes
 from sim.emit import put_metrics, send_dead_letters
 from sim.scenario import ScenarioEvent, duration_of, load_scenario
 from sim.server import GatedMotoServer
@@ -44,7 +46,8 @@ class SimulatedOrg:
 
     def __init__(self, config: Config, *, host: str = "127.0.0.1", port: int = 0,
                  tick_s: float = 60.0, history_hours: int = 6,
-                 scenario: Path | None = None, seed: int = 7) -> None:
+                 scenario: Path | None = None, seed: int = 7,
+                 cost_page_groups: int = PAGE_GROUPS) -> None:
         self.config = config
         self.host = host
         self.port = port
@@ -61,6 +64,11 @@ class SimulatedOrg:
         self._deployment: Deployment | None = None
         self._model: TrafficModel | None = None
         self._faults = Faults()
+        self._cost_feed = CostFeed(config.organization.management_account_id,
+                                   config.collectors.cost, cost_page_groups)
+        self._cost_model: CostModel | None = None
+        self._cost_spikes: list[CostSpike] = []
+        self._restatements: list[Restatement] = []
         self._fired = 0
         self._last_minute: datetime | None = None
         self._lock = threading.RLock()
@@ -102,6 +110,9 @@ class SimulatedOrg:
         self._builder = Builder(self.config, self._admin)
         self._deployment = self._builder.build()
         self.timings["build_s"] = time.monotonic() - clock
+        clock = time.monotonic()
+        self._bind_costs()
+        self.timings["costs_s"] = time.monotonic() - clock
         org = self.config.organization
         producers = {a.name: a.id for a in self.config.accounts}
         self._model = TrafficModel(STREAMS, producers,
@@ -197,6 +208,8 @@ class SimulatedOrg:
         with self._lock:
             clock = time.monotonic()
             self._fire_scenario(now)
+            if self._cost_model is None or self._cost_model.today != now.date():
+                self._bind_costs(now.date())
             world = self.read_world()
             self._faults = self._faults.pruned(now - timedelta(hours=1))
             self._simulate(world, floor_minute(now), self._faults)
@@ -230,12 +243,62 @@ class SimulatedOrg:
             self.break_account(p["account"], p["how"])
         elif event.action == "repair_account":
             self.repair_account(p["account"])
+        elif event.action == "cost_spike":
+            self.add_cost_spike(p["account"], p["service"], p["usage_type"],
+                                factor=float(p["factor"]), days=int(p["days"]),
+                                until=when.date())
         else:
             value = float(p["ms"] if event.action == "latency" else p["rate"])
             start = floor_minute(when)
             fault = Fault(event.action, p["account"], p["bus"], p["rule"], value, start,
                           start + duration_of(event))
             self._faults = Faults((*self._faults.items, fault))
+
+    # --- cost -------------------------------------------------------------------------------
+
+    @property
+    def cost_model(self) -> CostModel:
+        """The bill Cost Explorer is serving now (the truth tests compare with)."""
+        if self._cost_model is None:
+            raise RuntimeError("the simulator is not started")
+        return self._cost_model
+
+    @property
+    def cost_pages(self) -> dict[date, int]:
+        """GetCostAndUsage pages bound per read-window start (requests of one collector run)."""
+        return dict(self._cost_feed.pages)
+
+    def _bind_costs(self, today: date | None = None) -> None:
+        with self._lock:
+            today = today or datetime.now(UTC).date()
+            model = CostModel.reference(
+                self.config.accounts, today, self.seed,
+                spikes=(*default_spikes(today), *self._cost_spikes),
+                restatements=self._restatements)
+            self._cost_feed.bind(model)
+            self._cost_model = model
+
+    def add_cost_spike(self, account_id: str, service: str, usage_type: str, *,
+                       factor: float, days: int, until: date | None = None) -> CostSpike:
+        """One line of one account costs ``factor`` times normal for the ``days`` days ending
+        ``until`` (today); Cost Explorer answers with it from now on."""
+        until = until or datetime.now(UTC).date()
+        spike = CostSpike(account_id, service, usage_type, until - timedelta(days=days - 1),
+                          days, factor)
+        self._cost_spikes.append(spike)
+        self._bind_costs()
+        log.info("cost spike: %s %s %s x%g for %d days to %s", account_id, service,
+                 usage_type, factor, days, until)
+        return spike
+
+    def restate_cost(self, day: date, account_id: str, service: str, usage_type: str,
+                     factor: float) -> Restatement:
+        """AWS corrects one line of one account on one day (its amount times ``factor``)."""
+        restated = Restatement(day, account_id, service, usage_type, factor)
+        self._restatements.append(restated)
+        self._bind_costs()
+        log.info("cost restated: %s %s %s %s x%g", day, account_id, service, usage_type, factor)
+        return restated
 
     def break_account(self, account_id: str, how: BreakHow = "missing-role") -> None:
         """Make orgscope's read role unusable in one account, through the IAM API."""

@@ -38,6 +38,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "latency": (("account", "rule", "ms", "duration"), ("bus",)),
     "break_account": (("account",), ("how",)),
     "repair_account": (("account",), ()),
+    "cost_spike": (("account", "service", "usage_type", "factor", "days"), ()),
 }
 BREAK_HOWS = ("missing-role", "no-permissions")
 
@@ -88,6 +89,13 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "duration": (lambda v: _span(v, _DURATION_RE) is not None,
                  "must be like '90s', '15m' or '1h'"),
     "how": (lambda v: v in BREAK_HOWS, f"must be one of {', '.join(BREAK_HOWS)}"),
+    "service": (lambda v: isinstance(v, str) and bool(v),
+                "must be a Cost Explorer SERVICE name, e.g. 'EC2 - Other'"),
+    "usage_type": (lambda v: isinstance(v, str) and bool(v),
+                   "must be a Cost Explorer USAGE_TYPE, e.g. 'NatGateway-Bytes'"),
+    "factor": (lambda v: _is_number(v) and v > 0, "must be a positive number, e.g. 6"),
+    "days": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 366,
+             "must be a whole number of days, 1-366"),
 }
 
 

@@ -38,8 +38,8 @@ class Org:
 
     def query(self, sql: str) -> list[dict[str, object]]:
         store = wiring.open_store(wiring.load(self.config_path))
-        rows: list[dict[str, object]] = store.query(sql).to_dict("records")
-        return rows
+        return [{str(k): v for k, v in row.items()}
+                for row in store.query(sql).to_dict("records")]
 
     @property
     def store_path(self) -> Path:
@@ -47,11 +47,15 @@ class Org:
 
 
 @contextmanager
-def simulated_org(folder: Path) -> Iterator[Org]:
+def simulated_org(folder: Path, replace: dict[str, str] | None = None) -> Iterator[Org]:
     """Start the simulator with one hour of history; write a config pointing at a store in
-    ``folder``; set the base credentials and AWS_ENDPOINT_URL for the duration."""
+    ``folder`` (with each ``replace`` key of config.toml's text replaced by its value); set
+    the base credentials and AWS_ENDPOINT_URL for the duration."""
     config_path = folder / "config.toml"
     text = REFERENCE_CONFIG.read_text().replace('path = "./data"', 'path = "./store"')
+    for old, new in (replace or {}).items():
+        assert old in text, f"config.toml has no {old!r}"
+        text = text.replace(old, new)
     config_path.write_text(text.replace("max_attempts = 5", "max_attempts = 1"))
     with pytest.MonkeyPatch.context() as patch:
         for key, value in BASE_ENV.items():
