@@ -64,6 +64,7 @@ COST_DAILY = Dataset(
     ),
     time_column="collected_at",
     snapshot_of=("date",),
+    partition_by="date",
     schema=pa.schema(
         [
             pa.field("date", pa.date32(), nullable=False),

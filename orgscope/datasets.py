@@ -42,10 +42,22 @@ class Dataset:
     description: str
     snapshot_of: tuple[str, ...] = field(default=())
     snapshot_collector: str | None = None
+    #: The column whose UTC date names the ``date=`` partition; the time column by default.
+    #: A dataset with a ``date`` column of its own partitions by it, so the two agree.
+    partition_by: str | None = None
+
+    @property
+    def partition_column(self) -> str:
+        return self.partition_by or self.time_column
 
     @property
     def columns(self) -> list[str]:
         return list(self.schema.names)
+
+    def __post_init__(self) -> None:
+        if "date" in self.schema.names and self.partition_column != "date":
+            raise ValueError(f"dataset {self.name}: a column named 'date' must be the "
+                             "partition column (partition_by='date')")
 
     def to_table(self, frame: pd.DataFrame) -> pa.Table:
         """Check ``frame`` against the schema and convert it; raise :class:`SchemaError`."""

@@ -92,7 +92,7 @@ class Store:
         table = dataset.to_table(frame)
         if table.num_rows == 0:
             return []
-        days = pd.to_datetime(frame[dataset.time_column], utc=True).dt.date
+        days = pd.to_datetime(frame[dataset.partition_column], utc=True).dt.date
         written = []
         for day in sorted(set(days)):
             mask = (days == day).to_numpy()
@@ -193,9 +193,7 @@ class Store:
         return sorted(folder.glob("date=*/*.parquet"))
 
     def _view_sql(self, dataset: Dataset) -> str:
-        # A dataset with a column of its own named "date" (cost_daily: the day the cost is
-        # for) keeps it: the partition value (the day it was collected) would overwrite it.
-        own_date = "date" in dataset.columns
+        own_date = "date" in dataset.columns  # then it is also the partition column
         if not self.files(dataset.name):
             columns = ", ".join(
                 f"CAST(NULL AS {_duckdb_type(f.type)}) AS {_quote_identifier(f.name)}"
@@ -204,9 +202,6 @@ class Store:
             partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
             return f"SELECT {columns}{partition} WHERE false"
         pattern = _sql_string(str(self.root / dataset.name / "date=*" / "*.parquet"))
-        if own_date:
-            return (f"SELECT * FROM read_parquet({pattern}, hive_partitioning = false, "
-                    "union_by_name = true)")
         return (
             f"SELECT * FROM read_parquet({pattern}, hive_partitioning = true, "
             "union_by_name = true, hive_types = {'date': DATE})"
