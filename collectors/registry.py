@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from collectors.base import Collector
 from collectors.cost import COST
+from collectors.dlq import DLQ
 from collectors.inventory import INVENTORY
+from collectors.metrics import METRICS
 from orgscope.datasets import SPINE_DATASETS, Dataset
 from orgscope.health.datasets import RULE_HEALTH
 
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
     COST,
+    METRICS,
+    DLQ,
 )
 
 #: Datasets computed from the collected ones rather than collected (the health verdicts).
