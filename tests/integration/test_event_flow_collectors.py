@@ -1,0 +1,209 @@
+"""The metrics and DLQ collectors against the simulated organization, through the Runner.
+
+The simulator writes 1-minute AWS/Events datapoints up to its clock (``sim.tick(now)`` moves
+it); the collectors read them back through boto3 and the read role, exactly as from AWS. The
+tests run in file order on one simulator, each moving the clock forward from where the last
+left it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from collectors import registry
+from collectors.metrics import ACCOUNT_METRICS, RULE_METRICS, floor_to_period
+from orgscope import wiring
+from orgscope.config import Config
+from orgscope.runner import CycleResult, Runner
+from sim.scenario import ScenarioEvent
+from tests.simulated import Org, simulated_org
+
+pytestmark = pytest.mark.integration
+
+PERIOD = timedelta(minutes=5)
+CENTRAL = "121212121212"
+DISABLED = (CENTRAL, "central-bus", "order-placed-to-inventory")
+FAILING = ("999999999999", "default", "order-placed-to-payments")
+GONE = "arn:aws:sqs:us-east-1:999999999999:no-such-dlq"
+
+
+@dataclass
+class Flow:
+    """The simulator, a runner on a config reading 1 h of history, and the first cycles."""
+
+    org: Org
+    runner: Runner
+    base: datetime  # end of the back-fill: the period the simulator's clock started in
+    backfill: CycleResult
+    incremental: CycleResult
+
+    def metrics(self, now: datetime) -> CycleResult:
+        self.org.sim.tick(now)
+        return self.runner.run_cycle([registry.get("metrics")], now=now)
+
+    def stored(self, key: tuple[str, str, str], metric: str) -> dict[datetime, set[float]]:
+        account, bus, rule = key
+        rows = self.org.query(
+            f"select ts, value from event_metrics where account_id = '{account}' and "
+            f"bus = '{bus}' and rule = '{rule}' and metric = '{metric}'")
+        found: dict[datetime, set[float]] = {}
+        for row in rows:
+            ts = row["ts"].to_pydatetime()  # type: ignore[attr-defined]
+            found.setdefault(ts, set()).add(float(row["value"]))  # type: ignore[arg-type]
+        return found
+
+    def aws_sums(self, key: tuple[str, str, str], metric: str, start: datetime,
+                 end: datetime, period: timedelta = PERIOD) -> dict[datetime, float]:
+        """What the simulator wrote, read back one metric at a time with admin rights, summed
+        per ``period``. (moto's GetMetricStatistics starts its buckets at the first datapoint,
+        not at StartTime: ask for minutes and sum them here.)"""
+        account, bus, rule = key
+        dims = [{"Name": "RuleName", "Value": rule}]
+        if bus != "default":
+            dims.insert(0, {"Name": "EventBusName", "Value": bus})
+        answer = self.org.sim.admin.client(account, "cloudwatch").get_metric_statistics(
+            Namespace="AWS/Events", MetricName=metric, Dimensions=dims, StartTime=start,
+            EndTime=end, Period=60, Statistics=["Sum"])
+        sums: dict[datetime, float] = {}
+        for point in answer["Datapoints"]:
+            ts = floor_to_period(point["Timestamp"], int(period.total_seconds()))
+            sums[ts] = sums.get(ts, 0.0) + point["Sum"]
+        return sums
+
+
+def with_collectors(config: Config) -> Config:
+    metrics = config.collectors.metrics.model_copy(update={"backfill": timedelta(hours=1)})
+    dlq = config.collectors.dlq.model_copy(update={"queues": [GONE]})
+    collectors = config.collectors.model_copy(update={"metrics": metrics, "dlq": dlq})
+    return config.model_copy(update={"collectors": collectors})
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+    with simulated_org(tmp_path_factory.mktemp("flow")) as org:
+        runner = wiring.runner(with_collectors(wiring.load(org.config_path)))
+        started = org.sim.started_at
+        assert started is not None
+        base = floor_to_period(started, 300)
+        runner.run_cycle([registry.get("inventory")], now=started)
+        backfill = runner.run_cycle([registry.get("metrics")], now=started)
+        org.sim.tick(base + PERIOD)
+        incremental = runner.run_cycle([registry.get("metrics")], now=base + PERIOD)
+        yield Flow(org, runner, base, backfill, incremental)
+
+
+def calls(cycle: CycleResult) -> dict[str, dict[str, Any]]:
+    return {run.account.id: {"ops": dict(run.calls.by_operation),
+                             "metrics": run.calls.metrics_requested, "status": run.status}
+            for run in cycle.runs}
+
+
+def test_every_account_backfills_and_stores_what_the_simulator_wrote(flow: Flow) -> None:
+    assert {run.status for run in flow.backfill.runs} == {"ok"}
+    start = flow.base - timedelta(hours=1)
+    busy = [key for key in flow.org.sim.deployment.rules
+            if sum(flow.aws_sums(key, "MatchedEvents", start, flow.base).values()) > 0]
+    assert busy, "the simulator wrote no MatchedEvents"
+    for key in busy[:3]:
+        stored = flow.stored(key, "MatchedEvents")
+        written = flow.aws_sums(key, "MatchedEvents", start, flow.base + PERIOD)
+        periods = {start + i * PERIOD for i in range(13)}
+        assert set(stored) == periods  # every period of the window, zero-filled
+        for ts, values in stored.items():
+            assert values == {written.get(ts, 0.0)}, (key, ts)  # re-reads agree
+
+
+def test_count_gaps_are_zero_filled_and_latency_is_not(flow: Flow) -> None:
+    key = flow.org.sim.deployment.rules[0]
+    start = flow.base - timedelta(hours=1)
+    assert flow.aws_sums(key, "FailedInvocations", start, flow.base) == {}  # AWS omits zeros
+    failed = flow.stored(key, "FailedInvocations")
+    assert len(failed) == 13 and set().union(*failed.values()) == {0.0}
+    latency = flow.stored(key, "IngestionToInvocationStartLatency")
+    matched = flow.stored(key, "MatchedEvents")
+    assert len(latency) <= len([ts for ts, v in matched.items() if v != {0.0}])
+    assert all(v > 0 for values in latency.values() for v in values)
+
+
+def test_watermark_advances_and_the_next_run_rereads_only_the_overlap(flow: Flow) -> None:
+    marks = flow.org.query("select account_id, watermark from watermarks_history "
+                           "where collector = 'metrics' order by updated_at")
+    by_account: dict[str, list[datetime]] = {}
+    for row in marks:
+        by_account.setdefault(str(row["account_id"]), []).append(
+            row["watermark"].to_pydatetime())  # type: ignore[attr-defined]
+    assert len(by_account) == 13
+    assert all(v == [flow.base, flow.base + PERIOD] for v in by_account.values())
+    stamps = {ts for run in flow.incremental.runs
+              for ts in run.frames["event_metrics"]["ts"]}
+    assert stamps == {flow.base - 2 * PERIOD, flow.base - PERIOD, flow.base}
+
+
+def test_an_incremental_cycle_makes_the_minimum_of_getmetricdata_calls(flow: Flow) -> None:
+    rules: dict[str, int] = {}
+    for account, _, _ in flow.org.sim.deployment.rules:
+        rules[account] = rules.get(account, 0) + 1
+    stored = flow.org.query(
+        "select account_id, api_calls_by_operation, metrics_requested from runs "
+        f"where run_id = '{flow.incremental.cycle_id}'")
+    assert len(stored) == 13
+    for row in stored:
+        series = rules.get(str(row["account_id"]), 0) * len(RULE_METRICS) + len(ACCOUNT_METRICS)
+        ops = json.loads(str(row["api_calls_by_operation"]))
+        assert ops == {"cloudwatch:GetMetricData": math.ceil(series / 500)}, row
+        assert row["metrics_requested"] == series
+
+
+def test_a_disabled_rule_matches_nothing_after_the_fault(flow: Flow) -> None:
+    assert DISABLED in flow.org.sim.deployment.rules
+    account, bus, rule = DISABLED
+    events = flow.org.sim.admin.client(account, "events")
+    flow.org.sim.tick(flow.base + PERIOD)  # everything before the fault is written
+    events.disable_rule(Name=rule, EventBusName=bus)
+    try:
+        cycle = flow.metrics(flow.base + 3 * PERIOD)
+    finally:
+        events.enable_rule(Name=rule, EventBusName=bus)
+    assert {run.status for run in cycle.runs} == {"ok"}
+    matched = flow.stored(DISABLED, "MatchedEvents")
+    assert any(v != {0.0} for ts, v in matched.items() if ts < flow.base)
+    after = [flow.base + PERIOD, flow.base + 2 * PERIOD]
+    assert [matched[ts] for ts in after] == [{0.0}, {0.0}]
+    latency = flow.stored(DISABLED, "IngestionToInvocationStartLatency")
+    assert not set(after) & set(latency)  # no data, not a zero
+
+
+def test_dlq_depth_equals_the_messages_the_simulator_put(flow: Flow) -> None:
+    assert FAILING in flow.org.sim.deployment.rules
+    account, bus, rule = FAILING
+    fault_at = flow.base + 3 * PERIOD
+    flow.org.sim.apply(ScenarioEvent(0, timedelta(0), "target_errors",
+                                     {"account": account, "bus": bus, "rule": rule,
+                                      "rate": 1.0, "duration": "2m"}), fault_at)
+    now = fault_at + PERIOD
+    flow.org.sim.tick(now)
+    cycle = flow.runner.run_cycle([registry.get("dlq")], now=now)
+    assert {run.status for run in cycle.runs} == {"ok"}  # the missing queue is skipped
+    sent = sum(flow.aws_sums(FAILING, "InvocationsSentToDlq", fault_at, now,
+                             timedelta(minutes=1)).values())
+    assert 0 < sent <= 100  # the simulator puts at most 100 real messages per DLQ per tick
+    depth = {str(r["queue_arn"]): r for r in flow.org.query(
+        f"select * from dlq_depth where ts = '{now.isoformat()}'")}
+    (row,) = flow.org.query(
+        f"select dlq_arns[1] as arn from rules where account_id = '{account}' and "
+        f"rule = '{rule}' and len(dlq_arns) = 1")
+    dlq_arn = str(row["arn"])
+    assert depth[dlq_arn]["visible"] == sent
+    assert depth[dlq_arn]["account_id"] == account  # read in the queue's own account
+    assert depth[dlq_arn]["oldest_age_s"] is None or math.isnan(
+        float(depth[dlq_arn]["oldest_age_s"]))  # type: ignore[arg-type]  # moto: no AWS/SQS
+    assert set(depth) == set(flow.org.sim.deployment.dlq_urls)
+    assert GONE not in depth
+    assert all(r["visible"] == 0 for arn, r in depth.items() if arn != dlq_arn)
