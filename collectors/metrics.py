@@ -88,6 +88,8 @@ EVENT_METRICS = Dataset(
     name="event_metrics",
     description="AWS/Events metrics per rule (and PutEvents per account), one row per period.",
     time_column="ts",
+    # Each run re-reads the overlap before its watermark: the newer value of a period wins.
+    unique_key=("account_id", "region", "bus", "rule", "metric", "ts"),
     schema=pa.schema(
         [
             pa.field("account_id", pa.string(), nullable=False),

@@ -42,6 +42,9 @@ class Dataset:
     description: str
     snapshot_of: tuple[str, ...] = field(default=())
     snapshot_collector: str | None = None
+    #: Columns that identify a row: a row written again (a re-read of late data) replaces the
+    #: earlier one in queries and compaction instead of counting twice.
+    unique_key: tuple[str, ...] = ()
     #: The column whose UTC date names the ``date=`` partition; the time column by default.
     #: A dataset with a ``date`` column of its own partitions by it, so the two agree.
     partition_by: str | None = None

@@ -38,6 +38,7 @@ from orgscope.datasets import Dataset
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".parquet.tmp"
+READ_OPTIONS = "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE}"
 LOCK_FILE = ".lock"
 
 
@@ -63,6 +64,10 @@ def _quote_identifier(name: str) -> str:
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_list(paths: Iterable[Path]) -> str:
+    return "[" + ", ".join(_sql_string(str(p)) for p in paths) + "]"
 
 
 class Store:
@@ -159,12 +164,16 @@ class Store:
                 return 0
             tables = [_conform(pq.read_table(f), dataset) for f in files]
             merged = pa.concat_tables(tables, promote_options="default")
+            if dataset.unique_key:
+                merged = _keep_last(merged, dataset.unique_key)
             merged = merged.sort_by(dataset.time_column)
             staging = partition.parent / f".compacting-{partition.name}"
             retired = partition.parent / f".retired-{partition.name}"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
-            self._write_atomically(merged, staging / f"compacted-{uuid.uuid4().hex[:8]}.parquet")
+            # Named after the newest file it merges, so it sorts before any later cycle's file
+            # (the newest row of a unique key wins, by file name).
+            self._write_atomically(merged, staging / f"{files[-1].stem}-compacted.parquet")
             os.replace(partition, retired)
             os.replace(staging, partition)
             shutil.rmtree(retired)
@@ -202,10 +211,33 @@ class Store:
             partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
             return f"SELECT {columns}{partition} WHERE false"
         pattern = _sql_string(str(self.root / dataset.name / "date=*" / "*.parquet"))
-        return (
-            f"SELECT * FROM read_parquet({pattern}, hive_partitioning = true, "
-            "union_by_name = true, hive_types = {'date': DATE})"
-        )
+        if not dataset.unique_key:
+            return f"SELECT * FROM read_parquet({pattern}, {READ_OPTIONS})"
+        return self._deduplicated_sql(dataset)
+
+    def _deduplicated_sql(self, dataset: Dataset) -> str:
+        """Rows unique by ``dataset.unique_key``, the newest file's row winning.
+
+        File names sort by the cycle that wrote them, so "newest" is the last name. A compacted
+        partition (one file) is already unique and is read as it is; only partitions with more
+        than one file pay for the window function.
+        """
+        by_partition: dict[Path, list[Path]] = {}
+        for path in self.files(dataset.name):
+            by_partition.setdefault(path.parent, []).append(path)
+        single = [files[0] for files in by_partition.values() if len(files) == 1]
+        several = [f for files in by_partition.values() if len(files) > 1 for f in files]
+        parts = []
+        if single:
+            parts.append(f"SELECT * FROM read_parquet({_sql_list(single)}, {READ_OPTIONS})")
+        if several:
+            keys = ", ".join(_quote_identifier(k) for k in dataset.unique_key)
+            parts.append(
+                f"SELECT * EXCLUDE (filename) FROM read_parquet({_sql_list(several)}, "
+                f"{READ_OPTIONS}, filename = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename DESC) = 1"
+            )
+        return " UNION ALL BY NAME ".join(parts)
 
     def datasets_used(self, sql: str) -> list[Dataset]:
         """The datasets whose views ``sql`` names (and ``runs``, which "latest" views join)."""
@@ -256,6 +288,15 @@ class Store:
             if dataset.snapshot_of:
                 names.append(f"{dataset.name}_history")
         return sorted(names)
+
+
+def _keep_last(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """Of rows sharing ``keys``, the one that comes last (the tables were concatenated oldest
+    file first)."""
+    position = pa.array(range(table.num_rows), pa.int64())
+    indexed = table.append_column("__position", position)
+    last = indexed.group_by(list(keys), use_threads=False).aggregate([("__position", "max")])
+    return table.take(last.column("__position_max").sort())
 
 
 def _conform(table: pa.Table, dataset: Dataset) -> pa.Table:

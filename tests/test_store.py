@@ -226,3 +226,29 @@ def test_a_dataset_with_its_own_date_column_keeps_it(store: Store) -> None:
                          "order by day").to_dict("records")
     assert latest == [{"day": "2026-01-05", "amount": 1.0}, {"day": "2026-01-06", "amount": 2.5}]
     assert store.query("select count(*) as n from cost_daily_history").iloc[0]["n"] == 3
+
+
+def metric_row(rule: str | None, at: datetime, value: float) -> dict[str, object]:
+    return {"account_id": "121212121212", "region": "us-east-1",
+            "bus": None if rule is None else "central-bus", "rule": rule,
+            "metric": "MatchedEvents", "ts": at, "value": value}
+
+
+def test_rows_read_again_replace_the_earlier_ones(store: Store) -> None:
+    store.write("event_metrics", pd.DataFrame([metric_row("a", T0, 1.0),
+                                                metric_row(None, T0, 7.0)]), "20261125T235800Z-a")
+    # the next cycle re-reads T0 (late datapoints arrived) and reads the next period
+    later = T0 + timedelta(minutes=1)
+    store.write("event_metrics", pd.DataFrame([metric_row("a", T0, 3.0),
+                                                metric_row(None, T0, 8.0),
+                                                metric_row("a", later, 5.0)]),
+                "20261125T235900Z-b")
+    sql = "select rule, ts, value from event_metrics order by rule nulls first, ts"
+    before = store.query(sql)
+    assert before["value"].tolist() == [8.0, 3.0, 5.0]
+    store.compact("event_metrics", T0.date())
+    pd.testing.assert_frame_equal(before, store.query(sql))
+    # a cycle after compaction still wins over the compacted file
+    store.write("event_metrics", pd.DataFrame([metric_row("a", later, 6.0)]),
+                "20261126T000000Z-c")
+    assert store.query(sql)["value"].tolist() == [8.0, 3.0, 6.0]
