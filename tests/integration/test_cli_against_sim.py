@@ -23,7 +23,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
-    with simulated_org(tmp_path_factory.mktemp("org")) as running:
+    # a short back-fill and cost history keep the full cycles quick
+    with simulated_org(tmp_path_factory.mktemp("org"),
+                       replace={'backfill = "2d"': 'backfill = "1h"',
+                                "history_months = 13": "history_months = 2"}) as running:
         yield running
 
 
@@ -36,13 +39,18 @@ def test_collect_once_gives_an_ok_run_for_every_account(
 ) -> None:
     assert org.cli("collect", "--once") == 0
     out = capsys.readouterr().out
-    assert ": 13 ok, 0 failed;" in out
-    runs = org.query("select account_id, status from runs")
-    assert len(runs) == 13 and {r["status"] for r in runs} == {"ok"}
+    regional = [c for c in registry.COLLECTORS.values() if c.scope == "regional"]
+    expected = 13 * len(regional) + (len(registry.COLLECTORS) - len(regional))
+    assert f": {expected} ok, 0 failed;" in out
+    runs = org.query("select collector, account_id, status from runs")
+    assert len(runs) == expected and {r["status"] for r in runs} == {"ok"}
+    for collector in regional:
+        assert {r["account_id"] for r in runs if r["collector"] == collector.name} == {
+            a.id for a in wiring.load(org.config_path).accounts}
 
 
 def test_query_answers_from_the_store(org: Org, capsys: pytest.CaptureFixture[str]) -> None:
-    org.cli("collect", "--once")
+    org.cli("collect", "--once", "--only", "inventory")
     capsys.readouterr()
     assert org.cli("query", "select count(*) as n from rules", "--format", "json") == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -76,7 +84,7 @@ def test_a_rule_disabled_through_the_api_shows_disabled(org: Org) -> None:
     events = org.sim.admin.client(account, "events")
     events.disable_rule(Name=rule, EventBusName=bus)
     try:
-        org.cli("collect", "--once")
+        org.cli("collect", "--once", "--only", "inventory")
         (row,) = org.query(
             f"select state from rules where account_id = '{account}' and rule = '{rule}' "
             f"and bus = '{bus}'")
@@ -94,7 +102,7 @@ def test_an_unreachable_account_is_shown_while_the_others_carry_on(
 ) -> None:
     org.sim.break_account("444444444444", how)  # type: ignore[arg-type]
     try:
-        assert org.cli("collect", "--once") == 1
+        assert org.cli("collect", "--once", "--only", "inventory") == 1
         out = capsys.readouterr().out
         assert ": 12 ok, 1 failed;" in out
         accounts = {r["account_id"]: r for r in org.query("select * from accounts")}
@@ -103,7 +111,7 @@ def test_an_unreachable_account_is_shown_while_the_others_carry_on(
         assert all(r["reachable"] for a, r in accounts.items() if a != "444444444444")
     finally:
         org.sim.repair_account("444444444444")
-    assert org.cli("collect", "--once") == 0
+    assert org.cli("collect", "--once", "--only", "inventory") == 0
     (row,) = org.query("select reachable from accounts where account_id = '444444444444'")
     assert row["reachable"] is True
 
