@@ -23,7 +23,10 @@ from collectors import registry
 from collectors.base import Collector
 from orgscope import __version__, wiring
 from orgscope.config import Config, ConfigError
+from orgscope.health.datasets import VERDICTS
+from orgscope.health.update import update_rule_health
 from orgscope.runner import DiscoveryError, RunResult
+from orgscope.scheduler import HEALTH_INPUTS, update_health
 from orgscope.store import StoreError
 from orgscope.tables import render_table
 
@@ -149,7 +152,42 @@ def cmd_collect(args: argparse.Namespace) -> int:
     failed = cycle.failed
     print(f"cycle {cycle.cycle_id}: {len(cycle.runs) - len(failed)} ok, {len(failed)} failed; "
           f"stored under {runner.store.root}")
+    if HEALTH_INPUTS & {c.name for c in collectors}:
+        verdicts = update_health(runner)
+        if verdicts is not None:
+            print(verdict_summary(verdicts))
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+def verdict_summary(verdicts: pd.DataFrame) -> str:
+    """'rule health: 20 OK, 1 FAILING, ...' in the model's order."""
+    counts = verdicts["verdict"].value_counts()
+    parts = [f"{int(counts[v])} {v}" for v in VERDICTS if v in counts]
+    return "rule health: " + (", ".join(parts) if parts else "no rules judged")
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    config = _load(args)
+    store = wiring.open_store(config)
+    now = None
+    if args.at:
+        try:
+            now = datetime.fromisoformat(args.at).astimezone(UTC)
+        except ValueError:
+            raise UsageError(f"--at {args.at!r}: not an ISO 8601 time such as "
+                             "2026-11-26T14:00:00Z") from None
+    verdicts = update_rule_health(config, store, now)
+    print(verdict_summary(verdicts))
+    bad = verdicts[verdicts["verdict"] != "OK"].sort_values(["verdict", "account_id", "rule"])
+    rows = [{"verdict": r["verdict"], "account": r["account_id"], "region": r["region"],
+             "bus": r["bus"], "rule": r["rule"], "reasons": "; ".join(list(r["reasons"]))}
+            for r in bad.to_dict("records")]
+    if rows:
+        print(render_table(pd.DataFrame(rows)))
+    return EXIT_OK
 
 
 # --- query -----------------------------------------------------------------------------------
@@ -252,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='for example "select count(*) from rules"')
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.set_defaults(func=cmd_query, quiet=True)
+
+    health = commands.add_parser(
+        "health", help="evaluate every rule's event-flow verdict now and list those not OK")
+    health.add_argument("--at", metavar="TIME", help="evaluate as of this ISO 8601 time")
+    health.set_defaults(func=cmd_health, quiet=True)
 
     compact = commands.add_parser(
         "compact", help="merge each past day's files into one per dataset (serve does it daily)")

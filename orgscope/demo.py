@@ -34,7 +34,7 @@ DEMO_CREDENTIALS = {
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" / "demo.toml"
 
 
-def demo_config(config: Config, endpoint_url: str) -> Config:
+def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config:
     """The config the demo collects with: the simulator's endpoint, its own store, and
     collectors at most a minute apart so the screen moves while you watch."""
     store = config.store.path
@@ -46,6 +46,11 @@ def demo_config(config: Config, endpoint_url: str) -> Config:
         )
         for name in registry.COLLECTORS
     })
+    # Back-fill no further than the simulator's history: older periods would be stored as
+    # zeros and flatten the baselines the health model learns.
+    metrics = collectors.metrics.model_copy(update={"backfill": min(
+        collectors.metrics.backfill, timedelta(hours=history_hours))})
+    collectors = collectors.model_copy(update={"metrics": metrics})
     aws = config.aws.model_copy(update={"endpoint_url": endpoint_url})
     config = wiring.with_store(config, store)
     return config.model_copy(update={"aws": aws, "collectors": collectors})
@@ -61,7 +66,7 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
     org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path)
     endpoint = org.start()
     org.start_traffic()
-    config = demo_config(config, endpoint)
+    config = demo_config(config, endpoint, org.history_hours)
     child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
     dashboard = start_dashboard(config, port, child_env)
     url = f"http://localhost:{port or config.dashboard.port}"
