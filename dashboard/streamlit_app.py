@@ -160,16 +160,13 @@ def main() -> None:
         filters=read_filters(st.session_state),
         account_names=names,
     )
+    # No icons: st.Page's Material icon doubles as the favicon and is fetched from
+    # fonts.gstatic.com, which an air-gapped monitoring account cannot reach.
     page = st.navigation(
         [
-            st.Page(
-                "app_pages/organization.py",
-                title="Organization",
-                # no icon: st.Page's Material icon doubles as the favicon and is fetched from
-                # fonts.gstatic.com, which an air-gapped monitoring account cannot reach
-                default=True,
-            ),
-            st.Page("app_pages/event_flow.py", title="Event flow"),
+            # the SRE's first screen: is every event getting where it should?
+            st.Page("app_pages/event_flow.py", title="Event flow", default=True),
+            st.Page("app_pages/organization.py", title="Organization"),
         ]
     )
     page.run()

@@ -97,7 +97,7 @@ def test_organization_page_shows_what_the_store_holds(
     org: Org, dashboard_url: str, browser: object
 ) -> None:
     page = browser.new_page(viewport={"width": 1600, "height": 1900})  # type: ignore[attr-defined]
-    page.goto(dashboard_url)
+    page.goto(f"{dashboard_url}/organization")
     page.get_by_text("Accounts watched").wait_for(timeout=60_000)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
 

@@ -29,10 +29,14 @@ def _fresh_cache() -> Iterator[None]:
     st.cache_data.clear()
 
 
+ORGANIZATION = "app_pages/organization.py"
+
+
 def _run(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:
     monkeypatch.setenv(CONFIG_ENV, str(config))
     monkeypatch.delenv(STORE_ENV, raising=False)
     app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    app.switch_page(ORGANIZATION).run()
     assert not app.exception, [e.message for e in app.exception]
     return app
 
@@ -134,6 +138,7 @@ def test_store_override_from_the_environment_is_used_and_named(
     monkeypatch.setenv(CONFIG_ENV, str(populated))
     monkeypatch.setenv(STORE_ENV, str(other))
     app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    app.switch_page(ORGANIZATION).run()
     info = _texts(app.info)
     assert "No collection has run yet" in info
     assert f"ORGSCOPE_STORE={other}" in info
