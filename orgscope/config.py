@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import date, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -130,6 +131,13 @@ class OrganizationConfig(_Strict):
     central_bus_name: str = Field(default="central-bus", min_length=1)
 
 
+class TeamPeriod(_Strict):
+    """A team an account belonged to before its current one, up to (not including) ``until``."""
+
+    team: str = Field(min_length=1)
+    until: date
+
+
 class AccountConfig(_Strict):
     id: AccountId
     name: str = Field(min_length=1)
@@ -137,6 +145,25 @@ class AccountConfig(_Strict):
     environment: str = "production"
     cost_center: str = ""
     shared: bool = False
+    #: Earlier owners, oldest first: cost attribution is effective-dated (docs/cost.md), so a
+    #: move between teams does not rewrite past months. ``team`` is the owner from the last
+    #: ``until`` on.
+    team_history: list[TeamPeriod] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _history_in_order(self) -> AccountConfig:
+        untils = [period.until for period in self.team_history]
+        if any(later <= earlier for earlier, later in pairwise(untils)):
+            raise ValueError("team_history: list the periods oldest first, each 'until' "
+                             "after the previous one")
+        return self
+
+    def team_on(self, day: date) -> str:
+        """The team that owned the account on ``day``."""
+        for period in self.team_history:
+            if day < period.until:
+                return period.team
+        return self.team
 
 
 class AwsConfig(_Strict):
@@ -234,6 +261,21 @@ class HealthConfig(_Strict):
     stale_after: Duration = timedelta(minutes=20)
 
 
+Money = Annotated[float, Field(ge=0.0)]
+
+
+class CostConfig(_Strict):
+    """Per-team cost: attribution, shared accounts, budgets, anomalies (docs/cost.md)."""
+
+    shared_allocation: Literal["platform", "even", "events"] = "platform"
+    platform_team: str = Field(default="platform", min_length=1)
+    untagged: Literal["account", "separate"] = "account"
+    budgets: dict[str, Money] = Field(default_factory=dict)
+    anomaly_window_days: int = Field(default=28, ge=7, le=90)
+    anomaly_z: float = Field(default=4.0, gt=0)
+    anomaly_min_usd: Money = 20.0
+
+
 class StoreConfig(_Strict):
     path: str = Field(default="./data", min_length=1)
 
@@ -281,6 +323,7 @@ class Config(_Strict):
     accounts: list[AccountConfig] = Field(default_factory=list)
     collectors: CollectorsConfig = CollectorsConfig()
     health: HealthConfig = HealthConfig()
+    cost: CostConfig = CostConfig()
     store: StoreConfig = StoreConfig()
     slack: SlackConfig = SlackConfig()
     alerts: AlertsConfig = AlertsConfig()

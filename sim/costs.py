@@ -243,6 +243,16 @@ def default_team_move(today: date) -> TeamMove:
     return TeamMove("444444444444", "driver", "delivery", month_start(today, -4).replace(day=15))
 
 
+def configured_team_move(accounts: Sequence[AccountConfig]) -> TeamMove | None:
+    """The first account's latest move in config (``team_history``): the simulated tags
+    follow the organization the config describes."""
+    for account in accounts:
+        if account.team_history:
+            last = account.team_history[-1]
+            return TeamMove(account.id, last.team, account.team, last.until)
+    return None
+
+
 def default_spikes(today: date) -> tuple[CostSpike, ...]:
     """order-processing's NAT gateway bytes at six times normal for three days, from twelve
     days ago (a retry storm through the NAT)."""
@@ -296,8 +306,10 @@ class CostModel:
     def reference(cls, accounts: Sequence[AccountConfig], today: date, seed: int = 7,
                   spikes: Sequence[CostSpike] | None = None,
                   restatements: Sequence[Restatement] = ()) -> CostModel:
-        """The reference model: the default team move and spike (unless ``spikes`` given)."""
-        return cls(tuple(accounts), today, seed, move=default_team_move(today),
+        """The reference model: the team move config.toml records (``team_history``), else the
+        default one, and the default spike (unless ``spikes`` given)."""
+        move = configured_team_move(accounts) or default_team_move(today)
+        return cls(tuple(accounts), today, seed, move=move,
                    spikes=tuple(default_spikes(today) if spikes is None else spikes),
                    restatements=tuple(restatements))
 
@@ -315,7 +327,8 @@ class CostModel:
 
     def team_tag(self, account: AccountConfig, day: date) -> str:
         move = self.move
-        if move and move.account_id == account.id and account.team == move.old_team:
+        if move and move.account_id == account.id and \
+                account.team in (move.old_team, move.new_team):
             return move.new_team if day >= move.on else move.old_team
         return account.team
 

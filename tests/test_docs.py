@@ -13,6 +13,7 @@ from orgscope.config import (
     AwsConfig,
     CollectorConfig,
     CostCollectorConfig,
+    CostConfig,
     DashboardConfig,
     DlqCollectorConfig,
     HealConfig,
@@ -49,7 +50,7 @@ def test_every_config_key_is_documented() -> None:
         "## [[accounts]]": AccountConfig, "## [collectors.NAME]": CollectorConfig,
         "## [collectors.metrics]": MetricsCollectorConfig,
         "## [collectors.dlq]": DlqCollectorConfig,
-        "## [collectors.cost]": CostCollectorConfig, "## [health]": HealthConfig,
+        "## [collectors.cost]": CostCollectorConfig, "## [health]": HealthConfig, "## [cost]": CostConfig,
         "## [store]": StoreConfig, "## [alerts]": AlertsConfig, "## [slack]": SlackConfig,
         "## [heal]": HealConfig, "## [dashboard]": DashboardConfig,
     }
