@@ -10,6 +10,7 @@ from collectors.cost import COST
 from collectors.dlq import DLQ
 from collectors.inventory import INVENTORY
 from collectors.metrics import METRICS
+from orgscope.cost.datasets import COST_CLOSED_MONTHS
 from orgscope.datasets import SPINE_DATASETS, Dataset
 from orgscope.health.datasets import RULE_HEALTH
 
@@ -20,8 +21,9 @@ _ALL: tuple[Collector, ...] = (
     DLQ,
 )
 
-#: Datasets computed from the collected ones rather than collected (the health verdicts).
-DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH,)
+#: Datasets computed from the collected ones rather than collected (the health verdicts, the
+#: closed cost months).
+DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH, COST_CLOSED_MONTHS)
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
 

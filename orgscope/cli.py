@@ -2,9 +2,9 @@
 
     orgscope [--config PATH] [--store PATH] [-v] COMMAND
 
-Commands: check-config, collect, query, serve, sim, dashboard, demo. A user mistake (bad config,
-bad SQL, unknown collector) prints one clear line per problem and exits with status 2; no
-traceback.
+Commands: check-config, collect, query, health, compact, cost close, serve, sim, dashboard,
+demo. A user mistake (bad config, bad SQL, unknown collector) prints one clear line per problem
+and exits with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -225,6 +225,35 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- cost ------------------------------------------------------------------------------------
+
+
+def cmd_cost_close(args: argparse.Namespace) -> int:
+    from orgscope.cost.review import month_end
+    from orgscope.cost.store_io import close_month
+
+    config = _load(args)
+    month = str(args.month)
+    try:
+        last = month_end(month)
+    except ValueError:
+        raise UsageError(f"{month!r}: not a month such as 2026-10") from None
+    now = datetime.now(UTC)
+    if last >= now.date():
+        raise UsageError(f"{month} is not over yet: only a complete month can be closed")
+    try:
+        rows = close_month(wiring.open_store(config), config, month, now)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    teams = rows.groupby("team")["amount"].sum().reset_index().sort_values(
+        "amount", ascending=False)
+    teams["amount"] = teams["amount"].round(2)
+    print(f"closed {month}: {rows['amount'].sum():,.2f} {rows['currency'].iloc[0]} "
+          f"in {len(rows)} rows (cost_closed_months)")
+    print(render_table(teams))
+    return EXIT_OK
+
+
 # --- long-running commands -------------------------------------------------------------------
 
 
@@ -301,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     compact.add_argument("--keep-days", type=int, default=1, metavar="N",
                          help="leave the last N days as they are (default 1: today)")
     compact.set_defaults(func=cmd_compact, quiet=False)
+
+    cost = commands.add_parser("cost", help="per-team cost: close a month for the review")
+    cost_commands = cost.add_subparsers(dest="cost_command", metavar="ACTION", required=True)
+    close = cost_commands.add_parser(
+        "close", help="snapshot a month's per-team numbers; later restatements show as a diff")
+    close.add_argument("month", metavar="YYYY-MM")
+    close.set_defaults(func=cmd_cost_close, quiet=True)
 
     serve = commands.add_parser("serve", help="run the collectors on their schedules")
     serve.set_defaults(func=cmd_serve, quiet=False)

@@ -1,0 +1,82 @@
+"""The seed article's overhead categories, and orgscope's own API spend.
+
+:func:`overhead_category` maps a Cost Explorer (service, usage type) to a category by rule,
+not by a fixed list, so region-prefixed usage types (``EUW1-NatGateway-Bytes``) map like
+us-east-1's (which carry no prefix for older services). The table is in docs/cost.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+
+CATEGORIES: tuple[str, ...] = (
+    "EventBridge events", "Cross-AZ data transfer", "NAT gateways", "CloudWatch Logs",
+    "Secrets Manager", "Parameter Store API calls",
+)
+_REGION_PREFIX = re.compile(r"^[A-Z]{2,4}\d?-(?=[A-Za-z])")
+
+#: Prices of orgscope's own requests (USD).
+CLOUDWATCH_PER_METRIC = 0.00001  # GetMetricData: $0.01 per 1,000 metrics requested
+COST_EXPLORER_PER_REQUEST = 0.01  # GetCostAndUsage: $0.01 per request (page)
+
+
+def usage_kind(usage_type: str) -> str:
+    """The usage type without its region prefix: 'USE1-Event-64K-Chunks' -> 'Event-64K-Chunks'."""
+    return _REGION_PREFIX.sub("", usage_type, count=1)
+
+
+def overhead_category(service: str, usage_type: str) -> str | None:  # noqa: PLR0911
+    """The overhead category of one (service, usage type), or None."""
+    kind = usage_kind(usage_type)
+    if service in ("CloudWatch Events", "Amazon EventBridge") and kind.startswith("Event"):
+        return "EventBridge events"
+    if kind == "DataTransfer-Regional-Bytes":
+        return "Cross-AZ data transfer"
+    if kind.startswith("NatGateway-"):
+        return "NAT gateways"
+    if service == "AmazonCloudWatch" and kind in ("DataProcessing-Bytes", "TimedStorage-ByteHrs",
+                                                  "VendedLog-Bytes"):
+        return "CloudWatch Logs"
+    if service == "AWS Secrets Manager":
+        return "Secrets Manager"
+    if service == "AWS Systems Manager" and kind.startswith("PS-"):
+        return "Parameter Store API calls"
+    return None
+
+
+def overhead_by_team(attributed: pd.DataFrame) -> pd.DataFrame:
+    """month, team, category, amount for the overhead categories in ``attributed``."""
+    columns = ["month", "team", "category", "amount"]
+    if attributed.empty:
+        return pd.DataFrame(columns=columns)
+    pairs = attributed[["service", "usage_type"]].drop_duplicates()
+    mapping = {(s, u): overhead_category(s, u) for s, u in pairs.itertuples(index=False)}
+    category = [mapping[(s, u)] for s, u in zip(attributed["service"],
+                                                attributed["usage_type"], strict=True)]
+    frame = attributed.assign(category=pd.Series(category, index=attributed.index,
+                                                 dtype=object)).dropna(subset=["category"])
+    return frame.groupby(["month", "team", "category"])["amount"].sum().reset_index()[columns]
+
+
+def api_spend(runs: pd.DataFrame) -> pd.DataFrame:
+    """orgscope's own API spend per month from ``runs`` (started_at, collector,
+    api_calls_by_operation, metrics_requested): month, api, requests, amount."""
+    columns = ["month", "api", "requests", "amount"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    months = pd.to_datetime(runs["started_at"], utc=True).dt.strftime("%Y-%m")
+    ce_calls = [int(json.loads(ops).get("ce:GetCostAndUsage", 0)) if isinstance(ops, str)
+                and ops else 0 for ops in runs["api_calls_by_operation"]]
+    frame = pd.DataFrame({"month": months, "metrics": runs["metrics_requested"].astype(int),
+                          "ce": ce_calls})
+    sums = frame.groupby("month")[["metrics", "ce"]].sum()
+    rows = []
+    for month, metrics, ce in zip(sums.index, sums["metrics"], sums["ce"], strict=True):
+        rows.append({"month": str(month), "api": "CloudWatch GetMetricData (metrics)",
+                     "requests": int(metrics), "amount": int(metrics) * CLOUDWATCH_PER_METRIC})
+        rows.append({"month": str(month), "api": "Cost Explorer GetCostAndUsage",
+                     "requests": int(ce), "amount": int(ce) * COST_EXPLORER_PER_REQUEST})
+    return pd.DataFrame(rows, columns=columns)

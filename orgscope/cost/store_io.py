@@ -1,0 +1,85 @@
+"""The cost review's edges: read ``cost_daily`` and its signals from the store, attribute them,
+and close a month. Every value reaches DuckDB as a parameter."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from orgscope.config import Config
+from orgscope.cost.attribution import Attribution, attribute
+from orgscope.cost.datasets import COST_CLOSED_MONTHS
+from orgscope.cost.review import month_after, month_before, month_first, snapshot
+from orgscope.store import Store
+
+log = logging.getLogger(__name__)
+
+EVENTS_METRIC = "PutEventsEntriesCount"
+
+
+def read_cost(store: Store, start: date, end: date) -> pd.DataFrame:
+    """``cost_daily`` (latest per date) rows dated in [start, end)."""
+    return store.query(
+        "SELECT date, account_id, team_tag, service, usage_type, amount, currency, estimated "
+        "FROM cost_daily WHERE date >= ? AND date < ?", [start, end])
+
+
+def read_events(store: Store, start: date, end: date) -> pd.DataFrame:
+    """Events published per account and day (date, account_id, entries) in [start, end)."""
+    return store.query(
+        "SELECT CAST(ts AS DATE) AS date, account_id, sum(value) AS entries FROM event_metrics "
+        "WHERE metric = ? AND ts >= ? AND ts < ? GROUP BY ALL",
+        [EVENTS_METRIC, start, end])
+
+
+def read_runs(store: Store, start: date, end: date) -> pd.DataFrame:
+    """Collector runs started in [start, end): started_at, collector, api_calls_by_operation,
+    metrics_requested (orgscope's own API spend)."""
+    return store.query(
+        "SELECT started_at, collector, api_calls_by_operation, metrics_requested FROM runs "
+        "WHERE started_at >= ? AND started_at < ?", [start, end])
+
+
+def last_cost_day(store: Store) -> date | None:
+    """The newest day in ``cost_daily``, or None when it is empty."""
+    frame = store.query("SELECT max(date) AS last FROM cost_daily")
+    value = frame["last"].iloc[0] if len(frame) else None
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).date()
+
+
+def attributed(store: Store, config: Config, start: date, end: date) -> Attribution:
+    """``cost_daily`` in [start, end) attributed to teams by ``config``'s rules."""
+    cost = read_cost(store, start, end)
+    events = read_events(store, start, end) if config.cost.shared_allocation == "events" \
+        else None
+    return attribute(cost, config.accounts, config.cost, events)
+
+
+def read_closed(store: Store, month: str) -> pd.DataFrame:
+    """The latest closed snapshot of ``month`` (empty when it was never closed)."""
+    return store.query("SELECT * FROM cost_closed_months WHERE month = ?", [month])
+
+
+def close_month(store: Store, config: Config, month: str, now: datetime) -> pd.DataFrame:
+    """Snapshot ``month`` into ``cost_closed_months`` and return the rows written."""
+    start = month_first(month)
+    end = month_first(month_after(month))
+    result = attributed(store, config, start, end)
+    if result.frame.empty:
+        raise ValueError(f"no cost is stored for {month}: nothing to close")
+    rows = snapshot(result.frame, month, now)
+    run_id = f"close-{month}-{now:%Y%m%dT%H%M%S}"
+    store.write(COST_CLOSED_MONTHS.name, rows, run_id)
+    log.info("closed %s: %d rows, %.2f in all", month, len(rows), rows["amount"].sum())
+    return rows
+
+
+def history_start_for(month: str, window_days: int) -> date:
+    """The first day the review of ``month`` needs: the previous month's first day, or the
+    anomaly window before the month if that is earlier."""
+    first = month_first(month)
+    return min(first - timedelta(days=window_days), month_first(month_before(month)))
