@@ -49,6 +49,10 @@ from orgscope.health.producers import (
 
 log = logging.getLogger(__name__)
 
+#: With a producer known to have lost its PutEvents, a rule expecting at least this many events
+#: in the window and missing them is SILENT, however quiet it usually is.
+MIN_EXPECTED_WITH_PRODUCER_LOSS = 1.0
+
 KEY: list[str] = ["account_id", "region", "bus", "rule"]
 HOUR = timedelta(hours=1)
 WEEK = timedelta(days=7)
@@ -599,8 +603,11 @@ def _silent(ctx: _Context, rule: Any, totals: dict[str, float], *, findings: _Fi
                           "samples": int(base["samples"]) if base is not None else 0,
                           "bucket": _bucket_label(base["bucket"]) if base is not None else None}
     lost, producer_reasons = _producer_findings(ctx, rule, details)
-    if not (math.isfinite(expected) and expected >= ctx.cfg.min_expected_events):
-        return  # too quiet (or too new) to tell silence from chance
+    # Silence is news only when enough was expected to tell it from chance, unless a producer
+    # of the rule's sources demonstrably lost its events: then one expected event is enough.
+    floor = MIN_EXPECTED_WITH_PRODUCER_LOSS if lost else ctx.cfg.min_expected_events
+    if not (math.isfinite(expected) and expected >= floor):
+        return
     low = matched < ctx.cfg.silent_ratio * expected
     if not (low or (lost and matched < expected)):
         return

@@ -72,15 +72,24 @@ def test_slightly_low_matching_is_not_silent() -> None:
     assert judge(metrics).loc[RULE.rule, "verdict"] == "OK"
 
 
-def test_quiet_rule_is_never_silent() -> None:
-    # usually 3 events per 15m, below min_expected_events = 5: zero is not news
+def test_quiet_rule_is_not_silent_by_chance() -> None:
+    # usually 3 events per 15m, below min_expected_events = 5: zero alone is not news
+    metrics = pd.concat([steady(KEY, NOW - timedelta(days=30), NOW, matched=1.0),
+                         producer(WEB, NOW - timedelta(days=30), NOW)])
+    metrics = replace(metrics, KEY, "MatchedEvents", window_start(), NOW, 0)
+    result = judge(metrics, rules=[RULE])
+    assert result.loc[RULE.rule, "verdict"] == "OK"
+
+
+def test_quiet_rule_is_silent_when_its_producer_lost_its_events() -> None:
+    # the same quiet rule, but its producer's PutEvents all failed: the silence is explained
     metrics = pd.concat([steady(KEY, NOW - timedelta(days=30), NOW, matched=1.0),
                          producer(WEB, NOW - timedelta(days=30), NOW)])
     metrics = replace(metrics, KEY, "MatchedEvents", window_start(), NOW, 0)
     metrics = replace(metrics, (WEB, REGION, "", ""), "PutEventsFailedEntriesCount",
                       window_start(), NOW, 100)
     result = judge(metrics, rules=[RULE])
-    assert result.loc[RULE.rule, "verdict"] == "OK"
+    assert result.loc[RULE.rule, "verdict"] == "SILENT"
     assert details(result, RULE.rule)["producers"][0]["failed_entries"] == 300.0
 
 
