@@ -25,7 +25,7 @@ from orgscope import __version__, wiring
 from orgscope.config import Config, ConfigError
 from orgscope.health.datasets import VERDICTS
 from orgscope.health.update import update_rule_health
-from orgscope.runner import DiscoveryError, RunResult
+from orgscope.runner import DiscoveryError, RunResult, stages
 from orgscope.scheduler import HEALTH_INPUTS, update_health
 from orgscope.store import StoreError
 from orgscope.tables import render_table
@@ -133,7 +133,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
                          "collecting on a schedule)")
     collectors = _selected(args.only)
     runner = wiring.runner(config)
-    cycle = runner.run_cycle(collectors, progress=ProgressBar(sys.stderr))
+    # Collectors that read another's dataset (metrics and dlq read the inventory) run in a
+    # later cycle than it, so a first run on an empty store reads everything.
+    bar = ProgressBar(sys.stderr)
+    cycles = [runner.run_cycle(stage, progress=bar) for stage in stages(collectors)]
+    runs = [run for cycle in cycles for run in cycle.runs]
     rows = [
         {
             "collector": run.collector,
@@ -146,12 +150,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
             "rows": run.rows,
             "error": run.error or "",
         }
-        for run in sorted(cycle.runs, key=lambda r: (r.collector, r.account.name, r.region))
+        for run in sorted(runs, key=lambda r: (r.collector, r.account.name, r.region))
     ]
     print(render_table(pd.DataFrame(rows)))
-    failed = cycle.failed
-    print(f"cycle {cycle.cycle_id}: {len(cycle.runs) - len(failed)} ok, {len(failed)} failed; "
-          f"stored under {runner.store.root}")
+    failed = [run for cycle in cycles for run in cycle.failed]
+    label = "cycle" if len(cycles) == 1 else "cycles"
+    print(f"{label} {', '.join(c.cycle_id for c in cycles)}: {len(runs) - len(failed)} ok, "
+          f"{len(failed)} failed; stored under {runner.store.root}")
     if HEALTH_INPUTS & {c.name for c in collectors}:
         verdicts = update_health(runner)
         if verdicts is not None:

@@ -215,6 +215,27 @@ def watermarks_frame(runs: Sequence[RunResult], updated_at: datetime) -> pd.Data
 Watermarks = dict[tuple[str, str, str], datetime]
 
 
+def stages(collectors: Sequence[Collector]) -> list[list[Collector]]:
+    """Collectors grouped so that each runs after the ones producing its inputs.
+
+    Stage order follows dataset dependencies among ``collectors`` (inputs produced by a
+    collector outside the set do not delay anything); order within a stage is kept.
+    """
+    producer = {d.name: c.name for c in collectors for d in c.datasets}
+    remaining = list(collectors)
+    done: set[str] = set()
+    grouped: list[list[Collector]] = []
+    while remaining:
+        ready = [c for c in remaining
+                 if all(producer.get(name, c.name) in done | {c.name} for name in c.inputs)]
+        if not ready:  # a cycle of inputs: run the rest together rather than never
+            ready = remaining
+        grouped.append(ready)
+        done |= {c.name for c in ready}
+        remaining = [c for c in remaining if c.name not in done]
+    return grouped
+
+
 def new_cycle_id(now: datetime) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 

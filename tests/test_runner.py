@@ -11,11 +11,12 @@ import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
+from collectors import registry
 from collectors.base import CollectContext, Collected, Collector, Frames
 from orgscope.aws import AccessError, SessionFactory
 from orgscope.config import Config
 from orgscope.datasets import SPINE_DATASETS, Dataset
-from orgscope.runner import DiscoveryError, Runner, count_call
+from orgscope.runner import DiscoveryError, Runner, count_call, stages
 from orgscope.store import Store
 
 PINGS = Dataset(
@@ -178,3 +179,12 @@ def test_watermarks_and_inputs_reach_the_next_run(config: Config) -> None:
         f"events:Seen:{NOW.isoformat()}"}
     marks = store.query("select distinct watermark from watermarks")["watermark"].tolist()
     assert [m.to_pydatetime() for m in marks] == [later]
+
+
+def test_stages_put_producers_before_their_readers() -> None:
+    names = [[c.name for c in stage] for stage in stages(list(registry.COLLECTORS.values()))]
+    first = names[0]
+    assert "inventory" in first and "metrics" not in first and "dlq" not in first
+    assert any("metrics" in stage for stage in names[1:])
+    only_metrics = stages([registry.COLLECTORS["metrics"]])
+    assert [[c.name for c in s] for s in only_metrics] == [["metrics"]]
