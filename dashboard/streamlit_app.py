@@ -167,6 +167,8 @@ def main() -> None:
             # the SRE's first screen: is every event getting where it should?
             st.Page("app_pages/event_flow.py", title="Event flow", default=True),
             st.Page("app_pages/organization.py", title="Organization"),
+            # finance's monthly review
+            st.Page("app_pages/cost.py", title="Cost"),
         ]
     )
     page.run()

@@ -50,7 +50,8 @@ def test_every_config_key_is_documented() -> None:
         "## [[accounts]]": AccountConfig, "## [collectors.NAME]": CollectorConfig,
         "## [collectors.metrics]": MetricsCollectorConfig,
         "## [collectors.dlq]": DlqCollectorConfig,
-        "## [collectors.cost]": CostCollectorConfig, "## [health]": HealthConfig, "## [cost]": CostConfig,
+        "## [collectors.cost]": CostCollectorConfig, "## [health]": HealthConfig,
+        "## [cost]": CostConfig,
         "## [store]": StoreConfig, "## [alerts]": AlertsConfig, "## [slack]": SlackConfig,
         "## [heal]": HealConfig, "## [dashboard]": DashboardConfig,
     }

@@ -1,0 +1,244 @@
+"""Cost: the monthly finance review, per team.
+
+Top to bottom: the month picker; the month's totals (with the change on the previous month,
+the untagged share and, for the month in progress, the forecast); the per-team table with
+budgets; the top movers and what explains each; the daily trend with the forecast band; the
+breakdowns by account, service, untagged cost, overhead category and anomalies; the method
+notes; the exports; and, for a closed month, what AWS restated since.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import cost_data
+from dashboard.context import AppContext, read_context
+from orgscope.store import StoreError
+
+log = logging.getLogger(__name__)
+
+MONTH_KEY = "cost.month"
+XLSX_KEY = "cost.xlsx"
+CSV_KEY = "cost.csv"
+
+
+def _money(label: str, currency: str) -> Any:
+    return st.column_config.NumberColumn(f"{label} ({currency})", format="%,.2f")
+
+
+def _pct(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format="%+.1f %%")
+
+
+def _table(frame: pd.DataFrame, currency: str, labels: dict[str, str],
+           money: tuple[str, ...] = ("amount", "previous", "change")) -> None:
+    config: dict[str, Any] = {}
+    for column in frame.columns:
+        if column in money:
+            config[column] = _money(labels.get(column, column.capitalize()), currency)
+        elif column == "change_pct":
+            config[column] = _pct("Change %")
+        elif column == "share_pct":
+            config[column] = st.column_config.NumberColumn("Share", format="%.1f %%")
+        elif column in labels:
+            config[column] = st.column_config.TextColumn(labels[column])
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config,
+                 height=min(640, 35 * (len(frame) + 1) + 3))
+
+
+def _headline(rv: cost_data.CostReview) -> None:
+    cols = st.columns(4)
+    change = rv.total - rv.previous
+    cols[0].metric(
+        f"Total {rv.month} ({rv.currency})", f"{rv.total:,.2f}",
+        delta=f"{change:+,.2f} vs previous month" + ("" if rv.complete else " (same days)"),
+        delta_color="inverse", border=True,
+        help="Sum of every cost_daily line of the month, shared accounts included.")
+    share = rv.untagged / rv.total * 100 if rv.total else 0.0
+    cols[1].metric("Untagged", f"{rv.untagged:,.2f}", delta=f"{share:.1f} % of the total",
+                   delta_color="off", delta_arrow="off", border=True,
+                   help="Cost without the Team tag; attributed to its account's team "
+                        "(see Method notes), listed under Untagged below.")
+    if not rv.complete and len(rv.forecast):
+        total = float(rv.forecast["forecast"].sum())
+        low, high = float(rv.forecast["low"].sum()), float(rv.forecast["high"].sum())
+        cols[2].metric("Forecast month end", f"{total:,.2f}",
+                       delta=f"90 %: {low:,.0f} - {high:,.0f}", delta_color="off",
+                       delta_arrow="off", border=True,
+                       help=f"Data through {rv.through}; see the per-team forecast below.")
+    else:
+        closed = rv.closed_at
+        cols[2].metric("Month", "closed" if closed else "complete", border=True,
+                       delta=f"on {closed:%Y-%m-%d}" if closed else "not closed yet",
+                       delta_color="off", delta_arrow="off")
+    cols[3].metric("Anomalies", len(rv.anomalies), border=True,
+                   delta="see below" if len(rv.anomalies) else None, delta_color="inverse",
+                   delta_arrow="off")
+
+
+def _teams(rv: cost_data.CostReview) -> None:
+    st.subheader("Per team")
+    table = rv.teams
+    if not rv.complete and len(rv.forecast):
+        table = table.merge(rv.forecast[["team", "forecast", "low", "high", "status"]],
+                            on="team", how="left")
+    else:
+        status = ["over" if pd.notna(b) and a > b else "within" if pd.notna(b) else ""
+                  for a, b in zip(table["amount"], table["budget"], strict=True)]
+        table = table.assign(status=status)
+    _table(table, rv.currency,
+           {"team": "Team", "amount": "Cost", "tagged": "Tagged", "untagged": "Untagged",
+            "shared": "Shared accounts", "previous": "Previous month", "change": "Change",
+            "budget": "Budget", "forecast": "Forecast", "low": "Low (90 %)",
+            "high": "High (90 %)", "status": "Budget"},
+           money=("amount", "tagged", "untagged", "shared", "previous", "change", "budget",
+                  "forecast", "low", "high"))
+    st.caption(f"Total {rv.total:,.2f} {rv.currency}. " + (
+        "Budget: the forecast against the team's monthly budget ('at risk': the interval "
+        "reaches it)." if not rv.complete else "Budget: the month's cost against the team's "
+        "monthly budget."))
+
+
+def _movers(rv: cost_data.CostReview) -> None:
+    st.subheader("Top movers")
+    if rv.movers.empty:
+        st.caption("No previous month to compare with.")
+        return
+    lines = []
+    for row in rv.movers.to_dict("records"):
+        lines.append(
+            f"- **{row['team']}** {row['change']:+,.2f} {rv.currency} "
+            f"({row['previous']:,.2f} → {row['amount']:,.2f}): mostly **{row['service']}** / "
+            f"`{row['usage_type']}` in {row['account']} ({row['line_change']:+,.2f})")
+    st.markdown("\n".join(lines))
+
+
+def _trend(rv: cost_data.CostReview) -> None:
+    st.subheader("Daily cost")
+    figure = go.Figure()
+    for team, rows in rv.daily.groupby("team"):
+        figure.add_bar(x=rows["date"], y=rows["amount"], name=str(team))
+    if len(rv.band):
+        figure.add_scatter(x=rv.band["date"], y=rv.band["high"], mode="lines",
+                           line={"width": 0}, showlegend=False, hoverinfo="skip")
+        figure.add_scatter(x=rv.band["date"], y=rv.band["low"], mode="lines",
+                           line={"width": 0}, fill="tonexty", fillcolor="rgba(80,80,80,0.2)",
+                           name="forecast (90 %)")
+        figure.add_scatter(x=rv.band["date"], y=rv.band["expected"], mode="lines",
+                           line={"dash": "dash", "color": "#555"}, name="expected day")
+    figure.update_layout(barmode="stack", height=380, margin={"t": 10, "b": 10},
+                         yaxis_title=rv.currency, legend={"orientation": "h"})
+    st.plotly_chart(figure, width="stretch")
+
+
+def _details(rv: cost_data.CostReview) -> None:
+    tabs = st.tabs(["By account", "By service", "Untagged", "Overhead categories",
+                    "Anomalies", "Method notes"])
+    with tabs[0]:
+        _table(rv.accounts, rv.currency, {"account": "Account", "account_id": "Account id"})
+    with tabs[1]:
+        _table(rv.services, rv.currency, {"service": "Service"})
+    with tabs[2]:
+        share = rv.untagged / rv.total * 100 if rv.total else 0.0
+        st.caption(f"{rv.untagged:,.2f} {rv.currency} ({share:.1f} %) carried no Team tag.")
+        _table(rv.untagged_lines, rv.currency, {"account": "Account", "team": "Charged to"},
+               money=("amount",))
+    with tabs[3]:
+        if rv.overhead.empty:
+            st.caption("No overhead-category cost this month.")
+        else:
+            pivot = rv.overhead.pivot_table(index="team", columns="category",
+                                            values="amount", aggfunc="sum", fill_value=0.0)
+            pivot["total"] = pivot.sum(axis=1)
+            _table(pivot.reset_index(), rv.currency, {"team": "Team"},
+                   money=(*pivot.columns,))
+        if len(rv.api_spend):
+            st.caption("orgscope's own API spend this month (from its runs):")
+            _table(rv.api_spend.drop(columns=["month"]), "USD", {"api": "API"},
+                   money=("amount",))
+    with tabs[4]:
+        if rv.anomalies.empty:
+            st.caption("No anomalies this month.")
+        else:
+            _table(rv.anomalies[["date", "team", "service", "usage_type", "account",
+                                 "amount", "baseline", "excess", "z"]], rv.currency,
+                   {"service": "Service", "usage_type": "Usage type", "account": "Account"},
+                   money=("amount", "baseline", "excess"))
+    with tabs[5]:
+        st.dataframe(rv.method_notes, hide_index=True, width="stretch")
+
+
+def _exports(ctx: AppContext, rv: cost_data.CostReview, today: object) -> None:
+    cols = st.columns(2)
+    cols[0].download_button(
+        "Download XLSX", data=cost_data.load_xlsx(ctx.store_base, ctx.config_source, rv.month,
+                                                  today),  # type: ignore[arg-type]
+        file_name=f"orgscope-cost-{rv.month}.xlsx", key=XLSX_KEY,
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        help="Sheets: summary, by team, by account, by service, untagged, method notes.")
+    cols[1].download_button(
+        "Download CSV", data=cost_data.export_csv(rv), file_name=f"orgscope-cost-{rv.month}.csv",
+        mime="text/csv", key=CSV_KEY,
+        help="Every line of the month: team, account, service, usage type, method, amount.")
+
+
+def _closed(rv: cost_data.CostReview) -> None:
+    st.subheader("Month close")
+    closed = rv.closed_at
+    if closed is None:
+        st.caption(f"{rv.month} is not closed. Close it with `orgscope cost close {rv.month}` "
+                   "once the bill is final; later restatements by AWS then show here.")
+        return
+    if rv.closed_diff.empty:
+        st.success(f"Closed on {closed:%Y-%m-%d %H:%M} UTC; nothing has changed since.")
+        return
+    moved = float(rv.closed_diff["diff"].sum())
+    st.warning(f"Closed on {closed:%Y-%m-%d %H:%M} UTC; AWS has restated "
+               f"{len(rv.closed_diff)} lines since: {moved:+,.2f} {rv.currency} in all.")
+    _table(rv.closed_diff, rv.currency, {"account": "Account"},
+           money=("closed", "now", "diff"))
+
+
+def main() -> None:
+    ctx = read_context(st.session_state)
+    if ctx is None:
+        st.error("Open this page through the dashboard (streamlit run dashboard/streamlit_app.py).")
+        return
+    st.title("Cost")
+    try:
+        months, last_day = cost_data.load_months(ctx.store_base)
+    except StoreError as error:
+        st.error(f"Cannot read cost from the store: {error}")
+        return
+    if not months:
+        st.info("**No cost has been collected yet.** The cost collector reads Cost Explorer "
+                f"every 8 hours; run it now with\n\n```\n{ctx.collect_command} --only cost\n```")
+        return
+    default = cost_data.default_month(months, last_day)
+    if st.session_state.get(MONTH_KEY) not in months:
+        st.session_state[MONTH_KEY] = default
+    month = st.selectbox("Month", months, key=MONTH_KEY,
+                         format_func=lambda m: m + (" (in progress)" if last_day and
+                                                    m == f"{last_day:%Y-%m}" and m != default
+                                                    else ""))
+    today = datetime.now(UTC).date()
+    rv = cost_data.load_review(ctx.store_base, ctx.config_source, str(month), today)
+    st.caption(f"Amounts in {rv.currency}, UnblendedCost from Cost Explorer, data through "
+               f"{rv.through}. {ctx.organization}.")
+    _headline(rv)
+    _teams(rv)
+    _movers(rv)
+    _trend(rv)
+    _details(rv)
+    _exports(ctx, rv, today)
+    _closed(rv)
+
+
+if __name__ == "__main__":
+    main()

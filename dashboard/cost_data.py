@@ -1,0 +1,246 @@
+"""The Cost page's data: one :class:`CostReview` per (store, config, month), cached.
+
+:func:`build_review` is plain (a store and a config in, frames out) and unit-tested without
+Streamlit; :func:`load_review` caches it per widget value. All the arithmetic lives in
+:mod:`orgscope.cost`; this module only picks the days each table needs and reads the store
+through parameterized queries (:mod:`orgscope.cost.store_io`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pandas as pd
+import streamlit as st
+
+from collectors import registry
+from orgscope.config import Config, load_config
+from orgscope.cost import anomalies, categories, forecast, review, store_io
+from orgscope.cost.attribution import month_of
+from orgscope.store import Store
+
+log = logging.getLogger(__name__)
+
+CACHE_TTL_S = 30
+
+
+@dataclass(frozen=True)
+class CostReview:
+    """Everything the page shows for one month. Amounts unrounded, in ``currency``."""
+
+    month: str
+    through: date
+    complete: bool
+    currency: str
+    total: float
+    previous: float
+    untagged: float
+    teams: pd.DataFrame
+    accounts: pd.DataFrame
+    services: pd.DataFrame
+    untagged_lines: pd.DataFrame
+    movers: pd.DataFrame
+    anomalies: pd.DataFrame
+    daily: pd.DataFrame
+    forecast: pd.DataFrame
+    band: pd.DataFrame
+    overhead: pd.DataFrame
+    api_spend: pd.DataFrame
+    detail: pd.DataFrame
+    closed: pd.DataFrame
+    closed_diff: pd.DataFrame
+    method_notes: pd.DataFrame
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def closed_at(self) -> datetime | None:
+        if self.closed.empty:
+            return None
+        return pd.Timestamp(self.closed["closed_at"].max()).to_pydatetime()
+
+
+def open_store(store_base: str) -> Store:
+    return Store(store_base, registry.all_datasets())
+
+
+def available_months(store: Store) -> list[str]:
+    """Months with cost in ``cost_daily``, newest first."""
+    frame = store.query("SELECT DISTINCT strftime(date, '%Y-%m') AS month FROM cost_daily "
+                        "ORDER BY month DESC")
+    return [str(m) for m in frame["month"]]
+
+
+def default_month(months: list[str], last_day: date | None) -> str | None:
+    """The last complete month with data (the current one when it is the only one)."""
+    if not months:
+        return None
+    if last_day is not None and last_day == review.month_end(month_of(last_day)):
+        return month_of(last_day)
+    complete = [m for m in months if last_day is None or m < month_of(last_day)]
+    return complete[0] if complete else months[0]
+
+
+def _names(config: Config) -> dict[str, str]:
+    return {account.id: account.name for account in config.accounts}
+
+
+def _with_names(frame: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    if "account_id" not in frame.columns:
+        return frame
+    position = list(frame.columns).index("account_id")
+    frame = frame.copy()
+    frame.insert(position, "account", [names.get(a, a) for a in frame["account_id"]])
+    return frame
+
+
+def method_notes(config: Config, notes: tuple[str, ...]) -> pd.DataFrame:
+    """The rules behind every number, as (topic, rule) rows for the page and the XLSX."""
+    cost = config.cost
+    shared = ", ".join(a.name for a in config.accounts if a.shared) or "none"
+    moves = [f"{a.name}: " + "; ".join(f"{p.team} until {p.until}" for p in a.team_history)
+             + f"; {a.team} since" for a in config.accounts if a.team_history]
+    rows = [
+        ("Source", "Cost Explorer GetCostAndUsage, UnblendedCost, DAILY, by linked account, "
+                   "Team tag, service and usage type (dataset cost_daily, latest per day)."),
+        ("Team", "The Team tag where present; otherwise the account's team on that day "
+                 "(config.toml [[accounts]] team and team_history)."
+                 if cost.untagged == "account" else
+                 "The Team tag where present; untagged cost is its own line 'untagged'."),
+        ("Team moves", "; ".join(moves) or "none"),
+        ("Shared accounts", f"{shared}: allocated by rule '{cost.shared_allocation}'"
+         + (f" (all to {cost.platform_team})" if cost.shared_allocation == "platform" else
+            " (evenly over the teams owning a non-shared account that day)"
+            if cost.shared_allocation == "even" else
+            " (by events published per team that month, PutEventsEntriesCount)")),
+        ("Month over month", "A month in progress is compared with the same days of the "
+                             "previous month."),
+        ("Forecast", "Month to date + remaining days x the mean day so far; 90 % interval "
+                     "from the spread of the days so far (docs/cost.md)."),
+        ("Anomalies", f"Daily cost per team and service at least {cost.anomaly_z:g} robust "
+                      f"standard deviations and ${cost.anomaly_min_usd:,.0f} above the median "
+                      f"of the previous {cost.anomaly_window_days} days."),
+        ("Rounding", "Amounts are summed unrounded and shown to the cent."),
+    ]
+    rows += [("Note", note) for note in notes]
+    return pd.DataFrame(rows, columns=["topic", "rule"])
+
+
+def build_review(store: Store, config: Config, month: str, today: date) -> CostReview:
+    """The review of ``month`` from what the store holds today."""
+    settings = config.cost
+    names = _names(config)
+    start = store_io.history_start_for(month, settings.anomaly_window_days)
+    end = review.month_first(review.month_after(month))
+    result = store_io.attributed(store, config, start, end)
+    frame = result.frame
+    in_month = frame[frame["month"] == month]
+    last_day = max(pd.to_datetime(in_month["date"]).dt.date) if len(in_month) else \
+        review.month_end(month)
+    complete = last_day >= review.month_end(month) or month < month_of(today)
+    through = review.month_end(month) if complete else last_day
+    current, previous = review.this_and_previous(frame, month, through)
+    total = float(current["amount"].sum())
+    currency = str(current["currency"].iloc[0]) if len(current) else "USD"
+    daily_team = current.groupby(["date", "team"])["amount"].sum().reset_index()
+    outlook = pd.DataFrame(columns=forecast.COLUMNS)
+    band = pd.DataFrame(columns=["date", "expected", "low", "high"])
+    if not complete:
+        outlook = forecast.forecast_month(daily_team, month, through, settings.budgets)
+        band = forecast.daily_band(daily_team, month, through)
+    found = anomalies.detect(frame, window=settings.anomaly_window_days,
+                             z_threshold=settings.anomaly_z, min_usd=settings.anomaly_min_usd,
+                             since=review.month_first(month))
+    found = found[[month_of(d) == month for d in found["date"]]] if len(found) else found
+    detail = current.groupby(review.SNAPSHOT_KEYS)["amount"].sum().reset_index()
+    detail = detail.sort_values(["team", "amount"], ascending=[True, False], ignore_index=True)
+    closed = store_io.read_closed(store, month)
+    diff = review.closed_diff(closed, frame, month) if len(closed) else \
+        pd.DataFrame(columns=[*review.SNAPSHOT_KEYS, "closed", "now", "diff"])
+    runs = store_io.read_runs(store, review.month_first(month), end)
+    return CostReview(
+        month=month, through=through, complete=complete, currency=currency, total=total,
+        previous=float(previous["amount"].sum()),
+        untagged=float(current.loc[~current["tagged"].astype(bool), "amount"].sum()),
+        teams=review.team_table(frame, month, through, settings.budgets),
+        accounts=_with_names(review.breakdown(frame, month, ["account_id"], through), names),
+        services=review.breakdown(frame, month, ["service"], through),
+        untagged_lines=_with_names(review.untagged(frame, month, through), names),
+        movers=_with_names(review.movers(frame, month, through), names),
+        anomalies=_with_names(found, names),
+        daily=daily_team,
+        forecast=outlook,
+        band=band,
+        overhead=categories.overhead_by_team(current),
+        api_spend=categories.api_spend(runs),
+        detail=_with_names(detail, names),
+        closed=closed,
+        closed_diff=_with_names(diff, names),
+        method_notes=method_notes(config, result.notes),
+        notes=result.notes,
+    )
+
+
+def export_sheets(rv: CostReview) -> dict[str, pd.DataFrame]:
+    """The XLSX's sheets: summary, by team, by account, by service, untagged, method notes.
+    Amounts rounded to the cent; every sheet's amounts add up to the summary's total (up to
+    the rounding of its rows)."""
+    summary = pd.DataFrame([
+        ("Month", rv.month),
+        ("Data through", rv.through.isoformat()),
+        ("Complete", "yes" if rv.complete else "no (month in progress)"),
+        ("Currency", rv.currency),
+        ("Total", round(rv.total, 2)),
+        ("Previous month (same days)", round(rv.previous, 2)),
+        ("Change", round(rv.total - rv.previous, 2)),
+        ("Untagged", round(rv.untagged, 2)),
+        ("Untagged share %", round(rv.untagged / rv.total * 100, 2) if rv.total else 0.0),
+        ("Closed at", rv.closed_at.isoformat() if rv.closed_at else "not closed"),
+    ], columns=["item", "value"])
+    money = ["amount", "tagged", "untagged", "shared", "previous", "change", "budget"]
+
+    def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        for column in out.columns:
+            if column in money or column.endswith("_pct"):
+                out[column] = pd.to_numeric(out[column]).round(2)
+        return out
+
+    return {
+        "summary": summary,
+        "by team": rounded(rv.teams),
+        "by account": rounded(rv.accounts),
+        "by service": rounded(rv.services),
+        "untagged": rounded(rv.untagged_lines),
+        "method notes": rv.method_notes,
+    }
+
+
+def export_csv(rv: CostReview) -> bytes:
+    """The month's lines (team, account, service, usage type, method, amount) as CSV."""
+    out = rv.detail.assign(month=rv.month, currency=rv.currency,
+                           amount=rv.detail["amount"].round(2))
+    text: str = out[["month", "team", "account", "account_id", "service", "usage_type",
+                     "method", "amount", "currency"]].to_csv(index=False)
+    return text.encode()
+
+
+# --- cached wrappers ---------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def load_months(store_base: str) -> tuple[list[str], date | None]:
+    store = open_store(store_base)
+    return available_months(store), store_io.last_cost_day(store)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading cost…")
+def load_review(store_base: str, config_source: str, month: str, today: date) -> CostReview:
+    return build_review(open_store(store_base), load_config(config_source), month, today)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def load_xlsx(store_base: str, config_source: str, month: str, today: date) -> bytes:
+    return review.workbook(export_sheets(load_review(store_base, config_source, month, today)))

@@ -1,0 +1,130 @@
+"""Forecast, anomalies, overhead categories, movers, close and diff, the XLSX."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from orgscope.cost import anomalies, categories, forecast, review
+
+
+def test_forecast_interval_holds_the_truth_and_narrows_with_data() -> None:
+    rng = np.random.default_rng(1)
+    days = pd.date_range("2026-11-01", periods=30, freq="D").date
+    values = 100 + rng.normal(0, 10, size=30)
+    daily = pd.DataFrame({"date": days, "team": "a", "amount": values})
+    early = forecast.forecast_month(daily, "2026-11", date(2026, 11, 5), {"a": 2000.0})
+    late = forecast.forecast_month(daily, "2026-11", date(2026, 11, 25), {"a": 2000.0})
+    truth = values.sum()
+    for outlook in (early, late):
+        row = outlook.iloc[0]
+        assert row["low"] <= truth <= row["high"]
+        assert row["status"] == "over"  # ~3000 against 2000
+    assert (late["high"] - late["low"]).iloc[0] < (early["high"] - early["low"]).iloc[0]
+
+
+def test_budget_status() -> None:
+    assert forecast.budget_status(90, 80, 100, 95) == "at risk"
+    assert forecast.budget_status(96, 80, 100, 95) == "over"
+    assert forecast.budget_status(90, 80, 94, 95) == "within"
+    assert forecast.budget_status(90, 80, 94, None) == ""
+
+
+def _attributed(rows: list[tuple[date, str, str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["date", "team", "service", "usage_type", "amount"])
+    return frame.assign(account_id="777777777777", month=[d.strftime("%Y-%m") for d in
+                                                           frame["date"]],
+                        tagged=True, shared=False, method="Team tag", currency="USD")
+
+
+def test_an_anomaly_names_the_usage_type_behind_the_jump() -> None:
+    start = date(2026, 10, 1)
+    rows = []
+    for i in range(40):
+        day = start + timedelta(days=i)
+        rows.append((day, "orders", "EC2 - Other", "EBS:VolumeUsage.gp3", 40.0 + i % 3))
+        nat = 60.0 if i == 35 else 10.0 + (i % 2)
+        rows.append((day, "orders", "EC2 - Other", "NatGateway-Bytes", nat))
+    found = anomalies.detect(_attributed(rows), window=28, z_threshold=4, min_usd=20)
+    assert len(found) == 1
+    hit = found.iloc[0]
+    assert hit["date"] == start + timedelta(days=35)
+    assert (hit["team"], hit["service"], hit["usage_type"]) == (
+        "orders", "EC2 - Other", "NatGateway-Bytes")
+    assert hit["excess"] == pytest.approx(50.0, abs=2)
+
+
+def test_small_jumps_are_not_anomalies() -> None:
+    rows = [(date(2026, 10, 1) + timedelta(days=i), "a", "S", "U", 1.0 if i < 30 else 15.0)
+            for i in range(31)]
+    assert anomalies.detect(_attributed(rows), window=28, z_threshold=4, min_usd=20).empty
+
+
+@pytest.mark.parametrize(("service", "usage", "category"), [
+    ("CloudWatch Events", "USE1-Event-64K-Chunks", "EventBridge events"),
+    ("EC2 - Other", "DataTransfer-Regional-Bytes", "Cross-AZ data transfer"),
+    ("EC2 - Other", "EUW1-NatGateway-Bytes", "NAT gateways"),
+    ("EC2 - Other", "NatGateway-Hours", "NAT gateways"),
+    ("AmazonCloudWatch", "DataProcessing-Bytes", "CloudWatch Logs"),
+    ("AWS Secrets Manager", "USE1-AWSSecretsManager-Secrets", "Secrets Manager"),
+    ("AWS Systems Manager", "USE1-PS-APIInteractions", "Parameter Store API calls"),
+    ("AmazonCloudWatch", "CW:GMD-Metrics", None),
+    ("EC2 - Other", "EBS:VolumeUsage.gp3", None),
+])
+def test_overhead_categories(service: str, usage: str, category: str | None) -> None:
+    assert categories.overhead_category(service, usage) == category
+
+
+def test_the_simulators_overhead_usage_all_map() -> None:
+    from sim.costs import OVERHEAD_USAGE
+
+    for category, pairs in OVERHEAD_USAGE.items():
+        for service, usage in pairs:
+            assert categories.overhead_category(service, usage) == category
+
+
+def test_api_spend_prices_orgscopes_requests() -> None:
+    runs = pd.DataFrame({
+        "started_at": pd.to_datetime(["2026-11-01T00:00Z", "2026-11-02T00:00Z"]),
+        "collector": ["metrics", "cost"],
+        "api_calls_by_operation": ['{"cloudwatch:GetMetricData": 2}',
+                                   '{"ce:GetCostAndUsage": 27}'],
+        "metrics_requested": [1000, 0]})
+    spend = categories.api_spend(runs).set_index("api")["amount"]
+    assert spend["CloudWatch GetMetricData (metrics)"] == pytest.approx(0.01)
+    assert spend["Cost Explorer GetCostAndUsage"] == pytest.approx(0.27)
+
+
+def test_movers_compare_the_same_days_and_name_the_line() -> None:
+    rows = [(date(2026, 10, d), "orders", "EC2 - Other", "NatGateway-Bytes", 10.0)
+            for d in range(1, 32)]
+    rows += [(date(2026, 11, d), "orders", "EC2 - Other", "NatGateway-Bytes",
+              30.0 if d == 3 else 10.0) for d in range(1, 6)]
+    frame = _attributed(rows)
+    (mover,) = review.movers(frame, "2026-11", date(2026, 11, 5)).to_dict("records")
+    assert mover["previous"] == 50.0 and mover["amount"] == 70.0  # Oct 1-5 vs Nov 1-5
+    assert mover["usage_type"] == "NatGateway-Bytes"
+
+
+def test_close_then_restate_shows_the_diff() -> None:
+    rows = [(date(2026, 10, d), "orders", "RDS", "InstanceUsage", 10.0) for d in range(1, 32)]
+    frame = _attributed(rows)
+    closed = review.snapshot(frame, "2026-10", datetime(2026, 11, 6, tzinfo=UTC))
+    assert closed["amount"].sum() == 310.0
+    assert review.closed_diff(closed, frame, "2026-10").empty
+    restated = frame.copy()
+    restated.loc[restated["date"] == date(2026, 10, 7), "amount"] = 12.5
+    (diff,) = review.closed_diff(closed, restated, "2026-10").to_dict("records")
+    assert (diff["usage_type"], diff["closed"], diff["now"]) == ("InstanceUsage", 310.0, 312.5)
+
+
+def test_workbook_opens_with_its_sheets() -> None:
+    data = review.workbook({"summary": pd.DataFrame({"a": [1]}),
+                            "a very long sheet name over 31 chars": pd.DataFrame({"b": [2]})})
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["summary", "a very long sheet name over 31 "]
