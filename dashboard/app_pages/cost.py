@@ -96,7 +96,7 @@ def _teams(rv: cost_data.CostReview) -> None:
            {"team": "Team", "amount": "Cost", "tagged": "Tagged", "untagged": "Untagged",
             "shared": "Shared accounts", "previous": "Previous month", "change": "Change",
             "budget": "Budget", "forecast": "Forecast", "low": "Low (90 %)",
-            "high": "High (90 %)", "status": "Budget"},
+            "high": "High (90 %)", "status": "Status"},
            money=("amount", "tagged", "untagged", "shared", "previous", "change", "budget",
                   "forecast", "low", "high"))
     st.caption(f"Total {rv.total:,.2f} {rv.currency}. " + (
