@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dashboard import cost_data
 from orgscope import wiring
-from orgscope.processes import dashboard_command, dashboard_env
 from orgscope.store import Store
-from tests.browser.test_dashboard_in_chromium import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
-    free_port,
-    wait_for_http,
-)
+from tests.browser.conftest import SCREENSHOTS, running_dashboard
 from tests.dashboard.cost_sample import fill_cost
 from tests.dashboard.dashboard_sample import write_config
 
@@ -37,48 +30,32 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
 
 @pytest.fixture(scope="module")
 def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    config = wiring.load(sample[0])
-    port = free_port()
-    process = subprocess.Popen(dashboard_command(config, port), env=dashboard_env(config),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/_stcore/health")
+    with running_dashboard(sample[0]) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_the_cost_page_shows_the_stores_per_team_totals(
-    sample: tuple[Path, Store], dashboard_url: str
+    sample: tuple[Path, Store], dashboard_url: str, browser: Any
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
     config_path, store = sample
     today = datetime.now(UTC).date()
     month = f"{today.replace(day=1) - timedelta(days=1):%Y-%m}"
     expected = cost_data.build_review(store, wiring.load(config_path), month, today).teams
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 2200})
-        page.goto(f"{dashboard_url}/cost")
-        page.get_by_text("Top movers").wait_for(timeout=60_000)
-        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached",
-                               timeout=60_000)
-        total = page.get_by_test_id("stMetric").filter(has_text=f"Total {month}")
-        shown = total.get_by_test_id("stMetricValue").inner_text().strip()
-        assert shown == f"{expected['amount'].sum():,.2f}"
-        movers = page.get_by_test_id("stMarkdown").filter(has_text="mostly").first.inner_text()
-        for row in expected.to_dict("records"):
-            if row["team"] in movers:
-                change = f"{row['change']:+,.2f}"
-                assert change in movers, (row["team"], change)
-        # the per-team grid is drawn on a canvas: its numbers are checked above through the
-        # total and each mover's change, here only that it is drawn
-        page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=30_000)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "cost.png"), full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1500, "height": 2200})
+    page.goto(f"{dashboard_url}/cost")
+    page.get_by_text("Top movers").wait_for(timeout=60_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
+    total = page.get_by_test_id("stMetric").filter(has_text=f"Total {month}")
+    shown = total.get_by_test_id("stMetricValue").inner_text().strip()
+    assert shown == f"{expected['amount'].sum():,.2f}"
+    movers = page.get_by_test_id("stMarkdown").filter(has_text="mostly").first.inner_text()
+    for row in expected.to_dict("records"):
+        if row["team"] in movers:
+            change = f"{row['change']:+,.2f}"
+            assert change in movers, (row["team"], change)
+    # the per-team grid is drawn on a canvas: its numbers are checked above through the
+    # total and each mover's change, here only that it is drawn
+    page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=30_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "cost.png"), full_page=True)
+    page.close()

@@ -7,45 +7,16 @@ loaded in Debian's chromium through Playwright. What the page shows must match t
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from orgscope import wiring
-from orgscope.processes import dashboard_command, dashboard_env
+from tests.browser.conftest import SCREENSHOTS, running_dashboard
 from tests.simulated import Org, simulated_org
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(os.environ.get("ORGSCOPE_SCREENSHOTS", "screenshots"))
 BROKEN = "999999999999"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
 @pytest.fixture(scope="module")
@@ -58,32 +29,8 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
 
 @pytest.fixture(scope="module")
 def dashboard_url(org: Org) -> Iterator[str]:
-    port = free_port()
-    config = wiring.load(org.config_path)
-    process = subprocess.Popen(
-        dashboard_command(config, port), env=dashboard_env(config),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/_stcore/health")
+    with running_dashboard(org.config_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def metric(page: object, label: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,17 +18,9 @@ from pathlib import Path
 import pytest
 
 from dashboard import event_flow_data as flow
-from orgscope import wiring
 from orgscope.health.datasets import VERDICTS
-from orgscope.processes import dashboard_command, dashboard_env
 from orgscope.store import Store
-from tests.browser.test_dashboard_in_chromium import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
-    free_port,
-    wait_for_http,
-)
+from tests.browser.conftest import SCREENSHOTS, running_dashboard
 from tests.dashboard.dashboard_sample import (
     FAILING_RULE,
     fill_event_flow,
@@ -57,32 +48,8 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
 
 @pytest.fixture(scope="module")
 def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    config_path, _store = sample
-    port = free_port()
-    config = wiring.load(config_path)
-    process = subprocess.Popen(dashboard_command(config, port), env=dashboard_env(config),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/_stcore/health")
+    with running_dashboard(sample[0]) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _settle(page: object, marker: str) -> float:
