@@ -35,8 +35,8 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" 
 
 
 def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config:
-    """The config the demo collects with: the simulator's endpoint, its own store, and
-    collectors at most a minute apart so the screen moves while you watch."""
+    """The config the demo collects with: the simulator's endpoint, its own store, and the
+    per-account collectors at most a minute apart so the screen moves while you watch."""
     store = config.store.path
     if not os.environ.get(wiring.STORE_ENV) and store == "./data":
         store = str(Path(config.source).resolve().parent / DEMO_STORE)
@@ -44,7 +44,8 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config
         name: config.collector(name).model_copy(
             update={"interval": min(config.collector(name).interval, DEMO_INTERVAL)}
         )
-        for name in registry.COLLECTORS
+        # Cost Explorer data changes a few times a day: the payer collector keeps its interval
+        for name, collector in registry.COLLECTORS.items() if collector.scope == "regional"
     })
     # Back-fill no further than the simulator's history: older periods would be stored as
     # zeros and flatten the baselines the health model learns.
