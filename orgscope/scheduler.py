@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import pandas as pd
@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from collectors.base import Collector
 from orgscope.config import format_interval
 from orgscope.health.update import update_rule_health
-from orgscope.runner import CycleResult, Runner
+from orgscope.runner import CycleResult, Runner, stages
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ def summarize(collector: str, cycle: CycleResult, seconds: float) -> str:
         text += f"; unreachable: {', '.join(unreachable)}"
     return text
 
+
+#: How much later each stage of collectors first runs at start-up than the one before.
+STAGE_DELAY = timedelta(seconds=20)
 
 #: Collectors whose data the health model reads: each of their cycles re-evaluates it.
 HEALTH_INPUTS = frozenset({"inventory", "metrics", "dlq"})
@@ -90,6 +93,9 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> Backgrou
     scheduler.add_job(compact_job, CronTrigger(hour=0, minute=17, timezone=UTC),
                       args=(runner,), id="compact", name="compact the store", max_instances=1,
                       coalesce=True, next_run_time=now)
+    # A collector reading another's dataset (metrics reads the inventory) starts a little
+    # after it, so its first run at start-up finds something to read.
+    stage_of = {c.name: index for index, stage in enumerate(stages(collectors)) for c in stage}
     for collector in collectors:
         settings = runner.config.collector(collector.name)
         if not settings.enabled:
@@ -105,7 +111,7 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> Backgrou
             max_instances=1,
             coalesce=True,
             misfire_grace_time=int(settings.interval.total_seconds()),
-            next_run_time=now,
+            next_run_time=now + STAGE_DELAY * stage_of[collector.name],
         )
         log.info("collector %s every %s (jitter %ss)", collector.name,
                  format_interval(settings.interval), settings.jitter_s)

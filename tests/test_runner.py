@@ -188,3 +188,13 @@ def test_stages_put_producers_before_their_readers() -> None:
     assert any("metrics" in stage for stage in names[1:])
     only_metrics = stages([registry.COLLECTORS["metrics"]])
     assert [[c.name for c in s] for s in only_metrics] == [["metrics"]]
+
+
+def test_scheduler_starts_readers_after_the_inventory(config: Config) -> None:
+    from orgscope.scheduler import STAGE_DELAY, build_scheduler
+
+    runner = make_runner(config, unreachable=set())
+    scheduler = build_scheduler(runner, list(registry.COLLECTORS.values()))
+    first = {job.id: job.next_run_time for job in scheduler.get_jobs()}
+    assert first["metrics"] - first["inventory"] >= STAGE_DELAY
+    assert first["dlq"] - first["inventory"] >= STAGE_DELAY
