@@ -10,6 +10,7 @@ from collectors.cost import COST
 from collectors.dlq import DLQ
 from collectors.inventory import INVENTORY
 from collectors.metrics import METRICS
+from collectors.xray import XRAY
 from orgscope.cost.datasets import COST_CLOSED_MONTHS
 from orgscope.datasets import SPINE_DATASETS, Dataset
 from orgscope.health.datasets import RULE_HEALTH
@@ -19,6 +20,7 @@ _ALL: tuple[Collector, ...] = (
     COST,
     METRICS,
     DLQ,
+    XRAY,
 )
 
 #: Datasets computed from the collected ones rather than collected (the health verdicts, the

@@ -236,6 +236,19 @@ class CostCollectorConfig(CollectorConfig):
     tag_key: str = Field(default="Team", min_length=1, max_length=128)
 
 
+class XrayCollectorConfig(CollectorConfig):
+    """X-Ray traces (docs/traces.md): back-fill, re-read overlap and a per-run sampling cap.
+
+    X-Ray bills $0.50 per million traces retrieved or scanned; ``max_traces_per_run`` bounds
+    what one run of one account and region retrieves.
+    """
+
+    interval: Interval = timedelta(minutes=1)
+    backfill: Duration = timedelta(hours=1)
+    overlap: Duration = timedelta(minutes=2)
+    max_traces_per_run: int = Field(default=500, ge=1, le=100_000)
+
+
 class CollectorsConfig(_Strict):
     """One section per registered collector (collectors/registry.py)."""
 
@@ -243,6 +256,7 @@ class CollectorsConfig(_Strict):
     metrics: MetricsCollectorConfig = MetricsCollectorConfig()
     dlq: DlqCollectorConfig = DlqCollectorConfig()
     cost: CostCollectorConfig = CostCollectorConfig()
+    xray: XrayCollectorConfig = XrayCollectorConfig()
 
 
 class HealthConfig(_Strict):

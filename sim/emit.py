@@ -21,6 +21,8 @@ from sim.traffic import NAMESPACE, DeadLetters
 log = logging.getLogger(__name__)
 
 MAX_METRIC_ITEMS = 1000
+#: Segment documents per PutTraceSegments call (AWS takes up to 64 KB a call).
+MAX_SEGMENTS_PER_CALL = 25
 MAX_BATCH_MESSAGES = 10
 #: Real DLQ messages per queue per tick (metrics still count every event).
 MAX_DLQ_MESSAGES_PER_TICK = 100
@@ -77,3 +79,19 @@ def send_dead_letters(admin: AdminSessions, letters: Sequence[DeadLetters], when
             sqs.send_message_batch(QueueUrl=url, Entries=entries)
             sent += len(entries)
     return sent
+
+
+def put_segments(admin: AdminSessions, documents: Mapping[str, Sequence[str]], region: str
+                 ) -> int:
+    """PutTraceSegments of each account's segment documents (JSON text); returns the number
+    of API calls. Segments X-Ray reports unprocessed are logged."""
+    calls = 0
+    for account, docs in documents.items():
+        xray = admin.client(account, "xray", region)
+        for chunk in chunks(list(docs), MAX_SEGMENTS_PER_CALL):
+            answer = xray.put_trace_segments(TraceSegmentDocuments=list(chunk))
+            calls += 1
+            for bad in answer.get("UnprocessedTraceSegments", []):
+                log.warning("X-Ray in %s refused segment %s: %s %s", account, bad.get("Id"),
+                            bad.get("ErrorCode"), bad.get("Message"))
+    return calls

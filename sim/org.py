@@ -25,12 +25,22 @@ from sim.admin import AdminSessions
 from sim.build import Builder, Deployment
 from sim.costexplorer import PAGE_GROUPS, CostFeed
 from sim.costs import CostModel, CostSpike, Restatement, default_spikes
-from sim.emit import put_metrics, send_dead_letters
+from sim.emit import put_metrics, put_segments, send_dead_letters
 from sim.scenario import ScenarioEvent, duration_of, load_scenario
 from sim.server import GatedMotoServer
 from sim.state import World, read_world
 from sim.topology import STREAMS
-from sim.traffic import Fault, Faults, MinuteResult, TrafficModel, merge_metrics
+from sim.tracing import (
+    ACCOUNT_OF,
+    SERVICES,
+    TRACED_RULE,
+    FlowSegments,
+    TraceFault,
+    TraceFaults,
+    documents_json,
+    minute_segments,
+)
+from sim.traffic import Fault, Faults, MinuteResult, TrafficModel, bus_admits, merge_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,9 @@ class SimulatedOrg:
         self._deployment: Deployment | None = None
         self._model: TrafficModel | None = None
         self._faults = Faults()
+        self._trace_faults = TraceFaults()
+        #: Traced flows written so far (and how many broke the trace id at the bus).
+        self.traced = FlowSegments()
         self._cost_feed = CostFeed(config.organization.management_account_id,
                                    config.collectors.cost, cost_page_groups)
         self._cost_model: CostModel | None = None
@@ -173,19 +186,49 @@ class SimulatedOrg:
         self._last_minute = start - timedelta(minutes=1)
         if minutes <= 0:
             return
-        self._simulate(self.read_world(), until, Faults())
+        self._simulate(self.read_world(), until, Faults(), TraceFaults())
 
-    def _simulate(self, world: World, until: datetime, faults: Faults) -> MinuteResult:
+    def _traced_services(self) -> dict[str, str]:
+        """Service of the traced flow -> its account id (sim/tracing.py)."""
+        ids = {a.name: a.id for a in self.config.accounts}
+        return {service: ids[ACCOUNT_OF[service]] for service in SERVICES}
+
+    def _traced_rule_delivers(self, world: World) -> bool:
+        """Whether the central bus admits customer-web's Order Placed and the traced rule is
+        enabled and matches it now (a disabled rule ends traced flows at the bus)."""
+        assert self._model is not None
+        central = world.bus(*self._model.central)
+        if central is None:
+            return False
+        kind = next((k for k in self._model.kinds if k.event["detail-type"] == "Order Placed"
+                     and k.event["detail"].get("paymentMethod") == "CREDIT_CARD"), None)
+        rule = next((r for r in central.rules if r.name == TRACED_RULE), None)
+        if kind is None or rule is None or rule.state != "ENABLED":
+            return False
+        return bus_admits(central, kind.producer, kind.event) and \
+            self._model.matches_rule(rule, kind)
+
+    def _simulate(self, world: World, until: datetime, faults: Faults,
+                  trace_faults: TraceFaults | None = None) -> MinuteResult:
         """Simulate and write every minute after the last one written, before ``until``."""
         assert self._model is not None and self._last_minute is not None
         earliest = until - timedelta(hours=max(1, self.history_hours))
         minute = max(self._last_minute + timedelta(minutes=1), earliest)
         results = []
+        traced = FlowSegments()
+        accounts = self._traced_services()
+        delivers = self._traced_rule_delivers(world)
         while minute < until:
             results.append(self._model.minute(world, minute, faults))
+            minute_segments(minute, self.seed, accounts=accounts,
+                            faults=trace_faults or TraceFaults(), delivered=delivers,
+                            out=traced)
             self._last_minute = minute
             minute += timedelta(minutes=1)
         calls = put_metrics(self.admin, merge_metrics(results))
+        put_segments(self.admin, documents_json(traced.documents), self.region)
+        self.traced.flows += traced.flows
+        self.traced.broken += traced.broken
         total = MinuteResult()
         for result in results:
             total.published += result.published
@@ -212,7 +255,8 @@ class SimulatedOrg:
                 self._bind_costs(now.date())
             world = self.read_world()
             self._faults = self._faults.pruned(now - timedelta(hours=1))
-            self._simulate(world, floor_minute(now), self._faults)
+            self._trace_faults = self._trace_faults.pruned(now - timedelta(hours=1))
+            self._simulate(world, floor_minute(now), self._faults, self._trace_faults)
             self.timings["last_tick_s"] = time.monotonic() - clock
 
     # --- faults -----------------------------------------------------------------------------
@@ -247,12 +291,29 @@ class SimulatedOrg:
             self.add_cost_spike(p["account"], p["service"], p["usage_type"],
                                 factor=float(p["factor"]), days=int(p["days"]),
                                 until=when.date())
+        elif event.action in ("latency_spike", "error_burst"):
+            start = floor_minute(when)
+            value = float(p["ms"] if event.action == "latency_spike" else p["rate"])
+            self.add_trace_fault(event.action, p["service"], value, start,
+                                 start + duration_of(event))
         else:
             value = float(p["ms"] if event.action == "latency" else p["rate"])
             start = floor_minute(when)
             fault = Fault(event.action, p["account"], p["bus"], p["rule"], value, start,
                           start + duration_of(event))
             self._faults = Faults((*self._faults.items, fault))
+
+    def add_trace_fault(self, kind: str, service: str, value: float, start: datetime,
+                        end: datetime) -> TraceFault:
+        """A latency spike (``value`` ms) or error burst (``value`` share of calls) in one
+        traced service (sim/tracing.py SERVICES) for [start, end)."""
+        if kind not in ("latency_spike", "error_burst") or service not in SERVICES:
+            raise ValueError(f"trace fault {kind!r} on {service!r}: kind must be latency_spike "
+                             f"or error_burst, service one of {', '.join(SERVICES)}")
+        fault = TraceFault(kind, service, value, start, end)
+        with self._lock:
+            self._trace_faults = TraceFaults((*self._trace_faults.items, fault))
+        return fault
 
     # --- cost -------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sim.tracing import SERVICES
+
 _AT_RE = re.compile(r"^\+(\d+)([smh])$")
 _DURATION_RE = re.compile(r"^(\d+)([smh])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -39,6 +41,16 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "break_account": (("account",), ("how",)),
     "repair_account": (("account",), ()),
     "cost_spike": (("account", "service", "usage_type", "factor", "days"), ()),
+    "latency_spike": (("service", "ms", "duration"), ()),
+    "error_burst": (("service", "rate", "duration"), ()),
+}
+#: Services of the traced flow (sim/tracing.py) a latency_spike or error_burst may name.
+TRACED_SERVICES = SERVICES
+#: (action, key) -> (test, what is allowed), where a key means something else for that action.
+_ACTION_CHECKS: dict[tuple[str, str], tuple[Any, str]] = {
+    (action, "service"): (lambda v: v in TRACED_SERVICES,
+                          f"must be a traced service: {', '.join(TRACED_SERVICES)}")
+    for action in ("latency_spike", "error_burst")
 }
 BREAK_HOWS = ("missing-role", "no-permissions")
 
@@ -115,7 +127,7 @@ def _entry_problems(where: str, action: str, entry: dict[str, Any]) -> list[str]
             problems.append(f"{where}: required key {key!r} is missing "
                             f"(required for {action}: {', '.join(required)})")
     for key in (*required, *optional):
-        test, allowed_text = _CHECKS[key]
+        test, allowed_text = _ACTION_CHECKS.get((action, key), _CHECKS[key])
         if key in entry and not test(entry[key]):
             problems.append(f"{where}: {key} = {entry[key]!r} {allowed_text}")
     return problems

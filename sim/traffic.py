@@ -245,6 +245,10 @@ class TrafficModel:
         self._match_cache: dict[tuple[str, tuple[int, int]], bool] = {}
         self._warned: set[str] = set()
 
+    def matches_rule(self, rule: Rule, kind: EventKind) -> bool:
+        """Whether ``rule``'s current pattern matches ``kind`` (cached)."""
+        return self._matches(rule, kind)
+
     def _matches(self, rule: Rule, kind: EventKind) -> bool:
         if rule.pattern is None:
             return False

@@ -22,6 +22,7 @@ from orgscope.config import (
     OrganizationConfig,
     SlackConfig,
     StoreConfig,
+    XrayCollectorConfig,
 )
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -50,7 +51,8 @@ def test_every_config_key_is_documented() -> None:
         "## [[accounts]]": AccountConfig, "## [collectors.NAME]": CollectorConfig,
         "## [collectors.metrics]": MetricsCollectorConfig,
         "## [collectors.dlq]": DlqCollectorConfig,
-        "## [collectors.cost]": CostCollectorConfig, "## [health]": HealthConfig,
+        "## [collectors.cost]": CostCollectorConfig,
+        "## [collectors.xray]": XrayCollectorConfig, "## [health]": HealthConfig,
         "## [cost]": CostConfig,
         "## [store]": StoreConfig, "## [alerts]": AlertsConfig, "## [slack]": SlackConfig,
         "## [heal]": HealConfig, "## [dashboard]": DashboardConfig,

@@ -1,0 +1,4 @@
+"""Cross-account traces: the ``spans`` dataset, trace and span ids, stitching.
+
+See docs/traces.md.
+"""

@@ -1,0 +1,212 @@
+"""Stitching: spans of many accounts joined into whole traces (pure; docs/traces.md).
+
+Input: rows of the ``spans`` dataset (any accounts, regions, sources). Output: the same rows,
+deduplicated, with
+
+- ``trace_id`` rewritten to the *stitched* trace: where a consumer started a new X-Ray trace
+  at the bus, its whole trace joins the producer's trace;
+- ``parent_id`` of a re-linked consumer root set to the producer span named by its
+  ``traceparent``, and ``linked_from`` set to that producer span id;
+- ``original_trace_id``: the trace id as collected (differs from ``trace_id`` exactly for the
+  spans of a re-linked trace);
+- ``depth``: 0 for a root, parent's depth + 1 below;
+- ``break``: why a span starts a piece of trace it should not (null for sound spans):
+  ``no-traceparent`` (an event consumer root without traceparent), ``producer-missing`` (its
+  traceparent names a span that was not collected), ``bad-traceparent`` (malformed),
+  ``missing-parent`` (its parent id is not among the spans), ``cycle`` (parent ids loop).
+
+Rows come out grouped by stitched trace (traces in order of their first root's start) and,
+within a trace, in depth-first parent order: every span after its parent, siblings by start.
+Order follows the parent links, never the clock, so a child whose account's clock runs ahead
+or behind (starting "before" its parent) still sits under its parent.
+
+Duplicates (the same trace id and span id more than once, e.g. a segment read again in an
+overlap or sent twice) keep one row: the one with an end time, the latest end winning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from orgscope.traces.datasets import SPANS
+from orgscope.traces.ids import parse_traceparent
+
+log = logging.getLogger(__name__)
+
+#: Annotation a span triggered by an EventBridge rule carries (the rule's name): a root span
+#: with it is an event consumer, so a missing traceparent there is a break, not an origin.
+CONSUMER_ANNOTATION = "event_rule"
+TRACEPARENT_ANNOTATION = "traceparent"
+
+STITCHED_COLUMNS: list[str] = [*SPANS.columns, "original_trace_id", "depth", "break"]
+
+Row = dict[str, Any]
+Key = tuple[str, str]
+
+
+def _annotations(row: Mapping[str, Any]) -> dict[str, Any]:
+    text = row.get("annotations")
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def _end_rank(row: Mapping[str, Any]) -> tuple[int, Any]:
+    end = row.get("end")
+    if end is None or _missing(end):
+        return (0, pd.Timestamp.min.tz_localize("UTC"))
+    return (1, pd.Timestamp(end))
+
+
+def dedupe(rows: list[Row]) -> list[Row]:
+    """One row per (trace_id, span_id): the one with an end time, the latest end winning
+    (first seen on ties)."""
+    best: dict[Key, Row] = {}
+    for row in rows:
+        key = (str(row["trace_id"]), str(row["span_id"]))
+        kept = best.get(key)
+        if kept is None or _end_rank(row) > _end_rank(kept):
+            best[key] = row
+    return list(best.values())
+
+
+def _resolve(trace: str, joined: Mapping[str, str]) -> str:
+    """Follow consumer-trace -> producer-trace links to the end (loops stop where they
+    close)."""
+    seen = {trace}
+    while trace in joined and joined[trace] not in seen:
+        trace = joined[trace]
+        seen.add(trace)
+    return trace
+
+
+def _link_roots(rows: list[Row], present: set[Key]) -> dict[str, str]:
+    """Set ``break``/``linked_from``/``parent_id`` on root spans; return the trace joins
+    {consumer trace: producer trace}."""
+    joined: dict[str, str] = {}
+    for row in rows:
+        trace, parent = str(row["trace_id"]), row["parent_id"]
+        if not _missing(parent) and (trace, str(parent)) in present:
+            continue
+        annotations = _annotations(row)
+        text = row.get("traceparent")
+        if _missing(text) or not text:
+            text = annotations.get(TRACEPARENT_ANNOTATION)
+        if isinstance(text, str) and text:
+            try:
+                carried = parse_traceparent(text)
+            except ValueError as error:
+                log.warning("span %s of trace %s: %s", row["span_id"], trace, error)
+                row["break"] = "bad-traceparent"
+                continue
+            producer = (carried.trace_id, carried.span_id)
+            if producer == (trace, str(row["span_id"])):
+                row["break"] = "producer-missing"
+            elif producer in present:
+                row["parent_id"] = carried.span_id
+                row["linked_from"] = carried.span_id
+                if carried.trace_id != trace:
+                    joined.setdefault(trace, carried.trace_id)
+            else:
+                row["break"] = "producer-missing"
+        elif CONSUMER_ANNOTATION in annotations:
+            row["break"] = "no-traceparent"
+        elif not _missing(parent):
+            row["break"] = "missing-parent"
+    return joined
+
+
+def _order(rows: list[Row]) -> list[Row]:
+    """Depth-first parent order per trace, traces by their first root's start."""
+    by_key: dict[Key, Row] = {(str(r["trace_id"]), str(r["span_id"])): r for r in rows}
+    children: dict[Key, list[Row]] = defaultdict(list)
+    roots: list[Row] = []
+    for row in rows:
+        parent = row["parent_id"]
+        parent_key = (str(row["trace_id"]), str(parent))
+        if _missing(parent) or parent_key not in by_key:
+            roots.append(row)
+        else:
+            children[parent_key].append(row)
+
+    def start(row: Row) -> Any:
+        return pd.Timestamp(row["start"])
+
+    ordered: list[Row] = []
+    visited: set[int] = set()
+
+    def walk(root: Row) -> None:
+        stack: list[tuple[Row, int]] = [(root, 0)]
+        while stack:
+            row, depth = stack.pop()
+            if id(row) in visited:
+                continue
+            visited.add(id(row))
+            row["depth"] = depth
+            ordered.append(row)
+            below = sorted(children[(str(row["trace_id"]), str(row["span_id"]))], key=start)
+            stack.extend((child, depth + 1) for child in reversed(below))
+
+    roots_of: dict[str, list[Row]] = defaultdict(list)
+    for root in sorted(roots, key=start):
+        roots_of[str(root["trace_id"])].append(root)
+    rows_of: dict[str, list[Row]] = defaultdict(list)
+    for row in sorted(rows, key=start):
+        rows_of[str(row["trace_id"])].append(row)
+    # traces in order of their first root (a trace made only of a parent-id loop: last)
+    traces = list(roots_of) + [t for t in rows_of if t not in roots_of]
+    for trace in traces:
+        for root in roots_of.get(trace, []):
+            walk(root)
+        for row in rows_of[trace]:
+            if id(row) in visited:
+                continue
+            row["break"] = "cycle"  # unreachable from any root: its parent ids loop
+            row["parent_id"] = None
+            walk(row)
+    return ordered
+
+
+def stitch(spans: pd.DataFrame) -> pd.DataFrame:
+    """``spans`` rows -> stitched rows (:data:`STITCHED_COLUMNS`; see the module doc)."""
+    if not len(spans):
+        return pd.DataFrame(columns=STITCHED_COLUMNS)
+    rows: list[Row] = [{str(k): v for k, v in r.items()} for r in spans.to_dict("records")]
+    rows = dedupe(rows)
+    for row in rows:
+        row["trace_id"] = str(row["trace_id"])
+        row["original_trace_id"] = row["trace_id"]
+        row["break"] = None
+        row["depth"] = 0
+        if _missing(row.get("parent_id")):
+            row["parent_id"] = None
+        if _missing(row.get("linked_from")):
+            row["linked_from"] = None
+    present = {(str(r["trace_id"]), str(r["span_id"])) for r in rows}
+    joined = _link_roots(rows, present)
+    for row in rows:
+        row["trace_id"] = _resolve(row["trace_id"], joined)
+    ordered = _order(rows)
+    frame = pd.DataFrame(ordered, columns=STITCHED_COLUMNS)
+    frame["depth"] = frame["depth"].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def trace_of(stitched: pd.DataFrame, trace_id: str) -> pd.DataFrame:
+    """The rows of one stitched trace (``trace_id`` in W3C form), in parent order."""
+    return stitched[stitched["trace_id"] == trace_id].reset_index(drop=True)
