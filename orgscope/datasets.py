@@ -129,6 +129,8 @@ RUNS = Dataset(
         ("api_calls", pa.int64(), False),
         ("api_calls_by_operation", pa.string()),
         ("metrics_requested", pa.int64(), False),
+        # nullable: runs stored before this column existed read as null
+        ("traces_retrieved", pa.int64()),
         ("rows", pa.int64(), False),
     ),
 )

@@ -61,6 +61,7 @@ class CallCounter:
 
     by_operation: Counter[str] = field(default_factory=Counter)
     metrics_requested: int = 0
+    traces_retrieved: int = 0
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
         self.by_operation[f"{service}:{operation}"] += 1
@@ -68,6 +69,8 @@ class CallCounter:
             self.metrics_requested += len(params.get("MetricDataQueries", []))
         elif operation == "GetMetricStatistics":
             self.metrics_requested += 1
+        elif operation == "BatchGetTraces":
+            self.traces_retrieved += len(params.get("TraceIds", []))
 
     @property
     def total(self) -> int:
@@ -161,6 +164,7 @@ def runs_frame(cycle_id: str, runs: Sequence[RunResult]) -> pd.DataFrame:
             "api_calls": run.calls.total,
             "api_calls_by_operation": json.dumps(dict(sorted(run.calls.by_operation.items()))),
             "metrics_requested": run.calls.metrics_requested,
+            "traces_retrieved": run.calls.traces_retrieved,
             "rows": run.rows,
         }
         for run in runs

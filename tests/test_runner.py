@@ -47,6 +47,7 @@ class FakeFactory:
 def ping(ctx: CollectContext) -> Frames:
     count_call("events", "ListRules", {})
     count_call("cloudwatch", "GetMetricData", {"MetricDataQueries": [1, 2, 3]})
+    count_call("xray", "BatchGetTraces", {"TraceIds": ["a", "b"]})
     if ctx.account.id == "333333333333":
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
                           "ListRules")
@@ -105,10 +106,11 @@ def test_run_rows_record_calls_and_metrics(config: Config) -> None:
     runs = runner.store.query("select * from runs where account_id = '111111111111'")
     row = runs.iloc[0]
     assert row["collector"] == "ping" and row["status"] == "ok"
-    assert row["api_calls"] == 2
+    assert row["api_calls"] == 3
     assert row["metrics_requested"] == 3
+    assert row["traces_retrieved"] == 2
     assert json.loads(row["api_calls_by_operation"]) == {
-        "cloudwatch:GetMetricData": 1, "events:ListRules": 1}
+        "cloudwatch:GetMetricData": 1, "events:ListRules": 1, "xray:BatchGetTraces": 1}
     assert row["rows"] == 1
     assert row["run_id"] == cycle.cycle_id
     assert len(runner.store.query("select * from runs")) == 13

@@ -37,7 +37,7 @@ def run_row(account: str, at: datetime, status: str = "ok") -> dict[str, object]
     return {
         "run_id": "r", "collector": "inventory", "account_id": account, "region": "us-east-1",
         "started_at": at, "duration_s": 0.1, "status": status, "error": None, "api_calls": 3,
-        "api_calls_by_operation": "{}", "metrics_requested": 0, "rows": 1,
+        "api_calls_by_operation": "{}", "metrics_requested": 0, "traces_retrieved": 0, "rows": 1,
     }
 
 

@@ -36,9 +36,10 @@ def read_events(store: Store, start: date, end: date) -> pd.DataFrame:
 
 def read_runs(store: Store, start: date, end: date) -> pd.DataFrame:
     """Collector runs started in [start, end): started_at, collector, api_calls_by_operation,
-    metrics_requested (orgscope's own API spend)."""
+    metrics_requested, traces_retrieved (orgscope's own API spend)."""
     return store.query(
-        "SELECT started_at, collector, api_calls_by_operation, metrics_requested FROM runs "
+        "SELECT started_at, collector, api_calls_by_operation, metrics_requested, "
+        "traces_retrieved FROM runs "
         "WHERE started_at >= ? AND started_at < ?", [start, end])
 
 

@@ -157,7 +157,7 @@ def runs(pairs: Sequence[tuple[str, str]], started_at: datetime, status: str = "
         "run_id": f"c-{started_at:%Y%m%dT%H%M%SZ}", "collector": collector,
         "account_id": account_id, "region": region, "started_at": started_at,
         "duration_s": 1.0, "status": status, "error": error, "api_calls": 1,
-        "api_calls_by_operation": "{}", "metrics_requested": 0, "rows": 0,
+        "api_calls_by_operation": "{}", "metrics_requested": 0, "traces_retrieved": 0, "rows": 0,
     } for account_id, region in pairs])
 
 

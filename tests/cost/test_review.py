@@ -94,10 +94,12 @@ def test_api_spend_prices_orgscopes_requests() -> None:
         "collector": ["metrics", "cost"],
         "api_calls_by_operation": ['{"cloudwatch:GetMetricData": 2}',
                                    '{"ce:GetCostAndUsage": 27}'],
-        "metrics_requested": [1000, 0]})
+        "metrics_requested": [1000, 0],
+        "traces_retrieved": [None, 2_000_000]})
     spend = categories.api_spend(runs).set_index("api")["amount"]
     assert spend["CloudWatch GetMetricData (metrics)"] == pytest.approx(0.01)
     assert spend["Cost Explorer GetCostAndUsage"] == pytest.approx(0.27)
+    assert spend["X-Ray BatchGetTraces (traces)"] == pytest.approx(1.0)
 
 
 def test_movers_compare_the_same_days_and_name_the_line() -> None:

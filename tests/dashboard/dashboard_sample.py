@@ -257,6 +257,7 @@ def _runs_frame(cycle: Cycle, run_id: str, regions: Sequence[str]) -> pd.DataFra
                         {} if down else {"events:ListRules": 2, "events:ListTargetsByRule": 10}
                     ),
                     "metrics_requested": 0,
+                    "traces_retrieved": 0,
                     "rows": 0 if down else 5,
                 }
             )
