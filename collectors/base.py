@@ -85,3 +85,7 @@ class Collector:
     iam_actions: tuple[str, ...]
     #: Datasets whose latest snapshot (the view of that name) the collector reads.
     inputs: tuple[str, ...] = ()
+    #: Its cycles decide each account's reachability (``accounts``): a denied call means the
+    #: read role is broken. Other collectors' denials fail only their own runs, so one missing
+    #: permission cannot flip whole accounts between reachable and not.
+    checks_reachability: bool = False

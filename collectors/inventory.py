@@ -252,6 +252,7 @@ INVENTORY = Collector(
     datasets=(RULES, EVENT_BUSES),
     scope="regional",
     description="EventBridge buses, bus policies, rules, targets, DLQs and tags.",
+    checks_reachability=True,
     iam_actions=(
         "events:ListEventBuses",
         "events:DescribeEventBus",

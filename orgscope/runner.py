@@ -9,7 +9,8 @@ One *cycle* runs a set of collectors once. It
    collectors once, in the management account); an exception in one run is caught, recorded
    with its AWS error code, and stays there;
 4. checks every frame against its dataset and writes one file per dataset for the cycle;
-5. writes a ``runs`` row per (collector, account, region) and an ``accounts`` row per account.
+5. writes a ``runs`` row per (collector, account, region) and, when the cycle includes a
+   collector that checks reachability (the inventory), an ``accounts`` row per account.
 
 API calls are counted per run through the session factory's call hook and a context variable
 naming the run the current thread works for.
@@ -420,7 +421,8 @@ class Runner:
                     progress(len(results), total, result)
         self._store(cycle_id, collectors, results)
         reasons = account_reasons(accounts, assume_errors, results)
-        self.store.write(ACCOUNTS.name, accounts_frame(accounts, reasons, started), cycle_id)
+        if any(c.checks_reachability for c in collectors):
+            self.store.write(ACCOUNTS.name, accounts_frame(accounts, reasons, started), cycle_id)
         self.store.write(WATERMARKS.name, watermarks_frame(results, started), cycle_id)
         self.store.write(RUNS.name, runs_frame(cycle_id, results), cycle_id)
         return CycleResult(cycle_id, started, results, reasons, accounts)

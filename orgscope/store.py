@@ -201,7 +201,8 @@ class Store:
             return []
         return sorted(folder.glob("date=*/*.parquet"))
 
-    def _view_sql(self, dataset: Dataset) -> str:
+    def _view_sql(self, dataset: Dataset, with_filename: bool = False) -> str:
+        """Every row of ``dataset`` (plus the ``filename`` each came from, when asked)."""
         own_date = "date" in dataset.columns  # then it is also the partition column
         if not self.files(dataset.name):
             columns = ", ".join(
@@ -209,10 +210,12 @@ class Store:
                 for f in dataset.schema
             )
             partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
-            return f"SELECT {columns}{partition} WHERE false"
+            filename = ", CAST(NULL AS VARCHAR) AS filename" if with_filename else ""
+            return f"SELECT {columns}{partition}{filename} WHERE false"
         pattern = _sql_string(str(self.root / dataset.name / "date=*" / "*.parquet"))
         if not dataset.unique_key:
-            return f"SELECT * FROM read_parquet({pattern}, {READ_OPTIONS})"
+            filename = ", filename = true" if with_filename else ""
+            return f"SELECT * FROM read_parquet({pattern}, {READ_OPTIONS}{filename})"
         return self._deduplicated_sql(dataset)
 
     def _deduplicated_sql(self, dataset: Dataset) -> str:
@@ -256,30 +259,46 @@ class Store:
         the datasets its SQL names.
         """
         connection = duckdb.connect(":memory:")
+        # timestamps compare and cast to dates in UTC, whatever the host's time zone
+        connection.execute("SET TimeZone = 'UTC'")
         for dataset in self.datasets.values() if datasets is None else datasets:
-            source = self._view_sql(dataset)
             if dataset.snapshot_of:
+                source = self._view_sql(dataset, with_filename=True)
                 history = _quote_identifier(f"{dataset.name}_history")
                 keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
                 time = _quote_identifier(dataset.time_column)
-                connection.execute(f"CREATE VIEW {history} AS {source}")
+                connection.execute(
+                    f"CREATE VIEW {history} AS SELECT * EXCLUDE (filename) FROM ({source})")
                 connection.execute(
                     f"CREATE VIEW {_quote_identifier(dataset.name)} AS "
-                    + _latest_sql(history, dataset, keys, time)
+                    + _latest_sql(source, history, dataset, keys, time)
                 )
             else:
+                source = self._view_sql(dataset)
                 connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {source}")
         return connection
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run DuckDB SQL over the datasets; raises :class:`StoreError` with DuckDB's message."""
-        connection = self.connect(self.datasets_used(sql))
+        try:
+            connection = self.connect(self.datasets_used(sql))
+        except duckdb.IOException:
+            # a file listed for a view was moved by compaction in the meantime: list again
+            connection = self._connect_or_raise(sql)
+        except duckdb.Error as error:
+            raise StoreError(str(error).strip()) from None
         try:
             return connection.execute(sql, params or []).fetchdf()
         except duckdb.Error as error:
             raise StoreError(str(error).strip()) from None
         finally:
             connection.close()
+
+    def _connect_or_raise(self, sql: str) -> duckdb.DuckDBPyConnection:
+        try:
+            return self.connect(self.datasets_used(sql))
+        except duckdb.Error as error:
+            raise StoreError(str(error).strip()) from None
 
     def view_names(self) -> list[str]:
         names = []
@@ -307,10 +326,19 @@ def _conform(table: pa.Table, dataset: Dataset) -> pa.Table:
     return table.select([f.name for f in fields]).cast(pa.schema(fields))
 
 
-def _latest_sql(history: str, dataset: Dataset, keys: str, time: str) -> str:
-    """The latest snapshot per key of a snapshot dataset (see Dataset.snapshot_collector)."""
+def _latest_sql(source: str, history: str, dataset: Dataset, keys: str, time: str) -> str:
+    """The latest snapshot per key of a snapshot dataset (see Dataset.snapshot_collector).
+
+    Two snapshots of one key can share a timestamp (cycles of different collectors starting in
+    the same second both write ``accounts``): the one in the newest file wins, never both.
+    """
     if dataset.snapshot_collector is None:
-        return f"SELECT * FROM {history} QUALIFY {time} = max({time}) OVER (PARTITION BY {keys})"
+        return (
+            f"SELECT * EXCLUDE (filename) FROM ({source}) "
+            f"QUALIFY {time} = max({time}) OVER (PARTITION BY {keys}) AND filename = "
+            f"first_value(filename) OVER (PARTITION BY {keys} ORDER BY {time} DESC, "
+            "filename DESC)"
+        )
     on = " AND ".join(f"h.{k} = l.{k}" for k in keys.split(", "))
     collector = _sql_string(dataset.snapshot_collector)
     return (

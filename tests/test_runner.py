@@ -63,7 +63,7 @@ def ping(ctx: CollectContext) -> Frames:
 
 
 PING = Collector(name="ping", fn=ping, datasets=(PINGS,), scope="regional", description="t",
-                 iam_actions=("events:ListRules",))
+                 iam_actions=("events:ListRules",), checks_reachability=True)
 
 
 def make_runner(config: Config, unreachable: set[str]) -> Runner:
@@ -200,3 +200,13 @@ def test_scheduler_starts_readers_after_the_inventory(config: Config) -> None:
     first = {job.id: job.next_run_time for job in scheduler.get_jobs()}
     assert first["metrics"] - first["inventory"] >= STAGE_DELAY
     assert first["dlq"] - first["inventory"] >= STAGE_DELAY
+
+
+def test_only_reachability_checks_write_the_accounts_snapshot(config: Config) -> None:
+    other = Collector(name="ping", fn=ping, datasets=(PINGS,), scope="regional",
+                      description="t", iam_actions=())
+    runner = make_runner(config, unreachable=set())
+    runner.run_cycle([other], now=NOW)  # 555... is denied here, but that is this run's failure
+    assert runner.store.query("select count(*) as n from accounts")["n"][0] == 0
+    denied = runner.store.query("select error from runs where account_id = '555555555555'")
+    assert denied["error"][0] == "AccessDeniedException on ListRules: no"

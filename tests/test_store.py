@@ -252,3 +252,21 @@ def test_rows_read_again_replace_the_earlier_ones(store: Store) -> None:
     store.write("event_metrics", pd.DataFrame([metric_row("a", later, 6.0)]),
                 "20261126T000000Z-c")
     assert store.query(sql)["value"].tolist() == [8.0, 3.0, 6.0]
+
+
+def account_row(account: str, at: datetime, reachable: bool) -> dict[str, object]:
+    return {"account_id": account, "name": "a", "team": "t", "environment": "production",
+            "cost_center": "", "reachable": reachable, "reason": None if reachable else "no",
+            "checked_at": at}
+
+
+def test_snapshots_written_in_the_same_second_do_not_both_count(store: Store) -> None:
+    # two collectors' cycles started in the same second both wrote the accounts snapshot
+    store.write("accounts", pd.DataFrame([account_row("111111111111", T0, False)]),
+                "20261125T235800Z-aaaa")
+    store.write("accounts", pd.DataFrame([account_row("111111111111", T0, True)]),
+                "20261125T235800Z-bbbb")
+    latest = store.query("select account_id, reachable from accounts")
+    assert latest.to_dict("records") == [{"account_id": "111111111111", "reachable": True}]
+    assert len(store.query("select * from accounts_history")) == 2
+    assert "filename" not in store.query("select * from accounts_history").columns
