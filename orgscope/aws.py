@@ -75,8 +75,6 @@ def describe_error(error: BaseException) -> str:
         message = detail.get("Message", "")
         operation = error.operation_name
         return f"{code} on {operation}: {message}".strip().rstrip(":")
-    if isinstance(error, BotoCoreError):
-        return f"{type(error).__name__}: {error}"
     return f"{type(error).__name__}: {error}"
 
 
@@ -109,6 +107,7 @@ class SessionFactory:
         self._boto_config = shared_boto_config(aws)
         self._call_hook = call_hook
         self._lock = threading.RLock()
+        self._account_locks: dict[tuple[str, str], threading.RLock] = {}
         self._sessions: dict[tuple[str, str], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str, str], Any] = {}
         self._sts: Any = None
@@ -118,10 +117,6 @@ class SessionFactory:
             session_name=aws.session_name,
             duration_s=aws.session_duration_s,
         )
-
-    @property
-    def endpoint_url(self) -> str | None:
-        return self._endpoint_url
 
     def base_client(self, service: str, region: str) -> Any:
         """A client with the base credentials (the account orgscope runs in)."""
@@ -147,10 +142,10 @@ class SessionFactory:
         return client
 
     def _sts_client(self) -> Any:
-        if self._sts is None:
-            region = self._aws.regions[0]
-            self._sts = self._make_client(self._base, "sts", region)
-        return self._sts
+        with self._lock:
+            if self._sts is None:
+                self._sts = self._make_client(self._base, "sts", self._aws.regions[0])
+            return self._sts
 
     def _assume(self, account_id: str, role: RoleSpec) -> dict[str, str]:
         """STS AssumeRole -> credential metadata for RefreshableCredentials."""
@@ -189,8 +184,11 @@ class SessionFactory:
         """
         role = role or self.read_role
         key = (account_id, role.name)
-        with self._lock:
-            cached = self._sessions.get(key)
+        # One lock per (account, role): accounts are assumed in parallel, and a slow or
+        # timing-out account holds up only the callers that need that account.
+        with self._account_lock(key):
+            with self._lock:
+                cached = self._sessions.get(key)
             if cached is not None:
                 return cached
             metadata = self._assume(account_id, role)
@@ -204,8 +202,13 @@ class SessionFactory:
             # public setter that keeps the refresh callback.
             botocore_session._credentials = credentials  # type: ignore[attr-defined]
             session = boto3.Session(botocore_session=botocore_session)
-            self._sessions[key] = session
+            with self._lock:
+                self._sessions[key] = session
             return session
+
+    def _account_lock(self, key: tuple[str, str]) -> threading.RLock:
+        with self._lock:
+            return self._account_locks.setdefault(key, threading.RLock())
 
     def client(
         self, account_id: str, service: str, region: str, role: RoleSpec | None = None
@@ -215,14 +218,17 @@ class SessionFactory:
         key = (account_id, role.name, service, region)
         with self._lock:
             cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        session = self.session(account_id, role)
+        # boto3 sessions are not safe to create clients from concurrently: one at a time per
+        # session, under that account's lock
+        with self._account_lock((account_id, role.name)):
+            with self._lock:
+                cached = self._clients.get(key)
             if cached is not None:
                 return cached
-            client = self._make_client(self.session(account_id, role), service, region)
-            self._clients[key] = client
+            client = self._make_client(session, service, region)
+            with self._lock:
+                self._clients[key] = client
             return client
-
-    def forget(self, account_id: str) -> None:
-        """Drop cached sessions and clients of one account (after its role changed)."""
-        with self._lock:
-            self._sessions = {k: v for k, v in self._sessions.items() if k[0] != account_id}
-            self._clients = {k: v for k, v in self._clients.items() if k[0] != account_id}

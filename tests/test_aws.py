@@ -148,3 +148,30 @@ def test_endpoint_from_config_is_used(config: Config) -> None:
 
 def test_describe_error_for_non_aws_errors() -> None:
     assert describe_error(ValueError("bad")) == "ValueError: bad"
+
+
+def test_a_slow_account_does_not_hold_up_another(config: Config) -> None:
+    """AssumeRole of one account runs while another account's AssumeRole is still waiting."""
+    import threading
+
+    factory = SessionFactory(config.aws, base_session=base_session())
+    slow_started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def fake_assume(account_id: str, role: object) -> dict[str, str]:
+        calls.append(account_id)
+        if account_id == "444444444444":
+            slow_started.set()
+            release.wait(timeout=10)
+        expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        return {"access_key": "ASIA0000000000000001", "secret_key": "s", "token": "t",
+                "expiry_time": expiry}
+
+    factory._assume = fake_assume  # type: ignore[method-assign]
+    slow = threading.Thread(target=factory.session, args=("444444444444",))
+    slow.start()
+    assert slow_started.wait(timeout=10)
+    factory.session("555555555555")  # must not wait for 444444444444
+    assert calls == ["444444444444", "555555555555"]
+    release.set()
+    slow.join(timeout=10)
