@@ -31,6 +31,7 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from collectors.base import CollectContext, Collector
+from orgscope.aws import describe_error
 from orgscope.config import DlqCollectorConfig
 from orgscope.datasets import UTC_TS, Dataset
 
@@ -205,7 +206,12 @@ def collect_dlq(ctx: CollectContext) -> dict[str, pd.DataFrame]:
     queues = queues_to_read(ctx.input("rules"), extra, ctx.account.id, ctx.region)
     if not queues:
         return {DLQ_DEPTH.name: DLQ_DEPTH.empty_frame()}
-    ages = _ages(ctx, queues)
+    try:
+        ages = _ages(ctx, queues)
+    except ClientError as error:  # the age is an extra: the depth is still worth storing
+        log.warning("dlq %s %s: no oldest-message ages (%s); depth read without them",
+                    ctx.account.id, ctx.region, describe_error(error))
+        ages = {}
     sqs = ctx.client("sqs")
     rows: list[dict[str, Any]] = []
     for queue in queues:

@@ -180,11 +180,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     now = None
     if args.at:
         try:
-            now = datetime.fromisoformat(args.at).astimezone(UTC)
+            at = datetime.fromisoformat(args.at)
         except ValueError:
             raise UsageError(f"--at {args.at!r}: not an ISO 8601 time such as "
                              "2026-11-26T14:00:00Z") from None
-    verdicts = update_rule_health(config, store, now)
+        now = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    # a look at another moment is printed, not stored as the latest verdict
+    verdicts = update_rule_health(config, store, now, write=now is None)
     print(verdict_summary(verdicts))
     bad = verdicts[verdicts["verdict"] != "OK"].sort_values(["verdict", "account_id", "rule"])
     rows = [{"verdict": r["verdict"], "account": r["account_id"], "region": r["region"],
@@ -221,7 +223,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_compact(args: argparse.Namespace) -> int:
     config = _load(args)
     store = wiring.open_store(config)
-    before = datetime.now(UTC).date() - timedelta(days=args.keep_days)
+    if args.keep_days < 1:
+        raise UsageError(f"--keep-days {args.keep_days}: must be 1 or more (1 keeps today)")
+    before = datetime.now(UTC).date() - timedelta(days=args.keep_days - 1)
     merged = store.compact_all(before=before)
     total = sum(merged.values())
     print(f"compacted {total} files in {len(merged)} datasets (days before {before})")
@@ -326,8 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     query.set_defaults(func=cmd_query, quiet=True)
 
     health = commands.add_parser(
-        "health", help="evaluate every rule's event-flow verdict now and list those not OK")
-    health.add_argument("--at", metavar="TIME", help="evaluate as of this ISO 8601 time")
+        "health", help="evaluate every rule's event-flow verdict now (and store it); list those "
+                       "not OK")
+    health.add_argument("--at", metavar="TIME",
+                        help="evaluate as of this ISO 8601 time (UTC unless it says otherwise); "
+                             "printed, not stored")
     health.set_defaults(func=cmd_health, quiet=True)
 
     compact = commands.add_parser(

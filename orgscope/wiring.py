@@ -26,7 +26,7 @@ def config_path(explicit: str | None = None) -> Path:
 
 
 def load(path: str | Path | None = None, store: str | None = None) -> Config:
-    """Load and validate the config, checking collector sections against the registry.
+    """Load and validate the config (collector sections are typed fields of the config).
 
     ``store`` (else $ORGSCOPE_STORE) overrides store.path: the demo and the dashboard it starts
     share a store that way without editing the file.

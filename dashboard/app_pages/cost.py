@@ -228,9 +228,15 @@ def main() -> None:
                                                     m == f"{last_day:%Y-%m}" and m != default
                                                     else ""))
     today = datetime.now(UTC).date()
-    rv = cost_data.load_review(ctx.store_base, ctx.config_source, str(month), today)
+    try:
+        rv = cost_data.load_review(ctx.store_base, ctx.config_source, str(month), today)
+    except StoreError as error:
+        log.error("cost page: store %s unreadable: %s", ctx.store_base, error)
+        st.error(f"**The cost data could not be read.** {error}", icon=":material/error:")
+        return
     st.caption(f"Amounts in {rv.currency}, UnblendedCost from Cost Explorer, data through "
-               f"{rv.through}. {ctx.organization}.")
+               f"{rv.through}. {ctx.organization}: the whole organization (the sidebar's "
+               "account, team and region filters do not apply to this page).")
     _headline(rv)
     _teams(rv)
     _movers(rv)

@@ -169,8 +169,9 @@ def run_id(now: datetime) -> str:
 
 
 def update_rule_health(config: Config, store: Store,
-                       now: datetime | None = None) -> pd.DataFrame:
-    """Evaluate every rule at ``now`` (default: the clock) and add the verdicts to the store.
+                       now: datetime | None = None, write: bool = True) -> pd.DataFrame:
+    """Evaluate every rule at ``now`` (default: the clock) and add the verdicts to the store
+    (unless ``write`` is false: a look at another moment must not become the latest verdict).
 
     Reads the latest ``rules``, ``accounts``, the metrics collector's newest ``runs``,
     ``event_buses`` policy changes, ``dlq_depth`` and the needed ``event_metrics`` spans;
@@ -185,7 +186,8 @@ def update_rule_health(config: Config, store: Store,
     read_s = time.monotonic() - clock
     result = evaluate(inputs.rules, inputs.metrics, inputs.dlq, inputs.accounts, inputs.runs,
                       inputs.buses, moment, cfg, period)
-    store.write(RULE_HEALTH.name, result, run_id(moment))
+    if write:
+        store.write(RULE_HEALTH.name, result, run_id(moment))
     counts = result["verdict"].value_counts().to_dict() if not result.empty else {}
     log.info("health: %d rules at %s (%s) from %d metric rows; read %.2fs, total %.2fs",
              len(result), f"{moment:%Y-%m-%d %H:%M:%S}",
