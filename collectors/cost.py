@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 #: reconciles to it. (AmortizedCost spreads upfront RI / Savings Plans fees; see docs/cost.md.)
 METRIC = "UnblendedCost"
 GRANULARITY = "DAILY"
-#: Price of one GetCostAndUsage request (one page), in USD.
-REQUEST_PRICE_USD = 0.01
 #: A response that keeps returning pages past this is a bug, not a bill.
 MAX_PAGES = 1000
 

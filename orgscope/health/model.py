@@ -65,7 +65,6 @@ TRIGGERED = "TriggeredRules"
 LATENCY = "IngestionToInvocationStartLatency"
 #: Metrics with a learned baseline: the two "how much arrived" counts, and latency.
 BASELINE_METRICS: tuple[str, ...] = (MATCHED, TRIGGERED, LATENCY)
-COUNT_BASELINE_METRICS: tuple[str, ...] = (MATCHED, TRIGGERED)
 #: Window metrics the verdicts read (sums, except latency: the mean of the period averages).
 WINDOW_METRICS: tuple[str, ...] = (
     MATCHED, TRIGGERED, "Invocations", "FailedInvocations", "ThrottledRules",
