@@ -14,7 +14,7 @@ dataset, and writes frames and watermarks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +29,35 @@ from orgscope.datasets import Dataset
 Scope = Literal["regional", "payer"]
 
 Frames = dict[str, pd.DataFrame]
+
+#: More pages than this from one call is a loop, not a bill.
+MAX_PAGES = 1000
+
+
+class PaginationError(RuntimeError):
+    """An AWS call kept paging: it repeated a token, or went past MAX_PAGES pages."""
+
+
+def pages(call: Callable[..., dict[str, Any]], params: Mapping[str, Any],
+          token: str = "NextToken",  # noqa: S107 (the name of the page-token field)
+          max_pages: int = MAX_PAGES) -> Iterator[dict[str, Any]]:
+    """Every page of an AWS call that pages by ``token`` (for calls boto3 has no paginator
+    for). A service that repeats a token would otherwise hold a worker, and with it every
+    later run of that collector, forever: that raises :class:`PaginationError` instead."""
+    request = dict(params)
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        page = call(**request)
+        yield page
+        next_token = page.get(token)
+        if not next_token:
+            return
+        if next_token in seen:
+            raise PaginationError(f"{getattr(call, '__name__', 'call')} repeated {token} "
+                                  f"{str(next_token)[:40]!r}")
+        seen.add(next_token)
+        request[token] = next_token
+    raise PaginationError(f"{getattr(call, '__name__', 'call')}: more than {max_pages} pages")
 
 
 @dataclass(frozen=True)

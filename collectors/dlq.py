@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from collectors.base import CollectContext, Collector
+from collectors.base import CollectContext, Collector, pages
 from orgscope.aws import describe_error
 from orgscope.config import DlqCollectorConfig
 from orgscope.datasets import UTC_TS, Dataset
@@ -178,12 +178,8 @@ def _ages(ctx: CollectContext, queues: Sequence[QueueRef]) -> dict[str, float]:
             "MetricDataQueries": queries[start:start + MAX_QUERIES_PER_CALL],
             "StartTime": end - AGE_LOOKBACK, "EndTime": end,
         }
-        while True:
-            page = cloudwatch.get_metric_data(**params)
+        for page in pages(cloudwatch.get_metric_data, params):
             results.extend(page.get("MetricDataResults", []))
-            if not page.get("NextToken"):
-                break
-            params["NextToken"] = page["NextToken"]
     return newest_ages(results, queues)
 
 

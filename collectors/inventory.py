@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from collectors.base import CollectContext, Collector, Frames
+from collectors.base import CollectContext, Collector, Frames, pages
 from orgscope.datasets import UTC_TS, Dataset
 
 log = logging.getLogger(__name__)
@@ -174,14 +174,8 @@ def rule_record(
 
 def _event_buses(events: Any) -> Iterator[dict[str, Any]]:
     """ListEventBuses has no boto3 paginator: follow NextToken by hand."""
-    params: dict[str, Any] = {}
-    while True:
-        page = events.list_event_buses(**params)
+    for page in pages(events.list_event_buses, {}):
         yield from page.get("EventBuses", [])
-        token = page.get("NextToken")
-        if not token:
-            return
-        params["NextToken"] = token
 
 
 def _paginate(events: Any, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:

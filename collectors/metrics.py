@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from collectors.base import CollectContext, Collected, Collector, Window
+from collectors.base import CollectContext, Collected, Collector, Window, pages
 from orgscope.config import MetricsCollectorConfig
 from orgscope.datasets import UTC_TS, Dataset
 
@@ -298,13 +298,8 @@ def _metric_data_pages(cloudwatch: Any, queries: list[dict[str, Any]], chunk: Wi
     """GetMetricData for one batch of queries over one chunk, following NextToken."""
     params: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": chunk.start,
                               "EndTime": chunk.end, "ScanBy": "TimestampAscending"}
-    while True:
-        page = cloudwatch.get_metric_data(**params)
+    for page in pages(cloudwatch.get_metric_data, params):
         yield from page.get("MetricDataResults", [])
-        token = page.get("NextToken")
-        if not token:
-            return
-        params["NextToken"] = token
 
 
 def _inventoried(ctx: CollectContext) -> bool:

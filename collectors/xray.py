@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from collectors.base import CollectContext, Collected, Collector, Window
+from collectors.base import CollectContext, Collected, Collector, Window, pages
 from orgscope.config import XrayCollectorConfig
 from orgscope.traces.datasets import SPANS
 from orgscope.traces.ids import check_span_id, parse_traceparent, to_w3c_trace_id
@@ -179,27 +179,16 @@ def _summary_ids(xray: Any, window: Window) -> Iterator[str]:
     """GetTraceSummaries over ``window`` (by trace start time), following NextToken."""
     params: dict[str, Any] = {"StartTime": window.start, "EndTime": window.end,
                               "TimeRangeType": "TraceId"}
-    while True:
-        page = xray.get_trace_summaries(**params)
+    for page in pages(xray.get_trace_summaries, params):
         for summary in page.get("TraceSummaries", []):
             if summary.get("Id"):
                 yield str(summary["Id"])
-        token = page.get("NextToken")
-        if not token:
-            return
-        params["NextToken"] = token
 
 
 def _traces(xray: Any, trace_ids: list[str]) -> Iterator[dict[str, Any]]:
     """BatchGetTraces for <= 5 ids, following NextToken."""
-    params: dict[str, Any] = {"TraceIds": trace_ids}
-    while True:
-        page = xray.batch_get_traces(**params)
+    for page in pages(xray.batch_get_traces, {"TraceIds": trace_ids}):
         yield from page.get("Traces", [])
-        token = page.get("NextToken")
-        if not token:
-            return
-        params["NextToken"] = token
 
 
 def collect_xray(ctx: CollectContext) -> Collected:
