@@ -7,9 +7,11 @@ read it back with :func:`read_context`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import streamlit as st
 
 from dashboard.filters import Filters
 
@@ -35,3 +37,12 @@ def read_context(state: Mapping[Any, Any]) -> AppContext | None:
     """The context the entrypoint stored, or None when the page was run on its own."""
     value = state.get(CONTEXT_KEY)
     return value if isinstance(value, AppContext) else None
+
+
+def run_page(render: Callable[[AppContext], None]) -> None:
+    """A page script's entry: render it with the entrypoint's context, or say how to open it."""
+    ctx = read_context(st.session_state)
+    if ctx is None:
+        st.error("Open the dashboard through `streamlit run dashboard/streamlit_app.py`.")
+        return
+    render(ctx)

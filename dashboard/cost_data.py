@@ -16,7 +16,7 @@ from datetime import date, datetime
 import pandas as pd
 import streamlit as st
 
-from collectors import registry
+from dashboard.data import open_store
 from orgscope.config import Config, load_config
 from orgscope.cost import anomalies, categories, forecast, review, store_io
 from orgscope.cost.attribution import month_of
@@ -60,10 +60,6 @@ class CostReview:
         if self.closed.empty:
             return None
         return pd.Timestamp(self.closed["closed_at"].max()).to_pydatetime()
-
-
-def open_store(store_base: str) -> Store:
-    return Store(store_base, registry.all_datasets())
 
 
 def available_months(store: Store) -> list[str]:

@@ -29,13 +29,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from collectors import registry
-from collectors.dlq import DLQ_DEPTH
-from collectors.metrics import AVERAGE_METRICS, EVENT_METRICS, RULE_METRICS
-from dashboard.data import CACHE_TTL_S, _in_list, _list_params, _scope_params
+from collectors.metrics import AVERAGE_METRICS, RULE_METRICS
+from dashboard.data import CACHE_TTL_S, _in_list, _list_params, _scope_params, open_store
 from dashboard.filters import Filters
-from orgscope.datasets import Dataset
-from orgscope.health.datasets import RULE_HEALTH, VERDICTS
+from orgscope.health.datasets import VERDICTS
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -99,9 +96,6 @@ FUNNEL_EXTRAS: tuple[tuple[str, str], ...] = (
     ("Failed to reach the DLQ", "InvocationsFailedToBeSentToDlq"),
 )
 
-FLOW_DATASETS: tuple[Dataset, ...] = (EVENT_METRICS, DLQ_DEPTH, RULE_HEALTH)
-
-
 @dataclass(frozen=True)
 class RuleKey:
     """One rule in one account and region."""
@@ -119,17 +113,6 @@ class RuleKey:
     def decode(cls, text: str) -> RuleKey:
         account_id, region, bus, rule = text.split("|", 3)
         return cls(account_id, region, bus, rule)
-
-
-def flow_datasets() -> list[Dataset]:
-    """The registry's datasets plus this page's, whether or not their producers registered."""
-    datasets = registry.all_datasets()
-    known = {dataset.name for dataset in datasets}
-    return datasets + [d for d in FLOW_DATASETS if d.name not in known]
-
-
-def open_flow_store(store_base: str) -> Store:
-    return Store(store_base, flow_datasets())
 
 
 def bucket_for(window: timedelta, max_points: int = MAX_POINTS) -> timedelta:
@@ -696,24 +679,24 @@ def load_rule_verdicts(
     regions: tuple[str, ...],
 ) -> pd.DataFrame:
     filters = Filters(account_ids=account_ids, teams=teams, regions=regions)
-    return rule_verdicts(open_flow_store(store_base), filters)
+    return rule_verdicts(open_store(store_base), filters)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_metrics_present(store_base: str) -> bool:
-    return metrics_present(open_flow_store(store_base))
+    return metrics_present(open_store(store_base))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_rule_funnel(store_base: str, key: str, time_range: str) -> pd.DataFrame:
     since, until = window(Filters(time_range=time_range), datetime.now(UTC))
-    return rule_funnel(open_flow_store(store_base), RuleKey.decode(key), since, until)
+    return rule_funnel(open_store(store_base), RuleKey.decode(key), since, until)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_rule_series(store_base: str, key: str, metric: str, time_range: str) -> pd.DataFrame:
     since, until = window(Filters(time_range=time_range), datetime.now(UTC))
-    return rule_series(open_flow_store(store_base), RuleKey.decode(key), metric, since, until)
+    return rule_series(open_store(store_base), RuleKey.decode(key), metric, since, until)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -724,7 +707,7 @@ def load_dlq_series(
     filters = Filters(time_range=time_range, account_ids=account_ids, teams=teams,
                       regions=regions)
     since, until = window(filters, datetime.now(UTC))
-    return dlq_series(open_flow_store(store_base), filters, since, until)
+    return dlq_series(open_store(store_base), filters, since, until)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -733,7 +716,7 @@ def load_dlq_latest(
     regions: tuple[str, ...],
 ) -> pd.DataFrame:
     filters = Filters(account_ids=account_ids, teams=teams, regions=regions)
-    return dlq_latest(open_flow_store(store_base), filters)
+    return dlq_latest(open_store(store_base), filters)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -742,7 +725,7 @@ def load_route_inputs(
     regions: tuple[str, ...],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     filters = Filters(account_ids=account_ids, teams=teams, regions=regions)
-    return route_inputs(open_flow_store(store_base), filters)
+    return route_inputs(open_store(store_base), filters)
 
 
 def metric_choices() -> Sequence[str]:

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import cost_data
-from dashboard.context import AppContext, read_context
+from dashboard.context import AppContext, run_page
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -206,10 +206,10 @@ def _closed(rv: cost_data.CostReview) -> None:
 
 
 def main() -> None:
-    ctx = read_context(st.session_state)
-    if ctx is None:
-        st.error("Open this page through the dashboard (streamlit run dashboard/streamlit_app.py).")
-        return
+    run_page(render)
+
+
+def render(ctx: AppContext) -> None:
     st.title("Cost")
     try:
         months, last_day = cost_data.load_months(ctx.store_base)

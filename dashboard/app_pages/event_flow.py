@@ -22,7 +22,7 @@ import streamlit as st
 from collectors.metrics import AVERAGE_METRICS
 from dashboard import data
 from dashboard import event_flow_data as flow
-from dashboard.context import AppContext, read_context
+from dashboard.context import AppContext, run_page
 from dashboard.filters import Filters
 from dashboard.formatting import format_age
 from orgscope.health.datasets import VERDICTS
@@ -454,11 +454,7 @@ def render(ctx: AppContext) -> None:
 
 
 def main() -> None:
-    ctx = read_context(st.session_state)
-    if ctx is None:
-        st.error("Open the dashboard through `streamlit run dashboard/streamlit_app.py`.")
-        return
-    render(ctx)
+    run_page(render)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard.context import AppContext, read_context
+from dashboard.context import AppContext, run_page
 from dashboard.formatting import format_age
 from orgscope.store import StoreError
 
@@ -344,11 +344,7 @@ def render(ctx: AppContext) -> None:
 
 
 def main() -> None:
-    ctx = read_context(st.session_state)
-    if ctx is None:
-        st.error("Open the dashboard through `streamlit run dashboard/streamlit_app.py`.")
-        return
-    render(ctx)
+    run_page(render)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dashboard import cost_data
+from dashboard.data import open_store
 from orgscope import wiring
 from orgscope.store import Store
 from tests.browser.conftest import SCREENSHOTS, running_dashboard
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.browser
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
     root = tmp_path_factory.mktemp("cost_browser")
     config_path = write_config(root, root / "data")
-    store = cost_data.open_store(str(root / "data"))
+    store = open_store(str(root / "data"))
     fill_cost(store, wiring.load(config_path), datetime.now(UTC).date())
     return config_path, store
 

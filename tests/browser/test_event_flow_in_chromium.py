@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import event_flow_data as flow
+from dashboard.data import open_store
 from orgscope.health.datasets import VERDICTS
 from orgscope.store import Store
 from tests.browser.conftest import SCREENSHOTS, running_dashboard
@@ -39,7 +39,7 @@ BUDGET_S = 30.0
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
     root = tmp_path_factory.mktemp("event_flow")
-    store = flow.open_flow_store(str(root / "data"))
+    store = open_store(str(root / "data"))
     now = datetime.now(UTC).replace(microsecond=0)
     fill_org_store(store, now)
     fill_event_flow(store, now, days=DAYS)

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collectors import registry
 from collectors.dlq import DLQ_DEPTH
 from collectors.inventory import EVENT_BUSES, INVENTORY, RULES
 from collectors.metrics import EVENT_METRICS
-from dashboard.event_flow_data import flow_datasets
 from orgscope.datasets import ACCOUNTS, RUNS
 from orgscope.health.datasets import RULE_HEALTH
 from orgscope.store import Store
@@ -322,7 +322,7 @@ BLIP_RULE = "order-cancelled-to-payments"
 
 def flow_store(store: Store) -> Store:
     """The same store, with the event-flow datasets (registered or not yet)."""
-    return Store(store.base, flow_datasets())
+    return Store(store.base, registry.all_datasets())
 
 
 def expected_verdicts(regions: Sequence[str] = ("us-east-1",)) -> dict[tuple[str, str], str]:

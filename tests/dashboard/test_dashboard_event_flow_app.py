@@ -27,6 +27,7 @@ from dashboard.app_pages.event_flow import (
     ROWS_KEY,
     RULE_KEY,
 )
+from dashboard.data import open_store
 from dashboard.filters import TEAMS_KEY, TIME_RANGE_KEY, Filters
 from orgscope.health.datasets import VERDICTS
 from orgscope.store import Store
@@ -69,7 +70,7 @@ def _headline(app: AppTest) -> dict[str, str]:
 
 @pytest.fixture
 def store(tmp_path: Path, now: datetime) -> Store:
-    flow_store = flow.open_flow_store(str(tmp_path / "data"))
+    flow_store = open_store(str(tmp_path / "data"))
     fill_org_store(flow_store, now)
     fill_event_flow(flow_store, now, days=1)
     return flow_store
@@ -141,7 +142,7 @@ def test_thirty_days_range_renders(monkeypatch: pytest.MonkeyPatch, populated: P
 
 def test_no_metrics_yet_says_how_to_collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                             now: datetime):
-    fill_org_store(flow.open_flow_store(str(tmp_path / "data")), now)
+    fill_org_store(open_store(str(tmp_path / "data")), now)
     app = _open(monkeypatch, write_config(tmp_path, tmp_path / "data"))
     info = _texts(app.info)
     assert "No event metrics have been collected yet" in info

@@ -19,6 +19,7 @@ from dashboard_sample import (
 )
 
 from dashboard import event_flow_data as flow
+from dashboard.data import open_store
 from dashboard.filters import Filters
 from orgscope.store import Store
 
@@ -31,7 +32,7 @@ def sample_now() -> datetime:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, sample_now: datetime) -> Store:
     """Two days of the sample organization, shared by the read-only tests of this module."""
-    flow_store = flow.open_flow_store(str(tmp_path_factory.mktemp("flow") / "data"))
+    flow_store = open_store(str(tmp_path_factory.mktemp("flow") / "data"))
     fill_org_store(flow_store, sample_now)
     fill_event_flow(flow_store, sample_now, days=2)
     return flow_store
@@ -78,7 +79,7 @@ def test_filters_narrow_verdicts(store: Store):
 
 
 def test_rules_without_a_verdict_are_listed_as_not_judged(empty_store: Store, now: datetime):
-    store = flow.open_flow_store(empty_store.base)
+    store = open_store(empty_store.base)
     fill_org_store(store, now)
     verdicts = flow.rule_verdicts(store, Filters())
     assert len(verdicts) > 0
