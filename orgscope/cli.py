@@ -23,10 +23,9 @@ from collectors import registry
 from collectors.base import Collector
 from orgscope import __version__, wiring
 from orgscope.config import Config, ConfigError
-from orgscope.health.datasets import VERDICTS
-from orgscope.health.update import update_rule_health
+from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import DiscoveryError, RunResult, stages
-from orgscope.scheduler import HEALTH_INPUTS, update_health
+from orgscope.steps import run_steps
 from orgscope.store import StoreError
 from orgscope.tables import render_table
 
@@ -157,21 +156,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     label = "cycle" if len(cycles) == 1 else "cycles"
     print(f"{label} {', '.join(c.cycle_id for c in cycles)}: {len(runs) - len(failed)} ok, "
           f"{len(failed)} failed; stored under {runner.store.root}")
-    if HEALTH_INPUTS & {c.name for c in collectors}:
-        verdicts = update_health(runner)
-        if verdicts is not None:
-            print(verdict_summary(verdicts))
+    for name, summary in run_steps(runner, [c.name for c in collectors]).items():
+        print(summary if summary is not None else f"{name}: failed (see the log above)")
     return EXIT_FAILED if failed else EXIT_OK
 
 
 # --- health ----------------------------------------------------------------------------------
-
-
-def verdict_summary(verdicts: pd.DataFrame) -> str:
-    """'rule health: 20 OK, 1 FAILING, ...' in the model's order."""
-    counts = verdicts["verdict"].value_counts()
-    parts = [f"{int(counts[v])} {v}" for v in VERDICTS if v in counts]
-    return "rule health: " + (", ".join(parts) if parts else "no rules judged")
 
 
 def cmd_health(args: argparse.Namespace) -> int:

@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collectors.base import Collector
 from orgscope.config import format_interval
-from orgscope.health.update import update_rule_health
 from orgscope.runner import CycleResult, Runner, stages
+from orgscope.steps import run_steps
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +44,6 @@ def summarize(collector: str, cycle: CycleResult, seconds: float) -> str:
 #: How much later each stage of collectors first runs at start-up than the one before.
 STAGE_DELAY = timedelta(seconds=20)
 
-#: Collectors whose data the health model reads: each of their cycles re-evaluates it.
-HEALTH_INPUTS = frozenset({"inventory", "metrics", "dlq"})
-_health_lock = threading.Lock()
-
-
-def update_health(runner: Runner) -> pd.DataFrame | None:
-    """Re-evaluate every rule's verdict; one evaluation at a time, never raising."""
-    with _health_lock:
-        try:
-            return update_rule_health(runner.config, runner.store)
-        except Exception:
-            log.exception("health evaluation failed; verdicts are not updated")
-            return None
-
-
 def run_job(runner: Runner, collector: Collector) -> None:
     """One scheduled run; never raises into APScheduler (which would only log it)."""
     started = datetime.now(UTC)
@@ -71,8 +55,9 @@ def run_job(runner: Runner, collector: Collector) -> None:
         return
     seconds = (datetime.now(UTC) - started).total_seconds()
     log.info(summarize(collector.name, cycle, seconds))
-    if collector.name in HEALTH_INPUTS:
-        update_health(runner)
+    for name, summary in run_steps(runner, [collector.name]).items():
+        if summary:
+            log.info("step %s: %s", name, summary)
 
 
 def compact_job(runner: Runner) -> None:

@@ -20,7 +20,7 @@ from collectors.dlq import DLQ_DEPTH
 from collectors.metrics import EVENT_METRICS
 from orgscope.config import Config, HealthConfig
 from orgscope.datasets import ACCOUNTS, RUNS, Dataset
-from orgscope.health.datasets import RULE_HEALTH
+from orgscope.health.datasets import RULE_HEALTH, VERDICTS
 from orgscope.health.model import (
     BASELINE_METRICS,
     HOUR,
@@ -194,3 +194,10 @@ def update_rule_health(config: Config, store: Store,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no rules",
              len(inputs.metrics), read_s, time.monotonic() - clock)
     return result
+
+
+def verdict_summary(verdicts: pd.DataFrame) -> str:
+    """'rule health: 20 OK, 1 FAILING, ...' in the model's order."""
+    counts = verdicts["verdict"].value_counts()
+    parts = [f"{int(counts[v])} {v}" for v in VERDICTS if v in counts]
+    return "rule health: " + (", ".join(parts) if parts else "no rules judged")

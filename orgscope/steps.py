@@ -1,0 +1,72 @@
+"""The one registry of steps that run after collection: derived datasets, alerts, auto-heal.
+
+Collectors read AWS and write their datasets; a *step* reads the store and writes what is
+derived from it (rule verdicts, stitched traces, alerts, heal actions). Each step names the
+collectors whose runs trigger it; after a cycle, ``run_steps`` runs, in the order of
+``_ALL``, every step one of whose inputs just ran. The order is the data flow: verdicts before
+the auto-heal that reads them, both before the alerts that report them.
+
+Both ``orgscope serve`` (after every scheduled run) and ``orgscope collect --once`` call
+``run_steps``. Adding a step is one function and one line in ``_ALL``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from orgscope.health.update import update_rule_health, verdict_summary
+from orgscope.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A derived computation over the store.
+
+    ``run`` returns a one-line summary for the log and the CLI (or None for nothing to say);
+    it may raise: ``run_steps`` logs the failure and goes on with the next step.
+    """
+
+    name: str
+    inputs: frozenset[str]
+    run: Callable[[Runner], str | None]
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+
+def _health(runner: Runner) -> str | None:
+    return verdict_summary(update_rule_health(runner.config, runner.store))
+
+
+#: Every step, in the order they run.
+_ALL: tuple[Step, ...] = (
+    Step("health", frozenset({"inventory", "metrics", "dlq"}), _health),
+)
+
+STEPS: dict[str, Step] = {step.name: step for step in _ALL}
+
+
+def triggered(collector_names: Iterable[str]) -> list[Step]:
+    """The steps one of whose inputs is among ``collector_names``, in running order."""
+    names = set(collector_names)
+    return [step for step in _ALL if step.inputs & names]
+
+
+def run_steps(runner: Runner, collector_names: Iterable[str]) -> dict[str, str | None]:
+    """Run the steps triggered by ``collector_names``; one run of each step at a time.
+
+    Returns each step's summary (None when it failed or had nothing to say). A failing step
+    is logged with its traceback and never stops the ones after it.
+    """
+    summaries: dict[str, str | None] = {}
+    for step in triggered(collector_names):
+        with step.lock:
+            try:
+                summaries[step.name] = step.run(runner)
+            except Exception:
+                log.exception("step %s failed; its dataset is not updated", step.name)
+                summaries[step.name] = None
+    return summaries

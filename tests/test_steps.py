@@ -1,0 +1,39 @@
+"""The registry of post-collection steps: which run, in what order, and failure isolation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from orgscope import steps
+from orgscope.steps import Step, run_steps, triggered
+
+
+def test_health_runs_after_the_collectors_it_reads() -> None:
+    assert [s.name for s in triggered(["metrics"])] == ["health"]
+    assert "health" not in [s.name for s in triggered(["cost"])]
+
+
+def test_a_failing_step_is_logged_and_the_next_still_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def boom(_runner: Any) -> str | None:
+        ran.append("boom")
+        raise RuntimeError("disk full")
+
+    def fine(_runner: Any) -> str | None:
+        ran.append("fine")
+        return "fine: 3 rows"
+
+    monkeypatch.setattr(steps, "_ALL", (Step("boom", frozenset({"a"}), boom),
+                                        Step("fine", frozenset({"a", "b"}), fine),
+                                        Step("other", frozenset({"c"}), fine)))
+    with caplog.at_level(logging.ERROR, logger="orgscope.steps"):
+        summaries = run_steps(object(), ["a"])  # type: ignore[arg-type]
+    assert ran == ["boom", "fine"]
+    assert summaries == {"boom": None, "fine": "fine: 3 rows"}
+    assert "step boom failed" in caplog.text
