@@ -5,6 +5,8 @@ Adding a data source is one module in collectors/, one line in ``_ALL`` below, a
 
 from __future__ import annotations
 
+from alerts.datasets import ALERT_DATASETS
+from alerts.heal_datasets import HEAL_ACTIONS
 from collectors.base import Collector
 from collectors.cost import COST
 from collectors.dlq import DLQ
@@ -24,8 +26,9 @@ _ALL: tuple[Collector, ...] = (
 )
 
 #: Datasets computed from the collected ones rather than collected (the health verdicts, the
-#: closed cost months).
-DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH, COST_CLOSED_MONTHS)
+#: closed cost months, the alerts' state, the auto-heal audit log).
+DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH, COST_CLOSED_MONTHS, *ALERT_DATASETS,
+                                         HEAL_ACTIONS)
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
 
