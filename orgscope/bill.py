@@ -1,0 +1,356 @@
+"""The monitoring's own bill: what orgscope's collectors cost in AWS API charges a month.
+
+Two parts, on purpose:
+
+* :func:`read_usage` (the one I/O edge) asks DuckDB for one row per (collector, account,
+  region) from the ``runs`` dataset: the last run, and the typical steady-state run (medians
+  over the newest ok runs of the last few days);
+* pure functions price that usage at the configured intervals (:func:`bill`) or at any other
+  interval (:func:`collector_monthly`, :func:`interval_curve`).
+
+What is billed (prices in :mod:`orgscope.cost.categories`, shared with the Cost page):
+
+* CloudWatch ``GetMetricData``: $0.01 per 1,000 metrics requested (``metrics_requested``;
+  the metrics and dlq collectors);
+* Cost Explorer: $0.01 per request, each page (``ce:GetCostAndUsage`` calls; the cost
+  collector);
+* X-Ray: $0.50 per million traces retrieved *or scanned*. ``traces_retrieved`` counts the
+  retrieved ones; the traces GetTraceSummaries scanned appear in no response, so they are
+  estimated as the same number (exact when ``max_traces_per_run`` did not cap the run, a lower
+  bound when it did; docs/traces.md "Cost");
+* everything else orgscope calls (EventBridge List/Describe, SQS GetQueueAttributes, STS,
+  Organizations) is free: $0.
+
+How a run's usage follows its interval (:class:`Schedule`):
+
+* ``per_run`` (inventory, dlq, cost): a run costs the same whatever the interval;
+* ``chunked`` (metrics): a run reads ``interval + overlap`` of history in chunks of at most an
+  hour, each chunk requesting every series again, so metrics per run =
+  series x ceil((interval + overlap) / 1 h);
+* ``windowed`` (xray): a run reads the traces of ``interval + overlap``, so traces per run grow
+  with the window up to ``max_traces_per_run`` (scanned traces are not capped).
+
+Runs per month are 30 days / interval. The observed run's window is its actual spacing (the
+median gap between a key's runs), not the configured interval, so a store filled by
+``make demo`` (which collects every minute) still prices correctly at the configured intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pandas as pd
+
+from orgscope.config import Config, MetricsCollectorConfig, XrayCollectorConfig
+from orgscope.cost.categories import (
+    CLOUDWATCH_PER_METRIC,
+    COST_EXPLORER_PER_REQUEST,
+    XRAY_PER_TRACE,
+)
+from orgscope.store import Store
+
+log = logging.getLogger(__name__)
+
+#: The month the bill is priced over.
+MONTH = timedelta(days=30)
+#: History read_usage looks at by default: three days hold at least three runs of a daily
+#: collector.
+LOOKBACK = timedelta(days=3)
+#: Newest ok runs per key the typical run is the median of.
+SAMPLE = 12
+#: The metrics collector's longest GetMetricData chunk (collectors/metrics.py MAX_CHUNK_SPAN).
+METRICS_CHUNK = timedelta(hours=1)
+#: The runner's error text for a run skipped because the account's role could not be assumed.
+UNREACHABLE_PREFIX = "account unreachable"
+
+Kind = Literal["per_run", "chunked", "windowed"]
+
+USAGE_COLUMNS = [
+    "collector", "account_id", "region", "last_started_at", "last_status", "last_error",
+    "last_duration_s", "last_api_calls", "runs", "failed_runs", "sampled_runs", "api_calls",
+    "metrics_requested", "ce_requests", "traces_retrieved", "duration_s", "gap_s",
+]
+
+BILL_COLUMNS = [
+    "collector", "account_id", "region", "status", "last_started_at", "last_error",
+    "last_duration_s", "last_api_calls", "runs", "failed_runs", "api_calls_per_run",
+    "metrics_per_run", "ce_requests_per_run", "traces_per_run", "interval_s", "runs_per_month",
+    "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd", "monthly_usd",
+]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One collector's schedule and how its per-run usage follows the interval."""
+
+    collector: str
+    enabled: bool
+    interval: timedelta
+    kind: Kind = "per_run"
+    overlap: timedelta = timedelta(0)
+    chunk: timedelta = METRICS_CHUNK
+    cap: int | None = None
+
+
+def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
+    """The configured schedule of each named collector (defaults for unknown ones)."""
+    found = {}
+    for name in collectors:
+        settings = config.collector(name)
+        kind: Kind = "per_run"
+        overlap, cap = timedelta(0), None
+        if isinstance(settings, MetricsCollectorConfig):
+            kind, overlap = "chunked", settings.overlap
+        elif isinstance(settings, XrayCollectorConfig):
+            kind, overlap, cap = "windowed", settings.overlap, settings.max_traces_per_run
+        found[name] = Schedule(name, settings.enabled, settings.interval, kind, overlap,
+                               METRICS_CHUNK, cap)
+    return found
+
+
+# --- reading the runs (the I/O edge) ---------------------------------------------------------
+
+
+def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
+               sample: int = SAMPLE) -> pd.DataFrame:
+    """One row per (collector, account_id, region) that ran in the ``lookback`` before ``now``.
+
+    Reads ``runs`` only, pruned to the date partitions of the lookback. Columns
+    (:data:`USAGE_COLUMNS`): the newest run's ``last_started_at``, ``last_status``,
+    ``last_error``, ``last_duration_s``, ``last_api_calls``; ``runs`` and ``failed_runs`` in
+    the lookback; and the typical run: medians of ``api_calls``, ``metrics_requested``,
+    ``ce_requests`` (Cost Explorer requests), ``traces_retrieved`` and ``duration_s`` over the
+    newest ``sample`` ok runs (``sampled_runs`` of them; NaN when there is none), and ``gap_s``,
+    the median spacing between consecutive runs (NaN with one run).
+
+    The oldest ok run of a key in the lookback is left out of the typical run when the key has
+    another: a key's first run back-fills history (metrics two days, cost 13 months, X-Ray an
+    hour) and would make the estimate of a young store many times too high.
+    """
+    since = now - lookback
+    sql = """
+    WITH recent AS (
+        SELECT collector, account_id, region, started_at, duration_s, status, error,
+               api_calls, metrics_requested, coalesce(traces_retrieved, 0) AS traces_retrieved,
+               CASE WHEN contains(api_calls_by_operation, '"ce:')
+                    THEN coalesce(TRY_CAST(json_extract_string(api_calls_by_operation,
+                                  '$."ce:GetCostAndUsage"') AS BIGINT), 0)
+                    ELSE 0 END AS ce_requests
+        FROM runs WHERE date >= ?::DATE AND started_at >= ? AND started_at <= ?
+    ),
+    ordered AS (
+        SELECT *,
+               epoch(started_at - lag(started_at) OVER key_time) AS gap_s,
+               row_number() OVER (PARTITION BY collector, account_id, region
+                                  ORDER BY started_at DESC) AS newest,
+               CASE WHEN status = 'ok' THEN
+                   row_number() OVER (PARTITION BY collector, account_id, region, status = 'ok'
+                                      ORDER BY started_at DESC) END AS newest_ok,
+               count(*) FILTER (WHERE status = 'ok') OVER (
+                   PARTITION BY collector, account_id, region) AS ok_runs
+        FROM recent
+        WINDOW key_time AS (PARTITION BY collector, account_id, region ORDER BY started_at)
+    ),
+    typical AS (
+        SELECT collector, account_id, region, count(*) AS sampled_runs,
+               median(api_calls) AS api_calls, median(metrics_requested) AS metrics_requested,
+               median(ce_requests) AS ce_requests, median(traces_retrieved) AS traces_retrieved,
+               median(duration_s) AS duration_s
+        FROM ordered
+        WHERE newest_ok <= ? AND (ok_runs < 2 OR newest_ok < ok_runs)
+        GROUP BY ALL
+    ),
+    summary AS (
+        SELECT collector, account_id, region, count(*) AS runs,
+               count(*) FILTER (WHERE status <> 'ok') AS failed_runs,
+               median(gap_s) AS gap_s,
+               arg_max(started_at, started_at) AS last_started_at,
+               arg_max(status, started_at) AS last_status,
+               arg_max(error, started_at) AS last_error,
+               arg_max(duration_s, started_at) AS last_duration_s,
+               arg_max(api_calls, started_at) AS last_api_calls
+        FROM ordered GROUP BY ALL
+    )
+    SELECT s.collector, s.account_id, s.region, s.last_started_at, s.last_status, s.last_error,
+           s.last_duration_s, s.last_api_calls, s.runs, s.failed_runs,
+           coalesce(t.sampled_runs, 0) AS sampled_runs, t.api_calls, t.metrics_requested,
+           t.ce_requests, t.traces_retrieved, t.duration_s, s.gap_s
+    FROM summary s LEFT JOIN typical t USING (collector, account_id, region)
+    ORDER BY s.collector, s.account_id, s.region
+    """
+    frame = store.query(sql, [since.date(), since, now, sample])
+    return frame[USAGE_COLUMNS]
+
+
+# --- pricing (pure) --------------------------------------------------------------------------
+
+
+def runs_per_month(interval: timedelta) -> float:
+    """Runs in a 30-day month at ``interval``."""
+    if interval <= timedelta(0):
+        raise ValueError(f"interval must be positive, not {interval}")
+    return MONTH / interval
+
+
+def _observed_window(schedule: Schedule, gap_s: float) -> timedelta:
+    """The history one observed run read: its spacing (else the interval) plus the overlap."""
+    spacing = timedelta(seconds=gap_s) if not math.isnan(gap_s) and gap_s > 0 else schedule.interval
+    return spacing + schedule.overlap
+
+
+def _chunks(window: timedelta, chunk: timedelta) -> int:
+    return max(1, math.ceil(window / chunk))
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """What one steady-state run uses: calls, metrics requested, CE requests, traces."""
+
+    api_calls: float
+    metrics: float
+    ce_requests: float
+    traces_retrieved: float
+    traces_scanned: float
+
+    @property
+    def dollars(self) -> float:
+        return (self.metrics * CLOUDWATCH_PER_METRIC + self.ce_requests
+                * COST_EXPLORER_PER_REQUEST + self.xray_traces * XRAY_PER_TRACE)
+
+    @property
+    def xray_traces(self) -> float:
+        """Traces X-Ray bills: retrieved plus scanned."""
+        return self.traces_retrieved + self.traces_scanned
+
+
+def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
+              interval: timedelta) -> RunUsage:
+    """One run's usage at ``interval``, from the typical observed run (a :func:`read_usage`
+    row: api_calls, metrics_requested, ce_requests, traces_retrieved, gap_s)."""
+    calls = float(observed["api_calls"])
+    metrics = float(observed["metrics_requested"])
+    ce = float(observed["ce_requests"])
+    traces = float(observed["traces_retrieved"])
+    seen = _observed_window(schedule, float(observed["gap_s"]))
+    wanted = interval + schedule.overlap
+    if schedule.kind == "chunked":
+        factor = _chunks(wanted, schedule.chunk) / _chunks(seen, schedule.chunk)
+        return RunUsage(calls * factor, metrics * factor, ce, traces, traces)
+    if schedule.kind == "windowed":
+        scanned = traces * (wanted / seen)
+        retrieved = scanned if schedule.cap is None else min(float(schedule.cap), scanned)
+        factor = retrieved / traces if traces else 1.0
+        return RunUsage(calls * factor, metrics, ce, retrieved, scanned)
+    return RunUsage(calls, metrics, ce, traces, traces)
+
+
+def monthly_dollars(observed: Mapping[Any, Any], schedule: Schedule,
+                    interval: timedelta) -> float:
+    """Estimated dollars a month of one key at ``interval`` (NaN without an ok run)."""
+    if not observed.get("sampled_runs"):
+        return math.nan
+    return run_usage(observed, schedule, interval).dollars * runs_per_month(interval)
+
+
+def status_of(last_status: object, last_error: object) -> str:
+    """'ok', 'unreachable' (the account's role could not be assumed) or 'error'."""
+    if last_status == "ok":
+        return "ok"
+    if isinstance(last_error, str) and last_error.startswith(UNREACHABLE_PREFIX):
+        return "unreachable"
+    return "error"
+
+
+def bill(usage: pd.DataFrame, config: Config,
+         intervals: Mapping[str, timedelta] | None = None) -> pd.DataFrame:
+    """The monthly bill per (collector, account, region) at the configured intervals, or at
+    ``intervals`` (collector -> interval) where given.
+
+    A disabled collector costs $0 (runs_per_month 0) unless ``intervals`` names it. A key
+    without an ok run in the lookback has no estimate (NaN dollars), and counts as $0 in the
+    totals. Columns: :data:`BILL_COLUMNS`, sorted by monthly_usd, most expensive first.
+    """
+    overrides = dict(intervals or {})
+    plans = schedules(config, sorted(set(usage["collector"]) | set(overrides)))
+    rows = []
+    for record in usage.to_dict("records"):
+        schedule = plans[str(record["collector"])]
+        interval = overrides.get(schedule.collector, schedule.interval)
+        active = schedule.enabled or schedule.collector in overrides
+        per_month = runs_per_month(interval) if active else 0.0
+        has_estimate = bool(record["sampled_runs"])
+        if has_estimate:
+            use = run_usage(record, schedule, interval)
+            values = [use.api_calls, use.metrics, use.ce_requests, use.traces_retrieved]
+            parts = [use.metrics * CLOUDWATCH_PER_METRIC * per_month,
+                     use.ce_requests * COST_EXPLORER_PER_REQUEST * per_month,
+                     use.xray_traces * XRAY_PER_TRACE * per_month]
+        else:
+            values = [math.nan] * 4
+            parts = [math.nan] * 3
+        rows.append({
+            "collector": schedule.collector, "account_id": record["account_id"],
+            "region": record["region"],
+            "status": status_of(record["last_status"], record["last_error"]),
+            "last_started_at": record["last_started_at"],
+            "last_error": record["last_error"], "last_duration_s": record["last_duration_s"],
+            "last_api_calls": record["last_api_calls"], "runs": record["runs"],
+            "failed_runs": record["failed_runs"], "api_calls_per_run": values[0],
+            "metrics_per_run": values[1], "ce_requests_per_run": values[2],
+            "traces_per_run": values[3], "interval_s": interval.total_seconds(),
+            "runs_per_month": per_month, "api_calls_per_month": values[0] * per_month,
+            "cloudwatch_usd": parts[0], "cost_explorer_usd": parts[1], "xray_usd": parts[2],
+            "monthly_usd": sum(parts),
+        })
+    frame = pd.DataFrame(rows, columns=BILL_COLUMNS)
+    return frame.sort_values(["monthly_usd", "collector", "account_id", "region"],
+                             ascending=[False, True, True, True], na_position="last",
+                             kind="stable").reset_index(drop=True)
+
+
+def by_collector(billed: pd.DataFrame) -> pd.DataFrame:
+    """Totals per collector from :func:`bill`: collector, interval_s, accounts, unreachable,
+    errors, api_calls_per_month, cloudwatch_usd, cost_explorer_usd, xray_usd, monthly_usd."""
+    columns = ["collector", "interval_s", "accounts", "unreachable", "errors",
+               "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd",
+               "monthly_usd"]
+    if billed.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = billed.groupby("collector", sort=True)
+    frame = pd.DataFrame({
+        "interval_s": grouped["interval_s"].first(),
+        "accounts": grouped["account_id"].nunique(),
+        "unreachable": grouped["status"].agg(lambda s: int((s == "unreachable").sum())),
+        "errors": grouped["status"].agg(lambda s: int((s == "error").sum())),
+        "api_calls_per_month": grouped["api_calls_per_month"].sum(min_count=1),
+        "cloudwatch_usd": grouped["cloudwatch_usd"].sum(),
+        "cost_explorer_usd": grouped["cost_explorer_usd"].sum(),
+        "xray_usd": grouped["xray_usd"].sum(),
+        "monthly_usd": grouped["monthly_usd"].sum(),
+    }).reset_index()
+    return frame.sort_values("monthly_usd", ascending=False, kind="stable")[columns] \
+        .reset_index(drop=True)
+
+
+def collector_monthly(usage: pd.DataFrame, config: Config, collector: str,
+                      interval: timedelta) -> float:
+    """What ``collector`` would cost a month, over every account, at ``interval``."""
+    mine = usage[usage["collector"] == collector]
+    if mine.empty:
+        raise ValueError(f"no runs of collector {collector!r} to estimate from "
+                         f"(known: {', '.join(sorted(set(usage['collector']))) or 'none'})")
+    billed = bill(mine, config, {collector: interval})
+    return float(billed["monthly_usd"].sum())
+
+
+def interval_curve(usage: pd.DataFrame, config: Config, collector: str,
+                   intervals: Iterable[timedelta]) -> pd.DataFrame:
+    """The monthly dollars of ``collector`` at each interval: interval_s, monthly_usd."""
+    rows = [{"interval_s": i.total_seconds(),
+             "monthly_usd": collector_monthly(usage, config, collector, i)} for i in intervals]
+    return pd.DataFrame(rows, columns=["interval_s", "monthly_usd"])
