@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.access import RequireLogin
 from dashboard.filters import Filters
 
 CONTEXT_KEY = "orgscope.context"
@@ -31,6 +32,11 @@ class AppContext:
     filters: Filters = field(default_factory=Filters)
     #: account id -> display name, from config.toml and the store.
     account_names: Mapping[str, str] = field(default_factory=dict)
+    #: `orgscope alerts --once` with the same environment (the Alerts page's empty state).
+    alerts_command: str = "orgscope alerts --once"
+    #: [dashboard] require_login and auth_provider (dashboard/access.py).
+    require_login: RequireLogin = "auto"
+    auth_provider: str = ""
 
 
 def read_context(state: Mapping[Any, Any]) -> AppContext | None:

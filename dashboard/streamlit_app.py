@@ -133,12 +133,13 @@ def _sidebar(config: Config, store_base: str) -> dict[str, str]:
     return names
 
 
-def collect_command(config: Config, store_base: str) -> str:
-    """`orgscope collect --once` with the environment that points it at this dashboard's data."""
+def collect_command(config: Config, store_base: str, command: str = "collect --once") -> str:
+    """`orgscope collect --once` (or another ``command``) with the environment that points it
+    at this dashboard's data."""
     parts = [f"{wiring.CONFIG_ENV}={shlex.quote(str(Path(config.source).resolve()))}"]
     if os.environ.get(wiring.STORE_ENV):
         parts.append(f"{wiring.STORE_ENV}={shlex.quote(store_base)}")
-    return " ".join([*parts, "orgscope collect --once"])
+    return " ".join([*parts, f"orgscope {command}"])
 
 
 def main() -> None:
@@ -159,6 +160,9 @@ def main() -> None:
         collect_command=collect_command(config, store_base),
         filters=read_filters(st.session_state),
         account_names=names,
+        alerts_command=collect_command(config, store_base, "alerts --once"),
+        require_login=config.dashboard.require_login,
+        auth_provider=config.dashboard.auth_provider,
     )
     # No icons: st.Page's Material icon doubles as the favicon and is fetched from
     # fonts.gstatic.com, which an air-gapped monitoring account cannot reach.
@@ -167,6 +171,8 @@ def main() -> None:
             # the SRE's first screen: is every event getting where it should?
             st.Page("app_pages/event_flow.py", title="Event flow", default=True),
             st.Page("app_pages/organization.py", title="Organization"),
+            # on-call: what fired, what Slack was told, silences, what auto-heal did
+            st.Page("app_pages/alerts.py", title="Alerts"),
             # finance's monthly review
             st.Page("app_pages/cost.py", title="Cost"),
         ]

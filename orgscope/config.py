@@ -327,6 +327,12 @@ class DashboardConfig(_Strict):
     address: str = "127.0.0.1"
     port: int = Field(default=8501, ge=1, le=65535)
     base_url: str = "http://localhost:8501"
+    #: "auto": changes (silences) need a signed-in user when the address is not loopback;
+    #: "always": also on loopback (a dashboard behind a reverse proxy on the same host).
+    require_login: Literal["auto", "always"] = "auto"
+    #: st.login provider: "" = the [auth] section of .streamlit/secrets.toml itself, else
+    #: the name of an [auth.NAME] section (Streamlit allows no underscore in it).
+    auth_provider: str = Field(default="", pattern=r"^[A-Za-z0-9-]*$")
 
 
 class Config(_Strict):
