@@ -25,8 +25,10 @@ from orgscope.accounts import Account
 from orgscope.config import CollectorConfig
 from orgscope.datasets import Dataset
 
-#: "regional": once per (account, region); "payer": once, in the management account.
-Scope = Literal["regional", "payer"]
+#: "regional": once per (account, region); "payer": once, in the management account;
+#: "local": once, reading nothing from AWS (files on the machine orgscope runs on), recorded
+#: under the monitoring account and the first region.
+Scope = Literal["regional", "payer", "local"]
 
 Frames = dict[str, pd.DataFrame]
 

@@ -12,10 +12,13 @@ from collectors.cost import COST
 from collectors.dlq import DLQ
 from collectors.inventory import INVENTORY
 from collectors.metrics import METRICS
+from collectors.otel import OTEL
+from collectors.otlp_files import OTLP_FILES
 from collectors.xray import XRAY
 from orgscope.cost.datasets import COST_CLOSED_MONTHS
 from orgscope.datasets import SPINE_DATASETS, Dataset
 from orgscope.health.datasets import RULE_HEALTH
+from orgscope.traces.datasets import TRACES
 
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
@@ -23,12 +26,14 @@ _ALL: tuple[Collector, ...] = (
     METRICS,
     DLQ,
     XRAY,
+    OTEL,
+    OTLP_FILES,
 )
 
 #: Datasets computed from the collected ones rather than collected (the health verdicts, the
 #: closed cost months, the alerts' state, the auto-heal audit log).
 DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH, COST_CLOSED_MONTHS, *ALERT_DATASETS,
-                                         HEAL_ACTIONS)
+                                         HEAL_ACTIONS, TRACES)
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -249,6 +249,26 @@ class XrayCollectorConfig(CollectorConfig):
     max_traces_per_run: int = Field(default=500, ge=1, le=100_000)
 
 
+class OtelCollectorConfig(CollectorConfig):
+    """OpenTelemetry spans in CloudWatch Logs (X-Ray Transaction Search keeps them in the log
+    group ``aws/spans``; docs/traces.md): back-fill, re-read overlap and a per-run cap."""
+
+    interval: Interval = timedelta(minutes=1)
+    log_group: str = Field(default="aws/spans", pattern=r"^[.\-_/#A-Za-z0-9]{1,512}$")
+    backfill: Duration = timedelta(hours=1)
+    overlap: Duration = timedelta(minutes=2)
+    max_spans_per_run: int = Field(default=20_000, ge=1, le=1_000_000)
+
+
+class OtlpFilesCollectorConfig(CollectorConfig):
+    """OTLP/JSON trace files dropped in a folder (docs/traces.md); "" reads none."""
+
+    interval: Interval = timedelta(minutes=1)
+    folder: str = ""
+    pattern: str = Field(default="*.json", min_length=1)
+    max_files_per_run: int = Field(default=200, ge=1, le=100_000)
+
+
 class CollectorsConfig(_Strict):
     """One section per registered collector (collectors/registry.py)."""
 
@@ -257,6 +277,31 @@ class CollectorsConfig(_Strict):
     dlq: DlqCollectorConfig = DlqCollectorConfig()
     cost: CostCollectorConfig = CostCollectorConfig()
     xray: XrayCollectorConfig = XrayCollectorConfig()
+    otel: OtelCollectorConfig = OtelCollectorConfig()
+    otlp_files: OtlpFilesCollectorConfig = OtlpFilesCollectorConfig()
+
+
+class TracesConfig(_Strict):
+    """The ``traces`` step (docs/traces.md): how much recent history it stitches again."""
+
+    window: Duration = timedelta(minutes=15)
+    max_duration: Duration = timedelta(minutes=5)
+
+
+def _otlp_endpoint(value: str) -> str:
+    if value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        raise ValueError("must be empty or an http(s) URL such as 'http://localhost:4318'")
+    return value.rstrip("/")
+
+
+class ExportConfig(_Strict):
+    """OTLP export of stitched traces and collection spans (docs/traces.md, "Export")."""
+
+    otlp_endpoint: Annotated[str, AfterValidator(_otlp_endpoint)] = ""
+    traces: bool = True
+    collection: bool = True
+    settle: Duration = timedelta(minutes=2)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 class HealthConfig(_Strict):
@@ -294,30 +339,201 @@ class StoreConfig(_Strict):
     path: str = Field(default="./data", min_length=1)
 
 
+Severity = Literal["info", "warning", "critical"]
+
+
+def _secret_id(value: str) -> str:
+    if value and not re.match(r"^[A-Za-z0-9/_+=.@:-]{1,2048}$", value):
+        raise ValueError("must be a Secrets Manager secret name or ARN such as "
+                         "'orgscope/slack/payments' (letters, digits, /_+=.@-)")
+    return value
+
+
+SecretId = Annotated[str, AfterValidator(_secret_id)]
+
+
 class SlackRoute(_Strict):
+    """Where alerts of a team and severity go: a webhook named by an environment variable or
+    read from Secrets Manager (exactly one of the two)."""
+
     team: str = "*"
     severity: Literal["*", "info", "warning", "critical"] = "*"
-    webhook_env: EnvVarName
+    webhook_env: EnvVarName | None = None
+    webhook_secret: SecretId = ""
+
+    @model_validator(mode="after")
+    def _one_webhook(self) -> SlackRoute:
+        if (self.webhook_env is None) == (not self.webhook_secret):
+            raise ValueError("give exactly one of webhook_env (an environment variable's "
+                             "name) and webhook_secret (a Secrets Manager secret id)")
+        return self
 
 
 class SlackConfig(_Strict):
+    """Slack delivery (docs/alerts.md): routes, where webhooks come from, and retries."""
+
     default_webhook_env: EnvVarName = "ORGSCOPE_SLACK_WEBHOOK"
+    #: When set, the default webhook is read from this Secrets Manager secret instead.
+    default_webhook_secret: SecretId = ""
     routes: list[SlackRoute] = Field(default_factory=list)
+    #: Where webhook secrets are read (default: the monitoring account, the first region).
+    secrets_account_id: AccountId | None = None
+    secrets_region: Region | None = None
+    secret_cache_ttl: Duration = timedelta(hours=1)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_s: float = Field(default=2.0, gt=0, le=600)
+    max_backoff_s: float = Field(default=300.0, gt=0, le=86400)
+    drain_wait_s: float = Field(default=30.0, ge=0, le=600)
+
+
+def parse_for(value: Any) -> timedelta:
+    """An alert rule's ``for``: '0s' (at once) up to '1d'."""
+    if isinstance(value, timedelta):
+        return value
+    match = INTERVAL_RE.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError("must be a duration string such as '0s', '5m' or '1h'")
+    duration = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
+    if duration > MAX_INTERVAL:
+        raise ValueError("must be between '0s' and '1d'")
+    return duration
+
+
+ForDuration = Annotated[timedelta, BeforeValidator(parse_for)]
+
+
+class AlertRuleConfig(_Strict):
+    """One alert rule: on or off, its severity, and ``for``, how long its condition must hold
+    before it fires (until then the alert is pending)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    for_: ForDuration = Field(default=timedelta(0), alias="for")
+
+
+class CriticalAlertRule(AlertRuleConfig):
+    severity: Severity = "critical"
+
+
+class RuleSilentAlert(AlertRuleConfig):
+    for_: ForDuration = Field(default=timedelta(minutes=10), alias="for")
+
+
+class ThrottledAlert(AlertRuleConfig):
+    for_: ForDuration = Field(default=timedelta(minutes=10), alias="for")
+
+
+class ServiceErrorsAlert(AlertRuleConfig):
+    for_: ForDuration = Field(default=timedelta(minutes=5), alias="for")
+    error_rate: Share = 0.05
+    min_spans: int = Field(default=20, ge=1)
+    window: Duration = timedelta(minutes=15)
+
+
+class ServiceLatencyAlert(AlertRuleConfig):
+    for_: ForDuration = Field(default=timedelta(minutes=10), alias="for")
+    p99_ms: float = Field(default=2000.0, gt=0)
+    min_spans: int = Field(default=20, ge=1)
+    window: Duration = timedelta(minutes=15)
+
+
+class CostAnomalyAlert(AlertRuleConfig):
+    days: int = Field(default=2, ge=1, le=31)
+
+
+class CostForecastAlert(AlertRuleConfig):
+    status: Literal["over", "at risk"] = "over"
+
+
+class HealMaintenanceAlert(CriticalAlertRule):
+    #: How far back auto-heal's maintenance skip counts (it is written once per spell).
+    window: Duration = timedelta(days=1)
+
+
+class AlertRulesConfig(_Strict):
+    """Every alert rule, by name (docs/alerts.md explains each)."""
+
+    rule_disabled: CriticalAlertRule = CriticalAlertRule()
+    rule_silent: RuleSilentAlert = RuleSilentAlert()
+    failed_invocations: CriticalAlertRule = CriticalAlertRule()
+    dlq_messages: AlertRuleConfig = AlertRuleConfig()
+    throttled: ThrottledAlert = ThrottledAlert()
+    service_errors: ServiceErrorsAlert = ServiceErrorsAlert()
+    service_latency: ServiceLatencyAlert = ServiceLatencyAlert()
+    cost_anomaly: CostAnomalyAlert = CostAnomalyAlert()
+    cost_forecast: CostForecastAlert = CostForecastAlert()
+    account_unreachable: CriticalAlertRule = CriticalAlertRule()
+    heal_maintenance: HealMaintenanceAlert = HealMaintenanceAlert()
+
+
+#: Labels silences may match (alerts.datasets.LABELS plus the alert key).
+SILENCE_LABELS: tuple[str, ...] = ("key", "alert_name", "severity", "account_id",
+                                   "account_name", "region", "team", "bus", "rule", "service")
+
+
+class SilenceConfig(_Strict):
+    """A silence written in config.toml: every matcher must match ({label: pattern})."""
+
+    matchers: dict[str, str] = Field(min_length=1)
+    ends_at: datetime
+    starts_at: datetime | None = None
+    comment: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_labels(self) -> SilenceConfig:
+        unknown = sorted(set(self.matchers) - set(SILENCE_LABELS))
+        if unknown:
+            raise ValueError(f"matchers: unknown label(s) {', '.join(unknown)} (allowed: "
+                             f"{', '.join(SILENCE_LABELS)})")
+        if all(set(p.strip()) <= {"*"} for p in self.matchers.values()):
+            raise ValueError("matchers: name at least one value that is not '*' (a silence "
+                             "must not silence everything)")
+        return self
 
 
 class AlertsConfig(_Strict):
     unreachable_intervals: int = Field(default=3, ge=1, le=100)
     dlq_depth: int = Field(default=1, ge=1)
     repeat_interval: Interval = timedelta(hours=4)
+    #: This many messages or more for one account and channel in one evaluation go as one.
+    group_threshold: int = Field(default=3, ge=2, le=1000)
+    group_lines: int = Field(default=10, ge=1, le=50)
+    silences: list[SilenceConfig] = Field(default_factory=list)
+    rules: AlertRulesConfig = AlertRulesConfig()
+
+
+def exclude_rule_error(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable ``heal.exclude_rules`` entry (None when it is)."""
+    if not pattern.strip():
+        return "must not be empty"
+    if "/" in pattern and pattern.count("/") < 3:
+        return ("must be a rule name (glob) such as 'orders-*', or "
+                "'account_id/region/bus/rule' (each part a glob) such as "
+                "'111111111111/us-east-1/default/orders-*'")
+    return None
+
+
+def _exclude_rule(value: str) -> str:
+    error = exclude_rule_error(value)
+    if error:
+        raise ValueError(error)
+    return value
 
 
 class HealConfig(_Strict):
+    """Auto-heal of disabled rules (docs/heal.md): switch, role, opt-outs and limits."""
+
     enabled: bool = False
     dry_run: bool = True
     role_name: str = Field(default="OrgScopeAutoHeal", min_length=1)
     external_id_env: EnvVarName = "ORGSCOPE_HEAL_EXTERNAL_ID"
     opt_out_tag: str = Field(default="orgscope:autoheal", min_length=1)
-    exclude_rules: list[str] = Field(default_factory=list)
+    #: Rule-name globs ('orders-*') or 'account_id/region/bus/rule' globs.
+    exclude_rules: list[Annotated[str, AfterValidator(_exclude_rule)]] = Field(
+        default_factory=list)
     max_per_run: int = Field(default=5, ge=0, le=100)
     max_per_hour: int = Field(default=20, ge=0, le=1000)
     maintenance_disabled_share: Share = 0.3
@@ -348,6 +564,8 @@ class Config(_Strict):
     slack: SlackConfig = SlackConfig()
     alerts: AlertsConfig = AlertsConfig()
     heal: HealConfig = HealConfig()
+    traces: TracesConfig = TracesConfig()
+    export: ExportConfig = ExportConfig()
     dashboard: DashboardConfig = DashboardConfig()
     source: str = Field(default="config.toml", exclude=True)
 

@@ -367,7 +367,11 @@ class Runner:
         targets = []
         by_id = {a.id: a for a in accounts}
         for collector in collectors:
-            if collector.scope == "payer":
+            if collector.scope == "local":
+                monitoring = self.config.organization.monitoring_account_id
+                local = by_id.get(monitoring) or Account(monitoring, "monitoring", "platform")
+                targets.append((collector, local, self.config.aws.regions[0]))
+            elif collector.scope == "payer":
                 payer_id = self.config.organization.management_account_id
                 payer = by_id.get(payer_id) or Account(payer_id, "management", "platform")
                 targets.append((collector, payer, self.config.aws.regions[0]))
@@ -394,7 +398,8 @@ class Runner:
         results: list[RunResult] = []
         pending = []
         for collector, account, region in targets:
-            if account.id in assume_errors:
+            # a local collector reads no AWS: an unreachable monitoring account does not stop it
+            if account.id in assume_errors and collector.scope != "local":
                 results.append(
                     RunResult(collector.name, account, region, started, 0.0, "error",
                               f"account unreachable: {assume_errors[account.id]}",

@@ -17,8 +17,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from alerts.heal import run_heal
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import Runner
+from orgscope.traces.update import update_traces
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,21 @@ def _health(runner: Runner) -> str | None:
     return verdict_summary(update_rule_health(runner.config, runner.store))
 
 
+def _traces(runner: Runner) -> str | None:
+    return update_traces(runner.config, runner.store).summary()
+
+
+def _heal(runner: Runner) -> str | None:
+    if not runner.config.heal.enabled:
+        return "heal: off ([heal] enabled = false)"
+    return run_heal(runner.config, runner.store, runner.factory).summary()
+
+
 #: Every step, in the order they run.
 _ALL: tuple[Step, ...] = (
     Step("health", frozenset({"inventory", "metrics", "dlq"}), _health),
+    Step("traces", frozenset({"xray", "otel", "otlp_files"}), _traces),
+    Step("heal", frozenset({"inventory"}), _heal),
 )
 
 STEPS: dict[str, Step] = {step.name: step for step in _ALL}

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from alerts.heal import ACTIONS as HEAL_ACTIONS
+from alerts.heal import heal_permissions
 from collectors.registry import COLLECTORS, read_actions
 from orgscope import accounts
 from orgscope.config import AwsConfig, HealConfig, load_config
@@ -32,7 +34,7 @@ DISCOVERY_ACTIONS = frozenset(accounts.DISCOVERY_ACTIONS)
 DISCOVERY_SID = "DiscoveryOrganizations"
 
 # Verbs (the part after "service:") a read-only role may start with, and ones that write.
-READ_VERBS = ("List", "Describe", "Get", "BatchGet")
+READ_VERBS = ("List", "Describe", "Get", "BatchGet", "Filter")
 WRITE_VERBS = (
     "Put",
     "Enable",
@@ -137,8 +139,20 @@ def test_read_role_only_reads(read_template: dict[str, Any]) -> None:
 # --- the heal role ---------------------------------------------------------------------------
 
 
+def test_heal_role_grants_exactly_what_auto_heal_calls(heal_template: dict[str, Any]) -> None:
+    """alerts/heal.py declares every call it makes (ACTIONS); the template allows those."""
+    assert all(action.permissions for action in HEAL_ACTIONS), "an action declares no IAM"
+    granted = allowed_actions(heal_template)
+    expected = set(heal_permissions())
+    assert granted - expected == set(), "granted but never called: remove from the template"
+    assert expected - granted == set(), "called but not granted: add to the template"
+    assert expected == {"events:EnableRule", "events:DescribeRule"}
+
+
 def test_heal_role_may_only_enable_rules(heal_template: dict[str, Any]) -> None:
-    assert allowed_actions(heal_template) == {"events:EnableRule"}
+    writes = {a for a in allowed_actions(heal_template)
+              if not a.partition(":")[2].startswith(READ_VERBS)}
+    assert writes == {"events:EnableRule"}
     for statement in _statements(heal_template):
         assert statement["Effect"] in ("Allow", "Deny")
         assert "NotAction" not in statement and "NotResource" not in statement

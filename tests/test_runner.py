@@ -131,6 +131,16 @@ def test_payer_collectors_run_once_in_the_management_account(config: Config) -> 
     assert [(r.account.id, r.region) for r in cycle.runs] == [("101010101010", "us-east-1")]
 
 
+def test_local_collectors_run_once_even_when_the_monitoring_account_is_unreachable(
+        config: Config) -> None:
+    local = Collector(name="ping", fn=ping, datasets=(PINGS,), scope="local", description="t",
+                      iam_actions=())
+    runner = make_runner(config, unreachable={"131313131313"})
+    cycle = runner.run_cycle([local], now=NOW)
+    assert [(r.account.id, r.region, r.status) for r in cycle.runs] == \
+        [("131313131313", "us-east-1", "ok")]
+
+
 class DeniedFactory(FakeFactory):
     def client(self, account_id: str, service: str, region: str, role: Any = None) -> object:
         raise AccessError(account_id, "cannot assume OrgScopeReadOnly: AccessDenied")

@@ -1,4 +1,5 @@
-"""The ``spans`` dataset: one row per X-Ray segment or subsegment (or OpenTelemetry span).
+"""The ``spans`` dataset (one row per X-Ray segment or subsegment, or OpenTelemetry span) and
+the ``traces`` dataset (one row per stitched trace).
 
 docs/traces.md explains every column and docs/datasets.md lists them.
 """
@@ -11,7 +12,8 @@ from orgscope.datasets import UTC_TS, Dataset
 
 SPANS = Dataset(
     name="spans",
-    description="Trace spans (X-Ray segments and subsegments) of every account, W3C ids.",
+    description="Trace spans (X-Ray segments and subsegments, OpenTelemetry spans) of every "
+                "account, W3C ids.",
     time_column="start",
     # Overlapping reads return a trace again: the newest copy of a span wins.
     unique_key=("account_id", "region", "trace_id", "span_id"),
@@ -38,6 +40,44 @@ SPANS = Dataset(
             pa.field("traceparent", pa.string()),
             pa.field("source", pa.string(), nullable=False),
             pa.field("linked_from", pa.string()),
+        ]
+    ),
+)
+
+TRACES = Dataset(
+    name="traces",
+    description=(
+        "One row per stitched cross-account trace (orgscope.traces.views.trace_summaries), "
+        "written by the traces step; the newest row per trace_id wins."
+    ),
+    time_column="start",
+    # The step stitches its window again every run: the newest summary of a trace replaces
+    # the earlier ones instead of adding a row.
+    unique_key=("trace_id",),
+    schema=pa.schema(
+        [
+            pa.field("trace_id", pa.string(), nullable=False),
+            pa.field("member_trace_ids", pa.list_(pa.string()), nullable=False),
+            pa.field("start", UTC_TS, nullable=False),
+            pa.field("end", UTC_TS, nullable=False),
+            pa.field("duration_ms", pa.float64(), nullable=False),
+            pa.field("root_service", pa.string(), nullable=False),
+            pa.field("root_name", pa.string(), nullable=False),
+            pa.field("root_account_id", pa.string(), nullable=False),
+            pa.field("accounts", pa.list_(pa.string()), nullable=False),
+            pa.field("services", pa.list_(pa.string()), nullable=False),
+            pa.field("teams", pa.list_(pa.string()), nullable=False),
+            pa.field("span_count", pa.int64(), nullable=False),
+            pa.field("faults", pa.int64(), nullable=False),
+            pa.field("errors", pa.int64(), nullable=False),
+            pa.field("throttles", pa.int64(), nullable=False),
+            pa.field("breaks", pa.int64(), nullable=False),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("annotations", pa.string(), nullable=False),
+            # Set when this collected trace has since joined another stitched trace (its
+            # producer arrived later): readers skip such rows (WHERE merged_into IS NULL).
+            pa.field("merged_into", pa.string()),
+            pa.field("stitched_at", UTC_TS, nullable=False),
         ]
     ),
 )

@@ -1,0 +1,132 @@
+"""The ``traces`` step: stitch the recent spans again and store one summary per trace.
+
+Reads ``spans`` (every account and source) from ``[traces] window + max_duration`` before now,
+stitches them (orgscope/traces/stitch.py) and writes ``traces``
+(orgscope/traces/views.py ``trace_summaries``, plus ``merged_into`` and ``stitched_at``) for
+the traces that *started* within the last ``window``. The extra ``max_duration`` read before
+the window gives every such trace its producer: a consumer whose trace id broke at the bus
+joins a producer that started up to ``max_duration`` earlier.
+
+Idempotent: a trace stitched again (every run re-reads the whole window) gets a new row with
+the same ``trace_id``, and the dataset's unique key keeps the newest. A collected trace that
+was stored on its own and has since joined another (its producer's spans arrived later) gets a
+row with ``merged_into`` set to the trace it joined, replacing its standalone row; readers
+skip rows with ``merged_into`` (:func:`read_traces`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from orgscope.config import Config
+from orgscope.store import Store
+from orgscope.traces.datasets import SPANS, TRACES
+from orgscope.traces.stitch import STITCHED_COLUMNS, stitch
+from orgscope.traces.views import SUMMARY_COLUMNS, trace_summaries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TracesUpdate:
+    """What one run of the step did: the stitched spans it read and the rows it wrote."""
+
+    at: datetime
+    since: datetime
+    stitched: pd.DataFrame
+    written: pd.DataFrame
+
+    @property
+    def traces(self) -> int:
+        return int(self.written["merged_into"].isna().sum()) if len(self.written) else 0
+
+    def summary(self) -> str:
+        current = self.written[self.written["merged_into"].isna()] if len(self.written) \
+            else self.written
+        joined = int((current["member_trace_ids"].map(len) > 1).sum()) if len(current) else 0
+        broken = int((current["breaks"] > 0).sum()) if len(current) else 0
+        return (f"traces: {self.traces} since {self.since:%H:%M} UTC stitched from "
+                f"{len(self.stitched)} spans ({joined} joined across a broken trace id, "
+                f"{broken} with breaks)")
+
+
+def run_id(now: datetime) -> str:
+    return f"traces-{now:%Y%m%dT%H%M%SZ}"
+
+
+def account_teams(config: Config, store: Store) -> dict[str, str]:
+    """account id -> team: the stored ``accounts`` snapshot, overridden by config.toml."""
+    teams: dict[str, str] = {}
+    frame = store.query("SELECT account_id, team FROM accounts")
+    for account_id, team in zip(frame["account_id"], frame["team"], strict=True):
+        if isinstance(team, str) and team:
+            teams[str(account_id)] = team
+    teams.update({account.id: account.team for account in config.accounts})
+    return teams
+
+
+def read_spans(store: Store, since: datetime) -> pd.DataFrame:
+    """Stored spans that started at or after ``since`` (``spans`` columns)."""
+    columns = ", ".join(f'"{c}"' for c in SPANS.columns)
+    return store.query(f"SELECT {columns} FROM spans WHERE start >= ?", [since])
+
+
+def summarize(stitched: pd.DataFrame, teams: Mapping[str, str], since: datetime,
+              stitched_at: datetime) -> pd.DataFrame:
+    """``traces`` rows: a summary of every stitched trace that started at or after ``since``,
+    and a ``merged_into`` row for every other collected trace id each one joined."""
+    summaries = trace_summaries(stitched, teams)
+    if summaries.empty:
+        return TRACES.empty_frame()
+    summaries = summaries[summaries["start"] >= pd.Timestamp(since)].reset_index(drop=True)
+    summaries["merged_into"] = None
+    parts = [summaries]
+    for trace_id, members in zip(summaries["trace_id"], summaries["member_trace_ids"],
+                                 strict=True):
+        for member in members:
+            if member == trace_id:
+                continue
+            own = stitched[stitched["original_trace_id"] == member]
+            alone = trace_summaries(own.assign(trace_id=member), teams)
+            alone["merged_into"] = trace_id
+            parts.append(alone)
+    frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else TRACES.empty_frame()
+    frame["stitched_at"] = stitched_at
+    return frame[TRACES.columns].reset_index(drop=True)
+
+
+def update_traces(config: Config, store: Store, now: datetime | None = None,
+                  write: bool = True) -> TracesUpdate:
+    """Stitch the spans of the last ``window`` (+ ``max_duration``) and write ``traces``."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    since = moment - config.traces.window
+    clock = time.monotonic()
+    spans = read_spans(store, since - config.traces.max_duration)
+    stitched = stitch(spans) if len(spans) else pd.DataFrame(columns=STITCHED_COLUMNS)
+    written = summarize(stitched, account_teams(config, store), since, moment)
+    if write and len(written):
+        store.write(TRACES.name, written, run_id(moment))
+    log.info("traces: %d spans read, %d rows written (%d merged) in %.2fs", len(spans),
+             len(written), int(written["merged_into"].notna().sum()) if len(written) else 0,
+             time.monotonic() - clock)
+    return TracesUpdate(moment, since, stitched, written)
+
+
+def read_traces(store: Store, start: datetime, end: datetime | None = None) -> pd.DataFrame:
+    """Stored trace summaries that started in [start, end), newest first, without the rows
+    of traces that have joined another (``merged_into``): the contract columns only."""
+    columns = ", ".join(f'"{c}"' for c in SUMMARY_COLUMNS)
+    sql = f"SELECT {columns} FROM traces WHERE merged_into IS NULL AND start >= ?"
+    params: list[object] = [start]
+    if end is not None:
+        sql += " AND start < ?"
+        params.append(end)
+    return store.query(sql + " ORDER BY start DESC", params)
+

@@ -1,0 +1,97 @@
+"""The traces step: stitched summaries of the recent window, idempotent across runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from orgscope import wiring
+from orgscope.config import Config
+from orgscope.steps import triggered
+from orgscope.store import Store
+from orgscope.traces.datasets import SPANS, TRACES
+from orgscope.traces.update import read_traces, update_traces
+from orgscope.traces.views import SUMMARY_COLUMNS
+from tests.traces.test_stitch import CONSUMER, PRODUCER, T0, sid, span
+
+WEB, BUS, ORDERS = "111111111111", "121212121212", "777777777777"
+
+
+def producer_spans() -> pd.DataFrame:
+    rows = [span(PRODUCER, sid(1), None, ms=0, account="1", service="customer-web",
+                 end_ms=100),
+            span(PRODUCER, sid(2), sid(1), ms=5, account="1", service="customer-web",
+                 end_ms=20)]
+    frame = pd.DataFrame(rows, columns=SPANS.columns)
+    frame["account_id"] = WEB
+    return frame
+
+
+def consumer_spans() -> pd.DataFrame:
+    rows = [span(CONSUMER, sid(5), None, ms=200, service="order-processing", end_ms=50,
+                 annotations={"traceparent": f"00-{PRODUCER}-{sid(2)}-01",
+                              "event_rule": "r"})]
+    frame = pd.DataFrame(rows, columns=SPANS.columns)
+    frame["account_id"] = ORDERS
+    return frame
+
+
+def test_the_step_runs_after_the_span_collectors_and_health() -> None:
+    assert [s.name for s in triggered(["xray"])] == ["traces"]
+    assert [s.name for s in triggered(["otel", "metrics"])][:2] == ["health", "traces"]
+
+
+def test_restitching_overlapping_windows_keeps_one_row_per_trace(config: Config) -> None:
+    store: Store = wiring.open_store(config)
+    store.write(SPANS.name, producer_spans(), "c1")
+    store.write(SPANS.name, consumer_spans(), "c1")
+    first = update_traces(config, store, now=T0 + timedelta(minutes=1))
+    second = update_traces(config, store, now=T0 + timedelta(minutes=2))
+    assert first.traces == second.traces == 1
+    stored = store.query("SELECT * FROM traces ORDER BY trace_id")
+    # one summary, and one row saying the consumer's collected trace joined it
+    assert stored[["trace_id", "merged_into"]].fillna("-").values.tolist() == \
+        [[PRODUCER, "-"], [CONSUMER, PRODUCER]]
+    row = stored.iloc[0]
+    assert row["trace_id"] == PRODUCER
+    assert list(row["member_trace_ids"]) == [PRODUCER, CONSUMER]
+    assert list(row["teams"]) == ["customer-web", "orders"]
+    assert pd.isna(row["merged_into"])
+    assert "1 joined across a broken trace id" in second.summary()
+
+
+def test_a_consumer_stored_alone_is_replaced_when_its_producer_arrives(
+        config: Config) -> None:
+    store = wiring.open_store(config)
+    store.write(SPANS.name, consumer_spans(), "c1")
+    alone = update_traces(config, store, now=T0 + timedelta(minutes=1))
+    assert list(alone.written["trace_id"]) == [CONSUMER]
+    assert alone.written.loc[0, "breaks"] == 1  # producer-missing, for now
+    store.write(SPANS.name, producer_spans(), "c2")  # the producer's account read later
+    update_traces(config, store, now=T0 + timedelta(minutes=2))
+    stored = store.query("SELECT trace_id, merged_into FROM traces ORDER BY trace_id")
+    assert stored.fillna("-").values.tolist() == [[PRODUCER, "-"], [CONSUMER, PRODUCER]]
+    current = read_traces(store, T0 - timedelta(hours=1))
+    assert list(current.columns) == SUMMARY_COLUMNS
+    assert list(current["trace_id"]) == [PRODUCER]
+    assert current.loc[0, "breaks"] == 0
+
+
+def test_only_traces_that_started_in_the_window_are_written(config: Config) -> None:
+    store = wiring.open_store(config)
+    store.write(SPANS.name, producer_spans(), "c1")
+    store.write(SPANS.name, consumer_spans(), "c1")
+    late = T0 + config.traces.window + timedelta(seconds=1)
+    update = update_traces(config, store, now=late)
+    # the producer started before the window: neither it nor its joined consumer is
+    # written again (an earlier run wrote them whole), and the consumer is not split off
+    assert update.written.empty and len(update.stitched) == 3
+    assert store.query("SELECT count(*) AS n FROM traces")["n"][0] == 0
+
+
+def test_nothing_to_stitch_writes_nothing(config: Config) -> None:
+    store = wiring.open_store(config)
+    update = update_traces(config, store, now=T0)
+    assert update.written.empty and list(update.written.columns) == TRACES.columns
+    assert update.summary().startswith("traces: 0 since")
