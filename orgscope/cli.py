@@ -2,7 +2,7 @@
 
     orgscope [--config PATH] [--store PATH] [-v] COMMAND
 
-Commands: check-config, collect, query, health, compact, cost close, serve, sim, dashboard,
+Commands: check-config, collect, query, health, heal, compact, cost close, serve, sim, dashboard,
 demo. A user mistake (bad config, bad SQL, unknown collector) prints one clear line per problem
 and exits with status 2; no traceback.
 """
@@ -25,6 +25,7 @@ from orgscope import __version__, wiring
 from orgscope.config import Config, ConfigError
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import DiscoveryError, RunResult, stages
+from orgscope.sharding import parse_shard
 from orgscope.steps import run_steps
 from orgscope.store import StoreError
 from orgscope.tables import render_table
@@ -125,8 +126,33 @@ def _selected(only: Sequence[str] | None) -> list[Collector]:
         raise UsageError(str(error.args[0])) from None
 
 
+def _sharded(config: Config, args: argparse.Namespace) -> Config:
+    """The config with ``--shard`` and ``--steps`` (when given) over [collectors] shard/steps."""
+    update: dict[str, str] = {}
+    if args.shard is not None:
+        try:
+            update["shard"] = parse_shard(args.shard).label
+        except ValueError as error:
+            raise UsageError(f"--shard: {error}") from None
+    if args.steps is not None:
+        update["steps"] = args.steps
+    if not update:
+        return config
+    return config.model_copy(update={"collectors": config.collectors.model_copy(update=update)})
+
+
+def _add_shard_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", metavar="K/N",
+                        help="collect only account shard K of N (a stable hash of the account "
+                             "id; docs/scaling.md); default: [collectors] shard, else 1/1")
+    parser.add_argument("--steps", choices=("auto", "run", "skip"),
+                        help="run the org-wide steps (health, traces, heal, alerts) and "
+                             "compaction here: auto = only on shard 1 (default: [collectors] "
+                             "steps)")
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _sharded(_load(args), args)
     if not args.once:
         raise UsageError("collect runs one cycle: pass --once (use `orgscope serve` to keep "
                          "collecting on a schedule)")
@@ -155,9 +181,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
     failed = [run for cycle in cycles for run in cycle.failed]
     label = "cycle" if len(cycles) == 1 else "cycles"
     print(f"{label} {', '.join(c.cycle_id for c in cycles)}: {len(runs) - len(failed)} ok, "
-          f"{len(failed)} failed; stored under {runner.store.root}")
+          f"{len(failed)} failed; stored under {runner.store.location}")
     for name, summary in run_steps(runner, [c.name for c in collectors]).items():
         print(summary if summary is not None else f"{name}: failed (see the log above)")
+    if not runner.runs_org_steps:
+        where = "shard 1 runs them" if config.collectors.steps == "auto" else "steps = skip"
+        print(f"shard {runner.shard.label}: org-wide steps not run here ({where}; "
+              "--steps run runs them here)")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -185,6 +215,29 @@ def cmd_health(args: argparse.Namespace) -> int:
     if rows:
         print(render_table(pd.DataFrame(rows)))
     return EXIT_OK
+
+
+# --- heal ------------------------------------------------------------------------------------
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from alerts.heal import run_heal
+
+    config = _load(args)
+    if not args.once:
+        raise UsageError("heal runs once: pass --once (orgscope serve heals after every "
+                         "inventory when [heal] enabled = true)")
+    if not config.heal.enabled and not args.dry_run:
+        raise UsageError(f"auto-heal is off ([heal] enabled = false in {config.source}): "
+                         "set it to true, or pass --dry-run to see what it would do")
+    dry_run = True if args.dry_run else config.heal.dry_run
+    report = run_heal(config, wiring.open_store(config), wiring.session_factory(config),
+                      dry_run=dry_run)
+    print(report.summary())
+    table = report.table()
+    if not table.empty:
+        print(render_table(table))
+    return EXIT_FAILED if report.results.get("failed") else EXIT_OK
 
 
 # --- query -----------------------------------------------------------------------------------
@@ -259,7 +312,7 @@ def cmd_cost_close(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from orgscope.scheduler import serve
 
-    config = _load(args)
+    config = _sharded(_load(args), args)
     return serve(wiring.runner(config), list(registry.COLLECTORS.values()))
 
 
@@ -312,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--only", action="append", metavar="NAME",
                          help=f"run only this collector (repeatable; known: "
                               f"{', '.join(registry.COLLECTORS)})")
+    _add_shard_arguments(collect)
     collect.set_defaults(func=cmd_collect, quiet=True)
 
     query = commands.add_parser("query", help="run DuckDB SQL over the stored datasets")
@@ -327,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "printed, not stored")
     health.set_defaults(func=cmd_health, quiet=True)
 
+    heal = commands.add_parser(
+        "heal", help="re-enable DISABLED rules that are safe to heal, once (docs/heal.md)")
+    heal.add_argument("--once", action="store_true", help="decide and act once, then exit")
+    heal.add_argument("--dry-run", action="store_true",
+                      help="make no write call: print and record what would be re-enabled")
+    heal.set_defaults(func=cmd_heal, quiet=True)
+
     compact = commands.add_parser(
         "compact", help="merge each past day's files into one per dataset (serve does it daily)")
     compact.add_argument("--keep-days", type=int, default=1, metavar="N",
@@ -341,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     close.set_defaults(func=cmd_cost_close, quiet=True)
 
     serve = commands.add_parser("serve", help="run the collectors on their schedules")
+    _add_shard_arguments(serve)
     serve.set_defaults(func=cmd_serve, quiet=False)
 
     sim = commands.add_parser("sim", help="run the simulated organization on a local endpoint")

@@ -1,61 +1,52 @@
 """The store: Parquet datasets, Hive-partitioned by date, written atomically, read with DuckDB.
 
-Layout under the base path::
+Layout under the base path (a local folder, a ``file://`` URL or ``s3://bucket/prefix``)::
 
     <base>/<dataset>/date=YYYY-MM-DD/<run_id>.parquet
 
-Writers (the collection runner) only ever add whole files: each is written under a temporary
-name in the same folder and renamed into place, so a reader sees a file entirely or not at all.
-Past days are compacted into one file per partition (:meth:`Store.compact_all`, daily in
-``orgscope serve``), because DuckDB's cost grows with the number of files more than with rows.
-Readers open an in-memory DuckDB connection with one read-only view per dataset; DuckDB never
-holds the files open between queries, so collectors and any number of dashboards can share a
-store. For snapshot datasets the view ``<name>`` holds the latest snapshot per key and
-``<name>_history`` every snapshot.
+Writers (the collection runner) only ever add whole files under names never used before: a
+local file is written under a temporary name and linked into place, an S3 object is one PUT of
+the finished bytes, so a reader sees a file entirely or not at all (see
+:mod:`orgscope.store_files`, the only code that differs by place). Past days are compacted into
+one file per partition (:meth:`Store.compact_all`, daily in ``orgscope serve``), because DuckDB's
+cost grows with the number of files more than with rows. Readers open an in-memory DuckDB
+connection with one read-only view per dataset; DuckDB never holds the files open between
+queries, so collectors and any number of dashboards can share a store. For snapshot datasets
+the view ``<name>`` holds the latest snapshot per key and ``<name>_history`` every snapshot.
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import logging
-import os
 import re
-import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import date
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from orgscope.datasets import Dataset
+from orgscope.store_files import (
+    READ_OPTIONS,
+    TMP_SUFFIX,
+    StoreError,
+    StoreFiles,
+    open_files,
+)
+
+__all__ = ["READ_OPTIONS", "TMP_SUFFIX", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".parquet.tmp"
-READ_OPTIONS = "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE}"
-LOCK_FILE = ".lock"
-
-
-class StoreError(Exception):
-    """The store cannot be used (bad path, unknown dataset, bad query)."""
-
-
-def _local_path(base: str) -> Path:
-    if base.startswith("file://"):
-        return Path(base.removeprefix("file://"))
-    if "://" in base:
-        scheme = base.split("://", 1)[0]
-        raise StoreError(
-            f"store.path {base!r}: the {scheme}:// scheme is not supported yet; "
-            "use a local folder or a file:// URL"
-        )
-    return Path(base)
+#: A compacted file's name is ``<newest file merged>-compacted.parquet``; its Parquet metadata
+#: lists every file it replaces under this key.
+COMPACTED_MARK = "-compacted"
+COMPACTED_FROM = b"orgscope.compacted_from"
 
 
 def _quote_identifier(name: str) -> str:
@@ -66,17 +57,19 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _sql_list(paths: Iterable[Path]) -> str:
-    return "[" + ", ".join(_sql_string(str(p)) for p in paths) + "]"
-
-
 class Store:
-    """Parquet datasets under ``base`` (a folder or a file:// URL)."""
+    """Parquet datasets under ``base`` (a folder, a file:// URL or an s3:// URL)."""
 
     def __init__(self, base: str, datasets: Iterable[Dataset]) -> None:
         self.base = base
-        self.root = _local_path(base).expanduser().resolve()
+        self.place: StoreFiles = open_files(base)
+        self.root = self.place.root
         self.datasets: Mapping[str, Dataset] = {d.name: d for d in datasets}
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for people (a folder or an s3:// URL without its options)."""
+        return self.place.location
 
     def dataset(self, name: str) -> Dataset:
         try:
@@ -87,7 +80,7 @@ class Store:
 
     # --- writing -------------------------------------------------------------------------
 
-    def write(self, name: str, frame: pd.DataFrame, run_id: str) -> list[Path]:
+    def write(self, name: str, frame: pd.DataFrame, run_id: str) -> list[PurePath]:
         """Check ``frame`` against dataset ``name`` and add it, one file per date partition.
 
         Returns the files written (none for an empty frame). Raises
@@ -102,84 +95,64 @@ class Store:
         for day in sorted(set(days)):
             mask = (days == day).to_numpy()
             part = table.filter(mask)
-            written.append(self._write_file(name, day, run_id, part))
+            written.append(self._write_file(self._partition(name, day), run_id, part))
         return written
 
-    @contextmanager
-    def _lock(self, name: str, exclusive: bool) -> Iterator[None]:
-        """Writers share a dataset's lock; compaction takes it alone (no file is lost)."""
-        folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / LOCK_FILE, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _partition(self, name: str, day: date) -> PurePath:
+        return self.root / name / f"date={day.isoformat()}"
 
-    def _write_file(self, name: str, day: date, run_id: str, table: Any) -> Path:
-        folder = self.root / name / f"date={day.isoformat()}"
-        with self._lock(name, exclusive=False):
-            folder.mkdir(parents=True, exist_ok=True)
-            final = folder / f"{run_id}.parquet"
-            if final.exists():
-                final = folder / f"{run_id}-{uuid.uuid4().hex[:8]}.parquet"
-            self._write_atomically(table, final)
+    def _write_file(self, partition: PurePath, stem: str, table: pa.Table) -> PurePath:
+        """Add ``table`` as ``<stem>.parquet``, or ``<stem>-<random>.parquet`` when a file of
+        that name exists (another writer's, or this run's earlier one): never replace one."""
+        final = partition / f"{stem}.parquet"
+        while not self.place.create(table, final):
+            final = partition / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
         log.debug("wrote %s rows to %s", table.num_rows, final)
         return final
-
-    @staticmethod
-    def _write_atomically(table: Any, final: Path) -> None:
-        tmp = final.parent / f".{final.stem}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     # --- compaction ----------------------------------------------------------------------
 
     def partitions(self, name: str) -> list[tuple[date, int]]:
         """(day, number of files) for every date partition of ``name``."""
-        folder = self.root / name
-        found = []
-        for partition in sorted(folder.glob("date=*")) if folder.is_dir() else []:
-            day = date.fromisoformat(partition.name.removeprefix("date="))
-            found.append((day, len(list(partition.glob("*.parquet")))))
-        return found
+        counts: dict[str, int] = {}
+        for path in self.place.list_files(self.root / name):
+            counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+        return [(date.fromisoformat(key.removeprefix("date=")), n)
+                for key, n in sorted(counts.items())]
 
     def compact(self, name: str, day: date) -> int:
         """Merge the files of one date partition into one; returns how many were merged.
 
-        The merged partition is built beside the old one under a hidden name and swapped in
-        with two renames, so a reader sees either the old files or the merged one, never both
-        (for an instant, neither: a query then misses that day rather than counting it twice).
+        The merged file is added first, under a new name, with the names of the files it
+        replaces in its Parquet metadata; then those files are deleted. Readers skip a file that
+        a compacted file present beside it replaces, so at every instant a query sees each row
+        once, on a local disk and on S3 alike, and a file added meanwhile is neither hidden nor
+        deleted. One compaction per dataset at a time (a lock file locally, a lock object with
+        an expiry on S3).
         """
         dataset = self.dataset(name)
-        partition = self.root / name / f"date={day.isoformat()}"
-        with self._lock(name, exclusive=True):
-            files = sorted(partition.glob("*.parquet"))
-            if len(files) < 2:
+        partition = self._partition(name, day)
+        with self.place.lock(self.root / name):
+            files = [f for f in self.place.list_files(self.root / name)
+                     if f.parent == partition]
+            visible, replaced = self._split(files)
+            if len(visible) < 2:
+                self.place.delete(replaced)  # left by a compaction that stopped half-way
                 return 0
-            tables = [_conform(pq.read_table(f), dataset) for f in files]
+            tables = [_conform(self.place.read_table(f), dataset) for f in visible]
             merged = pa.concat_tables(tables, promote_options="default")
             if dataset.unique_key:
                 merged = _keep_last(merged, dataset.unique_key)
             merged = merged.sort_by(dataset.time_column)
-            staging = partition.parent / f".compacting-{partition.name}"
-            retired = partition.parent / f".retired-{partition.name}"
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir()
+            gone = sorted(f.name for f in visible + replaced)
+            merged = merged.replace_schema_metadata({COMPACTED_FROM: json.dumps(gone)})
             # Named after the newest file it merges, so it sorts before any later cycle's file
             # (the newest row of a unique key wins, by file name).
-            self._write_atomically(merged, staging / f"{files[-1].stem}-compacted.parquet")
-            os.replace(partition, retired)
-            os.replace(staging, partition)
-            shutil.rmtree(retired)
-        log.info("compacted %s %s: %d files into 1 (%d rows)", name, day, len(files),
-                 merged.num_rows)
-        return len(files)
+            target = self._write_file(partition, f"{visible[-1].stem}{COMPACTED_MARK}", merged)
+            self.place.delete(visible + replaced)
+        log.info("compacted %s %s: %d files into %s (%d rows)", name, day, len(visible),
+                 target.name, merged.num_rows)
+        return len(visible)
 
     def compact_all(self, before: date) -> dict[str, int]:
         """Compact every partition of every dataset dated before ``before``.
@@ -195,16 +168,47 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------
 
-    def files(self, name: str) -> list[Path]:
-        folder = self.root / name
-        if not folder.is_dir():
-            return []
-        return sorted(folder.glob("date=*/*.parquet"))
+    def files(self, name: str) -> list[PurePath]:
+        """The files a reader of dataset ``name`` reads now, sorted by path."""
+        return self._split(self.place.list_files(self.root / name))[0]
 
-    def _view_sql(self, dataset: Dataset, with_filename: bool = False) -> str:
+    def _split(self, files: list[PurePath]) -> tuple[list[PurePath], list[PurePath]]:
+        """(files to read, files a compacted file beside them already holds).
+
+        Only a partition holding a compacted file and something else costs a footer read.
+        """
+        by_partition: dict[PurePath, list[PurePath]] = {}
+        for path in files:
+            by_partition.setdefault(path.parent, []).append(path)
+        visible: list[PurePath] = []
+        replaced: list[PurePath] = []
+        for paths in by_partition.values():
+            compacted = [p for p in paths if COMPACTED_MARK in p.stem]
+            if len(paths) < 2 or not compacted:
+                visible.extend(paths)
+                continue
+            gone: set[str] = set()
+            for path in compacted:
+                gone.update(self._replaced_by(path))
+            for path in paths:
+                (replaced if path.name in gone else visible).append(path)
+        return sorted(visible), sorted(replaced)
+
+    def _replaced_by(self, compacted: PurePath) -> list[str]:
+        try:
+            listed = self.place.read_metadata(compacted).get(COMPACTED_FROM)
+        except (OSError, pa.ArrowException) as error:
+            # deleted by a later compaction since it was listed: it replaces nothing now
+            log.debug("cannot read %s: %s", compacted, error)
+            return []
+        return [str(n) for n in json.loads(listed)] if listed else []
+
+    def _view_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
+                  with_filename: bool = False) -> str:
         """Every row of ``dataset`` (plus the ``filename`` each came from, when asked)."""
         own_date = "date" in dataset.columns  # then it is also the partition column
-        if not self.files(dataset.name):
+        files = self.files(dataset.name)
+        if not files:
             columns = ", ".join(
                 f"CAST(NULL AS {_duckdb_type(f.type)}) AS {_quote_identifier(f.name)}"
                 for f in dataset.schema
@@ -212,35 +216,34 @@ class Store:
             partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
             filename = ", CAST(NULL AS VARCHAR) AS filename" if with_filename else ""
             return f"SELECT {columns}{partition}{filename} WHERE false"
-        pattern = _sql_string(str(self.root / dataset.name / "date=*" / "*.parquet"))
         if not dataset.unique_key:
-            filename = ", filename = true" if with_filename else ""
-            return f"SELECT * FROM read_parquet({pattern}, {READ_OPTIONS}{filename})"
-        return self._deduplicated_sql(dataset)
+            return self.place.scan_sql(connection, files, dataset.schema, with_filename)
+        return self._deduplicated_sql(connection, dataset, files)
 
-    def _deduplicated_sql(self, dataset: Dataset) -> str:
+    def _deduplicated_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
+                          files: list[PurePath]) -> str:
         """Rows unique by ``dataset.unique_key``, the newest file's row winning.
 
         File names sort by the cycle that wrote them, so "newest" is the last name. A compacted
         partition (one file) is already unique and is read as it is; only partitions with more
         than one file pay for the window function.
         """
-        by_partition: dict[Path, list[Path]] = {}
-        for path in self.files(dataset.name):
+        by_partition: dict[PurePath, list[PurePath]] = {}
+        for path in files:
             by_partition.setdefault(path.parent, []).append(path)
         single = [files[0] for files in by_partition.values() if len(files) == 1]
         several = [f for files in by_partition.values() if len(files) > 1 for f in files]
         parts = []
         if single:
-            parts.append(f"SELECT * FROM read_parquet({_sql_list(single)}, {READ_OPTIONS})")
+            parts.append(self.place.scan_sql(connection, single, dataset.schema, False))
         if several:
             keys = ", ".join(_quote_identifier(k) for k in dataset.unique_key)
+            scan = self.place.scan_sql(connection, several, dataset.schema, True)
             parts.append(
-                f"SELECT * EXCLUDE (filename) FROM read_parquet({_sql_list(several)}, "
-                f"{READ_OPTIONS}, filename = true) "
+                f"SELECT * EXCLUDE (filename) FROM ({scan}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename DESC) = 1"
             )
-        return " UNION ALL BY NAME ".join(parts)
+        return " UNION ALL BY NAME ".join(f"({part})" for part in parts)
 
     def datasets_used(self, sql: str) -> list[Dataset]:
         """The datasets whose views ``sql`` names (and ``runs``, which "latest" views join)."""
@@ -263,7 +266,7 @@ class Store:
         connection.execute("SET TimeZone = 'UTC'")
         for dataset in self.datasets.values() if datasets is None else datasets:
             if dataset.snapshot_of:
-                source = self._view_sql(dataset, with_filename=True)
+                source = self._view_sql(connection, dataset, with_filename=True)
                 history = _quote_identifier(f"{dataset.name}_history")
                 keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
                 time = _quote_identifier(dataset.time_column)
@@ -274,31 +277,34 @@ class Store:
                     + _latest_sql(source, history, dataset, keys, time)
                 )
             else:
-                source = self._view_sql(dataset)
+                source = self._view_sql(connection, dataset)
                 connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {source}")
         return connection
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        """Run DuckDB SQL over the datasets; raises :class:`StoreError` with DuckDB's message."""
+        """Run DuckDB SQL over the datasets; raises :class:`StoreError` with DuckDB's message.
+
+        A file listed for a view can be deleted by a compaction before DuckDB reads it (the
+        compacted file holding its rows is there by then): the query is then run once more
+        over a fresh listing.
+        """
         try:
-            connection = self.connect(self.datasets_used(sql))
-        except duckdb.IOException:
-            # a file listed for a view was moved by compaction in the meantime: list again
-            connection = self._connect_or_raise(sql)
+            return self._query_once(sql, params)
+        except duckdb.Error as error:
+            if not self.place.vanished(error):
+                raise StoreError(str(error).strip()) from None
+            log.debug("a file vanished during the query, listing again: %s", error)
+        try:
+            return self._query_once(sql, params)
         except duckdb.Error as error:
             raise StoreError(str(error).strip()) from None
+
+    def _query_once(self, sql: str, params: list[Any] | None) -> pd.DataFrame:
+        connection = self.connect(self.datasets_used(sql))
         try:
             return connection.execute(sql, params or []).fetchdf()
-        except duckdb.Error as error:
-            raise StoreError(str(error).strip()) from None
         finally:
             connection.close()
-
-    def _connect_or_raise(self, sql: str) -> duckdb.DuckDBPyConnection:
-        try:
-            return self.connect(self.datasets_used(sql))
-        except duckdb.Error as error:
-            raise StoreError(str(error).strip()) from None
 
     def view_names(self) -> list[str]:
         names = []

@@ -7,6 +7,7 @@ themselves, so there is one place that knows how they fit together.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 from collectors import registry
@@ -43,11 +44,27 @@ def with_store(config: Config, path: str) -> Config:
 
 
 def store_base(config: Config) -> str:
-    """store.path, with a relative folder taken relative to the config file's folder."""
+    """store.path, with a relative folder taken relative to the config file's folder.
+
+    An s3:// store takes ``aws.endpoint_url`` (when set, and the URL names no endpoint of its
+    own) as its ``endpoint_override`` option, so a process given only this URL (the dashboard)
+    reaches the same bucket as the collectors.
+    """
     base = config.store.path
+    if base.startswith("s3://"):
+        return _with_s3_endpoint(base, config.aws.endpoint_url)
     if "://" in base or Path(base).is_absolute():
         return base
     return str((Path(config.source).resolve().parent / base).resolve())
+
+
+def _with_s3_endpoint(url: str, endpoint: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if not endpoint or any(key == "endpoint_override" for key, _ in options):
+        return url
+    query = urllib.parse.urlencode([*options, ("endpoint_override", endpoint)])
+    return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
 def open_store(config: Config) -> Store:

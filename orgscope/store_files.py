@@ -1,0 +1,510 @@
+"""Where the store's files live: a local folder or an S3 prefix, behind one small interface.
+
+The store's logic (partitions, file names, deduplication, snapshots, compaction) is written once
+in :mod:`orgscope.store` against :class:`StoreFiles`; this module holds the only code that
+differs by place:
+
+==================  ======================================  =======================================
+                    local folder (a path or file:// URL)    S3 (``s3://bucket/prefix``)
+==================  ======================================  =======================================
+list files          pathlib glob                            pyarrow S3FileSystem (ListObjectsV2)
+add a file          temp file + hard link, never replacing  one PutObject with ``If-None-Match: *``
+read in DuckDB      ``read_parquet`` on the paths           Arrow dataset registered with DuckDB
+compaction lock     ``fcntl`` lock on ``<dataset>/.lock``   lock object ``<dataset>/.lock``
+                                                            (conditional PUT, with an expiry)
+==================  ======================================  =======================================
+
+DuckDB's ``httpfs`` extension is not bundled with the duckdb wheel and is downloaded on first use,
+so S3 is read through pyarrow instead: one Arrow dataset per view, each file a fragment whose
+partition expression carries its ``date`` and ``filename``. DuckDB pushes filters into the Arrow
+scan, so a query bounded by ``date`` opens only that day's objects.
+
+S3 access uses the same AWS settings as the rest of orgscope: credentials from boto3's standard
+chain (environment, profile, SSO, instance role), the endpoint from the URL's
+``endpoint_override`` parameter (which :func:`orgscope.wiring.store_base` fills from
+``aws.endpoint_url``), else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import count
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any
+
+import boto3
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger(__name__)
+
+TMP_SUFFIX = ".parquet.tmp"
+LOCK_NAME = ".lock"
+READ_OPTIONS = "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE}"
+#: A compaction lock object older than this is taken over (its holder is presumed dead).
+LOCK_TTL = timedelta(minutes=15)
+#: How long a compaction waits for another one's lock on the same dataset before giving up.
+LOCK_WAIT_S = 60.0
+S3_URL_OPTIONS = ("region", "endpoint_override")
+
+_PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_scan_names = count()
+
+
+class StoreError(Exception):
+    """The store cannot be used (bad path, unknown dataset, bad query)."""
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def is_data_file(folder: PurePath, path: PurePath) -> bool:
+    """``<folder>/date=YYYY-MM-DD/<name>.parquet``, not a hidden temporary file."""
+    return (path.parent.parent == folder and _PARTITION_RE.match(path.parent.name) is not None
+            and path.name.endswith(".parquet") and not path.name.startswith("."))
+
+
+class StoreFiles(ABC):
+    """The files of one store: list, add, read, delete, lock, and scan them in DuckDB.
+
+    Paths are :class:`~pathlib.PurePath` objects: real :class:`~pathlib.Path` objects for a
+    local folder, ``PurePosixPath("bucket/prefix/...")`` for S3.
+    """
+
+    #: the folder (local) or ``bucket/prefix`` (S3) under which the datasets live
+    root: PurePath
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """The store's place, for people: a folder or an s3:// URL (without options)."""
+
+    @abstractmethod
+    def list_files(self, folder: PurePath) -> list[PurePath]:
+        """Every data file under ``folder`` (``date=*/*.parquet``), sorted by path."""
+
+    @abstractmethod
+    def create(self, table: pa.Table, path: PurePath) -> bool:
+        """Write ``table`` as Parquet at ``path`` atomically, unless something is there already.
+
+        Returns False (writing nothing) when ``path`` exists: names are never reused, so two
+        writers can never replace each other's files.
+        """
+
+    @abstractmethod
+    def read_table(self, path: PurePath) -> pa.Table: ...
+
+    @abstractmethod
+    def read_metadata(self, path: PurePath) -> Mapping[bytes, bytes]:
+        """The key-value metadata of a Parquet file's schema (reads the footer only)."""
+
+    @abstractmethod
+    def delete(self, paths: Iterable[PurePath]) -> None: ...
+
+    @abstractmethod
+    def lock(self, folder: PurePath) -> Any:
+        """A context manager held by one compaction of the dataset in ``folder`` at a time."""
+
+    @abstractmethod
+    def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
+                 schema: pa.Schema, with_filename: bool) -> str:
+        """A DuckDB relation over ``files``: their columns by name, the ``date`` partition, and
+        (when asked) the ``filename`` each row came from. ``schema`` is the dataset's own."""
+
+    def vanished(self, error: duckdb.Error) -> bool:
+        """Whether a DuckDB error means a listed file was gone by the time it was read."""
+        text = str(error)
+        return isinstance(error, duckdb.IOException) or "Path does not exist" in text \
+            or "NoSuchKey" in text
+
+
+# --- a local folder ----------------------------------------------------------------------------
+
+
+class LocalFiles(StoreFiles):
+    """A folder on this machine (a plain path or a ``file://`` URL)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.root = folder
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def list_files(self, folder: PurePath) -> list[PurePath]:
+        path = Path(folder)
+        if not path.is_dir():
+            return []
+        return [p for p in sorted(path.glob("date=*/*.parquet")) if is_data_file(path, p)]
+
+    def create(self, table: pa.Table, path: PurePath) -> bool:
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            return False
+        tmp = final.parent / f".{final.stem}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            try:
+                os.link(tmp, final)  # atomic, and fails rather than replace a file
+            except FileExistsError:
+                return False
+            except OSError:  # a file system without hard links
+                if final.exists():
+                    return False
+                os.replace(tmp, final)
+            return True
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def read_table(self, path: PurePath) -> pa.Table:
+        return pq.read_table(Path(path))
+
+    def read_metadata(self, path: PurePath) -> Mapping[bytes, bytes]:
+        return pq.read_schema(Path(path)).metadata or {}
+
+    def delete(self, paths: Iterable[PurePath]) -> None:
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+
+    @contextmanager
+    def lock(self, folder: PurePath) -> Iterator[None]:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with open(Path(folder) / LOCK_NAME, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
+                 schema: pa.Schema, with_filename: bool) -> str:
+        paths = "[" + ", ".join(_sql_string(str(p)) for p in files) + "]"
+        filename = ", filename = true" if with_filename else ""
+        return f"SELECT * FROM read_parquet({paths}, {READ_OPTIONS}{filename})"
+
+
+# --- an S3 prefix ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Target:
+    """Where in S3, parsed from ``s3://bucket/prefix?region=..&endpoint_override=..``."""
+
+    bucket: str
+    prefix: str
+    region: str | None = None
+    endpoint: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def parse_s3_url(url: str) -> S3Target:
+    """Parse an s3:// store URL; raise :class:`StoreError` saying what is wrong."""
+    parts = urllib.parse.urlsplit(url)
+    bucket = parts.netloc
+    if not _BUCKET_RE.match(bucket):
+        raise StoreError(f"store.path {url!r}: {bucket!r} is not an S3 bucket name "
+                         "(3-63 lower-case letters, digits, dots and hyphens)")
+    options = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(S3_URL_OPTIONS))
+    if unknown or parts.fragment:
+        raise StoreError(f"store.path {url!r}: unknown option {(unknown or ['#'])[0]!r} "
+                         f"(allowed: {', '.join(S3_URL_OPTIONS)})")
+    endpoint = options.get("endpoint_override") or os.environ.get("AWS_ENDPOINT_URL_S3") \
+        or os.environ.get("AWS_ENDPOINT_URL") or None
+    return S3Target(bucket, parts.path.strip("/"), options.get("region") or None, endpoint)
+
+
+class S3Files(StoreFiles):
+    """Objects under ``s3://bucket/prefix``.
+
+    Data files go up as one PutObject of the finished Parquet bytes (an object appears whole or
+    not at all, so no temporary name is needed) with ``If-None-Match: *``, so a name is never
+    reused. Listing, reading and deleting go through pyarrow's S3FileSystem, built from the
+    boto3 session's current credentials (rebuilt when botocore refreshes them).
+    """
+
+    def __init__(self, target: S3Target, session: boto3.Session | None = None) -> None:
+        self.target = target
+        self.root = PurePosixPath(target.bucket, *filter(None, target.prefix.split("/")))
+        self._session = session or boto3.Session()
+        self._guard = threading.Lock()
+        self._region: str | None = None
+        self._fs: tuple[tuple[str | None, ...], pafs.S3FileSystem] | None = None
+        self._client: Any = None
+
+    @property
+    def location(self) -> str:
+        return self.target.url
+
+    # -- connections
+
+    def region(self) -> str:
+        """The URL's region; else, on AWS, the bucket's own; else the session's (us-east-1)."""
+        with self._guard:
+            if self._region is None:
+                region = self.target.region
+                if region is None and self.target.endpoint is None:
+                    try:
+                        region = pafs.resolve_s3_region(self.target.bucket)
+                    except OSError as error:
+                        log.warning("cannot find the region of bucket %s (%s); using the "
+                                    "session's", self.target.bucket, error)
+                self._region = region or self._session.region_name or "us-east-1"
+            return self._region
+
+    def filesystem(self) -> pafs.S3FileSystem:
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise StoreError(f"store {self.location}: no AWS credentials found (boto3's chain: "
+                             "environment, profile, SSO or instance role)")
+        frozen = credentials.get_frozen_credentials()
+        key: tuple[str | None, ...] = (frozen.access_key, frozen.secret_key, frozen.token)
+        region = self.region()
+        with self._guard:
+            if self._fs is None or self._fs[0] != key:
+                filesystem = pafs.S3FileSystem(
+                    access_key=frozen.access_key, secret_key=frozen.secret_key,
+                    session_token=frozen.token, region=region,
+                    endpoint_override=self.target.endpoint,
+                    allow_bucket_creation=False, allow_bucket_deletion=False,
+                    retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=5),
+                )
+                self._fs = (key, filesystem)
+            return self._fs[1]
+
+    def client(self) -> Any:
+        region = self.region()
+        with self._guard:
+            if self._client is None:
+                self._client = self._session.client(
+                    "s3", region_name=region, endpoint_url=self.target.endpoint,
+                    config=BotoConfig(retries={"mode": "standard", "max_attempts": 5},
+                                      connect_timeout=5, read_timeout=60),
+                )
+            return self._client
+
+    @staticmethod
+    def _key(path: PurePath) -> str:
+        return str(PurePosixPath(*path.parts[1:]))
+
+    def _s3_error(self, doing: str, error: Exception) -> StoreError:
+        return StoreError(f"store {self.location}: cannot {doing}: {error}")
+
+    # -- files
+
+    def list_files(self, folder: PurePath) -> list[PurePath]:
+        selector = pafs.FileSelector(str(folder), recursive=True, allow_not_found=True)
+        try:
+            infos = self.filesystem().get_file_info(selector)
+        except OSError as error:
+            raise self._s3_error(f"list {folder}", error) from None
+        paths = (PurePosixPath(info.path) for info in infos if info.type == pafs.FileType.File)
+        return sorted(p for p in paths if is_data_file(folder, p))
+
+    def create(self, table: pa.Table, path: PurePath) -> bool:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        body = sink.getvalue().to_pybytes()
+        try:
+            self.client().put_object(Bucket=self.target.bucket, Key=self._key(path), Body=body,
+                                     IfNoneMatch="*")
+        except ClientError as error:
+            if _code(error) in ("PreconditionFailed", "412"):
+                return False
+            raise self._s3_error(f"write {path}", error) from None
+        except BotoCoreError as error:
+            raise self._s3_error(f"write {path}", error) from None
+        return True
+
+    def read_table(self, path: PurePath) -> pa.Table:
+        return pq.read_table(str(path), filesystem=self.filesystem())
+
+    def read_metadata(self, path: PurePath) -> Mapping[bytes, bytes]:
+        return pq.read_schema(str(path), filesystem=self.filesystem()).metadata or {}
+
+    def delete(self, paths: Iterable[PurePath]) -> None:
+        keys = [{"Key": self._key(p)} for p in paths]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes up to 1,000 keys
+            try:
+                response = self.client().delete_objects(
+                    Bucket=self.target.bucket, Delete={"Objects": keys[start:start + 1000],
+                                                       "Quiet": True})
+            except (ClientError, BotoCoreError) as error:
+                raise self._s3_error("delete compacted files", error) from None
+            failed = response.get("Errors", [])
+            if failed:
+                first = failed[0]
+                raise StoreError(f"store {self.location}: cannot delete {first.get('Key')}: "
+                                 f"{first.get('Code')} {first.get('Message', '')}".strip())
+
+    @contextmanager
+    def lock(self, folder: PurePath) -> Iterator[None]:
+        lock = S3Lock(self.client(), self.target.bucket, self._key(folder / LOCK_NAME))
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
+                 schema: pa.Schema, with_filename: bool) -> str:
+        filesystem = self.filesystem()
+        own_date = "date" in schema.names
+        fields = [f.with_nullable(True) for f in schema]
+        if not own_date:
+            fields.append(pa.field("date", pa.date32()))
+        fields.append(pa.field("filename", pa.string()))
+        parquet = pads.ParquetFileFormat()
+        fragments = []
+        for path in files:
+            day = datetime.strptime(path.parent.name, "date=%Y-%m-%d").date()
+            where = ((pads.field("date") == pa.scalar(day, pa.date32()))
+                     & (pads.field("filename") == f"s3://{path}"))
+            fragments.append(parquet.make_fragment(str(path), filesystem=filesystem,
+                                                   partition_expression=where))
+        dataset = pads.FileSystemDataset(fragments, pa.schema(fields), parquet, filesystem)
+        name = f"__s3_scan_{next(_scan_names)}"
+        connection.register(name, dataset)
+        columns = "*" if with_filename else "* EXCLUDE (filename)"
+        return f"SELECT {columns} FROM {name}"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class S3Lock:
+    """A lock object taken with a conditional PUT (``If-None-Match: *``).
+
+    The object holds its owner and an expiry; a lock past its expiry is taken over with
+    ``If-Match`` on its ETag (so two processes cannot both take over), and released with a
+    conditional delete, so a process never removes a lock it no longer holds.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, ttl: timedelta = LOCK_TTL,
+                 wait_s: float = LOCK_WAIT_S) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.key = key
+        self.ttl = ttl
+        self.wait_s = wait_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.etag: str | None = None
+
+    def _body(self) -> bytes:
+        now = datetime.now(UTC)
+        return json.dumps({"owner": self.owner, "acquired_at": now.isoformat(),
+                           "expires_at": (now + self.ttl).isoformat()}).encode()
+
+    def _put(self, **condition: str) -> bool:
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=self.key,
+                                              Body=self._body(), **condition)
+        except ClientError as error:
+            if _code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise
+        self.etag = response["ETag"]
+        return True
+
+    def _holder(self) -> tuple[str, datetime, str] | None:
+        """(owner, expiry, ETag) of the lock object, or None when there is none."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as error:
+            if _code(error) in ("NoSuchKey", "404"):
+                return None
+            raise
+        try:
+            held = json.loads(response["Body"].read())
+            expires = datetime.fromisoformat(held["expires_at"])
+            owner = str(held["owner"])
+        except (ValueError, KeyError, TypeError):
+            expires, owner = datetime.min.replace(tzinfo=UTC), "unreadable lock"
+        return owner, expires, response["ETag"]
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            if self._put(IfNoneMatch="*"):
+                return
+            holder = self._holder()
+            if holder is None:  # released in the meantime: try again at once
+                continue
+            owner, expires, etag = holder
+            if expires < datetime.now(UTC):
+                log.warning("taking over the expired compaction lock s3://%s/%s of %s",
+                            self.bucket, self.key, owner)
+                if self._put(IfMatch=etag):
+                    return
+            elif time.monotonic() >= deadline:
+                raise StoreError(
+                    f"compaction lock s3://{self.bucket}/{self.key} is held by {owner} until "
+                    f"{expires:%Y-%m-%d %H:%M:%S} UTC; only one compaction runs at a time "
+                    "(try again later)")
+            time.sleep(1.0)
+
+    def release(self) -> None:
+        if self.etag is None:
+            return
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
+        except ClientError as error:
+            if _code(error) not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                raise
+            log.warning("compaction lock s3://%s/%s was taken over before it was released",
+                        self.bucket, self.key)
+        finally:
+            self.etag = None
+
+
+# --- choosing ----------------------------------------------------------------------------------
+
+
+def open_files(base: str) -> StoreFiles:
+    """The files of the store at ``base``: a folder, a ``file://`` URL or an ``s3://`` URL."""
+    if base.startswith("s3://"):
+        return _s3_files(parse_s3_url(base))
+    if base.startswith("file://"):
+        return LocalFiles(Path(base.removeprefix("file://")).expanduser().resolve())
+    if "://" in base:
+        scheme = base.split("://", 1)[0]
+        raise StoreError(
+            f"store.path {base!r}: the {scheme}:// scheme is not supported; use a local "
+            "folder, a file:// URL or s3://bucket/prefix"
+        )
+    return LocalFiles(Path(base).expanduser().resolve())
+
+
+@lru_cache(maxsize=32)
+def _s3_files(target: S3Target) -> S3Files:
+    """One S3Files (one boto3 session, client and pyarrow file system) per place and endpoint:
+    the dashboard opens the store for every query, and clients are worth reusing."""
+    return S3Files(target)
