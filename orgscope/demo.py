@@ -35,8 +35,9 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" 
 
 
 def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config:
-    """The config the demo collects with: the simulator's endpoint, its own store, and the
-    per-account collectors at most a minute apart so the screen moves while you watch."""
+    """The config the demo collects with: the simulator's endpoint, its own store, the
+    per-account collectors at most a minute apart so the screen moves while you watch, and
+    auto-heal on (not dry-run)."""
     store = config.store.path
     if not os.environ.get(wiring.STORE_ENV) and store == "./data":
         store = str(Path(config.source).resolve().parent / DEMO_STORE)
@@ -53,8 +54,11 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config
         collectors.metrics.backfill, timedelta(hours=history_hours))})
     collectors = collectors.model_copy(update={"metrics": metrics})
     aws = config.aws.model_copy(update={"endpoint_url": endpoint_url})
+    # Auto-heal for real (through the simulator's heal role): the scenario's disabled rule is
+    # back ENABLED one or two inventories later; the opted-out one stays off (docs/heal.md).
+    heal = config.heal.model_copy(update={"enabled": True, "dry_run": False})
     config = wiring.with_store(config, store)
-    return config.model_copy(update={"aws": aws, "collectors": collectors})
+    return config.model_copy(update={"aws": aws, "collectors": collectors, "heal": heal})
 
 
 def run_demo(config: Config, port: int | None = None, scenario: str | None = None,

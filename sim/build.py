@@ -204,7 +204,8 @@ class Builder:
             return
         central = deployment.central_account
         region = self.region
-        tags = _tags(consumer, route.service, route.owner)
+        tags = [*_tags(consumer, route.service, route.owner),
+                *({"Key": k, "Value": v} for k, v in route.tags.items())]
         pattern = json.dumps(route.pattern)
         # Consumer side: its default bus admits the central account; rule -> queue + DLQ.
         events = self.admin.client(consumer.id, "events")
@@ -213,7 +214,7 @@ class Builder:
                                   Principal=central, StatementId=f"allow-central-{central}")
         queue_arn = self._queue(deployment, consumer.id, queue_name(route), tags)
         dlq_arn = self._queue(deployment, consumer.id, dlq_name(route), tags, dlq=True)
-        rule_arn = events.put_rule(Name=route.name, EventPattern=pattern, State="ENABLED",
+        rule_arn = events.put_rule(Name=route.name, EventPattern=pattern, State=route.state,
                                    Description=route.description, EventBusName="default",
                                    Tags=tags)["RuleArn"]
         events.put_targets(Rule=route.name, EventBusName="default", Targets=[{
@@ -227,10 +228,11 @@ class Builder:
         central_events = self.admin.client(central, "events")
         platform = self.by_name.get("event-bus") or consumer
         central_events.put_rule(
-            Name=route.name, EventPattern=pattern, State="ENABLED",
+            Name=route.name, EventPattern=pattern, State=route.state,
             Description=f"{route.description} (to {route.consumer})",
             EventBusName=deployment.central_bus,
-            Tags=_tags(platform, "central-bus", "platform-oncall@quickgrocer.example"),
+            Tags=[*_tags(platform, "central-bus", "platform-oncall@quickgrocer.example"),
+                  *({"Key": k, "Value": v} for k, v in route.tags.items())],
         )
         central_events.put_targets(Rule=route.name, EventBusName=deployment.central_bus, Targets=[{
             "Id": f"to-{route.consumer}",

@@ -53,7 +53,10 @@ class Route:
     owner: str
     retry_attempts: int = 2
     max_event_age_s: int = 7200
+    #: Extra tags on both of the route's rules (besides Team, Service, ... from sim/build.py).
     tags: dict[str, str] = field(default_factory=dict)
+    #: The state both rules are created in: "DISABLED" for a route not live yet.
+    state: str = "ENABLED"
 
 
 ORDER_SOURCE = "quickgrocer.customer-web"
@@ -114,6 +117,11 @@ STREAMS: tuple[Stream, ...] = (
 )
 
 
+#: A route whose rules carry the auto-heal opt-out tag, and one created DISABLED.
+OPTED_OUT_ROUTE = "order-cancelled-to-mobile"
+CREATED_DISABLED_ROUTE = "order-delivered-to-storefront"
+
+
 def _p(source: str, *detail_types: str, **detail: Any) -> dict[str, Any]:
     pattern: dict[str, Any] = {"source": [source], "detail-type": list(detail_types)}
     if detail:
@@ -164,6 +172,16 @@ ROUTES: tuple[Route, ...] = (
     Route("out-for-delivery-to-driver", "Orders leaving the store to the driver app",
           _p(ORDER_SOURCE, "Order Updated", orderStatus=[{"prefix": "OUT_FOR"}]),
           "driver-app", "assignments", "driver-oncall@quickgrocer.example"),
+    # The mobile team opted this route out of orgscope's auto-heal (docs/heal.md): when it is
+    # disabled, it stays disabled until a person enables it.
+    Route(OPTED_OUT_ROUTE, "Cancelled orders to the app's push notices (opted out of auto-heal)",
+          _p(ORDER_SOURCE, "Order Cancelled"),
+          "mobile-apps", "push-notices", "mobile-oncall@quickgrocer.example",
+          tags={"orgscope:autoheal": "off"}),
+    # Being rolled out: created DISABLED on purpose, so auto-heal must never turn it on.
+    Route(CREATED_DISABLED_ROUTE, "Delivery receipts to the storefront (not live yet)",
+          _p(ORDER_SOURCE, "Order Updated", orderStatus=["DELIVERED"]),
+          "customer-web", "receipts", "web-oncall@quickgrocer.example", state="DISABLED"),
 )
 
 

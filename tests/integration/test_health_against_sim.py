@@ -44,7 +44,7 @@ from orgscope.health.model import MIN_EXPECTED_WITH_PRODUCER_LOSS
 from orgscope.health.update import update_rule_health
 from orgscope.runner import RunResult
 from sim.scenario import ScenarioEvent
-from sim.topology import STREAMS
+from sim.topology import CREATED_DISABLED_ROUTE, STREAMS
 from tests.simulated import Org, simulated_org
 
 pytestmark = pytest.mark.integration
@@ -246,8 +246,15 @@ def test_an_unreachable_account_is_stale_with_the_reason(judged: Judged) -> None
     assert "AccessDenied" in reasons and "OrgScopeReadOnly" in reasons
 
 
+def test_a_rule_created_disabled_is_disabled(judged: Judged) -> None:
+    created = [key for key in judged.verdicts if key[2] == CREATED_DISABLED_ROUTE]
+    assert len(created) == 2  # the central forwarding rule and the storefront's own
+    assert {judged.row(key)["verdict"] for key in created} == {"DISABLED"}
+
+
 def test_every_other_rule_stays_ok(judged: Judged) -> None:
-    faulted = {DISABLED, BROKEN, FAILING, THROTTLED, STALE} | judged.silenced
+    created_disabled = {key for key in judged.verdicts if key[2] == CREATED_DISABLED_ROUTE}
+    faulted = {DISABLED, BROKEN, FAILING, THROTTLED, STALE} | judged.silenced | created_disabled
     others = [row for key, row in judged.verdicts.items() if key not in faulted]
     assert len(others) >= 10
     bad = [row for row in others if row["verdict"] != "OK"]

@@ -1,0 +1,366 @@
+"""Which DISABLED rules auto-heal may re-enable: pure decisions over stored frames.
+
+No I/O here: :mod:`alerts.heal` reads the frames from the store, calls :func:`plan`, acts on
+the decisions through the heal role and writes them to ``heal_actions``.
+
+A DISABLED rule in the latest inventory is re-enabled only when every check passes, in this
+order (the first that says no is the recorded reason):
+
+1. **maintenance** (organization-wide): when more than ``maintenance_disabled_share`` of the
+   rules in the latest inventory (and at least two) are DISABLED after having been ENABLED,
+   nothing is healed; one skip row with reason ``maintenance: N of M rules disabled ...`` is
+   written per maintenance spell, which the alerts step turns into a critical page;
+2. **never-enabled**: the rule was never seen ENABLED in an earlier inventory (a rule created
+   disabled is somebody's deliberate choice);
+3. **opt-out**: the rule carries the tag ``<opt_out_tag>=off`` (key and value compared
+   without case, as the heal role's IAM Deny compares them);
+4. **excluded**: the rule matches a ``heal.exclude_rules`` pattern;
+5. **stale**: the account's newest inventory is older than ``stale_after`` (it could not be
+   read since): the rule may have changed, so it is not acted on;
+6. **flapping**: orgscope re-enabled it during this disabled spell and a later inventory found
+   it DISABLED again: someone means it, a person should look;
+7. **limit**: ``max_per_run`` re-enables this run, or ``max_per_hour`` in the last hour
+   (counted from the stored ``heal_actions``, so a restart does not reset it).
+
+A skip is recorded once per rule, reason and disabled spell (the time since the rule was last
+seen ENABLED), not on every run, so the audit log and the Slack notices built from it stay
+readable (a dry-run's ``would-enable`` too: it is decided again, not recorded again). A rule
+re-enabled after the newest inventory (the heal ran, the next inventory has not) and a failed
+attempt less than an hour old get no decision this run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any, Literal, NamedTuple
+
+import pandas as pd
+
+from alerts.heal_datasets import MAINTENANCE_PREFIX
+from orgscope.config import HealConfig
+
+HOUR = timedelta(hours=1)
+#: Fewer rules than this disabled at once is never maintenance, whatever the share.
+MAINTENANCE_MIN_RULES = 2
+#: Results that count as a write attempt against the hourly limit.
+ATTEMPT_RESULTS = frozenset({"enabled", "not-verified", "failed", "would-enable"})
+#: Reason codes (the text before the first ':').
+OPT_OUT, EXCLUDED, NEVER_ENABLED, FLAPPING, LIMIT, STALE = (
+    "opt-out", "excluded", "never-enabled", "flapping", "limit", "stale")
+
+
+class RuleKey(NamedTuple):
+    account_id: str
+    region: str
+    bus: str
+    rule: str
+
+    def path(self) -> str:
+        """``account/region/bus/rule``, the form ``heal.exclude_rules`` patterns match."""
+        return f"{self.account_id}/{self.region}/{self.bus}/{self.rule}"
+
+
+@dataclass(frozen=True)
+class RuleFacts:
+    """What the inventory history says about one rule now DISABLED."""
+
+    key: RuleKey
+    tags: Mapping[str, str]
+    #: The newest inventory snapshot (the one that saw it DISABLED).
+    collected_at: datetime
+    first_seen_at: datetime
+    #: The last snapshot that saw it in any enabled state; None when never.
+    last_enabled_at: datetime | None
+    #: The first snapshot that saw it DISABLED after ``last_enabled_at``.
+    disabled_since: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision: re-enable a rule, or leave it (or the whole organization) alone.
+
+    ``key`` is None only for the organization-wide maintenance skip. ``record`` is false for
+    a skip already in the audit log for this rule, reason and spell: nothing new to say.
+    """
+
+    key: RuleKey | None
+    action: Literal["enable", "skip"]
+    reason: str
+    record: bool = True
+
+    @property
+    def code(self) -> str:
+        return reason_code(self.reason)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every decision of one run, in the order they are acted on."""
+
+    decisions: tuple[Decision, ...]
+    disabled: int
+    total: int
+    maintenance: bool
+
+    @property
+    def to_enable(self) -> list[Decision]:
+        return [d for d in self.decisions if d.action == "enable"]
+
+    @property
+    def to_record(self) -> list[Decision]:
+        return [d for d in self.decisions if d.record]
+
+
+# --- small pure helpers ----------------------------------------------------------------------
+
+
+def reason_code(reason: str) -> str:
+    """'opt-out: tagged ...' -> 'opt-out'."""
+    return reason.split(":", 1)[0].strip()
+
+
+def parse_tags(text: Any) -> dict[str, str]:
+    """The ``rules.tags`` JSON object text -> dict (empty for null or unreadable text)."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def opted_out(tags: Mapping[str, str], tag_key: str) -> bool:
+    """True when ``tags`` carry ``tag_key`` = 'off' (both compared without case)."""
+    wanted = tag_key.lower()
+    return any(k.lower() == wanted and v.strip().lower() == "off" for k, v in tags.items())
+
+
+def excluded_by(key: RuleKey, patterns: Iterable[str]) -> str | None:
+    """The first ``heal.exclude_rules`` pattern matching the rule, or None.
+
+    A pattern without '/' is a glob on the rule name; one with '/' a glob on
+    ``account_id/region/bus/rule`` (a bus name may itself contain '/'). Case-sensitive, as
+    AWS names are.
+    """
+    for pattern in patterns:
+        target = key.path() if "/" in pattern else key.rule
+        if fnmatchcase(target, pattern):
+            return pattern
+    return None
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None or value is pd.NaT or (not isinstance(value, datetime)
+                                            and bool(pd.isna(value))):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    result: datetime = stamp.tz_convert("UTC").to_pydatetime()
+    return result
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "never"
+
+
+# --- facts from frames -----------------------------------------------------------------------
+
+
+def rule_facts(latest: pd.DataFrame, history: pd.DataFrame) -> list[RuleFacts]:
+    """The DISABLED rules of the latest inventory, with what history says about each.
+
+    ``latest``: the ``rules`` view (account_id, region, bus, rule, state, tags, collected_at).
+    ``history``: one row per rule (account_id, region, bus, rule, first_seen_at,
+    last_enabled_at, disabled_since), as :func:`alerts.heal.read_history` computes it from
+    ``rules_history``. Sorted oldest disabled spell first, then by key.
+    """
+    if latest.empty:
+        return []
+    by_key: dict[RuleKey, dict[str, Any]] = {}
+    for row in _records(history):
+        by_key[RuleKey(str(row["account_id"]), str(row["region"]), str(row["bus"]),
+                       str(row["rule"]))] = row
+    facts: list[RuleFacts] = []
+    for row in _records(latest[latest["state"] == "DISABLED"]):
+        key = RuleKey(str(row["account_id"]), str(row["region"]), str(row["bus"]),
+                      str(row["rule"]))
+        collected = _utc(row["collected_at"])
+        assert collected is not None, "rules.collected_at is never null"
+        past = by_key.get(key, {})
+        facts.append(RuleFacts(
+            key=key,
+            tags=parse_tags(row.get("tags")),
+            collected_at=collected,
+            first_seen_at=_utc(past.get("first_seen_at")) or collected,
+            last_enabled_at=_utc(past.get("last_enabled_at")),
+            disabled_since=_utc(past.get("disabled_since")) or collected,
+        ))
+    facts.sort(key=lambda f: (f.disabled_since or f.collected_at, f.key))
+    return facts
+
+
+def _actions_by_rule(actions: pd.DataFrame) -> dict[RuleKey, list[dict[str, Any]]]:
+    out: dict[RuleKey, list[dict[str, Any]]] = {}
+    if actions.empty:
+        return out
+    for row in _records(actions):
+        if row.get("rule") is None or pd.isna(row.get("rule")):
+            continue
+        key = RuleKey(str(row["account_id"]), str(row["region"]), str(row["bus"]),
+                      str(row["rule"]))
+        row["at"] = _utc(row["at"])
+        out.setdefault(key, []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: r["at"])
+    return out
+
+
+def attempts_in_last_hour(actions: pd.DataFrame, now: datetime, dry_run: bool) -> int:
+    """Re-enables attempted (or, in dry-run, reported) in the hour before ``now``."""
+    if actions.empty:
+        return 0
+    at = pd.to_datetime(actions["at"], utc=True)
+    mask = ((actions["action"] == "enable") & (actions["dry_run"] == dry_run)
+            & actions["result"].isin(ATTEMPT_RESULTS) & (at > pd.Timestamp(now) - HOUR)
+            & (at <= pd.Timestamp(now)))
+    return int(mask.sum())
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+def maintenance_threshold(total: int, share: float) -> int:
+    """The smallest number of disabled rules that is 'more than ``share``' of ``total``
+    (and at least :data:`MAINTENANCE_MIN_RULES`)."""
+    return max(MAINTENANCE_MIN_RULES, math.floor(share * total) + 1)
+
+
+def maintenance_reason(disabled: int, total: int, share: float) -> str:
+    return (f"{MAINTENANCE_PREFIX}: {disabled} of {total} rules disabled (more than "
+            f"{share:.0%} of the organization's rules at once looks like planned work); "
+            "no rule re-enabled, a person decides")
+
+
+def _maintenance_started(spells: list[datetime], threshold: int) -> datetime:
+    """When the rules disabled now first numbered ``threshold``: the start of the spell."""
+    return sorted(spells)[threshold - 1]
+
+
+def _maintenance_recorded(actions: pd.DataFrame, since: datetime) -> bool:
+    if actions.empty:
+        return False
+    org_wide = actions[actions["rule"].isna() & actions["reason"].str.startswith(
+        MAINTENANCE_PREFIX)]
+    if org_wide.empty:
+        return False
+    return bool((pd.to_datetime(org_wide["at"], utc=True) >= pd.Timestamp(since)).any())
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def _already_said(history: list[dict[str, Any]], since: datetime | None, code: str,
+                  action: str) -> bool:
+    return any(r["action"] == action and reason_code(str(r["reason"])) == code
+               and (since is None or r["at"] > since) for r in history)
+
+
+def _rule_check(fact: RuleFacts, cfg: HealConfig, now: datetime,
+                stale_after: timedelta | None) -> str | None:
+    """The first per-rule safety check that says no, as a reason (None: all pass)."""
+    if fact.last_enabled_at is None:
+        return (f"{NEVER_ENABLED}: DISABLED in every inventory since it was first seen "
+                f"({_when(fact.first_seen_at)}); a rule created disabled is left alone")
+    if opted_out(fact.tags, cfg.opt_out_tag):
+        return f"{OPT_OUT}: tagged {cfg.opt_out_tag}=off"
+    pattern = excluded_by(fact.key, cfg.exclude_rules)
+    if pattern is not None:
+        return f"{EXCLUDED}: matches heal.exclude_rules entry {pattern!r}"
+    if stale_after is not None and fact.collected_at < now - stale_after:
+        return (f"{STALE}: the newest inventory of this account and region is from "
+                f"{_when(fact.collected_at)}; only a fresh inventory is acted on")
+    return None
+
+
+def _enable_reason(fact: RuleFacts, was_enabled: list[RuleFacts], total_rules: int) -> str:
+    return (f"was ENABLED in the inventory of {_when(fact.last_enabled_at)}, DISABLED "
+            f"since {_when(fact.disabled_since)}; not opted out, not excluded, "
+            f"{len(was_enabled)} of {total_rules} rules disabled")
+
+
+def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: HealConfig,
+         *, now: datetime, dry_run: bool, stale_after: timedelta | None = None) -> Plan:
+    """Decide, for every DISABLED rule in ``facts``, whether to re-enable it now.
+
+    ``total_rules``: rules in the latest inventory (all states). ``actions``: the stored
+    ``heal_actions`` (at least the last hour's and every row about the rules in ``facts``).
+    ``stale_after``: a rule whose newest inventory is older than this is not acted on (the
+    account could not be read since; the rule may have changed).
+    """
+    by_rule = _actions_by_rule(actions)
+    was_enabled = [f for f in facts if f.last_enabled_at is not None]
+    threshold = maintenance_threshold(total_rules, cfg.maintenance_disabled_share)
+    if len(was_enabled) >= threshold:
+        started = _maintenance_started(
+            [f.disabled_since or f.collected_at for f in was_enabled], threshold)
+        reason = maintenance_reason(len(was_enabled), total_rules,
+                                    cfg.maintenance_disabled_share)
+        decision = Decision(None, "skip", reason,
+                            record=not _maintenance_recorded(actions, started))
+        return Plan((decision,), len(was_enabled), total_rules, True)
+
+    decisions: list[Decision] = []
+    left_this_run = cfg.max_per_run
+    left_this_hour = cfg.max_per_hour - attempts_in_last_hour(actions, now, dry_run)
+    for fact in facts:
+        past = by_rule.get(fact.key, [])
+        spell = fact.last_enabled_at
+        refusal = _rule_check(fact, cfg, now, stale_after)
+        if refusal is not None:
+            code = reason_code(refusal)
+            decisions.append(Decision(fact.key, "skip", refusal,
+                                      record=not _already_said(past, spell, code, "skip")))
+            continue
+        attempts = [r for r in past if r["action"] == "enable" and r["dry_run"] == dry_run
+                    and (spell is None or r["at"] > spell)]
+        healed = [r for r in attempts if r["result"] in ("enabled", "would-enable")]
+        if dry_run and healed:  # reported as would-enable for this spell already
+            decisions.append(Decision(fact.key, "enable", _enable_reason(fact, was_enabled,
+                                                                         total_rules),
+                                      record=False))
+            continue
+        if healed:
+            last = healed[-1]
+            if last["at"] >= fact.collected_at:
+                continue  # re-enabled after the newest inventory: wait for the next one
+            reason = (f"{FLAPPING}: re-enabled by orgscope at {_when(last['at'])}, found "
+                      f"DISABLED again by the inventory of {_when(fact.collected_at)}; "
+                      "someone means it, a person should look")
+            decisions.append(Decision(fact.key, "skip", reason,
+                                      record=not _already_said(past, spell, FLAPPING, "skip")))
+            continue
+        if attempts and attempts[-1]["at"] > now - HOUR:
+            continue  # the last attempt failed less than an hour ago: retry later
+        if left_this_run <= 0 or left_this_hour <= 0:
+            which = (f"heal.max_per_run ({cfg.max_per_run}) reached this run"
+                     if left_this_run <= 0 else
+                     f"heal.max_per_hour ({cfg.max_per_hour}) reached in the last hour")
+            decisions.append(Decision(fact.key, "skip", f"{LIMIT}: {which}; retried later",
+                                      record=not _already_said(past, spell, LIMIT, "skip")))
+            continue
+        left_this_run -= 1
+        left_this_hour -= 1
+        decisions.append(Decision(fact.key, "enable",
+                                  _enable_reason(fact, was_enabled, total_rules)))
+    return Plan(tuple(decisions), len(was_enabled), total_rules, False)
