@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from orgscope.sharding import StepsMode, parse_shard
+
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 ENV_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -122,6 +124,13 @@ class _Strict(BaseModel):
 # --- sections --------------------------------------------------------------------------------
 
 
+def _shard(value: str) -> str:
+    return parse_shard(value).label
+
+
+ShardText = Annotated[str, AfterValidator(_shard)]
+
+
 class OrganizationConfig(_Strict):
     name: str = Field(min_length=1)
     discovery: Literal["config", "organizations"] = "config"
@@ -129,6 +138,12 @@ class OrganizationConfig(_Strict):
     monitoring_account_id: AccountId
     central_bus_account_id: AccountId
     central_bus_name: str = Field(default="central-bus", min_length=1)
+    #: This process collects account shard K of N ("1/1": every account); `--shard`
+    #: overrides it (docs/scaling.md).
+    shard: ShardText = "1/1"
+    #: Where org-wide steps (health, traces, heal, alerts) and compaction run: "auto" (shard 1
+    #: only), "run" or "skip"; `--steps` overrides it.
+    org_steps: StepsMode = "auto"
 
 
 class TeamPeriod(_Strict):
@@ -271,7 +286,6 @@ class OtlpFilesCollectorConfig(CollectorConfig):
 
 class CollectorsConfig(_Strict):
     """One section per registered collector (collectors/registry.py)."""
-
     inventory: CollectorConfig = CollectorConfig()
     metrics: MetricsCollectorConfig = MetricsCollectorConfig()
     dlq: DlqCollectorConfig = DlqCollectorConfig()

@@ -1,0 +1,323 @@
+"""The durable Slack outbox: one JSON file per message, moved atomically from pending/ to sent/.
+
+Layout under the store folder::
+
+    <store>/_outbox/pending/<id>.json   queued or waiting for a retry
+    <store>/_outbox/sent/<id>.json      Slack accepted it (HTTP 200)
+    <store>/_outbox/failed/<id>.json    given up: no webhook, Slack refused it (4xx), or
+                                        [slack] max_attempts spent
+
+Guarantees (docs/alerts.md, "Outbox"):
+
+* **Nothing lost.** A message is a file in pending/ (written under a temporary name and renamed)
+  before the alert state that produced it is stored; it leaves pending/ only once Slack has
+  accepted it or it has failed for good. A crash at any other moment leaves it in pending/, and
+  the next drain (``orgscope alerts --once``, the next evaluation, ``orgscope serve``) sends it.
+* **Nothing posted twice**, with one exception. Message ids are derived from the transition
+  that caused them, so evaluating again after a crash queues nothing new (:meth:`enqueue`
+  refuses an id already in pending/, sent/ or failed/). The exception is the crash window
+  between Slack's 200 and the rename of the message's file into sent/ (the write of one small
+  file and one rename): a process killed exactly then posts that message again on restart.
+  Incoming webhooks take no idempotency key, so no client can close that window; it is
+  at-least-once there, exactly-once everywhere else.
+* **Retries.** A 429 waits for its Retry-After (and holds back that channel's other messages
+  for as long); a 5xx, a timeout or a connection error retries with exponential backoff
+  (``backoff_s`` doubling up to ``max_backoff_s``); any other 4xx fails at once, as does a
+  channel whose webhook is not configured. Only one process drains at a time (a lock file);
+  the others leave the messages to it.
+
+Every attempt is reported to a ``record`` callback (the alerts step writes it to the
+``notifications`` dataset); a sent or failed message whose final row was not written yet is
+reported again by :meth:`Outbox.recover`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FOLDERS: tuple[str, ...] = ("pending", "sent", "failed")
+LOCK_NAME = ".drain.lock"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One Slack message and its delivery so far (the JSON file's content)."""
+
+    id: str
+    channel: str
+    kind: str
+    alert_key: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    status: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    #: The notifications row of the final status (sent/failed) has been written.
+    recorded: bool = False
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = dict(self.__dict__)
+        for name in ("created_at", "next_attempt_at", "sent_at"):
+            value = data[name]
+            data[name] = value.isoformat() if value is not None else None
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Message:
+        data = json.loads(text)
+        for name in ("created_at", "next_attempt_at", "sent_at"):
+            if data.get(name):
+                data[name] = datetime.fromisoformat(data[name])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How one POST went: 'sent', 'retry' (after ``retry_after_s`` when Slack said so, else
+    the backoff) or 'failed' (for good)."""
+
+    outcome: str
+    error: str | None = None
+    retry_after_s: float | None = None
+
+
+Post = Callable[[str, dict[str, Any]], Delivery]
+Record = Callable[[Message], None]
+
+
+@dataclass
+class DrainReport:
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    attempts: int = 0
+    busy: bool = False
+
+    def summary(self) -> str:
+        if self.busy:
+            return "outbox: another process is delivering"
+        return (f"outbox: {len(self.sent)} sent, {len(self.failed)} failed, "
+                f"{len(self.waiting)} waiting to retry ({self.attempts} attempts)")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    backoff_s: float = 2.0
+    max_backoff_s: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds before the next attempt after ``attempts`` failed ones."""
+        return float(min(self.backoff_s * 2 ** max(attempts - 1, 0), self.max_backoff_s))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outbox:
+    """Message files under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _path(self, folder: str, message_id: str) -> Path:
+        return self.folder(folder) / f"{message_id}.json"
+
+    def _write(self, folder: str, message: Message) -> None:
+        final = self._path(folder, message.id)
+        tmp = final.parent / f".{message.id}-{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(message.to_json())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def _read(self, path: Path) -> Message | None:
+        try:
+            return Message.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None  # moved by the drain in the meantime
+
+    def where(self, message_id: str) -> str | None:
+        """The folder holding ``message_id`` (pending first: a message moves out of it)."""
+        for folder in FOLDERS:
+            if self._path(folder, message_id).exists():
+                return folder
+        return None
+
+    def enqueue(self, message: Message) -> bool:
+        """Queue ``message`` unless its id is already queued, sent or failed; True if queued."""
+        if self.where(message.id) is not None:
+            log.debug("outbox: %s already queued or delivered", message.id)
+            return False
+        self._write("pending", message)
+        return True
+
+    def messages(self, folder: str) -> list[Message]:
+        found = [self._read(path) for path in sorted(self.folder(folder).glob("*.json"))]
+        return sorted((m for m in found if m is not None), key=lambda m: (m.created_at, m.id))
+
+    def get(self, message_id: str) -> Message | None:
+        folder = self.where(message_id)
+        return self._read(self._path(folder, message_id)) if folder else None
+
+    @contextmanager
+    def _drain_lock(self) -> Iterator[bool]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_NAME, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def recover(self, record: Record) -> None:
+        """Finish what a crash interrupted: a pending file whose message is in sent/ (the
+        crash fell between the two renames) is removed, and sent or failed messages whose
+        final notifications row was not written are recorded."""
+        for message in self.messages("pending"):
+            if self._path("sent", message.id).exists() or \
+                    self._path("failed", message.id).exists():
+                self._path("pending", message.id).unlink(missing_ok=True)
+        for folder in ("sent", "failed"):
+            for message in self.messages(folder):
+                if not message.recorded:
+                    self._record_final(folder, message, record)
+
+    def _record_final(self, folder: str, message: Message, record: Record) -> None:
+        try:
+            record(message)
+        except Exception:
+            log.exception("outbox: could not record %s; will retry on the next drain",
+                          message.id)
+            return
+        self._write(folder, replace(message, recorded=True))
+
+    def _finish(self, folder: str, message: Message, record: Record) -> None:
+        """Move ``message`` out of pending/: written into ``folder`` first, then the pending
+        file removed (a crash between the two is undone by :meth:`recover`)."""
+        self._write(folder, message)
+        self._path("pending", message.id).unlink(missing_ok=True)
+        self._record_final(folder, message, record)
+
+    def drain(self, post: Post, record: Record, policy: RetryPolicy, max_wait_s: float, *,
+              clock: Callable[[], datetime] = _now,
+              sleep: Callable[[float], None] = time.sleep) -> DrainReport:
+        """Deliver every pending message that is due; wait (sleeping) for retries due within
+        ``max_wait_s``; leave later ones pending for the next drain."""
+        report = DrainReport()
+        with self._drain_lock() as locked:
+            if not locked:
+                report.busy = True
+                return report
+            self.recover(record)
+            deadline = clock() + timedelta(seconds=max_wait_s)
+            blocked: dict[str, datetime] = {}
+            while True:
+                pending = self.messages("pending")
+                now = clock()
+                due = [m for m in pending if (m.next_attempt_at or now) <= now
+                       and blocked.get(m.channel, now) <= now]
+                for message in due:
+                    if blocked.get(message.channel, now) > clock():
+                        continue
+                    report.attempts += 1
+                    self._attempt(message, post, record, policy=policy, clock=clock,
+                                  report=report, blocked=blocked)
+                pending = self.messages("pending")
+                if not pending:
+                    break
+                now = clock()
+                wake = min(max(m.next_attempt_at or now, blocked.get(m.channel, now))
+                           for m in pending)
+                if wake > deadline:
+                    break
+                if wake > now:
+                    sleep((wake - now).total_seconds())
+            report.waiting = [m.id for m in self.messages("pending")]
+        return report
+
+    def _attempt(self, message: Message, post: Post, record: Record, *, policy: RetryPolicy,
+                 clock: Callable[[], datetime], report: DrainReport,
+                 blocked: dict[str, datetime]) -> None:
+        try:
+            delivery = post(message.channel, message.payload)
+        except Exception as error:  # a bug in post must not lose the message
+            log.exception("outbox: posting %s raised", message.id)
+            delivery = Delivery("retry", f"{type(error).__name__}: {error}")
+        now = clock()
+        attempts = message.attempts + 1
+        if delivery.outcome == "sent":
+            done = replace(message, status="sent", attempts=attempts, sent_at=now,
+                           last_error=None, next_attempt_at=None)
+            self._finish("sent", done, record)
+            report.sent.append(message.id)
+            log.info("outbox: %s sent to %s (attempt %d)", message.id, message.channel,
+                     attempts)
+            return
+        if delivery.outcome == "failed" or attempts >= policy.max_attempts:
+            reason = delivery.error if delivery.outcome == "failed" else \
+                f"gave up after {attempts} attempts: {delivery.error}"
+            done = replace(message, status="failed", attempts=attempts, last_error=reason,
+                           next_attempt_at=None)
+            self._finish("failed", done, record)
+            report.failed.append(message.id)
+            log.warning("outbox: %s to %s failed: %s", message.id, message.channel, reason)
+            return
+        wait = delivery.retry_after_s if delivery.retry_after_s is not None \
+            else policy.delay(attempts)
+        retry_at = now + timedelta(seconds=wait)
+        if delivery.retry_after_s is not None:
+            blocked[message.channel] = max(blocked.get(message.channel, retry_at), retry_at)
+        again = replace(message, attempts=attempts, last_error=delivery.error,
+                        next_attempt_at=retry_at)
+        self._write("pending", again)
+        try:
+            record(again)
+        except Exception:
+            log.exception("outbox: could not record attempt %d of %s", attempts, message.id)
+        log.info("outbox: %s to %s: %s; retry in %.1fs", message.id, message.channel,
+                 delivery.error, wait)
+
+    def prune(self, before: datetime) -> int:
+        """Delete sent and failed messages created before ``before``; returns how many.
+
+        Keep them longer than anything may be queued again (the heal notices look back a
+        day), or a pruned id could be queued a second time.
+        """
+        removed = 0
+        for folder in ("sent", "failed"):
+            for message in self.messages(folder):
+                if message.created_at < before and message.recorded:
+                    self._path(folder, message.id).unlink(missing_ok=True)
+                    removed += 1
+        return removed

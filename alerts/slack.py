@@ -1,0 +1,279 @@
+"""Slack Block Kit messages: firing, repeat, resolved, grouped, heal notices and pages.
+
+Pure functions from alert states (and heal_actions rows) to the JSON body an incoming webhook
+takes: ``text`` (the notification and fallback line) plus ``blocks``. Every message names the
+severity, what is wrong, why (the verdict's reasons), the numbers, the account, region and
+team, and links to the dashboard page filtered to it (``[dashboard] base_url``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from alerts.lifecycle import AlertState
+
+TITLES: dict[str, str] = {
+    "rule_disabled": "Rule disabled",
+    "rule_silent": "Rule silent",
+    "failed_invocations": "Failed invocations",
+    "dlq_messages": "Dead-letter queue",
+    "throttled": "Throttling",
+    "service_errors": "Service errors",
+    "service_latency": "Service latency",
+    "cost_anomaly": "Cost anomaly",
+    "cost_forecast": "Forecast over budget",
+    "account_unreachable": "Account unreachable",
+    "heal_maintenance": "Auto-heal stopped: maintenance",
+}
+SEVERITY_MARK: dict[str, str] = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
+                                 "info": ":large_blue_circle:"}
+#: Dashboard pages by URL path (Streamlit derives it from the page file; Event flow is the
+#: default page, at the root).
+PAGES: dict[str, str] = {"event_flow": "", "traces": "traces", "cost": "cost",
+                         "alerts": "alerts"}
+MAX_TEXT = 2900  # Slack's limit for a section's text is 3000 characters
+MAX_HEADER = 150
+#: Numbers shown in a message's context line, by details key, in this order.
+NUMBER_KEYS: tuple[str, ...] = (
+    "failed", "invocations", "lost", "matched", "expected", "throttled", "count", "error_rate",
+    "p50_ms", "p95_ms", "p99_ms", "amount", "baseline", "excess", "z", "forecast", "budget",
+    "to_date", "failed_cycles", "last_ok", "disabled", "rules")
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _duration(start: datetime, end: datetime) -> str:
+    seconds = max(int((end - start).total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def page_url(base_url: str, page: str, params: Mapping[str, str | None]) -> str:
+    """``base_url/<page path>?k=v...`` (parameters without a value left out)."""
+    query = urlencode({k: v for k, v in params.items() if v})
+    path = PAGES[page]
+    url = base_url.rstrip("/") + "/" + path
+    return url + (f"?{query}" if query else "")
+
+
+def dashboard_link(alert: AlertState, base_url: str) -> tuple[str, str]:
+    """(button label, URL) of the dashboard page that shows what ``alert`` is about."""
+    name = alert.alert_name
+    if alert.rule or name == "account_unreachable":
+        return "Event flow", page_url(base_url, "event_flow", {
+            "account": alert.account_id, "region": alert.region, "bus": alert.bus,
+            "rule": alert.rule})
+    if name.startswith("service_"):
+        return "Traces", page_url(base_url, "traces", {"service": alert.service,
+                                                       "account": alert.account_id})
+    if name.startswith("cost_"):
+        return "Cost", page_url(base_url, "cost", {"team": alert.team,
+                                                   "service": alert.service})
+    return "Alerts", alert_link(alert.key, base_url)
+
+
+def alert_link(key: str, base_url: str) -> str:
+    return page_url(base_url, "alerts", {"alert": key})
+
+
+def _details(alert: AlertState) -> dict[str, Any]:
+    try:
+        loaded = json.loads(alert.details) if alert.details else {}
+    except json.JSONDecodeError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        if value.is_integer():
+            return f"{value:,.0f}"
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def numbers_line(details: Mapping[str, Any]) -> str:
+    """'failed 12 · invocations 40 · ...' from the details' numbers."""
+    parts = [f"{key.replace('_', ' ')} {_number(details[key])}" for key in NUMBER_KEYS
+             if details.get(key) is not None]
+    return " · ".join(parts)
+
+
+def _fields(alert: AlertState) -> list[dict[str, str]]:
+    account = None
+    if alert.account_id:
+        account = f"`{alert.account_id}`" + (f" {alert.account_name}"
+                                             if alert.account_name else "")
+    values = [("Account", account), ("Region", alert.region), ("Team", alert.team),
+              ("Bus", alert.bus), ("Rule", alert.rule), ("Service", alert.service)]
+    return [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in values if value]
+
+
+def _title(alert: AlertState) -> str:
+    return TITLES.get(alert.alert_name, alert.alert_name)
+
+
+def _buttons(alert: AlertState, base_url: str) -> dict[str, Any]:
+    label, url = dashboard_link(alert, base_url)
+    elements = [{"type": "button", "text": {"type": "plain_text", "text": f"Open {label}"},
+                 "url": url}]
+    if label != "Alerts":
+        elements.append({"type": "button", "text": {"type": "plain_text", "text": "Alert"},
+                         "url": alert_link(alert.key, base_url)})
+    return {"type": "actions", "elements": elements}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": _clip(text, MAX_HEADER),
+                                       "emoji": True}}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text)}]}
+
+
+def alert_message(alert: AlertState, kind: str, base_url: str) -> dict[str, Any]:
+    """One alert: ``kind`` 'firing', 'repeat', 'page' or 'resolved'."""
+    details = _details(alert)
+    severity = alert.severity.upper()
+    if kind == "resolved":
+        resolved_at = alert.resolved_at or alert.updated_at
+        since = alert.fired_at or alert.started_at
+        head = f":white_check_mark: RESOLVED · {_title(alert)}"
+        text = f"[RESOLVED] {_title(alert)}: {alert.summary}"
+        body = [_section(f"*Was:* {alert.summary}\n*Firing for* "
+                         f"{_duration(since, resolved_at)} (since {_clock(since)})")]
+    else:
+        mark = ":rotating_light:" if kind == "page" else SEVERITY_MARK.get(alert.severity, "")
+        head = f"{mark} {'PAGE · ' if kind == 'page' else ''}{severity} · {_title(alert)}"
+        if kind == "repeat":
+            head += " (still firing)"
+        text = f"[{severity}] {_title(alert)}: {alert.summary}"
+        if kind == "page":
+            text = "<!channel> " + text
+        body = [_section(f"*What:* {alert.summary}")]
+        reasons = [str(r) for r in details.get("reasons") or []]
+        if reasons:
+            body.append(_section("*Why:*\n" + "\n".join(f"• {r}" for r in reasons[:5])))
+        if kind == "page":
+            body.append(_section("A person must decide: auto-heal will not re-enable rules "
+                                 "while this many are disabled at once."))
+    fields = _fields(alert)
+    if fields:
+        body.append({"type": "section", "fields": fields[:10]})
+    numbers = numbers_line(details)
+    since = alert.fired_at or alert.started_at
+    footer = f"`{alert.key}` · since {_clock(since)}"
+    if numbers:
+        body.append(_context(numbers))
+    body.append(_context(footer))
+    body.append(_buttons(alert, base_url))
+    return {"text": _clip(text), "blocks": [_header(head), *body]}
+
+
+def group_message(alerts: Sequence[AlertState], kind: str, base_url: str,
+                  max_lines: int) -> dict[str, Any]:
+    """Several alerts of one account (or of one channel) in one message."""
+    first = alerts[0]
+    worst = max(alerts, key=lambda a: ("info", "warning", "critical").index(a.severity)
+                if a.severity in ("info", "warning", "critical") else 0)
+    where = (f"{first.account_name or ''} ({first.account_id})".strip()
+             if first.account_id and all(a.account_id == first.account_id for a in alerts)
+             else "several accounts")
+    if kind == "resolved":
+        head = f":white_check_mark: RESOLVED · {len(alerts)} alerts · {where}"
+        text = f"[RESOLVED] {len(alerts)} alerts in {where}"
+    else:
+        mark = SEVERITY_MARK.get(worst.severity, "")
+        head = f"{mark} {worst.severity.upper()} · {len(alerts)} alerts · {where}"
+        if kind == "repeat":
+            head += " (still firing)"
+        text = f"[{worst.severity.upper()}] {len(alerts)} alerts in {where}"
+    lines = [f"• *{_title(a)}* ({a.severity}): {a.summary}" for a in alerts[:max_lines]]
+    if len(alerts) > max_lines:
+        lines.append(f"…and {len(alerts) - max_lines} more")
+    blocks: list[dict[str, Any]] = [_header(head), _section("\n".join(lines))]
+    teams = sorted({a.team for a in alerts if a.team})
+    regions = sorted({a.region for a in alerts if a.region})
+    fields = []
+    if where != "several accounts":
+        fields.append({"type": "mrkdwn", "text": f"*Account*\n`{first.account_id}` "
+                                                 f"{first.account_name or ''}".rstrip()})
+    if regions:
+        fields.append({"type": "mrkdwn", "text": "*Region*\n" + ", ".join(regions)})
+    if teams:
+        fields.append({"type": "mrkdwn", "text": "*Team*\n" + ", ".join(teams)})
+    if fields:
+        blocks.append({"type": "section", "fields": fields})
+    account = first.account_id if where != "several accounts" else None
+    blocks.append({"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Open Alerts"},
+         "url": page_url(base_url, "alerts", {"account": account})}]})
+    return {"text": _clip(text), "blocks": blocks}
+
+
+HEAL_HEADLINES: dict[str, str] = {
+    "enabled": ":adhesive_bandage: Auto-heal re-enabled {rule}",
+    "would-enable": ":adhesive_bandage: Auto-heal would re-enable {rule} (dry-run)",
+    "failed": ":warning: Auto-heal FAILED to re-enable {rule}",
+    "not-verified": ":warning: Auto-heal re-enabled {rule}, not verified",
+    "skipped": ":no_entry: Auto-heal left {rule} disabled",
+}
+
+
+def heal_message(action: Mapping[str, Any], base_url: str, alert_key: str | None) -> dict[str, Any]:
+    """A heal notice from one ``heal_actions`` row (what auto-heal did and why)."""
+    rule = str(action.get("rule") or "rules")
+    result = str(action.get("result"))
+    head = HEAL_HEADLINES.get(result, ":adhesive_bandage: Auto-heal: {rule} " + result)
+    head = head.format(rule=rule)
+    account_id = action.get("account_id")
+    account = f"`{account_id}` {action.get('account_name') or ''}".rstrip() \
+        if account_id else None
+    values = [("Account", account), ("Region", action.get("region")),
+              ("Team", action.get("team")), ("Bus", action.get("bus")), ("Rule", rule),
+              ("Result", result + (" (dry-run)" if action.get("dry_run") else ""))]
+    fields = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in values
+              if value]
+    who = action.get("disabled_by")
+    when = action.get("disabled_at")
+    context = [f"actor {action.get('actor')}"]
+    if who:
+        context.append(f"disabled by {who}")
+    if isinstance(when, datetime):
+        context.append(f"disabled at {_clock(when)}")
+    at = action.get("at")
+    if isinstance(at, datetime):
+        context.append(f"at {_clock(at)}")
+    buttons = [{"type": "button", "text": {"type": "plain_text", "text": "Open Event flow"},
+                "url": page_url(base_url, "event_flow", {
+                    "account": account_id, "region": action.get("region"),
+                    "bus": action.get("bus"), "rule": action.get("rule")})}]
+    if alert_key:
+        buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Alert"},
+                        "url": alert_link(alert_key, base_url)})
+    text = f"{head}: {action.get('reason')}"
+    return {"text": _clip(text), "blocks": [
+        _header(head), _section(f"*Why:* {action.get('reason')}"),
+        {"type": "section", "fields": fields}, _context(" · ".join(context)),
+        {"type": "actions", "elements": buttons}]}

@@ -1,0 +1,322 @@
+"""The alerts step's I/O edge: read the store, evaluate the rules, advance the lifecycle,
+queue the Slack messages, store the state, deliver.
+
+Order matters for the guarantees in docs/alerts.md: messages are queued in the outbox
+*before* the alert state that produced them is stored, and their ids repeat if the same
+transition is evaluated again, so a crash between the two neither loses nor doubles a message.
+Delivery comes last and is the outbox's (``alerts.outbox``).
+
+Reads (parameterized, recent partitions only): the latest ``rule_health``; the reachability
+collector's ``runs`` of the last two days; ``spans`` of each trace rule's last complete
+window; ``cost_daily`` for the anomaly window and the month so far; ``heal_actions`` of the
+last day; ``accounts``; the open ``alerts`` and ``silences``. Writes ``alerts``,
+``alert_events``, ``notifications`` and ``silences`` (config.toml's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from alerts.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS, run_id
+from alerts.lifecycle import Advance, AlertState, advance
+from alerts.notify import alert_messages, heal_messages, notification_rows
+from alerts.outbox import DrainReport, Message, Outbox, RetryPolicy
+from alerts.routing import SecretCache, Webhooks, secrets_fetcher
+from alerts.rules import AccountInfo, AlertInputs, evaluate
+from alerts.silences import SilenceSpec, sync_config_silences
+from alerts.webhook import SlackPoster
+from collectors import registry
+from orgscope.config import Config
+from orgscope.cost import anomalies as cost_anomalies
+from orgscope.cost import forecast as cost_forecast
+from orgscope.cost.attribution import month_of
+from orgscope.cost.review import month_end, month_first
+from orgscope.cost.store_io import attributed, last_cost_day
+from orgscope.store import Store, StoreError
+from orgscope.traces.views import latency_percentiles
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FOLDER = "_outbox"
+RUNS_LOOKBACK = timedelta(days=2)
+HEAL_LOOKBACK = timedelta(days=1)
+#: Sent and failed outbox files are kept this long (longer than HEAL_LOOKBACK: an id must not
+#: be queued again after its file is gone).
+OUTBOX_KEEP = timedelta(days=7)
+
+
+def outbox_for(store: Store) -> Outbox:
+    return Outbox(Path(store.root) / OUTBOX_FOLDER)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _maybe(what: str, read: Any) -> pd.DataFrame | None:
+    """``read()``, or None (the rules reading it hold their alerts) when the store fails."""
+    try:
+        frame: pd.DataFrame = read()
+    except StoreError as error:
+        log.warning("alerts: cannot read %s (%s); its alerts keep their state", what, error)
+        return None
+    return frame
+
+
+def account_infos(config: Config, store: Store) -> dict[str, AccountInfo]:
+    """account id -> name and team: the ``accounts`` snapshot, overridden by config.toml."""
+    infos: dict[str, AccountInfo] = {}
+    frame = _maybe("accounts", lambda: store.query("SELECT account_id, name, team FROM accounts"))
+    for row in (frame.to_dict("records") if frame is not None else []):
+        infos[str(row["account_id"])] = AccountInfo(str(row["name"]), str(row["team"]))
+    infos.update({a.id: AccountInfo(a.name, a.team) for a in config.accounts})
+    return infos
+
+
+def reachability_collector() -> str:
+    names = [c.name for c in registry.COLLECTORS.values() if c.checks_reachability]
+    return names[0] if names else "inventory"
+
+
+def trace_window(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """The last complete window: [floor(now) - window, floor(now)), floored to ``window``."""
+    seconds = int(window.total_seconds())
+    end = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)
+    return end - window, end
+
+
+def read_latency(store: Store, window: timedelta, now: datetime) -> pd.DataFrame:
+    """``latency_percentiles`` of the spans of the last complete ``window`` (one bucket), with
+    the region of each service and account."""
+    if "spans" not in store.datasets:
+        return pd.DataFrame()
+    start, end = trace_window(now, window)
+    spans = store.query('SELECT * EXCLUDE (date) FROM spans WHERE date >= ? AND date <= ? '
+                        'AND "start" >= ? AND "start" < ?',
+                        [start.date(), end.date(), start, end])
+    if spans.empty:
+        return pd.DataFrame()
+    table = latency_percentiles(spans, f"{int(window.total_seconds())}s")
+    regions = spans.groupby(["service", "account_id"])["region"].first().rename("region")
+    return table.merge(regions.reset_index(), on=["service", "account_id"], how="left")
+
+
+@dataclass(frozen=True)
+class CostSignals:
+    anomalies: pd.DataFrame
+    forecast: pd.DataFrame
+    month: str
+
+
+def read_cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
+    """Anomalies of the last ``cost_anomaly.days`` days of stored cost, and the forecast of
+    the month the newest cost day is in (only while that month is the current one)."""
+    month = month_of(now.date())
+    last = last_cost_day(store) if "cost_daily" in store.datasets else None
+    if last is None:
+        return CostSignals(pd.DataFrame(), pd.DataFrame(), month)
+    days = config.alerts.rules.cost_anomaly.days
+    since = last - timedelta(days=days - 1)
+    start = min(since - timedelta(days=config.cost.anomaly_window_days), month_first(month))
+    frame = attributed(store, config, start, last + timedelta(days=1)).frame
+    found = cost_anomalies.detect(frame, window=config.cost.anomaly_window_days,
+                                  z_threshold=config.cost.anomaly_z,
+                                  min_usd=config.cost.anomaly_min_usd, since=since)
+    outlook = pd.DataFrame()
+    if month_of(last) == month and last < month_end(month) and len(frame):
+        current = frame[[month_of(d) == month for d in pd.to_datetime(frame["date"]).dt.date]]
+        daily = current.groupby(["date", "team"])["amount"].sum().reset_index()
+        outlook = cost_forecast.forecast_month(daily, month, last, config.cost.budgets)
+    return CostSignals(found, outlook, month)
+
+
+def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInputs, str]:
+    """The rules' inputs (:class:`AlertInputs`) and the forecast's month."""
+    health = _maybe("rule_health", lambda: store.query(
+        "SELECT * EXCLUDE (date) FROM rule_health"))
+    since = now - RUNS_LOOKBACK
+    runs = _maybe("runs", lambda: store.query(
+        "SELECT run_id, account_id, region, started_at, status, error FROM runs "
+        "WHERE collector = ? AND date >= ? AND started_at >= ? AND started_at <= ?",
+        [reachability_collector(), since.date(), since, now]))
+    rules = config.alerts.rules
+    latency: dict[str, pd.DataFrame | None] = {}
+    by_window: dict[timedelta, pd.DataFrame | None] = {}
+    for name, rule in (("service_errors", rules.service_errors),
+                       ("service_latency", rules.service_latency)):
+        if not rule.enabled:
+            latency[name] = pd.DataFrame()
+            continue
+        if rule.window not in by_window:  # one read per distinct window
+            by_window[rule.window] = _maybe(
+                "spans", lambda w=rule.window: read_latency(store, w, now))
+        latency[name] = by_window[rule.window]
+    try:
+        cost = read_cost_signals(config, store, now)
+        anomalies: pd.DataFrame | None = cost.anomalies
+        outlook: pd.DataFrame | None = cost.forecast
+        month = cost.month
+    except StoreError as error:
+        log.warning("alerts: cannot read cost (%s); cost alerts keep their state", error)
+        anomalies, outlook, month = None, None, month_of(now.date())
+    heal_from = now - HEAL_LOOKBACK
+    heal = _maybe("heal_actions", lambda: store.query(
+        'SELECT * EXCLUDE (date) FROM heal_actions WHERE date >= ? AND "at" >= ?',
+        [heal_from.date(), heal_from])) if "heal_actions" in store.datasets else pd.DataFrame()
+    inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
+                         forecast=outlook, heal_actions=heal,
+                         accounts=account_infos(config, store))
+    return inputs, month
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    result: datetime = pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+    return result
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def read_previous(store: Store, keys: Sequence[str]) -> dict[str, AlertState]:
+    """The latest stored row of every open alert and of ``keys`` (resolved ones too)."""
+    frame = store.query(f"SELECT {', '.join(ALERTS.columns)} FROM alerts "
+                        "WHERE state <> 'resolved' OR list_contains(?, key)", [list(keys)])
+    states: dict[str, AlertState] = {}
+    for row in frame.to_dict("records"):
+        values: dict[str, Any] = {}
+        for column in ALERTS.columns:
+            value = row[column]
+            if column.endswith("_at"):
+                values[column] = _timestamp(value)
+            elif column in ("key", "alert_name", "severity", "state", "summary"):
+                values[column] = str(value)
+            else:
+                values[column] = _text(value)
+        values["details"] = values["details"] or "{}"
+        states[values["key"]] = AlertState(**values)
+    return states
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def write_advance(store: Store, result: Advance, now: datetime) -> None:
+    if result.states:
+        frame = pd.DataFrame([s.row() for s in result.states], columns=ALERTS.columns)
+        store.write(ALERTS.name, frame, run_id("alerts", now))
+    if result.events:
+        frame = pd.DataFrame([e.__dict__ for e in result.events], columns=ALERT_EVENTS.columns)
+        store.write(ALERT_EVENTS.name, frame, run_id("alert-events", now))
+
+
+def recorder(store: Store) -> Any:
+    """The outbox's ``record``: one ``notifications`` row per attempt (written at once, so
+    the dashboard shows a retry while it waits)."""
+    def record(message: Message) -> None:
+        store.write(NOTIFICATIONS.name, notification_rows([message]), run_id("notifications"))
+    return record
+
+
+def _poster(config: Config, factory: Any) -> SlackPoster:
+    secrets = None
+    if factory is not None:
+        secrets = SecretCache(secrets_fetcher(config, factory),
+                              config.slack.secret_cache_ttl.total_seconds())
+    return SlackPoster(Webhooks(secrets), config.slack.timeout_s)
+
+
+_POSTERS: dict[int, SlackPoster] = {}
+
+
+def poster_for(config: Config, factory: Any) -> SlackPoster:
+    """One poster (and so one secret cache) per session factory: the cache lives as long as
+    the process does, as the article's SecretCache."""
+    key = id(factory)
+    if key not in _POSTERS:
+        _POSTERS[key] = _poster(config, factory)
+    return _POSTERS[key]
+
+
+def drain(config: Config, store: Store, factory: Any, max_wait_s: float | None = None,
+          poster: Any = None) -> DrainReport:
+    """Deliver what the outbox holds (see :meth:`Outbox.drain`)."""
+    slack = config.slack
+    policy = RetryPolicy(slack.max_attempts, slack.backoff_s, slack.max_backoff_s)
+    outbox = outbox_for(store)
+    report = outbox.drain(poster or poster_for(config, factory), recorder(store), policy,
+                          slack.drain_wait_s if max_wait_s is None else max_wait_s)
+    outbox.prune(datetime.now(UTC) - OUTBOX_KEEP)
+    return report
+
+
+# --- the step --------------------------------------------------------------------------------
+
+
+@dataclass
+class AlertsRun:
+    """What one run of the step did."""
+
+    at: datetime
+    advance: Advance
+    queued: list[Message] = field(default_factory=list)
+    delivery: DrainReport | None = None
+    open_alerts: list[AlertState] = field(default_factory=list)
+
+    def summary(self) -> str:
+        firing = sum(1 for a in self.open_alerts if a.state == "firing")
+        pending = sum(1 for a in self.open_alerts if a.state == "pending")
+        silenced = sum(1 for a in self.open_alerts if a.silenced_by)
+        text = (f"alerts: {firing} firing, {pending} pending ({silenced} silenced); "
+                f"{len(self.advance.events)} transitions, {len(self.queued)} messages queued")
+        if self.delivery is not None:
+            text += "; " + self.delivery.summary()
+        return text
+
+
+def config_silences(config: Config) -> list[SilenceSpec]:
+    return [SilenceSpec(matchers=dict(s.matchers), ends_at=_utc(s.ends_at), comment=s.comment,
+                        starts_at=_utc(s.starts_at) if s.starts_at else None)
+            for s in config.alerts.silences]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def run_alerts(config: Config, store: Store, factory: Any = None, *,
+               now: datetime | None = None, deliver: bool = True,
+               max_wait_s: float | None = None, poster: Any = None) -> AlertsRun:
+    """Evaluate every alert rule at ``now`` (default: the clock), queue and (unless
+    ``deliver`` is false) deliver the messages. ``factory``: the process's SessionFactory, for
+    webhooks kept in Secrets Manager; ``poster`` replaces the Slack poster (tests)."""
+    moment = _utc(now or datetime.now(UTC)).replace(microsecond=0)
+    inputs, month = read_inputs(config, store, moment)
+    evaluation = evaluate(inputs, config, moment, month)
+    silences = sync_config_silences(store, config_silences(config), moment)
+    previous = read_previous(store, [c.key for c in evaluation.conditions])
+    result = advance(previous, evaluation, silences, moment, config.alerts.repeat_interval)
+    messages = alert_messages(result.notices, config, moment)
+    if inputs.heal_actions is not None:
+        messages += heal_messages(inputs.heal_actions, config, moment)
+    outbox = outbox_for(store)
+    queued = [m for m in messages if outbox.enqueue(m)]
+    if queued:
+        store.write(NOTIFICATIONS.name, notification_rows(queued), run_id("notifications"))
+    write_advance(store, result, moment)
+    current = {**previous, **{s.key: s for s in result.states}}
+    run = AlertsRun(at=moment, advance=result, queued=queued,
+                    open_alerts=sorted((s for s in current.values() if s.open),
+                                       key=lambda s: (s.state, s.severity, s.key)))
+    if deliver:
+        run.delivery = drain(config, store, factory, max_wait_s, poster)
+    log.info("%s", run.summary())
+    return run

@@ -1,0 +1,135 @@
+"""The durable outbox against the local Slack sink: retries, Retry-After, exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alerts.outbox import Delivery, Message, Outbox, RetryPolicy
+from alerts.routing import Webhooks
+from alerts.webhook import SlackPoster, classify
+from sim.slack_sink import Response, SlackSink
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+FAST = RetryPolicy(max_attempts=5, backoff_s=0.2, max_backoff_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SlackSink]:
+    server = SlackSink()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean_sink(sink: SlackSink) -> SlackSink:
+    sink.clear()
+    return sink
+
+
+def message(message_id: str = "msg-1", channel: str = "HOOK") -> Message:
+    return Message(id=message_id, channel=channel, kind="firing", alert_key="k",
+                   payload={"text": f"hello {message_id}", "blocks": []}, created_at=T0)
+
+
+def poster(sink: SlackSink, **env: str) -> SlackPoster:
+    return SlackPoster(Webhooks(None, {"HOOK": sink.webhook(), **env}), timeout_s=2)
+
+
+def test_429_with_retry_after_then_500_then_ok_delivers_exactly_once(
+        tmp_path: Path, clean_sink: SlackSink) -> None:
+    clean_sink.script(Response(429, "rate_limited", {"Retry-After": "1"}),
+                      Response(500, "oops"))
+    outbox = Outbox(tmp_path)
+    recorded: list[Message] = []
+    assert outbox.enqueue(message())
+    started = time.monotonic()
+    report = outbox.drain(poster(clean_sink), recorded.append, FAST, max_wait_s=10)
+    waited = time.monotonic() - started
+    assert report.sent == ["msg-1"] and report.attempts == 3 and not report.waiting
+    assert waited >= 1.0  # Retry-After honoured
+    assert [r.status for r in clean_sink.received()] == [429, 500, 200]
+    assert [r.payload["text"] for r in clean_sink.delivered()] == ["hello msg-1"]
+    # every attempt recorded; the last one as sent, with its attempt count
+    assert [(m.status, m.attempts) for m in recorded] == [("pending", 1), ("pending", 2),
+                                                          ("sent", 3)]
+    assert "HTTP 429" in str(recorded[0].last_error)
+    # a second drain and a second enqueue of the same id post nothing more
+    assert not outbox.enqueue(message())
+    assert outbox.drain(poster(clean_sink), recorded.append, FAST, max_wait_s=1).attempts == 0
+    assert len(clean_sink.received()) == 3
+    assert outbox.get("msg-1") is not None and outbox.where("msg-1") == "sent"
+
+
+def test_a_429_holds_back_the_channels_other_messages(tmp_path: Path,
+                                                      clean_sink: SlackSink) -> None:
+    clean_sink.script(Response(429, "rate_limited", {"Retry-After": "1"}))
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(message("msg-a"))
+    outbox.enqueue(message("msg-b"))
+    report = outbox.drain(poster(clean_sink), lambda m: None, FAST, max_wait_s=10)
+    assert sorted(report.sent) == ["msg-a", "msg-b"]
+    times = [r.at for r in clean_sink.received()]
+    assert len(times) == 3 and (times[1] - times[0]).total_seconds() >= 0.9
+
+
+def test_retries_wait_beyond_the_budget_stay_pending(tmp_path: Path,
+                                                     clean_sink: SlackSink) -> None:
+    clean_sink.script(Response(429, "rate_limited", {"Retry-After": "30"}))
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(message())
+    report = outbox.drain(poster(clean_sink), lambda m: None, FAST, max_wait_s=0.5)
+    assert report.waiting == ["msg-1"] and report.sent == []
+    [waiting] = outbox.messages("pending")
+    assert waiting.attempts == 1 and waiting.next_attempt_at is not None
+
+
+def test_unset_webhook_and_4xx_fail_at_once_timeouts_retry(tmp_path: Path,
+                                                           clean_sink: SlackSink) -> None:
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(message("msg-unset", channel="NOT_SET_ANYWHERE"))
+    clean_sink.script(Response(404, "no_service"))
+    outbox.enqueue(message("msg-404"))
+    recorded: list[Message] = []
+    report = outbox.drain(poster(clean_sink), recorded.append, FAST, max_wait_s=1)
+    assert sorted(report.failed) == ["msg-404", "msg-unset"]
+    errors = {m.id: m.last_error for m in recorded}
+    assert "$NOT_SET_ANYWHERE is not set" in str(errors["msg-unset"])
+    assert "HTTP 404: no_service" in str(errors["msg-404"])
+    assert classify(503, "", {}).outcome == "retry"
+    assert classify(429, "", {"retry-after": "7"}).retry_after_s == 7.0
+
+
+def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(message())
+    calls: list[str] = []
+
+    def always_500(channel: str, payload: dict[str, object]) -> Delivery:
+        calls.append(channel)
+        return Delivery("retry", "HTTP 500: oops")
+
+    report = outbox.drain(always_500, lambda m: None,
+                          RetryPolicy(max_attempts=3, backoff_s=0.01, max_backoff_s=0.01),
+                          max_wait_s=5)
+    assert report.failed == ["msg-1"] and len(calls) == 3
+    failed = outbox.get("msg-1")
+    assert failed is not None and "gave up after 3 attempts" in str(failed.last_error)
+
+
+def test_recover_finishes_an_interrupted_move_and_unrecorded_rows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    sent = Message(**{**message().__dict__, "status": "sent", "attempts": 1})
+    outbox._write("sent", sent)  # the crash fell between writing sent/ and removing pending/
+    outbox._write("pending", message())
+    recorded: list[Message] = []
+    outbox.recover(recorded.append)
+    assert outbox.messages("pending") == []
+    assert [m.status for m in recorded] == ["sent"]
+    outbox.recover(recorded.append)
+    assert len(recorded) == 1  # recorded once

@@ -1,0 +1,149 @@
+"""The alerts step over a real store and the local Slack sink: once, grouped, resolved,
+heal notices, and no duplicate after a crash between queueing and storing the state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alerts import step as alerts_step
+from alerts.step import run_alerts
+from collectors import registry
+from orgscope.store import Store
+from sim.slack_sink import SlackSink
+from tests.alerts.alert_frames import (
+    CENTRAL,
+    NOW,
+    ORDERS,
+    REGION,
+    config,
+    heal,
+    heal_action,
+    health,
+    verdict,
+)
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SlackSink]:
+    server = SlackSink()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slack(sink: SlackSink, monkeypatch: pytest.MonkeyPatch) -> SlackSink:
+    sink.clear()
+    monkeypatch.setenv("ORGSCOPE_SLACK_WEBHOOK", sink.webhook("default"))
+    monkeypatch.delenv("ORGSCOPE_SLACK_WEBHOOK_PAYMENTS", raising=False)
+    return sink
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(str(tmp_path), registry.all_datasets())
+
+
+def put_health(store: Store, frame: pd.DataFrame, at: str) -> None:
+    store.write("rule_health", frame, f"health-{at}")
+
+
+def texts(sink: SlackSink) -> list[str]:
+    return [str(r.payload["text"]) for r in sink.delivered()]
+
+
+def test_disabled_rule_fires_once_with_labels_then_resolves_once(store: Store,
+                                                                 slack: SlackSink) -> None:
+    put_health(store, health(verdict("orders-in", "DISABLED", reasons=["rule is DISABLED"])),
+               "1")
+    first = run_alerts(config(), store, now=NOW, max_wait_s=2)
+    assert first.delivery is not None and first.delivery.sent
+    [message] = slack.delivered()
+    payload = message.payload
+    assert payload["text"].startswith("[CRITICAL] Rule disabled: rule orders-in")
+    blob = json.dumps(payload)
+    for label in (ORDERS, "order-processing", REGION, "orders", "central-bus", "orders-in"):
+        assert label in blob
+    assert "http://localhost:8501/?account=777777777777&region=us-east-1&bus=central-bus" \
+           "&rule=orders-in" in blob
+    # the evaluations after it (a restart included: all state is stored) say nothing more
+    for minutes in (1, 5, 30):
+        run_alerts(config(), store, now=NOW + timedelta(minutes=minutes), max_wait_s=2)
+    assert len(slack.delivered()) == 1
+    put_health(store, health(verdict("orders-in", "OK", at=NOW + timedelta(hours=1))), "2")
+    run_alerts(config(), store, now=NOW + timedelta(hours=1), max_wait_s=2)
+    run_alerts(config(), store, now=NOW + timedelta(hours=1, minutes=5), max_wait_s=2)
+    assert texts(slack)[1].startswith("[RESOLVED] Rule disabled")
+    assert len(slack.delivered()) == 2
+    events = store.query("SELECT state FROM alert_events ORDER BY \"at\"")["state"].tolist()
+    assert events == ["firing", "resolved"]
+    sent = store.query("SELECT kind, status, attempts, channel FROM notifications ORDER BY "
+                       "created_at")
+    assert sent.to_dict("records") == [
+        {"kind": "firing", "status": "sent", "attempts": 1, "channel": "ORGSCOPE_SLACK_WEBHOOK"},
+        {"kind": "resolved", "status": "sent", "attempts": 1,
+         "channel": "ORGSCOPE_SLACK_WEBHOOK"}]
+
+
+def test_many_rules_of_one_account_failing_together_send_one_message(
+        store: Store, slack: SlackSink) -> None:
+    rows = [verdict(f"rule-{i}", "DISABLED") for i in range(12)]
+    put_health(store, health(*rows), "1")
+    run = run_alerts(config(), store, now=NOW, max_wait_s=2)
+    assert len(run.open_alerts) == 12
+    [message] = slack.delivered()
+    assert message.payload["text"] == "[CRITICAL] 12 alerts in order-processing (777777777777)"
+    assert "…and 2 more" in json.dumps(message.payload, ensure_ascii=False)
+    alerts = store.query("SELECT count(*) AS n FROM alerts WHERE state = 'firing'")
+    assert int(alerts["n"].iloc[0]) == 12
+
+
+def test_silenced_alert_is_stored_with_silenced_by_and_sends_nothing(
+        store: Store, slack: SlackSink) -> None:
+    from alerts.silences import create_silence
+
+    silence = create_silence(store, {"team": "orders"}, NOW + timedelta(hours=1), "ana",
+                             "migration", now=NOW - timedelta(minutes=1))
+    put_health(store, health(verdict("orders-in", "DISABLED")), "1")
+    run_alerts(config(), store, now=NOW, max_wait_s=1)
+    assert slack.delivered() == []
+    row = store.query("SELECT state, silenced_by FROM alerts").to_dict("records")
+    assert row == [{"state": "firing", "silenced_by": silence}]
+
+
+def test_heal_notices_once_per_action(store: Store, slack: SlackSink) -> None:
+    store.write("heal_actions", heal(heal_action("enable", "enabled", "was ENABLED at 07:50")),
+                "heal-1")
+    run_alerts(config(), store, now=NOW, max_wait_s=2)
+    run_alerts(config(), store, now=NOW + timedelta(minutes=5), max_wait_s=2)
+    [notice] = slack.delivered()
+    assert notice.payload["text"].startswith(":adhesive_bandage: Auto-heal re-enabled "
+                                             "order-placed")
+    assert CENTRAL in json.dumps(notice.payload)
+    kinds = store.query("SELECT kind, alert_key FROM notifications").to_dict("records")
+    assert kinds == [{"kind": "heal",
+                      "alert_key": f"rule_disabled/{CENTRAL}/{REGION}/central-bus/order-placed"}]
+
+
+def test_a_crash_between_queueing_and_storing_the_state_sends_once(
+        store: Store, slack: SlackSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    put_health(store, health(verdict("orders-in", "DISABLED")), "1")
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(alerts_step, "write_advance", crash)
+    with pytest.raises(RuntimeError):
+        run_alerts(config(), store, now=NOW, max_wait_s=1)
+    assert slack.delivered() == []  # queued, not yet posted
+    monkeypatch.undo()
+    monkeypatch.setenv("ORGSCOPE_SLACK_WEBHOOK", slack.webhook("default"))
+    run_alerts(config(), store, now=NOW + timedelta(minutes=1), max_wait_s=2)
+    run_alerts(config(), store, now=NOW + timedelta(minutes=2), max_wait_s=2)
+    assert len(slack.delivered()) == 1
