@@ -37,3 +37,9 @@ def test_a_failing_step_is_logged_and_the_next_still_runs(
     assert ran == ["boom", "fine"]
     assert summaries == {"boom": None, "fine": "fine: 3 rows"}
     assert "step boom failed" in caplog.text
+
+
+def test_heal_runs_after_health_on_every_inventory() -> None:
+    names = [s.name for s in triggered(["inventory"])]
+    assert names.index("heal") > names.index("health")
+    assert "heal" not in [s.name for s in triggered(["metrics", "cost"])]
