@@ -197,10 +197,11 @@ class Store:
     def _replaced_by(self, compacted: PurePath) -> list[str]:
         try:
             listed = self.place.read_metadata(compacted).get(COMPACTED_FROM)
+        except FileNotFoundError:
+            return []  # deleted by a later compaction since it was listed: replaces nothing now
         except (OSError, pa.ArrowException) as error:
-            # deleted by a later compaction since it was listed: it replaces nothing now
-            log.debug("cannot read %s: %s", compacted, error)
-            return []
+            # guessing "replaces nothing" could count rows twice: say it cannot be read
+            raise StoreError(f"cannot read the compacted file {compacted}: {error}") from None
         return [str(n) for n in json.loads(listed)] if listed else []
 
     def _view_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
