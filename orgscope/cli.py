@@ -2,9 +2,9 @@
 
     orgscope [--config PATH] [--store PATH] [-v] COMMAND
 
-Commands: check-config, collect, query, health, heal, compact, cost close, serve, sim, dashboard,
-demo. A user mistake (bad config, bad SQL, unknown collector) prints one clear line per problem
-and exits with status 2; no traceback.
+Commands: check-config, collect, query, alerts, health, heal, compact, cost close, serve, sim,
+dashboard, demo. A user mistake (bad config, bad SQL, unknown collector) prints one clear line
+per problem and exits with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 import pandas as pd
 
@@ -127,7 +127,8 @@ def _selected(only: Sequence[str] | None) -> list[Collector]:
 
 
 def _sharded(config: Config, args: argparse.Namespace) -> Config:
-    """The config with ``--shard`` and ``--steps`` (when given) over [collectors] shard/steps."""
+    """The config with ``--shard`` and ``--steps`` (when given) over [organization] shard and
+    org_steps."""
     update: dict[str, str] = {}
     if args.shard is not None:
         try:
@@ -135,20 +136,21 @@ def _sharded(config: Config, args: argparse.Namespace) -> Config:
         except ValueError as error:
             raise UsageError(f"--shard: {error}") from None
     if args.steps is not None:
-        update["steps"] = args.steps
+        update["org_steps"] = args.steps
     if not update:
         return config
-    return config.model_copy(update={"collectors": config.collectors.model_copy(update=update)})
+    return config.model_copy(
+        update={"organization": config.organization.model_copy(update=update)})
 
 
 def _add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", metavar="K/N",
                         help="collect only account shard K of N (a stable hash of the account "
-                             "id; docs/scaling.md); default: [collectors] shard, else 1/1")
+                             "id; docs/scaling.md); default: [organization] shard, else 1/1")
     parser.add_argument("--steps", choices=("auto", "run", "skip"),
                         help="run the org-wide steps (health, traces, heal, alerts) and "
-                             "compaction here: auto = only on shard 1 (default: [collectors] "
-                             "steps)")
+                             "compaction here: auto = only on shard 1 (default: [organization] "
+                             "org_steps)")
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -185,9 +187,41 @@ def cmd_collect(args: argparse.Namespace) -> int:
     for name, summary in run_steps(runner, [c.name for c in collectors]).items():
         print(summary if summary is not None else f"{name}: failed (see the log above)")
     if not runner.runs_org_steps:
-        where = "shard 1 runs them" if config.collectors.steps == "auto" else "steps = skip"
+        where = "shard 1 runs them" if config.organization.org_steps == "auto" \
+            else "org_steps = skip"
         print(f"shard {runner.shard.label}: org-wide steps not run here ({where}; "
               "--steps run runs them here)")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from alerts.step import drain, run_alerts
+
+    config = _load(args)
+    if not (args.once or args.drain):
+        raise UsageError("alerts runs once: pass --once (evaluate and deliver) or --drain "
+                         "(deliver what the outbox holds); `orgscope serve` evaluates after "
+                         "every collection")
+    if args.wait is not None and not 0 <= args.wait <= 3600:
+        raise UsageError(f"--wait {args.wait}: must be between 0 and 3600 seconds")
+    store = wiring.open_store(config)
+    factory = wiring.session_factory(config)
+    if args.drain:
+        report = drain(config, store, factory, args.wait)
+        print(report.summary())
+        return EXIT_OK if not report.failed else EXIT_FAILED
+    run = run_alerts(config, store, factory, deliver=not args.no_deliver, max_wait_s=args.wait)
+    rows = [{"state": a.state, "severity": a.severity, "alert": a.alert_name,
+             "account": a.account_id or "", "region": a.region or "", "team": a.team or "",
+             "summary": a.summary[:100], "silenced_by": a.silenced_by or ""}
+            for a in run.open_alerts]
+    if rows:
+        print(render_table(pd.DataFrame(rows)))
+    print(run.summary())
+    failed = run.delivery is not None and bool(run.delivery.failed)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -340,6 +374,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------------
 
 
+def _add_alerts_parser(commands: Any) -> None:
+    alerts = commands.add_parser(
+        "alerts", help="evaluate the alert rules now, queue and send Slack messages")
+    alerts.add_argument("--once", action="store_true",
+                        help="evaluate once, deliver, print the open alerts")
+    alerts.add_argument("--drain", action="store_true",
+                        help="only deliver what the outbox holds (no evaluation)")
+    alerts.add_argument("--no-deliver", action="store_true",
+                        help="evaluate and queue, leave the messages in the outbox")
+    alerts.add_argument("--wait", type=float, metavar="SECONDS",
+                        help="wait this long for retries that fall due (default: "
+                             "[slack] drain_wait_s)")
+    alerts.set_defaults(func=cmd_alerts, quiet=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orgscope",
@@ -372,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='for example "select count(*) from rules"')
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.set_defaults(func=cmd_query, quiet=True)
+
+    _add_alerts_parser(commands)
 
     health = commands.add_parser(
         "health", help="evaluate every rule's event-flow verdict now (and store it); list those "

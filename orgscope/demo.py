@@ -3,7 +3,8 @@
 The simulated organization runs in this process on a free loopback port; the scheduler collects
 from it through boto3 exactly as it would from AWS (the endpoint and the fake credentials are
 the only difference); the dashboard runs as a child process on the same store. Ctrl-C (or
-SIGTERM) stops all three.
+SIGTERM) stops all three. Slack messages go to a local webhook sink (sim/slack_sink.py, its
+page printed at start) unless the webhook variables already name a real webhook.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from orgscope.config import Config
 from orgscope.processes import start_dashboard
 from orgscope.runner import Runner
 from orgscope.scheduler import serve
+from sim.slack_sink import SlackSink
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,26 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config
     return config.model_copy(update={"aws": aws, "collectors": collectors, "heal": heal})
 
 
+def start_slack_sink(config: Config) -> SlackSink:
+    """Start the local Slack sink and point every webhook variable config.toml names (the
+    default and each route's) at it, unless that variable already holds a real webhook."""
+    sink = SlackSink()
+    sink.start()
+    names = [config.slack.default_webhook_env,
+             *(route.webhook_env for route in config.slack.routes if route.webhook_env)]
+    kept = []
+    for name in dict.fromkeys(names):
+        if os.environ.get(name):
+            kept.append(name)
+        else:
+            os.environ[name] = sink.webhook(name)
+    print(f"orgscope demo: Slack messages at {sink.url}/ (local webhook sink)")
+    if kept:
+        print(f"orgscope demo: ${', $'.join(kept)} already set: those messages go to the real "
+              "webhook")
+    return sink
+
+
 def run_demo(config: Config, port: int | None = None, scenario: str | None = None,
              tick_s: float = 30.0) -> int:
     from sim import SimulatedOrg
@@ -77,6 +99,7 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
     url = f"http://localhost:{port or config.dashboard.port}"
     print(f"orgscope demo: simulated organization at {endpoint}")
     print(f"orgscope demo: dashboard at {url} (store: {wiring.store_base(config)})")
+    sink = start_slack_sink(config)
     print("orgscope demo: Ctrl-C stops everything", flush=True)
 
     runner = Runner(config, wiring.session_factory(config), wiring.open_store(config))
@@ -89,5 +112,6 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
         except subprocess.TimeoutExpired:
             dashboard.kill()
         org.stop()
+        sink.stop()
         log.info("demo stopped")
     return 0

@@ -16,10 +16,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from alerts.heal import run_heal
+from alerts.step import run_alerts
+from collectors import registry
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import Runner
+from orgscope.traces.export import export_collection, export_traces
 from orgscope.traces.update import update_traces
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,14 @@ def _health(runner: Runner) -> str | None:
 
 
 def _traces(runner: Runner) -> str | None:
-    return update_traces(runner.config, runner.store).summary()
+    update = update_traces(runner.config, runner.store)
+    sent = export_traces(runner.config, runner.store, update.stitched, since=update.since,
+                         now=update.at)
+    return update.summary() + (f"; {sent}" if sent else "")
+
+
+def _export(runner: Runner) -> str | None:
+    return export_collection(runner.config, runner.store, datetime.now(UTC))
 
 
 def _heal(runner: Runner) -> str | None:
@@ -53,11 +64,19 @@ def _heal(runner: Runner) -> str | None:
     return run_heal(runner.config, runner.store, runner.factory).summary()
 
 
+def _alerts(runner: Runner) -> str | None:
+    return run_alerts(runner.config, runner.store, runner.factory).summary()
+
+
 #: Every step, in the order they run.
 _ALL: tuple[Step, ...] = (
     Step("health", frozenset({"inventory", "metrics", "dlq"}), _health),
     Step("traces", frozenset({"xray", "otel", "otlp_files"}), _traces),
     Step("heal", frozenset({"inventory"}), _heal),
+    # orgscope's own collection runs as OTLP spans (docs/traces.md, "Export")
+    Step("export", frozenset(registry.COLLECTORS), _export),
+    # last: it reports what the steps above derived (verdicts, traces, heal actions)
+    Step("alerts", frozenset(registry.COLLECTORS), _alerts),
 )
 
 STEPS: dict[str, Step] = {step.name: step for step in _ALL}
@@ -73,9 +92,15 @@ def run_steps(runner: Runner, collector_names: Iterable[str]) -> dict[str, str |
     """Run the steps triggered by ``collector_names``; one run of each step at a time.
 
     Returns each step's summary (None when it failed or had nothing to say). A failing step
-    is logged with its traceback and never stops the ones after it.
+    is logged with its traceback and never stops the ones after it. Steps read the whole
+    organization, so a process collecting one account shard runs them only where
+    ``[organization] org_steps`` says (by default shard 1; docs/scaling.md): none run elsewhere.
     """
     summaries: dict[str, str | None] = {}
+    if not runner.runs_org_steps:
+        log.debug("shard %s: org-wide steps run elsewhere ([organization] org_steps = %r)",
+                  runner.shard.label, runner.config.organization.org_steps)
+        return summaries
     for step in triggered(collector_names):
         with step.lock:
             try:

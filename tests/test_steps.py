@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from orgscope.steps import Step, run_steps, triggered
 
 
 def test_health_runs_after_the_collectors_it_reads() -> None:
-    assert [s.name for s in triggered(["metrics"])] == ["health"]
+    assert [s.name for s in triggered(["metrics"])] == ["health", "alerts"]
     assert "health" not in [s.name for s in triggered(["cost"])]
 
 
@@ -33,7 +34,8 @@ def test_a_failing_step_is_logged_and_the_next_still_runs(
                                         Step("fine", frozenset({"a", "b"}), fine),
                                         Step("other", frozenset({"c"}), fine)))
     with caplog.at_level(logging.ERROR, logger="orgscope.steps"):
-        summaries = run_steps(object(), ["a"])  # type: ignore[arg-type]
+        summaries = run_steps(SimpleNamespace(runs_org_steps=True),  # type: ignore[arg-type]
+                              ["a"])
     assert ran == ["boom", "fine"]
     assert summaries == {"boom": None, "fine": "fine: 3 rows"}
     assert "step boom failed" in caplog.text
@@ -43,3 +45,11 @@ def test_heal_runs_after_health_on_every_inventory() -> None:
     names = [s.name for s in triggered(["inventory"])]
     assert names.index("heal") > names.index("health")
     assert "heal" not in [s.name for s in triggered(["metrics", "cost"])]
+
+
+def test_alerts_run_last_after_every_collector() -> None:
+    from collectors import registry
+
+    for name in registry.COLLECTORS:
+        assert [s.name for s in triggered([name])][-1] == "alerts"
+    assert steps._ALL[-1].name == "alerts"
