@@ -170,11 +170,15 @@ def main() -> None:
         [
             # the SRE's first screen: is every event getting where it should?
             st.Page("app_pages/event_flow.py", title="Event flow", default=True),
+            # one request across every account it crossed
+            st.Page("app_pages/traces.py", title="Traces"),
             st.Page("app_pages/organization.py", title="Organization"),
             # on-call: what fired, what Slack was told, silences, what auto-heal did
             st.Page("app_pages/alerts.py", title="Alerts"),
             # finance's monthly review
             st.Page("app_pages/cost.py", title="Cost"),
+            # the monitoring's own bill: is every collector running, what do they cost?
+            st.Page("app_pages/collectors.py", title="Collectors"),
         ]
     )
     page.run()
