@@ -48,6 +48,9 @@ class Dataset:
     #: The column whose UTC date names the ``date=`` partition; the time column by default.
     #: A dataset with a ``date`` column of its own partitions by it, so the two agree.
     partition_by: str | None = None
+    #: Nullable columns added after writers of this dataset existed: a frame may omit them
+    #: (they are stored as null), so an older writer or test sample keeps working.
+    optional_columns: tuple[str, ...] = ()
 
     @property
     def partition_column(self) -> str:
@@ -64,6 +67,9 @@ class Dataset:
 
     def to_table(self, frame: pd.DataFrame) -> pa.Table:
         """Check ``frame`` against the schema and convert it; raise :class:`SchemaError`."""
+        absent = [c for c in self.optional_columns if c not in frame.columns]
+        if absent:
+            frame = frame.assign(**{c: None for c in absent})
         present = set(frame.columns)
         missing = [c for c in self.columns if c not in present]
         extra = sorted(present - set(self.columns))
@@ -132,7 +138,10 @@ RUNS = Dataset(
         # nullable: runs stored before this column existed read as null
         ("traces_retrieved", pa.int64()),
         ("rows", pa.int64(), False),
+        # the account shard "K/N" of the process that ran it (docs/scaling.md)
+        ("shard", pa.string()),
     ),
+    optional_columns=("shard",),
 )
 
 WATERMARKS = Dataset(

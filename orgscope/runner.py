@@ -2,7 +2,8 @@
 
 One *cycle* runs a set of collectors once. It
 
-1. resolves the accounts (config.toml or Organizations discovery);
+1. resolves the accounts (config.toml or Organizations discovery) and keeps those of this
+   process's account shard (``[organization] shard``, docs/scaling.md);
 2. assumes the read role in every account, in parallel; an account that cannot be assumed is
    recorded as unreachable, with the reason, and the others carry on;
 3. runs each collector for every reachable (account, region) on a bounded thread pool (payer
@@ -38,6 +39,7 @@ from orgscope.accounts import Account, accounts_from_config, discover_accounts
 from orgscope.aws import AccessError, SessionFactory, describe_error
 from orgscope.config import Config
 from orgscope.datasets import ACCOUNTS, RUNS, WATERMARKS, SchemaError
+from orgscope.sharding import ALL, Shard, parse_shard, runs_org_steps
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -150,8 +152,8 @@ def error_code(error: BaseException) -> str | None:
     return None
 
 
-def runs_frame(cycle_id: str, runs: Sequence[RunResult]) -> pd.DataFrame:
-    """Run results -> the ``runs`` dataset."""
+def runs_frame(cycle_id: str, runs: Sequence[RunResult], shard: Shard = ALL) -> pd.DataFrame:
+    """Run results -> the ``runs`` dataset (``shard``: this process's share, "K/N")."""
     rows = [
         {
             "run_id": cycle_id,
@@ -167,6 +169,7 @@ def runs_frame(cycle_id: str, runs: Sequence[RunResult]) -> pd.DataFrame:
             "metrics_requested": run.calls.metrics_requested,
             "traces_retrieved": run.calls.traces_retrieved,
             "rows": run.rows,
+            "shard": shard.label,
         }
         for run in runs
     ]
@@ -241,8 +244,12 @@ def stages(collectors: Sequence[Collector]) -> list[list[Collector]]:
     return grouped
 
 
-def new_cycle_id(now: datetime) -> str:
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+def new_cycle_id(now: datetime, shard: Shard = ALL) -> str:
+    """The cycle's id, also the name of every file it writes: time first (names sort by
+    cycle), the shard when sharded, and a random part, so that no two writers, in one process
+    or many, ever pick the same name."""
+    part = f"-s{shard.index}of{shard.count}" if shard.sharded else ""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}{part}-{uuid.uuid4().hex[:8]}"
 
 
 # --- the runner ------------------------------------------------------------------------------
@@ -255,6 +262,13 @@ class Runner:
         self.config = config
         self.factory = factory
         self.store = store
+        #: This process's account shard (``[organization] shard``, docs/scaling.md).
+        self.shard = parse_shard(config.organization.shard)
+
+    @property
+    def runs_org_steps(self) -> bool:
+        """Whether org-wide work (steps after collection, compaction) runs in this process."""
+        return runs_org_steps(self.shard, self.config.organization.org_steps)
 
     def accounts(self) -> list[Account]:
         """The accounts to watch: from config.toml, or discovered from Organizations.
@@ -362,17 +376,25 @@ class Runner:
                          counter, frames, denied, new_watermark)
 
     def _targets(
-        self, collectors: Sequence[Collector], accounts: Sequence[Account]
+        self, collectors: Sequence[Collector], accounts: Sequence[Account],
+        everyone: Sequence[Account] | None = None,
     ) -> list[tuple[Collector, Account, str]]:
+        """(collector, account, region) runs: regional collectors in each of ``accounts``
+        (this shard's); a once-per-organization collector only in the shard that owns the
+        account it runs in (``everyone``, the whole organization, names that account)."""
         targets = []
-        by_id = {a.id: a for a in accounts}
+        by_id = {a.id: a for a in (everyone if everyone is not None else accounts)}
         for collector in collectors:
             if collector.scope == "local":
                 monitoring = self.config.organization.monitoring_account_id
+                if not self.shard.owns(monitoring):
+                    continue
                 local = by_id.get(monitoring) or Account(monitoring, "monitoring", "platform")
                 targets.append((collector, local, self.config.aws.regions[0]))
             elif collector.scope == "payer":
                 payer_id = self.config.organization.management_account_id
+                if not self.shard.owns(payer_id):
+                    continue
                 payer = by_id.get(payer_id) or Account(payer_id, "management", "platform")
                 targets.append((collector, payer, self.config.aws.regions[0]))
             else:
@@ -387,14 +409,19 @@ class Runner:
         progress: Progress | None = None,
         now: datetime | None = None,
     ) -> CycleResult:
-        """Run ``collectors`` once over every account and region; store what they return."""
+        """Run ``collectors`` once over every account and region of this process's shard;
+        store what they return."""
         started = (now or datetime.now(UTC)).replace(microsecond=0)
-        cycle_id = new_cycle_id(started)
-        accounts = self.accounts()
+        cycle_id = new_cycle_id(started, self.shard)
+        everyone = self.accounts()
+        accounts = self.shard.select(everyone)
+        if self.shard.sharded:
+            log.info("shard %s: %d of %d accounts", self.shard.label, len(accounts),
+                     len(everyone))
         assume_errors = self.assume_all(accounts)
         inputs = self._inputs(collectors)
         watermarks = self._watermarks(collectors)
-        targets = self._targets(collectors, accounts)
+        targets = self._targets(collectors, accounts, everyone)
         results: list[RunResult] = []
         pending = []
         for collector, account, region in targets:
@@ -429,7 +456,7 @@ class Runner:
         if any(c.checks_reachability for c in collectors):
             self.store.write(ACCOUNTS.name, accounts_frame(accounts, reasons, started), cycle_id)
         self.store.write(WATERMARKS.name, watermarks_frame(results, started), cycle_id)
-        self.store.write(RUNS.name, runs_frame(cycle_id, results), cycle_id)
+        self.store.write(RUNS.name, runs_frame(cycle_id, results, self.shard), cycle_id)
         return CycleResult(cycle_id, started, results, reasons, accounts)
 
     def _store(self, cycle_id: str, collectors: Sequence[Collector],

@@ -75,9 +75,15 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> Backgrou
     """A scheduler with one job per enabled collector, and a daily compaction (not started)."""
     scheduler = BackgroundScheduler(timezone=UTC)
     now = datetime.now(UTC)
-    scheduler.add_job(compact_job, CronTrigger(hour=0, minute=17, timezone=UTC),
-                      args=(runner,), id="compact", name="compact the store", max_instances=1,
-                      coalesce=True, next_run_time=now)
+    # Compaction rewrites every shard's files: like the org-wide steps, it runs in one
+    # process of a sharded deployment (docs/scaling.md).
+    if runner.runs_org_steps:
+        scheduler.add_job(compact_job, CronTrigger(hour=0, minute=17, timezone=UTC),
+                          args=(runner,), id="compact", name="compact the store",
+                          max_instances=1, coalesce=True, next_run_time=now)
+    if runner.shard.sharded:
+        log.info("shard %s: collecting this shard's accounts; org-wide steps and compaction "
+                 "%s", runner.shard.label, "here" if runner.runs_org_steps else "elsewhere")
     # A collector reading another's dataset (metrics reads the inventory) starts a little
     # after it, so its first run at start-up finds something to read.
     stage_of = {c.name: index for index, stage in enumerate(stages(collectors)) for c in stage}

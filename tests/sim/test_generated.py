@@ -15,6 +15,7 @@ from sim.generated import (
     generated_config_data,
     generated_rules,
     rule_minute,
+    to_toml,
 )
 from tests.conftest import reference_data
 
@@ -84,3 +85,13 @@ def test_account_totals_count_only_the_window() -> None:
 def test_bad_sizes_are_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be"):
         GeneratedSpec(**kwargs)
+
+
+def test_generated_config_round_trips_through_toml() -> None:
+    import tomllib
+
+    data = generated_config_data(GeneratedSpec(accounts=5, rules_per_account=1),
+                                 reference_data(), "/tmp/store \"x\"", backfill_minutes=10)
+    text = to_toml(data)
+    assert tomllib.loads(text) == data
+    assert parse_config(tomllib.loads(text)).accounts[4].id == account_ids(5, 7)[4]
