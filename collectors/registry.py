@@ -18,7 +18,7 @@ from collectors.xray import XRAY
 from orgscope.cost.datasets import COST_CLOSED_MONTHS
 from orgscope.datasets import SPINE_DATASETS, Dataset
 from orgscope.health.datasets import RULE_HEALTH
-from orgscope.traces.datasets import TRACES
+from orgscope.traces.datasets import OTLP_EXPORTS, TRACES
 
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
@@ -33,7 +33,8 @@ _ALL: tuple[Collector, ...] = (
 #: Datasets computed from the collected ones rather than collected (the health verdicts, the
 #: closed cost months, the alerts' state, the auto-heal audit log).
 DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH, COST_CLOSED_MONTHS, *ALERT_DATASETS,
-                                         HEAL_ACTIONS, TRACES)
+                                         HEAL_ACTIONS, TRACES,
+                                         OTLP_EXPORTS)
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
 

@@ -7,6 +7,7 @@ event and the attributes EventBridge adds (RULE_ARN, TARGET_ARN, ERROR_CODE, ERR
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -94,4 +95,38 @@ def put_segments(admin: AdminSessions, documents: Mapping[str, Sequence[str]], r
             for bad in answer.get("UnprocessedTraceSegments", []):
                 log.warning("X-Ray in %s refused segment %s: %s %s", account, bad.get("Id"),
                             bad.get("ErrorCode"), bad.get("Message"))
+    return calls
+
+
+#: The log group X-Ray Transaction Search keeps spans in (collectors/otel.py reads it).
+SPANS_LOG_GROUP = "aws/spans"
+SPANS_LOG_STREAM = "default"
+#: PutLogEvents takes at most 10,000 events a call.
+MAX_LOG_EVENTS = 10_000
+
+
+def put_span_events(admin: AdminSessions, events: Mapping[str, Sequence[dict[str, Any]]],
+                    region: str, created: set[str]) -> int:
+    """Write each account's OpenTelemetry span events to its ``aws/spans`` log group
+    (created on first use; ``created`` remembers the accounts done). Real accounts' spans
+    arrive through X-Ray's OTLP endpoint, which moto lacks, so the simulator writes the log
+    events directly. Returns the number of PutLogEvents calls."""
+    calls = 0
+    for account, items in events.items():
+        if not items:
+            continue
+        logs = admin.client(account, "logs", region)
+        if account not in created:
+            exists = logs.exceptions.ResourceAlreadyExistsException
+            with contextlib.suppress(exists):
+                logs.create_log_group(logGroupName=SPANS_LOG_GROUP)
+            with contextlib.suppress(exists):
+                logs.create_log_stream(logGroupName=SPANS_LOG_GROUP,
+                                       logStreamName=SPANS_LOG_STREAM)
+            created.add(account)
+        ordered = sorted(items, key=lambda event: event["timestamp"])
+        for chunk in chunks(ordered, MAX_LOG_EVENTS):
+            logs.put_log_events(logGroupName=SPANS_LOG_GROUP, logStreamName=SPANS_LOG_STREAM,
+                                logEvents=list(chunk))
+            calls += 1
     return calls

@@ -25,13 +25,14 @@ from sim.admin import AdminSessions
 from sim.build import Builder, Deployment
 from sim.costexplorer import PAGE_GROUPS, CostFeed
 from sim.costs import CostModel, CostSpike, Restatement, default_spikes
-from sim.emit import put_metrics, put_segments, send_dead_letters
+from sim.emit import put_metrics, put_segments, put_span_events, send_dead_letters
 from sim.scenario import ScenarioEvent, duration_of, load_scenario
 from sim.server import GatedMotoServer
 from sim.state import World, read_world
 from sim.topology import STREAMS
 from sim.tracing import (
     ACCOUNT_OF,
+    OTEL_SERVICES,
     SERVICES,
     TRACED_RULE,
     FlowSegments,
@@ -77,6 +78,8 @@ class SimulatedOrg:
         self._trace_faults = TraceFaults()
         #: Traced flows written so far (and how many broke the trace id at the bus).
         self.traced = FlowSegments()
+        #: Accounts whose aws/spans log group exists (sim/emit.py put_span_events).
+        self._span_groups: set[str] = set()
         self._cost_feed = CostFeed(config.organization.management_account_id,
                                    config.collectors.cost, cost_page_groups)
         self._cost_model: CostModel | None = None
@@ -222,11 +225,12 @@ class SimulatedOrg:
             results.append(self._model.minute(world, minute, faults))
             minute_segments(minute, self.seed, accounts=accounts,
                             faults=trace_faults or TraceFaults(), delivered=delivers,
-                            out=traced)
+                            out=traced, otel=OTEL_SERVICES)
             self._last_minute = minute
             minute += timedelta(minutes=1)
         calls = put_metrics(self.admin, merge_metrics(results))
         put_segments(self.admin, documents_json(traced.documents), self.region)
+        put_span_events(self.admin, traced.spans, self.region, self._span_groups)
         self.traced.flows += traced.flows
         self.traced.broken += traced.broken
         total = MinuteResult()

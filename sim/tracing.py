@@ -13,6 +13,11 @@ The traceparent travels as the X-Ray **annotation** ``traceparent`` on the consu
 ``event_bus``; the producer records the one it sent as ``metadata.event.traceparent`` on its
 PutEvents subsegment.
 
+Services named in ``otel`` (the simulated organization passes :data:`OTEL_SERVICES`:
+inventory-mgmt) report OpenTelemetry spans instead of X-Ray segments: the same spans, as the
+JSON log events X-Ray Transaction Search keeps in the account's ``aws/spans`` log group
+(:func:`otel_events`), so the demo's traces mix sources and still stitch into one.
+
 One flow in :data:`BREAK_EVERY` breaks the X-Ray trace id at the bus, as EventBridge does for
 targets it does not propagate X-Ray context to: the consumer starts a new trace (no parent id),
 linked to the producer only by the traceparent annotation; payment-service and
@@ -48,6 +53,10 @@ TRACED_RULE = "order-placed-to-order-processing"
 FLOWS_PER_MINUTE = 4
 BREAK_EVERY = 4
 INVENTORY_SKEW_MS = 40.0
+#: Services of the simulated organization that send OpenTelemetry spans (aws/spans), not
+#: X-Ray segments.
+OTEL_SERVICES: frozenset[str] = frozenset({"inventory-mgmt"})
+OTEL_SCOPE = "quickgrocer.sim"
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ class FlowSegments:
 
     documents: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: defaultdict(list))
+    #: aws/spans log events ({"timestamp": ms, "message": JSON span}) per account id.
+    spans: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     flows: int = 0
     broken: int = 0
 
@@ -175,12 +186,69 @@ def _backend(clock: _Clock, service: str, trace: str, parent: str, begin: float,
     return doc, end, status
 
 
+def _nanos(seconds: float) -> int:
+    return round(seconds * 1_000_000) * 1000
+
+
+def otel_events(document: Mapping[str, Any], account_id: str) -> list[dict[str, Any]]:
+    """One service's X-Ray segment document as the OpenTelemetry spans it would have sent:
+    ``aws/spans`` log events (``timestamp`` ms, ``message`` one JSON span with its resource
+    inline), a SERVER span for the segment and a CLIENT span per subsegment (any depth)."""
+    trace = str(document["trace_id"])
+    resource = {"attributes": {"service.name": document["name"], "cloud.provider": "aws",
+                               "cloud.platform": "aws_ecs", "cloud.account.id": account_id}}
+    events: list[dict[str, Any]] = []
+    stack: list[tuple[Mapping[str, Any], str | None, bool]] = [
+        (document, document.get("parent_id"), True)]
+    while stack:
+        doc, parent, server = stack.pop()
+        http = doc.get("http") or {}
+        request, response = http.get("request") or {}, http.get("response") or {}
+        attributes: dict[str, Any] = {}
+        name = str(doc["name"])
+        if request:
+            attributes["http.request.method"] = request["method"]
+            attributes["url.full"] = request["url"]
+            name = f"{request['method']} {'/' + request['url'].split('/', 3)[-1]}"
+        if response:
+            attributes["http.response.status_code"] = response["status"]
+        aws = doc.get("aws") or {}
+        if aws.get("operation"):
+            name = f"{doc['name']}.{aws['operation']}"
+            attributes.update({"rpc.system": "aws-api", "rpc.service": doc["name"],
+                               "rpc.method": aws["operation"]})
+        start, end = _nanos(doc["start_time"]), _nanos(doc["end_time"])
+        span: dict[str, Any] = {
+            "resource": resource, "scope": {"name": OTEL_SCOPE},
+            "traceId": trace[2:10] + trace[11:], "spanId": doc["id"],
+            "parentSpanId": parent or "", "name": name,
+            "kind": "SERVER" if server else "CLIENT",
+            "startTimeUnixNano": start, "endTimeUnixNano": end, "durationNano": end - start,
+            "attributes": attributes,
+            "status": {"code": "ERROR" if doc.get("fault") else "UNSET"}}
+        events.append({"timestamp": start // 1_000_000,
+                       "message": json.dumps(span, separators=(",", ":"))})
+        stack.extend((sub, str(doc["id"]), False) for sub in doc.get("subsegments") or [])
+    return events
+
+
+def _emit(out: FlowSegments, account_id: str, document: dict[str, Any],
+          otel: frozenset[str]) -> None:
+    """Append a service's segment to ``out``: as X-Ray, or as OTel spans when it is in
+    ``otel``."""
+    if document["name"] in otel:
+        out.spans[account_id].extend(otel_events(document, account_id))
+    else:
+        out.documents[account_id].append(document)
+
+
 def flow_segments(start: datetime, index: int, seed: int, *, accounts: Mapping[str, str],
                   faults: TraceFaults, delivered: bool, out: FlowSegments,
-                  broken: bool = False) -> None:
+                  broken: bool = False, otel: frozenset[str] = frozenset()) -> None:
     """The segments of one traced order starting at ``start`` (``accounts``: service ->
     account id), appended to ``out``. ``delivered``: whether the traced rule delivers now;
-    ``broken``: whether the consumer starts a new X-Ray trace."""
+    ``broken``: whether the consumer starts a new X-Ray trace; ``otel``: services that send
+    OpenTelemetry spans instead of X-Ray segments."""
     rng = _rng(seed, start.isoformat(), index)
     clock = _Clock(start, rng, faults)
     trace = xray_trace_id(start, rng)
@@ -202,12 +270,12 @@ def flow_segments(start: datetime, index: int, seed: int, *, accounts: Mapping[s
             "metadata": {"event": {"traceparent": traceparent}}})
     api_end = (put_end if api_status < 500 else validate_end) + 4.0
     out.flows += 1
-    out.documents[accounts["customer-web"]].append(_flags({
+    _emit(out, accounts["customer-web"], _flags({
         "id": api_id, "trace_id": trace, "name": "customer-web",
         "origin": "AWS::ApiGateway::Stage", "start_time": clock.at(0.0),
         "end_time": clock.at(api_end),
         "http": _http("POST", "https://api.quickgrocer.example/orders", api_status),
-        "annotations": {"order_id": order_id}, "subsegments": subsegments}, api_status))
+        "annotations": {"order_id": order_id}, "subsegments": subsegments}, api_status), otel)
     if api_status >= 500:
         return
     # The bus: accepts the event, then the rule delivers it (asynchronously) to the consumer.
@@ -223,7 +291,7 @@ def flow_segments(start: datetime, index: int, seed: int, *, accounts: Mapping[s
         bus_doc["subsegments"] = [{
             "id": rule_id, "name": TRACED_RULE, "start_time": clock.at(rule_start),
             "end_time": clock.at(delivery), "annotations": {"event_rule": TRACED_RULE}}]
-    out.documents[accounts["central-bus"]].append(bus_doc)
+    _emit(out, accounts["central-bus"], bus_doc, otel)
     if not delivered:
         return
     consumer_trace = xray_trace_id(start + _ms(delivery), rng) if broken else trace
@@ -262,15 +330,17 @@ def flow_segments(start: datetime, index: int, seed: int, *, accounts: Mapping[s
     if not broken:
         consumer["parent_id"] = rule_id
     _flags(consumer, consumer_status)
-    out.documents[accounts["order-processing"]].append(consumer)
-    out.documents[accounts["payment-service"]].append(pay_doc)
-    out.documents[accounts["inventory-mgmt"]].append(inv_doc)
+    _emit(out, accounts["order-processing"], consumer, otel)
+    _emit(out, accounts["payment-service"], pay_doc, otel)
+    _emit(out, accounts["inventory-mgmt"], inv_doc, otel)
 
 
 def minute_segments(minute: datetime, seed: int, *, accounts: Mapping[str, str],
                     faults: TraceFaults, delivered: bool,
-                    out: FlowSegments | None = None) -> FlowSegments:
-    """Every traced flow of ``minute``: starts spread over its first 50 seconds."""
+                    out: FlowSegments | None = None,
+                    otel: frozenset[str] = frozenset()) -> FlowSegments:
+    """Every traced flow of ``minute``: starts spread over its first 50 seconds
+    (``otel``: services sending OpenTelemetry spans, see :func:`flow_segments`)."""
     out = out if out is not None else FlowSegments()
     count = flows_in_minute(minute, seed)
     rng = _rng(seed, minute_key(minute))
@@ -279,7 +349,7 @@ def minute_segments(minute: datetime, seed: int, *, accounts: Mapping[str, str],
         start = minute + timedelta(seconds=math.floor(offset * 1000) / 1000)
         flow_segments(start, index, seed, accounts=accounts, faults=faults,
                       delivered=delivered, out=out,
-                      broken=(minute_key(minute) + index) % BREAK_EVERY == 0)
+                      broken=(minute_key(minute) + index) % BREAK_EVERY == 0, otel=otel)
     return out
 
 

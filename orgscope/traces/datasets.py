@@ -81,3 +81,21 @@ TRACES = Dataset(
         ]
     ),
 )
+
+OTLP_EXPORTS = Dataset(
+    name="otlp_exports",
+    description=(
+        "What orgscope has sent over OTLP (orgscope/traces/export.py): one row per stitched "
+        "trace or collection cycle exported, so each is sent once."
+    ),
+    time_column="exported_at",
+    unique_key=("kind", "key"),
+    schema=pa.schema(
+        [
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("spans", pa.int64(), nullable=False),
+            pa.field("exported_at", UTC_TS, nullable=False),
+        ]
+    ),
+)

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 
 from collectors.xray import segment_rows
+from orgscope.traces.otlp import log_event_row
 from orgscope.traces.stitch import stitch
 from sim.scenario import ScenarioError, load_scenario
 from sim.tracing import (
+    OTEL_SERVICES,
     SERVICES,
     FlowSegments,
     TraceFault,
@@ -29,18 +31,20 @@ MINUTE = datetime(2026, 11, 26, 18, 30, tzinfo=UTC)  # dinner peak
 NO_FAULTS = TraceFaults()
 
 
-def simulate(minutes: int = 20, faults: TraceFaults = NO_FAULTS, delivered: bool = True
-             ) -> FlowSegments:
+def simulate(minutes: int = 20, faults: TraceFaults = NO_FAULTS, delivered: bool = True,
+             otel: frozenset[str] = frozenset()) -> FlowSegments:
     out = FlowSegments()
     for m in range(minutes):
         minute_segments(MINUTE + timedelta(minutes=m), 7, accounts=ACCOUNTS, faults=faults,
-                        delivered=delivered, out=out)
+                        delivered=delivered, out=out, otel=otel)
     return out
 
 
 def spans(out: FlowSegments) -> pd.DataFrame:
     rows = [row for account, docs in documents_json(out.documents).items() for doc in docs
             for row in segment_rows(json.loads(doc), account_id=account, region="us-east-1")]
+    rows += [log_event_row(event["message"], account_id=account, region="us-east-1")
+             for account, events in out.spans.items() for event in events]
     return pd.DataFrame(rows)
 
 
@@ -110,3 +114,21 @@ def test_scenario_trace_faults_are_checked(tmp_path: Path) -> None:
     assert "service = 'billing' must be a traced service: customer-web, central-bus" in text
     assert "ms = -1 must be a positive number of milliseconds" in text
     assert "required key 'duration' is missing" in text
+
+
+def test_otel_services_send_the_same_spans_as_otel_log_events() -> None:
+    xray = simulate(minutes=5)
+    mixed = simulate(minutes=5, otel=OTEL_SERVICES)
+    inventory = ACCOUNTS["inventory-mgmt"]
+    assert inventory not in mixed.documents and len(mixed.spans) == 1
+    assert all(event["timestamp"] > 0 for event in mixed.spans[inventory])
+    assert mixed.documents == {a: d for a, d in xray.documents.items() if a != inventory}
+    before, after = spans(xray), spans(mixed)
+    assert set(after[after["account_id"] == inventory]["source"]) == {"otel"}
+    keys = ["trace_id", "span_id", "parent_id", "service", "start", "end", "fault"]
+    same = before[keys].sort_values(["trace_id", "span_id"]).reset_index(drop=True)
+    assert same.equals(after[keys].sort_values(["trace_id", "span_id"]).reset_index(drop=True))
+    server = after[(after["source"] == "otel") & after["http_status"].notna()].iloc[0]
+    assert server["name"] == "POST /reservations" and server["http_method"] == "POST"
+    stitched = stitch(after)
+    assert stitched["trace_id"].nunique() == mixed.flows and stitched["break"].isna().all()

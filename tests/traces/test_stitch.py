@@ -122,7 +122,7 @@ def test_breaks_are_marked() -> None:
     assert out.loc[sid(30), "break"] == "bad-traceparent"
     assert out.loc[sid(40), "break"] == "missing-parent"
     assert out.loc[sid(40), "depth"] == 0 and out.loc[sid(42), "depth"] == 1
-    assert pd.isna(out.loc[sid(42), "break"]) and pd.isna(out.loc[sid(50), "break"])
+    assert out["break"].isna()[sid(42)] and out["break"].isna()[sid(50)]
 
 
 def test_a_missing_parent_is_bridged_by_the_traceparent() -> None:
@@ -133,7 +133,7 @@ def test_a_missing_parent_is_bridged_by_the_traceparent() -> None:
         span(PRODUCER, sid(10), sid(5), ms=10,
              annotations={"traceparent": f"00-{PRODUCER}-{sid(1)}-01"}),
     )).set_index("span_id")
-    assert out.loc[sid(10), "parent_id"] == sid(1) and pd.isna(out.loc[sid(10), "break"])
+    assert out.loc[sid(10), "parent_id"] == sid(1) and out["break"].isna()[sid(10)]
 
 
 def test_duplicates_keep_one_row_the_finished_one() -> None:

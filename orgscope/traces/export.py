@@ -1,0 +1,341 @@
+"""OTLP export: stitched cross-account traces and orgscope's own collection runs, sent to a
+team's Jaeger, Tempo or vendor backend (docs/traces.md, "Export").
+
+Through opentelemetry-exporter-otlp's HTTP/protobuf ``OTLPSpanExporter`` (POST
+``<endpoint>/v1/traces``, an ``ExportTraceServiceRequest``). Off unless an endpoint is
+configured: ``[export] otlp_endpoint`` (a base URL), else ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+(used as is), else ``OTEL_EXPORTER_OTLP_ENDPOINT`` (a base URL). Headers (authentication) come
+from ``OTEL_EXPORTER_OTLP_HEADERS`` / ``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, read by the
+exporter itself.
+
+* **Stitched traces** (from the traces step): every span keeps its stitched trace id, span id,
+  parent id (a re-linked consumer's parent is its producer), start and end; the resource says
+  ``service.name``, ``cloud.account.id``, ``cloud.region``, ``cloud.provider``; attributes
+  ``orgscope.account_id``, ``orgscope.region``, ``orgscope.service``, ``orgscope.status``
+  ('ok', 'error', 'throttle', 'fault'), ``orgscope.source``, the HTTP fields, and where set
+  ``orgscope.original_trace_id``, ``orgscope.break``, ``orgscope.linked_from`` and the
+  annotations (``orgscope.annotation.<key>``). A trace is sent once, when settled: its last
+  span ended ``[export] settle`` ago.
+* **Collection spans** (from the export step, after every cycle): one trace per collection
+  cycle, a root span for the cycle and one child span per collector run per account and
+  region, from the ``runs`` rows: status, error, API calls, rows.
+
+What was sent is recorded in ``otlp_exports`` (kind 'trace' or 'cycle', key), so each trace and
+cycle is sent once; a failed export is logged and retried on the next run while the trace is
+still in the traces window (cycles: for ``COLLECTION_LOOKBACK``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import pandas as pd
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from orgscope.config import Config, ExportConfig
+from orgscope.store import Store
+from orgscope.traces.datasets import OTLP_EXPORTS
+from orgscope.traces.views import entry_mask
+
+log = logging.getLogger(__name__)
+
+TRACES_PATH = "/v1/traces"
+ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+SCOPE = InstrumentationScope("orgscope")
+#: Spans per export request.
+BATCH = 2000
+#: Collection cycles older than this are never sent (the first export sends the last hour).
+COLLECTION_LOOKBACK = timedelta(hours=1)
+ORGSCOPE_SERVICE = "orgscope"
+
+
+class SpanSender(Protocol):
+    """What the export needs of an exporter (OTLPSpanExporter, or a test's)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult: ...
+
+    def shutdown(self) -> None: ...
+
+
+SenderFactory = Callable[[str | None, float], SpanSender]
+
+
+def resolve_endpoint(settings: ExportConfig, environ: Mapping[str, str] | None = None
+                     ) -> tuple[bool, str | None]:
+    """(enabled, the full traces URL to pass, or None to let the exporter read the
+    environment). Disabled when neither config nor environment names an endpoint."""
+    env = os.environ if environ is None else environ
+    if settings.otlp_endpoint:
+        return True, settings.otlp_endpoint + TRACES_PATH
+    if env.get(TRACES_ENDPOINT_ENV) or env.get(ENDPOINT_ENV):
+        return True, None
+    return False, None
+
+
+def shown(url: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The endpoint for logs: scheme://host:port only (never credentials or paths)."""
+    env = os.environ if environ is None else environ
+    text = url or env.get(TRACES_ENDPOINT_ENV) or env.get(ENDPOINT_ENV) or ""
+    parts = urlsplit(text)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def otlp_exporter(endpoint: str | None, timeout_s: float) -> SpanSender:
+    """The HTTP/protobuf OTLPSpanExporter (imported here: only export needs it)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s)
+
+
+# --- spans (pure) ----------------------------------------------------------------------------
+
+
+def _nanos(value: Any) -> int:
+    return int(pd.Timestamp(value).value)
+
+
+def _context(trace_id: str, span_id: str) -> SpanContext:
+    return SpanContext(trace_id=int(trace_id, 16), span_id=int(span_id, 16), is_remote=False,
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and \
+        value is not pd.NaT and value is not pd.NA
+
+
+def span_status(row: Mapping[str, Any]) -> str:
+    """'fault', 'throttle', 'error' or 'ok' from a span's flags."""
+    if row.get("fault"):
+        return "fault"
+    if row.get("throttle"):
+        return "throttle"
+    return "error" if row.get("error") else "ok"
+
+
+def _annotations(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {f"orgscope.annotation.{k}": v for k, v in parsed.items()
+            if isinstance(v, str | int | float | bool)}
+
+
+def stitched_spans(stitched: pd.DataFrame) -> list[ReadableSpan]:
+    """Stitched ``spans`` rows -> OTel spans with the same ids, parents and times (see the
+    module doc for resource and attributes). Entry spans are SERVER spans, others INTERNAL."""
+    if stitched.empty:
+        return []
+    frame = stitched.reset_index(drop=True)
+    entries = entry_mask(frame)
+    resources: dict[tuple[str, str, str], Resource] = {}
+    spans = []
+    for index, record in enumerate(frame.to_dict("records")):
+        row = {str(k): v for k, v in record.items()}
+        key = (str(row["service"]), str(row["account_id"]), str(row["region"]))
+        if key not in resources:
+            resources[key] = Resource({"service.name": key[0], "cloud.account.id": key[1],
+                                       "cloud.region": key[2], "cloud.provider": "aws"})
+        status = span_status(row)
+        attributes: dict[str, Any] = {
+            "orgscope.account_id": key[1], "orgscope.region": key[2],
+            "orgscope.service": key[0], "orgscope.status": status,
+            "orgscope.source": str(row.get("source") or ""),
+            **_annotations(row.get("annotations")),
+        }
+        optional = {"http.request.method": row.get("http_method"),
+                    "url.full": row.get("http_url"),
+                    "http.response.status_code": row.get("http_status"),
+                    "orgscope.break": row.get("break"),
+                    "orgscope.linked_from": row.get("linked_from")}
+        if row.get("original_trace_id") not in (None, row["trace_id"]):
+            optional["orgscope.original_trace_id"] = row["original_trace_id"]
+        for name, value in optional.items():
+            if _present(value):
+                attributes[name] = int(float(str(value))) if name.endswith("status_code") \
+                    else str(value)
+        start = _nanos(row["start"])
+        end = _nanos(row["end"]) if _present(row.get("end")) else start
+        parent = row.get("parent_id")
+        spans.append(ReadableSpan(
+            name=str(row["name"]),
+            context=_context(str(row["trace_id"]), str(row["span_id"])),
+            parent=_context(str(row["trace_id"]), str(parent)) if _present(parent) else None,
+            resource=resources[key], attributes=attributes,
+            kind=SpanKind.SERVER if bool(entries.iloc[index]) else SpanKind.INTERNAL,
+            status=Status(StatusCode.ERROR, status) if status != "ok" else Status(),
+            start_time=start, end_time=end, instrumentation_scope=SCOPE))
+    return spans
+
+
+def _hex(text: str, digits: int) -> str:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:digits]
+    return digest if int(digest, 16) else "1".rjust(digits, "0")
+
+
+def cycle_trace_id(run_id: str) -> str:
+    """The trace id of one collection cycle's spans (stable: derived from the run id)."""
+    return _hex(f"orgscope-cycle/{run_id}", 32)
+
+
+def collection_spans(runs: pd.DataFrame) -> list[ReadableSpan]:
+    """``runs`` rows -> one trace per cycle (``run_id``): a root span for the cycle and one
+    child span per (collector, account, region) run, with its status and counts."""
+    if runs.empty:
+        return []
+    resource = Resource({"service.name": ORGSCOPE_SERVICE})
+    spans: list[ReadableSpan] = []
+    for run_id, cycle in runs.groupby("run_id", sort=True):
+        trace = cycle_trace_id(str(run_id))
+        root = _hex(f"orgscope-cycle/{run_id}/root", 16)
+        starts = pd.to_datetime(cycle["started_at"], utc=True)
+        ends = starts + pd.to_timedelta(cycle["duration_s"].astype(float), unit="s")
+        failed = int((cycle["status"] != "ok").sum())
+        collectors = sorted(set(cycle["collector"].astype(str)))
+        spans.append(ReadableSpan(
+            name=f"orgscope collect {', '.join(collectors)}", context=_context(trace, root),
+            resource=resource, kind=SpanKind.INTERNAL,
+            attributes={"orgscope.run_id": str(run_id), "orgscope.runs": len(cycle),
+                        "orgscope.failed_runs": failed},
+            status=Status(StatusCode.ERROR, f"{failed} runs failed") if failed else Status(),
+            start_time=_nanos(starts.min()), end_time=_nanos(ends.max()),
+            instrumentation_scope=SCOPE))
+        for row, start, end in zip(cycle.to_dict("records"), starts, ends, strict=True):
+            where = f"{row['collector']}/{row['account_id']}/{row['region']}"
+            attributes: dict[str, Any] = {
+                "orgscope.collector": str(row["collector"]),
+                "cloud.account.id": str(row["account_id"]), "cloud.region": str(row["region"]),
+                "orgscope.status": str(row["status"]), "orgscope.api_calls": int(row["api_calls"]),
+                "orgscope.rows": int(row["rows"]),
+                "orgscope.metrics_requested": int(row["metrics_requested"]),
+            }
+            for name in ("error", "api_calls_by_operation"):
+                if _present(row.get(name)):
+                    attributes[f"orgscope.{name}"] = str(row[name])
+            if _present(row.get("traces_retrieved")):
+                attributes["orgscope.traces_retrieved"] = int(row["traces_retrieved"])
+            spans.append(ReadableSpan(
+                name=f"collect {row['collector']}",
+                context=_context(trace, _hex(f"orgscope-cycle/{run_id}/{where}", 16)),
+                parent=_context(trace, root), resource=resource, kind=SpanKind.CLIENT,
+                attributes=attributes,
+                status=Status(StatusCode.ERROR, str(row.get("error") or row["status"]))
+                if row["status"] != "ok" else Status(),
+                start_time=_nanos(start), end_time=_nanos(end), instrumentation_scope=SCOPE))
+    return spans
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def send(sender: SpanSender, spans: Sequence[ReadableSpan]) -> bool:
+    """Export ``spans`` in batches of :data:`BATCH`; True when every batch succeeded."""
+    for first in range(0, len(spans), BATCH):
+        if sender.export(spans[first:first + BATCH]) != SpanExportResult.SUCCESS:
+            return False
+    return True
+
+
+def _exported(store: Store, kind: str, since: datetime) -> set[str]:
+    frame = store.query("SELECT key FROM otlp_exports WHERE kind = ? AND exported_at >= ?",
+                        [kind, since])
+    return set(frame["key"].astype(str))
+
+
+def _record(store: Store, kind: str, counts: Mapping[str, int], now: datetime) -> None:
+    rows = [{"kind": kind, "key": key, "spans": int(n), "exported_at": now}
+            for key, n in counts.items()]
+    store.write(OTLP_EXPORTS.name, pd.DataFrame(rows, columns=OTLP_EXPORTS.columns),
+                f"export-{now:%Y%m%dT%H%M%SZ}-{kind}")
+
+
+def settled_traces(stitched: pd.DataFrame, since: datetime, now: datetime,
+                   settle: timedelta, done: Iterable[str] = ()) -> list[str]:
+    """Stitched trace ids that started at or after ``since``, whose last span ended at
+    least ``settle`` before ``now``, and that are not in ``done``."""
+    if stitched.empty:
+        return []
+    starts = pd.to_datetime(stitched["start"], utc=True)
+    ends = pd.to_datetime(stitched["end"], utc=True).fillna(starts)
+    bounds = pd.DataFrame({"trace_id": stitched["trace_id"], "start": starts, "end": ends}
+                          ).groupby("trace_id", sort=False).agg(start=("start", "min"),
+                                                                end=("end", "max"))
+    ready = bounds[(bounds["start"] >= pd.Timestamp(since))
+                   & (bounds["end"] <= pd.Timestamp(now - settle))]
+    skip = set(done)
+    return [str(t) for t in ready.index if str(t) not in skip]
+
+
+def export_traces(config: Config, store: Store, stitched: pd.DataFrame, *, since: datetime,
+                  now: datetime, sender: SenderFactory = otlp_exporter) -> str | None:
+    """Send the settled, not yet sent stitched traces; a one-line summary, or None when
+    export is off."""
+    settings = config.export
+    enabled, endpoint = resolve_endpoint(settings)
+    if not enabled or not settings.traces:
+        return None
+    done = _exported(store, "trace", since - config.traces.max_duration)
+    chosen = settled_traces(stitched, since, now, settings.settle, done)
+    if not chosen:
+        return "export: no settled traces to send"
+    rows = stitched[stitched["trace_id"].isin(chosen)]
+    spans = stitched_spans(rows)
+    exporter = sender(endpoint, settings.timeout_s)
+    try:
+        ok = send(exporter, spans)
+    finally:
+        exporter.shutdown()
+    if not ok:
+        log.warning("export: sending %d traces (%d spans) to %s failed; retried next run",
+                    len(chosen), len(spans), shown(endpoint))
+        return f"export: sending {len(chosen)} traces to {shown(endpoint)} failed"
+    _record(store, "trace", {str(k): int(v) for k, v in rows.groupby("trace_id").size().items()},
+            now)
+    return f"export: {len(chosen)} traces ({len(spans)} spans) sent to {shown(endpoint)}"
+
+
+def export_collection(config: Config, store: Store, now: datetime,
+                      sender: SenderFactory = otlp_exporter) -> str:
+    """Send the collection cycles of the last :data:`COLLECTION_LOOKBACK` not yet sent."""
+    settings = config.export
+    enabled, endpoint = resolve_endpoint(settings)
+    if not enabled or not settings.collection:
+        return "export: off (no [export] otlp_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)" \
+            if not enabled else "export: collection spans off ([export] collection = false)"
+    since = now - COLLECTION_LOOKBACK
+    runs = store.query("SELECT * FROM runs WHERE started_at >= ?", [since])
+    done = _exported(store, "cycle", since - COLLECTION_LOOKBACK)
+    runs = runs[~runs["run_id"].astype(str).isin(done)]
+    if runs.empty:
+        return "export: no new collection cycles"
+    spans = collection_spans(runs)
+    exporter = sender(endpoint, settings.timeout_s)
+    try:
+        ok = send(exporter, spans)
+    finally:
+        exporter.shutdown()
+    cycles = runs.groupby("run_id").size() + 1  # the runs and the cycle's root span
+    if not ok:
+        log.warning("export: sending %d collection cycles to %s failed; retried next run",
+                    len(cycles), shown(endpoint))
+        return f"export: sending {len(cycles)} collection cycles to {shown(endpoint)} failed"
+    _record(store, "cycle", {str(k): int(v) for k, v in cycles.items()}, now)
+    return f"export: {len(cycles)} collection cycles ({len(spans)} spans) sent to " \
+        f"{shown(endpoint)}"
