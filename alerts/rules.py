@@ -105,6 +105,10 @@ class AlertInputs:
     forecast: pd.DataFrame | None
     heal_actions: pd.DataFrame | None
     accounts: Mapping[str, AccountInfo]
+    #: Per DISABLED rule (account_id, region, bus, rule): first_seen_at, last_enabled_at,
+    #: disabled_since from the inventory's history (alerts.heal.HISTORY_SQL). A rule never
+    #: seen ENABLED was created disabled on purpose: no rule_disabled alert. None: unknown.
+    disabled: pd.DataFrame | None = None
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -164,33 +168,73 @@ def _reasons(value: Any) -> list[str]:
 RULE_IDENTITY = ("account_id", "region", "bus", "rule")
 
 
+def _history(disabled: pd.DataFrame | None) -> dict[tuple[str, str, str, str], Any]:
+    if disabled is None or disabled.empty:
+        return {}
+    return {(str(r["account_id"]), str(r["region"]), str(r["bus"]), str(r["rule"])): r
+            for r in disabled.to_dict("records")}
+
+
+def _stamp(value: Any) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return f"{pd.Timestamp(value).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC"
+
+
+def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str], Any],
+              known: bool) -> tuple[str, dict[str, Any]] | None:
+    """(summary tail, numbers) of a DISABLED rule, or None when it was never ENABLED."""
+    past = history.get((str(row["account_id"]), str(row["region"]), str(row["bus"]),
+                        str(row["rule"])))
+    if past is None:
+        return ("", {}) if not known else None
+    was, since = _stamp(past.get("last_enabled_at")), _stamp(past.get("disabled_since"))
+    if was is None:
+        return None  # created disabled: somebody's deliberate choice
+    return (f" since {since} (ENABLED at {was})",
+            {"last_enabled_at": was, "disabled_since": since})
+
+
 def rule_conditions(health: pd.DataFrame, config: Config,
-                    accounts: Mapping[str, AccountInfo]) -> tuple[list[Condition], set[str]]:
+                    accounts: Mapping[str, AccountInfo],
+                    disabled: pd.DataFrame | None = None) -> tuple[list[Condition], set[str]]:
     """Conditions of the five rule alerts from the latest verdicts, and the held prefixes.
 
     Numbers come from each verdict's details: ``fired`` (every verdict that applied),
     ``metrics`` (window totals), ``dlq`` (each target DLQ's depth and growth), ``matched``
-    (count against the baseline). A STALE rule holds its alerts.
+    (count against the baseline). A STALE rule holds its metric alerts; ``rule_disabled``
+    (the inventory's word) is held only when the account could not be read. A rule never seen
+    ENABLED (``disabled``: the inventory history of the DISABLED rules) raises no
+    ``rule_disabled``: it was created disabled on purpose.
     """
     rules, cfg, out = config.alerts.rules, config.health, []
     held: set[str] = set()
     window = _span(cfg.window)
+    history = _history(disabled)
     for row in health.to_dict("records"):
         details: dict[str, Any] = json.loads(row["details"]) if row.get("details") else {}
         fired = set(details.get("fired") or [row["verdict"]])
         parts = [row["account_id"], row["region"], row["bus"], row["rule"]]
-        if "STALE" in fired:
-            held.update(alert_key(name, parts) for name in RULE_ALERTS)
-            continue
         labels = _labels(accounts, row["account_id"], region=row["region"], bus=row["bus"],
                          rule=row["rule"])
         where = f"rule {row['rule']} (bus {row['bus']}, {row['account_id']}/{row['region']})"
         base = {"verdict": row["verdict"], "reasons": _reasons(row.get("reasons")),
                 "evaluated_at": str(row.get("evaluated_at"))}
+        unreachable = bool((details.get("stale") or {}).get("account"))
+        if unreachable:
+            held.add(alert_key("rule_disabled", parts))
+        elif rules.rule_disabled.enabled and "DISABLED" in fired:
+            found = _disabled(row, history, disabled is not None)
+            if found is not None:
+                out.append(_condition(
+                    "rule_disabled", rules.rule_disabled, labels, RULE_IDENTITY,
+                    f"{where} is DISABLED{found[0]}: it matches no events",
+                    {**base, **found[1]}))
+        if "STALE" in fired:
+            held.update(alert_key(name, parts) for name in RULE_ALERTS
+                        if name != "rule_disabled")
+            continue
         metrics = details.get("metrics") or {}
-        if rules.rule_disabled.enabled and "DISABLED" in fired:
-            out.append(_condition("rule_disabled", rules.rule_disabled, labels, RULE_IDENTITY,
-                                  f"{where} is DISABLED: it matches no events", base))
         if rules.rule_silent.enabled and "SILENT" in fired:
             matched = details.get("matched") or {}
             count, expected = _float(matched.get("count")), _float(matched.get("expected"))
@@ -429,7 +473,7 @@ def evaluate(inputs: AlertInputs, config: Config, now: datetime, month: str) -> 
     if inputs.rule_health is None:
         held.update(RULE_ALERTS)
     else:
-        found, stale = rule_conditions(inputs.rule_health, config, accounts)
+        found, stale = rule_conditions(inputs.rule_health, config, accounts, inputs.disabled)
         conditions += found
         held |= stale
     for name in ("service_errors", "service_latency"):

@@ -41,7 +41,8 @@ MAX_HEADER = 150
 NUMBER_KEYS: tuple[str, ...] = (
     "failed", "invocations", "lost", "matched", "expected", "throttled", "count", "error_rate",
     "p50_ms", "p95_ms", "p99_ms", "amount", "baseline", "excess", "z", "forecast", "budget",
-    "to_date", "failed_cycles", "last_ok", "disabled", "rules")
+    "to_date", "failed_cycles", "last_ok", "disabled", "rules", "disabled_since",
+    "last_enabled_at")
 
 
 def _clip(text: str, limit: int = MAX_TEXT) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from alerts.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS, run_id
+from alerts.heal import HISTORY_SQL
 from alerts.lifecycle import Advance, AlertState, advance
 from alerts.notify import alert_messages, heal_messages, notification_rows
 from alerts.outbox import DrainReport, Message, Outbox, RetryPolicy
@@ -169,9 +170,11 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
     heal = _maybe("heal_actions", lambda: store.query(
         'SELECT * EXCLUDE (date) FROM heal_actions WHERE date >= ? AND "at" >= ?',
         [heal_from.date(), heal_from])) if "heal_actions" in store.datasets else pd.DataFrame()
+    disabled = _maybe("rules_history", lambda: store.query(HISTORY_SQL)) \
+        if "rules" in store.datasets else None
     inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
                          forecast=outlook, heal_actions=heal,
-                         accounts=account_infos(config, store))
+                         accounts=account_infos(config, store), disabled=disabled)
     return inputs, month
 
 

@@ -33,12 +33,14 @@ def verdict(rule: str, verdict: str = "OK", *, account_id: str = ORDERS,
             bus: str = "central-bus", fired: list[str] | None = None,
             metrics: dict[str, float] | None = None, dlq: list[dict[str, Any]] | None = None,
             matched: dict[str, Any] | None = None, reasons: list[str] | None = None,
-            at: datetime = NOW) -> dict[str, Any]:
+            at: datetime = NOW, stale: dict[str, Any] | None = None) -> dict[str, Any]:
     details: dict[str, Any] = {"fired": fired if fired is not None else
                                ([] if verdict == "OK" else [verdict]),
                                "metrics": metrics or {}, "dlq": dlq or []}
     if matched is not None:
         details["matched"] = matched
+    if stale is not None:
+        details["stale"] = stale
     return {"account_id": account_id, "region": REGION, "bus": bus, "rule": rule,
             "verdict": verdict, "reasons": reasons or [], "details": json.dumps(details),
             "evaluated_at": at}

@@ -75,16 +75,42 @@ def test_rule_alerts_from_verdicts_with_labels_and_numbers() -> None:
 
 
 def test_stale_rules_hold_their_alerts_and_disabled_rules_in_config_are_skipped() -> None:
-    rows = health(verdict("orders-in", "STALE", fired=["STALE", "DISABLED"]))
-    result = evaluate(inputs(rule_health=rows), config(), NOW, "2026-11")
+    key = f"{{}}/{ORDERS}/{REGION}/central-bus/orders-in"
+    unreachable = health(verdict("orders-in", "STALE", fired=["STALE", "DISABLED"],
+                                 stale={"account": {"reachable": False}}))
+    result = evaluate(inputs(rule_health=unreachable), config(), NOW, "2026-11")
     assert result.conditions == []
-    assert result.is_held(f"rule_disabled/{ORDERS}/{REGION}/central-bus/orders-in")
+    assert result.is_held(key.format("rule_disabled"))
+    assert result.is_held(key.format("failed_invocations"))
+    # metrics not read, inventory fresh: DISABLED is still known, the rest is held
+    no_metrics = health(verdict("orders-in", "STALE", fired=["STALE", "DISABLED"],
+                                stale={"metrics": "none in window"}))
+    result = evaluate(inputs(rule_health=no_metrics), config(), NOW, "2026-11")
+    assert [c.key for c in result.conditions] == [key.format("rule_disabled")]
+    assert result.is_held(key.format("rule_silent"))
     off = config()
     rules = off.alerts.rules.model_copy(update={
         "rule_disabled": off.alerts.rules.rule_disabled.model_copy(update={"enabled": False})})
     off = off.model_copy(update={"alerts": off.alerts.model_copy(update={"rules": rules})})
     assert evaluate(inputs(rule_health=health(verdict("x", "DISABLED"))), off, NOW,
                     "2026-11").conditions == []
+
+
+def test_a_rule_created_disabled_raises_no_alert_one_disabled_later_does() -> None:
+    rows = health(verdict("created-off", "DISABLED"), verdict("orders-in", "DISABLED"))
+    history = pd.DataFrame([
+        {"account_id": ORDERS, "region": REGION, "bus": "central-bus", "rule": "created-off",
+         "first_seen_at": NOW - timedelta(hours=1), "last_enabled_at": None,
+         "disabled_since": NOW - timedelta(hours=1)},
+        {"account_id": ORDERS, "region": REGION, "bus": "central-bus", "rule": "orders-in",
+         "first_seen_at": NOW - timedelta(hours=1),
+         "last_enabled_at": NOW - timedelta(minutes=10),
+         "disabled_since": NOW - timedelta(minutes=5)}])
+    [found] = evaluate(inputs(rule_health=rows, disabled=history), config(), NOW,
+                       "2026-11").conditions
+    assert found.labels["rule"] == "orders-in"
+    assert "is DISABLED since 2026-11-26 07:55 UTC (ENABLED at 2026-11-26 07:50 UTC)" in \
+        found.summary
 
 
 def test_unreadable_inputs_hold_their_alerts() -> None:
