@@ -171,7 +171,7 @@ def test_secrets_are_read_through_the_session_factory_in_the_configured_account(
     calls: list[tuple[str, ...]] = []
 
     class Client:
-        def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803
+        def get_secret_value(self, SecretId: str) -> dict[str, str]:
             return {"SecretString": "https://hooks.slack.com/services/z"}
 
     class Factory:
