@@ -19,7 +19,7 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 BASE = "https://orgscope.example.com"
 
 
-def state(rule: str = "orders-in", **changes: Any) -> AlertState:
+def state(rule: str | None = "orders-in", **changes: Any) -> AlertState:
     values: dict[str, Any] = dict(
         key=f"rule_disabled/{ORDERS}/{REGION}/central-bus/{rule}", alert_name="rule_disabled",
         severity="critical", state="firing", account_id=ORDERS, account_name="order-processing",
