@@ -147,14 +147,34 @@ def alert_events(store: Store, key: str) -> pd.DataFrame:
                        'ORDER BY "at", state', [key])
 
 
-def alert_notifications(store: Store, key: str) -> pd.DataFrame:
+def alert_notifications(store: Store, key: str, account_id: str | None = None) -> pd.DataFrame:
     """One alert's Slack messages (their current status), oldest first.
 
-    Columns: id, kind, channel, status, attempts, last_error, created_at, sent_at, payload.
+    Besides the messages stored under its key, a grouped message (id ``grp-*``: several alerts
+    of one account in one message, stored under its first member's key) counts as this
+    alert's when it was created at one of this alert's transitions or notifications (the
+    alerting step stamps everything of one evaluation with the same moment) and names its
+    ``account_id``.
+
+    Columns: id, kind, channel, status, attempts, last_error, created_at, sent_at, payload,
+    grouped (True for a grouped message stored under another key).
     """
+    account = account_id or ""
     return store.query(
-        "SELECT id, kind, channel, status, attempts, last_error, created_at, sent_at, payload "
-        "FROM notifications WHERE alert_key = ? ORDER BY created_at, id", [key])
+        """
+        WITH moments AS (
+            SELECT "at" AS t FROM alert_events WHERE key = ?
+            UNION SELECT last_notified_at FROM alerts_history
+            WHERE key = ? AND last_notified_at IS NOT NULL
+        )
+        SELECT id, kind, channel, status, attempts, last_error, created_at, sent_at, payload,
+               coalesce(alert_key, '') <> ? AS grouped
+        FROM notifications
+        WHERE alert_key = ?
+           OR (id LIKE 'grp-%' AND created_at IN (SELECT t FROM moments)
+               AND (? = '' OR contains(payload, ?)))
+        ORDER BY created_at, id
+        """, [key, key, key, key, account, account])
 
 
 def delivery_summary(store: Store, since: datetime) -> pd.DataFrame:
@@ -250,12 +270,14 @@ _STRIKE = re.compile(r"(?<![\w~])~([^~\n]+)~(?![\w~])")
 
 
 def mrkdwn_to_markdown(text: str) -> str:
-    """Slack mrkdwn -> Markdown: *bold*, ~strike~, <url|label>, <url>; entities unescaped."""
+    """Slack mrkdwn -> Markdown: *bold*, ~strike~, <url|label>, <url>, line breaks kept;
+    entities unescaped."""
     text = _LINK.sub(lambda m: f"[{m.group(2)}]({m.group(1)})", text)
     text = _BARE_LINK.sub(lambda m: f"<{m.group(1)}>", text)
     text = _BOLD.sub(lambda m: f"**{m.group(1)}**", text)
     text = _STRIKE.sub(lambda m: f"~~{m.group(1)}~~", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text.replace("\n", "  \n")  # a line break in Slack is a hard break in Markdown
 
 
 def _text_of(obj: Any) -> str:
@@ -435,8 +457,8 @@ def load_alert_events(store_base: str, key: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_alert_notifications(store_base: str, key: str) -> pd.DataFrame:
-    return alert_notifications(open_store(store_base), key)
+def load_alert_notifications(store_base: str, key: str, account_id: str | None) -> pd.DataFrame:
+    return alert_notifications(open_store(store_base), key, account_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -46,6 +46,7 @@ COMMENT_KEY = "alerts.silence_comment"
 CREATE_KEY = "alerts.silence_create"
 FORM_KEY = "alerts.silence_form"
 FLASH_KEY = "alerts.flash"
+CLEAR_KEY = "alerts.silence_clear"
 HEAL_CSV_KEY = "alerts.heal_csv"
 LOGIN_KEY = "alerts.login"
 LOGOUT_KEY = "alerts.logout"
@@ -59,6 +60,10 @@ DURATIONS: dict[str, timedelta] = {
     "24 hours": timedelta(hours=24), "3 days": timedelta(days=3), "7 days": timedelta(days=7),
 }
 MAX_CARDS = 25
+#: The heal log's columns in display order: what happened first, the evidence after.
+HEAL_COLUMNS: tuple[str, ...] = ("at", "result", "account_name", "region", "bus", "rule",
+                                 "reason", "action", "dry_run", "disabled_by", "disabled_at",
+                                 "actor", "team", "account_id")
 
 
 def _severity(severity: str) -> str:
@@ -109,7 +114,7 @@ def _headline(active: pd.DataFrame, resolved: pd.DataFrame, delivery: pd.DataFra
                    delta_color="off", delta_arrow="off")
     cols[1].metric("Pending", int((active["state"] == "pending").sum()), border=True,
                    help="Condition true, not yet for its `for` duration: no message sent yet.")
-    cols[2].metric("Silenced", int(active["silenced"].sum()), border=True,
+    cols[2].metric("Silenced", int(active["held"].map(bool).sum()), border=True,
                    help="Firing or pending alerts whose Slack messages a silence holds back.")
     cols[3].metric(f"Resolved, last {time_range}", len(resolved), border=True)
     failed = delivery.set_index("status")["messages"].get("failed", 0) if len(delivery) else 0
@@ -133,10 +138,10 @@ def _silences_for(row: Mapping[Any, Any], live: pd.DataFrame) -> list[str]:
     return found
 
 
-def _card(row: Mapping[Any, Any], live: pd.DataFrame) -> None:
+def _card(row: Mapping[Any, Any]) -> None:
     with st.container(border=True):
         since = "fired" if row["state"] == "firing" else "pending"
-        silenced = _silences_for(row, live)
+        silenced = row["held"]
         badge = f" · :gray-badge[silenced by {', '.join(silenced)}]" if silenced else ""
         st.markdown(f"{_severity(str(row['severity']))} {_state(str(row['state']))} "
                     f"**{row['alert_name']}** — {row['summary']}  \n"
@@ -144,14 +149,14 @@ def _card(row: Mapping[Any, Any], live: pd.DataFrame) -> None:
                     f":gray[{since} {_for(row)} ago · key `{row['key']}`]{badge}")
 
 
-def _active(active: pd.DataFrame, live: pd.DataFrame) -> None:
+def _active(active: pd.DataFrame) -> None:
     st.subheader("Firing and pending")
     if active.empty:
         st.success("**No alerts firing or pending.** Every condition orgscope evaluates is "
                    "within its threshold.", icon=":material/check_circle:")
         return
     for row in active.head(MAX_CARDS).to_dict("records"):
-        _card(row, live)
+        _card(row)
     if len(active) > MAX_CARDS:
         st.caption(f"{len(active) - MAX_CARDS} more below in the table.")
         _alert_table(active)
@@ -190,11 +195,13 @@ def _now_section(ctx: AppContext) -> None:
     resolved = ad.load_resolved_alerts(ctx.store_base, filters.time_range, *scope[1:])
     delivery = ad.load_delivery_summary(ctx.store_base, filters.time_range)
     live = ad.load_silences(ctx.store_base)
+    held: list[Any] = [_silences_for(row, live) for row in active.to_dict("records")]
+    active = active.assign(held=pd.Series(held, index=active.index, dtype=object))
     _headline(active, resolved, delivery, filters.time_range)
     if filters.narrowed:
         st.caption(f"Narrowed to {filters.describe()} by the alerts' own labels "
                    "(organization-wide alerts are left out while a filter is set).")
-    _active(active, live)
+    _active(active)
     _resolved(resolved, filters.time_range)
 
 
@@ -252,8 +259,10 @@ def _message(note: Mapping[Any, Any]) -> None:
     timing = f"created {_when(note['created_at'])}"
     if pd.notna(note["sent_at"]):
         timing += f", sent {_when(note['sent_at'])}"
-    st.markdown(f"**{note['kind']}** message to `{note['channel']}` · :{colour}[**{status}**] "
-                f"after {attempts} attempt{'s' if attempts != 1 else ''} · {timing}")
+    grouped = " (grouped with other alerts of the account)" if note["grouped"] else ""
+    st.markdown(f"**{note['kind']}** message{grouped} to `{note['channel']}` · "
+                f":{colour}[**{status}**] after {attempts} attempt{'s' if attempts != 1 else ''}"
+                f" · {timing}")
     if isinstance(note["last_error"], str) and note["last_error"]:
         st.caption(f"Last error: {note['last_error']}")
     message = ad.slack_message(str(note["payload"]))
@@ -297,7 +306,8 @@ def _detail(ctx: AppContext) -> str | None:
                 st.code(ad.pretty_json(row["details"]), language="json")
     with messages:
         st.markdown("**Slack messages, as sent**")
-        notes = ad.load_alert_notifications(ctx.store_base, key)
+        account = row["account_id"] if isinstance(row["account_id"], str) else None
+        notes = ad.load_alert_notifications(ctx.store_base, key, account)
         if notes.empty:
             st.caption("No message for this alert (pending alerts, silenced alerts and alerts "
                        "without a route send none).")
@@ -348,6 +358,8 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
     if len(alert):
         matchers = ad.matchers_from_alert(alert.iloc[0].to_dict(), DEFAULT_SILENCE_LABELS)
         default = "\n".join(f"{label}={value}" for label, value in matchers.items())
+    if st.session_state.pop(CLEAR_KEY, False):
+        st.session_state[COMMENT_KEY] = ""  # the silence was made: start the next one afresh
     if st.session_state.get("alerts.silence_for") != key:
         st.session_state[MATCHERS_KEY] = default  # follow the selected alert
         st.session_state["alerts.silence_for"] = key
@@ -377,6 +389,7 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
         st.error(f"Silence not created: {error}")
         return
     log.info("silence %s created from the dashboard by %s", silence_id, access.actor)
+    st.session_state[CLEAR_KEY] = True
     _changed(f"Silence `{silence_id}` created by {access.actor}, until "
              f"{ends_at:%Y-%m-%d %H:%M} UTC. Matching alerts send no Slack message from the "
              "next evaluation on.")
@@ -457,8 +470,14 @@ def _heal(ctx: AppContext) -> None:
     counts = log_frame["result"].value_counts()
     st.caption(" · ".join(f"{counts[r]} {r}" for r in counts.index)
                + f" in the last {filters.time_range}; newest first.")
+    shown = log_frame.assign(
+        account_name=log_frame["account_name"].where(log_frame["account_id"].notna(),
+                                                     "organization-wide"),
+    )[list(HEAL_COLUMNS)]
+    text_columns = ["region", "bus", "rule", "disabled_by", "team", "account_id"]
+    shown[text_columns] = shown[text_columns].fillna("")
     st.dataframe(
-        log_frame.drop(columns=["id"]), hide_index=True, width="stretch",
+        shown, hide_index=True, width="stretch",
         column_config={
             "at": st.column_config.DatetimeColumn("when (UTC)"),
             "account_name": "account", "dry_run": st.column_config.CheckboxColumn("dry-run"),
@@ -467,7 +486,8 @@ def _heal(ctx: AppContext) -> None:
         })
     st.download_button("Download the audit log (CSV)", data=ad.heal_csv(log_frame),
                        file_name=f"orgscope-heal-actions-{filters.time_range}.csv",
-                       mime="text/csv", key=HEAL_CSV_KEY, icon=":material/download:")
+                       mime="text/csv", key=HEAL_CSV_KEY, icon=":material/download:",
+                       on_click="ignore")
 
 
 # --- page ---------------------------------------------------------------------------------------

@@ -87,6 +87,29 @@ def test_history_and_messages_of_one_alert(store: Store) -> None:
     assert json.loads(sent.iloc[0]["payload"])["blocks"][0]["type"] == "header"
 
 
+def test_a_grouped_message_shows_on_every_member(store: Store, now: datetime) -> None:
+    fired = ad.alert_by_key(store, FIRING_KEY, now).iloc[0]["fired_at"]
+    other = "rule_disabled/121212121212/us-east-1/central-bus/archive-all-events"
+    rows = [
+        {"id": "grp-1", "alert_key": other, "kind": "firing", "channel": "platform-oncall",
+         "status": "sent", "attempts": 1, "last_error": None, "created_at": fired,
+         "sent_at": fired, "payload": json.dumps({"text": "[CRITICAL] 3 alerts in event-bus "
+                                                          "(121212121212)"})},
+        # same moment, another account: not this alert's
+        {"id": "grp-2", "alert_key": "x", "kind": "firing", "channel": "c", "status": "sent",
+         "attempts": 1, "last_error": None, "created_at": fired, "sent_at": fired,
+         "payload": json.dumps({"text": "3 alerts in payment-service (999999999999)"})},
+        # this account, another moment: not this alert's either
+        {"id": "grp-3", "alert_key": other, "kind": "firing", "channel": "c", "status": "sent",
+         "attempts": 1, "last_error": None, "created_at": fired + timedelta(minutes=1),
+         "sent_at": fired, "payload": json.dumps({"text": "3 alerts in (121212121212)"})},
+    ]
+    store.write("notifications", pd.DataFrame(rows), "alerts-test-0003")
+    sent = ad.alert_notifications(store, FIRING_KEY, "121212121212")
+    assert list(sent["id"]) == ["grp-1", "ntf-firing-1"]
+    assert list(sent["grouped"]) == [True, False]
+
+
 def test_delivery_summary_counts_messages_by_status(store: Store, now: datetime) -> None:
     summary = ad.delivery_summary(store, now - timedelta(days=1)).set_index("status")
     assert summary.loc["sent", "messages"] == 3 and summary.loc["failed", "messages"] == 1
@@ -146,7 +169,8 @@ def test_the_slack_message_reads_as_it_was_sent(now: datetime) -> None:
     assert message.problem is None
     assert message.markdown.startswith(f"#### CRITICAL: rule {FIRING_RULE} is disabled")
     assert "**What**: rule `order-placed-to-orders`" in message.markdown
-    assert "- **Account**\nevent-bus (121212121212)" in message.markdown
+    assert "- **Account**  \nevent-bus (121212121212)" in message.markdown
+    assert "is DISABLED  \n**Why**" in message.markdown
     assert f"[Open in orgscope](http://localhost:8501/alerts?alert={FIRING_KEY})" in \
         message.markdown
     assert message.fallback.startswith(":red_circle: CRITICAL")
