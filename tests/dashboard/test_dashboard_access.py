@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.access import decide, is_loopback
+from dashboard.access import auth_problem, decide, is_loopback
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.1.1", "::1", "[::1]", "localhost",
@@ -69,3 +69,30 @@ def test_always_requires_sign_in_even_on_loopback() -> None:
     signed = _decide("127.0.0.1", require_login="always",
                      user={"is_logged_in": True, "email": "bob@example.com"})
     assert signed.actor == "bob@example.com"
+
+
+AUTH = {"redirect_uri": "https://orgscope.example.com/oauth2callback",
+        "cookie_secret": "0123456789abcdef0123456789abcdef",
+        "client_id": "orgscope", "client_secret": "s3cret",
+        "server_metadata_url": "https://idp.example.com/.well-known/openid-configuration"}
+
+
+def test_auth_problem_is_streamlits_own_check_of_secrets_toml(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.runtime.secrets import secrets_singleton
+
+    monkeypatch.setattr(secrets_singleton, "_secrets", {"auth": AUTH})
+    assert auth_problem("") is None
+    monkeypatch.setattr(secrets_singleton, "_secrets", {"auth": {**AUTH, "okta": AUTH}})
+    assert auth_problem("okta") is None
+    missing = {k: v for k, v in AUTH.items() if k != "cookie_secret"}
+    monkeypatch.setattr(secrets_singleton, "_secrets", {"auth": missing})
+    assert "cookie_secret" in str(auth_problem(""))
+    monkeypatch.setattr(secrets_singleton, "_secrets", {"other": 1})
+    assert "secrets.toml" in str(auth_problem(""))
+
+
+def test_authlib_is_installed_so_sign_in_can_work() -> None:
+    from streamlit.auth_util import is_authlib_installed
+
+    assert is_authlib_installed(), "requirements.txt pins Authlib for st.login"

@@ -16,7 +16,13 @@ from streamlit.testing.v1 import AppTest
 from collectors import registry
 from dashboard import access
 from dashboard import alerts_data as ad
-from dashboard.app_pages.alerts import ALERT_KEY, COMMENT_KEY, CREATE_KEY, MATCHERS_KEY
+from dashboard.app_pages.alerts import (
+    ALERT_KEY,
+    COMMENT_KEY,
+    CREATE_KEY,
+    LOGIN_KEY,
+    MATCHERS_KEY,
+)
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
@@ -163,3 +169,12 @@ def test_exposed_and_signed_in_records_the_email(monkeypatch: pytest.MonkeyPatch
     assert any("created by ana@example.com" in s.value for s in app.success)
     silences = ad.silences(store, datetime.now(UTC))
     assert "ana@example.com" in set(silences["created_by"])
+
+
+def test_exposed_with_a_provider_offers_the_sign_in(monkeypatch: pytest.MonkeyPatch,
+                                                    filled: tuple[Path, Store]) -> None:
+    monkeypatch.setattr(access, "auth_problem", lambda provider: None)  # [auth] configured
+    app = _app(monkeypatch, filled[0], address="10.0.0.5", user={"is_logged_in": False})
+    assert app.button(key=LOGIN_KEY).label == "Sign in"
+    assert app.button(key=CREATE_KEY).disabled
+    assert any("sign in to create or expire" in i.value for i in app.info)
