@@ -57,6 +57,9 @@ LATENCY_POINTS = 60
 #: p99 (the median p99 of the earlier buckets) and at least P99_RISE_MIN_MS higher.
 P99_RISE_FACTOR = 1.5
 P99_RISE_MIN_MS = 50.0
+#: The buckets a p99 rise is judged in, whatever the range: the latest one against the ones
+#: before it, so "rose" means "in the last few minutes" on a 1-hour and a 7-day range alike.
+RISE_FREQ = "5min"
 #: Buckets with fewer spans than this are too thin to call a rise from.
 P99_MIN_COUNT = 3
 #: Earlier buckets needed before a rise can be called.
@@ -580,7 +583,7 @@ def service_map(store: Store, filters: Filters, window: Window,
     spans, matched = map_spans(store, filters, window, max_traces)
     stitched = stitch(spans)
     nodes, edges = views.service_map(stitched)
-    rises = p99_rises(views.latency_percentiles(spans, latency_freq(window.length)))
+    rises = p99_rises(views.latency_percentiles(spans, RISE_FREQ))
     nodes = nodes.merge(rises, on=["service", "account_id"], how="left")
     nodes["rose"] = nodes["rose"].astype("boolean").fillna(False).astype(bool)
     nodes["rise_source"] = rise_sources(nodes, edges)

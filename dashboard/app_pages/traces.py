@@ -399,8 +399,9 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
     sources = risen[risen["rise_source"]].sort_values("ratio", ascending=False)
     followers = risen[~risen["rise_source"]].sort_values("ratio", ascending=False)
     if len(sources):
-        notes.append(":red[**p99 rose**] in the latest bucket where the slowness starts (red "
-                     "ring): " + ", ".join(rise(r) for r in sources.to_dict("records")) + ".")
+        notes.append(":red[**p99 rose**] in the latest 5 minutes, against the 5-minute "
+                     "buckets before, where the slowness starts (red ring): "
+                     + ", ".join(rise(r) for r in sources.to_dict("records")) + ".")
     if len(followers):
         notes.append("Callers waiting on it (amber ring): " + ", ".join(
             rise(r) for r in followers.to_dict("records")) + ".")

@@ -1,0 +1,141 @@
+"""The Traces page through Streamlit's AppTest (no browser, no server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import streamlit as st
+from dashboard_sample import fill_org_store, write_config
+from streamlit.testing.v1 import AppTest
+from traces_sample import FLOW_ACCOUNTS, fill_traces, sample_spans
+
+from dashboard.app_pages.traces import (
+    ANNOTATION_KEY,
+    MIN_MS_KEY,
+    SERVICES_KEY,
+    TRACE_KEY,
+)
+from dashboard.data import open_store
+from orgscope.wiring import CONFIG_ENV, STORE_ENV
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+PAGE = "app_pages/traces.py"
+TIMEOUT_S = 60
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def _open(monkeypatch: pytest.MonkeyPatch, config: Path,
+          params: dict[str, str] | None = None) -> AppTest:
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    app.switch_page(PAGE)
+    for name, value in (params or {}).items():
+        app.query_params[name] = value
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def _texts(elements: Iterable[Any]) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+@pytest.fixture
+def summaries(tmp_path: Path, now: datetime) -> pd.DataFrame:
+    store = open_store(str(tmp_path / "data"))
+    fill_org_store(store, now)
+    return fill_traces(store, now)
+
+
+@pytest.fixture
+def populated(tmp_path: Path, summaries: pd.DataFrame) -> Path:
+    return write_config(tmp_path, tmp_path / "data")
+
+
+def test_the_slowest_trace_is_opened_with_its_waterfall_map_and_latency(
+        monkeypatch: pytest.MonkeyPatch, populated: Path, summaries: pd.DataFrame) -> None:
+    app = _open(monkeypatch, populated)
+    assert app.title[0].value == "Traces"
+    assert f"**{len(summaries)} traces** match" in _texts(app.markdown)
+    slowest = summaries.sort_values("duration_ms", ascending=False)["trace_id"].iloc[0]
+    assert app.selectbox(key=TRACE_KEY).value == slowest
+    assert len(app.get("plotly_chart")) == 3
+    captions = _texts(app.caption)
+    assert "12 spans in 5 accounts" in captions and "4 account crossings" in captions
+    assert "p99 rose" in captions and "payment-service" in captions
+    # the URL follows what is shown, so it can be shared
+    assert app.query_params["trace"] == slowest
+
+
+def test_minimum_duration_and_service_narrow_the_results(
+        monkeypatch: pytest.MonkeyPatch, populated: Path, summaries: pd.DataFrame) -> None:
+    app = _open(monkeypatch, populated)
+    threshold = int(summaries["duration_ms"].quantile(0.8))
+    app.number_input(key=MIN_MS_KEY).set_value(threshold).run()
+    expected = int((summaries["duration_ms"] >= threshold).sum())
+    assert f"**{expected} traces** match" in _texts(app.markdown)
+    assert app.query_params["min_ms"] == str(threshold)
+    app.multiselect(key=SERVICES_KEY).set_value(["payment-service"]).run()
+    assert not app.exception
+    app.number_input(key=MIN_MS_KEY).set_value(10_000_000).run()
+    assert "No trace matches" in _texts(app.info)
+    app.text_input(key=ANNOTATION_KEY).set_value("order_id").run()
+    assert "write key=value" in _texts(app.error)
+    assert not app.exception
+
+
+def test_a_deep_link_fills_the_search(monkeypatch: pytest.MonkeyPatch, populated: Path,
+                                      summaries: pd.DataFrame) -> None:
+    one = summaries.iloc[5]
+    app = _open(monkeypatch, populated, {"account": "payment-service",
+                                         "service": "order-processing",
+                                         "trace": str(one["trace_id"])})
+    assert app.multiselect(key=SERVICES_KEY).value == ["order-processing"]
+    assert app.selectbox(key=TRACE_KEY).value == one["trace_id"]
+    bad = _open(monkeypatch, populated, {"min_ms": "slow"})
+    assert "min_ms='slow'" in _texts(bad.warning)
+
+
+def test_no_spans_yet_names_the_collector_and_command(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path, now: datetime) -> None:
+    fill_org_store(open_store(str(tmp_path / "data")), now)
+    app = _open(monkeypatch, write_config(tmp_path, tmp_path / "data"))
+    note = _texts(app.info)
+    assert "No spans have been collected yet" in note and "xray" in note
+    assert "orgscope collect --once --only xray" in note
+    assert not app.error
+    open_store(str(tmp_path / "data")).write("spans", sample_spans(now, 3), "spans-only")
+    st.cache_data.clear()
+    app.run()
+    assert "has not stitched them into traces yet" in _texts(app.info)
+
+
+def test_an_unreadable_store_is_an_error_not_no_data(monkeypatch: pytest.MonkeyPatch,
+                                                     populated: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "data" / "spans" / "date=2026-01-01"
+    folder.mkdir(parents=True)
+    (folder / "broken.parquet").write_bytes(b"not parquet at all")
+    app = _open(monkeypatch, populated)
+    assert "The store could not be read" in _texts(app.error)
+    assert not any("No spans have been collected" in i.value for i in app.info)
+
+
+def test_sidebar_account_filter_applies(monkeypatch: pytest.MonkeyPatch,
+                                        populated: Path) -> None:
+    app = _open(monkeypatch, populated)
+    app.sidebar.multiselect[0].set_value(["222222222222"]).run()
+    assert "No trace matches" in _texts(app.info)
+    app.sidebar.multiselect[0].set_value([FLOW_ACCOUNTS["payment-service"]]).run()
+    assert "traces** match" in _texts(app.markdown)
