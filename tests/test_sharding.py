@@ -148,3 +148,15 @@ def test_cli_refuses_a_bad_shard_in_one_line(config_file: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["orgscope: --shard: shard 3/2: must be K/N with 1 <= K <= N <= 1000, such "
                    "as 1/1 or 2/4"]
+
+
+def test_serve_compacts_only_where_the_org_wide_steps_run() -> None:
+    from collectors import registry
+    from orgscope.scheduler import build_scheduler
+
+    collectors = list(registry.COLLECTORS.values())
+    jobs = {label: {job.id for job in build_scheduler(_runner(label), collectors).get_jobs()}
+            for label in ("1/1", "1/3", "2/3")}
+    assert "compact" in jobs["1/1"] and "compact" in jobs["1/3"]
+    assert "compact" not in jobs["2/3"]
+    assert jobs["2/3"] == jobs["1/3"] - {"compact"}  # every collector runs on every shard
