@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from collectors.metrics import AVERAGE_METRICS
-from dashboard import data
+from dashboard import data, traces_data
 from dashboard import event_flow_data as flow
 from dashboard.context import AppContext, run_page
 from dashboard.filters import Filters
@@ -37,6 +37,8 @@ METRIC_KEY = "event_flow.metric"
 ROWS_KEY = "event_flow.heatmap_rows"
 ONLY_NOT_OK_KEY = "event_flow.routes_only_not_ok"
 DOWNLOAD_KEY = "event_flow.verdicts_csv"
+#: Verdicts whose rule detail links to its consumer's traces.
+TRACE_LINK_VERDICTS = ("FAILING", "DEGRADED")
 
 #: Heatmap cell text for each verdict (colour is never the only cue).
 SHORT: dict[str, str] = {
@@ -192,6 +194,22 @@ def _verdict_box(row: Mapping[Any, Any]) -> None:
                 icon=":material/hourglass_empty:")
 
 
+def _traces_link(ctx: AppContext, key: flow.RuleKey) -> None:
+    """A link to the Traces page filtered to the rule's consumer and the time range."""
+    _since, until = flow.window(ctx.filters, datetime.now(UTC))
+    params = traces_data.load_rule_link(ctx.store_base, key.encode(), ctx.filters.time_range,
+                                        until)
+    names = ctx.account_names
+    consumers = params.get("service") or ", ".join(
+        names.get(a, a) for a in params.get("account", "").split(",") if a) or key.rule
+    st.page_link("app_pages/traces.py", query_params=params, icon=":material/timeline:",
+                 label=f"Traces of {consumers}, the consumer of {key.rule}, in the last "
+                       f"{ctx.filters.time_range}",
+                 help="Opens the Traces page searched by the services whose spans carry "
+                      "this rule as annotation event_rule (else the accounts of its "
+                      "targets), in this time range.")
+
+
 def _funnel(funnel: pd.DataFrame, time_range: str) -> None:
     stages = funnel[funnel["stage"].isin([stage for stage, _ in flow.FUNNEL])]
     if int(stages["periods"].sum()) == 0:
@@ -261,6 +279,8 @@ def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
     ]
     row = match.iloc[0].to_dict()
     _verdict_box(row)
+    if row["verdict"] in TRACE_LINK_VERDICTS:
+        _traces_link(ctx, key)
     time_range = ctx.filters.time_range
     funnel_column, series_column = st.columns([2, 3], gap="large")
     with funnel_column:

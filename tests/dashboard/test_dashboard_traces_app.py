@@ -10,10 +10,11 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
-from dashboard_sample import fill_org_store, write_config
+from dashboard_sample import FAILING_RULE, fill_event_flow, fill_org_store, write_config
 from streamlit.testing.v1 import AppTest
 from traces_sample import FLOW_ACCOUNTS, fill_traces, sample_spans
 
+from dashboard.app_pages.event_flow import RULE_KEY
 from dashboard.app_pages.traces import (
     ANNOTATION_KEY,
     MIN_MS_KEY,
@@ -139,3 +140,24 @@ def test_sidebar_account_filter_applies(monkeypatch: pytest.MonkeyPatch,
     assert "No trace matches" in _texts(app.info)
     app.sidebar.multiselect[0].set_value([FLOW_ACCOUNTS["payment-service"]]).run()
     assert "traces** match" in _texts(app.markdown)
+
+
+def test_a_failing_rule_on_the_event_flow_page_links_to_its_consumers_traces(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
+    store = open_store(str(tmp_path / "data"))
+    fill_org_store(store, now)
+    fill_event_flow(store, now, days=1)
+    monkeypatch.setenv(CONFIG_ENV, str(write_config(tmp_path, tmp_path / "data")))
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert app.selectbox(key=RULE_KEY).value.endswith(FAILING_RULE)
+    (link,) = [e for e in app.get("page_link") if "consumer of" in e.proto.label]
+    assert link.proto.page.endswith("traces")
+    # the failing rule delivers to delivery-orchestration (its target's account); no spans
+    # name it, so the link searches that account over the page's time range
+    assert link.proto.label.startswith("Traces of delivery-orchestration, the consumer of "
+                                       f"{FAILING_RULE}, in the last 24h")
+    params = dict(item.split("=", 1) for item in link.proto.query_string.split("&"))
+    assert params["account"] == "888888888888"
+    assert {"since", "until"} <= set(params)
