@@ -304,8 +304,10 @@ def run_size(accounts: int, rules: int, args: argparse.Namespace, folder: Path
     from sim.admin import ADMIN_ROLE
     from sim.generated import GeneratedOrg, GeneratedSpec, generated_config_data
 
+    load = list(os.getloadavg())
+    # the window starts at most one period before `window-minutes` ago
     spec = GeneratedSpec(accounts, rules, seed=args.seed,
-                         history_minutes=args.window_minutes + args.period // 60 + 5)
+                         history_minutes=args.window_minutes + args.period // 60)
     store = folder / f"store-{accounts}"
     base = tomllib.loads((ROOT / "config.toml").read_text())
     data = generated_config_data(spec, base, str(store), backfill_minutes=args.window_minutes)
@@ -343,6 +345,7 @@ def run_size(accounts: int, rules: int, args: argparse.Namespace, folder: Path
         org.stop()
     return {
         "accounts": accounts,
+        "load_average_at_start": load,
         "rules_per_account": rules,
         "rules": accounts * rules,
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat(),
@@ -359,13 +362,17 @@ def run_size(accounts: int, rules: int, args: argparse.Namespace, folder: Path
     }
 
 
+#: Cycles in 30 days at the default 5-minute interval.
+CYCLES_PER_MONTH = 30 * 24 * 12
+
+
 def markdown(results: Mapping[str, Any]) -> str:
-    """The docs/performance.md table of one run."""
+    """The docs/performance.md tables of one run: the comparison, then calls by kind."""
     lines = [
         "| accounts | rules | series | approach | wall time | API calls | GetMetricData / "
-        "GetMetricStatistics | metrics requested | $ per cycle | peak RSS (after imports) "
-        "| GMD calls / minimum |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "GetMetricStatistics calls | metrics requested | $ per cycle | $ per 30 days at 5 min "
+        "| peak RSS (after imports) | GetMetricData calls / minimum |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in results["sizes"]:
         ours, naive = size["orgscope"], size["naive"]
@@ -374,15 +381,27 @@ def markdown(results: Mapping[str, Any]) -> str:
         gmd = ours["api_calls_by_operation"].get("cloudwatch:GetMetricData", 0)
         gms = naive["api_calls_by_operation"].get("cloudwatch:GetMetricStatistics", 0)
         lines.append(
-            f"{head}| orgscope | **{ours['wall_s']:.1f} s** | {ours['api_calls']:,} | {gmd:,} "
+            f"{head}| orgscope | **{ours['wall_s']:.1f} s** (inventory {ours['inventory_s']:.1f}"
+            f" + metrics {ours['metrics_s']:.1f}) | {ours['api_calls']:,} | {gmd:,} "
             f"| {ours['metrics_requested']:,} | ${ours['usd_per_cycle']:.4f} "
+            f"| ${ours['usd_per_cycle'] * CYCLES_PER_MONTH:,.2f} "
             f"| {ours['peak_rss_mib']:.0f} MiB ({ours['rss_after_imports_mib']:.0f}) "
             f"| {ours['gmd_calls']:,} / {ours['min_gmd_calls']:,} = "
             f"{ours['gmd_ratio_to_min']} |")
         lines.append(
             f"{head}| naive | **{naive['wall_s']:.1f} s** | {naive['api_calls']:,} | {gms:,} "
             f"| {naive['metrics_requested']:,} | ${naive['usd_per_cycle']:.4f} "
+            f"| ${naive['usd_per_cycle'] * CYCLES_PER_MONTH:,.2f} "
             f"| {naive['peak_rss_mib']:.0f} MiB ({naive['rss_after_imports_mib']:.0f}) | - |")
+    operations = sorted({op for size in results["sizes"] for kind in ("orgscope", "naive")
+                         for op in size[kind]["api_calls_by_operation"]})
+    lines += ["", "| accounts | approach | " + " | ".join(f"`{op}`" for op in operations) + " |",
+              "|---|---|" + "---|" * len(operations)]
+    for size in results["sizes"]:
+        for kind in ("orgscope", "naive"):
+            calls = size[kind]["api_calls_by_operation"]
+            lines.append(f"| {size['accounts']} | {kind} | "
+                         + " | ".join(f"{calls.get(op, 0):,}" for op in operations) + " |")
     return "\n".join(lines)
 
 
@@ -425,7 +444,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--markdown", type=Path, metavar="JSON",
+                        help="print the tables of an earlier run's JSON and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
     if args.child:
         result = CHILDREN[args.child](json.loads(args.job.read_text()))
         print(json.dumps(result))
@@ -464,6 +488,7 @@ def main() -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["machine"]["load_average_at_end"] = list(os.getloadavg())
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
     for size in results["sizes"]:
