@@ -336,7 +336,8 @@ class S3Files(StoreFiles):
             self.client().put_object(Bucket=self.target.bucket, Key=self._key(path), Body=body,
                                      IfNoneMatch="*")
         except ClientError as error:
-            if _code(error) in ("PreconditionFailed", "412"):
+            # 409: a concurrent conditional PUT of the same name; the caller picks another name
+            if _code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
             raise self._s3_error(f"write {path}", error) from None
         except BotoCoreError as error:
