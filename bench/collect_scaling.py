@@ -438,7 +438,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="12,100,300", help="account counts (default "
                         "12,100,300)")
-    parser.add_argument("--rules", type=int, default=20, help="rules per account (default 20)")
+    parser.add_argument("--rules", type=int, default=10,
+                        help="rules per account (default 10: five times the reference "
+                             "organization's density, 125 series per account)")
     parser.add_argument("--rules-for", action="append", default=[], metavar="N=R",
                         help="rules per account for one size, e.g. 300=10 (repeatable)")
     parser.add_argument("--window-minutes", type=int, default=15,
