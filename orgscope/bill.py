@@ -228,6 +228,16 @@ class RunUsage:
         return self.traces_retrieved + self.traces_scanned
 
 
+def spend(metrics_requested: pd.Series, ce_requests: pd.Series,
+          traces_retrieved: pd.Series) -> pd.Series:
+    """Dollars of recorded usage, element-wise: metrics x $0.00001 + Cost Explorer requests
+    x $0.01 + (retrieved + as many scanned) traces x $0.0000005."""
+    dollars: pd.Series = (metrics_requested * CLOUDWATCH_PER_METRIC
+                          + ce_requests * COST_EXPLORER_PER_REQUEST
+                          + 2 * traces_retrieved * XRAY_PER_TRACE)
+    return dollars.astype("float64")
+
+
 def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
               interval: timedelta) -> RunUsage:
     """One run's usage at ``interval``, from the typical observed run (a :func:`read_usage`
