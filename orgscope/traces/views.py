@@ -14,7 +14,6 @@ call, not its inner steps averaged in.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,16 +34,6 @@ LATENCY_COLUMNS: list[str] = ["bucket_start", "service", "account_id", "count", 
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _present(value: Any) -> bool:
-    return not (value is None or value is pd.NaT or
-                (isinstance(value, float) and math.isnan(value)))
-
-
-def _unique(values: Iterable[Any]) -> list[str]:
-    """Distinct non-null values as strings, in first-seen order."""
-    return list(dict.fromkeys(str(v) for v in values if _present(v) and str(v) != ""))
 
 
 def _flag(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -86,29 +75,35 @@ def merge_annotations(texts: Iterable[Any]) -> dict[str, Any]:
     return {key: values[0] if len(values) == 1 else values for key, values in merged.items()}
 
 
+def _owners(spans: pd.DataFrame) -> pd.DataFrame:
+    """Each span's parent's (service, account) as ``_parent_service``/``_parent_account``
+    (null where the parent is absent or not among ``spans``), aligned with ``spans``."""
+    owners = spans[["trace_id", "span_id", "service", "account_id"]].drop_duplicates(
+        ["trace_id", "span_id"]).rename(columns={"span_id": "parent_id",
+                                                 "service": "_parent_service",
+                                                 "account_id": "_parent_account"})
+    keys = spans[["trace_id", "parent_id"]].astype(object).where(spans[["trace_id",
+                                                                        "parent_id"]].notna())
+    joined = keys.merge(owners.astype(object), on=["trace_id", "parent_id"], how="left")
+    joined.index = spans.index
+    return joined[["_parent_service", "_parent_account"]]
+
+
 def entry_mask(spans: pd.DataFrame) -> pd.Series:
     """True for entry spans (see the module doc): the parent is missing, not in ``spans``
     (same trace), or recorded by a different service or account."""
     if spans.empty:
         return pd.Series(dtype=bool)
-    owner = {(str(t), str(s)): (str(sv), str(a)) for t, s, sv, a in zip(
-        spans["trace_id"], spans["span_id"], spans["service"], spans["account_id"],
-        strict=True)}
-    entries = []
-    for trace, parent, service, account in zip(spans["trace_id"], spans["parent_id"],
-                                               spans["service"], spans["account_id"],
-                                               strict=True):
-        if not _present(parent):
-            entries.append(True)
-            continue
-        parent_owner = owner.get((str(trace), str(parent)))
-        entries.append(parent_owner is None or parent_owner != (str(service), str(account)))
-    return pd.Series(entries, index=spans.index, dtype=bool)
+    parents = _owners(spans)
+    entries = parents["_parent_service"].isna() | \
+        (parents["_parent_service"] != spans["service"].astype(object)) | \
+        (parents["_parent_account"] != spans["account_id"].astype(object))
+    return entries.astype(bool)
 
 
-def _p(values: pd.Series, q: float) -> float | None:
-    clean = values.dropna()
-    return round(float(clean.quantile(q)), 3) if len(clean) else None
+def _quantile(grouped: Any, column: str, q: float) -> pd.Series:
+    quantiles: pd.Series = grouped[column].quantile(q).round(3)
+    return quantiles
 
 
 # --- trace summaries -------------------------------------------------------------------------
@@ -120,6 +115,15 @@ def status_of(faults: int, errors: int, throttles: int) -> str:
     if faults:
         return "fault"
     return "error" if errors or throttles else "ok"
+
+
+def _lists(frame: pd.DataFrame, column: str, order: pd.Index) -> pd.Series:
+    """Per trace, the distinct non-empty values of ``column`` in row order."""
+    pairs = frame[["trace_id", column]]
+    pairs = pairs[pairs[column].notna() & (pairs[column].astype(str) != "")]
+    pairs = pairs.drop_duplicates()
+    lists = pairs.groupby("trace_id", sort=False)[column].agg(lambda v: [str(x) for x in v])
+    return lists.reindex(order).map(lambda v: v if isinstance(v, list) else [])
 
 
 def trace_summaries(stitched: pd.DataFrame, teams: Mapping[str, str]) -> pd.DataFrame:
@@ -135,37 +139,43 @@ def trace_summaries(stitched: pd.DataFrame, teams: Mapping[str, str]) -> pd.Data
     """
     if stitched.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    frame = stitched.reset_index(drop=True)
-    starts = pd.to_datetime(frame["start"], utc=True)
-    ends = pd.to_datetime(frame["end"], utc=True).fillna(starts)
-    faults, errors, throttles = (_flag(frame, c) for c in ("fault", "error", "throttle"))
-    breaks = frame["break"].notna() if "break" in frame else pd.Series(False, frame.index)
-    originals = frame["original_trace_id"] if "original_trace_id" in frame \
-        else frame["trace_id"]
-    rows: list[dict[str, Any]] = []
-    for trace_id, index in frame.groupby("trace_id", sort=False).indices.items():
-        part = frame.iloc[index]
-        root = part.iloc[0]
-        start, end = starts.iloc[index].min(), ends.iloc[index].max()
-        accounts = _unique(part["account_id"])
-        members = _unique([trace_id, *originals.iloc[index]])
-        n_faults, n_errors = int(faults.iloc[index].sum()), int(errors.iloc[index].sum())
-        n_throttles = int(throttles.iloc[index].sum())
-        rows.append({
-            "trace_id": str(trace_id), "member_trace_ids": members,
-            "start": start, "end": end,
-            "duration_ms": round((end - start).total_seconds() * 1000, 3),
-            "root_service": str(root["service"]), "root_name": str(root["name"]),
-            "root_account_id": str(root["account_id"]),
-            "accounts": accounts, "services": _unique(part["service"]),
-            "teams": _unique(teams.get(a) for a in accounts),
-            "span_count": len(index), "faults": n_faults, "errors": n_errors,
-            "throttles": n_throttles, "breaks": int(breaks.iloc[index].sum()),
-            "status": status_of(n_faults, n_errors, n_throttles),
-            "annotations": json.dumps(merge_annotations(part["annotations"]),
-                                      sort_keys=True),
-        })
-    summaries = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    frame = stitched.reset_index(drop=True).copy()
+    frame["trace_id"] = frame["trace_id"].astype(str)
+    frame["_start"] = pd.to_datetime(frame["start"], utc=True)
+    frame["_end"] = pd.to_datetime(frame["end"], utc=True).fillna(frame["_start"])
+    for column in ("fault", "error", "throttle"):
+        frame[f"_{column}"] = _flag(frame, column).astype("int64")
+    frame["_break"] = (frame["break"].notna() if "break" in frame
+                       else pd.Series(False, index=frame.index)).astype("int64")
+    if "original_trace_id" not in frame:
+        frame["original_trace_id"] = frame["trace_id"]
+    frame["_team"] = frame["account_id"].astype(str).map(dict(teams))
+    grouped = frame.groupby("trace_id", sort=False)
+    out = grouped.agg(start=("_start", "min"), end=("_end", "max"),
+                      span_count=("span_id", "size"), faults=("_fault", "sum"),
+                      errors=("_error", "sum"), throttles=("_throttle", "sum"),
+                      breaks=("_break", "sum"))
+    order = out.index
+    roots = frame.drop_duplicates("trace_id").set_index("trace_id").reindex(order)
+    out["root_service"] = roots["service"].astype(str)
+    out["root_name"] = roots["name"].astype(str)
+    out["root_account_id"] = roots["account_id"].astype(str)
+    out["accounts"] = _lists(frame, "account_id", order)
+    out["services"] = _lists(frame, "service", order)
+    out["teams"] = _lists(frame, "_team", order)
+    originals = _lists(frame, "original_trace_id", order)
+    out["member_trace_ids"] = [[t, *[o for o in others if o != t]]
+                               for t, others in zip(order, originals, strict=True)]
+    texts: dict[str, list[Any]] = {}
+    for trace, text in zip(frame["trace_id"], frame["annotations"], strict=True):
+        if isinstance(text, str) and text:
+            texts.setdefault(trace, []).append(text)
+    out["annotations"] = [json.dumps(merge_annotations(texts.get(t, [])), sort_keys=True)
+                          for t in order]
+    out["duration_ms"] = ((out["end"] - out["start"]).dt.total_seconds() * 1000).round(3)
+    out["status"] = [status_of(f, e, t) for f, e, t in zip(
+        out["faults"], out["errors"], out["throttles"], strict=True)]
+    summaries = out.reset_index()[SUMMARY_COLUMNS]
     for column in ("span_count", "faults", "errors", "throttles", "breaks"):
         summaries[column] = summaries[column].astype("int64")
     summaries["duration_ms"] = summaries["duration_ms"].astype("float64")
@@ -191,35 +201,33 @@ def service_map(stitched: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if stitched.empty:
         return pd.DataFrame(columns=NODE_COLUMNS), pd.DataFrame(columns=EDGE_COLUMNS)
     frame = stitched.reset_index(drop=True)
-    entries = frame[entry_mask(frame)].copy()
+    parents = _owners(frame)
+    mask = entry_mask(frame)
+    entries = frame[mask].copy()
+    entries["_source_service"] = parents.loc[mask, "_parent_service"]
+    entries["_source_account"] = parents.loc[mask, "_parent_account"]
     entries["_ms"] = _durations(entries)
-    entries["_error"] = _flag(entries, "error")
-    entries["_fault"] = _flag(entries, "fault")
+    entries["_error"] = _flag(entries, "error").astype("int64")
+    entries["_fault"] = _flag(entries, "fault").astype("int64")
     entries["_region"] = entries.get("region", "")
-    nodes = entries.groupby(["service", "account_id", "_region"], sort=True).agg(
-        calls=("span_id", "size"), errors=("_error", "sum"), faults=("_fault", "sum"),
-        p95_ms=("_ms", lambda s: _p(s, 0.95)))
+    grouped = entries.groupby(["service", "account_id", "_region"], sort=True)
+    nodes = grouped.agg(calls=("span_id", "size"), errors=("_error", "sum"),
+                        faults=("_fault", "sum"))
+    nodes["p95_ms"] = _quantile(grouped, "_ms", 0.95)
     nodes = nodes.reset_index().rename(columns={"_region": "region"})[NODE_COLUMNS]
-    owner = {(str(t), str(s)): (str(sv), str(a)) for t, s, sv, a in zip(
-        frame["trace_id"], frame["span_id"], frame["service"], frame["account_id"],
-        strict=True)}
-    callers = [owner.get((str(t), str(p))) if _present(p) else None
-               for t, p in zip(entries["trace_id"], entries["parent_id"], strict=True)]
-    entries["_source_service"] = [c[0] if c else None for c in callers]
-    entries["_source_account"] = [c[1] if c else None for c in callers]
     called = entries[entries["_source_service"].notna()].copy()
     if called.empty:
         edges = pd.DataFrame(columns=EDGE_COLUMNS)
     else:
-        called["_bad"] = called["_error"] | called["_fault"]
-        edges = called.groupby(["_source_service", "_source_account", "service",
-                                "account_id"], sort=True).agg(
-            calls=("span_id", "size"), errors=("_bad", "sum"),
-            p95_ms=("_ms", lambda s: _p(s, 0.95))).reset_index()
-        edges = edges.rename(columns={"_source_service": "source_service",
-                                      "_source_account": "source_account_id",
-                                      "service": "target_service",
-                                      "account_id": "target_account_id"})
+        called["_bad"] = (called["_error"] | called["_fault"]).astype("int64")
+        by_edge = called.groupby(["_source_service", "_source_account", "service",
+                                  "account_id"], sort=True)
+        edges = by_edge.agg(calls=("span_id", "size"), errors=("_bad", "sum"))
+        edges["p95_ms"] = _quantile(by_edge, "_ms", 0.95)
+        edges = edges.reset_index().rename(columns={"_source_service": "source_service",
+                                                    "_source_account": "source_account_id",
+                                                    "service": "target_service",
+                                                    "account_id": "target_account_id"})
         edges["cross_account"] = edges["source_account_id"] != edges["target_account_id"]
         edges = edges[EDGE_COLUMNS]
     for table in (nodes, edges):
@@ -264,13 +272,10 @@ def latency_percentiles(spans: pd.DataFrame, freq: str) -> pd.DataFrame:
     entries["_bad"] = _flag(entries, "error") | _flag(entries, "fault")
     entries["bucket_start"] = pd.to_datetime(entries["start"], utc=True).dt.floor(freq)
     grouped = entries.groupby(["bucket_start", "service", "account_id"], sort=True)
-    out = grouped.agg(
-        count=("span_id", "size"),
-        p50_ms=("_ms", lambda s: _p(s, 0.50)),
-        p95_ms=("_ms", lambda s: _p(s, 0.95)),
-        p99_ms=("_ms", lambda s: _p(s, 0.99)),
-        error_rate=("_bad", "mean"),
-    ).reset_index()[LATENCY_COLUMNS]
+    out = grouped.agg(count=("span_id", "size"), error_rate=("_bad", "mean"))
+    for name, q in (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        out[name] = _quantile(grouped, "_ms", q)
+    out = out.reset_index()[LATENCY_COLUMNS]
     out["count"] = out["count"].astype("int64")
     for column in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
         out[column] = out[column].astype("float64")
