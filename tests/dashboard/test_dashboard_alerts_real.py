@@ -1,0 +1,109 @@
+"""The Alerts page over what the real alerting step writes (not hand-made rows): a disabled
+rule evaluated by alerts.step.run_alerts, its message delivered to the local Slack sink after a
+429, a heal notice, and a silence made on the page that the next evaluation honours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from dashboard_sample import (
+    RULE_SPECS,
+    Cycle,
+    _accounts_frame,
+    _buses_frame,
+    _rules_frame,
+    _runs_frame,
+    fill_org_store,
+    write_config,
+)
+from streamlit.testing.v1 import AppTest
+
+from alerts.step import run_alerts
+from collectors import registry
+from dashboard import access
+from dashboard import alerts_data as ad
+from dashboard.app_pages.alerts import COMMENT_KEY, CREATE_KEY, MATCHERS_KEY
+from orgscope.config import load_config
+from orgscope.store import Store
+from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from sim.slack_sink import Response, SlackSink
+from tests.alerts.alert_frames import CENTRAL, heal, heal_action, health, verdict
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+RULE = "order-placed-to-orders"
+KEY = f"rule_disabled/{CENTRAL}/us-east-1/central-bus/{RULE}"
+
+
+@pytest.fixture
+def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackSink]:
+    server = SlackSink()
+    server.start()
+    monkeypatch.setenv("ORGSCOPE_SLACK_WEBHOOK", server.webhook("default"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def test_the_page_shows_what_the_alerting_step_wrote(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sink: SlackSink) -> None:
+    config_path = write_config(tmp_path, tmp_path / "data")
+    config = load_config(config_path)
+    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    # two inventory cycles with the rule ENABLED, then one where somebody disabled it
+    fill_org_store(store, now - timedelta(minutes=5), cycles=2, unreachable_last=0)
+    cycle = Cycle(now, frozenset())
+    specs = [(*spec[:5], spec[2] == RULE or spec[5]) for spec in RULE_SPECS]
+    store.write("rules", _rules_frame(cycle, "us-east-1", specs), "cycle-3")
+    store.write("event_buses", _buses_frame(cycle, "us-east-1"), "cycle-3")
+    store.write("accounts", _accounts_frame(cycle), "cycle-3")
+    store.write("runs", _runs_frame(cycle, "cycle-3", ["us-east-1"]), "cycle-3")
+    store.write("rule_health", health(verdict(RULE, "DISABLED", reasons=["rule is DISABLED"],
+                                              account_id=CENTRAL, at=now)), "health-1")
+    store.write("heal_actions", heal(heal_action("enable", "would-enable",
+                                                 "was ENABLED at the previous inventory",
+                                                 rule=RULE, at=now)), "heal-1")
+    sink.script(Response(429, "rate_limited", {"Retry-After": "1"}))
+    run_alerts(config, store, now=now, max_wait_s=5)
+
+    monkeypatch.setenv(CONFIG_ENV, str(config_path))
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    # AppTest runs without `streamlit run --server.address`: decide as on loopback
+    monkeypatch.setattr(access, "current_access", lambda require_login, provider: access.decide(
+        address="127.0.0.1", require_login=require_login, os_user="sre", authlib_installed=True,
+        auth_problem=None, user={}))
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.switch_page("app_pages/alerts.py").run()
+    assert not app.exception, [e.message for e in app.exception]
+    text = "\n".join(str(m.value) for m in app.markdown)
+    assert f"key `{KEY}`" in text and "account **event-bus (121212121212)**" in text
+    # the message as the sink received it
+    [delivered] = [r for r in sink.delivered()
+                   if str(r.payload["text"]).startswith("[CRITICAL] Rule disabled")]
+    header = delivered.payload["blocks"][0]["text"]["text"]
+    assert f"#### {header}" in text
+    # both messages about this rule (the alert, the heal notice): one had to wait for a 429
+    assert text.count(":green[**sent**]") == 2
+    assert "after 2 attempts" in text and "**heal** message" in text
+    heal_rows = next(df.value for df in app.dataframe if "actor" in df.value.columns)
+    assert list(heal_rows["result"]) == ["would-enable"]
+    assert heal_rows.iloc[0]["account_id"] == CENTRAL
+
+    # a silence made on the page, in the matcher format the step reads back
+    app.text_input(key=COMMENT_KEY).input("rule disabled on purpose")
+    assert f"rule={RULE}" in app.text_area(key=MATCHERS_KEY).value
+    app.button(key=CREATE_KEY).click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    [silence_id] = list(ad.silences(store, datetime.now(UTC))["id"])
+    run_alerts(config, store, now=datetime.now(UTC), max_wait_s=1)
+    assert ad.alert_by_key(store, KEY, datetime.now(UTC)).iloc[0]["silences"] == [silence_id]
