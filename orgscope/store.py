@@ -218,7 +218,7 @@ class Store:
             filename = ", CAST(NULL AS VARCHAR) AS filename" if with_filename else ""
             return f"SELECT {columns}{partition}{filename} WHERE false"
         if not dataset.unique_key:
-            return self.place.scan_sql(connection, files, dataset.schema, with_filename)
+            return self.place.scan_sql(connection, files, dataset, with_filename)
         return self._deduplicated_sql(connection, dataset, files)
 
     def _deduplicated_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
@@ -236,10 +236,10 @@ class Store:
         several = [f for files in by_partition.values() if len(files) > 1 for f in files]
         parts = []
         if single:
-            parts.append(self.place.scan_sql(connection, single, dataset.schema, False))
+            parts.append(self.place.scan_sql(connection, single, dataset, False))
         if several:
             keys = ", ".join(_quote_identifier(k) for k in dataset.unique_key)
-            scan = self.place.scan_sql(connection, several, dataset.schema, True)
+            scan = self.place.scan_sql(connection, several, dataset, True)
             parts.append(
                 f"SELECT * EXCLUDE (filename) FROM ({scan}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename DESC) = 1"

@@ -56,6 +56,8 @@ import pyarrow.parquet as pq
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orgscope.datasets import Dataset
+
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".parquet.tmp"
@@ -129,9 +131,9 @@ class StoreFiles(ABC):
 
     @abstractmethod
     def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
-                 schema: pa.Schema, with_filename: bool) -> str:
-        """A DuckDB relation over ``files``: their columns by name, the ``date`` partition, and
-        (when asked) the ``filename`` each row came from. ``schema`` is the dataset's own."""
+                 dataset: Dataset, with_filename: bool) -> str:
+        """A DuckDB relation over ``files`` of ``dataset``: their columns by name, the ``date``
+        partition, and (when asked) the ``filename`` each row came from."""
 
     def vanished(self, error: duckdb.Error) -> bool:
         """Whether a DuckDB error means a listed file was gone by the time it was read."""
@@ -201,7 +203,7 @@ class LocalFiles(StoreFiles):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
-                 schema: pa.Schema, with_filename: bool) -> str:
+                 dataset: Dataset, with_filename: bool) -> str:
         paths = "[" + ", ".join(_sql_string(str(p)) for p in files) + "]"
         filename = ", filename = true" if with_filename else ""
         return f"SELECT * FROM read_parquet({paths}, {READ_OPTIONS}{filename})"
@@ -375,24 +377,37 @@ class S3Files(StoreFiles):
             lock.release()
 
     def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
-                 schema: pa.Schema, with_filename: bool) -> str:
+                 dataset: Dataset, with_filename: bool) -> str:
+        """An Arrow dataset of one fragment per object, registered with DuckDB.
+
+        Each fragment's partition expression says what holds for every row in it: its ``date``,
+        its ``filename``, and the day's bounds of the partition column when that is a timestamp
+        (rows are partitioned by its UTC date). DuckDB hands its filters to the Arrow scan,
+        which then skips, unopened, every object a ``date`` or time-column bound rules out.
+        """
         filesystem = self.filesystem()
-        own_date = "date" in schema.names
-        fields = [f.with_nullable(True) for f in schema]
-        if not own_date:
+        fields = [f.with_nullable(True) for f in dataset.schema]
+        if "date" not in dataset.schema.names:
             fields.append(pa.field("date", pa.date32()))
         fields.append(pa.field("filename", pa.string()))
+        time_type = dataset.schema.field(dataset.partition_column).type
+        bounded = pa.types.is_timestamp(time_type)
         parquet = pads.ParquetFileFormat()
         fragments = []
         for path in files:
             day = datetime.strptime(path.parent.name, "date=%Y-%m-%d").date()
-            where = ((pads.field("date") == pa.scalar(day, pa.date32()))
+            holds = ((pads.field("date") == pa.scalar(day, pa.date32()))
                      & (pads.field("filename") == f"s3://{path}"))
+            if bounded:
+                start = datetime.combine(day, datetime.min.time(), UTC)
+                column = pads.field(dataset.partition_column)
+                holds = holds & (column >= pa.scalar(start, time_type)) \
+                    & (column < pa.scalar(start + timedelta(days=1), time_type))
             fragments.append(parquet.make_fragment(str(path), filesystem=filesystem,
-                                                   partition_expression=where))
-        dataset = pads.FileSystemDataset(fragments, pa.schema(fields), parquet, filesystem)
+                                                   partition_expression=holds))
+        arrow = pads.FileSystemDataset(fragments, pa.schema(fields), parquet, filesystem)
         name = f"__s3_scan_{next(_scan_names)}"
-        connection.register(name, dataset)
+        connection.register(name, arrow)
         columns = "*" if with_filename else "* EXCLUDE (filename)"
         return f"SELECT {columns} FROM {name}"
 

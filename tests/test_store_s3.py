@@ -223,7 +223,7 @@ def test_a_file_deleted_after_listing_is_listed_again(store: Store) -> None:
     assert len(calls) == 2
 
 
-def test_a_query_bounded_by_date_reads_only_that_day(org: Org, s3_store: Store,
+def test_a_query_bounded_by_date_or_time_reads_only_those_days(org: Org, s3_store: Store,
                                                      prefix: str) -> None:
     later = T0 + timedelta(days=1)
     s3_store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "r1")
@@ -233,6 +233,11 @@ def test_a_query_bounded_by_date_reads_only_that_day(org: Org, s3_store: Store,
                        Body=b"not parquet")
     day = later.date().isoformat()
     assert count(s3_store, f"runs where date = DATE '{day}'") == 1
+    # a bound on the time column the rows are partitioned by prunes the same way
+    since = f"{day} 00:00:00+00"
+    assert count(s3_store, f"runs where started_at >= TIMESTAMPTZ '{since}'") == 1
+    assert int(s3_store.query("select count(*) as n from runs where started_at >= ?",
+                              [later - timedelta(hours=1)])["n"][0]) == 1
     with pytest.raises(StoreError):
         count(s3_store, "runs")
 
