@@ -9,22 +9,26 @@ assumed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from alerts.heal import heal_permissions, heal_role, run_heal
+from alerts.step import run_alerts
 from collectors import registry
 from orgscope import wiring
 from orgscope.aws import SessionFactory
 from orgscope.config import Config
+from orgscope.health.update import update_rule_health
 from orgscope.runner import Runner, count_call
-from orgscope.steps import run_steps
+from orgscope.steps import STEPS, run_steps
 from sim.org import floor_minute
+from sim.slack_sink import SlackSink
 from sim.topology import CREATED_DISABLED_ROUTE, OPTED_OUT_ROUTE
 from tests.simulated import Org, simulated_org
 
@@ -38,6 +42,7 @@ CREATED_DISABLED: Key = ("111111111111", "default", CREATED_DISABLED_ROUTE)
 DRY: Key = ("888888888888", "default", "order-events-to-delivery")
 NO_ROLE: Key = ("999999999999", "default", "order-placed-to-payments")
 ISOLATED: Key = ("777777777777", "default", "order-placed-to-order-processing")
+SLACKED: Key = ("555555555555", "default", "large-orders-to-merchant")
 HEAL_EXTERNAL_ID = "heal-external-id-for-tests"
 
 
@@ -63,11 +68,14 @@ class Healing:
     calls: Calls
     clock: datetime  # the simulator's traffic clock, advanced by tick()
 
-    def collect(self) -> dict[str, str | None]:
-        """An inventory cycle, then the steps it triggers (health, heal) as serve runs them."""
+    def collect(self, every_step: bool = False) -> dict[str, str | None]:
+        """An inventory cycle, then the heal step (or, with ``every_step``, every step the
+        inventory triggers, in order, as ``orgscope serve`` runs them)."""
         cycle = self.runner.run_cycle([registry.get("inventory")])
         assert cycle.failed == [], [r.error for r in cycle.failed]
-        return run_steps(self.runner, ["inventory"])
+        if every_step:
+            return run_steps(self.runner, ["inventory"])
+        return {"heal": STEPS["heal"].run(self.runner)}
 
     def disable(self, *keys: Key) -> None:
         for account, bus, rule in keys:
@@ -107,7 +115,8 @@ def healing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Healing]:
         # the heal role trusts orgscope only with its own ExternalId (sim/build.py)
         patch.setenv("ORGSCOPE_HEAL_EXTERNAL_ID", HEAL_EXTERNAL_ID)
         with simulated_org(tmp_path_factory.mktemp("heal"), replace={
-                "enabled = false\ndry_run = true": "enabled = true\ndry_run = false"}) as org:
+                "enabled = false\ndry_run = true": "enabled = true\ndry_run = false",
+                'backfill = "2d"': 'backfill = "1h"'}) as org:
             config = wiring.load(org.config_path)
             calls = Calls()
             runner = Runner(config, SessionFactory(config.aws, call_hook=calls),
@@ -126,7 +135,8 @@ def test_a_disabled_rule_is_healed_through_the_heal_role_and_its_traffic_resumes
     healing.disable(HEALED, OPTED_OUT)
     quiet = healing.tick(5)
     before = len(healing.calls.of("EnableRule"))
-    summaries = healing.collect()
+    summaries = healing.collect(every_step=True)
+    assert list(summaries)[:2] == ["health", "heal"]
     assert summaries["heal"] is not None and "1 enabled" in summaries["heal"]
     assert healing.state(HEALED) == "ENABLED"
     enables = healing.calls.of("EnableRule")[before:]
@@ -215,6 +225,51 @@ def test_only_the_heal_role_can_enable_and_a_failure_stays_with_its_rule(
     heal_ops = {f"events:{op}" for _, op, _ in healing.calls.made
                 if op in ("EnableRule", "DescribeRule")}
     assert heal_ops == set(heal_permissions())
+
+
+def test_slack_hears_one_alert_one_heal_notice_and_one_resolution(
+        healing: Healing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's "done": disabled -> firing message, heal notice, resolved message, each
+    delivered once to the (local) Slack webhook."""
+    sink = SlackSink()
+    sink.start()
+    try:
+        monkeypatch.setenv(healing.config.slack.default_webhook_env, sink.webhook("default"))
+        for route in healing.config.slack.routes:
+            if route.webhook_env:
+                monkeypatch.setenv(route.webhook_env, sink.webhook(route.team))
+        config, store = healing.config, healing.runner.store
+
+        def cycle(*, metrics: bool = False) -> None:
+            """Inventory (and metrics), then the steps in the registry's order."""
+            healing.runner.run_cycle([registry.get("inventory")])
+            if metrics:
+                healing.runner.run_cycle([registry.get("metrics")])
+            update_rule_health(config, store)
+            run_heal(config, store, healing.runner.factory)
+            run_alerts(config, store, healing.runner.factory, max_wait_s=10)
+
+        # traffic up to now, metrics read, so the health model judges (not STALE)
+        healing.org.sim.tick(datetime.now(UTC) + timedelta(minutes=1))
+        cycle(metrics=True)
+        healing.disable(SLACKED)
+        cycle()  # DISABLED -> rule_disabled fires; auto-heal re-enables it: a heal notice
+        assert healing.state(SLACKED) == "ENABLED"
+        cycle()  # the inventory sees it ENABLED: rule_disabled resolves
+        key = "rule_disabled/" + "/".join((SLACKED[0], "us-east-1", *SLACKED[1:]))
+        (healed,) = healing.actions(SLACKED)
+        notices = healing.org.query(
+            "select kind, status, attempts, payload from notifications "
+            f"where alert_key = '{key}' order by created_at")
+        assert [(n["kind"], n["status"]) for n in notices] == [
+            ("firing", "sent"), ("heal", "sent"), ("resolved", "sent")], notices
+        delivered = [json.dumps(r.payload, sort_keys=True) for r in sink.delivered()]
+        for notice in notices:
+            assert delivered.count(str(notice["payload"])) == 1, notice["kind"]
+        assert healed["result"] == "enabled"
+        assert SLACKED[2] in str(notices[1]["payload"])
+    finally:
+        sink.stop()
 
 
 def test_maintenance_pages_once_and_heals_nothing(healing: Healing) -> None:
