@@ -181,13 +181,14 @@ def _stamp(value: Any) -> str | None:
     return f"{pd.Timestamp(value).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC"
 
 
-def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str], Any],
-              known: bool) -> tuple[str, dict[str, Any]] | None:
-    """(summary tail, numbers) of a DISABLED rule, or None when it was never ENABLED."""
+def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str], Any]
+              ) -> tuple[str, dict[str, Any]] | None:
+    """(summary tail, numbers) of a DISABLED rule, or None when the inventory's history shows
+    it was never ENABLED (a rule without history is reported: nothing says it is meant)."""
     past = history.get((str(row["account_id"]), str(row["region"]), str(row["bus"]),
                         str(row["rule"])))
     if past is None:
-        return ("", {}) if not known else None
+        return "", {}
     was, since = _stamp(past.get("last_enabled_at")), _stamp(past.get("disabled_since"))
     if was is None:
         return None  # created disabled: somebody's deliberate choice
@@ -224,7 +225,7 @@ def rule_conditions(health: pd.DataFrame, config: Config,
         if unreachable:
             held.add(alert_key("rule_disabled", parts))
         elif rules.rule_disabled.enabled and "DISABLED" in fired:
-            found = _disabled(row, history, disabled is not None)
+            found = _disabled(row, history)
             if found is not None:
                 out.append(_condition(
                     "rule_disabled", rules.rule_disabled, labels, RULE_IDENTITY,

@@ -41,6 +41,7 @@ from orgscope.cost.attribution import month_of
 from orgscope.cost.review import month_end, month_first
 from orgscope.cost.store_io import attributed, last_cost_day
 from orgscope.store import Store, StoreError
+from orgscope.store_files import LocalFiles
 from orgscope.traces.views import latency_percentiles
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,16 @@ HEAL_LOOKBACK = timedelta(days=1)
 OUTBOX_KEEP = timedelta(days=7)
 
 
-def outbox_for(store: Store) -> Outbox:
-    return Outbox(Path(store.root) / OUTBOX_FOLDER)
+def outbox_for(store: Store, config: Config | None = None) -> Outbox:
+    """The outbox: ``[slack] outbox_path`` when set (relative to the config file), else
+    ``_outbox`` in a local store's folder, else (an S3 store: the outbox needs a local disk's
+    atomic renames) ``.orgscope-outbox`` beside the config file."""
+    here = Path(config.source).resolve().parent if config is not None else Path.cwd()
+    if config is not None and config.slack.outbox_path:
+        return Outbox(here / Path(config.slack.outbox_path).expanduser())
+    if isinstance(store.place, LocalFiles):
+        return Outbox(Path(store.root) / OUTBOX_FOLDER)
+    return Outbox(here / ".orgscope-outbox")
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -254,7 +263,7 @@ def drain(config: Config, store: Store, factory: Any, max_wait_s: float | None =
     """Deliver what the outbox holds (see :meth:`Outbox.drain`)."""
     slack = config.slack
     policy = RetryPolicy(slack.max_attempts, slack.backoff_s, slack.max_backoff_s)
-    outbox = outbox_for(store)
+    outbox = outbox_for(store, config)
     report = outbox.drain(poster or poster_for(config, factory), recorder(store), policy,
                           slack.drain_wait_s if max_wait_s is None else max_wait_s)
     outbox.prune(datetime.now(UTC) - OUTBOX_KEEP)
@@ -310,7 +319,7 @@ def run_alerts(config: Config, store: Store, factory: Any = None, *,
     messages = alert_messages(result.notices, config, moment)
     if inputs.heal_actions is not None:
         messages += heal_messages(inputs.heal_actions, config, moment)
-    outbox = outbox_for(store)
+    outbox = outbox_for(store, config)
     queued = [m for m in messages if outbox.enqueue(m)]
     if queued:
         store.write(NOTIFICATIONS.name, notification_rows(queued), run_id("notifications"))

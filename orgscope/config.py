@@ -399,6 +399,8 @@ class SlackConfig(_Strict):
     backoff_s: float = Field(default=2.0, gt=0, le=600)
     max_backoff_s: float = Field(default=300.0, gt=0, le=86400)
     drain_wait_s: float = Field(default=30.0, ge=0, le=600)
+    #: The outbox folder; "" = ``_outbox`` in a local store (beside the config for S3).
+    outbox_path: str = ""
 
 
 def parse_for(value: Any) -> timedelta:
