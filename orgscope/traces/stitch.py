@@ -63,7 +63,8 @@ def _annotations(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NaT or value is pd.NA or \
+        (isinstance(value, float) and math.isnan(value))
 
 
 def _end_rank(row: Mapping[str, Any]) -> tuple[int, Any]:
@@ -186,7 +187,11 @@ def stitch(spans: pd.DataFrame) -> pd.DataFrame:
     """``spans`` rows -> stitched rows (:data:`STITCHED_COLUMNS`; see the module doc)."""
     if not len(spans):
         return pd.DataFrame(columns=STITCHED_COLUMNS)
-    rows: list[Row] = [{str(k): v for k, v in r.items()} for r in spans.to_dict("records")]
+    # column lists, zipped: DataFrame.to_dict("records") is ~10x slower on Arrow strings
+    names = [str(column) for column in spans.columns]
+    rows: list[Row] = [dict(zip(names, values, strict=True))
+                       for values in zip(*(spans[c].tolist() for c in spans.columns),
+                                         strict=True)]
     rows = dedupe(rows)
     for row in rows:
         row["trace_id"] = str(row["trace_id"])
