@@ -39,7 +39,7 @@ import urllib.parse
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -126,7 +126,7 @@ class StoreFiles(ABC):
     def delete(self, paths: Iterable[PurePath]) -> None: ...
 
     @abstractmethod
-    def lock(self, folder: PurePath) -> Any:
+    def lock(self, folder: PurePath) -> AbstractContextManager[None]:
         """A context manager held by one compaction of the dataset in ``folder`` at a time."""
 
     @abstractmethod
