@@ -15,6 +15,7 @@ last day; ``accounts``; the open ``alerts`` and ``silences``. Writes ``alerts``,
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,9 +125,30 @@ class CostSignals:
     month: str
 
 
+#: Cost signals by (store, cost_daily files, day, settings): cost_daily changes a few times a
+#: day (the cost collector's interval), while the alerts step runs after every collection.
+_COST_CACHE: dict[tuple[str, tuple[str, ...], str, str], CostSignals] = {}
+
+
 def read_cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
     """Anomalies of the last ``cost_anomaly.days`` days of stored cost, and the forecast of
-    the month the newest cost day is in (only while that month is the current one)."""
+    the month the newest cost day is in (only while that month is the current one).
+
+    Computed again only when ``cost_daily``'s files, the day or the cost settings change."""
+    if "cost_daily" not in store.datasets:
+        return CostSignals(pd.DataFrame(), pd.DataFrame(), month_of(now.date()))
+    key = (store.base, tuple(str(f) for f in store.files("cost_daily")), now.date().isoformat(),
+           config.cost.model_dump_json() + config.alerts.rules.cost_anomaly.model_dump_json()
+           + json.dumps([a.model_dump(mode="json") for a in config.accounts]))
+    cached = _COST_CACHE.get(key)
+    if cached is None:
+        cached = _cost_signals(config, store, now)
+        _COST_CACHE.clear()  # one store and day at a time is all a process needs
+        _COST_CACHE[key] = cached
+    return cached
+
+
+def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
     month = month_of(now.date())
     last = last_cost_day(store) if "cost_daily" in store.datasets else None
     if last is None:

@@ -147,3 +147,20 @@ def test_a_crash_between_queueing_and_storing_the_state_sends_once(
     run_alerts(config(), store, now=NOW + timedelta(minutes=1), max_wait_s=2)
     run_alerts(config(), store, now=NOW + timedelta(minutes=2), max_wait_s=2)
     assert len(slack.delivered()) == 1
+
+
+def test_cost_forecast_alerts_follow_the_cost_review(store: Store, slack: SlackSink) -> None:
+    from orgscope.cost.attribution import month_of
+    from tests.dashboard.cost_sample import fill_cost
+
+    cfg = config()
+    fill_cost(store, cfg, NOW.date(), months=2)
+    signals = alerts_step.read_cost_signals(cfg, store, NOW)
+    over = sorted(signals.forecast.loc[signals.forecast["status"] == "over", "team"])
+    assert over  # the reference cost model runs some teams over their budget
+    run = run_alerts(cfg, store, now=NOW, max_wait_s=2)
+    assert sorted(a.team or "" for a in run.open_alerts if a.alert_name == "cost_forecast") == \
+        over
+    assert signals.month == month_of(NOW.date())
+    [message] = slack.delivered()  # organization-wide alerts of one channel: grouped
+    assert message.payload["text"] == f"[WARNING] {len(over)} alerts in several accounts"
