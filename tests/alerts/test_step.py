@@ -164,3 +164,34 @@ def test_cost_forecast_alerts_follow_the_cost_review(store: Store, slack: SlackS
     assert signals.month == month_of(NOW.date())
     [message] = slack.delivered()  # organization-wide alerts of one channel: grouped
     assert message.payload["text"] == f"[WARNING] {len(over)} alerts in several accounts"
+
+
+def test_service_error_rate_from_stored_spans_pends_then_fires(store: Store,
+                                                                slack: SlackSink) -> None:
+    from orgscope.traces.datasets import SPANS
+
+    start = NOW - timedelta(minutes=14)  # inside the last complete 15-minute window
+    rows = [{"trace_id": f"t{i}", "span_id": f"s{i}", "parent_id": None,
+             "account_id": "999999999999", "region": REGION, "service": "payment-service",
+             "name": "POST /pay", "origin": "AWS::Lambda", "start": start + timedelta(seconds=i),
+             "end": start + timedelta(seconds=i, milliseconds=120), "duration_ms": 120.0,
+             "fault": i % 5 == 0, "error": False, "throttle": False, "http_method": "POST",
+             "http_url": None, "http_status": 500 if i % 5 == 0 else 200, "annotations": None,
+             "traceparent": None, "source": "xray", "linked_from": None}
+            for i in range(40)]
+    frame = pd.DataFrame(rows)
+    for column in SPANS.columns:
+        if column not in frame:
+            frame[column] = None
+    store.write("spans", frame[SPANS.columns], "spans-1")
+    run_alerts(config(), store, now=NOW, max_wait_s=1)
+    [alert] = store.query("SELECT key, state, summary, team FROM alerts").to_dict("records")
+    assert alert["key"] == "service_errors/999999999999/payment-service"
+    assert alert["state"] == "pending" and alert["team"] == "payments"
+    assert "20.0% of 40 requests failed in 15m" in alert["summary"]
+    run_alerts(config(), store, now=NOW + timedelta(minutes=5), max_wait_s=2)
+    [message] = slack.delivered()
+    assert message.payload["text"].startswith("[WARNING] Service errors: service "
+                                              "payment-service")
+    assert "/traces?service=payment-service&account=999999999999" in json.dumps(
+        message.payload)
