@@ -133,8 +133,7 @@ class Store:
         dataset = self.dataset(name)
         partition = self._partition(name, day)
         with self.place.lock(self.root / name):
-            files = [f for f in self.place.list_files(self.root / name)
-                     if f.parent == partition]
+            files = self.place.list_files(self.root / name, partition.name)
             visible, replaced = self._split(files)
             if len(visible) < 2:
                 self.place.delete(replaced)  # left by a compaction that stopped half-way

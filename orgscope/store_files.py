@@ -104,8 +104,9 @@ class StoreFiles(ABC):
         """The store's place, for people: a folder or an s3:// URL (without options)."""
 
     @abstractmethod
-    def list_files(self, folder: PurePath) -> list[PurePath]:
-        """Every data file under ``folder`` (``date=*/*.parquet``), sorted by path."""
+    def list_files(self, folder: PurePath, partition: str = "") -> list[PurePath]:
+        """Every data file under ``folder`` (``date=*/*.parquet``), sorted by path; only those
+        of ``partition`` (a ``date=YYYY-MM-DD`` name) when one is given."""
 
     @abstractmethod
     def create(self, table: pa.Table, path: PurePath) -> bool:
@@ -155,11 +156,12 @@ class LocalFiles(StoreFiles):
     def location(self) -> str:
         return str(self.root)
 
-    def list_files(self, folder: PurePath) -> list[PurePath]:
+    def list_files(self, folder: PurePath, partition: str = "") -> list[PurePath]:
         path = Path(folder)
         if not path.is_dir():
             return []
-        return [p for p in sorted(path.glob("date=*/*.parquet")) if is_data_file(path, p)]
+        pattern = f"{partition or 'date=*'}/*.parquet"
+        return [p for p in sorted(path.glob(pattern)) if is_data_file(path, p)]
 
     def create(self, table: pa.Table, path: PurePath) -> bool:
         final = Path(path)
@@ -321,8 +323,9 @@ class S3Files(StoreFiles):
 
     # -- files
 
-    def list_files(self, folder: PurePath) -> list[PurePath]:
-        selector = pafs.FileSelector(str(folder), recursive=True, allow_not_found=True)
+    def list_files(self, folder: PurePath, partition: str = "") -> list[PurePath]:
+        where = folder / partition if partition else folder
+        selector = pafs.FileSelector(str(where), recursive=True, allow_not_found=True)
         try:
             infos = self.filesystem().get_file_info(selector)
         except OSError as error:
