@@ -258,9 +258,12 @@ def test_slack_hears_one_alert_one_heal_notice_and_one_resolution(
         cycle()  # the inventory sees it ENABLED: rule_disabled resolves
         key = "rule_disabled/" + "/".join((SLACKED[0], "us-east-1", *SLACKED[1:]))
         (healed,) = healing.actions(SLACKED)
+        # the firing message and the heal notice come from the same alerts run (same
+        # created_at); the resolution from a later one
         notices = healing.org.query(
             "select kind, status, attempts, payload from notifications "
-            f"where alert_key = '{key}' order by created_at")
+            f"where alert_key = '{key}' "
+            "order by created_at, kind = 'heal', kind = 'resolved'")
         assert [(n["kind"], n["status"]) for n in notices] == [
             ("firing", "sent"), ("heal", "sent"), ("resolved", "sent")], notices
         delivered = [json.dumps(r.payload, sort_keys=True) for r in sink.delivered()]
