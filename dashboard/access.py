@@ -88,7 +88,11 @@ def decide(
         return Access(False, True, actor, False, signed_in,
                       f"The dashboard listens on loopback only: actions are recorded as "
                       f"{actor}.")
-    where = f"on {address!r}" if address else "on every interface"
+    if is_loopback(address):  # exposed only because require_login = "always"
+        why = 'Sign-in is required here ([dashboard] require_login = "always")'
+    else:
+        why = "The dashboard is exposed (" + (f"on {address!r}" if address else
+                                              "on every interface") + ")"
     if signed_in:
         email = str(user.get("email") or "").strip()
         if email:
@@ -98,17 +102,16 @@ def decide(
                       "actions cannot be recorded against you; ask for the 'email' scope.")
     if not authlib_installed:
         return Access(True, False, None, False, False,
-                      f"The dashboard is exposed ({where}): changes need a signed-in user, "
-                      "and sign-in needs the Authlib package (pip install Authlib), which is "
-                      "not installed. Changes are disabled.")
+                      f"{why}: changes need a signed-in user, and sign-in needs the "
+                      "Authlib package (pip install Authlib), which is not installed. "
+                      "Changes are disabled.")
     if auth_problem:
         return Access(True, False, None, False, False,
-                      f"The dashboard is exposed ({where}): changes need a signed-in user, "
-                      f"but no sign-in provider is configured ({auth_problem}). Changes are "
-                      "disabled; see docs/dashboard.md, 'Sign-in when exposed'.")
+                      f"{why}: changes need a signed-in user, but no sign-in provider is "
+                      f"configured ({auth_problem}). Changes are disabled; see "
+                      "docs/dashboard.md, 'Sign-in when exposed'.")
     return Access(True, False, None, True, False,
-                  f"The dashboard is exposed ({where}): sign in to create or expire "
-                  "silences.")
+                  f"{why}: sign in to create or expire silences.")
 
 
 def local_user() -> str:

@@ -1,11 +1,22 @@
 """The Alerts page in headless Chromium: a firing alert with its labels and its Slack message,
-the auto-heal audit row (through the CSV download), a silence created, listed and expired."""
+the auto-heal audit row (through the CSV download); changes refused until the user signs in
+through st.login against a local OIDC provider; then a silence created (recorded against the
+provider's email), listed and expired; and a deep link.
+
+One dashboard serves the whole test (starting one costs more than the checks). It stays on
+loopback with ``[dashboard] require_login = "always"`` (the reverse-proxy case), which takes
+the same path as an exposed address without opening a port to the network; the loopback
+local-user path is covered through AppTest (tests/dashboard/test_dashboard_alerts_app.py).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +25,11 @@ import pytest
 
 from dashboard import alerts_data as ad
 from dashboard.data import open_store
+from orgscope import wiring
+from orgscope.processes import dashboard_command, dashboard_env
 from orgscope.store import Store
-from tests.browser.conftest import SCREENSHOTS, running_dashboard
+from tests.browser.conftest import SCREENSHOTS, free_port, wait_for_http
+from tests.browser.oidc_provider import OidcProvider
 from tests.dashboard.alerts_sample import (
     FIRING_KEY,
     FIRING_RULE,
@@ -28,37 +42,70 @@ from tests.dashboard.dashboard_sample import write_config
 
 pytestmark = pytest.mark.browser
 
+EMAIL = "ana@example.com"
 COMMENT = "rule disabled on purpose for the migration"
 
 
+@dataclass(frozen=True)
+class Running:
+    url: str
+    store: Store
+    idp: OidcProvider
+
+
+def _secrets(port: int, idp: OidcProvider) -> str:
+    return ("[auth]\n"
+            f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+            'cookie_secret = "a-test-cookie-secret-of-at-least-32-bytes"\n'
+            f'client_id = "{idp.client_id}"\n'
+            'client_secret = "test-secret"\n'
+            f'server_metadata_url = "{idp.metadata_url}"\n')
+
+
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("alerts_browser")
     config_path = write_config(root, root / "data")
+    text, count = re.subn(r'(?m)^require_login = "auto"$', 'require_login = "always"',
+                          config_path.read_text(encoding="utf-8"))
+    assert count == 1, "config.toml no longer has [dashboard] require_login = 'auto'"
+    config_path.write_text(text, encoding="utf-8")
     store = open_store(str(root / "data"))
     fill_alerts(store, datetime.now(UTC).replace(microsecond=0))
-    return config_path, store
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    with running_dashboard(sample[0]) as url:
-        yield url
+    port = free_port()
+    with OidcProvider(EMAIL) as idp:
+        # Streamlit reads .streamlit/secrets.toml from the working directory too
+        (root / ".streamlit").mkdir()
+        (root / ".streamlit" / "secrets.toml").write_text(_secrets(port, idp),
+                                                          encoding="utf-8")
+        config = wiring.load(config_path)
+        process = subprocess.Popen(dashboard_command(config, port), env=dashboard_env(config),
+                                   cwd=root, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_http(f"{url}/_stcore/health")
+            yield Running(url, store, idp)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 def _settle(page: Any) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
 
 
-def test_alerts_page_shows_the_alert_its_message_and_manages_a_silence(
-    sample: tuple[Path, Store], dashboard_url: str, browser: Any
-) -> None:
-    _, store = sample
+def _open_alerts(page: Any, url: str, wait_for: str) -> None:
+    page.goto(url)
+    page.get_by_text(wait_for).first.wait_for(timeout=60_000)
+    _settle(page)
+
+
+def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
+    url, store, idp = running.url, running.store, running.idp
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1500, "height": 3600}, accept_downloads=True)
-    page.goto(f"{dashboard_url}/alerts")
-    page.get_by_text("Firing and pending").wait_for(timeout=60_000)
-    _settle(page)
+    _open_alerts(page, f"{url}/alerts", "sign in to create or expire silences")
 
     # the firing alert, most urgent first, with its labels
     card = page.get_by_test_id("stMarkdown").filter(has_text=f"key {FIRING_KEY}").first
@@ -66,12 +113,11 @@ def test_alerts_page_shows_the_alert_its_message_and_manages_a_silence(
     for label in ("CRITICAL", "FIRING", "account event-bus (121212121212)", "region us-east-1",
                   "team platform", "bus central-bus", f"rule {FIRING_RULE}"):
         assert label in text, (label, text)
-    # its Slack message as sent: the header block and the numbers, and the raw JSON
+    # its Slack message as sent: the header block and the numbers (the raw JSON sits folded
+    # in an expander below it: the rendered text is the first match)
     page.get_by_role("heading", name=f"CRITICAL: rule {FIRING_RULE} is disabled").wait_for()
-    # (the raw JSON sits folded in an expander below it: the rendered text is the first)
     assert page.get_by_text("Matched (last 15 min)").first.is_visible()
     assert page.get_by_text("after 3 attempts").is_visible()
-    page.screenshot(path=str(SCREENSHOTS / "alerts.png"), full_page=True)
 
     # the auto-heal audit log, as downloaded
     with page.expect_download() as download:
@@ -83,29 +129,39 @@ def test_alerts_page_shows_the_alert_its_message_and_manages_a_silence(
     assert healed[0]["disabled_by"].endswith("assumed-role/Admin/jo")
     assert {r["rule"] for r in rows} >= {RESOLVED_RULE, OPTED_OUT_RULE}
 
-    # create a silence from the selected alert's labels, as the local user
+    # signed out, nothing can be changed
+    assert page.get_by_role("button", name="Create silence").is_disabled()
+    assert page.get_by_role("button", name="Expire").first.is_disabled()
+    page.screenshot(path=str(SCREENSHOTS / "alerts.png"), full_page=True)
+
+    # st.login -> the provider -> /oauth2callback -> the app's home page, signed in
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(url)}/?$"), timeout=60_000)
+    assert (idp.authorized, idp.tokens) == (1, 1)
+    _open_alerts(page, f"{url}/alerts", f"Signed in as {EMAIL}.")
+
+    # a silence from the selected alert's labels, recorded against the email
     page.get_by_label("Why").fill(COMMENT)
     page.get_by_role("button", name="Create silence").click()
-    page.get_by_text("created by local:").wait_for(timeout=30_000)
+    page.get_by_text(f"created by {EMAIL}").wait_for(timeout=30_000)
     _settle(page)
     listed = page.get_by_test_id("stMarkdown").filter(has_text=COMMENT).first
     assert f"rule={FIRING_RULE}" in listed.inner_text()
     assert "matches 1 active alert now" in listed.inner_text()
     stored = ad.silences(store, datetime.now(UTC))
     new = stored[stored["comment"] == COMMENT].iloc[0]
-    assert new["created_by"].startswith("local:") and new["status"] == "active"
+    assert (new["created_by"], new["status"]) == (EMAIL, "active")
     page.screenshot(path=str(SCREENSHOTS / "alerts_silence.png"), full_page=True)
 
     # expire it
     page.get_by_test_id("stHorizontalBlock").filter(has_text=COMMENT).get_by_role(
         "button", name="Expire").click()
-    page.get_by_text(f"Silence {new['id']} expired by local:").wait_for(timeout=30_000)
+    page.get_by_text(f"Silence {new['id']} expired by {EMAIL}").wait_for(timeout=30_000)
     after = ad.silences(store, datetime.now(UTC)).set_index("id")
     assert after.loc[new["id"], "status"] == "expired"
+    assert after.loc[new["id"], "comment"].endswith(f"(expired by {EMAIL})")
 
     # a deep link selects its alert
-    page.goto(f"{dashboard_url}/alerts?alert={RESOLVED_KEY}")
-    page.get_by_text("Firing and pending").wait_for(timeout=60_000)
-    _settle(page)
+    _open_alerts(page, f"{url}/alerts?alert={RESOLVED_KEY}", "Firing and pending")
     assert page.get_by_text("is ENABLED again").first.is_visible()
     page.close()

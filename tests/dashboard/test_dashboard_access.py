@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +98,14 @@ def test_authlib_is_installed_so_sign_in_can_work() -> None:
     from streamlit.auth_util import is_authlib_installed
 
     assert is_authlib_installed(), "requirements.txt pins Authlib for st.login"
+
+
+def test_the_secrets_file_stays_out_of_git() -> None:
+    ignored = subprocess.run(["git", "check-ignore", "-q", "dashboard/.streamlit/secrets.toml"],
+                             cwd=Path(__file__).resolve().parents[2], check=False)
+    assert ignored.returncode == 0, "secrets.toml (st.login's client secret) must be ignored"
+
+
+def test_the_message_says_why_sign_in_is_needed() -> None:
+    assert "require_login" in _decide("127.0.0.1", require_login="always").message
+    assert "exposed (on '10.0.0.5')" in _decide("10.0.0.5").message
