@@ -65,10 +65,11 @@ P99_MIN_COUNT = 3
 #: Earlier buckets needed before a rise can be called.
 P99_MIN_HISTORY = 3
 
-#: Colours for accounts, assigned in order of account id so every chart agrees.
+#: Colours for accounts, assigned in order of account id (all accounts the dashboard knows,
+#: so every chart agrees). No pure red or amber: those mean fault and error.
 ACCOUNT_PALETTE: tuple[str, ...] = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-    "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+    "#8c564b", "#7f7f7f", "#1f77b4", "#ff7f0e", "#bcbd22", "#17becf", "#e377c2",
+    "#393b79", "#637939", "#2ca02c", "#9467bd", "#8c6d31", "#00838f", "#7b4173",
 )
 STATUS_COLOURS: dict[str, str] = {"ok": "#2e9e6b", "error": "#e0a030", "fault": "#d6453d"}
 

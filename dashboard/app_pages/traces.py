@@ -236,7 +236,7 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
         st.info("The spans of this trace are no longer in the store (compacted or pruned).",
                 icon=":material/hourglass_empty:")
         return
-    colours = td.account_colours(list(rows["account_id"]))
+    colours = td.account_colours([*ctx.account_names, *rows["account_id"]])
     figure = go.Figure()
     for account_id in dict.fromkeys(rows["account_id"]):
         part = rows[rows["account_id"] == account_id]
@@ -332,7 +332,7 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
         st.caption("No traced calls in this window and scope.")
         return
     names = ctx.account_names
-    colours = td.account_colours(list(nodes["account_id"]))
+    colours = td.account_colours([*ctx.account_names, *nodes["account_id"]])
     position = {(str(r["service"]), str(r["account_id"])): (float(r["x"]), float(r["y"]))
                 for r in nodes.to_dict("records")}
     figure = go.Figure()
@@ -457,7 +457,7 @@ def _latency(ctx: AppContext, window: td.Window) -> None:
         "Percentile", options=list(PERCENTILES), default="p99", key=PERCENTILE_KEY,
         label_visibility="collapsed") or "p99"
     names = ctx.account_names
-    colours = td.account_colours(list(frame["account_id"]))
+    colours = td.account_colours([*ctx.account_names, *frame["account_id"]])
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                            vertical_spacing=0.08,
                            subplot_titles=(f"{percentile} latency (ms)", "error rate (%)"))
