@@ -178,3 +178,14 @@ def test_exposed_with_a_provider_offers_the_sign_in(monkeypatch: pytest.MonkeyPa
     assert app.button(key=LOGIN_KEY).label == "Sign in"
     assert app.button(key=CREATE_KEY).disabled
     assert any("sign in to create or expire" in i.value for i in app.info)
+
+
+def test_an_unreadable_store_is_not_no_alerts(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "data")
+    broken = tmp_path / "data" / "notifications" / "date=2026-11-26"
+    broken.mkdir(parents=True)
+    (broken / "alerts-1.parquet").write_bytes(b"not parquet")
+    app = _app(monkeypatch, config)
+    assert any("Could not read the alert datasets" in e.value for e in app.error)
+    assert not any("No alerts have been evaluated" in i.value for i in app.info)
