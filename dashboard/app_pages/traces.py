@@ -16,6 +16,7 @@ can be copied into a ticket or an alert.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,8 @@ QUIET_EDGE = "#90a4ae"
 INDENT_PX = 16
 CHAR_PX = 7.5
 MAX_LABEL_PX = 460
+#: How far a call that skips a column arcs above the services in between (map units).
+ARC_LIFT = 0.7
 
 
 # --- deep links --------------------------------------------------------------------------------
@@ -345,6 +348,7 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
                               text=f"<b>{names.get(box['account_id'], box['account_id'])}</b>",
                               showarrow=False, font={"size": 11, "color": colour})
     busiest = max(float(edges["calls"].max()), 1.0) if len(edges) else 1.0
+    arcs = False
     mid_x, mid_y, mid_hover = [], [], []
     for edge in edges.to_dict("records"):
         source = position.get((str(edge["source_service"]), str(edge["source_account_id"])))
@@ -352,12 +356,9 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
         if source is None or target is None:
             continue
         colour = _error_colour(float(edge["errors"]), float(edge["calls"]))
-        figure.add_annotation(
-            x=target[0], y=target[1], ax=source[0], ay=source[1], xref="x", yref="y",
-            axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1,
-            arrowwidth=1.5 + 5 * float(edge["calls"]) / busiest, arrowcolor=colour,
-            standoff=22, startstandoff=22, text="")
-        x, y = (source[0] + target[0]) / 2, (source[1] + target[1]) / 2
+        width = 1.5 + 5 * float(edge["calls"]) / busiest
+        x, y = _edge(figure, source, target, colour, width)
+        arcs = arcs or abs(target[0] - source[0]) > 1.01
         p95 = edge["p95_ms"]
         label = f"p95 {p95:,.0f} ms" if pd.notna(p95) else ""
         figure.add_annotation(x=x, y=y, text=label, showarrow=False, yshift=10,
@@ -383,7 +384,7 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
         xaxis={"visible": False, "range": [float(nodes["x"].min()) - 0.6,
                                            float(nodes["x"].min()) + span_x + 0.6]},
-        yaxis={"visible": False, "range": [low - 0.3, high + 0.45]},
+        yaxis={"visible": False, "range": [low - 0.3, high + (ARC_LIFT + 0.3 if arcs else 0.45)]},
     )
     st.plotly_chart(figure, width="stretch", config=PLOTLY_CONFIG, key="traces.service_map")
     risen = nodes[nodes["rose"]]
@@ -406,6 +407,29 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
         notes.append("Callers waiting on it (amber ring): " + ", ".join(
             rise(r) for r in followers.to_dict("records")) + ".")
     st.caption(" ".join(notes))
+
+
+def _edge(figure: go.Figure, source: tuple[float, float], target: tuple[float, float],
+          colour: str, width: float) -> tuple[float, float]:
+    """Draw one call arrow; return where its label goes. A call that skips a column arcs
+    over the services in between instead of running through them."""
+    (x0, y0), (x1, y1) = source, target
+    if abs(x1 - x0) <= 1.01:
+        figure.add_annotation(
+            x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
+            showarrow=True, arrowhead=3, arrowsize=1, arrowwidth=width, arrowcolor=colour,
+            standoff=22, startstandoff=22, text="")
+        return (x0 + x1) / 2, (y0 + y1) / 2
+    steps = [i / 24 for i in range(25)]
+    xs = [x0 + (x1 - x0) * t for t in steps]
+    ys = [y0 + (y1 - y0) * t + ARC_LIFT * math.sin(math.pi * t) for t in steps]
+    figure.add_trace(go.Scatter(x=xs[1:-3], y=ys[1:-3], mode="lines", hoverinfo="skip",
+                                showlegend=False, line={"color": colour, "width": width}))
+    figure.add_annotation(
+        x=x1, y=y1, ax=xs[-4], ay=ys[-4], xref="x", yref="y", axref="x", ayref="y",
+        showarrow=True, arrowhead=3, arrowsize=1, arrowwidth=width, arrowcolor=colour,
+        standoff=22, text="")
+    return xs[12], ys[12]
 
 
 def describe_window(window: td.Window) -> str:
