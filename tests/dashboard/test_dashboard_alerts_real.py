@@ -105,5 +105,6 @@ def test_the_page_shows_what_the_alerting_step_wrote(
     app.button(key=CREATE_KEY).click().run()
     assert not app.exception, [e.message for e in app.exception]
     [silence_id] = list(ad.silences(store, datetime.now(UTC))["id"])
-    run_alerts(config, store, now=datetime.now(UTC), max_wait_s=1)
+    # (the step evaluates at whole seconds: one second on, the silence has surely started)
+    run_alerts(config, store, now=datetime.now(UTC) + timedelta(seconds=1), max_wait_s=1)
     assert ad.alert_by_key(store, KEY, datetime.now(UTC)).iloc[0]["silences"] == [silence_id]
