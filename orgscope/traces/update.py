@@ -86,16 +86,15 @@ def summarize(stitched: pd.DataFrame, teams: Mapping[str, str], since: datetime,
         return TRACES.empty_frame()
     summaries = summaries[summaries["start"] >= pd.Timestamp(since)].reset_index(drop=True)
     summaries["merged_into"] = None
+    # every collected trace that joined a written one, summarized on its own, in one pass
+    joined = stitched[stitched["trace_id"].isin(set(summaries["trace_id"]))
+                      & (stitched["original_trace_id"] != stitched["trace_id"])]
     parts = [summaries]
-    for trace_id, members in zip(summaries["trace_id"], summaries["member_trace_ids"],
-                                 strict=True):
-        for member in members:
-            if member == trace_id:
-                continue
-            own = stitched[stitched["original_trace_id"] == member]
-            alone = trace_summaries(own.assign(trace_id=member), teams)
-            alone["merged_into"] = trace_id
-            parts.append(alone)
+    if len(joined):
+        into = dict(zip(joined["original_trace_id"], joined["trace_id"], strict=True))
+        alone = trace_summaries(joined.assign(trace_id=joined["original_trace_id"]), teams)
+        alone["merged_into"] = alone["trace_id"].map(into)
+        parts.append(alone)
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else TRACES.empty_frame()
     frame["stitched_at"] = stitched_at

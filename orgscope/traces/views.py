@@ -122,8 +122,11 @@ def _lists(frame: pd.DataFrame, column: str, order: pd.Index) -> pd.Series:
     pairs = frame[["trace_id", column]]
     pairs = pairs[pairs[column].notna() & (pairs[column].astype(str) != "")]
     pairs = pairs.drop_duplicates()
-    lists = pairs.groupby("trace_id", sort=False)[column].agg(lambda v: [str(x) for x in v])
-    return lists.reindex(order).map(lambda v: v if isinstance(v, list) else [])
+    lists: dict[str, list[str]] = {}
+    for trace, item in zip(pairs["trace_id"].tolist(), pairs[column].astype(str).tolist(),
+                           strict=True):
+        lists.setdefault(trace, []).append(item)
+    return pd.Series([lists.get(trace, []) for trace in order], index=order, dtype=object)
 
 
 def trace_summaries(stitched: pd.DataFrame, teams: Mapping[str, str]) -> pd.DataFrame:
