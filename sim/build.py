@@ -1,7 +1,8 @@
 """Deploys the QuickGrocer organization through the AWS APIs, as its platform team would.
 
 Per account: orgscope's read role and heal role, each allowed exactly the actions its template
-in iam/ allows (so a call the template lacks is refused here as in AWS), trusting the
+in iam/ allows (so a call the template lacks is refused here as in AWS) and denied what it
+denies (the heal role's Deny on the opt-out tag, which the gate evaluates), trusting the
 monitoring account with an ExternalId condition only when the configured environment
 variable is set. In the event-bus account: the central bus, a bus policy letting each producer
 account PutEvents, and one rule per route forwarding to the consumer account's default bus. In
@@ -26,6 +27,7 @@ from orgscope.iam_templates import (
     READ_ROLE_TEMPLATE,
     allowed_actions,
     load_template,
+    policy_statements,
 )
 from sim.admin import AdminSessions
 from sim.topology import ROUTES, STREAMS, Route, dlq_name, queue_name
@@ -51,18 +53,24 @@ class Deployment:
 
 
 def template_actions(path: Path) -> list[str]:
-    """The actions the role template at ``path`` allows, sorted.
-
-    Deployed with Resource "*": the gate checks actions only. The heal template's Deny on the
-    opt-out tag is left out, as the gate does not evaluate conditions (it would deny every
-    EnableRule).
-    """
+    """The actions the role template at ``path`` allows, sorted (deployed with Resource "*":
+    the gate checks actions, not resources)."""
     return sorted(allowed_actions(load_template(path)))
 
 
-def policy_document(actions: list[str] | tuple[str, ...]) -> str:
+def template_denies(path: Path) -> list[dict[str, Any]]:
+    """The template's Deny statements (the heal role's on the opt-out tag), Resource "*";
+    the gate evaluates their tag conditions."""
+    return [{"Effect": "Deny", "Action": statement["Action"], "Resource": "*",
+             **({"Condition": statement["Condition"]} if "Condition" in statement else {})}
+            for statement in policy_statements(load_template(path))
+            if statement.get("Effect") == "Deny"]
+
+
+def policy_document(actions: list[str] | tuple[str, ...],
+                    denies: list[dict[str, Any]] | None = None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": sorted(actions), "Resource": "*"}]})
+        {"Effect": "Allow", "Action": sorted(actions), "Resource": "*"}, *(denies or [])]})
 
 
 def trust_document(monitoring_account: str, external_id: str | None) -> str:
@@ -92,6 +100,7 @@ class Builder:
         self.by_name = {a.name: a for a in config.accounts}
         self.read_actions = template_actions(READ_ROLE_TEMPLATE)
         self.heal_actions = template_actions(HEAL_ROLE_TEMPLATE)
+        self.heal_denies = template_denies(HEAL_ROLE_TEMPLATE)
 
     # --- orgscope's roles -------------------------------------------------------------------
 
@@ -104,10 +113,11 @@ class Builder:
     def ensure_heal_role(self, account_id: str) -> None:
         self._ensure_role(account_id, self.config.heal.role_name,
                           os.environ.get(self.config.heal.external_id_env) or None,
-                          HEAL_POLICY, self.heal_actions)
+                          HEAL_POLICY, self.heal_actions, denies=self.heal_denies)
 
     def _ensure_role(self, account_id: str, role: str, external_id: str | None,
-                     policy_name: str, actions: list[str]) -> None:
+                     policy_name: str, actions: list[str], *,
+                     denies: list[dict[str, Any]] | None = None) -> None:
         iam = self.admin.client(account_id, "iam")
         trust = trust_document(self.config.organization.monitoring_account_id, external_id)
         try:
@@ -118,7 +128,7 @@ class Builder:
                             Description="orgscope (created by the QuickGrocer simulator)",
                             Tags=[{"Key": "Owner", "Value": "platform"}])
         iam.put_role_policy(RoleName=role, PolicyName=policy_name,
-                            PolicyDocument=policy_document(actions))
+                            PolicyDocument=policy_document(actions, denies))
 
     def delete_read_role(self, account_id: str) -> None:
         """Delete the read role: inline policies first, as IAM requires."""

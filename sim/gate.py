@@ -10,8 +10,11 @@ and never evaluates a role's permissions. For orgscope's read role and heal role
   (``StringEquals``) that the request does not carry;
 * a request signed with credentials issued for a guarded role is refused with the service's
   own access-denied error when the role no longer exists or none of its policies allows the
-  action (Allow statements with ``*`` wildcards; explicit Deny wins; resources and conditions
-  are not evaluated). When the gate cannot tell the action, it lets the request through.
+  action (Allow statements with ``*`` wildcards; explicit Deny wins; resources and Allow
+  conditions are not evaluated). A Deny's ``StringEquals``/``StringEqualsIgnoreCase``
+  condition on ``aws:ResourceTag/<key>`` is evaluated for EventBridge rules, from the rule's
+  tags in moto: the heal role's Deny on the opt-out tag holds here as in AWS. When the gate
+  cannot tell the action, it lets the request through.
 
 Every other caller (the simulator's own admin sessions, the base credentials) is untouched.
 
@@ -46,6 +49,7 @@ from functools import lru_cache
 from typing import Any
 
 import botocore.session
+from moto.events.models import events_backends
 from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 
@@ -117,14 +121,57 @@ def _action_matches(patterns: list[Any], action: str) -> bool:
     return any(fnmatch.fnmatchcase(lowered, str(p).lower()) for p in patterns)
 
 
-def policies_allow(documents: Iterable[Mapping[str, Any]], action: str) -> bool:
-    """True when some Allow statement covers ``action`` and no Deny statement does."""
+#: Condition operators a Deny statement's Condition is evaluated with (others: the Deny
+#: applies whatever the condition, the cautious reading).
+_CONDITION_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda value, wanted: value == wanted,
+    "StringEqualsIgnoreCase": lambda value, wanted: value.lower() == wanted.lower(),
+}
+
+
+def condition_matches(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    """Whether a statement's ``Condition`` holds for the request's condition keys.
+
+    ``context`` maps lower-cased condition keys (``aws:resourcetag/orgscope:autoheal``) to
+    values. A key the request lacks makes its test false, as in IAM. Only the operators in
+    :data:`_CONDITION_TESTS` are evaluated; any other makes the condition hold.
+    """
+    for operator, tests in condition.items():
+        test = _CONDITION_TESTS.get(operator)
+        if test is None or not isinstance(tests, Mapping):
+            return True
+        for key, wanted in tests.items():
+            value = context.get(str(key).lower())
+            if value is None or not any(test(value, str(w)) for w in _as_list(wanted)):
+                return False
+    return True
+
+
+def conditional_denies(documents: Iterable[Mapping[str, Any]], action: str) -> bool:
+    """Whether some Deny statement covering ``action`` carries a Condition (the gate then
+    needs the request's condition keys)."""
+    return any(statement.get("Effect") == "Deny" and statement.get("Condition")
+               and _action_matches(_as_list(statement.get("Action")), action)
+               for document in documents for statement in _statements(document))
+
+
+def policies_allow(documents: Iterable[Mapping[str, Any]], action: str,
+                   context: Mapping[str, str] | None = None) -> bool:
+    """True when some Allow statement covers ``action`` and no Deny statement does.
+
+    Resources and Allow conditions are not evaluated. A Deny's Condition is, against
+    ``context`` (:func:`condition_matches`); without a context every Deny applies.
+    """
     allowed = False
     for document in documents:
         for statement in _statements(document):
             if not _action_matches(_as_list(statement.get("Action")), action):
                 continue
             if statement.get("Effect") == "Deny":
+                condition = statement.get("Condition")
+                if context is not None and isinstance(condition, Mapping) and condition \
+                        and not condition_matches(condition, context):
+                    continue
                 return False
             if statement.get("Effect") == "Allow":
                 allowed = True
@@ -264,7 +311,8 @@ def protocol_of(path: str, headers: Mapping[str, str], form: Mapping[str, str]) 
 
 
 class MotoIam:
-    """Read-only views of moto's IAM and STS backends (same process as the server)."""
+    """Read-only views of moto's IAM and STS backends, and of EventBridge rule tags (same
+    process as the server)."""
 
     partition = "aws"
 
@@ -285,6 +333,15 @@ class MotoIam:
                 if version.is_default:
                     documents.append(load_policy(version.document))
         return documents
+
+    def rule_tags(self, account_id: str, region: str, bus: str, name: str) -> dict[str, str]:
+        """The tags of an EventBridge rule (empty when there is no such rule)."""
+        try:
+            backend = events_backends[account_id][region]
+            rule = backend.describe_rule(name, bus)
+            return dict(backend.tagger.get_tag_dict_for_resource(rule.arn))
+        except Exception:  # no such bus or rule: no tags to condition on
+            return {}
 
     def role_arn_of_key(self, access_key: str) -> str | None:
         """The role ARN temporary credentials were issued for (None for other keys)."""
@@ -347,15 +404,37 @@ class IamGate:
             return None
         account_id, role_name = parsed
         role = self.iam.role(account_id, role_name)
-        if role is not None and policies_allow(self.iam.role_policies(role), action):
-            return None
-        why = "the role no longer exists" if role is None else "no policy allows it"
+        why = "the role no longer exists"
+        if role is not None:
+            policies = self.iam.role_policies(role)
+            context = None
+            if conditional_denies(policies, action):
+                context = self._condition_keys(environ, signature, account_id)
+            if policies_allow(policies, action, context):
+                return None
+            # allowed but for a Deny: say so, as AWS does ("with an explicit deny")
+            why = "with an explicit deny in an identity-based policy" if policies_allow(
+                [{"Statement": [s for d in policies for s in _statements(d)
+                                if s.get("Effect") == "Allow"]}], action) else \
+                "no policy allows it"
         message = (f"User: arn:aws:sts::{account_id}:assumed-role/{role_name} is not authorized "
                    f"to perform: {action} ({why})")
         log.info("gate: denied %s for %s in %s: %s", action, role_name, account_id, why)
         protocol = protocol_of(path, headers, form)
         query_compatible = signature.service in ("sqs", "monitoring")
         return denial(protocol, message, query_compatible=query_compatible)
+
+    def _condition_keys(self, environ: dict[str, Any], signature: Signature,
+                        account_id: str) -> dict[str, str]:
+        """``aws:ResourceTag/<key>`` of the EventBridge rule a JSON request names (Name and
+        EventBusName in the body), lower-cased; empty for anything else."""
+        body = _json_body(environ)
+        name = body.get("Name")
+        if signature.service != "events" or not isinstance(name, str):
+            return {}
+        bus = str(body.get("EventBusName") or "default").split("/")[-1]
+        tags = self.iam.rule_tags(account_id, signature.region, bus, name)
+        return {f"aws:resourcetag/{key}".lower(): value for key, value in tags.items()}
 
     def _check_assume(self, form: Mapping[str, str]) -> Denial | None:
         parsed = parse_role_arn(form.get("RoleArn", ""))
@@ -373,6 +452,20 @@ class IamGate:
         log.info("gate: refused AssumeRole of %s in %s: %s", role_name, account_id, reason)
         return denial("query", f"User is not authorized to perform: sts:AssumeRole on resource: "
                                f"{form['RoleArn']} ({reason})")
+
+
+def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
+    """A JSON protocol request's body as a dict (empty otherwise); the body is put back."""
+    if not environ.get("CONTENT_TYPE", "").startswith("application/x-amz-json"):
+        return {}
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        loaded = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _form(environ: dict[str, Any]) -> dict[str, str]:

@@ -168,6 +168,15 @@ def test_an_opted_out_rule_and_a_rule_created_disabled_are_never_touched(
         assert rows[0]["actor"] == "orgscope"
     (opted,) = healing.actions(OPTED_OUT)
     assert opted["reason"] == "opt-out: tagged orgscope:autoheal=off"
+    # and IAM says no too: the heal role's Deny on the tag (a bug in orgscope's own check
+    # could not re-enable it)
+    account, bus, rule = OPTED_OUT
+    heal_events = healing.runner.factory.client(account, "events", "us-east-1",
+                                                role=heal_role(healing.config))
+    with pytest.raises(ClientError) as denied:
+        heal_events.enable_rule(Name=rule, EventBusName=bus)
+    assert "explicit deny" in denied.value.response["Error"]["Message"]
+    assert healing.state(OPTED_OUT) == "DISABLED"
     (created,) = healing.actions(CREATED_DISABLED)
     assert created["reason"].startswith("never-enabled: DISABLED in every inventory")
 

@@ -5,6 +5,8 @@ import json
 import pytest
 
 from sim.gate import (
+    condition_matches,
+    conditional_denies,
     denial,
     parse_authorization,
     parse_role_arn,
@@ -56,6 +58,33 @@ def test_policies_allow_with_wildcards_and_deny() -> None:
     deny = {"Statement": {"Effect": "Deny", "Action": "events:*"}}
     assert not policies_allow([read, deny], "events:ListRules")
     assert not policies_allow([], "events:ListRules")
+
+
+def test_a_deny_on_a_tag_applies_only_to_tagged_resources() -> None:
+    heal = {"Statement": [
+        {"Effect": "Allow", "Action": ["events:EnableRule", "events:DescribeRule"],
+         "Resource": "*"},
+        {"Effect": "Deny", "Action": "events:EnableRule", "Resource": "*",
+         "Condition": {"StringEqualsIgnoreCase": {"aws:ResourceTag/orgscope:autoheal": "off"}}}]}
+    assert conditional_denies([heal], "events:EnableRule")
+    assert not conditional_denies([heal], "events:DescribeRule")
+    tagged = {"aws:resourcetag/orgscope:autoheal": "OFF"}
+    assert not policies_allow([heal], "events:EnableRule", tagged)
+    assert policies_allow([heal], "events:EnableRule", {"aws:resourcetag/orgscope:autoheal": "on"})
+    assert policies_allow([heal], "events:EnableRule", {})  # untagged: the Deny does not apply
+    assert not policies_allow([heal], "events:EnableRule")  # no context: every Deny applies
+    assert policies_allow([heal], "events:DescribeRule", tagged)
+
+
+def test_condition_operators() -> None:
+    context = {"aws:resourcetag/team": "Payments"}
+    assert condition_matches({"StringEquals": {"aws:ResourceTag/Team": "Payments"}}, context)
+    assert not condition_matches({"StringEquals": {"aws:ResourceTag/Team": "payments"}}, context)
+    either = {"StringEqualsIgnoreCase": {"aws:ResourceTag/team": ["x", "payments"]}}
+    assert condition_matches(either, context)
+    assert not condition_matches({"StringEquals": {"aws:ResourceTag/Owner": "x"}}, context)
+    # an operator the gate does not evaluate: the cautious reading, the condition holds
+    assert condition_matches({"DateGreaterThan": {"aws:CurrentTime": "2020-01-01"}}, context)
 
 
 def test_trust_refusal_checks_the_external_id() -> None:

@@ -22,6 +22,7 @@ from orgscope.iam_templates import (
     load_template,
 )
 from sim.build import HEAL_POLICY, READ_POLICY
+from sim.topology import OPTED_OUT_ROUTE
 from tests.sim.conftest import Running
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,9 @@ def test_deployed_policy_allows_the_templates_actions(running: Running, which: s
     if isinstance(document, str):
         document = json.loads(document)
     statements = document["Statement"]
-    assert [s["Effect"] for s in statements] == ["Allow"]
+    # the heal role keeps its template's Deny on the opt-out tag (the gate evaluates it)
+    assert [s["Effect"] for s in statements] == (["Allow", "Deny"] if which == "heal"
+                                                 else ["Allow"])
     assert set(statements[0]["Action"]) == allowed_actions(load_template(template))
 
 
@@ -110,3 +113,20 @@ def test_heal_role_may_enable_rules_and_nothing_else(running: Running) -> None:
     assert caught.value.response["Error"]["Code"] in DENIED
     state = running.org.admin.client(CENTRAL, "events").describe_rule(Name=RULE, EventBusName=BUS)
     assert state["State"] == "ENABLED"
+
+
+def test_heal_role_is_denied_a_rule_tagged_to_opt_out(running: Running) -> None:
+    """The template's Deny on orgscope:autoheal=off holds in the simulator as in IAM."""
+    account = "222222222222"
+    admin = running.org.admin.client(account, "events")
+    admin.disable_rule(Name=OPTED_OUT_ROUTE, EventBusName="default")
+    events = running.factory().client(account, "events", "us-east-1", role=_heal_role(running))
+    try:
+        with pytest.raises(ClientError) as caught:
+            events.enable_rule(Name=OPTED_OUT_ROUTE, EventBusName="default")
+        assert caught.value.response["Error"]["Code"] in DENIED
+        assert "explicit deny" in str(caught.value)
+        described = events.describe_rule(Name=OPTED_OUT_ROUTE, EventBusName="default")
+        assert described["State"] == "DISABLED"  # reading it back is allowed
+    finally:
+        admin.enable_rule(Name=OPTED_OUT_ROUTE, EventBusName="default")
