@@ -173,7 +173,7 @@ class HealReport:
                                             "reason", "recorded"])
 
     def summary(self) -> str:
-        """'heal: 1 enabled, 2 skipped (2 recorded)' or the maintenance line."""
+        """'heal: 1 enabled, 2 skipped; 3 audit rows written', or the maintenance reason."""
         mode = " (dry-run)" if self.dry_run else ""
         if self.plan.maintenance:
             return f"heal{mode}: {self.plan.decisions[0].reason}"
@@ -208,6 +208,10 @@ def _act(decision: Decision, factory: SessionFactory, role: RoleSpec, dry_run: b
     except AccessError as error:
         outcome = Outcome("failed", error.reason)
     except (ClientError, BotoCoreError) as error:
+        outcome = Outcome("failed", describe_error(error))
+    except Exception as error:  # anything else still fails this rule only, and is recorded
+        log.exception("heal %s %s: rule %s on %s: unexpected error", key.account_id,
+                      key.region, key.rule, key.bus)
         outcome = Outcome("failed", describe_error(error))
     level = logging.INFO if outcome.result == "enabled" else logging.WARNING
     log.log(level, "heal %s %s: rule %s on %s: %s (%s)", key.account_id, key.region, key.rule,

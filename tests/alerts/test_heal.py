@@ -194,3 +194,20 @@ def test_a_bad_exclude_pattern_is_a_one_line_config_error(
     assert main(["--config", str(config_file), "check-config", "--no-aws"]) == 2
     err = capsys.readouterr().err
     assert "heal.exclude_rules[0]" in err and "account_id/region/bus/rule" in err
+
+
+def test_an_unexpected_error_fails_only_its_rule(config: Config) -> None:
+    broken, fine = "111111111111", "222222222222"
+    healthy = {(fine, f"healthy-{i}"): "ENABLED" for i in range(8)}
+    write_inventory(config, NOW - timedelta(minutes=2),
+                    {**healthy, (broken, "a"): "ENABLED", (fine, "b"): "ENABLED"})
+    write_inventory(config, NOW - timedelta(minutes=1),
+                    {**healthy, (broken, "a"): "DISABLED", (fine, "b"): "DISABLED"})
+    factory = FakeFactory({broken: FakeEvents([], enable_error=RuntimeError("boom")),
+                           fine: FakeEvents(["ENABLED"])})
+    store = wiring.open_store(config)
+    report = run_heal(config, store, factory, now=NOW, dry_run=False)  # type: ignore[arg-type]
+    assert report.results == {"enabled": 1, "failed": 1}
+    rows = store.query('select rule, result, reason from heal_actions order by rule')
+    assert list(rows["result"]) == ["failed", "enabled"]
+    assert rows.iloc[0]["reason"].endswith("; RuntimeError: boom")
