@@ -17,10 +17,12 @@ skip rows with ``merged_into`` (:func:`read_traces`).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -35,25 +37,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TracesUpdate:
-    """What one run of the step did: the stitched spans it read and the rows it wrote."""
+    """What one run of the step did: the stitched spans it read, the ``traces`` rows of its
+    window (``rows``) and those it wrote because they were new or changed (``written``)."""
 
     at: datetime
     since: datetime
     stitched: pd.DataFrame
+    rows: pd.DataFrame
     written: pd.DataFrame
 
     @property
+    def current(self) -> pd.DataFrame:
+        """The window's traces, without the rows of traces that joined another."""
+        return self.rows[self.rows["merged_into"].isna()] if len(self.rows) else self.rows
+
+    @property
     def traces(self) -> int:
-        return int(self.written["merged_into"].isna().sum()) if len(self.written) else 0
+        return len(self.current)
 
     def summary(self) -> str:
-        current = self.written[self.written["merged_into"].isna()] if len(self.written) \
-            else self.written
+        current = self.current
         joined = int((current["member_trace_ids"].map(len) > 1).sum()) if len(current) else 0
         broken = int((current["breaks"] > 0).sum()) if len(current) else 0
         return (f"traces: {self.traces} since {self.since:%H:%M} UTC stitched from "
                 f"{len(self.stitched)} spans ({joined} joined across a broken trace id, "
-                f"{broken} with breaks)")
+                f"{broken} with breaks; {len(self.written)} rows new or changed)")
 
 
 def run_id(now: datetime) -> str:
@@ -101,21 +109,70 @@ def summarize(stitched: pd.DataFrame, teams: Mapping[str, str], since: datetime,
     return frame[TRACES.columns].reset_index(drop=True)
 
 
+#: What makes a stored summary out of date (``stitched_at`` aside).
+_COMPARED = [c for c in TRACES.columns if c != "stitched_at"]
+
+
+def _text(value: Any) -> str:
+    """A cell as comparable text: lists (DuckDB gives arrays) joined, missing as ''."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    if value is None or value is pd.NA or value is pd.NaT or \
+            (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _signatures(frame: pd.DataFrame) -> pd.Series:
+    """One text per row of ``traces`` columns, equal when the rows say the same."""
+    parts = []
+    for column in _COMPARED:
+        values = frame[column]
+        if column in ("start", "end"):
+            values = pd.to_datetime(values, utc=True).map(lambda t: t.isoformat())
+        elif column == "duration_ms":
+            values = values.astype(float).round(3)
+        parts.append(values.map(_text))
+    signatures: pd.Series = pd.concat(parts, axis=1).agg("|".join, axis=1)
+    return signatures
+
+
+def changed(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are new or differ from the stored row of the same ``trace_id``."""
+    if rows.empty or stored.empty:
+        return rows
+    before = dict(zip(stored["trace_id"], _signatures(stored), strict=True))
+    now = _signatures(rows)
+    keep = [before.get(trace) != signature
+            for trace, signature in zip(rows["trace_id"], now, strict=True)]
+    return rows[keep].reset_index(drop=True)
+
+
 def update_traces(config: Config, store: Store, now: datetime | None = None,
                   write: bool = True) -> TracesUpdate:
-    """Stitch the spans of the last ``window`` (+ ``max_duration``) and write ``traces``."""
+    """Stitch the spans of the last ``window`` (+ ``max_duration``) and write the ``traces``
+    rows that are new or changed since the stored ones."""
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     since = moment - config.traces.window
     clock = time.monotonic()
     spans = read_spans(store, since - config.traces.max_duration)
     stitched = stitch(spans) if len(spans) else pd.DataFrame(columns=STITCHED_COLUMNS)
-    written = summarize(stitched, account_teams(config, store), since, moment)
+    rows = summarize(stitched, account_teams(config, store), since, moment)
+    stored = store.query("SELECT * EXCLUDE (date) FROM traces WHERE trace_id IN "
+                         "(SELECT unnest(?::VARCHAR[]))", [rows["trace_id"].tolist()]) \
+        if len(rows) else TRACES.empty_frame()
+    written = changed(rows, stored)
     if write and len(written):
         store.write(TRACES.name, written, run_id(moment))
-    log.info("traces: %d spans read, %d rows written (%d merged) in %.2fs", len(spans),
-             len(written), int(written["merged_into"].notna().sum()) if len(written) else 0,
+    log.info("traces: %d spans read, %d traces, %d rows written (%d merged) in %.2fs",
+             len(spans), len(rows), len(written),
+             int(written["merged_into"].notna().sum()) if len(written) else 0,
              time.monotonic() - clock)
-    return TracesUpdate(moment, since, stitched, written)
+    return TracesUpdate(moment, since, stitched, rows, written)
 
 
 def read_traces(store: Store, start: datetime, end: datetime | None = None) -> pd.DataFrame:

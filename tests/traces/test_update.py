@@ -52,6 +52,8 @@ def test_restitching_overlapping_windows_keeps_one_row_per_trace(config: Config)
     first = update_traces(config, store, now=T0 + timedelta(minutes=1))
     second = update_traces(config, store, now=T0 + timedelta(minutes=2))
     assert first.traces == second.traces == 1
+    assert len(first.written) == 2 and second.written.empty  # nothing changed: no file
+    assert len(store.files("traces")) == 1
     stored = store.query("SELECT * FROM traces ORDER BY trace_id")
     # one summary, and one row saying the consumer's collected trace joined it
     assert stored[["trace_id", "merged_into"]].fillna("-").values.tolist() == \
@@ -98,3 +100,15 @@ def test_nothing_to_stitch_writes_nothing(config: Config) -> None:
     update = update_traces(config, store, now=T0)
     assert update.written.empty and list(update.written.columns) == TRACES.columns
     assert update.summary().startswith("traces: 0 since")
+
+
+def test_a_trace_that_changed_is_written_again(config: Config) -> None:
+    store = wiring.open_store(config)
+    store.write(SPANS.name, producer_spans(), "c1")
+    update_traces(config, store, now=T0 + timedelta(minutes=1))
+    late = producer_spans().iloc[[1]].assign(span_id=sid(9), fault=True)
+    store.write(SPANS.name, late, "c2")  # a segment that arrived late, faulted
+    again = update_traces(config, store, now=T0 + timedelta(minutes=2))
+    assert list(again.written["trace_id"]) == [PRODUCER]
+    row = read_traces(store, T0 - timedelta(hours=1)).iloc[0]
+    assert (row["span_count"], row["status"]) == (3, "fault")
