@@ -153,6 +153,20 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text)}]}
 
 
+def subject(alert: AlertState) -> str:
+    """What the alert is about, in a few words (the resolved line names it, not the fault)."""
+    if alert.rule:
+        return f"rule {alert.rule} (bus {alert.bus}, {alert.account_id}/{alert.region})"
+    if alert.service:
+        owner = alert.account_id or f"team {alert.team}"
+        return f"service {alert.service} ({owner})"
+    if alert.account_id:
+        return f"account {alert.account_id} ({alert.account_name or 'unnamed'})"
+    if alert.team:
+        return f"team {alert.team}"
+    return "the organization"
+
+
 def alert_message(alert: AlertState, kind: str, base_url: str) -> dict[str, Any]:
     """One alert: ``kind`` 'firing', 'repeat', 'page' or 'resolved'."""
     details = _details(alert)
@@ -161,7 +175,7 @@ def alert_message(alert: AlertState, kind: str, base_url: str) -> dict[str, Any]
         resolved_at = alert.resolved_at or alert.updated_at
         since = alert.fired_at or alert.started_at
         head = f":white_check_mark: RESOLVED · {_title(alert)}"
-        text = f"[RESOLVED] {_title(alert)}: {alert.summary}"
+        text = f"[RESOLVED] {_title(alert)}: {subject(alert)}"
         body = [_section(f"*Was:* {alert.summary}\n*Firing for* "
                          f"{_duration(since, resolved_at)} (since {_clock(since)})")]
     else:
@@ -198,9 +212,13 @@ def group_message(alerts: Sequence[AlertState], kind: str, base_url: str,
     first = alerts[0]
     worst = max(alerts, key=lambda a: ("info", "warning", "critical").index(a.severity)
                 if a.severity in ("info", "warning", "critical") else 0)
-    where = (f"{first.account_name or ''} ({first.account_id})".strip()
-             if first.account_id and all(a.account_id == first.account_id for a in alerts)
-             else "several accounts")
+    teams = sorted({a.team for a in alerts if a.team})
+    if first.account_id and all(a.account_id == first.account_id for a in alerts):
+        where = f"{first.account_name or ''} ({first.account_id})".strip()
+    elif not any(a.account_id for a in alerts) and teams:
+        where = "teams " + ", ".join(teams)  # organization-wide alerts (cost)
+    else:
+        where = "several accounts"
     if kind == "resolved":
         head = f":white_check_mark: RESOLVED · {len(alerts)} alerts · {where}"
         text = f"[RESOLVED] {len(alerts)} alerts in {where}"
@@ -214,10 +232,9 @@ def group_message(alerts: Sequence[AlertState], kind: str, base_url: str,
     if len(alerts) > max_lines:
         lines.append(f"…and {len(alerts) - max_lines} more")
     blocks: list[dict[str, Any]] = [_header(head), _section("\n".join(lines))]
-    teams = sorted({a.team for a in alerts if a.team})
     regions = sorted({a.region for a in alerts if a.region})
     fields = []
-    if where != "several accounts":
+    if first.account_id and where != "several accounts":
         fields.append({"type": "mrkdwn", "text": f"*Account*\n`{first.account_id}` "
                                                  f"{first.account_name or ''}".rstrip()})
     if regions:
@@ -226,7 +243,7 @@ def group_message(alerts: Sequence[AlertState], kind: str, base_url: str,
         fields.append({"type": "mrkdwn", "text": "*Team*\n" + ", ".join(teams)})
     if fields:
         blocks.append({"type": "section", "fields": fields})
-    account = first.account_id if where != "several accounts" else None
+    account = first.account_id if first.account_id and where != "several accounts" else None
     blocks.append({"type": "actions", "elements": [
         {"type": "button", "text": {"type": "plain_text", "text": "Open Alerts"},
          "url": page_url(base_url, "alerts", {"account": account})}]})

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -341,6 +341,9 @@ def run_alerts(config: Config, store: Store, factory: Any = None, *,
     messages = alert_messages(result.notices, config, moment)
     if inputs.heal_actions is not None:
         messages += heal_messages(inputs.heal_actions, config, moment)
+    # one microsecond apart, so the outbox sends them in this order (alerts, then heal notices)
+    messages = [replace(m, created_at=m.created_at + timedelta(microseconds=i))
+                for i, m in enumerate(messages)]
     outbox = outbox_for(store, config)
     queued = [m for m in messages if outbox.enqueue(m)]
     if queued:
@@ -352,5 +355,5 @@ def run_alerts(config: Config, store: Store, factory: Any = None, *,
                                        key=lambda s: (s.state, s.severity, s.key)))
     if deliver:
         run.delivery = drain(config, store, factory, max_wait_s, poster)
-    log.info("%s", run.summary())
+    log.debug("%s", run.summary())
     return run

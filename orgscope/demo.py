@@ -97,6 +97,10 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
     child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
     dashboard = start_dashboard(config, port, child_env)
     url = f"http://localhost:{port or config.dashboard.port}"
+    if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":
+        # Slack links point at this dashboard, on whatever port it was given
+        config = config.model_copy(update={
+            "dashboard": config.dashboard.model_copy(update={"base_url": url})})
     print(f"orgscope demo: simulated organization at {endpoint}")
     print(f"orgscope demo: dashboard at {url} (store: {wiring.store_base(config)})")
     sink = start_slack_sink(config)

@@ -57,7 +57,8 @@ def test_firing_message_names_severity_what_why_numbers_labels_and_links() -> No
 def test_resolved_repeat_and_page_messages() -> None:
     resolved = alert_message(state(state="resolved", resolved_at=T0 + timedelta(minutes=42)),
                              "resolved", BASE)
-    assert resolved["text"].startswith("[RESOLVED] Rule disabled")
+    assert resolved["text"] == (f"[RESOLVED] Rule disabled: rule orders-in (bus central-bus, "
+                                f"{ORDERS}/{REGION})")
     assert "*Firing for* 42m" in texts(resolved)
     assert "(still firing)" in alert_message(state(), "repeat", BASE)["blocks"][0]["text"][
         "text"]

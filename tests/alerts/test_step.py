@@ -163,7 +163,7 @@ def test_cost_forecast_alerts_follow_the_cost_review(store: Store, slack: SlackS
         over
     assert signals.month == month_of(NOW.date())
     [message] = slack.delivered()  # organization-wide alerts of one channel: grouped
-    assert message.payload["text"] == f"[WARNING] {len(over)} alerts in several accounts"
+    assert message.payload["text"] == f"[WARNING] {len(over)} alerts in teams {', '.join(over)}"
 
 
 def test_service_error_rate_from_stored_spans_pends_then_fires(store: Store,
