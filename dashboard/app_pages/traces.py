@@ -66,7 +66,13 @@ def _apply_link(ctx: AppContext) -> None:
     params = {name: st.query_params.get_all(name) for name in td.LINK_PARAMS
               if name in st.query_params}
     signature = repr(sorted(params.items()))
-    if not params or st.session_state.get(LINK_KEY) == signature:
+    # widget state is dropped when another page is shown: a visit starts without it
+    fresh = SERVICES_KEY not in st.session_state
+    if not params:
+        if fresh:  # opened from the navigation: the sidebar's range, not an old link's
+            st.session_state[WINDOW_KEY] = None
+        return
+    if st.session_state.get(LINK_KEY) == signature and not fresh:
         return
     st.session_state[LINK_KEY] = signature
     try:

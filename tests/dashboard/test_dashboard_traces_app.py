@@ -105,6 +105,12 @@ def test_a_deep_link_fills_the_search(monkeypatch: pytest.MonkeyPatch, populated
                                          "trace": str(one["trace_id"])})
     assert app.multiselect(key=SERVICES_KEY).value == ["order-processing"]
     assert app.selectbox(key=TRACE_KEY).value == one["trace_id"]
+    # the same link followed again after another page: applied again (widget state is gone)
+    app.switch_page("app_pages/organization.py").run()
+    app.switch_page(PAGE)
+    app.query_params["service"] = "order-processing"
+    app.run()
+    assert app.multiselect(key=SERVICES_KEY).value == ["order-processing"]
     bad = _open(monkeypatch, populated, {"min_ms": "slow"})
     assert "min_ms='slow'" in _texts(bad.warning)
 
