@@ -91,8 +91,9 @@ def _sidebar(config: Config, store_base: str) -> dict[str, str]:
         index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE),
         key=TIME_RANGE_KEY,
         format_func=lambda label: f"Last {label}",
-        help="History window: reachability checks, collection runs and the event-flow "
-        "charts. Inventory, reachability and rule verdicts always show the latest snapshot.",
+        help="History window: reachability checks, collection runs, the event-flow "
+        "charts and the traces searched. Inventory, reachability and rule verdicts always "
+        "show the latest snapshot.",
     )
     sidebar.multiselect(
         "Accounts",

@@ -169,7 +169,8 @@ def _results(ctx: AppContext, results: pd.DataFrame) -> None:
     matched = int(results["matches"].iloc[0])
     shown = len(results)
     more = f" (the {shown} slowest shown)" if matched > shown else ""
-    st.markdown(f"**{matched:,} trace{'s' if matched != 1 else ''}** match{more}. Click a row "
+    noun = "trace matches" if matched == 1 else "traces match"
+    st.markdown(f"**{matched:,}** {noun}{more}. Click a row "
                 "(or pick below) to see its waterfall; column headers sort.")
     st.dataframe(
         export, hide_index=True, key=RESULTS_KEY, on_select="rerun",
