@@ -15,9 +15,10 @@ last day; ``accounts``; the open ``alerts`` and ``silences``. Writes ``alerts``,
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,12 +30,13 @@ from alerts.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS, run_id
 from alerts.heal import HISTORY_SQL
 from alerts.lifecycle import Advance, AlertState, advance
 from alerts.notify import alert_messages, heal_messages, notification_rows
-from alerts.outbox import DrainReport, Message, Outbox, RetryPolicy
+from alerts.outbox import DrainReport, Message, Outbox, Post, Record, RetryPolicy
 from alerts.routing import SecretCache, Webhooks, secrets_fetcher
 from alerts.rules import AccountInfo, AlertInputs, evaluate
 from alerts.silences import SilenceSpec, sync_config_silences
 from alerts.webhook import SlackPoster
 from collectors import registry
+from orgscope.aws import SessionFactory
 from orgscope.config import Config
 from orgscope.cost import anomalies as cost_anomalies
 from orgscope.cost import forecast as cost_forecast
@@ -70,7 +72,7 @@ def outbox_for(store: Store, config: Config | None = None) -> Outbox:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _maybe(what: str, read: Any) -> pd.DataFrame | None:
+def _maybe(what: str, read: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
     """``read()``, or None (the rules reading it hold their alerts) when the store fails."""
     try:
         frame: pd.DataFrame = read()
@@ -187,7 +189,7 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
             continue
         if rule.window not in by_window:  # one read per distinct window
             by_window[rule.window] = _maybe(
-                "spans", lambda w=rule.window: read_latency(store, w, now))
+                "spans", functools.partial(read_latency, store, rule.window, now))
         latency[name] = by_window[rule.window]
     try:
         cost = read_cost_signals(config, store, now)
@@ -252,7 +254,7 @@ def write_advance(store: Store, result: Advance, now: datetime) -> None:
         store.write(ALERT_EVENTS.name, frame, run_id("alert-events", now))
 
 
-def recorder(store: Store) -> Any:
+def recorder(store: Store) -> Record:
     """The outbox's ``record``: one ``notifications`` row per attempt (written at once, so
     the dashboard shows a retry while it waits)."""
     def record(message: Message) -> None:
@@ -260,7 +262,7 @@ def recorder(store: Store) -> Any:
     return record
 
 
-def _poster(config: Config, factory: Any) -> SlackPoster:
+def _poster(config: Config, factory: SessionFactory | None) -> SlackPoster:
     secrets = None
     if factory is not None:
         secrets = SecretCache(secrets_fetcher(config, factory),
@@ -271,7 +273,7 @@ def _poster(config: Config, factory: Any) -> SlackPoster:
 _POSTERS: dict[int, SlackPoster] = {}
 
 
-def poster_for(config: Config, factory: Any) -> SlackPoster:
+def poster_for(config: Config, factory: SessionFactory | None) -> SlackPoster:
     """One poster (and so one secret cache) per session factory: the cache lives as long as
     the process does, as the article's SecretCache."""
     key = id(factory)
@@ -280,8 +282,8 @@ def poster_for(config: Config, factory: Any) -> SlackPoster:
     return _POSTERS[key]
 
 
-def drain(config: Config, store: Store, factory: Any, max_wait_s: float | None = None,
-          poster: Any = None) -> DrainReport:
+def drain(config: Config, store: Store, factory: SessionFactory | None,
+          max_wait_s: float | None = None, poster: Post | None = None) -> DrainReport:
     """Deliver what the outbox holds (see :meth:`Outbox.drain`)."""
     slack = config.slack
     policy = RetryPolicy(slack.max_attempts, slack.backoff_s, slack.max_backoff_s)
@@ -326,9 +328,9 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def run_alerts(config: Config, store: Store, factory: Any = None, *,
+def run_alerts(config: Config, store: Store, factory: SessionFactory | None = None, *,
                now: datetime | None = None, deliver: bool = True,
-               max_wait_s: float | None = None, poster: Any = None) -> AlertsRun:
+               max_wait_s: float | None = None, poster: Post | None = None) -> AlertsRun:
     """Evaluate every alert rule at ``now`` (default: the clock), queue and (unless
     ``deliver`` is false) deliver the messages. ``factory``: the process's SessionFactory, for
     webhooks kept in Secrets Manager; ``poster`` replaces the Slack poster (tests)."""
