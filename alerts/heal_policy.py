@@ -332,15 +332,11 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
             decisions.append(Decision(fact.key, "skip", refusal,
                                       record=not _already_said(past, spell, code, "skip")))
             continue
-        attempts = [r for r in past if r["action"] == "enable" and r["dry_run"] == dry_run
+        attempts = [r for r in past if r["action"] == "enable"
                     and (spell is None or r["at"] > spell)]
-        healed = [r for r in attempts if r["result"] in ("enabled", "would-enable")]
-        if dry_run and healed:  # reported as would-enable for this spell already
-            decisions.append(Decision(fact.key, "enable", _enable_reason(fact, was_enabled,
-                                                                         total_rules),
-                                      record=False))
-            continue
-        if healed:
+        real = [r for r in attempts if not r["dry_run"]]
+        healed = [r for r in real if r["result"] == "enabled"]
+        if healed:  # (a dry-run looks at real heals too: it says what a real run would do)
             last = healed[-1]
             if last["at"] >= fact.collected_at:
                 continue  # re-enabled after the newest inventory: wait for the next one
@@ -350,7 +346,13 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
             decisions.append(Decision(fact.key, "skip", reason,
                                       record=not _already_said(past, spell, FLAPPING, "skip")))
             continue
-        if attempts and attempts[-1]["at"] > now - HOUR:
+        if dry_run and any(r["dry_run"] and r["result"] == "would-enable" for r in attempts):
+            # reported as would-enable for this spell already: decided again, not recorded
+            decisions.append(Decision(fact.key, "enable", _enable_reason(fact, was_enabled,
+                                                                         total_rules),
+                                      record=False))
+            continue
+        if not dry_run and real and real[-1]["at"] > now - HOUR:
             continue  # the last attempt failed less than an hour ago: retry later
         if left_this_run <= 0 or left_this_hour <= 0:
             which = (f"heal.max_per_run ({cfg.max_per_run}) reached this run"

@@ -246,6 +246,15 @@ def test_a_rule_healed_after_the_newest_inventory_waits_for_the_next() -> None:
     assert decide(latest, history, actions(healed)) == []
 
 
+def test_a_dry_run_sees_the_real_heals() -> None:
+    latest = [*enabled_rows(9), rule_row("r")]
+    history = [history_row("r", NOW - timedelta(minutes=30))]
+    healed = action_row("r", COLLECTED + timedelta(seconds=5))
+    assert decide(latest, history, actions(healed), dry_run=True) == []
+    healed = action_row("r", COLLECTED - timedelta(minutes=3))
+    assert decide(latest, history, actions(healed), dry_run=True)[0].code == "flapping"
+
+
 def test_disabled_again_after_a_heal_is_flapping() -> None:
     latest = [*enabled_rows(9), rule_row("r")]
     history = [history_row("r", NOW - timedelta(minutes=30))]
