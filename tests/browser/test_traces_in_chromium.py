@@ -1,10 +1,11 @@
 """The Traces page in headless Chromium, on traces the simulated organization really wrote.
 
 The simulator plays an hour of QuickGrocer's traced orders (customer-web -> central-bus ->
-order-processing -> payment-service, inventory-mgmt; X-Ray segments in each account);
-`orgscope collect --once --only xray` reads them through the read role and the traces step
-stitches them. An SRE then searches by minimum duration, opens the slowest trace and sees one
-waterfall across the accounts, and the service map.
+order-processing -> payment-service, inventory-mgmt); `orgscope collect --once --only xray
+--only otel` reads them through the read role (X-Ray segments, and inventory-mgmt's
+OpenTelemetry spans from its aws/spans group) and the traces step stitches them. An SRE then
+searches by minimum duration, opens the slowest trace and sees one waterfall across the five
+accounts, and the service map.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from tests.simulated import simulated_org
 
 pytestmark = pytest.mark.browser
 
-ACCOUNTS = {"customer-web": "111111111111", "order-processing": "777777777777",
-            "payment-service": "999999999999"}
+ACCOUNTS = {"customer-web": "111111111111", "event-bus": "121212121212",
+            "order-processing": "777777777777", "payment-service": "999999999999",
+            "inventory-mgmt": "666666666666"}
 
 
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with simulated_org(tmp_path_factory.mktemp("traces_browser")) as org:
-        assert org.cli("collect", "--once", "--only", "xray") == 0
+        # X-Ray segments, and inventory-mgmt's OpenTelemetry spans from its aws/spans group
+        assert org.cli("collect", "--once", "--only", "xray", "--only", "otel") == 0
         yield org.config_path
 
 
@@ -80,8 +83,8 @@ def test_an_sre_finds_the_slowest_order_and_sees_it_across_accounts(
     assert "account boundary crossed" in legend
     service_map = page.locator(".js-plotly-plot").nth(1)
     drawn = " ".join(service_map.locator("text").all_text_contents())
-    # (inventory-mgmt reports OpenTelemetry spans, read by the otel collector, not run here)
-    for service in ("customer-web", "central-bus", "order-processing", "payment-service"):
+    for service in ("customer-web", "central-bus", "order-processing", "payment-service",
+                    "inventory-mgmt"):
         assert service in drawn, drawn
     assert page.get_by_test_id("stException").count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
