@@ -106,3 +106,29 @@ def test_enabling_it_again_sends_one_resolved_message(alerting: Alerting) -> Non
     sent = alerting.org.query(f"select kind, status from notifications where alert_key = "
                               f"'{KEY}' order by created_at")
     assert sent == [{"kind": "firing", "status": "sent"}, {"kind": "resolved", "status": "sent"}]
+
+
+def test_a_route_to_a_secrets_manager_webhook(alerting: Alerting) -> None:
+    """The webhook read from Secrets Manager through the session factory (orgscope's own
+    credentials: the secret lives where orgscope runs), once per TTL."""
+    from alerts.step import run_alerts
+    from orgscope.config import SlackRoute
+    from orgscope.health.update import update_rule_health
+
+    config = alerting.runner.config
+    secrets = alerting.runner.factory.base_client("secretsmanager", "us-east-1")
+    secrets.create_secret(Name="orgscope/slack/inventory",
+                          SecretString=json.dumps({"url": alerting.sink.webhook("from-secret")}))
+    routed = config.model_copy(update={"slack": config.slack.model_copy(update={"routes": [
+        SlackRoute(team="inventory", webhook_secret="orgscope/slack/inventory")]})})
+    alerting.events().disable_rule(Name=RULE, EventBusName=BUS)  # type: ignore[attr-defined]
+    cycle = alerting.runner.run_cycle([registry.get("inventory")])
+    assert cycle.failed == []
+    update_rule_health(routed, alerting.runner.store)
+    run = run_alerts(routed, alerting.runner.store, alerting.runner.factory, max_wait_s=5)
+    assert run.delivery is not None and len(run.delivery.sent) == 1, run.summary()
+    [message] = [r for r in alerting.sink.delivered() if r.path == "/services/from-secret"]
+    assert str(message.payload["text"]).startswith("[CRITICAL] Rule disabled: rule " + RULE)
+    [row] = alerting.org.query("select channel from notifications where status = 'sent' "
+                               "order by created_at desc limit 1")
+    assert row == {"channel": "secret:orgscope/slack/inventory"}  # the name, never the URL
