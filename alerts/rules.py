@@ -413,20 +413,24 @@ def unreachable_conditions(runs: pd.DataFrame, config: Config,
 # --- auto-heal -------------------------------------------------------------------------------
 
 
-def disabled_share(health: pd.DataFrame) -> tuple[int, int]:
-    """(rules DISABLED, rules) in the latest verdicts."""
+def disabled_share(health: pd.DataFrame,
+                   disabled: pd.DataFrame | None = None) -> tuple[int, int]:
+    """(rules DISABLED after having been ENABLED, rules) in the latest verdicts: the share
+    auto-heal's maintenance check counts (a rule created disabled is not maintenance)."""
     if health.empty:
         return 0, 0
-    disabled = 0
+    history = _history(disabled)
+    count = 0
     for row in health.to_dict("records"):
         details = json.loads(row["details"]) if row.get("details") else {}
         if row["verdict"] == "DISABLED" or "DISABLED" in (details.get("fired") or []):
-            disabled += 1
-    return disabled, len(health)
+            count += _disabled(row, history) is not None
+    return count, len(health)
 
 
 def maintenance_conditions(heal: pd.DataFrame, health: pd.DataFrame | None, now: datetime,
-                           config: Config) -> list[Condition]:
+                           config: Config, disabled: pd.DataFrame | None = None
+                           ) -> list[Condition]:
     """``heal_maintenance`` (a page): auto-heal skipped for planned maintenance (its skip row,
     written once per spell, within the rule's window) and more than
     ``heal.maintenance_disabled_share`` of the rules are still DISABLED. A person must decide
@@ -440,9 +444,9 @@ def maintenance_conditions(heal: pd.DataFrame, health: pd.DataFrame | None, now:
                   & heal["reason"].astype(str).str.startswith(MAINTENANCE_PREFIX)]
     if recent.empty:
         return []
-    disabled, total = disabled_share(health) if health is not None else (0, 0)
+    off, total = disabled_share(health, disabled) if health is not None else (0, 0)
     if health is not None and (total == 0 or
-                               disabled / total <= config.heal.maintenance_disabled_share):
+                               off / total <= config.heal.maintenance_disabled_share):
         return []
     newest = recent.assign(at=pd.to_datetime(recent["at"], utc=True)).sort_values("at").iloc[-1]
     return [_condition(
@@ -450,7 +454,7 @@ def maintenance_conditions(heal: pd.DataFrame, health: pd.DataFrame | None, now:
         f"auto-heal stopped: {newest['reason']}",
         {"reason": str(newest["reason"]), "at": newest["at"].isoformat(),
          "heal_id": str(newest["id"]), "dry_run": bool(newest["dry_run"]),
-         "disabled": disabled, "rules": total})]
+         "disabled": off, "rules": total})]
 
 
 # --- all of them -----------------------------------------------------------------------------
@@ -487,7 +491,8 @@ def evaluate(inputs: AlertInputs, config: Config, now: datetime, month: str) -> 
     conditions += _if_read(inputs.runs, "account_unreachable", held,
                            lambda f: unreachable_conditions(f, config, accounts))
     conditions += _if_read(inputs.heal_actions, "heal_maintenance", held,
-                           lambda f: maintenance_conditions(f, inputs.rule_health, now, config))
+                           lambda f: maintenance_conditions(f, inputs.rule_health, now, config,
+                                                            inputs.disabled))
     keys = [c.key for c in conditions]
     if len(keys) != len(set(keys)):
         raise ValueError("alert rules produced one key twice: "
