@@ -127,18 +127,17 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _signatures(frame: pd.DataFrame) -> pd.Series:
+def _signatures(frame: pd.DataFrame) -> list[str]:
     """One text per row of ``traces`` columns, equal when the rows say the same."""
-    parts = []
+    columns = []
     for column in _COMPARED:
         values = frame[column]
         if column in ("start", "end"):
-            values = pd.to_datetime(values, utc=True).map(lambda t: t.isoformat())
+            values = pd.to_datetime(values, utc=True).dt.as_unit("us").astype("int64")
         elif column == "duration_ms":
             values = values.astype(float).round(3)
-        parts.append(values.map(_text))
-    signatures: pd.Series = pd.concat(parts, axis=1).agg("|".join, axis=1)
-    return signatures
+        columns.append([_text(v) for v in values.tolist()])
+    return ["|".join(parts) for parts in zip(*columns, strict=True)]
 
 
 def changed(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
