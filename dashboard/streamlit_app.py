@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -81,10 +83,34 @@ def _regions(config: Config, store_base: str) -> list[str]:
     return sorted(regions)
 
 
+#: Link parameters (a Slack message's "Open ..." button: ?account=..&team=..&region=..) that
+#: set the sidebar filter of the same name on a session's first run.
+LINK_FILTERS: dict[str, str] = {"account": ACCOUNTS_KEY, "team": TEAMS_KEY,
+                                "region": REGIONS_KEY}
+LINKED_KEY = "orgscope.sidebar.linked"
+
+
+def seed_filters(state: Any, params: Mapping[str, list[str]],
+                 offered: Mapping[str, Iterable[str]]) -> None:
+    """Once per session, set each sidebar filter named in the link's ``params`` to the linked
+    values the sidebar offers (``offered``: per parameter); a filter already chosen wins."""
+    if state.get(LINKED_KEY):
+        return
+    state[LINKED_KEY] = True
+    for name, key in LINK_FILTERS.items():
+        values = [v for v in params.get(name, []) if v in set(offered.get(name, []))]
+        if values and not state.get(key):
+            state[key] = values
+
+
 def _sidebar(config: Config, store_base: str) -> dict[str, str]:
     """Draw the shared filters and the store box; return account id -> name."""
     names = _account_names(config, store_base)
     sidebar = st.sidebar
+    seed_filters(st.session_state,
+                 {name: st.query_params.get_all(name) for name in LINK_FILTERS},
+                 {"account": names, "team": _teams(config, store_base),
+                  "region": _regions(config, store_base)})
     sidebar.selectbox(
         "Time range",
         options=list(TIME_RANGES),
