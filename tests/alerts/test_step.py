@@ -195,3 +195,33 @@ def test_service_error_rate_from_stored_spans_pends_then_fires(store: Store,
                                               "payment-service")
     assert "/traces?service=payment-service&account=999999999999" in json.dumps(
         message.payload)
+
+
+def test_an_unreachable_account_is_one_message_not_one_per_rule(store: Store,
+                                                                slack: SlackSink) -> None:
+    from orgscope.datasets import RUNS
+    from tests.alerts.alert_frames import runs
+
+    put_health(store, health(*(verdict(f"rule-{i}", "DISABLED") for i in range(8))), "1")
+    run_alerts(config(), store, now=NOW, max_wait_s=2)
+    assert len(slack.delivered()) == 1  # the eight disabled rules: one grouped message
+    # the account's read role goes: every verdict turns STALE, the inventory runs fail
+    stale = {"account": {"reachable": False, "reason": "AccessDenied"}}
+    later = NOW + timedelta(minutes=15)
+    put_health(store, health(*(verdict(f"rule-{i}", "STALE", fired=["STALE", "DISABLED"],
+                                       stale=stale, at=later) for i in range(8))), "2")
+    failed = runs(ORDERS, ["error"] * 3, end=later).assign(
+        collector="inventory", duration_s=1.0, api_calls=0, api_calls_by_operation="{}",
+        metrics_requested=0, traces_retrieved=0, rows=0)
+    for column in RUNS.columns:  # columns added to runs since: their nulls
+        if column not in failed:
+            failed[column] = None
+    store.write("runs", failed[RUNS.columns], "runs-1")
+    run = run_alerts(config(), store, now=later, max_wait_s=2)
+    texts_now = [str(r.payload["text"]) for r in slack.delivered()[1:]]
+    assert texts_now == [f"[CRITICAL] Account unreachable: account {ORDERS} (order-processing) "
+                         "could not be read in its last 3 collection cycles: AccessDenied on "
+                         "AssumeRole"]
+    # the rules' alerts are held, neither resolved nor repeated
+    assert sum(a.alert_name == "rule_disabled" and a.state == "firing"
+               for a in run.open_alerts) == 8
