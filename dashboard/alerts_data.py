@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -401,6 +401,14 @@ def matchers_from_alert(alert: Mapping[Any, Any], labels: Sequence[str]) -> dict
                 and str(value):
             found[label] = str(value)
     return found
+
+
+def silence_end(now: datetime, duration: timedelta, until: datetime | None) -> datetime:
+    """When a new silence ends: ``until`` when given (a naive value is UTC, as the form says),
+    else ``now + duration``. create_silence refuses an end that is not in the future."""
+    if until is None:
+        return now + duration
+    return until.replace(tzinfo=UTC) if until.tzinfo is None else until.astimezone(UTC)
 
 
 def parse_matchers(text: str) -> dict[str, str]:

@@ -42,6 +42,7 @@ REFRESH_EVERY = timedelta(seconds=60)
 ALERT_KEY = "alerts.alert"
 MATCHERS_KEY = "alerts.silence_matchers"
 DURATION_KEY = "alerts.silence_duration"
+UNTIL_KEY = "alerts.silence_until"
 COMMENT_KEY = "alerts.silence_comment"
 CREATE_KEY = "alerts.silence_create"
 FORM_KEY = "alerts.silence_form"
@@ -369,8 +370,10 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
             "Matchers, one `label=pattern` a line", key=MATCHERS_KEY, height=130,
             help="Every line must match. A pattern is the exact value or a glob (`payments-*`)."
                  f" Labels: {', '.join(MATCHER_LABELS)}.")
-        left, right = st.columns([1, 3])
+        left, middle, right = st.columns([1, 1, 2])
         duration = left.selectbox("For", options=list(DURATIONS), index=2, key=DURATION_KEY)
+        until = middle.datetime_input("Or until (UTC)", value=None, key=UNTIL_KEY,
+                                      help="An end time instead of the duration.")
         comment = right.text_input("Why", key=COMMENT_KEY,
                                    placeholder="e.g. planned replay of the DLQ")
         submitted = st.form_submit_button("Create silence", key=CREATE_KEY,
@@ -382,7 +385,8 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
         return
     try:
         matchers = ad.parse_matchers(text)
-        ends_at = datetime.now(UTC) + DURATIONS[str(duration)]
+        ends_at = ad.silence_end(datetime.now(UTC), DURATIONS[str(duration)],
+                                 until if isinstance(until, datetime) else None)
         silence_id = create_silence(open_store(ctx.store_base), matchers, ends_at,
                                     access.actor, comment)
     except (ValueError, StoreError) as error:  # SilenceError is a ValueError

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from alerts_sample import FIRING_KEY, FIRING_RULE, RESOLVED_KEY, SILENCE_ID, fill_alerts
@@ -22,6 +23,7 @@ from dashboard.app_pages.alerts import (
     CREATE_KEY,
     LOGIN_KEY,
     MATCHERS_KEY,
+    UNTIL_KEY,
 )
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
@@ -189,3 +191,17 @@ def test_an_unreadable_store_is_not_no_alerts(monkeypatch: pytest.MonkeyPatch,
     app = _app(monkeypatch, config)
     assert any("Could not read the alert datasets" in e.value for e in app.error)
     assert not any("No alerts have been evaluated" in i.value for i in app.info)
+
+
+def test_a_silence_until_a_given_time(monkeypatch: pytest.MonkeyPatch,
+                                      filled: tuple[Path, Store]) -> None:
+    config, store = filled
+    app = _app(monkeypatch, config)
+    until = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    app.datetime_input(key=UNTIL_KEY).set_value(until.replace(tzinfo=None))
+    app.text_input(key=COMMENT_KEY).input("until the release")
+    app.button(key=CREATE_KEY).click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    silences = ad.silences(store, datetime.now(UTC))
+    ends = silences[silences["comment"] == "until the release"]["ends_at"].tolist()
+    assert [pd.Timestamp(t).to_pydatetime() for t in ends] == [until]

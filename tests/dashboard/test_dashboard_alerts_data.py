@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -203,3 +203,9 @@ def test_parse_matchers() -> None:
 ])
 def test_silenced_by_is_read_as_json_or_a_list(value: str | None, ids: list[str]) -> None:
     assert ad.silence_ids(value) == ids
+
+
+def test_a_silence_ends_after_its_duration_or_at_the_time_given(now: datetime) -> None:
+    assert ad.silence_end(now, timedelta(hours=4), None) == now + timedelta(hours=4)
+    naive = datetime(2030, 1, 2, 3, 4)
+    assert ad.silence_end(now, timedelta(hours=4), naive) == naive.replace(tzinfo=UTC)
