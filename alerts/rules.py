@@ -451,7 +451,7 @@ def maintenance_conditions(heal: pd.DataFrame, health: pd.DataFrame | None, now:
     newest = recent.assign(at=pd.to_datetime(recent["at"], utc=True)).sort_values("at").iloc[-1]
     return [_condition(
         "heal_maintenance", rule, _labels({}, None), (),
-        f"auto-heal stopped: {newest['reason']}",
+        str(newest["reason"]),
         {"reason": str(newest["reason"]), "at": newest["at"].isoformat(),
          "heal_id": str(newest["id"]), "dry_run": bool(newest["dry_run"]),
          "disabled": off, "rules": total})]

@@ -27,7 +27,7 @@ TITLES: dict[str, str] = {
     "cost_anomaly": "Cost anomaly",
     "cost_forecast": "Forecast over budget",
     "account_unreachable": "Account unreachable",
-    "heal_maintenance": "Auto-heal stopped: maintenance",
+    "heal_maintenance": "Auto-heal stopped",
 }
 SEVERITY_MARK: dict[str, str] = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
                                  "info": ":large_blue_circle:"}

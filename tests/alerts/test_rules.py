@@ -186,7 +186,7 @@ def test_maintenance_skip_pages_while_many_rules_stay_disabled() -> None:
     [page] = evaluate(inputs(heal_actions=skip, rule_health=many), config(), NOW,
                       "2026-11").conditions[-1:]
     assert page.key == "heal_maintenance" and page.severity == "critical"
-    assert page.summary.startswith("auto-heal stopped: maintenance")
+    assert page.summary == "maintenance: 3 of 4 rules disabled"
     few = health(verdict("r0", "DISABLED"), *(verdict(f"ok{i}") for i in range(3)))
     names = by_name(inputs(heal_actions=skip, rule_health=few))
     assert "heal_maintenance" not in names  # the share fell back: resolved

@@ -225,3 +225,26 @@ def test_an_unreachable_account_is_one_message_not_one_per_rule(store: Store,
     # the rules' alerts are held, neither resolved nor repeated
     assert sum(a.alert_name == "rule_disabled" and a.state == "firing"
                for a in run.open_alerts) == 8
+
+
+def test_a_maintenance_skip_pages_once_and_resolves_when_rules_come_back(
+        store: Store, slack: SlackSink) -> None:
+    rows = [verdict(f"rule-{i}", "DISABLED" if i < 4 else "OK") for i in range(10)]
+    put_health(store, health(*rows), "1")
+    store.write("heal_actions", heal(heal_action(
+        "skip", "skipped", "maintenance: 4 of 10 rules disabled at once", rule=None,
+        heal_id="m1")), "heal-1")
+    cfg = config(group_threshold=50)  # the four rule alerts one by one, the page on its own
+    run_alerts(cfg, store, now=NOW, max_wait_s=2)
+    run_alerts(cfg, store, now=NOW + timedelta(minutes=5), max_wait_s=2)
+    pages = [r.payload for r in slack.delivered() if "PAGE" in json.dumps(r.payload)]
+    assert len(pages) == 1
+    assert pages[0]["text"] == ("<!channel> [CRITICAL] Auto-heal stopped: maintenance: 4 of 10 "
+                                "rules disabled at once")
+    later = NOW + timedelta(minutes=30)
+    put_health(store, health(*(verdict(f"rule-{i}", at=later) for i in range(10))), "2")
+    run_alerts(cfg, store, now=later, max_wait_s=2)
+    resolved = [str(r.payload["text"]) for r in slack.delivered()
+                if str(r.payload["text"]).startswith("[RESOLVED]")]
+    assert "[RESOLVED] Auto-heal stopped: the organization" in resolved
+    assert len(resolved) == 5  # the page and the four rules
