@@ -2,8 +2,8 @@
 
     orgscope [--config PATH] [--store PATH] [-v] COMMAND
 
-Commands: check-config, collect, query, alerts, health, heal, compact, cost close, serve, sim,
-dashboard, demo. A user mistake (bad config, bad SQL, unknown collector) prints one clear line
+Commands: check-config, collect, query, alerts, health, heal, compact, cost close, bill, serve,
+sim, dashboard, demo. A user mistake (bad config, bad SQL, unknown collector) prints one clear line
 per problem and exits with status 2; no traceback.
 """
 
@@ -60,10 +60,22 @@ def _load(args: argparse.Namespace) -> Config:
 # --- check-config ----------------------------------------------------------------------------
 
 
+def _slack_notes(config: Config) -> list[str]:
+    """A note per Slack webhook variable config.toml names that is unset (alerts to it are
+    recorded as failed, not sent)."""
+    names = [] if config.slack.default_webhook_secret else [config.slack.default_webhook_env]
+    names += [route.webhook_env for route in config.slack.routes if route.webhook_env]
+    return [f"note: ${name} is empty: Slack messages routed to it are recorded as failed, not "
+            "sent (docs/alerts.md)" for name in dict.fromkeys(names)
+            if not os.environ.get(name)]
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     print(f"{config.source}: valid ({len(config.accounts)} accounts listed, "
           f"regions {', '.join(config.aws.regions)}, discovery={config.organization.discovery})")
+    for line in _slack_notes(config):
+        print(line)
     if args.no_aws:
         return EXIT_OK
     if not os.environ.get(config.aws.external_id_env):
@@ -340,6 +352,61 @@ def cmd_cost_close(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- bill ------------------------------------------------------------------------------------
+
+
+def _what_if(values: Sequence[str] | None) -> dict[str, timedelta]:
+    """--interval COLLECTOR=DURATION options -> {collector: interval}."""
+    from orgscope.config import parse_interval
+
+    found = {}
+    for value in values or ():
+        name, _, text = value.partition("=")
+        if name not in registry.COLLECTORS or not text:
+            raise UsageError(f"--interval {value!r}: expected COLLECTOR=DURATION such as "
+                             f"metrics=15m (collectors: {', '.join(registry.COLLECTORS)})")
+        try:
+            found[name] = parse_interval(text)
+        except ValueError as error:
+            raise UsageError(f"--interval {value!r}: {error}") from None
+    return found
+
+
+def cmd_bill(args: argparse.Namespace) -> int:
+    from orgscope import bill
+    from orgscope.config import format_interval
+
+    config = _load(args)
+    intervals = _what_if(args.interval)
+    usage = bill.read_usage(wiring.open_store(config), datetime.now(UTC))
+    if usage.empty:
+        print(f"no collection run in the last {format_interval(bill.LOOKBACK)}: nothing to "
+              "estimate (run `orgscope collect --once`)")
+        return EXIT_OK
+    billed = bill.bill(usage, config, intervals)
+    if args.accounts:
+        rows = billed.assign(
+            interval=billed["interval_s"].map(lambda s: format_interval(timedelta(seconds=s))),
+            monthly_usd=billed["monthly_usd"].round(4), last_run=billed["last_started_at"])
+        print(render_table(rows[["collector", "account_id", "region", "status", "last_run",
+                                 "last_duration_s", "last_api_calls", "interval",
+                                 "monthly_usd", "last_error"]]))
+    totals = bill.by_collector(billed)
+    shown = totals.assign(
+        interval=totals["interval_s"].map(lambda s: format_interval(timedelta(seconds=s))))
+    for column in ("api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd",
+                   "monthly_usd"):
+        shown[column] = shown[column].round(0 if column == "api_calls_per_month" else 2)
+    print(render_table(shown[["collector", "interval", "accounts", "unreachable", "errors",
+                              "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd",
+                              "xray_usd", "monthly_usd"]]))
+    label = " with " + ", ".join(f"{k} every {format_interval(v)}"
+                                 for k, v in intervals.items()) if intervals else ""
+    print(f"estimated monthly bill{label}: ${totals['monthly_usd'].sum():,.2f} "
+          "(30-day month; docs/performance.md)")
+    return EXIT_OK
+
+
 # --- long-running commands -------------------------------------------------------------------
 
 
@@ -389,7 +456,18 @@ def _add_alerts_parser(commands: Any) -> None:
     alerts.set_defaults(func=cmd_alerts, quiet=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_bill_parser(commands: Any) -> None:
+    bill_parser = commands.add_parser(
+        "bill", help="what the collectors cost in AWS API charges a month (estimated from runs)")
+    bill_parser.add_argument("--accounts", action="store_true",
+                             help="also list every collector, account and region")
+    bill_parser.add_argument("--interval", action="append", metavar="COLLECTOR=DURATION",
+                             help="price a collector at another interval, e.g. metrics=15m "
+                                  "(repeatable)")
+    bill_parser.set_defaults(func=cmd_bill, quiet=True)
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per command)
     parser = argparse.ArgumentParser(
         prog="orgscope",
         description="Cross-account observability and cost for event-driven AWS organizations.",
@@ -452,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     close.add_argument("month", metavar="YYYY-MM")
     close.set_defaults(func=cmd_cost_close, quiet=True)
 
+    _add_bill_parser(commands)
     serve = commands.add_parser("serve", help="run the collectors on their schedules")
     _add_shard_arguments(serve)
     serve.set_defaults(func=cmd_serve, quiet=False)

@@ -206,3 +206,28 @@ def test_read_usage_of_an_empty_store(store: Store) -> None:
     usage = bill.read_usage(store, NOW)
     assert usage.empty and list(usage.columns) == bill.USAGE_COLUMNS
     assert bill.bill(usage, parse_config(reference_data())).empty
+
+
+# --- orgscope bill ------------------------------------------------------------------------------
+
+
+def test_the_bill_command_prints_the_same_bill(config_file: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from orgscope.cli import main
+
+    store = Store(str(config_file.parent / "store"), registry.all_datasets())
+    now = datetime.now(UTC)
+    rows = [run("metrics", A, now - timedelta(minutes=5 * i), metrics=348) for i in range(4)]
+    store.write(RUNS.name, pd.DataFrame(rows), "r")
+    assert main(["--config", str(config_file), "bill"]) == 0
+    out = capsys.readouterr().out
+    # 348 metrics x $0.00001 x 8,640 runs
+    assert "estimated monthly bill: $30.07" in out
+    assert main(["--config", str(config_file), "bill", "--interval", "metrics=1h",
+                 "--accounts"]) == 0
+    out = capsys.readouterr().out
+    assert "with metrics every 1h: $5.01" in out and A in out
+    assert main(["--config", str(config_file), "bill", "--interval", "metrics=2s"]) == 2
+    assert "--interval 'metrics=2s': must be between '30s' and '1d'" in capsys.readouterr().err
+    assert main(["--config", str(config_file), "bill", "--interval", "nope=5m"]) == 2
+    assert "expected COLLECTOR=DURATION" in capsys.readouterr().err

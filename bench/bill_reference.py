@@ -1,0 +1,133 @@
+"""The reference organization's monthly API bill at the default intervals, from a real run.
+
+Starts the simulated QuickGrocer organization (sim/, moto's server, one hour of history and
+live traffic every ``--tick`` seconds), runs one full collection cycle (every collector, in
+stages, the first runs back-filling as on a new install), then ``--cycles`` more at the
+configured X-Ray interval apart, as ``orgscope serve`` would, and prices the stored runs with
+:mod:`orgscope.bill`: per collector at the configured intervals, the total, and what other
+intervals would cost. Nothing here is typed in: the numbers are the runs' own.
+
+    nice -n 10 .venv/bin/python bench/bill_reference.py [--cycles 3] [--tick 20]
+
+Results: bench/results/bill_reference.json and bench/results/bill_reference.md (the tables
+docs/performance.md shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from collectors import registry  # noqa: E402
+from orgscope import bill, wiring  # noqa: E402
+from orgscope.config import format_interval  # noqa: E402
+from orgscope.runner import stages  # noqa: E402
+from sim.org import SimulatedOrg  # noqa: E402
+
+log = logging.getLogger("bench.bill_reference")
+
+RESULTS = ROOT / "bench" / "results"
+WHAT_IF = ("1m", "5m", "15m", "1h", "8h", "1d")
+
+
+def _markdown(by_collector: pd.DataFrame, curves: dict[str, dict[str, float]],
+              total: float) -> str:
+    lines = ["| collector | interval | accounts | API calls / month | CloudWatch $ | "
+             "Cost Explorer $ | X-Ray $ | monthly $ |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in by_collector.to_dict("records"):
+        lines.append(
+            f"| {r['collector']} | {format_interval(timedelta(seconds=r['interval_s']))} | "
+            f"{r['accounts']} | {r['api_calls_per_month']:,.0f} | {r['cloudwatch_usd']:,.2f} | "
+            f"{r['cost_explorer_usd']:,.2f} | {r['xray_usd']:,.2f} | "
+            f"**{r['monthly_usd']:,.2f}** |")
+    lines.append(f"| **total** | | | | | | | **{total:,.2f}** |")
+    lines += ["", "What the same collector would cost a month at other intervals:", "",
+              "| collector | " + " | ".join(WHAT_IF) + " |",
+              "|---|" + "---:|" * len(WHAT_IF)]
+    for collector, curve in curves.items():
+        lines.append(f"| {collector} | " + " | ".join(f"{curve[i]:,.2f}" for i in WHAT_IF)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cycles", type=int, default=3,
+                        help="steady-state cycles after the first (default 3)")
+    parser.add_argument("--tick", type=float, default=20.0,
+                        help="seconds between the simulator's traffic ticks")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("botocore", "urllib3", "werkzeug", "moto", "orgscope", "collectors", "sim"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ[key] = value
+    for key in ("ORGSCOPE_EXTERNAL_ID", "ORGSCOPE_STORE", "ORGSCOPE_CONFIG"):
+        os.environ.pop(key, None)
+    with tempfile.TemporaryDirectory(prefix="orgscope-bill-") as folder:
+        config_path = Path(folder) / "config.toml"
+        config_path.write_text((ROOT / "config.toml").read_text().replace(
+            'path = "./data"', f'path = "{folder}/store"'))
+        config = wiring.load(config_path)
+        sim = SimulatedOrg(config, history_hours=1, tick_s=args.tick)
+        os.environ["AWS_ENDPOINT_URL"] = sim.start()
+        sim.start_traffic()
+        try:
+            runner = wiring.runner(wiring.load(config_path))
+            collectors = list(registry.COLLECTORS.values())
+            clock = time.monotonic()
+            for stage in stages(collectors):
+                runner.run_cycle(stage)
+            log.info("first cycle (back-fills) in %.0f s", time.monotonic() - clock)
+            spacing = config.collector("xray").interval.total_seconds()
+            for index in range(args.cycles):
+                started = time.monotonic()
+                for stage in stages(collectors):
+                    runner.run_cycle(stage)
+                log.info("cycle %d in %.0f s", index + 2, time.monotonic() - started)
+                time.sleep(max(0.0, spacing - (time.monotonic() - started)))
+            now = datetime.now(UTC)
+            usage = bill.read_usage(runner.store, now)
+        finally:
+            sim.stop()
+    billed = bill.bill(usage, config)
+    totals = bill.by_collector(billed)
+    total = float(totals["monthly_usd"].sum())
+    curves = {c: {label: bill.collector_monthly(usage, config, c, wiring_interval(label))
+                  for label in WHAT_IF} for c in totals["collector"]}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "generated_at": now.isoformat(timespec="seconds"), "cycles": 1 + args.cycles,
+        "sim_tick_s": args.tick, "total_monthly_usd": round(total, 4),
+        "by_collector": totals.to_dict("records"), "what_if": curves,
+        "usage": usage.assign(last_started_at=usage["last_started_at"].astype(str))
+        .to_dict("records"),
+    }
+    (RESULTS / "bill_reference.json").write_text(json.dumps(record, indent=2, default=str)
+                                                 + "\n")
+    text = _markdown(totals, curves, total)
+    (RESULTS / "bill_reference.md").write_text(text)
+    print(text)
+
+
+def wiring_interval(label: str) -> timedelta:
+    from orgscope.config import parse_interval
+    return parse_interval(label)
+
+
+if __name__ == "__main__":
+    main()
