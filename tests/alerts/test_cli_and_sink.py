@@ -63,3 +63,13 @@ def test_sink_records_scripted_answers_and_serves_html_and_json() -> None:
         assert raw[1]["path"] == "/services/x"
     finally:
         sink.stop()
+
+
+def test_check_config_notes_unset_slack_webhooks(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORGSCOPE_SLACK_WEBHOOK", "https://hooks.slack.com/services/T/B/x")
+    monkeypatch.delenv("ORGSCOPE_SLACK_WEBHOOK_PAYMENTS", raising=False)
+    assert main(["--config", str(ROOT / "config.toml"), "check-config", "--no-aws"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "Slack" in line]
+    assert notes == ["note: $ORGSCOPE_SLACK_WEBHOOK_PAYMENTS is empty: Slack messages routed "
+                     "to it are recorded as failed, not sent (docs/alerts.md)"]
