@@ -133,3 +133,18 @@ def test_recover_finishes_an_interrupted_move_and_unrecorded_rows(tmp_path: Path
     assert [m.status for m in recorded] == ["sent"]
     outbox.recover(recorded.append)
     assert len(recorded) == 1  # recorded once
+
+
+def test_prune_drops_only_old_recorded_deliveries(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    outbox = Outbox(tmp_path)
+    old = Message(**{**message("old").__dict__, "status": "sent", "recorded": True})
+    unrecorded = Message(**{**message("unrec").__dict__, "status": "sent"})
+    outbox._write("sent", old)
+    outbox._write("sent", unrecorded)
+    outbox.enqueue(message("waiting"))
+    assert outbox.prune(T0 + timedelta(days=1)) == 1
+    assert outbox.where("old") is None
+    assert outbox.where("unrec") == "sent" and outbox.where("waiting") == "pending"
+    assert outbox.prune(T0) == 0
