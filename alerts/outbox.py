@@ -19,7 +19,8 @@ Guarantees (docs/alerts.md, "Outbox"):
   between Slack's 200 and the rename of the message's file into sent/ (the write of one small
   file and one rename): a process killed exactly then posts that message again on restart.
   Incoming webhooks take no idempotency key, so no client can close that window; it is
-  at-least-once there, exactly-once everywhere else.
+  at-least-once there, exactly-once everywhere else. Likewise a POST that timed out after
+  Slack received it is retried (nothing says whether it was posted) and may show twice.
 * **Retries.** A 429 waits for its Retry-After (and holds back that channel's other messages
   for as long); a 5xx, a timeout or a connection error retries with exponential backoff
   (``backoff_s`` doubling up to ``max_backoff_s``); any other 4xx fails at once, as does a

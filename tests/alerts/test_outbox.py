@@ -148,3 +148,16 @@ def test_prune_drops_only_old_recorded_deliveries(tmp_path: Path) -> None:
     assert outbox.where("old") is None
     assert outbox.where("unrec") == "sent" and outbox.where("waiting") == "pending"
     assert outbox.prune(T0) == 0
+
+
+def test_a_timeout_is_retried(tmp_path: Path, clean_sink: SlackSink) -> None:
+    clean_sink.script(Response(200, "ok", delay_s=2.5))  # slower than the POST's timeout
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(message())
+    recorded: list[Message] = []
+    slow = SlackPoster(Webhooks(None, {"HOOK": clean_sink.webhook()}), timeout_s=1)
+    report = outbox.drain(slow, recorded.append, FAST, max_wait_s=5)
+    assert report.sent == ["msg-1"] and report.attempts == 2
+    assert "timed out" in str(recorded[0].last_error).lower()
+    # Slack may have taken the first POST before it timed out: docs/alerts.md says so
+    assert len(clean_sink.received()) == 2
