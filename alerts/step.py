@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,7 @@ from alerts.silences import SilenceSpec, sync_config_silences
 from alerts.webhook import SlackPoster
 from collectors import registry
 from orgscope.aws import SessionFactory
-from orgscope.config import Config
+from orgscope.config import Config, SlackConfig
 from orgscope.cost import anomalies as cost_anomalies
 from orgscope.cost import forecast as cost_forecast
 from orgscope.cost.attribution import month_of
@@ -270,16 +271,22 @@ def _poster(config: Config, factory: SessionFactory | None) -> SlackPoster:
     return SlackPoster(Webhooks(secrets), config.slack.timeout_s)
 
 
-_POSTERS: dict[int, SlackPoster] = {}
+#: Per session factory (held weakly: it lives as long as its process's wiring), the poster
+#: built for it and the [slack] settings it was built from.
+_POSTERS: weakref.WeakKeyDictionary[SessionFactory, tuple[SlackConfig, SlackPoster]] = \
+    weakref.WeakKeyDictionary()
 
 
 def poster_for(config: Config, factory: SessionFactory | None) -> SlackPoster:
-    """One poster (and so one secret cache) per session factory: the cache lives as long as
-    the process does, as the article's SecretCache."""
-    key = id(factory)
-    if key not in _POSTERS:
-        _POSTERS[key] = _poster(config, factory)
-    return _POSTERS[key]
+    """One poster, and so one secret cache, per session factory: secrets are cached as long as
+    the process runs (as the article's SecretCache), and read again after their TTL."""
+    if factory is None:
+        return _poster(config, None)
+    cached = _POSTERS.get(factory)
+    if cached is None or cached[0] != config.slack:
+        cached = (config.slack, _poster(config, factory))
+        _POSTERS[factory] = cached
+    return cached[1]
 
 
 def drain(config: Config, store: Store, factory: SessionFactory | None,
