@@ -7,6 +7,11 @@ the traces that *started* within the last ``window``. The extra ``max_duration``
 the window gives every such trace its producer: a consumer whose trace id broke at the bus
 joins a producer that started up to ``max_duration`` earlier.
 
+The first run (nothing stitched yet) and a run after a pause longer than ``window`` (the
+step's own downtime, or a span collector's back-fill) reach further back: to the previous
+run's window, at most the span collectors' ``backfill`` before now, so spans collected in a
+back-fill become traces too rather than only the last ``window`` of them.
+
 Idempotent: a trace stitched again (every run re-reads the whole window) gets a new row with
 the same ``trace_id``, and the dataset's unique key keeps the newest. A collected trace that
 was stored on its own and has since joined another (its producer's spans arrived later) gets a
@@ -21,7 +26,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -151,12 +156,36 @@ def changed(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return rows[keep].reset_index(drop=True)
 
 
+def window_start(moment: datetime, window: timedelta, backfill: timedelta,
+                 last_run: datetime | None) -> datetime:
+    """The earliest trace start this run covers (pure).
+
+    Normally ``moment - window``; when the previous run (``last_run``, None for none) is
+    longer ago than the window, ``last_run - window`` so nothing between the two runs is
+    skipped; never further back than ``backfill`` (what the span collectors read at most).
+    """
+    start = moment - window
+    if last_run is None:
+        start = moment - max(backfill, window)
+    elif last_run < moment:
+        start = min(start, last_run - window)
+    return max(start, moment - max(backfill, window))
+
+
+def last_stitched(store: Store) -> datetime | None:
+    """When the step last wrote ``traces`` rows (None before its first write)."""
+    frame = store.query("SELECT max(stitched_at) AS at FROM traces")
+    value = frame["at"].iloc[0] if len(frame) else None
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
 def update_traces(config: Config, store: Store, now: datetime | None = None,
                   write: bool = True) -> TracesUpdate:
     """Stitch the spans of the last ``window`` (+ ``max_duration``) and write the ``traces``
     rows that are new or changed since the stored ones."""
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    since = moment - config.traces.window
+    backfill = max(config.collectors.xray.backfill, config.collectors.otel.backfill)
+    since = window_start(moment, config.traces.window, backfill, last_stitched(store))
     clock = time.monotonic()
     spans = read_spans(store, since - config.traces.max_duration)
     stitched = stitch(spans) if len(spans) else pd.DataFrame(columns=STITCHED_COLUMNS)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
+import pytest
 
 from orgscope import wiring
 from orgscope.config import Config
 from orgscope.steps import triggered
 from orgscope.store import Store
+from orgscope.traces import update as update_module
 from orgscope.traces.datasets import SPANS, TRACES
-from orgscope.traces.update import read_traces, update_traces
+from orgscope.traces.update import read_traces, update_traces, window_start
 from orgscope.traces.views import SUMMARY_COLUMNS
 from tests.traces.test_stitch import CONSUMER, PRODUCER, T0, sid, span
 
@@ -83,16 +85,50 @@ def test_a_consumer_stored_alone_is_replaced_when_its_producer_arrives(
     assert current.loc[0, "breaks"] == 0
 
 
-def test_only_traces_that_started_in_the_window_are_written(config: Config) -> None:
+def test_only_traces_that_started_in_the_window_are_written(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = wiring.open_store(config)
     store.write(SPANS.name, producer_spans(), "c1")
     store.write(SPANS.name, consumer_spans(), "c1")
     late = T0 + config.traces.window + timedelta(seconds=1)
+    # the step ran just now, so this run's window is the configured one
+    monkeypatch.setattr(update_module, "last_stitched", lambda _store: late)
     update = update_traces(config, store, now=late)
     # the producer started before the window: neither it nor its joined consumer is
     # written again (an earlier run wrote them whole), and the consumer is not split off
     assert update.written.empty and len(update.stitched) == 3
     assert store.query("SELECT count(*) AS n FROM traces")["n"][0] == 0
+
+
+def test_a_first_run_stitches_what_the_back_fill_collected(config: Config) -> None:
+    # the span collectors' first run back-fills an hour; the step's first run must turn all
+    # of it into traces, not only the last window
+    store = wiring.open_store(config)
+    store.write(SPANS.name, producer_spans(), "c1")
+    store.write(SPANS.name, consumer_spans(), "c1")
+    update = update_traces(config, store, now=T0 + timedelta(minutes=40))
+    assert update.traces == 1 and list(update.current["trace_id"]) == [PRODUCER]
+
+
+MOMENT = T0 + timedelta(hours=2)
+WINDOW, BACKFILL = timedelta(minutes=15), timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("last_run", "expected"),
+    [
+        (None, MOMENT - BACKFILL),  # first run: everything the collectors back-filled
+        (MOMENT - timedelta(minutes=1), MOMENT - timedelta(minutes=16)),  # the usual minute
+        (MOMENT, MOMENT - WINDOW),
+        (MOMENT - timedelta(minutes=30), MOMENT - timedelta(minutes=45)),  # after a pause
+        (MOMENT - timedelta(hours=5), MOMENT - BACKFILL),  # never past the back-fill
+    ],
+)
+def test_window_start_reaches_back_to_the_previous_run(
+    last_run: datetime | None, expected: datetime
+) -> None:
+    assert window_start(MOMENT, WINDOW, BACKFILL, last_run) == expected
 
 
 def test_nothing_to_stitch_writes_nothing(config: Config) -> None:
