@@ -94,3 +94,27 @@ def test_config_silences_sync_once_and_expire_when_removed(store: Store) -> None
     [removed] = sync_config_silences(store, [], NOW + timedelta(minutes=2))
     assert removed.expired_at == NOW + timedelta(minutes=2)
     assert not removed.active(NOW + timedelta(minutes=3))
+
+
+def test_config_silences_and_rules_are_checked_at_start() -> None:
+    import tomllib
+
+    from orgscope.config import ConfigError, parse_config
+    from tests.alerts.alert_frames import ROOT
+
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    cases = {
+        "silences": ([{"matchers": {"teem": "x"}, "ends_at": NOW, "comment": "c"}],
+                     "matchers: unknown label(s) teem (allowed: key, alert_name"),
+        "rules": ({"rule_disabled": {"for": "5 min"}},
+                  "alerts.rules.rule_disabled.for = '5 min': must be a duration string"),
+    }
+    for key, (value, message) in cases.items():
+        broken = {**data, "alerts": {**data["alerts"], key: value}}
+        with pytest.raises(ConfigError) as caught:
+            parse_config(broken)
+        assert message in caught.value.lines[0]
+    everything = {**data, "alerts": {**data["alerts"], "silences": [
+        {"matchers": {"team": "*"}, "ends_at": NOW, "comment": "c"}]}}
+    with pytest.raises(ConfigError, match="name at least one value"):
+        parse_config(everything)
