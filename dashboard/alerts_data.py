@@ -152,9 +152,10 @@ def alert_notifications(store: Store, key: str, account_id: str | None = None) -
 
     Besides the messages stored under its key, a grouped message (id ``grp-*``: several alerts
     of one account in one message, stored under its first member's key) counts as this
-    alert's when it was created at one of this alert's transitions or notifications (the
-    alerting step stamps everything of one evaluation with the same moment) and names its
-    ``account_id``.
+    alert's when it was created in the evaluation of one of this alert's transitions or
+    notifications and names its ``account_id``. An evaluation's moment has no fraction of a
+    second and the step stamps its messages a microsecond apart from it (their sending
+    order), so created_at is compared truncated to the second.
 
     Columns: id, kind, channel, status, attempts, last_error, created_at, sent_at, payload,
     grouped (True for a grouped message stored under another key).
@@ -171,7 +172,7 @@ def alert_notifications(store: Store, key: str, account_id: str | None = None) -
                coalesce(alert_key, '') <> ? AS grouped
         FROM notifications
         WHERE alert_key = ?
-           OR (id LIKE 'grp-%' AND created_at IN (SELECT t FROM moments)
+           OR (id LIKE 'grp-%' AND date_trunc('second', created_at) IN (SELECT t FROM moments)
                AND (? = '' OR contains(payload, ?)))
         ORDER BY created_at, id
         """, [key, key, key, key, account, account])

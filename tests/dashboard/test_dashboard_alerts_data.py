@@ -209,3 +209,23 @@ def test_a_silence_ends_after_its_duration_or_at_the_time_given(now: datetime) -
     assert ad.silence_end(now, timedelta(hours=4), None) == now + timedelta(hours=4)
     naive = datetime(2030, 1, 2, 3, 4)
     assert ad.silence_end(now, timedelta(hours=4), naive) == naive.replace(tzinfo=UTC)
+
+
+def test_grouped_messages_of_one_evaluation_show_on_their_members(empty_store: Store) -> None:
+    """What the alerting step writes: the messages of one evaluation are stamped a microsecond
+    apart (their sending order), so the second account's grouped message is not created at the
+    exact moment of its alerts' transitions; it must still show on each of them."""
+    from alerts.step import run_alerts
+    from tests.alerts.alert_frames import NOW, ORDERS, PAYMENTS, config, health, verdict
+
+    rows = [verdict(f"rule-{i}", "DISABLED", account_id=account)
+            for account in (ORDERS, PAYMENTS) for i in range(3)]
+    empty_store.write("rule_health", health(*rows), "health-1")
+    run_alerts(config(), empty_store, now=NOW, deliver=False)
+    groups = empty_store.query("SELECT id FROM notifications WHERE id LIKE 'grp-%'")
+    assert len(groups) == 2
+    for account in (ORDERS, PAYMENTS):
+        for i in range(3):
+            key = f"rule_disabled/{account}/us-east-1/central-bus/rule-{i}"
+            sent = ad.alert_notifications(empty_store, key, account)
+            assert len(sent) == 1 and sent.iloc[0]["id"].startswith("grp-"), (key, sent)
