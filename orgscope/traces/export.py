@@ -21,7 +21,8 @@ exporter itself.
   region, from the ``runs`` rows: status, error, API calls, rows.
 
 What was sent is recorded in ``otlp_exports`` (kind 'trace' or 'cycle', key), so each trace and
-cycle is sent once; a failed export is logged and retried on the next run while the trace is
+cycle is sent once (whole, in one request; the requests before a failed one stay
+recorded); a failed export is logged and retried on the next run while the trace is
 still in the traces window (cycles: for ``COLLECTION_LOOKBACK``).
 """
 
@@ -245,12 +246,45 @@ def collection_spans(runs: pd.DataFrame) -> list[ReadableSpan]:
 # --- sending ---------------------------------------------------------------------------------
 
 
-def send(sender: SpanSender, spans: Sequence[ReadableSpan]) -> bool:
-    """Export ``spans`` in batches of :data:`BATCH`; True when every batch succeeded."""
-    for first in range(0, len(spans), BATCH):
-        if sender.export(spans[first:first + BATCH]) != SpanExportResult.SUCCESS:
-            return False
-    return True
+def send(sender: SpanSender, groups: Mapping[str, Sequence[ReadableSpan]]) -> list[str]:
+    """Export each group (a trace's or a cycle's spans) whole, packed into requests of about
+    :data:`BATCH` spans (a larger group goes alone); returns the keys of the groups sent.
+
+    Sending stops at the first failed request: what was sent before it is returned so the
+    caller records it, and only the rest is sent again next run (never a group twice).
+    """
+    sent: list[str] = []
+    batch: list[ReadableSpan] = []
+    keys: list[str] = []
+    items = list(groups.items())
+    for index, (key, spans) in enumerate(items):
+        batch.extend(spans)
+        keys.append(key)
+        following = len(items[index + 1][1]) if index + 1 < len(items) else None
+        if following is None or len(batch) + following > BATCH:
+            if sender.export(batch) != SpanExportResult.SUCCESS:
+                return sent
+            sent.extend(keys)
+            batch, keys = [], []
+    return sent
+
+
+def _send_and_record(settings: ExportConfig, store: Store, kind: str,
+                     groups: Mapping[str, Sequence[ReadableSpan]], *, endpoint: str | None,
+                     sender: SenderFactory, now: datetime) -> tuple[int, int]:
+    """Send ``groups`` and record in ``otlp_exports`` those that went; (groups sent, spans
+    sent). A failure is logged; the groups not sent are tried again next run."""
+    exporter = sender(endpoint, settings.timeout_s)
+    try:
+        sent = send(exporter, groups)
+    finally:
+        exporter.shutdown()
+    if sent:
+        _record(store, kind, {key: len(groups[key]) for key in sent}, now)
+    if len(sent) < len(groups):
+        log.warning("export: sending %d of %d %ss to %s failed; retried next run",
+                    len(groups) - len(sent), len(groups), kind, shown(endpoint))
+    return len(sent), sum(len(groups[key]) for key in sent)
 
 
 def _exported(store: Store, kind: str, since: datetime) -> set[str]:
@@ -296,19 +330,15 @@ def export_traces(config: Config, store: Store, stitched: pd.DataFrame, *, since
     if not chosen:
         return "export: no settled traces to send"
     rows = stitched[stitched["trace_id"].isin(chosen)]
-    spans = stitched_spans(rows)
-    exporter = sender(endpoint, settings.timeout_s)
-    try:
-        ok = send(exporter, spans)
-    finally:
-        exporter.shutdown()
-    if not ok:
-        log.warning("export: sending %d traces (%d spans) to %s failed; retried next run",
-                    len(chosen), len(spans), shown(endpoint))
-        return f"export: sending {len(chosen)} traces to {shown(endpoint)} failed"
-    _record(store, "trace", {str(k): int(v) for k, v in rows.groupby("trace_id").size().items()},
-            now)
-    return f"export: {len(chosen)} traces ({len(spans)} spans) sent to {shown(endpoint)}"
+    groups: dict[str, list[ReadableSpan]] = {}
+    for trace, span in zip(rows["trace_id"].astype(str), stitched_spans(rows), strict=True):
+        groups.setdefault(trace, []).append(span)
+    traces, spans = _send_and_record(settings, store, "trace", groups,
+                                     endpoint=endpoint, sender=sender, now=now)
+    if traces < len(groups):
+        return f"export: sending {len(groups) - traces} of {len(groups)} traces to " \
+            f"{shown(endpoint)} failed ({traces} sent)"
+    return f"export: {traces} traces ({spans} spans) sent to {shown(endpoint)}"
 
 
 def export_collection(config: Config, store: Store, now: datetime,
@@ -325,17 +355,14 @@ def export_collection(config: Config, store: Store, now: datetime,
     runs = runs[~runs["run_id"].astype(str).isin(done)]
     if runs.empty:
         return "export: no new collection cycles"
-    spans = collection_spans(runs)
-    exporter = sender(endpoint, settings.timeout_s)
-    try:
-        ok = send(exporter, spans)
-    finally:
-        exporter.shutdown()
-    cycles = runs.groupby("run_id").size() + 1  # the runs and the cycle's root span
-    if not ok:
-        log.warning("export: sending %d collection cycles to %s failed; retried next run",
-                    len(cycles), shown(endpoint))
-        return f"export: sending {len(cycles)} collection cycles to {shown(endpoint)} failed"
-    _record(store, "cycle", {str(k): int(v) for k, v in cycles.items()}, now)
-    return f"export: {len(cycles)} collection cycles ({len(spans)} spans) sent to " \
-        f"{shown(endpoint)}"
+    cycle_of = {int(cycle_trace_id(run_id), 16): run_id
+                for run_id in runs["run_id"].astype(str).unique()}
+    groups: dict[str, list[ReadableSpan]] = {}
+    for span in collection_spans(runs):
+        groups.setdefault(cycle_of[span.context.trace_id], []).append(span)
+    cycles, spans = _send_and_record(settings, store, "cycle", groups,
+                                     endpoint=endpoint, sender=sender, now=now)
+    if cycles < len(groups):
+        return f"export: sending {len(groups) - cycles} of {len(groups)} collection cycles " \
+            f"to {shown(endpoint)} failed ({cycles} sent)"
+    return f"export: {cycles} collection cycles ({spans} spans) sent to {shown(endpoint)}"

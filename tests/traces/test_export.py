@@ -259,3 +259,49 @@ def test_the_traces_step_sends_what_it_stitched(config: Config, receiver: Receiv
     assert {span.trace_id.hex() for _, span in receiver.spans()} == \
         set(update.written[update.written["merged_into"].isna()]["trace_id"])
     assert len(SERVICES) == 5
+
+
+class FlakySender:
+    """An exporter whose request number ``fail_at`` (1-based) fails; keeps what succeeded."""
+
+    def __init__(self, fail_at: int | None) -> None:
+        self.fail_at = fail_at
+        self.calls = 0
+        self.sent: list[Any] = []
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        self.calls += 1
+        if self.calls == self.fail_at:
+            return SpanExportResult.FAILURE
+        self.sent.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_a_failed_batch_leaves_earlier_batches_recorded_so_no_trace_is_sent_twice(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    import orgscope.traces.export as export
+
+    stitched = stitch(flow_spans(minutes=2))
+    per_trace = stitched.groupby("trace_id").size()
+    # about two traces a request, so several requests; the second one fails
+    monkeypatch.setattr(export, "BATCH", int(per_trace.max()) * 2)
+    end = pd.to_datetime(stitched["end"], utc=True).max().to_pydatetime()
+    now = end + timedelta(minutes=3)
+    store = wiring.open_store(config)
+    first = FlakySender(fail_at=2)
+    summary = export_traces(exporting(config, "http://127.0.0.1:9"), store, stitched,
+                            since=MINUTE, now=now, sender=lambda *_: first)
+    assert summary is not None and "failed" in summary
+    assert first.sent, "the first request went through"
+    second = FlakySender(fail_at=None)
+    export_traces(exporting(config, "http://127.0.0.1:9"), store, stitched, since=MINUTE,
+                  now=now, sender=lambda *_: second)
+    sent = [(s.context.trace_id, s.context.span_id) for s in first.sent + second.sent]
+    assert len(sent) == len(set(sent)) == len(stitched)  # every span once, none twice
+    # whole traces per request: no trace is split between the two runs
+    first_traces = {s.context.trace_id for s in first.sent}
+    assert not first_traces & {s.context.trace_id for s in second.sent}
