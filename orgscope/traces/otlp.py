@@ -187,17 +187,33 @@ def span_row(span: Mapping[str, Any], resource: Mapping[str, Any], *,
     }
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The JSON objects of a list (anything else: none)."""
+    return [item for item in value if isinstance(item, Mapping)] \
+        if isinstance(value, list) else []
+
+
 def request_spans(request: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any],
                                                                dict[str, Any]]]:
-    """(span, resource attributes) of every span of an ExportTraceServiceRequest."""
-    for resource_spans in request.get("resourceSpans") or []:
-        if not isinstance(resource_spans, Mapping):
+    """(span, resource attributes) of every span of an ExportTraceServiceRequest.
+
+    A part of the wrong shape (a resource that is not an object or has unreadable attributes,
+    a scope or span list that is not a list) is logged and skipped with what it holds; the
+    rest of the request is read.
+    """
+    for number, resource_spans in enumerate(_objects(request.get("resourceSpans"))):
+        raw = resource_spans.get("resource") or {}
+        try:
+            if not isinstance(raw, Mapping):
+                raise TypeError(f"resource is a {type(raw).__name__}, not an object")
+            resource = attributes(raw.get("attributes"))
+        except (ValueError, TypeError) as error:
+            log.warning("otel: resourceSpans[%d] skipped: %s", number, error)
             continue
-        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
         scopes = resource_spans.get("scopeSpans") or \
-            resource_spans.get("instrumentationLibrarySpans") or []
-        for scope in scopes:
-            for span in (scope or {}).get("spans") or []:
+            resource_spans.get("instrumentationLibrarySpans")
+        for scope in _objects(scopes):
+            for span in _objects(scope.get("spans")):
                 yield span, resource
 
 

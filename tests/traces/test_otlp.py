@@ -169,3 +169,21 @@ def test_parse_requests_reads_one_document_or_json_lines() -> None:
 def test_span_row_rejects_a_non_object() -> None:
     with pytest.raises(ValueError, match="not a JSON object"):
         span_row([], {}, account_id=None, region=None)  # type: ignore[arg-type]
+
+
+def test_parts_of_the_wrong_shape_are_skipped_and_the_rest_read(
+        caplog: pytest.LogCaptureFixture) -> None:
+    good = request(otlp_span("1111111111111111"))["resourceSpans"][0]
+    odd = {"resourceSpans": [
+        {"resource": ["not", "an", "object"], "scopeSpans": [{"spans": [otlp_span(
+            "2222222222222222")]}]},
+        {"resource": {"attributes": [{"key": "n", "value": {"intValue": "x"}}]},
+         "scopeSpans": [{"spans": [otlp_span("3333333333333333")]}]},
+        {**good, "scopeSpans": ["scope as text", {"spans": 5}, None, *good["scopeSpans"]]},
+        "not an object",
+    ]}
+    rows = request_rows(odd, where="odd.json")
+    assert [row["span_id"] for row in rows] == ["1111111111111111"]
+    assert "resourceSpans[0] skipped: resource is a list" in caplog.text
+    assert "resourceSpans[1] skipped" in caplog.text
+    assert request_rows({"resourceSpans": 7}) == []
