@@ -7,7 +7,7 @@ account in the resource attribute ``cloud.account.id`` and its region in ``cloud
 A file is one OTLP/JSON ``ExportTraceServiceRequest`` or JSON Lines of them (what the
 OpenTelemetry Collector's file exporter writes); orgscope/traces/otlp.py maps the fields.
 Files matching ``pattern`` whose modification time is after the watermark are read, oldest
-first, at most ``max_files_per_run`` a run; the watermark is the modification time of the
+first, at most ``max_files_per_run`` a run (more when files share the last one's time); the watermark is the modification time of the
 newest file read, so a file is read again only when it changes (the ``spans`` unique key
 keeps one copy of a span read twice). A file that is not OTLP/JSON, or a span without an
 account or region, is logged and skipped; the run still succeeds.
@@ -39,7 +39,7 @@ def modified(path: Path) -> datetime:
 def new_files(folder: Path, pattern: str, after: datetime | None, limit: int
               ) -> list[tuple[Path, datetime]]:
     """Files in ``folder`` matching ``pattern`` modified after ``after``, oldest first,
-    at most ``limit``."""
+    at most ``limit`` (more when files share the modification time of the last one)."""
     found = []
     for path in folder.glob(pattern):
         if not path.is_file():
@@ -51,7 +51,12 @@ def new_files(folder: Path, pattern: str, after: datetime | None, limit: int
         if after is None or when > after:
             found.append((path, when))
     found.sort(key=lambda item: (item[1], item[0].name))
-    return found[:limit]
+    if len(found) > limit:
+        # the watermark becomes the last file's time: files sharing it are read in the same
+        # run (a copied or unpacked folder gives many files one time), or never
+        last = found[limit - 1][1]
+        found = [item for item in found if item[1] <= last]
+    return found
 
 
 def file_rows(path: Path) -> list[dict[str, Any]]:

@@ -162,3 +162,16 @@ def test_no_folder_reads_nothing_and_a_missing_folder_fails_the_run(tmp_path: Pa
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         collect_otlp_files(context(None, OtlpFilesCollectorConfig(
             folder=str(tmp_path / "nope"))))
+
+
+def test_files_sharing_the_last_time_are_read_together_past_the_cap(tmp_path: Path) -> None:
+    """The watermark is the last file's time: a cap between files of one time (an unpacked
+    or copied folder) would skip the rest of them for good."""
+    base = NOW.timestamp()
+    for i in range(4):
+        write(tmp_path / f"{i}.json", "{}", base)
+    write(tmp_path / "later.json", "{}", base + 1)
+    chosen = new_files(tmp_path, "*.json", None, 2)
+    assert [p.name for p, _ in chosen] == ["0.json", "1.json", "2.json", "3.json"]
+    after = new_files(tmp_path, "*.json", chosen[-1][1], 2)
+    assert [p.name for p, _ in after] == ["later.json"]
