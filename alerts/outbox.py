@@ -22,10 +22,10 @@ Guarantees (docs/alerts.md, "Outbox"):
   at-least-once there, exactly-once everywhere else. Likewise a POST that timed out after
   Slack received it is retried (nothing says whether it was posted) and may show twice.
 * **Retries.** A 429 waits for its Retry-After (and holds back that channel's other messages
-  for as long); a 5xx, a timeout or a connection error retries with exponential backoff
-  (``backoff_s`` doubling up to ``max_backoff_s``); any other 4xx fails at once, as does a
-  channel whose webhook is not configured. Only one process drains at a time (a lock file);
-  the others leave the messages to it.
+  for as long) and does not count towards ``max_attempts``; a 5xx, a timeout or a connection
+  error retries with exponential backoff (``backoff_s`` doubling up to ``max_backoff_s``); any
+  other 4xx fails at once, as does a channel whose webhook is not configured. Only one process
+  drains at a time (a lock file); the others leave the messages to it.
 
 Every attempt is reported to a ``record`` callback (the alerts step writes it to the
 ``notifications`` dataset); a sent or failed message whose final row was not written yet is
@@ -68,6 +68,8 @@ class Message:
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
+    #: Of ``attempts``, those Slack answered 429 (they do not count towards giving up).
+    throttled: int = 0
     #: The notifications row of the final status (sent/failed) has been written.
     recorded: bool = False
 
@@ -277,6 +279,7 @@ class Outbox:
             delivery = Delivery("retry", f"{type(error).__name__}: {error}")
         now = clock()
         attempts = message.attempts + 1
+        throttled = message.throttled + (delivery.retry_after_s is not None)
         if delivery.outcome == "sent":
             done = replace(message, status="sent", attempts=attempts, sent_at=now,
                            last_error=None, next_attempt_at=None)
@@ -285,9 +288,9 @@ class Outbox:
             log.info("outbox: %s sent to %s (attempt %d)", message.id, message.channel,
                      attempts)
             return
-        if delivery.outcome == "failed" or attempts >= policy.max_attempts:
+        if delivery.outcome == "failed" or attempts - throttled >= policy.max_attempts:
             reason = delivery.error if delivery.outcome == "failed" else \
-                f"gave up after {attempts} attempts: {delivery.error}"
+                f"gave up after {attempts - throttled} attempts: {delivery.error}"
             done = replace(message, status="failed", attempts=attempts, last_error=reason,
                            next_attempt_at=None)
             self._finish("failed", done, record)
@@ -299,8 +302,8 @@ class Outbox:
         retry_at = now + timedelta(seconds=wait)
         if delivery.retry_after_s is not None:
             blocked[message.channel] = max(blocked.get(message.channel, retry_at), retry_at)
-        again = replace(message, attempts=attempts, last_error=delivery.error,
-                        next_attempt_at=retry_at)
+        again = replace(message, attempts=attempts, throttled=throttled,
+                        last_error=delivery.error, next_attempt_at=retry_at)
         self._write("pending", again)
         try:
             record(again)

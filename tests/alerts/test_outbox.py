@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -120,6 +120,29 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
     assert report.failed == ["msg-1"] and len(calls) == 3
     failed = outbox.get("msg-1")
     assert failed is not None and "gave up after 3 attempts" in str(failed.last_error)
+
+
+def test_a_429_does_not_spend_the_attempts_that_give_up(tmp_path: Path) -> None:
+    """Slack said when to come back: rate limiting past max_attempts must not drop a message
+    (what Cloud Custodian's mailer does); only 5xx, timeouts and connection errors count."""
+    outbox = Outbox(tmp_path)
+    outbox.enqueue(message())
+    answers = [Delivery("retry", "HTTP 429: rate_limited", 1.0)] * 5 + \
+        [Delivery("retry", "HTTP 500: oops"), Delivery("sent")]
+    moment = [T0]
+
+    def post(channel: str, payload: dict[str, object]) -> Delivery:
+        return answers.pop(0)
+
+    def sleep(seconds: float) -> None:
+        moment[0] += timedelta(seconds=seconds)
+
+    report = outbox.drain(post, lambda m: None,
+                          RetryPolicy(max_attempts=3, backoff_s=0.01, max_backoff_s=0.01),
+                          max_wait_s=60, clock=lambda: moment[0], sleep=sleep)
+    assert report.sent == ["msg-1"] and not report.failed and answers == []
+    sent = outbox.get("msg-1")
+    assert sent is not None and sent.attempts == 7
 
 
 def test_recover_finishes_an_interrupted_move_and_unrecorded_rows(tmp_path: Path) -> None:
