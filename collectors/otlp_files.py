@@ -7,10 +7,11 @@ account in the resource attribute ``cloud.account.id`` and its region in ``cloud
 A file is one OTLP/JSON ``ExportTraceServiceRequest`` or JSON Lines of them (what the
 OpenTelemetry Collector's file exporter writes); orgscope/traces/otlp.py maps the fields.
 Files matching ``pattern`` whose modification time is after the watermark are read, oldest
-first, at most ``max_files_per_run`` a run (more when files share the last one's time); the watermark is the modification time of the
-newest file read, so a file is read again only when it changes (the ``spans`` unique key
-keeps one copy of a span read twice). A file that is not OTLP/JSON, or a span without an
-account or region, is logged and skipped; the run still succeeds.
+first, at most ``max_files_per_run`` a run (more when files share the last one's time); the
+watermark is the modification time of the newest file read, so a file is read again only when
+it changes (the ``spans`` unique key keeps one copy of a span read twice). A file that is not
+OTLP/JSON, or a span without an account or region, is logged and skipped; the run still
+succeeds.
 
 Dataset ``spans`` (orgscope/traces/datasets.py), rows with ``source`` = 'otel'.
 """
