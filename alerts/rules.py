@@ -107,8 +107,10 @@ class AlertInputs:
     accounts: Mapping[str, AccountInfo]
     #: Per DISABLED rule (account_id, region, bus, rule): first_seen_at, last_enabled_at,
     #: disabled_since from the inventory's history (alerts.heal.HISTORY_SQL). A rule never
-    #: seen ENABLED was created disabled on purpose: no rule_disabled alert. None: unknown.
-    disabled: pd.DataFrame | None = None
+    #: seen ENABLED was created disabled on purpose: no rule_disabled alert. Empty: no history
+    #: yet (every DISABLED rule is reported); None: could not be read (rule_disabled and
+    #: heal_maintenance are held).
+    disabled: pd.DataFrame | None = field(default_factory=pd.DataFrame)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str]
 
 def rule_conditions(health: pd.DataFrame, config: Config,
                     accounts: Mapping[str, AccountInfo],
-                    disabled: pd.DataFrame | None = None) -> tuple[list[Condition], set[str]]:
+                    disabled: pd.DataFrame | None) -> tuple[list[Condition], set[str]]:
     """Conditions of the five rule alerts from the latest verdicts, and the held prefixes.
 
     Numbers come from each verdict's details: ``fired`` (every verdict that applied),
@@ -206,7 +208,8 @@ def rule_conditions(health: pd.DataFrame, config: Config,
     (count against the baseline). A STALE rule holds its metric alerts; ``rule_disabled``
     (the inventory's word) is held only when the account could not be read. A rule never seen
     ENABLED (``disabled``: the inventory history of the DISABLED rules) raises no
-    ``rule_disabled``: it was created disabled on purpose.
+    ``rule_disabled``: it was created disabled on purpose. ``disabled`` None (it could not be
+    read) holds ``rule_disabled``: nothing tells the two apart.
     """
     rules, cfg, out = config.alerts.rules, config.health, []
     held: set[str] = set()
@@ -222,7 +225,7 @@ def rule_conditions(health: pd.DataFrame, config: Config,
         base = {"verdict": row["verdict"], "reasons": _reasons(row.get("reasons")),
                 "evaluated_at": str(row.get("evaluated_at"))}
         unreachable = bool((details.get("stale") or {}).get("account"))
-        if unreachable:
+        if unreachable or (disabled is None and "DISABLED" in fired):
             held.add(alert_key("rule_disabled", parts))
         elif rules.rule_disabled.enabled and "DISABLED" in fired:
             found = _disabled(row, history)
@@ -490,7 +493,9 @@ def evaluate(inputs: AlertInputs, config: Config, now: datetime, month: str) -> 
                            lambda f: forecast_conditions(f, month, config))
     conditions += _if_read(inputs.runs, "account_unreachable", held,
                            lambda f: unreachable_conditions(f, config, accounts))
-    conditions += _if_read(inputs.heal_actions, "heal_maintenance", held,
+    # its share counts only rules disabled after having been ENABLED: it needs the history
+    conditions += _if_read(None if inputs.disabled is None else inputs.heal_actions,
+                           "heal_maintenance", held,
                            lambda f: maintenance_conditions(f, inputs.rule_health, now, config,
                                                             inputs.disabled))
     keys = [c.key for c in conditions]

@@ -205,7 +205,7 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
         'SELECT * EXCLUDE (date) FROM heal_actions WHERE date >= ? AND "at" >= ?',
         [heal_from.date(), heal_from])) if "heal_actions" in store.datasets else pd.DataFrame()
     disabled = _maybe("rules_history", lambda: store.query(HISTORY_SQL)) \
-        if "rules" in store.datasets else None
+        if "rules" in store.datasets else pd.DataFrame()
     inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
                          forecast=outlook, heal_actions=heal,
                          accounts=account_infos(config, store), disabled=disabled)

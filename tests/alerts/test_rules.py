@@ -113,6 +113,19 @@ def test_a_rule_created_disabled_raises_no_alert_one_disabled_later_does() -> No
         found.summary
 
 
+def test_an_unreadable_inventory_history_holds_rule_disabled() -> None:
+    """Without the history nothing tells a rule created disabled from one disabled later:
+    a store error on rules_history must not fire rule_disabled for the former (it would
+    resolve at the next evaluation: a flap), nor resolve an open one."""
+    rows = health(verdict("created-off", "DISABLED"))
+    result = evaluate(inputs(rule_health=rows, disabled=None), config(), NOW, "2026-11")
+    assert result.conditions == []
+    assert result.is_held(f"rule_disabled/{ORDERS}/{REGION}/central-bus/created-off")
+    assert result.is_held("heal_maintenance")
+    # no history stored yet (an empty frame, not a failed read): the rule is reported
+    assert len(evaluate(inputs(rule_health=rows), config(), NOW, "2026-11").conditions) == 1
+
+
 def test_unreadable_inputs_hold_their_alerts() -> None:
     result = evaluate(inputs(rule_health=None, runs=None), config(), NOW, "2026-11")
     assert result.is_held(f"rule_silent/{ORDERS}/{REGION}/b/r")
