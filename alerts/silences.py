@@ -228,14 +228,20 @@ def config_silence_id(spec: SilenceSpec) -> str:
 
 def config_changes(specs: Sequence[SilenceSpec], stored: Sequence[Silence],
                    now: datetime) -> list[Silence]:
-    """The rows that bring the store in line with config.toml: new entries, and stored config
-    silences no longer in the file (expired now). Pure; :func:`sync_config_silences` writes."""
+    """The rows that bring the store in line with config.toml: new entries, entries put back
+    after their removal (in force again), and stored config silences no longer in the file
+    (expired now). Pure; :func:`sync_config_silences` writes."""
     moment = _utc(now)
     by_id = {s.id: s for s in stored}
     wanted: dict[str, SilenceSpec] = {config_silence_id(spec): spec for spec in specs}
     rows: list[Silence] = []
     for silence_id, spec in wanted.items():
         if silence_id in by_id:
+            known = by_id[silence_id]
+            if known.source == "config" and known.expired_at is not None:
+                # removed from the file earlier (only that expires a config silence), back now
+                rows.append(Silence(**{**known.__dict__, "expired_at": None,
+                                       "comment": spec.comment}))
             continue
         start = _utc(spec.starts_at) if spec.starts_at is not None else moment
         rows.append(Silence(id=silence_id, matchers=validate_matchers(spec.matchers),

@@ -94,6 +94,10 @@ def test_config_silences_sync_once_and_expire_when_removed(store: Store) -> None
     [removed] = sync_config_silences(store, [], NOW + timedelta(minutes=2))
     assert removed.expired_at == NOW + timedelta(minutes=2)
     assert not removed.active(NOW + timedelta(minutes=3))
+    # the same entry put back (commented out, then in again) is in force again, same id
+    [back] = sync_config_silences(store, [spec], NOW + timedelta(minutes=4))
+    assert back.id == first[0].id and back.expired_at is None
+    assert back.active(NOW + timedelta(minutes=5)) and back.comment == "payments migration"
 
 
 def test_config_silences_and_rules_are_checked_at_start() -> None:
