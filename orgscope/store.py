@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 #: lists every file it replaces under this key.
 COMPACTED_MARK = "-compacted"
 COMPACTED_FROM = b"orgscope.compacted_from"
+#: Compacted files whose replaced names this process keeps (see Store._replaced_by).
+REPLACED_CACHE_SIZE = 20_000
+_REPLACED: dict[tuple[str, str], tuple[str, ...]] = {}
+_REPLACED_LOCK = threading.Lock()
 
 
 def _quote_identifier(name: str) -> str:
@@ -194,6 +199,13 @@ class Store:
         return sorted(visible), sorted(replaced)
 
     def _replaced_by(self, compacted: PurePath) -> list[str]:
+        """The names a compacted file lists as replaced. A file is never rewritten under its
+        name, so the answer is kept (per process) and each footer is read once, not on every
+        query (the dashboard opens a Store per query)."""
+        key = (self.base, str(compacted))
+        known = _REPLACED.get(key)
+        if known is not None:
+            return list(known)
         try:
             listed = self.place.read_metadata(compacted).get(COMPACTED_FROM)
         except FileNotFoundError:
@@ -201,7 +213,12 @@ class Store:
         except (OSError, pa.ArrowException) as error:
             # guessing "replaces nothing" could count rows twice: say it cannot be read
             raise StoreError(f"cannot read the compacted file {compacted}: {error}") from None
-        return [str(n) for n in json.loads(listed)] if listed else []
+        names = tuple(str(n) for n in json.loads(listed)) if listed else ()
+        with _REPLACED_LOCK:
+            if len(_REPLACED) >= REPLACED_CACHE_SIZE:
+                _REPLACED.pop(next(iter(_REPLACED)))  # the oldest entry
+            _REPLACED[key] = names
+        return list(names)
 
     def _view_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
                   with_filename: bool = False) -> str:

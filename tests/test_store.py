@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pandas as pd
@@ -121,7 +122,7 @@ def test_write_is_atomic_when_writing_fails(store: Store) -> None:
     with mock.patch("orgscope.store_files.pq.write_table", side_effect=OSError("disk full")), \
             pytest.raises(OSError, match="disk full"):
         store.write("rules", frame, "r1")
-    folder = store.root / "rules"
+    folder = Path(store.root) / "rules"
     leftovers = [p for p in folder.rglob("*") if p.name != ".lock"]
     assert leftovers == [folder / "date=2026-11-25"]  # no partial or temp file
 
@@ -197,7 +198,7 @@ def test_compact_all_leaves_recent_days_alone(store: Store) -> None:
 def test_compaction_keeps_rows_written_before_a_column_was_added(store: Store,
                                                                   tmp_path: Path) -> None:
     old = pd.DataFrame([run_row("111111111111", T0)]).drop(columns=["rows"])
-    folder = store.root / "runs" / f"date={T0.date()}"
+    folder = Path(store.root) / "runs" / f"date={T0.date()}"
     folder.mkdir(parents=True)
     old.to_parquet(folder / "old.parquet")
     store.write("runs", pd.DataFrame([run_row("222222222222", T0)]), "new")
@@ -272,3 +273,28 @@ def test_snapshots_written_in_the_same_second_do_not_both_count(store: Store) ->
     assert latest.to_dict("records") == [{"account_id": "111111111111", "reachable": True}]
     assert len(store.query("select * from accounts_history")) == 2
     assert "filename" not in store.query("select * from accounts_history").columns
+
+
+def test_a_compacted_files_footer_is_read_once_not_on_every_query(tmp_path: Path) -> None:
+    """A partition holding a compacted file and a later one needs the compacted file's list
+    of replaced names; the dashboard opens a Store per query, and reading every such footer
+    on every query costs one read (two GETs on S3) per partition."""
+    base = str(tmp_path / "store")
+    store = Store(base, registry.all_datasets())
+    for stem in ("20261125T235800Z-a", "20261125T235900Z-b"):
+        store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), stem)
+    store.compact("runs", T0.date())
+    store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "20261126T000000Z-c")
+    reads = 0
+    for _ in range(3):
+        again = Store(base, registry.all_datasets())
+        original = again.place.read_metadata
+
+        def counted(path: Any, original: Any = original) -> Any:
+            nonlocal reads
+            reads += 1
+            return original(path)
+
+        again.place.read_metadata = counted  # type: ignore[method-assign]
+        assert again.query("select count(*) as n from runs")["n"][0] == 3
+    assert reads == 1
