@@ -129,7 +129,7 @@ def test_write_is_atomic_when_writing_fails(store: Store) -> None:
 
 def test_temp_files_are_invisible_to_readers(store: Store) -> None:
     store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)]), "r1")
-    partition = store.root / "rules" / "date=2026-11-25"
+    partition = Path(store.root) / "rules" / "date=2026-11-25"
     (partition / ".half-written.parquet.tmp").write_bytes(b"PAR1 not finished")
     assert store.query("select count(*) as n from rules_history")["n"][0] == 1
 
