@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from alerts.heal_datasets import MAINTENANCE_PREFIX
 from orgscope.config import AlertRuleConfig, Config
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ RULE_ALERTS: tuple[str, ...] = ("rule_disabled", "rule_silent", "failed_invocati
                                 "dlq_messages", "throttled")
 #: Alerts whose messages are pages (a person must act), not ordinary alerts.
 PAGE_ALERTS: frozenset[str] = frozenset({"heal_maintenance"})
-MAINTENANCE_PREFIX = "maintenance"
 
 
 @dataclass(frozen=True)

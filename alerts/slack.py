@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from alerts.lifecycle import AlertState
+from orgscope.health.model import span
 
 TITLES: dict[str, str] = {
     "rule_disabled": "Rule disabled",
@@ -54,15 +55,7 @@ def _clock(moment: datetime) -> str:
 
 
 def _duration(start: datetime, end: datetime) -> str:
-    seconds = max(int((end - start).total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
+    return span(max(end - start, timedelta(0)))
 
 
 def page_url(base_url: str, page: str, params: Mapping[str, str | None]) -> str:

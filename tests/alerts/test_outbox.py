@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,14 +15,6 @@ from sim.slack_sink import Response, SlackSink
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 FAST = RetryPolicy(max_attempts=5, backoff_s=0.2, max_backoff_s=1.0)
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SlackSink]:
-    server = SlackSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

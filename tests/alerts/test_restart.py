@@ -9,23 +9,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from collectors import registry
 from orgscope.store import Store
 from sim.slack_sink import Response, SlackSink
 from tests.alerts.alert_frames import NOW, ORDERS, PAYMENTS, ROOT, health, verdict
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SlackSink]:
-    server = SlackSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _config(tmp_path: Path) -> Path:

@@ -4,7 +4,6 @@ heal notices, and no duplicate after a crash between queueing and storing the st
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from tests.alerts.alert_frames import (
     health,
     verdict,
 )
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SlackSink]:
-    server = SlackSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
