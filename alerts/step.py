@@ -9,8 +9,9 @@ Delivery comes last and is the outbox's (``alerts.outbox``).
 Reads (parameterized, recent partitions only): the latest ``rule_health``; the reachability
 collector's ``runs`` of the last two days; ``spans`` of each trace rule's last complete
 window; ``cost_daily`` for the anomaly window and the month so far; ``heal_actions`` of the
-last day; ``accounts``; the open ``alerts`` and ``silences``. Writes ``alerts``,
-``alert_events``, ``notifications`` and ``silences`` (config.toml's).
+last day (of the heal_maintenance window, when longer); ``accounts``; the open ``alerts``
+and ``silences``. Writes ``alerts``, ``alert_events``, ``notifications`` and ``silences``
+(config.toml's).
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
     except StoreError as error:
         log.warning("alerts: cannot read cost (%s); cost alerts keep their state", error)
         anomalies, outlook, month = None, None, month_of(now.date())
-    heal_from = now - HEAL_LOOKBACK
+    # the maintenance page looks back its window; the heal notices (below) only HEAL_LOOKBACK
+    heal_from = now - max(HEAL_LOOKBACK, rules.heal_maintenance.window)
     heal = _maybe("heal_actions", lambda: store.query(
         'SELECT * EXCLUDE (date) FROM heal_actions WHERE date >= ? AND "at" >= ?',
         [heal_from.date(), heal_from])) if "heal_actions" in store.datasets else pd.DataFrame()
@@ -348,8 +350,10 @@ def run_alerts(config: Config, store: Store, factory: SessionFactory | None = No
     previous = read_previous(store, [c.key for c in evaluation.conditions])
     result = advance(previous, evaluation, silences, moment, config.alerts.repeat_interval)
     messages = alert_messages(result.notices, config, moment)
-    if inputs.heal_actions is not None:
-        messages += heal_messages(inputs.heal_actions, config, moment)
+    if inputs.heal_actions is not None and not inputs.heal_actions.empty:
+        actions = inputs.heal_actions
+        recent = pd.to_datetime(actions["at"], utc=True) >= moment - HEAL_LOOKBACK
+        messages += heal_messages(actions[recent], config, moment)
     # one microsecond apart, so the outbox sends them in this order (alerts, then heal notices)
     messages = [replace(m, created_at=m.created_at + timedelta(microseconds=i))
                 for i, m in enumerate(messages)]

@@ -239,3 +239,24 @@ def test_a_maintenance_skip_pages_once_and_resolves_when_rules_come_back(
                 if str(r.payload["text"]).startswith("[RESOLVED]")]
     assert "[RESOLVED] Auto-heal stopped: the organization" in resolved
     assert len(resolved) == 5  # the page and the four rules
+
+
+def test_the_maintenance_page_counts_skips_as_far_back_as_its_window(store: Store) -> None:
+    """[alerts.rules.heal_maintenance] window is honoured beyond the day of heal_actions the
+    heal notices read; heal notices still come only from that day (older ones were sent)."""
+    rows = [verdict(f"rule-{i}", "DISABLED" if i < 4 else "OK") for i in range(10)]
+    put_health(store, health(*rows), "1")
+    two_days_ago = NOW - timedelta(days=2)
+    store.write("heal_actions", heal(
+        heal_action("skip", "skipped", "maintenance: 4 of 10 rules disabled at once",
+                    rule=None, heal_id="m1", at=two_days_ago),
+        heal_action("enable", "enabled", "was ENABLED", at=two_days_ago, heal_id="h1")),
+        "heal-1")
+    base = config()
+    rules = base.alerts.rules.model_copy(update={
+        "heal_maintenance": base.alerts.rules.heal_maintenance.model_copy(
+            update={"window": timedelta(days=3)})})
+    run = run_alerts(config(rules=rules), store, now=NOW, deliver=False)
+    assert [a.state for a in run.open_alerts if a.alert_name == "heal_maintenance"] == \
+        ["firing"]
+    assert [m.kind for m in run.queued if m.kind in ("heal", "page")] == ["page"]
