@@ -12,10 +12,11 @@ Where the data comes from (docs/traces.md):
 * the chosen trace's spans are the ``spans`` rows whose ``trace_id`` is one of the trace's
   ``member_trace_ids``, stitched again by :func:`orgscope.traces.stitch.stitch` for parent
   order and depth;
-* the service map and the latency percentiles are :mod:`orgscope.traces.views` over spans
-  read here with the window and the sidebar's accounts, teams and regions pushed down to
-  DuckDB (the map from the :data:`MAP_MAX_TRACES` most recent traces, so a 30-day range
-  stitches a bounded number of spans).
+* the service map is :mod:`orgscope.traces.views` over spans read here with the window and
+  the sidebar's accounts, teams and regions pushed down to DuckDB (from the
+  :data:`MAP_MAX_TRACES` most recent traces, so a 30-day range stitches a bounded number of
+  spans); the latency percentiles are the same view's definition computed in DuckDB over
+  every span of the range (:func:`latency`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ STATUSES: tuple[str, ...] = ("ok", "error", "fault")
 MAX_RESULTS = 500
 #: The service map is computed from at most this many of the most recent traces in range.
 MAP_MAX_TRACES = 1000
-#: The latency chart reads at most this many spans (the most recent) of the range.
-LATENCY_MAX_SPANS = 200_000
 #: Spans of a trace may start a little after the trace's own start and end (asynchronous
 #: consumers, clock skew): the span reads widen the trace's window by this much.
 SPAN_MARGIN = timedelta(minutes=10)
@@ -606,25 +605,54 @@ def latency_freq(length: timedelta) -> str:
     return f"{int(latency_bucket(length).total_seconds() // 60)}min"
 
 
-def latency_spans(store: Store, filters: Filters, window: Window,
-                  limit: int = LATENCY_MAX_SPANS) -> pd.DataFrame:
-    """Spans that started in ``window`` in the sidebar's accounts, teams and regions, the most
-    recent ``limit`` of them. Columns: the ``spans`` dataset's."""
-    sql = f"""
-    SELECT * EXCLUDE (date) FROM spans s
-    WHERE s.start >= ? AND s.start < ? AND {_span_scope_sql("s")}
-    ORDER BY s.start DESC LIMIT ?
-    """
-    params = [window.since, window.until, *_span_scope_params(filters), int(limit)]
-    return store.query(sql, params)
-
-
 def latency(store: Store, filters: Filters, window: Window) -> pd.DataFrame:
-    """views.latency_percentiles of :func:`latency_spans` in buckets of
-    :func:`latency_bucket`: bucket_start, service, account_id, count, p50_ms, p95_ms, p99_ms,
-    error_rate."""
-    spans = latency_spans(store, filters, window)
-    return views.latency_percentiles(spans, latency_freq(window.length))
+    """:func:`orgscope.traces.views.latency_percentiles` of every span that started in
+    ``window`` in the sidebar's accounts, teams and regions, in buckets of
+    :func:`latency_bucket`, computed in DuckDB: only the buckets reach pandas, whatever the
+    number of spans (a busy organization writes hundreds of thousands an hour).
+
+    Same definitions as the view: entry spans (no parent among these spans, or a parent of
+    another service or account), a span's duration_ms else end - start, percentiles by linear
+    interpolation (3 decimals), error rate the share of entries flagged error or fault (4
+    decimals), buckets floored from the epoch by span start. Columns: bucket_start, service,
+    account_id, count, p50_ms, p95_ms, p99_ms, error_rate, sorted by the first three.
+    """
+    sql = f"""
+    WITH s AS (
+        SELECT s.trace_id, s.span_id, s.parent_id, s.service, s.account_id, s.start,
+               coalesce(s.error, false) OR coalesce(s.fault, false) AS bad,
+               coalesce(s.duration_ms,
+                        date_diff('microsecond', s.start, s."end") / 1000.0) AS ms
+        FROM spans s
+        WHERE s.start >= ? AND s.start < ? AND {_span_scope_sql("s")}
+    ),
+    owners AS (
+        SELECT trace_id, span_id, any_value(service) AS service,
+               any_value(account_id) AS account_id
+        FROM s GROUP BY trace_id, span_id
+    )
+    SELECT time_bucket(?::INTERVAL, s.start, TIMESTAMPTZ '1970-01-01 00:00:00+00')
+               AS bucket_start,
+           s.service, s.account_id, count(*) AS count,
+           round(quantile_cont(s.ms, 0.50), 3) AS p50_ms,
+           round(quantile_cont(s.ms, 0.95), 3) AS p95_ms,
+           round(quantile_cont(s.ms, 0.99), 3) AS p99_ms,
+           round(avg(CASE WHEN s.bad THEN 1.0 ELSE 0.0 END), 4) AS error_rate
+    FROM s LEFT JOIN owners o ON o.trace_id = s.trace_id AND o.span_id = s.parent_id
+    WHERE o.service IS NULL OR o.service <> s.service OR o.account_id <> s.account_id
+    GROUP BY ALL
+    ORDER BY bucket_start, s.service, s.account_id
+    """
+    params = [window.since, window.until, *_span_scope_params(filters),
+              latency_bucket(window.length)]
+    frame = store.query(sql, params)
+    if frame.empty:
+        return pd.DataFrame(columns=views.LATENCY_COLUMNS)
+    frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)
+    frame["count"] = frame["count"].astype("int64")
+    for column in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
+        frame[column] = frame[column].astype("float64")
+    return frame[views.LATENCY_COLUMNS].reset_index(drop=True)
 
 
 def describe_latency_bucket(length: timedelta) -> str:
