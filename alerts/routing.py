@@ -80,6 +80,11 @@ class SecretCache:
             self._values[secret_id] = (self._clock(), value)
         return value
 
+    def forget(self, secret_id: str) -> None:
+        """Drop the cached value: the next :meth:`get` reads the secret again."""
+        with self._lock:
+            self._values.pop(secret_id, None)
+
 
 def webhook_from_secret(text: str) -> str:
     """The URL in a secret's value: the value itself, or a JSON object's url/webhook_url."""
@@ -140,6 +145,15 @@ class Webhooks:
         if not value:
             raise WebhookError(f"${channel} is not set: no webhook to post to", True)
         return _checked(channel, value)
+
+
+    def reread(self, channel: str) -> str | None:
+        """For a secret channel, its URL read again past the cache (None for an environment
+        variable, which :meth:`url` reads at every post anyway)."""
+        if not channel.startswith(SECRET_PREFIX) or self.secrets is None:
+            return None
+        self.secrets.forget(channel.removeprefix(SECRET_PREFIX))
+        return self.url(channel)
 
 
 def _checked(channel: str, url: str) -> str:

@@ -57,6 +57,23 @@ class SlackPoster:
             url = self.webhooks.url(channel)
         except WebhookError as error:
             return Delivery("failed" if error.permanent else "retry", str(error))
+        delivery = self._post(url, payload)
+        if delivery.outcome == "failed":
+            # a webhook revoked and replaced in Secrets Manager: read it again before failing
+            # the message for good, rather than failing every message until the cache expires
+            try:
+                fresh = self.webhooks.reread(channel)
+            except WebhookError as error:
+                log.warning("%s refused (%s); reading the secret again failed: %s", channel,
+                            delivery.error, error)
+                return delivery
+            if fresh is not None and fresh != url:
+                log.info("%s refused (%s); posting to the webhook now in the secret", channel,
+                         delivery.error)
+                return self._post(fresh, payload)
+        return delivery
+
+    def _post(self, url: str, payload: dict[str, Any]) -> Delivery:
         client = WebhookClient(url, timeout=int(max(self.timeout_s, 1)), retry_handlers=[])
         try:
             response = client.send_dict(payload)

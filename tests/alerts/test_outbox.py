@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from alerts.outbox import Delivery, Message, Outbox, RetryPolicy
-from alerts.routing import Webhooks
+from alerts.routing import SecretCache, Webhooks
 from alerts.webhook import SlackPoster, classify
 from sim.slack_sink import Response, SlackSink
 
@@ -94,6 +94,25 @@ def test_unset_webhook_and_4xx_fail_at_once_timeouts_retry(tmp_path: Path,
     assert "HTTP 404: no_service" in str(errors["msg-404"])
     assert classify(503, "", {}).outcome == "retry"
     assert classify(429, "", {"retry-after": "7"}).retry_after_s == 7.0
+
+
+def test_a_refused_secret_webhook_is_read_again_before_the_message_fails(
+        clean_sink: SlackSink) -> None:
+    """A webhook replaced in Secrets Manager (the old one revoked: 404) is read again at once
+    rather than failing every message until the cached value's TTL runs out."""
+    values = [clean_sink.webhook("old"), clean_sink.webhook("new")]
+    cache = SecretCache(lambda secret_id: values.pop(0), ttl_s=3600)
+    post = SlackPoster(Webhooks(cache), timeout_s=2)
+    assert cache.get("orgscope/slack") == clean_sink.webhook("old")
+    clean_sink.script(Response(404, "no_service"))
+    assert post("secret:orgscope/slack", {"text": "hi"}).outcome == "sent"
+    assert [(r.path, r.status) for r in clean_sink.received()] == [
+        ("/services/old", 404), ("/services/new", 200)]
+    # the same answer from an unchanged secret fails, after one read of it
+    values.append(clean_sink.webhook("new"))
+    clean_sink.script(Response(404, "no_service"))
+    assert post("secret:orgscope/slack", {"text": "hi"}).outcome == "failed"
+    assert len(clean_sink.received()) == 3 and values == []
 
 
 def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
