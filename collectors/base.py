@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -68,6 +68,15 @@ class Window:
 
     start: datetime
     end: datetime
+
+
+def incremental_window(collected_at: datetime, watermark: datetime | None,
+                       backfill: timedelta, overlap: timedelta) -> Window | None:
+    """[watermark - overlap, collected_at), never before collected_at - backfill (the first
+    run, without a watermark, reads the whole back-fill); None when empty."""
+    horizon = collected_at - backfill
+    start = horizon if watermark is None else max(watermark - overlap, horizon)
+    return Window(start, collected_at) if start < collected_at else None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from collectors.base import CollectContext, Collected, Collector, Window, pages
+from collectors.base import (
+    CollectContext,
+    Collected,
+    Collector,
+    Window,
+    incremental_window,
+    pages,
+)
 from orgscope.config import OtelCollectorConfig
 from orgscope.traces.datasets import SPANS
 from orgscope.traces.otlp import log_event_row
@@ -40,9 +47,7 @@ PAGE_LIMIT = 10_000
 def read_window(collected_at: datetime, watermark: datetime | None,
                 settings: OtelCollectorConfig) -> Window | None:
     """[watermark - overlap, now), never before now - backfill; None when empty."""
-    horizon = collected_at - settings.backfill
-    start = horizon if watermark is None else max(watermark - settings.overlap, horizon)
-    return Window(start, collected_at) if start < collected_at else None
+    return incremental_window(collected_at, watermark, settings.backfill, settings.overlap)
 
 
 def epoch_ms(moment: datetime) -> int:

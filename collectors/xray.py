@@ -36,7 +36,14 @@ from typing import Any
 
 import pandas as pd
 
-from collectors.base import CollectContext, Collected, Collector, Window, pages
+from collectors.base import (
+    CollectContext,
+    Collected,
+    Collector,
+    Window,
+    incremental_window,
+    pages,
+)
 from orgscope.config import XrayCollectorConfig
 from orgscope.traces.datasets import SPANS
 from orgscope.traces.ids import check_span_id, parse_traceparent, to_w3c_trace_id
@@ -54,9 +61,7 @@ TRACEPARENT_KEY = "traceparent"
 def read_window(collected_at: datetime, watermark: datetime | None,
                 settings: XrayCollectorConfig) -> Window | None:
     """[watermark - overlap, now), never before now - backfill; None when empty."""
-    horizon = collected_at - settings.backfill
-    start = horizon if watermark is None else max(watermark - settings.overlap, horizon)
-    return Window(start, collected_at) if start < collected_at else None
+    return incremental_window(collected_at, watermark, settings.backfill, settings.overlap)
 
 
 def sample_ids(trace_ids: Sequence[str], limit: int) -> list[str]:

@@ -29,7 +29,6 @@ still in the traces window (cycles: for ``COLLECTION_LOOKBACK``).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,7 +45,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from orgscope.config import Config, ExportConfig
 from orgscope.store import Store
-from orgscope.traces.datasets import OTLP_EXPORTS
+from orgscope.traces.datasets import OTLP_EXPORTS, annotations_of
 from orgscope.traces.views import entry_mask
 
 log = logging.getLogger(__name__)
@@ -127,15 +126,7 @@ def span_status(row: Mapping[str, Any]) -> str:
 
 
 def _annotations(text: Any) -> dict[str, Any]:
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return {}
-    if not isinstance(parsed, dict):
-        return {}
-    return {f"orgscope.annotation.{k}": v for k, v in parsed.items()
+    return {f"orgscope.annotation.{k}": v for k, v in annotations_of(text).items()
             if isinstance(v, str | int | float | bool)}
 
 

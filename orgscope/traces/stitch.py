@@ -26,7 +26,6 @@ overlap or sent twice) keep one row: the one with an end time, the latest end wi
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import defaultdict
@@ -35,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from orgscope.traces.datasets import SPANS
+from orgscope.traces.datasets import SPANS, annotations_of
 from orgscope.traces.ids import parse_traceparent
 
 log = logging.getLogger(__name__)
@@ -52,14 +51,7 @@ Key = tuple[str, str]
 
 
 def _annotations(row: Mapping[str, Any]) -> dict[str, Any]:
-    text = row.get("annotations")
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
+    return annotations_of(row.get("annotations"))
 
 
 def _missing(value: Any) -> bool:

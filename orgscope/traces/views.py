@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from orgscope.traces.datasets import annotations_of
+
 #: Columns of :func:`trace_summaries` (and of the ``traces`` dataset, which adds two).
 SUMMARY_COLUMNS: list[str] = [
     "trace_id", "member_trace_ids", "start", "end", "duration_ms", "root_service",
@@ -60,15 +62,7 @@ def merge_annotations(texts: Iterable[Any]) -> dict[str, Any]:
     """
     merged: dict[str, list[Any]] = {}
     for text in texts:
-        if not isinstance(text, str) or not text:
-            continue
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            continue
-        if not isinstance(parsed, dict):
-            continue
-        for key, value in parsed.items():
+        for key, value in annotations_of(text).items():
             seen = merged.setdefault(str(key), [])
             if value not in seen:
                 seen.append(value)
