@@ -19,6 +19,7 @@ from tests.alerts.alert_frames import (
     CENTRAL,
     NOW,
     ORDERS,
+    PAYMENTS,
     REGION,
     config,
     heal,
@@ -260,3 +261,20 @@ def test_the_maintenance_page_counts_skips_as_far_back_as_its_window(store: Stor
     assert [a.state for a in run.open_alerts if a.alert_name == "heal_maintenance"] == \
         ["firing"]
     assert [m.kind for m in run.queued if m.kind in ("heal", "page")] == ["page"]
+
+
+def test_the_step_reads_the_latest_verdicts_as_the_rule_health_view_does(store: Store) -> None:
+    """alerts.step.read_rule_health (narrow columns first, for speed over a long history)
+    returns the rows of the rule_health view: each account and region's latest evaluation."""
+    later = NOW + timedelta(minutes=5)
+    put_health(store, health(verdict("a", "DISABLED"), verdict("b"),
+                             verdict("c", account_id=PAYMENTS)), "1")
+    put_health(store, health(verdict("a", at=later), verdict("b", "SILENT", at=later)), "2")
+    columns = ["account_id", "region", "bus", "rule", "verdict", "evaluated_at"]
+    view = store.query("SELECT * EXCLUDE (date) FROM rule_health")
+    read = alerts_step.read_rule_health(store)
+    assert len(read) == 3
+    assert read[columns].sort_values("rule").to_dict("records") == \
+        view[columns].sort_values("rule").to_dict("records")
+    assert dict(zip(read["rule"], read["verdict"], strict=True)) == \
+        {"a": "OK", "b": "SILENT", "c": "OK"}
