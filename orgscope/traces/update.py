@@ -156,6 +156,32 @@ def changed(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return rows[keep].reset_index(drop=True)
 
 
+def sees_less(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:
+    """True for the rows that see less of their trace than the stored row of the same
+    ``trace_id`` did (pure).
+
+    Spans are never removed, so a trace only grows: its start moves earlier, its span count
+    rises, a collected trace that joined its producer stays joined. A row with a later start,
+    fewer spans, or no ``merged_into`` where the stored row had one was stitched from a read
+    that no longer reaches the trace's first spans (a trace longer than ``max_duration``, or
+    a consumer that started more than ``max_duration`` after its producer, once the window
+    has moved on): writing it would replace a whole trace with its tail, or split a joined
+    consumer off again as a trace of its own.
+    """
+    if rows.empty or stored.empty:
+        return pd.Series(False, index=rows.index)
+    last = stored.drop_duplicates("trace_id", keep="last").set_index("trace_id")
+    before = last.reindex(rows["trace_id"])
+    before.index = rows.index
+    start = pd.to_datetime(rows["start"], utc=True).dt.as_unit("us")
+    stored_start = pd.to_datetime(before["start"], utc=True).dt.as_unit("us")
+    later = (stored_start < start).fillna(False)
+    fewer = (pd.to_numeric(before["span_count"]) > pd.to_numeric(rows["span_count"])
+             ).fillna(False)
+    split = before["merged_into"].notna() & rows["merged_into"].isna()
+    return (later | fewer | split).astype(bool)
+
+
 def window_start(moment: datetime, window: timedelta, backfill: timedelta,
                  last_run: datetime | None) -> datetime:
     """The earliest trace start this run covers (pure).
@@ -193,7 +219,11 @@ def update_traces(config: Config, store: Store, now: datetime | None = None,
     stored = store.query("SELECT * EXCLUDE (date) FROM traces WHERE trace_id IN "
                          "(SELECT unnest(?::VARCHAR[]))", [rows["trace_id"].tolist()]) \
         if len(rows) else TRACES.empty_frame()
-    written = changed(rows, stored)
+    partial = sees_less(rows, stored)
+    if partial.any():
+        log.debug("traces: %d traces seen only in part (their first spans are before the "
+                  "read), stored rows kept", int(partial.sum()))
+    written = changed(rows[~partial].reset_index(drop=True), stored)
     if write and len(written):
         store.write(TRACES.name, written, run_id(moment))
     log.info("traces: %d spans read, %d traces, %d rows written (%d merged) in %.2fs",

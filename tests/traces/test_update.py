@@ -148,3 +148,38 @@ def test_a_trace_that_changed_is_written_again(config: Config) -> None:
     assert list(again.written["trace_id"]) == [PRODUCER]
     row = read_traces(store, T0 - timedelta(hours=1)).iloc[0]
     assert (row["span_count"], row["status"]) == (3, "fault")
+
+
+def test_a_long_trace_is_not_replaced_by_its_tail_once_its_root_leaves_the_read(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trace longer than max_duration: once its root is older than the read, the later
+    spans stitch into a fragment with the same trace id that started inside the window; it
+    replaced the whole trace's row (later start, fewer spans, a missing-parent break)."""
+    store = wiring.open_store(config)
+    tail = producer_spans().iloc[[1]].assign(
+        span_id=sid(7), parent_id=sid(1), start=T0 + timedelta(minutes=7),
+        end=T0 + timedelta(minutes=7, seconds=1))
+    store.write(SPANS.name, pd.concat([producer_spans(), tail], ignore_index=True), "c1")
+    whole = update_traces(config, store, now=T0 + timedelta(minutes=8))
+    assert list(whole.written["span_count"]) == [3]
+    later = T0 + timedelta(minutes=22)  # the read starts at 12:02: the root is not read
+    monkeypatch.setattr(update_module, "last_stitched", lambda _store: later)
+    again = update_traces(config, store, now=later)
+    assert len(again.stitched) == 1 and again.written.empty
+    row = read_traces(store, T0 - timedelta(hours=1)).iloc[0]
+    assert (row["span_count"], row["breaks"], row["start"]) == (3, 0, T0)
+
+
+def test_a_late_consumer_is_not_split_off_its_producer_once_the_producer_leaves_the_read(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = wiring.open_store(config)
+    late = consumer_spans().assign(start=T0 + timedelta(minutes=7),
+                                   end=T0 + timedelta(minutes=7, seconds=1))
+    store.write(SPANS.name, producer_spans(), "c1")
+    store.write(SPANS.name, late, "c1")
+    update_traces(config, store, now=T0 + timedelta(minutes=8))
+    later = T0 + timedelta(minutes=22)
+    monkeypatch.setattr(update_module, "last_stitched", lambda _store: later)
+    again = update_traces(config, store, now=later)
+    assert again.written.empty
+    assert list(read_traces(store, T0 - timedelta(hours=1))["trace_id"]) == [PRODUCER]
