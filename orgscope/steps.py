@@ -49,8 +49,8 @@ def _health(runner: Runner) -> str | None:
 
 def _traces(runner: Runner) -> str | None:
     update = update_traces(runner.config, runner.store)
-    sent = export_traces(runner.config, runner.store, update.stitched, since=update.since,
-                         now=update.at)
+    sent = export_traces(runner.config, runner.store, update.current_spans,
+                         since=update.since, now=update.at)
     return update.summary() + (f"; {sent}" if sent else "")
 
 

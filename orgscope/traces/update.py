@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TracesUpdate:
     """What one run of the step did: the stitched spans it read, the ``traces`` rows of its
-    window (``rows``) and those it wrote because they were new or changed (``written``)."""
+    window (``rows``, without traces seen only in part) and those it wrote because they were
+    new or changed (``written``)."""
 
     at: datetime
     since: datetime
@@ -55,6 +56,15 @@ class TracesUpdate:
     def current(self) -> pd.DataFrame:
         """The window's traces, without the rows of traces that joined another."""
         return self.rows[self.rows["merged_into"].isna()] if len(self.rows) else self.rows
+
+    @property
+    def current_spans(self) -> pd.DataFrame:
+        """The stitched spans of the window's current traces (what export may send): not
+        those of a trace seen only in part (:func:`sees_less`), nor of traces that started
+        before the window."""
+        current = set(self.current["trace_id"]) if len(self.rows) else set()
+        return self.stitched[self.stitched["trace_id"].isin(current)] \
+            if len(self.stitched) else self.stitched
 
     @property
     def traces(self) -> int:
@@ -223,7 +233,8 @@ def update_traces(config: Config, store: Store, now: datetime | None = None,
     if partial.any():
         log.debug("traces: %d traces seen only in part (their first spans are before the "
                   "read), stored rows kept", int(partial.sum()))
-    written = changed(rows[~partial].reset_index(drop=True), stored)
+    rows = rows[~partial].reset_index(drop=True)
+    written = changed(rows, stored)
     if write and len(written):
         store.write(TRACES.name, written, run_id(moment))
     log.info("traces: %d spans read, %d traces, %d rows written (%d merged) in %.2fs",

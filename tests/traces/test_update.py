@@ -183,3 +183,5 @@ def test_a_late_consumer_is_not_split_off_its_producer_once_the_producer_leaves_
     again = update_traces(config, store, now=later)
     assert again.written.empty
     assert list(read_traces(store, T0 - timedelta(hours=1))["trace_id"]) == [PRODUCER]
+    # nor is it exported again as a trace of its own (the producer's export carried it)
+    assert again.traces == 0 and again.current_spans.empty
