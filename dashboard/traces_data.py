@@ -174,16 +174,22 @@ class Presence:
 
 
 def presence(store: Store) -> Presence:
-    """Answers "no spans yet" vs "not stitched yet" before the page searches anything."""
+    """Answers "no spans yet" vs "not stitched yet" before the page searches anything.
+
+    Stitched traces imply spans, so ``spans`` is asked only when there are none: through the
+    deduplicated view even ``LIMIT 1`` reads every row of today's many files, on every load.
+    """
     has_traces = TRACES in store.datasets
-    spans = store.query("SELECT count(*) > 0 AS present FROM (SELECT 1 FROM spans LIMIT 1)")
     traces = False
     if has_traces:
         found = store.query(
             "SELECT count(*) > 0 AS present FROM (SELECT 1 FROM traces WHERE merged_into IS NULL "
             "LIMIT 1)")
         traces = bool(found["present"].iloc[0])
-    return Presence(spans=bool(spans["present"].iloc[0]), traces=traces,
+    if traces:
+        return Presence(spans=True, traces=True, traces_dataset=True)
+    spans = store.query("SELECT count(*) > 0 AS present FROM (SELECT 1 FROM spans LIMIT 1)")
+    return Presence(spans=bool(spans["present"].iloc[0]), traces=False,
                     traces_dataset=has_traces)
 
 

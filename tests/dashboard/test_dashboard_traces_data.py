@@ -354,3 +354,17 @@ def test_empty_store_reads_as_empty_not_as_an_error(org_store: Store, now: datet
     assert td.latency(org_store, Filters(), _window(now)).empty
     assert td.search_choices(org_store, _window(now)) == {"services": [], "accounts": [],
                                                           "teams": []}
+
+
+def test_presence_with_traces_does_not_read_spans(traced: tuple[Store, pd.DataFrame]) -> None:
+    store, _ = traced
+    asked: list[str] = []
+    query = store.query
+
+    def spy(sql: str, params: list[object] | None = None) -> pd.DataFrame:
+        asked.append(sql)
+        return query(sql, params)
+
+    store.query = spy  # type: ignore[method-assign]
+    assert td.presence(store) == td.Presence(spans=True, traces=True, traces_dataset=True)
+    assert not any("FROM spans" in sql for sql in asked)
