@@ -552,6 +552,29 @@ def _folder(workdir: Path | None, label: str) -> Iterator[str]:
     yield str(kept)
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The summary tables docs/performance.md shows, from a results JSON."""
+    lines = []
+    for org in results["organizations"]:
+        lines += [f"**{org['organization']}** ({org['accounts']} accounts; store built in "
+                  f"{org['build_s']} s; dashboard peak RSS {org['peak_rss_mb']:,.0f} MiB):", "",
+                  "| page | first load ms | warm ms (median) | server CPU ms first / warm | "
+                  "browser CPU ms first / warm | charts | points sent | widest trace |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for page in org["pages"]:
+            lines.append(
+                f"| {page['page']} | {page['first_load_ms'] or 'timeout'} | "
+                f"{page['warm_median_ms'] or 'timeout'} | "
+                f"{page['first_server_cpu_ms']} / {page['warm_server_cpu_ms']} | "
+                f"{page['first_browser_cpu_ms']} / {page['warm_browser_cpu_ms']} | "
+                f"{page['charts']} | {page['points']:,} | {page['max_points_per_trace']:,} |")
+        loads = [v for page in org["pages"] for v in page["load_avg_1m"]]
+        lines += ["", f"Machine load (1-minute average) during these loads: "
+                      f"{min(loads):.1f} to {max(loads):.1f} on {results['machine']['cpus']} "
+                      "cores.", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orgs", default="reference,100",
@@ -560,9 +583,14 @@ def main() -> None:
     parser.add_argument("--span-hours", type=int, default=24)
     parser.add_argument("--repeat", type=int, default=3, help="warm loads per page")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--markdown", action="store_true",
+                        help="only print the summary tables of an existing --out file")
     parser.add_argument("--workdir", type=Path,
                         help="build the stores here and keep them (default: a temporary folder)")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text(encoding="utf-8"))))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("orgscope", "collectors", "dashboard", "sim"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -590,10 +618,8 @@ def main() -> None:
             results["organizations"].append(measured)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps([{o["organization"]: [(p["page"], p["first_load_ms"], p["warm_median_ms"],
-                                            p["points"]) for p in o["pages"]],
-                       "peak_rss_mb": o["peak_rss_mb"]} for o in results["organizations"]],
-                     indent=1))
+    args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
 
 
 if __name__ == "__main__":

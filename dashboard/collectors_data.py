@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from collectors import registry
 from dashboard.data import CACHE_TTL_S, account_choices, open_store
 from dashboard.event_flow_data import bucket_for, describe_bucket
 from dashboard.filters import Filters
@@ -143,9 +144,16 @@ def load_config_cached(config_source: str) -> Config:
     return load_config(config_source)
 
 
+def usage(store: Store, config: Config, now: datetime) -> pd.DataFrame:
+    """:func:`orgscope.bill.read_usage`, each collector's typical run looked for only as far
+    back as its interval needs (:func:`orgscope.bill.sample_windows`)."""
+    windows = bill.sample_windows(config, registry.COLLECTORS)
+    return bill.read_usage(store, now, windows=windows)
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_usage(store_base: str) -> pd.DataFrame:
-    return bill.read_usage(open_store(store_base), datetime.now(UTC))
+def load_usage(store_base: str, config_source: str) -> pd.DataFrame:
+    return usage(open_store(store_base), load_config(config_source), datetime.now(UTC))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

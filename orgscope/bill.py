@@ -116,8 +116,21 @@ def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
 # --- reading the runs (the I/O edge) ---------------------------------------------------------
 
 
+def sample_windows(config: Config, collectors: Iterable[str],
+                   sample: int = SAMPLE) -> dict[str, timedelta]:
+    """How far back each collector's typical run is looked for: enough for ``sample`` runs and
+    a spare at its configured interval, at least an hour, at most :data:`LOOKBACK`. An X-Ray
+    collector running every minute then reads an hour of runs, not three days of them."""
+    found = {}
+    for name in collectors:
+        interval = config.collector(name).interval
+        found[name] = min(LOOKBACK, max(timedelta(hours=1), interval * (sample + 2)))
+    return found
+
+
 def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
-               sample: int = SAMPLE) -> pd.DataFrame:
+               sample: int = SAMPLE, windows: Mapping[str, timedelta] | None = None
+               ) -> pd.DataFrame:
     """One row per (collector, account_id, region) that ran in the ``lookback`` before ``now``.
 
     Reads ``runs`` only, pruned to the date partitions of the lookback. Columns
@@ -126,64 +139,83 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
     the lookback; and the typical run: medians of ``api_calls``, ``metrics_requested``,
     ``ce_requests`` (Cost Explorer requests), ``traces_retrieved`` and ``duration_s`` over the
     newest ``sample`` ok runs (``sampled_runs`` of them; NaN when there is none), and ``gap_s``,
-    the median spacing between consecutive runs (NaN with one run).
+    the median spacing between consecutive runs (NaN with one run). ``windows`` (collector ->
+    how far back, :func:`sample_windows`) narrows where the typical run of a collector is
+    looked for; the last run is always looked for over the whole lookback.
 
-    The oldest ok run of a key in the lookback is left out of the typical run when the key has
+    The oldest ok run of a key in its window is left out of the typical run when the key has
     another: a key's first run back-fills history (metrics two days, cost 13 months, X-Ray an
     hour) and would make the estimate of a young store many times too high.
     """
     since = now - lookback
+    names = sorted(windows or {})
+    starts = [max(since, now - (windows or {})[name]) for name in names]
     sql = """
     WITH recent AS (
         SELECT collector, account_id, region, started_at, duration_s, status, error,
-               api_calls, metrics_requested, coalesce(traces_retrieved, 0) AS traces_retrieved,
-               CASE WHEN contains(api_calls_by_operation, '"ce:')
-                    THEN coalesce(TRY_CAST(json_extract_string(api_calls_by_operation,
+               api_calls, metrics_requested, traces_retrieved, api_calls_by_operation
+        FROM runs WHERE date >= ?::DATE AND started_at >= ? AND started_at <= ?
+    ),
+    summary AS (
+        SELECT collector, account_id, region, count(*) AS runs,
+               count(*) FILTER (WHERE status <> 'ok') AS failed_runs,
+               max(started_at) AS last_started_at,
+               arg_max(status, started_at) AS last_status,
+               arg_max(error, started_at) AS last_error,
+               arg_max(duration_s, started_at) AS last_duration_s,
+               arg_max(api_calls, started_at) AS last_api_calls
+        FROM recent GROUP BY ALL
+    ),
+    windows AS (
+        SELECT unnest(?::VARCHAR[]) AS collector, unnest(?::TIMESTAMPTZ[]) AS since
+    ),
+    sampled AS (
+        SELECT r.collector, r.account_id, r.region, r.started_at, r.duration_s, r.status,
+               r.api_calls, r.metrics_requested,
+               coalesce(r.traces_retrieved, 0) AS traces_retrieved,
+               CASE WHEN contains(r.api_calls_by_operation, '"ce:')
+                    THEN coalesce(TRY_CAST(json_extract_string(r.api_calls_by_operation,
                                   '$."ce:GetCostAndUsage"') AS BIGINT), 0)
                     ELSE 0 END AS ce_requests
-        FROM runs WHERE date >= ?::DATE AND started_at >= ? AND started_at <= ?
+        FROM recent r LEFT JOIN windows w USING (collector)
+        WHERE w.since IS NULL OR r.started_at >= w.since
     ),
     ordered AS (
         SELECT *,
                epoch(started_at - lag(started_at) OVER key_time) AS gap_s,
-               row_number() OVER (PARTITION BY collector, account_id, region
-                                  ORDER BY started_at DESC) AS newest,
                CASE WHEN status = 'ok' THEN
                    row_number() OVER (PARTITION BY collector, account_id, region, status = 'ok'
                                       ORDER BY started_at DESC) END AS newest_ok,
                count(*) FILTER (WHERE status = 'ok') OVER (
                    PARTITION BY collector, account_id, region) AS ok_runs
-        FROM recent
+        FROM sampled
         WINDOW key_time AS (PARTITION BY collector, account_id, region ORDER BY started_at)
     ),
     typical AS (
-        SELECT collector, account_id, region, count(*) AS sampled_runs,
-               median(api_calls) AS api_calls, median(metrics_requested) AS metrics_requested,
-               median(ce_requests) AS ce_requests, median(traces_retrieved) AS traces_retrieved,
-               median(duration_s) AS duration_s
-        FROM ordered
-        WHERE newest_ok <= ? AND (ok_runs < 2 OR newest_ok < ok_runs)
-        GROUP BY ALL
-    ),
-    summary AS (
-        SELECT collector, account_id, region, count(*) AS runs,
-               count(*) FILTER (WHERE status <> 'ok') AS failed_runs,
+        SELECT collector, account_id, region,
+               count(*) FILTER (WHERE newest_ok <= ? AND (ok_runs < 2 OR newest_ok < ok_runs))
+                   AS sampled_runs,
                median(gap_s) AS gap_s,
-               arg_max(started_at, started_at) AS last_started_at,
-               arg_max(status, started_at) AS last_status,
-               arg_max(error, started_at) AS last_error,
-               arg_max(duration_s, started_at) AS last_duration_s,
-               arg_max(api_calls, started_at) AS last_api_calls
+               median(api_calls) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS api_calls,
+               median(metrics_requested) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS metrics_requested,
+               median(ce_requests) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS ce_requests,
+               median(traces_retrieved) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS traces_retrieved,
+               median(duration_s) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS duration_s
         FROM ordered GROUP BY ALL
     )
     SELECT s.collector, s.account_id, s.region, s.last_started_at, s.last_status, s.last_error,
            s.last_duration_s, s.last_api_calls, s.runs, s.failed_runs,
            coalesce(t.sampled_runs, 0) AS sampled_runs, t.api_calls, t.metrics_requested,
-           t.ce_requests, t.traces_retrieved, t.duration_s, s.gap_s
+           t.ce_requests, t.traces_retrieved, t.duration_s, t.gap_s
     FROM summary s LEFT JOIN typical t USING (collector, account_id, region)
     ORDER BY s.collector, s.account_id, s.region
     """
-    frame = store.query(sql, [since.date(), since, now, sample])
+    frame = store.query(sql, [since.date(), since, now, names, starts, *[sample] * 6])
     return frame[USAGE_COLUMNS]
 
 

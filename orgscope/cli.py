@@ -378,7 +378,8 @@ def cmd_bill(args: argparse.Namespace) -> int:
 
     config = _load(args)
     intervals = _what_if(args.interval)
-    usage = bill.read_usage(wiring.open_store(config), datetime.now(UTC))
+    usage = bill.read_usage(wiring.open_store(config), datetime.now(UTC),
+                            windows=bill.sample_windows(config, registry.COLLECTORS))
     if usage.empty:
         print(f"no collection run in the last {format_interval(bill.LOOKBACK)}: nothing to "
               "estimate (run `orgscope collect --once`)")

@@ -21,6 +21,7 @@ from tests.conftest import reference_data
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 A, B = "111111111111", "999999999999"
+MANAGEMENT = "101010101010"
 
 
 def usage_row(collector: str, account: str = A, *, calls: float = 1, metrics: float = 0,
@@ -200,6 +201,27 @@ def test_read_usage_leaves_out_the_backfill_run_and_failures(store: Store) -> No
     assert cost["ce_requests"] == 27 and cost["sampled_runs"] == 1 and cost["gap_s"] == 3600
     newest_two = bill.read_usage(store, NOW, sample=2).set_index(["collector", "account_id"])
     assert newest_two.loc[("metrics", A), "sampled_runs"] == 2
+
+
+def test_sample_windows_look_back_far_enough_for_the_sample(store: Store) -> None:
+    windows = bill.sample_windows(parse_config(reference_data()), ["xray", "metrics", "cost"])
+    # 14 runs: xray every minute -> the 1-hour floor; metrics every 5m -> 70m; cost every 8h
+    # -> 112 h, capped at the 3-day lookback
+    assert windows == {"xray": timedelta(hours=1), "metrics": timedelta(minutes=70),
+                       "cost": timedelta(days=3)}
+    start = NOW - timedelta(hours=2)
+    rows = [run("metrics", A, start + timedelta(minutes=5 * i), metrics=100 * i, calls=1)
+            for i in range(1, 5)]
+    rows += [run("cost", MANAGEMENT, start, calls=27, ops={"ce:GetCostAndUsage": 27})]
+    store.write(RUNS.name, pd.DataFrame(rows), "r")
+    usage = bill.read_usage(store, NOW, windows={"metrics": timedelta(minutes=108),
+                                                 "cost": timedelta(minutes=30)})
+    metrics = row(usage, ("metrics", A))
+    # runs at +15 and +20 minutes are in the window; the older one is left out as a back-fill
+    assert metrics["sampled_runs"] == 1 and metrics["metrics_requested"] == 400
+    assert metrics["runs"] == 4  # the last run and the counts still span the lookback
+    cost = row(usage, ("cost", MANAGEMENT))
+    assert cost["sampled_runs"] == 0 and cost["last_api_calls"] == 27
 
 
 def test_read_usage_of_an_empty_store(store: Store) -> None:

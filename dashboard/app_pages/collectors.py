@@ -292,7 +292,7 @@ def render(ctx: AppContext) -> None:
         st.error("**The config could not be read.** " + "; ".join(error.lines))
         return
     try:
-        usage = cd.load_usage(ctx.store_base)
+        usage = cd.load_usage(ctx.store_base, ctx.config_source)
         accounts = cd.load_scope(ctx.store_base, filters.account_ids, filters.teams)
     except StoreError as error:
         log.error("collectors page: store %s unreadable: %s", ctx.store_base, error)
