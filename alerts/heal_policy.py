@@ -17,8 +17,10 @@ order (the first that says no is the recorded reason):
 4. **excluded**: the rule matches a ``heal.exclude_rules`` pattern;
 5. **stale**: the account's newest inventory is older than ``stale_after`` (it could not be
    read since): the rule may have changed, so it is not acted on;
-6. **flapping**: orgscope re-enabled it during this disabled spell and a later inventory found
-   it DISABLED again: someone means it, a person should look;
+6. **flapping**: orgscope re-enabled it during this disabled spell or in the
+   :data:`FLAP_WINDOW` before, and a later inventory found it DISABLED again: someone means it,
+   a person should look (for the rest of the spell: it is not healed until it has been seen
+   ENABLED again);
 7. **limit**: ``max_per_run`` re-enables this run, or ``max_per_hour`` in the last hour
    (counted from the stored ``heal_actions``, so a restart does not reset it).
 
@@ -45,6 +47,9 @@ from alerts.heal_datasets import MAINTENANCE_PREFIX
 from orgscope.config import HealConfig
 
 HOUR = timedelta(hours=1)
+#: A rule orgscope re-enabled this recently that is DISABLED again is flapping, even when an
+#: inventory saw it ENABLED in between (someone disabled it again after the heal).
+FLAP_WINDOW = timedelta(days=1)
 #: Fewer rules than this disabled at once is never maintenance, whatever the share.
 MAINTENANCE_MIN_RULES = 2
 #: Results that count as a write attempt against the hourly limit.
@@ -335,16 +340,19 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
         attempts = [r for r in past if r["action"] == "enable"
                     and (spell is None or r["at"] > spell)]
         real = [r for r in attempts if not r["dry_run"]]
-        healed = [r for r in real if r["result"] == "enabled"]
-        if healed:  # (a dry-run looks at real heals too: it says what a real run would do)
-            last = healed[-1]
-            if last["at"] >= fact.collected_at:
+        # (a dry-run looks at real heals too: it says what a real run would do)
+        healed = [r for r in past if r["action"] == "enable" and not r["dry_run"]
+                  and r["result"] == "enabled"]
+        recent = [r for r in healed if spell is None or r["at"] > min(spell, now - FLAP_WINDOW)]
+        flapped = _already_said(past, spell, FLAPPING, "skip")
+        if recent or flapped:
+            last_at = healed[-1]["at"] if healed else None
+            if recent and last_at is not None and last_at >= fact.collected_at:
                 continue  # re-enabled after the newest inventory: wait for the next one
-            reason = (f"{FLAPPING}: re-enabled by orgscope at {_when(last['at'])}, found "
+            reason = (f"{FLAPPING}: re-enabled by orgscope at {_when(last_at)}, found "
                       f"DISABLED again by the inventory of {_when(fact.collected_at)}; "
                       "someone means it, a person should look")
-            decisions.append(Decision(fact.key, "skip", reason,
-                                      record=not _already_said(past, spell, FLAPPING, "skip")))
+            decisions.append(Decision(fact.key, "skip", reason, record=not flapped))
             continue
         if dry_run and any(r["dry_run"] and r["result"] == "would-enable" for r in attempts):
             # reported as would-enable for this spell already: decided again, not recorded

@@ -299,3 +299,22 @@ def test_a_stale_inventory_is_not_acted_on() -> None:
     later = plan(facts, 10, actions(), cfg, now=NOW + timedelta(minutes=30), dry_run=False,
                  stale_after=timedelta(minutes=20))
     assert later.decisions[0].code == "stale"
+
+
+def test_disabled_again_after_an_inventory_saw_the_heal_is_still_flapping() -> None:
+    """Somebody disables a rule orgscope re-enabled after the next inventory saw it ENABLED
+    (a new disabled spell): orgscope must not fight them; and once it has said so, it keeps
+    leaving that rule alone for the rest of the spell, even after the window."""
+    latest = [*enabled_rows(9), rule_row("r")]
+    healed = action_row("r", NOW - timedelta(hours=2))
+    # the inventory after the heal saw it ENABLED; disabled again since
+    history = [history_row("r", NOW - timedelta(hours=1), NOW - timedelta(minutes=55))]
+    decisions = decide(latest, history, actions(healed))
+    assert [(d.action, d.code, d.record) for d in decisions] == [("skip", "flapping", True)]
+    said = action_row("r", NOW - timedelta(minutes=50), action="skip", result="skipped",
+                      reason=decisions[0].reason)
+    later = decide(latest, history, actions(healed, said))
+    assert [(d.action, d.code, d.record) for d in later] == [("skip", "flapping", False)]
+    # a heal older than the window, and nothing said this spell: healed as usual
+    old = action_row("r", NOW - timedelta(days=2))
+    assert decide(latest, history, actions(old))[0].action == "enable"
