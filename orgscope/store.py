@@ -191,9 +191,16 @@ class Store:
             if len(paths) < 2 or not compacted:
                 visible.extend(paths)
                 continue
-            gone: set[str] = set()
-            for path in compacted:
-                gone.update(self._replaced_by(path))
+            lists = {path.name: set(self._replaced_by(path)) for path in compacted}
+            gone = set().union(*lists.values())
+            # Two compactions of the same files (one whose S3 lock expired while it ran)
+            # both list them: the one whose list another's holds is redundant (every file it
+            # merged is in the other's rows), so the rows are not counted twice.
+            for name, listed in sorted(lists.items()):
+                if listed and name not in gone and any(
+                        other != name and other not in gone and listed <= more
+                        for other, more in lists.items()):
+                    gone.add(name)
             for path in paths:
                 (replaced if path.name in gone else visible).append(path)
         return sorted(visible), sorted(replaced)

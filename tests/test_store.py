@@ -298,3 +298,25 @@ def test_a_compacted_files_footer_is_read_once_not_on_every_query(tmp_path: Path
         again.place.read_metadata = counted  # type: ignore[method-assign]
         assert again.query("select count(*) as n from runs")["n"][0] == 3
     assert reads == 1
+
+
+def test_two_compactions_of_the_same_files_count_each_row_once(store: Store) -> None:
+    """On S3 a compaction that outlives its lock's expiry runs beside the one that took the
+    lock over: both list the same files and both add a merged file. Each row once, and the
+    next compaction leaves one copy, not two merged together."""
+    for minute in range(2):
+        store.write("runs", pd.DataFrame([run_row("111111111111",
+                                                  T0 + timedelta(seconds=minute))]),
+                    f"r{minute}")
+    listing = store.place.list_files(store.root / "runs")
+    with mock.patch.object(store.place, "delete"):  # the first has not deleted yet
+        assert store.compact("runs", T0.date()) == 2
+    # the second listed before the first's merged file appeared
+    with mock.patch.object(store.place, "list_files", return_value=listing):
+        assert store.compact("runs", T0.date()) == 2
+    names = sorted(p.name for p in store.place.list_files(store.root / "runs"))
+    assert len([n for n in names if "-compacted" in n]) == 2
+    assert store.query("select count(*) as n from runs")["n"][0] == 2
+    store.compact("runs", T0.date())
+    assert store.partitions("runs") == [(T0.date(), 1)]
+    assert store.query("select count(*) as n from runs")["n"][0] == 2
