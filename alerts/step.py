@@ -74,10 +74,10 @@ def outbox_for(store: Store, config: Config | None = None) -> Outbox:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _maybe(what: str, read: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
+def _maybe(what: str, read: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:
     """``read()``, or None (the rules reading it hold their alerts) when the store fails."""
     try:
-        frame: pd.DataFrame = read()
+        frame = read()
     except StoreError as error:
         log.warning("alerts: cannot read %s (%s); its alerts keep their state", what, error)
         return None
@@ -106,9 +106,11 @@ def trace_window(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
     return end - window, end
 
 
-def read_latency(store: Store, window: timedelta, now: datetime) -> pd.DataFrame:
+def read_latency(store: Store, window: timedelta, now: datetime) -> pd.DataFrame | None:
     """``latency_percentiles`` of the spans of the last complete ``window`` (one bucket), with
-    the region of each service and account."""
+    the region of each service and account. None when the window holds no span at all: the
+    trace collectors read nothing (or no traffic flowed), which is no evidence that a firing
+    service alert recovered, so those alerts hold."""
     if "spans" not in store.datasets:
         return pd.DataFrame()
     start, end = trace_window(now, window)
@@ -116,7 +118,7 @@ def read_latency(store: Store, window: timedelta, now: datetime) -> pd.DataFrame
                         'AND "start" >= ? AND "start" < ?',
                         [start.date(), end.date(), start, end])
     if spans.empty:
-        return pd.DataFrame()
+        return None
     table = latency_percentiles(spans, f"{int(window.total_seconds())}s")
     regions = spans.groupby(["service", "account_id"])["region"].first().rename("region")
     return table.merge(regions.reset_index(), on=["service", "account_id"], how="left")

@@ -187,6 +187,11 @@ def test_service_error_rate_from_stored_spans_pends_then_fires(store: Store,
                                               "payment-service")
     assert "/traces?service=payment-service&account=999999999999" in json.dumps(
         message.payload)
+    # a window without a single span (the trace collectors read nothing) is no evidence of
+    # recovery: the alert holds, no resolved message
+    run = run_alerts(config(), store, now=NOW + timedelta(minutes=20), max_wait_s=1)
+    assert [a.state for a in run.open_alerts] == ["firing"]
+    assert len(slack.delivered()) == 1
 
 
 def test_an_unreachable_account_is_one_message_not_one_per_rule(store: Store,
