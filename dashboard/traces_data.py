@@ -207,10 +207,15 @@ def _scope_params(filters: Filters) -> list[Any]:
 
 
 def _region_sql(alias: str) -> str:
-    """The sidebar's regions: a trace with a span in one of them. Five parameters."""
-    return f"""(len(?::VARCHAR[]) = 0 OR list_has_any({alias}.member_trace_ids, (
-        SELECT coalesce(list(DISTINCT s.trace_id), []::VARCHAR[]) FROM spans s
-        WHERE list_contains(?::VARCHAR[], s.region) AND s.start >= ? AND s.start < ?)))"""
+    """The sidebar's regions: a trace with a span in one of them. Four parameters.
+
+    A join of the trace's member ids with the spans (not one list of every trace id in the
+    regions tested against each trace: that grew with the square of the traces in range).
+    """
+    return f"""(len(?::VARCHAR[]) = 0 OR EXISTS (
+        SELECT 1 FROM (SELECT unnest({alias}.member_trace_ids) AS member) m
+        JOIN spans s ON s.trace_id = m.member
+        WHERE list_contains(?::VARCHAR[], s.region) AND s.start >= ? AND s.start < ?))"""
 
 
 def _region_params(filters: Filters, window: Window) -> list[Any]:
