@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".parquet.tmp"
 LOCK_NAME = ".lock"
-READ_OPTIONS = "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE}"
+READ_OPTIONS = "hive_partitioning = true, union_by_name = true, hive_types = {'date': 'DATE'}"
 #: A compaction lock object older than this is taken over (its holder is presumed dead).
 LOCK_TTL = timedelta(minutes=15)
 #: How long a compaction waits for another one's lock on the same dataset before giving up.
