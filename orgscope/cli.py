@@ -519,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per
     heal.set_defaults(func=cmd_heal, quiet=True)
 
     compact = commands.add_parser(
-        "compact", help="merge each past day's files into one per dataset (serve does it daily)")
+        "compact", help="merge each past day's files into one per dataset (serve compacts hourly)")
     compact.add_argument("--keep-days", type=int, default=1, metavar="N",
                          help="leave the last N days as they are (default 1: today)")
     compact.set_defaults(func=cmd_compact, quiet=False)

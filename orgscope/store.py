@@ -8,7 +8,7 @@ Writers (the collection runner) only ever add whole files under names never used
 local file is written under a temporary name and linked into place, an S3 object is one PUT of
 the finished bytes, so a reader sees a file entirely or not at all (see
 :mod:`orgscope.store_files`, the only code that differs by place). Past days are compacted into
-one file per partition (:meth:`Store.compact_all`, daily in ``orgscope serve``), because DuckDB's
+one file per partition (:meth:`Store.compact_all`, hourly in ``orgscope serve``), because DuckDB's
 cost grows with the number of files more than with rows. Readers open an in-memory DuckDB
 connection with one read-only view per dataset; DuckDB never holds the files open between
 queries, so collectors and any number of dashboards can share a store. For snapshot datasets
