@@ -320,3 +320,30 @@ def test_two_compactions_of_the_same_files_count_each_row_once(store: Store) -> 
     store.compact("runs", T0.date())
     assert store.partitions("runs") == [(T0.date(), 1)]
     assert store.query("select count(*) as n from runs")["n"][0] == 2
+
+
+def test_the_latest_view_reads_only_the_days_that_hold_a_latest_snapshot(store: Store) -> None:
+    day1, day3 = T0 - timedelta(days=3), T0
+    for account, at in (("a", day1), ("b", day1), ("a", day3)):
+        store.write("rules", pd.DataFrame([rule_row(account, "r", "ENABLED", at)]),
+                    f"{at:%Y%m%dT%H%M%SZ}-{account}")
+        store.write("runs", pd.DataFrame([run_row(account, at)]), f"{at:%Y%m%dT%H%M%SZ}-{account}")
+    latest = store.query("SELECT account_id, collected_at FROM rules ORDER BY account_id")
+    # b was last read on day 1: its snapshot from then is still its latest
+    assert latest.values.tolist() == [["a", day3], ["b", day1]]
+    assert len(store.query("SELECT * FROM rules_history")) == 3
+    day1_partition = f"date={day1.date().isoformat()}"
+
+    def latest_view_sql() -> str:
+        views = store.query("SELECT view_name, sql FROM duckdb_views() "
+                            "WHERE view_name IN ('rules', 'rules__recent')")
+        return " ".join(views["sql"])
+
+    assert day1_partition in latest_view_sql()
+    # once b is read again on day 3, the latest view no longer scans the day-1 partition
+    store.write("rules", pd.DataFrame([rule_row("b", "r", "DISABLED", day3)]), "later-b")
+    store.write("runs", pd.DataFrame([run_row("b", day3)]), "later-b")
+    assert store.query("SELECT state FROM rules ORDER BY account_id")["state"].tolist() == \
+        ["ENABLED", "DISABLED"]
+    assert day1_partition not in latest_view_sql()
+    assert len(store.query("SELECT * FROM rules_history")) == 4  # the history keeps every day
