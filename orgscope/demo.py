@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 from collectors import registry
 from orgscope import wiring
 from orgscope.config import Config
+from orgscope.config_toml import write_config
 from orgscope.processes import start_dashboard
 from orgscope.runner import Runner
 from orgscope.scheduler import serve
@@ -26,6 +28,7 @@ from sim.slack_sink import SlackSink
 log = logging.getLogger(__name__)
 
 DEMO_STORE = "data-demo"
+DEMO_CONFIG_NAME = "demo-config.toml"
 DEMO_INTERVAL = timedelta(minutes=1)
 DEMO_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -63,6 +66,15 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config
     return config.model_copy(update={"aws": aws, "collectors": collectors, "heal": heal})
 
 
+def demo_config_path(config: Config) -> Path:
+    """Where the demo writes its effective config: in its store folder when that is local,
+    else in a temporary folder."""
+    base = wiring.store_base(config)
+    if "://" not in base:
+        return Path(base) / DEMO_CONFIG_NAME
+    return Path(tempfile.mkdtemp(prefix="orgscope-demo-")) / DEMO_CONFIG_NAME
+
+
 def start_slack_sink(config: Config) -> SlackSink:
     """Start the local Slack sink and point every webhook variable config.toml names (the
     default and each route's) at it, unless that variable already holds a real webhook."""
@@ -94,14 +106,19 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
     endpoint = org.start()
     org.start_traffic()
     config = demo_config(config, endpoint, org.history_hours)
-    child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
-    dashboard = start_dashboard(config, port, child_env)
     url = f"http://localhost:{port or config.dashboard.port}"
     if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":
         # Slack links point at this dashboard, on whatever port it was given
         config = config.model_copy(update={
             "dashboard": config.dashboard.model_copy(update={"base_url": url})})
+    # The dashboard reads the config the demo really collects with (one-minute intervals,
+    # the simulator's endpoint, auto-heal on), so its intervals, bill and commands are true.
+    config = wiring.with_store(config, wiring.store_base(config))  # absolute: the file moves
+    config = write_config(config, demo_config_path(config))
+    child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+    dashboard = start_dashboard(config, port, child_env)
     print(f"orgscope demo: simulated organization at {endpoint}")
+    print(f"orgscope demo: the config it collects with: {config.source}")
     print(f"orgscope demo: dashboard at {url} (store: {wiring.store_base(config)})")
     sink = start_slack_sink(config)
     print("orgscope demo: Ctrl-C stops everything", flush=True)

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -142,53 +141,6 @@ def generated_config_data(spec: GeneratedSpec, base: Mapping[str, Any], store_pa
         metrics = collectors.setdefault("metrics", {})
         metrics["backfill"] = f"{backfill_minutes}m"
     return data
-
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Config data (tables, arrays of tables, strings, numbers, booleans, lists) as TOML text,
-    so that a generated organization can be handed to the ``orgscope`` command."""
-
-    def key(name: str) -> str:
-        return name if _BARE_KEY.match(name) else json.dumps(name)
-
-    def value(item: Any) -> str:
-        if isinstance(item, bool):
-            return "true" if item else "false"
-        if isinstance(item, int | float):
-            return repr(item)
-        if isinstance(item, str):
-            return json.dumps(item)  # a TOML basic string: the same escapes
-        if isinstance(item, Mapping):
-            return "{ " + ", ".join(f"{key(k)} = {value(v)}" for k, v in item.items()) + " }"
-        if isinstance(item, list | tuple):
-            return "[" + ", ".join(value(v) for v in item) + "]"
-        raise TypeError(f"cannot write {type(item).__name__} as TOML: {item!r}")
-
-    def is_table_array(item: Any) -> bool:
-        return isinstance(item, list) and bool(item) and all(isinstance(v, Mapping)
-                                                             for v in item)
-
-    lines: list[str] = []
-
-    def table(path: list[str], body: Mapping[str, Any], header: str | None) -> None:
-        if header is not None:
-            lines.extend(["", header])
-        for name, item in body.items():
-            if not isinstance(item, Mapping) and not is_table_array(item):
-                lines.append(f"{key(name)} = {value(item)}")
-        for name, item in body.items():
-            here = [*path, key(name)]
-            if isinstance(item, Mapping):
-                table(here, item, f"[{'.'.join(here)}]")
-            elif is_table_array(item):
-                for entry in item:
-                    table(here, entry, f"[[{'.'.join(here)}]]")
-
-    table([], data, None)
-    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def generated_rules(spec: GeneratedSpec, account_id: str) -> list[GeneratedRule]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orgscope.config import parse_config
+from orgscope.config_toml import to_toml
 from sim.generated import (
     GeneratedSpec,
     account_ids,
@@ -15,7 +16,6 @@ from sim.generated import (
     generated_config_data,
     generated_rules,
     rule_minute,
-    to_toml,
 )
 from tests.conftest import reference_data
 
