@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from dashboard_sample import fill_org_store
 
 from collectors import registry
 from orgscope.store import Store
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Every dashboard test starts and ends with Streamlit's data cache empty: cached queries
+    are keyed by store path, and a test's tmp_path can be reused."""
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
 
 
 @pytest.fixture

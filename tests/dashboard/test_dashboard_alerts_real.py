@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from dashboard_sample import (
     RULE_SPECS,
     Cycle,
@@ -45,13 +44,6 @@ def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackSink]:
     monkeypatch.setenv("ORGSCOPE_SLACK_WEBHOOK", server.webhook("default"))
     yield server
     server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
 
 
 def test_the_page_shows_what_the_alerting_step_wrote(

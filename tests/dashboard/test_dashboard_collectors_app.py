@@ -3,12 +3,10 @@ and the what-if on a sample store, and a bad store read is said, not raised."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from collectors import registry
@@ -27,13 +25,6 @@ from tests.dashboard.collectors_sample import runs_frame
 from tests.dashboard.dashboard_sample import UNREACHABLE_ID, write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:

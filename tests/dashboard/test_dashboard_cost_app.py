@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from cost_sample import fill_cost
 from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
@@ -19,13 +17,6 @@ from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:

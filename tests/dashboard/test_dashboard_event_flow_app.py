@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from dashboard_sample import (
     FAILING_RULE,
     SILENT_RULE,
@@ -36,13 +35,6 @@ from orgscope.wiring import CONFIG_ENV, STORE_ENV
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 PAGE = "app_pages/event_flow.py"
 TIMEOUT_S = 60
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    st.cache_data.clear()
-    yield
-    st.cache_data.clear()
 
 
 def _open(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:
