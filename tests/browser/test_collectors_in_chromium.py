@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from dashboard.data import open_store
 from orgscope import bill, wiring
@@ -78,7 +79,8 @@ def test_the_collectors_page_shows_the_bill_and_the_what_if(
     hourly = bill.collector_monthly(usage, config, "metrics", timedelta(hours=1))
     assert _metric(page, "metrics every 1h") == f"${hourly:,.2f}"
     assert hourly < billed.loc[billed["collector"] == "metrics", "monthly_usd"].sum()
-    assert page.locator(".js-plotly-plot").count() == 2  # the what-if curve and the history
+    # the what-if curve and the history; Plotly draws after the script run ends, so wait
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "collectors.png"), full_page=True)

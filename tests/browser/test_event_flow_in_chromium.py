@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from dashboard.data import open_store
 from orgscope.health.datasets import VERDICTS
@@ -103,7 +104,8 @@ def test_event_flow_page_shows_what_the_store_holds(
     # the rule detail opens on the most urgent rule: its verdict box names it
     detail = page.get_by_test_id("stAlert").filter(has_text=f"FAILING · {FAILING_RULE}")
     assert detail.count() == 1 and "failed invocations" in detail.inner_text()
-    assert page.locator(".js-plotly-plot").count() >= 5
+    # at least five charts; Plotly draws after the script run ends, so wait for the fifth
+    expect(page.locator(".js-plotly-plot").nth(4)).to_be_attached(timeout=30_000)
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "event_flow.png"), full_page=True)
