@@ -116,8 +116,8 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
     # its Slack message as sent: the header block and the numbers (the raw JSON sits folded
     # in an expander below it: the rendered text is the first match)
     page.get_by_role("heading", name=f"CRITICAL: rule {FIRING_RULE} is disabled").wait_for()
-    assert page.get_by_text("Matched (last 15 min)").first.is_visible()
-    assert page.get_by_text("after 3 attempts").is_visible()
+    page.get_by_text("Matched (last 15 min)").first.wait_for(timeout=30_000)
+    page.get_by_text("after 3 attempts").wait_for(timeout=30_000)
 
     # the auto-heal audit log, as downloaded
     with page.expect_download() as download:
@@ -163,5 +163,6 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
 
     # a deep link selects its alert
     _open_alerts(page, f"{url}/alerts?alert={RESOLVED_KEY}", "Firing and pending")
-    assert page.get_by_text("is ENABLED again").first.is_visible()
+    # (the selected alert renders after the headline the helper waits for: wait for it too)
+    page.get_by_text("is ENABLED again").first.wait_for(timeout=30_000)
     page.close()
