@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from orgscope import wiring
 from orgscope.cli import main
+from sim.costs import month_start
 from sim.org import SimulatedOrg
 from tests.conftest import REFERENCE_CONFIG
 
@@ -44,6 +46,20 @@ class Org:
     @property
     def store_path(self) -> Path:
         return self.config_path.parent / "store"
+
+
+#: config.toml's recorded team move (driver-app from driver to delivery), as its text reads.
+REFERENCE_TEAM_MOVE = 'team_history = [{ team = "driver", until = 2026-07-15 }]'
+
+
+def recent_team_move(today: date | None = None, months_ago: int = 4) -> dict[str, str]:
+    """A ``replace`` for :func:`simulated_org` that dates config.toml's team move on the 15th,
+    ``months_ago`` months before ``today`` (UTC), so the move falls inside a short collected
+    history whatever day the tests run on."""
+    today = today or datetime.now(UTC).date()
+    on = month_start(today, -months_ago).replace(day=15)
+    moved = f'team_history = [{{ team = "driver", until = {on.isoformat()} }}]'
+    return {REFERENCE_TEAM_MOVE: moved}
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 The simulator binds the cost model's answers in moto; orgscope reads them through the read
 role in the management account with real boto3 calls. Six months of history (not thirteen)
-keep the first run short; the team move (four months ago) and the spike fall inside it.
+keep the first run short; the team move (dated four months before today in the test's config)
+and the spike (twelve days ago) fall inside it, whatever day the tests run on.
 
 The rule compared to the cent: per month and raw Team tag value (``team_tag``, "" for
 untagged cost), the stored latest amounts add up to the model's. Attributing untagged cost to
@@ -19,8 +20,8 @@ from decimal import Decimal
 import pytest
 
 from collectors.cost import history_start, open_from
-from sim.costs import default_spikes, default_team_move
-from tests.simulated import Org, simulated_org
+from sim.costs import TeamMove, default_spikes
+from tests.simulated import Org, recent_team_move, simulated_org
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ CENT = 0.005
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
-    replace = {"history_months = 13": f"history_months = {MONTHS}"}
+    replace = {"history_months = 13": f"history_months = {MONTHS}", **recent_team_move()}
     with simulated_org(tmp_path_factory.mktemp("cost"), replace) as running:
         assert running.cli("collect", "--once", "--only", "cost") == 0
         yield running
@@ -77,8 +78,14 @@ def test_untagged_cost_is_its_own_line(org: Org) -> None:
     assert ps["n"] == ps["untagged"] and int(str(ps["n"])) > 0
 
 
+def _move(org: Org) -> TeamMove:
+    move = org.sim.cost_model.move
+    assert move is not None and move.on > history_start(_today(org), MONTHS)
+    return move
+
+
 def test_the_team_move_keeps_past_days_with_the_old_tag(org: Org) -> None:
-    move = default_team_move(_today(org))
+    move = _move(org)
     rows = org.query(
         "select min(date) as first, max(date) as last, team_tag from cost_daily "
         f"where account_id = '{move.account_id}' and team_tag <> '' group by team_tag")

@@ -1,9 +1,11 @@
 """The cost review against the simulated organization: collected through Cost Explorer's API,
 attributed by config.toml's rules, compared with the cost model's exact truth.
 
-Five months of history (July..November with the simulator's today) hold the team move (July
-15th) and the spike (twelve days ago). ``bill_final_day = 28`` keeps the previous month open,
-so a restatement by AWS in a closed month is read back.
+Five months of history (the current month and the four before it) hold the team move (the
+15th, four months ago: the test's config dates it so whatever day the tests run on) and the spike
+(twelve days ago, which may fall in the previous month or across a month's end).
+``bill_final_day = 28`` keeps the previous month open, so a restatement by AWS in a closed month
+is read back.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import openpyxl
+import pandas as pd
 import pytest
 
 from dashboard import cost_data
 from orgscope import wiring
 from orgscope.cost.review import month_before
 from sim.costs import default_spikes, month_start
-from tests.simulated import Org, simulated_org
+from tests.simulated import Org, recent_team_move, simulated_org
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +35,7 @@ CENT = 0.005
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
     replace = {"history_months = 13": f"history_months = {MONTHS}",
-               "bill_final_day = 5": "bill_final_day = 28"}
+               "bill_final_day = 5": "bill_final_day = 28", **recent_team_move()}
     with simulated_org(tmp_path_factory.mktemp("cost_review"), replace) as running:
         assert running.cli("collect", "--once", "--only", "cost") == 0
         yield running
@@ -80,30 +83,38 @@ def test_untagged_cost_appears(org: Org) -> None:
 
 
 def test_the_team_move_keeps_past_months_with_the_old_team(org: Org) -> None:
-    july = _review(org, "2026-07").teams.set_index("team")
-    august = _review(org, "2026-08").teams.set_index("team")
-    assert july.loc["driver", "amount"] > 0  # July 1-14 stays with driver
-    # from July 15 all of driver-app is delivery's: driver shows only as last month's cost
-    assert august.loc["driver", "amount"] == 0 and august.loc["driver", "previous"] > 0
-    driver_app = _review(org, "2026-08").accounts.set_index("account")
+    move = org.sim.cost_model.move
+    assert move is not None and move.on.day == 15
+    moved_in = move.on.strftime("%Y-%m")
+    after = month_start(move.on, 1).strftime("%Y-%m")
+    first = _review(org, moved_in).teams.set_index("team")
+    second = _review(org, after).teams.set_index("team")
+    assert first.loc["driver", "amount"] > 0  # the 1st to the 14th stays with driver
+    # from the 15th all of driver-app is delivery's: driver shows only as last month's cost
+    assert second.loc["driver", "amount"] == 0 and second.loc["driver", "previous"] > 0
+    driver_app = _review(org, after).accounts.set_index("account")
     assert driver_app.loc["driver-app", "amount"] > 0
 
 
 def test_the_spike_is_flagged_with_its_service_and_usage_type(org: Org) -> None:
-    (spike,) = default_spikes(org.sim.cost_model.today)
-    rv = _review(org, org.sim.cost_model.today.strftime("%Y-%m"))
-    hits = rv.anomalies
+    today = org.sim.cost_model.today
+    (spike,) = default_spikes(today)
     spiked = {spike.start + timedelta(days=i) for i in range(spike.days)}
+    # the spike's days may lie in the previous month or across a month's end: each month's
+    # review flags the days it holds
+    months = sorted({day.strftime("%Y-%m") for day in spiked})
+    hits = pd.concat([_review(org, month).anomalies for month in months], ignore_index=True)
     named = hits[[d in spiked for d in hits["date"]]]
     assert len(named) >= 2
     assert set(zip(named["team"], named["service"], named["usage_type"],
                    named["account_id"], strict=True)) == {
         ("orders", spike.service, spike.usage_type, spike.account_id)}
+    rv = _review(org, today.strftime("%Y-%m"))
     assert len(rv.forecast) and (rv.forecast["low"] <= rv.forecast["high"]).all()
 
 
 def test_the_xlsx_sheets_sum_to_the_pages_totals(org: Org) -> None:
-    rv = _review(org, "2026-10")
+    rv = _review(org, month_before(org.sim.cost_model.today.strftime("%Y-%m")))
     book = openpyxl.load_workbook(io.BytesIO(
         cost_data.review.workbook(cost_data.export_sheets(rv))))
     assert book.sheetnames == ["summary", "by team", "by account", "by service", "untagged",
