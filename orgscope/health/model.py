@@ -836,6 +836,11 @@ def evaluate(  # noqa: PLR0917 - the frames are the model's explicit inputs, by 
     for column in ("event_pattern", "schedule_expression", "dlq_arns", "collected_at"):
         if column not in inventory:
             inventory[column] = None
+    for column in ("event_pattern", "schedule_expression", "dlq_arns"):
+        # a scheduled rule has no pattern (and most rules no schedule): from Parquet that is
+        # NaN or NA, which is truthy or refuses bool(); the judges test for None
+        values = inventory[column].astype(object)
+        inventory[column] = values.where(values.notna(), None)
     judged = [_judge(ctx, rule, newest) for rule in tuples(inventory)]
     result = pd.DataFrame(judged, columns=RULE_HEALTH.columns)
     log.debug("evaluated %d rules: %s", len(result),

@@ -45,7 +45,7 @@ def pattern_sources(pattern: str | None) -> list[str]:
     (``anything-but``, ``exists``...) name no producer and are skipped. A pattern that is not
     JSON, or a scheduled rule's null pattern, names none.
     """
-    if not pattern:
+    if not isinstance(pattern, str) or not pattern:
         return []
     try:
         document = json.loads(pattern)

@@ -14,6 +14,7 @@ from health_frames import (
     NOW,
     ORDERS,
     OTHER,
+    PERIOD,
     REGION,
     RULE,
     WEB,
@@ -287,3 +288,23 @@ def test_scheduled_rule_is_judged_on_triggered_rules() -> None:
 def test_series_helper_marks_account_rows_with_null_rule() -> None:
     frame = series((WEB, REGION, "", ""), "PutEventsEntriesCount", window_start(), NOW, 1.0)
     assert frame["rule"].isna().all() and frame["bus"].isna().all()
+
+
+@pytest.mark.parametrize(("dtype", "missing"), [
+    ("object", None), ("object", float("nan")), ("str", None), ("string", None)])
+def test_a_scheduled_rule_beside_patterned_ones_is_judged_whatever_its_missing_pattern_is(
+        dtype: str, missing: object) -> None:
+    # from Parquet a scheduled rule's pattern is a null in a string column (NaN or NA), not
+    # None; one such rule once crashed the whole organization's health step
+    inventory = sy.inventory([RULE, OTHER], NOW - timedelta(minutes=2))
+    inventory["event_pattern"] = inventory["event_pattern"].astype(dtype)
+    scheduled = inventory["rule"] == OTHER.rule
+    inventory.loc[scheduled, "event_pattern"] = missing
+    inventory["schedule_expression"] = pd.Series(
+        ["rate(5 minutes)" if s else None for s in scheduled], dtype=dtype)
+    result = evaluate(inventory, history(), sy.dlq_readings([]),
+                      sy.accounts(NAMES, NOW - timedelta(minutes=2)),
+                      sy.runs([(a, REGION) for a in NAMES], NOW - timedelta(minutes=3)),
+                      sy.buses([]), NOW, HealthConfig(), PERIOD).set_index("rule")
+    assert result.loc[OTHER.rule, "verdict"] == "OK"
+    assert result.loc[RULE.rule, "verdict"] == "OK"
