@@ -109,7 +109,10 @@ def _link_roots(rows: list[Row], present: set[Key]) -> dict[str, str]:
                 continue
             producer = (carried.trace_id, carried.span_id)
             if producer == (trace, str(row["span_id"])):
-                row["break"] = "producer-missing"
+                # the producer's own span, annotated with the context it injected into the
+                # event: an origin, broken only if its own parent is missing
+                if not _missing(parent):
+                    row["break"] = "missing-parent"
             elif producer in present:
                 row["parent_id"] = carried.span_id
                 row["linked_from"] = carried.span_id

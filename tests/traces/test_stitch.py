@@ -125,6 +125,23 @@ def test_breaks_are_marked() -> None:
     assert out["break"].isna()[sid(42)] and out["break"].isna()[sid(50)]
 
 
+def test_a_producer_recording_the_context_it_injects_is_no_break() -> None:
+    """A producer that annotates its own span with the traceparent it puts into PutEvents:
+    the context names the span itself, which is the trace's origin, not a lost producer."""
+    own = f"00-{PRODUCER}-{sid(1)}-01"
+    out = stitch(frame(
+        span(PRODUCER, sid(1), None, ms=0, annotations={"traceparent": own}),
+        span(CONSUMER, sid(10), None, ms=100, annotations={"traceparent": own,
+                                                          "event_rule": "r"}),
+        # the same on a span whose parent was not collected: that is still a missing parent
+        span("d" * 32, sid(60), sid(61), ms=5,
+             annotations={"traceparent": f"00-{'d' * 32}-{sid(60)}-01"}),
+    )).set_index("span_id")
+    assert out["break"].isna()[sid(1)] and out["break"].isna()[sid(10)]
+    assert out.loc[sid(10), "trace_id"] == PRODUCER and out.loc[sid(10), "parent_id"] == sid(1)
+    assert out.loc[sid(60), "break"] == "missing-parent"
+
+
 def test_a_missing_parent_is_bridged_by_the_traceparent() -> None:
     """The bus account was not collected: the consumer's parent (the bus's rule span) is
     missing, but its traceparent names the producer's span in the same trace."""
