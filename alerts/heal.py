@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ from alerts.heal_datasets import HEAL_ACTIONS
 from alerts.heal_policy import Decision, Plan, RuleKey, plan, rule_facts
 from orgscope.aws import AccessError, RoleSpec, SessionFactory, describe_error
 from orgscope.config import Config
+from orgscope.ownership import rule_teams
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -183,15 +184,20 @@ class HealReport:
         return f"heal{mode}: {counts}; {self.written} audit rows written"
 
 
-def _labels(key: RuleKey | None, accounts: pd.DataFrame, config: Config
-            ) -> tuple[str | None, str | None]:
+def _labels(key: RuleKey | None, accounts: pd.DataFrame, config: Config,
+            owners: Mapping[tuple[str, str, str, str], str]) -> tuple[str | None, str | None]:
+    """The account's name and the rule's team: its own team tag, else its account's."""
     if key is None:
         return None, None
     known = accounts[accounts["account_id"] == key.account_id]
-    if not known.empty:
-        return str(known.iloc[0]["name"]), str(known.iloc[0]["team"])
     configured = config.account(key.account_id)
-    return (configured.name, configured.team) if configured else (None, None)
+    name: str | None
+    team: str | None
+    if not known.empty:
+        name, team = str(known.iloc[0]["name"]), str(known.iloc[0]["team"])
+    else:
+        name, team = (configured.name, configured.team) if configured else (None, None)
+    return name, owners.get((key.account_id, key.region, key.bus, key.rule), team)
 
 
 def _act(decision: Decision, factory: SessionFactory, role: RoleSpec, dry_run: bool
@@ -240,6 +246,7 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
     decided = plan(facts, len(inputs.latest), inputs.actions, cfg, now=moment, dry_run=dry,
                    stale_after=config.health.stale_after)
     role = heal_role(config)
+    owners = rule_teams(inputs.latest, config.collectors.cost.tag_key)
     rows: list[dict[str, Any]] = []
     results: dict[str, int] = {}
     outcomes: list[tuple[Decision, Outcome]] = []
@@ -250,7 +257,7 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
         if not decision.record:
             continue
         key = decision.key
-        name, team = _labels(key, inputs.accounts, config)
+        name, team = _labels(key, inputs.accounts, config, owners)
         reason = f"{decision.reason}; {outcome.note}" if outcome.note else decision.reason
         rows.append({
             "id": str(uuid.uuid4()),

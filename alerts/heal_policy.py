@@ -33,7 +33,6 @@ attempt less than an hour old get no decision this run.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ import pandas as pd
 
 from alerts.heal_datasets import MAINTENANCE_PREFIX
 from orgscope.config import HealConfig
+from orgscope.ownership import parse_tags
 
 HOUR = timedelta(hours=1)
 #: A rule orgscope re-enabled this recently that is DISABLED again is flapping, even when an
@@ -127,17 +127,6 @@ class Plan:
 def reason_code(reason: str) -> str:
     """'opt-out: tagged ...' -> 'opt-out'."""
     return reason.split(":", 1)[0].strip()
-
-
-def parse_tags(text: Any) -> dict[str, str]:
-    """The ``rules.tags`` JSON object text -> dict (empty for null or unreadable text)."""
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def opted_out(tags: Mapping[str, str], tag_key: str) -> bool:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from alerts.heal_datasets import MAINTENANCE_PREFIX
 from orgscope.config import AlertRuleConfig, Config
+from orgscope.ownership import RuleKey
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class AlertInputs:
     #: yet (every DISABLED rule is reported); None: could not be read (rule_disabled and
     #: heal_maintenance are held).
     disabled: pd.DataFrame | None = field(default_factory=pd.DataFrame)
+    #: {(account_id, region, bus, rule): team} for rules whose own team tag names their team
+    #: (:func:`orgscope.ownership.rule_teams`): it wins over the account's team.
+    rule_teams: Mapping[RuleKey, str] = field(default_factory=dict)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -200,13 +204,16 @@ def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str]
 
 def rule_conditions(health: pd.DataFrame, config: Config,
                     accounts: Mapping[str, AccountInfo],
-                    disabled: pd.DataFrame | None) -> tuple[list[Condition], set[str]]:
+                    disabled: pd.DataFrame | None,
+                    rule_teams: Mapping[RuleKey, str] | None = None,
+                    ) -> tuple[list[Condition], set[str]]:
     """Conditions of the five rule alerts from the latest verdicts, and the held prefixes.
 
     Numbers come from each verdict's details: ``fired`` (every verdict that applied),
     ``metrics`` (window totals), ``dlq`` (each target DLQ's depth and growth), ``matched``
     (count against the baseline). A STALE rule holds its metric alerts; ``rule_disabled``
-    (the inventory's word) is held only when the account could not be read. A rule never seen
+    (the inventory's word) is held only when the account could not be read. A rule's own team
+    tag (``rule_teams``) labels and routes it instead of its account's team. A rule never seen
     ENABLED (``disabled``: the inventory history of the DISABLED rules) raises no
     ``rule_disabled``: it was created disabled on purpose. ``disabled`` None (it could not be
     read) holds ``rule_disabled``: nothing tells the two apart.
@@ -221,6 +228,10 @@ def rule_conditions(health: pd.DataFrame, config: Config,
         parts = [row["account_id"], row["region"], row["bus"], row["rule"]]
         labels = _labels(accounts, row["account_id"], region=row["region"], bus=row["bus"],
                          rule=row["rule"])
+        owner = (rule_teams or {}).get(
+            (str(row["account_id"]), str(row["region"]), str(row["bus"]), str(row["rule"])))
+        if owner:
+            labels["team"] = owner
         where = f"rule {row['rule']} (bus {row['bus']}, {row['account_id']}/{row['region']})"
         base = {"verdict": row["verdict"], "reasons": _reasons(row.get("reasons")),
                 "evaluated_at": str(row.get("evaluated_at"))}
@@ -481,7 +492,8 @@ def evaluate(inputs: AlertInputs, config: Config, now: datetime, month: str) -> 
     if inputs.rule_health is None:
         held.update(RULE_ALERTS)
     else:
-        found, stale = rule_conditions(inputs.rule_health, config, accounts, inputs.disabled)
+        found, stale = rule_conditions(inputs.rule_health, config, accounts, inputs.disabled,
+                                       inputs.rule_teams)
         conditions += found
         held |= stale
     for name in ("service_errors", "service_latency"):

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from alerts.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS, run_id
-from alerts.heal import HISTORY_SQL
+from alerts.heal import HISTORY_SQL, LATEST_SQL
 from alerts.lifecycle import Advance, AlertState, advance
 from alerts.notify import alert_messages, heal_messages, notification_rows
 from alerts.outbox import DrainReport, Message, Outbox, Post, Record, RetryPolicy
@@ -45,6 +45,7 @@ from orgscope.cost import forecast as cost_forecast
 from orgscope.cost.attribution import month_of
 from orgscope.cost.review import month_end, month_first
 from orgscope.cost.store_io import attributed, last_cost_day
+from orgscope.ownership import rule_teams
 from orgscope.store import Store, StoreError
 from orgscope.store_files import LocalFiles
 from orgscope.traces.views import latency_percentiles
@@ -230,9 +231,13 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
         [heal_from.date(), heal_from])) if "heal_actions" in store.datasets else pd.DataFrame()
     disabled = _maybe("rules_history", lambda: store.query(HISTORY_SQL)) \
         if "rules" in store.datasets else pd.DataFrame()
+    latest = _maybe("rules", lambda: store.query(LATEST_SQL)) \
+        if "rules" in store.datasets else pd.DataFrame()
+    owners = rule_teams(latest, config.collectors.cost.tag_key) if latest is not None else {}
     inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
                          forecast=outlook, heal_actions=heal,
-                         accounts=account_infos(config, store), disabled=disabled)
+                         accounts=account_infos(config, store), disabled=disabled,
+                         rule_teams=owners)
     return inputs, month
 
 

@@ -37,6 +37,8 @@ class AppContext:
     #: [dashboard] require_login and auth_provider (dashboard/access.py).
     require_login: RequireLogin = "auto"
     auth_provider: str = ""
+    #: The tag naming a resource's team ([collectors.cost] tag_key): it wins over the account's.
+    team_tag_key: str = "Team"
 
 
 def read_context(state: Mapping[Any, Any]) -> AppContext | None:

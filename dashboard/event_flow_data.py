@@ -33,6 +33,7 @@ from collectors.metrics import AVERAGE_METRICS, RULE_METRICS
 from dashboard.data import CACHE_TTL_S, _in_list, _list_params, _scope_params, open_store
 from dashboard.filters import Filters
 from orgscope.health.datasets import VERDICTS
+from orgscope.ownership import resource_team
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -136,11 +137,14 @@ def describe_bucket(bucket: timedelta) -> str:
 # --- verdicts ----------------------------------------------------------------------------------
 
 
-def rule_verdicts(store: Store, filters: Filters) -> pd.DataFrame:
+def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team") -> pd.DataFrame:
     """The latest verdict of every rule in scope, most urgent first.
 
     Rules come from the latest ``rule_health`` evaluation; inventory rules the health model has
-    not judged yet are added with verdict :data:`NO_VERDICT`.
+    not judged yet are added with verdict :data:`NO_VERDICT`. A rule's team is its own
+    ``tag_key`` tag, else its account's (:func:`orgscope.ownership.resource_team`); the team
+    filter selects rules by that team, so a rule tagged ``Team=ops`` on the platform team's
+    central bus is ops's.
 
     Columns: account_id, account (name; the id when unknown), team, region, bus, rule, verdict,
     reasons (list of sentences), details (JSON text), evaluated_at, state (inventory state or
@@ -149,7 +153,7 @@ def rule_verdicts(store: Store, filters: Filters) -> pd.DataFrame:
     sql = f"""
     WITH scope AS (
         SELECT account_id, name, team FROM accounts
-        WHERE {_in_list("account_id")} AND {_in_list("team")}
+        WHERE {_in_list("account_id")}
     ),
     judged AS (
         SELECT h.account_id, h.region, h.bus, h.rule, h.verdict, h.reasons, h.details,
@@ -158,7 +162,7 @@ def rule_verdicts(store: Store, filters: Filters) -> pd.DataFrame:
         WHERE {_in_list("h.region")}
     ),
     listed AS (
-        SELECT r.account_id, r.region, r.bus, r.rule, r.state FROM rules r
+        SELECT r.account_id, r.region, r.bus, r.rule, r.state, r.tags FROM rules r
         WHERE {_in_list("r.region")}
     ),
     merged AS (
@@ -167,29 +171,35 @@ def rule_verdicts(store: Store, filters: Filters) -> pd.DataFrame:
                coalesce(j.bus, l.bus) AS bus,
                coalesce(j.rule, l.rule) AS rule,
                coalesce(j.verdict, ?) AS verdict,
-               j.reasons, j.details, j.evaluated_at, l.state
+               j.reasons, j.details, j.evaluated_at, l.state, l.tags
         FROM judged j FULL OUTER JOIN listed l
           ON j.account_id = l.account_id AND j.region = l.region AND j.bus = l.bus
              AND j.rule = l.rule
     )
     SELECT m.account_id, coalesce(s.name, m.account_id) AS account,
-           coalesce(s.team, '(unknown)') AS team, m.region, m.bus, m.rule, m.verdict,
-           m.reasons, m.details, m.evaluated_at, m.state
+           s.team AS account_team, m.region, m.bus, m.rule, m.verdict,
+           m.reasons, m.details, m.evaluated_at, m.state, m.tags
     FROM merged m LEFT JOIN scope s USING (account_id)
     -- rules of accounts the store has no reachability row for are kept unless narrowed
     WHERE s.account_id IS NOT NULL
-       OR (len(?::VARCHAR[]) = 0 AND len(?::VARCHAR[]) = 0
+       OR (len(?::VARCHAR[]) = 0
            AND m.account_id NOT IN (SELECT account_id FROM accounts))
     """
     params: list[Any] = [
-        *_scope_params(filters),
+        *_list_params(filters.account_ids),
         *_list_params(filters.regions),
         *_list_params(filters.regions),
         NO_VERDICT,
         list(filters.account_ids),
-        list(filters.teams),
     ]
     frame = store.query(sql, params)
+    teams = [resource_team(tags, account_team if isinstance(account_team, str) else None,
+                           tag_key) or "(unknown)"
+             for tags, account_team in zip(frame["tags"], frame["account_team"], strict=True)]
+    frame = frame.drop(columns=["tags", "account_team"])
+    frame.insert(2, "team", pd.Series(teams, index=frame.index, dtype=object))
+    if filters.teams:
+        frame = frame[frame["team"].isin(list(filters.teams))]
     order = {verdict: index for index, verdict in enumerate((*URGENCY, NO_VERDICT))}
     frame["urgency"] = frame["verdict"].map(lambda v: order.get(v, len(order))).astype("int64")
     frame["reasons"] = frame["reasons"].map(_as_list)
@@ -676,10 +686,10 @@ def labels_for(keys: Iterable[RuleKey], verdicts: pd.DataFrame) -> dict[str, str
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_rule_verdicts(
     store_base: str, account_ids: tuple[str, ...], teams: tuple[str, ...],
-    regions: tuple[str, ...],
+    regions: tuple[str, ...], tag_key: str = "Team",
 ) -> pd.DataFrame:
     filters = Filters(account_ids=account_ids, teams=teams, regions=regions)
-    return rule_verdicts(open_store(store_base), filters)
+    return rule_verdicts(open_store(store_base), filters, tag_key)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -190,6 +190,7 @@ def main() -> None:
         alerts_command=collect_command(config, store_base, "alerts --once"),
         require_login=config.dashboard.require_login,
         auth_provider=config.dashboard.auth_provider,
+        team_tag_key=config.collectors.cost.tag_key,
     )
     # No icons: st.Page's Material icon doubles as the favicon and is fetched from
     # fonts.gstatic.com, which an air-gapped monitoring account cannot reach.

@@ -442,7 +442,8 @@ def live(ctx: AppContext) -> None:
     filters = ctx.filters
     try:
         verdicts = flow.load_rule_verdicts(
-            ctx.store_base, filters.account_ids, filters.teams, filters.regions)
+            ctx.store_base, filters.account_ids, filters.teams, filters.regions,
+            ctx.team_tag_key)
         judged = verdicts[verdicts["verdict"] != flow.NO_VERDICT]
         _unreachable_banner(ctx, verdicts)
         if judged.empty:

@@ -110,13 +110,17 @@ class FakeFactory:
         return found
 
 
-def write_inventory(config: Config, at: datetime, states: dict[tuple[str, str], str]) -> None:
+def write_inventory(config: Config, at: datetime, states: dict[tuple[str, str], str],
+                    tags: dict[str, dict[str, str]] | None = None) -> None:
+    """One inventory snapshot of ``states`` ((account, rule) -> state), with each rule's
+    ``tags`` (by rule name; none when not given)."""
     store = wiring.open_store(config)
     rows: list[dict[str, Any]] = [
         {"account_id": account, "region": "us-east-1", "bus": "default", "rule": rule,
              "arn": None, "state": state, "description": None, "event_pattern": None,
              "schedule_expression": None, "managed_by": None, "targets": "[]",
-             "target_count": 0, "dlq_arns": [], "tags": json.dumps({}), "collected_at": at}
+             "target_count": 0, "dlq_arns": [], "tags": json.dumps((tags or {}).get(rule, {})),
+             "collected_at": at}
             for (account, rule), state in states.items()]
     store.write(RULES.name, pd.DataFrame(rows, columns=RULES.columns), f"c-{at:%H%M%S}")
     runs = [{"run_id": f"c-{at:%H%M%S}", "collector": "inventory", "account_id": account,
@@ -157,6 +161,21 @@ def test_run_heal_isolates_a_failure_and_writes_one_row_per_decision(config: Con
     again = run_heal(config, store, factory, now=NOW + timedelta(seconds=30),  # type: ignore[arg-type]
                      dry_run=False)
     assert again.written == 0 and len(events.calls) == 2
+
+
+def test_the_audit_row_names_the_rules_own_team_over_its_accounts(config: Config) -> None:
+    account = "121212121212"  # the platform team's central-bus account
+    tags = {"ops-audit": {"Team": "ops"}}
+    healthy = {(account, f"healthy-{i}"): "ENABLED" for i in range(8)}  # no maintenance
+    write_inventory(config, NOW - timedelta(minutes=2), {
+        **healthy, (account, "ops-audit"): "ENABLED", (account, "plain"): "ENABLED"}, tags)
+    write_inventory(config, NOW - timedelta(minutes=1), {
+        **healthy, (account, "ops-audit"): "DISABLED", (account, "plain"): "DISABLED"}, tags)
+    run_heal(config, wiring.open_store(config), FakeFactory({}), now=NOW,  # type: ignore[arg-type]
+             dry_run=True)
+    rows = wiring.open_store(config).query("select rule, team from heal_actions order by rule")
+    assert dict(zip(rows["rule"], rows["team"], strict=True)) == {
+        "ops-audit": "ops", "plain": "platform"}
 
 
 def test_dry_run_asks_for_no_client(config: Config) -> None:

@@ -17,7 +17,6 @@ from alerts.heal_policy import (
     excluded_by,
     maintenance_threshold,
     opted_out,
-    parse_tags,
     plan,
     rule_facts,
 )
@@ -77,9 +76,7 @@ def enabled_rows(count: int) -> list[dict[str, Any]]:
 # --- the small helpers -----------------------------------------------------------------------
 
 
-def test_tags_and_opt_out() -> None:
-    assert parse_tags('{"a": "b"}') == {"a": "b"}
-    assert parse_tags(None) == {} and parse_tags("not json") == {} and parse_tags("[1]") == {}
+def test_opt_out() -> None:
     assert opted_out({"orgscope:autoheal": "off"}, "orgscope:autoheal")
     assert opted_out({"OrgScope:AutoHeal": " OFF "}, "orgscope:autoheal")
     assert not opted_out({"orgscope:autoheal": "on"}, "orgscope:autoheal")

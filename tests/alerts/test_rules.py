@@ -203,3 +203,12 @@ def test_maintenance_skip_pages_while_many_rules_stay_disabled() -> None:
     few = health(verdict("r0", "DISABLED"), *(verdict(f"ok{i}") for i in range(3)))
     names = by_name(inputs(heal_actions=skip, rule_health=few))
     assert "heal_maintenance" not in names  # the share fell back: resolved
+
+
+def test_a_rules_own_team_tag_labels_its_alerts_instead_of_the_accounts_team() -> None:
+    rows = health(verdict("ops-audit", "DISABLED", account_id=CENTRAL),
+                  verdict("plain", "DISABLED", account_id=CENTRAL))
+    owners = {(CENTRAL, REGION, "central-bus", "ops-audit"): "ops"}
+    result = evaluate(inputs(rule_health=rows, rule_teams=owners), config(), NOW, "2026-11")
+    teams = {c.labels["rule"]: c.labels["team"] for c in result.conditions}
+    assert teams == {"ops-audit": "ops", "plain": "platform"}

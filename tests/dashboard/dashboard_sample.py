@@ -163,6 +163,9 @@ def _target_arn(rule: str, target_account: str, region: str) -> str:
     return f"arn:aws:sqs:{region}:{target_account}:{short}-queue"
 
 
+TEAMS: dict[str, str] = {account_id: team for account_id, _name, team, _cc in ORG}
+
+
 def _rules_frame(cycle: Cycle, region: str, specs: Sequence[tuple[str, ...]]) -> pd.DataFrame:
     rows = []
     for account_id, bus, rule, target_account, detail_type, disabled in specs:
@@ -200,7 +203,9 @@ def _rules_frame(cycle: Cycle, region: str, specs: Sequence[tuple[str, ...]]) ->
                 "targets": json.dumps(targets, sort_keys=True),
                 "target_count": 1,
                 "dlq_arns": [dlq] if dlq else [],
-                "tags": json.dumps({"Team": "platform"}),
+                # each rule tagged with its account's team (a rule's own tag wins over its
+                # account's: orgscope.ownership)
+                "tags": json.dumps({"Team": TEAMS[account_id]}),
                 "collected_at": cycle.started_at,
             }
         )

@@ -217,3 +217,29 @@ def test_export_joins_reasons(store: Store):
 def test_rule_key_round_trips():
     key = flow.RuleKey("1", "us-east-1", "central-bus", "r")
     assert flow.RuleKey.decode(key.encode()) == key
+
+
+def test_a_rules_own_team_tag_sets_its_team_and_the_team_filter(
+        tmp_path_factory: pytest.TempPathFactory, sample_now: datetime) -> None:
+    tagged = open_store(str(tmp_path_factory.mktemp("owned") / "data"))
+    fill_org_store(tagged, sample_now)
+    fill_event_flow(tagged, sample_now, days=1)
+    # a newer inventory of the central account in which one of its rules is tagged Team=ops
+    rules = tagged.query(f"SELECT * EXCLUDE (date) FROM rules WHERE account_id = '{CENTRAL}'")
+    runs = tagged.query("SELECT * EXCLUDE (date) FROM runs WHERE collector = 'inventory' "
+                        f"AND account_id = '{CENTRAL}' ORDER BY started_at DESC LIMIT 1")
+    later = runs["started_at"].iloc[0] + pd.Timedelta(seconds=1)
+    central = rules.index[0]
+    rules.loc[central, "tags"] = json.dumps({"Team": "ops"})
+    rules["collected_at"] = later
+    tagged.write("runs", runs.assign(started_at=later, run_id="retag"), "retag")
+    tagged.write("rules", rules, "retag")
+    owned = str(rules.loc[central, "rule"])
+    verdicts = flow.rule_verdicts(tagged, Filters())
+    teams = dict(zip(verdicts["rule"], verdicts["team"], strict=True))
+    assert teams[owned] == "ops"
+    assert {t for r, t in teams.items() if r != owned} >= {"platform"}
+    only_ops = flow.rule_verdicts(tagged, Filters(teams=("ops",)))
+    assert list(only_ops["rule"]) == [owned]
+    platform = flow.rule_verdicts(tagged, Filters(teams=("platform",)))
+    assert owned not in set(platform["rule"]) and len(platform) > 0
