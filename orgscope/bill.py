@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from orgscope.access import UNREACHABLE_PREFIX
 from orgscope.config import Config, MetricsCollectorConfig, XrayCollectorConfig
 from orgscope.cost.categories import (
     CLOUDWATCH_PER_METRIC,
@@ -65,8 +66,6 @@ LOOKBACK = timedelta(days=3)
 SAMPLE = 12
 #: The metrics collector's longest GetMetricData chunk (collectors/metrics.py MAX_CHUNK_SPAN).
 METRICS_CHUNK = timedelta(hours=1)
-#: The runner's error text for a run skipped because the account's role could not be assumed.
-UNREACHABLE_PREFIX = "account unreachable"
 
 Kind = Literal["per_run", "chunked", "windowed"]
 

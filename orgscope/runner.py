@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from collectors.base import CollectContext, Collected, Collector, Frames, Window
+from orgscope.access import ACCESS_DENIED_CODES, UNREACHABLE_PREFIX, AccountAccess, account_access
 from orgscope.accounts import Account, accounts_from_config, discover_accounts
 from orgscope.aws import AccessError, SessionFactory, describe_error
 from orgscope.config import Config
@@ -43,13 +44,6 @@ from orgscope.sharding import ALL, Shard, parse_shard, runs_org_steps
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
-
-#: AWS error codes that mean "the read role may not do this": the account is unreachable.
-ACCESS_DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
-     "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"}
-)
-
 
 class DiscoveryError(Exception):
     """The organization's accounts could not be listed and config.toml lists none."""
@@ -123,6 +117,8 @@ class CycleResult:
     runs: list[RunResult]
     reachability: dict[str, str | None]
     accounts: list[Account]
+    #: Each account's access state (readable, partial, no-read, unreachable).
+    access: dict[str, AccountAccess] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[RunResult]:
@@ -176,37 +172,41 @@ def runs_frame(cycle_id: str, runs: Sequence[RunResult], shard: Shard = ALL) -> 
     return pd.DataFrame(rows, columns=RUNS.columns)
 
 
-def account_reasons(
-    accounts: Sequence[Account], assume_errors: dict[str, str], runs: Sequence[RunResult]
-) -> dict[str, str | None]:
-    """Each account's unreachability reason (None when reachable).
-
-    An account is unreachable when its read role cannot be assumed, or when a run in it was
-    refused with an access-denied error (the role exists but lacks permissions).
-    """
-    reasons: dict[str, str | None] = {a.id: assume_errors.get(a.id) for a in accounts}
+def account_states(
+    accounts: Sequence[Account], assume_errors: dict[str, str], runs: Sequence[RunResult],
+    collectors: Sequence[Collector],
+) -> dict[str, AccountAccess]:
+    """Each account's access state (:mod:`orgscope.access`) from this cycle: unreachable when
+    its read role cannot be assumed, no-read when every read was refused, partial when some
+    collectors' actions were refused, readable otherwise."""
+    actions = {c.name: c.iam_actions for c in collectors}
+    by_account: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
-        if run.access_denied and reasons.get(run.account.id) is None:
-            reasons[run.account.id] = run.error
-    return reasons
+        by_account.setdefault(run.account.id, []).append(
+            {"collector": run.collector, "region": run.region, "status": run.status,
+             "error": run.error, "api_calls": run.calls.total})
+    return {a.id: account_access(assume_errors.get(a.id), by_account.get(a.id, []), actions)
+            for a in accounts}
 
 
 def accounts_frame(
-    accounts: Sequence[Account], reasons: dict[str, str | None], checked_at: datetime
+    accounts: Sequence[Account], states: Mapping[str, AccountAccess], checked_at: datetime
 ) -> pd.DataFrame:
-    rows = [
-        {
+    """The ``accounts`` rows of a cycle: ``reachable`` when anything could be read (readable
+    or partial), ``reason`` the state's one-line reason (None when fully readable)."""
+    rows = []
+    for a in accounts:
+        state = states.get(a.id)
+        rows.append({
             "account_id": a.id,
             "name": a.name,
             "team": a.team,
             "environment": a.environment,
             "cost_center": a.cost_center,
-            "reachable": reasons.get(a.id) is None,
-            "reason": reasons.get(a.id),
+            "reachable": state.reachable if state else True,
+            "reason": state.reason if state else None,
             "checked_at": checked_at,
-        }
-        for a in accounts
-    ]
+        })
     return pd.DataFrame(rows, columns=ACCOUNTS.columns)
 
 
@@ -429,7 +429,7 @@ class Runner:
             if account.id in assume_errors and collector.scope != "local":
                 results.append(
                     RunResult(collector.name, account, region, started, 0.0, "error",
-                              f"account unreachable: {assume_errors[account.id]}",
+                              f"{UNREACHABLE_PREFIX}{assume_errors[account.id]}",
                               CallCounter(), access_denied=True)
                 )
             else:
@@ -452,12 +452,13 @@ class Runner:
                 if progress:
                     progress(len(results), total, result)
         self._store(cycle_id, collectors, results)
-        reasons = account_reasons(accounts, assume_errors, results)
+        states = account_states(accounts, assume_errors, results, collectors)
+        reasons = {a: None if s.reachable else s.reason for a, s in states.items()}
         if any(c.checks_reachability for c in collectors):
-            self.store.write(ACCOUNTS.name, accounts_frame(accounts, reasons, started), cycle_id)
+            self.store.write(ACCOUNTS.name, accounts_frame(accounts, states, started), cycle_id)
         self.store.write(WATERMARKS.name, watermarks_frame(results, started), cycle_id)
         self.store.write(RUNS.name, runs_frame(cycle_id, results, self.shard), cycle_id)
-        return CycleResult(cycle_id, started, results, reasons, accounts)
+        return CycleResult(cycle_id, started, results, reasons, accounts, states)
 
     def _store(self, cycle_id: str, collectors: Sequence[Collector],
                results: Sequence[RunResult]) -> None:

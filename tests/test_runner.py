@@ -95,9 +95,47 @@ def test_reachability_separates_denied_from_other_errors(config: Config) -> None
         "select account_id, reachable, reason from accounts order by account_id")
     status = {row.account_id: (row.reachable, row.reason) for row in accounts.itertuples()}
     assert status["444444444444"] == (False, "cannot assume OrgScopeReadOnly: AccessDenied")
-    assert status["555555555555"] == (False, "AccessDeniedException on ListRules: no")
+    # assumed, but its only read was refused: nothing can be read
+    assert status["555555555555"] == (
+        False, "the read role was assumed but every read was refused: events:ListRules (ping)")
     assert status["333333333333"][0]  # throttled is not unreachable
     assert status["111111111111"][0] and pd.isna(status["111111111111"][1])
+
+
+def read_rules(ctx: CollectContext) -> Frames:
+    """A reachability collector that reads fine everywhere."""
+    count_call("events", "ListRules", {})
+    return {"pings": pd.DataFrame([{"account_id": ctx.account.id, "at": ctx.collected_at}])}
+
+
+def pong(ctx: CollectContext) -> Frames:
+    """A second collector whose one action the role in 555555555555 lacks."""
+    count_call("logs", "FilterLogEvents", {})
+    if ctx.account.id == "555555555555":
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message":
+                                     "User: arn:aws:sts::555555555555:assumed-role/R is not "
+                                     "authorized to perform: logs:FilterLogEvents"}},
+                          "FilterLogEvents")
+    return {"pings": pd.DataFrame([{"account_id": ctx.account.id, "at": ctx.collected_at}])}
+
+
+def test_one_collectors_missing_permission_leaves_the_account_readable_with_a_gap(
+        config: Config) -> None:
+    pongs = Collector(name="pong", fn=pong, datasets=(PINGS,), scope="regional",
+                      description="t", iam_actions=("logs:FilterLogEvents",))
+    ok = Collector(name="ping", fn=read_rules, datasets=(PINGS,), scope="regional",
+                   description="t", iam_actions=("events:ListRules",), checks_reachability=True)
+    runner = make_runner(config, unreachable={"444444444444"})
+    cycle = runner.run_cycle([ok, pongs], now=NOW)
+    assert cycle.access["555555555555"].access == "partial"
+    assert cycle.access["555555555555"].denied_labels() == ["logs:FilterLogEvents (pong)"]
+    assert cycle.access["444444444444"].access == "unreachable"
+    assert cycle.access["111111111111"].access == "readable"
+    accounts = runner.store.query("select account_id, reachable, reason from accounts")
+    row = accounts.set_index("account_id").loc["555555555555"]
+    assert bool(row["reachable"])
+    assert row["reason"] == "readable with gaps: refused logs:FilterLogEvents (pong)"
+    assert cycle.reachability["555555555555"] is None
 
 
 def test_run_rows_record_calls_and_metrics(config: Config) -> None:

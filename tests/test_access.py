@@ -1,0 +1,78 @@
+"""The access model: unreachable, no-read, partial, readable (orgscope/access.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from orgscope.access import (
+    ACCESS_MEANINGS,
+    ACCESS_STATES,
+    UNREACHABLE_PREFIX,
+    access_table,
+    account_access,
+    denied_action,
+    denied_code,
+)
+
+ACTIONS = {"inventory": ("events:ListEventBuses", "events:ListRules"),
+           "otel": ("logs:FilterLogEvents",), "xray": ("xray:GetTraceSummaries",)}
+SAID = ("AccessDeniedException on FilterLogEvents: User: arn:aws:sts::1:assumed-role/R is not "
+        "authorized to perform: logs:FilterLogEvents on resource: aws/spans")
+
+
+def run(collector: str, error: str | None = None, calls: int = 3,
+        region: str = "us-east-1") -> dict[str, object]:
+    return {"collector": collector, "region": region, "status": "error" if error else "ok",
+            "error": error, "api_calls": calls}
+
+
+def test_the_denied_action_comes_from_awss_message_else_the_declared_operation() -> None:
+    assert denied_action(SAID) == "logs:FilterLogEvents"
+    assert denied_action("AccessDenied on ListRules: no", ACTIONS["inventory"]) == \
+        "events:ListRules"
+    assert denied_action("AccessDenied on Mystery: no", ACTIONS["inventory"]) == "Mystery"
+    assert denied_code(SAID) == "AccessDeniedException"
+    assert denied_code("ThrottlingException on ListRules: slow down") is None
+    assert denied_code(None) is None and denied_code(float("nan")) is None
+
+
+def test_the_four_states() -> None:
+    assert account_access("cannot assume R: AccessDenied", [], ACTIONS).access == "unreachable"
+    skipped = run("inventory", f"{UNREACHABLE_PREFIX}cannot assume R: AccessDenied", 0)
+    assert account_access(None, [skipped], ACTIONS).reason == "cannot assume R: AccessDenied"
+    nothing = account_access(None, [run("inventory", "AccessDenied on ListEventBuses: no", 1),
+                                    run("otel", SAID, 1), run("metrics", None, 0)], ACTIONS)
+    assert (nothing.access, nothing.reachable) == ("no-read", False)
+    assert nothing.denied_labels() == ["events:ListEventBuses (inventory)",
+                                       "logs:FilterLogEvents (otel)"]
+    gap = account_access(None, [run("inventory"), run("otel", SAID, 1),
+                                run("otel", SAID, 1, "eu-west-1")], ACTIONS)
+    assert (gap.access, gap.reachable) == ("partial", True)
+    assert gap.reason == "readable with gaps: refused logs:FilterLogEvents (otel)"
+    fine = account_access(None, [run("inventory"), run("otel", "ThrottlingException on X: y")],
+                          ACTIONS)
+    assert (fine.access, fine.reason) == ("readable", None)
+
+
+def test_access_table_reads_the_stored_accounts_and_latest_runs() -> None:
+    accounts = pd.DataFrame([
+        {"account_id": "1", "reachable": False, "reason": "cannot assume R: AccessDenied"},
+        {"account_id": "2", "reachable": True, "reason": None},
+        {"account_id": "3", "reachable": True, "reason": None},
+        {"account_id": "4", "reachable": False,
+         "reason": "the read role was assumed but every read was refused: x (inventory)"},
+    ])
+    runs = pd.DataFrame([
+        {"account_id": "2", **run("inventory")}, {"account_id": "2", **run("otel", SAID, 1)},
+        {"account_id": "3", **run("inventory")},
+        {"account_id": "4", **run("inventory", "AccessDenied on ListRules: no", 1)},
+    ])
+    table = access_table(accounts, runs, ACTIONS).set_index("account_id")
+    assert list(table["access"]) == ["unreachable", "partial", "readable", "no-read"]
+    assert table.loc["2", "denied"] == ["logs:FilterLogEvents (otel)"]
+
+
+@pytest.mark.parametrize("state", ACCESS_STATES)
+def test_every_state_has_a_meaning(state: str) -> None:
+    assert ACCESS_MEANINGS[state]
