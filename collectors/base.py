@@ -113,6 +113,24 @@ class CollectContext:
         return self.inputs[name]
 
 
+#: A cheap read that needs exactly one IAM action of a collector (``orgscope check-config``):
+#: it calls AWS through ``ctx.client`` and lets the client's error out; an access-denied code
+#: means the read role lacks the action, any other answer (a missing resource included) that
+#: it has it.
+Probe = Callable[[CollectContext], object]
+
+
+def probe_metric_data(ctx: CollectContext) -> object:
+    """cloudwatch:GetMetricData for one AWS/Events series over ten minutes (one metric
+    requested: $0.00001)."""
+    end = ctx.collected_at.replace(second=0, microsecond=0)
+    return ctx.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{"Id": "probe", "MetricStat": {
+            "Metric": {"Namespace": "AWS/Events", "MetricName": "Invocations"},
+            "Period": 300, "Stat": "Sum"}}],
+        StartTime=end - timedelta(minutes=10), EndTime=end)
+
+
 @dataclass(frozen=True)
 class Collector:
     """A registered collector: its name, what it produces and how often it runs by default."""
@@ -129,3 +147,6 @@ class Collector:
     #: read role is broken. Other collectors' denials fail only their own runs, so one missing
     #: permission cannot flip whole accounts between reachable and not.
     checks_reachability: bool = False
+    #: One probe per action of ``iam_actions`` (action, probe), so ``check-config`` can say
+    #: which permission a role lacks before a collector fails on it.
+    probes: tuple[tuple[str, Probe], ...] = ()

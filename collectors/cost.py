@@ -350,4 +350,9 @@ COST = Collector(
     description="Daily cost per account, Team tag, service and usage type (Cost Explorer).",
     iam_actions=("ce:GetCostAndUsage",),
     inputs=(COST_DAILY.name,),
+    # one day of one metric: $0.01, Cost Explorer's price for any request
+    probes=(("ce:GetCostAndUsage", lambda ctx: ctx.client("ce").get_cost_and_usage(
+        TimePeriod={"Start": (ctx.collected_at.date() - timedelta(days=1)).isoformat(),
+                    "End": ctx.collected_at.date().isoformat()},
+        Granularity="DAILY", Metrics=["UnblendedCost"])),),
 )

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from collectors.base import CollectContext, Collector, pages
+from collectors.base import CollectContext, Collector, pages, probe_metric_data
 from orgscope.aws import describe_error
 from orgscope.config import DlqCollectorConfig
 from orgscope.datasets import UTC_TS, Dataset
@@ -227,6 +227,9 @@ def collect_dlq(ctx: CollectContext) -> dict[str, pd.DataFrame]:
     return {DLQ_DEPTH.name: frame}
 
 
+#: A queue name no real queue has: "does not exist" proves the probed action.
+PROBE_QUEUE = "orgscope-access-probe"
+
 DLQ = Collector(
     name="dlq",
     fn=collect_dlq,
@@ -235,4 +238,11 @@ DLQ = Collector(
     description="Depth and oldest-message age of every rule target's dead-letter queue.",
     iam_actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes", "cloudwatch:GetMetricData"),
     inputs=("rules",),
+    probes=(
+        ("sqs:GetQueueUrl", lambda ctx: ctx.client("sqs").get_queue_url(QueueName=PROBE_QUEUE)),
+        ("sqs:GetQueueAttributes", lambda ctx: ctx.client("sqs").get_queue_attributes(
+            QueueUrl=f"https://sqs.{ctx.region}.amazonaws.com/{ctx.account.id}/{PROBE_QUEUE}",
+            AttributeNames=["ApproximateNumberOfMessages"])),
+        ("cloudwatch:GetMetricData", probe_metric_data),
+    ),
 )

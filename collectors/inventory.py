@@ -240,6 +240,20 @@ def collect_inventory(ctx: CollectContext) -> Frames:
     }
 
 
+#: A name no real rule has: a probe that needs a rule gets "not found", which proves the action.
+PROBE_RULE = "orgscope-access-probe"
+
+INVENTORY_PROBES = (
+    ("events:ListEventBuses", lambda ctx: ctx.client("events").list_event_buses(Limit=1)),
+    ("events:DescribeEventBus",
+     lambda ctx: ctx.client("events").describe_event_bus(Name="default")),
+    ("events:ListRules", lambda ctx: ctx.client("events").list_rules(Limit=1)),
+    ("events:ListTargetsByRule",
+     lambda ctx: ctx.client("events").list_targets_by_rule(Rule=PROBE_RULE, Limit=1)),
+    ("events:ListTagsForResource", lambda ctx: ctx.client("events").list_tags_for_resource(
+        ResourceARN=f"arn:aws:events:{ctx.region}:{ctx.account.id}:rule/{PROBE_RULE}")),
+)
+
 INVENTORY = Collector(
     name="inventory",
     fn=collect_inventory,
@@ -254,4 +268,5 @@ INVENTORY = Collector(
         "events:ListTargetsByRule",
         "events:ListTagsForResource",
     ),
+    probes=INVENTORY_PROBES,
 )

@@ -40,7 +40,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from collectors.base import CollectContext, Collected, Collector, Window, pages
+from collectors.base import (
+    CollectContext,
+    Collected,
+    Collector,
+    Window,
+    pages,
+    probe_metric_data,
+)
 from orgscope.config import MetricsCollectorConfig
 from orgscope.datasets import UTC_TS, Dataset
 
@@ -357,4 +364,5 @@ METRICS = Collector(
     description="CloudWatch AWS/Events metrics of every inventoried rule, plus PutEvents.",
     iam_actions=("cloudwatch:GetMetricData",),
     inputs=("rules", "event_buses"),
+    probes=(("cloudwatch:GetMetricData", probe_metric_data),),
 )

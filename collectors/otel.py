@@ -20,7 +20,7 @@ the window is skipped for good, with a warning. The watermark is the window's en
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -121,4 +121,7 @@ OTEL = Collector(
     scope="regional",
     description="OpenTelemetry spans from CloudWatch Logs (aws/spans), incremental.",
     iam_actions=("logs:FilterLogEvents",),
+    probes=(("logs:FilterLogEvents", lambda ctx: ctx.client("logs").filter_log_events(
+        logGroupName=getattr(ctx.settings, "log_group", "aws/spans"), limit=1,
+        startTime=int((ctx.collected_at - timedelta(minutes=1)).timestamp() * 1000))),),
 )

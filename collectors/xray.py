@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -232,4 +232,10 @@ XRAY = Collector(
     scope="regional",
     description="X-Ray segments and subsegments as spans (W3C ids), incremental, sampled.",
     iam_actions=("xray:BatchGetTraces", "xray:GetTraceSummaries"),
+    probes=(
+        ("xray:BatchGetTraces", lambda ctx: ctx.client("xray").batch_get_traces(
+            TraceIds=["1-00000000-000000000000000000000000"])),
+        ("xray:GetTraceSummaries", lambda ctx: ctx.client("xray").get_trace_summaries(
+            StartTime=ctx.collected_at - timedelta(minutes=1), EndTime=ctx.collected_at)),
+    ),
 )

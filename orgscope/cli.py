@@ -22,6 +22,7 @@ import pandas as pd
 from collectors import registry
 from collectors.base import Collector
 from orgscope import __version__, wiring
+from orgscope.access import ACCESS_MEANINGS, ACCESS_STATES
 from orgscope.config import Config, ConfigError
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import DiscoveryError, RunResult, stages
@@ -82,25 +83,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"note: ${config.aws.external_id_env} is empty, so AssumeRole is called without "
               "an ExternalId; the read role from iam/orgscope-read-role.yaml refuses that.")
     runner = wiring.runner(config)
-    accounts = runner.accounts()
-    errors = runner.assume_all(accounts)
+    collectors = [registry.get(name) for name in registry.COLLECTORS
+                  if config.collector(name).enabled]
+    print(f"AssumeRole {config.aws.read_role_name} into each account, then one cheap read per "
+          "permission each enabled collector needs (Cost Explorer's costs $0.01):")
+    accounts, states = runner.probe_access(collectors)
     rows = [
         {
             "account": a.name,
             "id": a.id,
             "team": a.team,
-            "reachable": "no" if a.id in errors else "yes",
-            "reason": errors.get(a.id, ""),
+            "access": states[a.id].access,
+            "refused": len(states[a.id].denied_labels()) or "",
+            "reason": "" if states[a.id].denials else (states[a.id].reason or ""),
         }
         for a in accounts
     ]
-    print(f"AssumeRole {config.aws.read_role_name} into each account:")
     print(render_table(pd.DataFrame(rows)))
-    if errors:
-        print(f"{len(errors)} of {len(accounts)} accounts unreachable.")
-        return EXIT_FAILED
-    print(f"All {len(accounts)} accounts reachable.")
-    return EXIT_OK
+    for a in accounts:
+        if states[a.id].denials:
+            print(f"{a.id} ({a.name}) {states[a.id].access}: the read role may not "
+                  + ", ".join(states[a.id].denied_labels()))
+    counts = {state: sum(s.access == state for s in states.values()) for state in ACCESS_STATES}
+    if counts["readable"] == len(accounts):
+        print(f"All {len(accounts)} accounts readable.")
+        return EXIT_OK
+    print(", ".join(f"{n} {state} ({ACCESS_MEANINGS[state]})" for state, n in counts.items()
+                    if n and state != "readable")
+          + f"; {counts['readable']} of {len(accounts)} readable. docs/iam.md says what each "
+          "permission is for.")
+    return EXIT_FAILED
 
 
 # --- collect ---------------------------------------------------------------------------------

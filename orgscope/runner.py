@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
@@ -34,8 +35,15 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collectors.base import CollectContext, Collected, Collector, Frames, Window
-from orgscope.access import ACCESS_DENIED_CODES, UNREACHABLE_PREFIX, AccountAccess, account_access
+from collectors.base import CollectContext, Collected, Collector, Frames, Probe, Window
+from orgscope.access import (
+    ACCESS_DENIED_CODES,
+    UNREACHABLE_PREFIX,
+    AccountAccess,
+    account_access,
+    denied_action,
+    denied_code,
+)
 from orgscope.accounts import Account, accounts_from_config, discover_accounts
 from orgscope.aws import AccessError, SessionFactory, describe_error
 from orgscope.config import Config
@@ -262,6 +270,9 @@ class Runner:
         self.config = config
         self.factory = factory
         self.store = store
+        #: (account, action) pairs whose refusal this process has logged at warning level.
+        self._denials_logged: set[tuple[str, str]] = set()
+        self._denials_lock = threading.Lock()
         #: This process's account shard (``[organization] shard``, docs/scaling.md).
         self.shard = parse_shard(config.organization.shard)
 
@@ -310,6 +321,54 @@ class Runner:
         with ThreadPoolExecutor(max_workers=self.config.aws.max_workers) as pool:
             list(pool.map(attempt, accounts))
         return errors
+
+    def probe_access(self, collectors: Sequence[Collector], now: datetime | None = None,
+                     ) -> tuple[list[Account], dict[str, AccountAccess]]:
+        """``check-config``'s access check: AssumeRole into every account of this shard, then
+        one cheap read per IAM action each collector declares (``Collector.probes``), once per
+        (account, region, action). Returns the accounts and each one's access state; stores
+        nothing."""
+        started = (now or datetime.now(UTC)).replace(microsecond=0)
+        everyone = self.accounts()
+        accounts = self.shard.select(everyone)
+        assume_errors = self.assume_all(accounts)
+        jobs: dict[tuple[str, str, str], tuple[Collector, Account, Probe]] = {}
+        for collector, account, region in self._targets(collectors, accounts, everyone):
+            if account.id in assume_errors or collector.scope == "local":
+                continue
+            for action, probe in collector.probes:
+                jobs.setdefault((account.id, region, action), (collector, account, probe))
+
+        def attempt(key: tuple[str, str, str]) -> dict[str, Any]:
+            collector, account, probe = jobs[key]
+            region = key[1]
+            ctx = CollectContext(
+                account=account, region=region, window=Window(started, started),
+                collected_at=started, settings=self.config.collector(collector.name),
+                client_factory=lambda service: self.factory.client(account.id, service, region))
+            try:
+                probe(ctx)
+                error = None
+            except (ClientError, BotoCoreError, AccessError) as exc:
+                error = exc.reason if isinstance(exc, AccessError) else describe_error(exc)
+                if denied_code(error) is None:
+                    # not a refusal: AWS authorizes before it looks for the probe's made-up
+                    # resource, so "not found" and its like prove the action is allowed
+                    log.debug("probe %s in %s %s: %s", key[2], account.id, region, error)
+                    error = None
+            return {"collector": collector.name, "account_id": account.id, "region": region,
+                    "status": "ok" if error is None else "error", "error": error,
+                    "api_calls": 1}
+
+        with ThreadPoolExecutor(max_workers=self.config.aws.max_workers) as pool:
+            results = list(pool.map(attempt, sorted(jobs)))
+        actions = {c.name: c.iam_actions for c in collectors}
+        by_account: dict[str, list[dict[str, Any]]] = {}
+        for result in results:
+            by_account.setdefault(result["account_id"], []).append(result)
+        states = {a.id: account_access(assume_errors.get(a.id), by_account.get(a.id, []),
+                                       actions) for a in accounts}
+        return accounts, states
 
     def _inputs(self, collectors: Sequence[Collector]) -> dict[str, pd.DataFrame]:
         """The latest snapshot of every dataset the collectors read, once per cycle."""
@@ -368,12 +427,29 @@ class Runner:
             _current_counter.reset(token)
         if status != "ok":
             frames = {}
-            log.warning("%s %s %s: %s", collector.name, account.id, region, error)
+            self._log_failure(collector, account, region, str(error), denied)
         duration = time.monotonic() - clock
         log.info("%s %s %s: %s in %.2fs, %d API calls, %d rows", collector.name, account.id,
                  region, status, duration, counter.total, sum(len(f) for f in frames.values()))
         return RunResult(collector.name, account, region, started, duration, status, error,
                          counter, frames, denied, new_watermark)
+
+    def _log_failure(self, collector: Collector, account: Account, region: str, error: str,
+                     denied: bool) -> None:
+        """A failed run's warning; a refused action only the first time this process sees it
+        refused in that account (then at debug): a role missing one permission would otherwise
+        repeat the same denial for every region on every run."""
+        if not denied or error.startswith(UNREACHABLE_PREFIX):
+            log.warning("%s %s %s: %s", collector.name, account.id, region, error)
+            return
+        action = denied_action(error, collector.iam_actions)
+        with self._denials_lock:
+            first = (account.id, action) not in self._denials_logged
+            self._denials_logged.add((account.id, action))
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "the read role in %s (%s) may not %s, which collector %s needs (logged once "
+                "per account and action): %s", account.id, account.name, action,
+                collector.name, error)
 
     def _targets(
         self, collectors: Sequence[Collector], accounts: Sequence[Account],

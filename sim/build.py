@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,13 @@ class Builder:
 
     # --- orgscope's roles -------------------------------------------------------------------
 
-    def ensure_read_role(self, account_id: str) -> None:
-        """Create the read role (or restore its policy) in ``account_id``."""
+    def ensure_read_role(self, account_id: str, without: Sequence[str] = ()) -> None:
+        """Create the read role (or restore its policy) in ``account_id``; ``without``: actions
+        of the template its policy leaves out (a role deployed before a collector needed
+        them)."""
         self._ensure_role(account_id, self.config.aws.read_role_name,
                           os.environ.get(self.config.aws.external_id_env) or None,
-                          READ_POLICY, self.read_actions)
+                          READ_POLICY, [a for a in self.read_actions if a not in without])
 
     def ensure_heal_role(self, account_id: str) -> None:
         self._ensure_role(account_id, self.config.heal.role_name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -375,6 +376,15 @@ class SimulatedOrg:
         else:
             raise ValueError(f"how must be 'missing-role' or 'no-permissions', not {how!r}")
         log.info("account %s broken: %s", account_id, how)
+
+    def withhold_actions(self, account_id: str, actions: Sequence[str]) -> None:
+        """Leave ``actions`` out of the read role's policy in one account (an older role that
+        predates the collector needing them); :meth:`repair_account` restores them."""
+        unknown = set(actions) - set(self._require_builder().read_actions)
+        if unknown:
+            raise ValueError(f"not actions of the read role: {sorted(unknown)}")
+        self._require_builder().ensure_read_role(account_id, without=actions)
+        log.info("account %s: read role without %s", account_id, ", ".join(actions))
 
     def repair_account(self, account_id: str) -> None:
         """Recreate the read role and its policy."""

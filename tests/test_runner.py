@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -258,3 +259,16 @@ def test_only_reachability_checks_write_the_accounts_snapshot(config: Config) ->
     assert runner.store.query("select count(*) as n from accounts")["n"][0] == 0
     denied = runner.store.query("select error from runs where account_id = '555555555555'")
     assert denied["error"][0] == "AccessDeniedException on ListRules: no"
+
+
+def test_a_refused_action_is_logged_once_per_account_and_action(
+        config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    pongs = Collector(name="pong", fn=pong, datasets=(PINGS,), scope="regional",
+                      description="t", iam_actions=("logs:FilterLogEvents",))
+    runner = make_runner(config, unreachable=set())
+    with caplog.at_level(logging.DEBUG, logger="orgscope.runner"):
+        runner.run_cycle([pongs], now=NOW)
+        runner.run_cycle([pongs], now=NOW)
+    said = [r for r in caplog.records if "may not logs:FilterLogEvents" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG]
+    assert "555555555555" in said[0].getMessage() and "not authorized" in said[0].getMessage()

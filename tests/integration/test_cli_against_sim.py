@@ -99,7 +99,8 @@ def test_a_rule_disabled_through_the_api_shows_disabled(org: Org) -> None:
 
 @pytest.mark.parametrize(("how", "reason"), [
     ("missing-role", "cannot assume OrgScopeReadOnly: AccessDenied on AssumeRole"),
-    ("no-permissions", "AccessDeniedException on ListEventBuses"),
+    ("no-permissions",
+     "the read role was assumed but every read was refused: events:ListEventBuses (inventory)"),
 ])
 def test_an_unreachable_account_is_shown_while_the_others_carry_on(
     org: Org, capsys: pytest.CaptureFixture[str], how: str, reason: str
@@ -120,20 +121,33 @@ def test_an_unreachable_account_is_shown_while_the_others_carry_on(
     assert row["reachable"] is True
 
 
-def test_check_config_prints_who_is_reachable(
+def test_check_config_names_each_accounts_access_and_the_refused_permissions(
     org: Org, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    org.sim.break_account("777777777777")
+    org.sim.break_account("777777777777")  # the role is gone: AssumeRole fails
+    org.sim.break_account("555555555555", "no-permissions")  # assumed, may read nothing
+    org.sim.withhold_actions("666666666666", ["logs:FilterLogEvents"])  # an older role
     try:
         assert org.cli("check-config") == 1
     finally:
-        org.sim.repair_account("777777777777")
+        for account in ("777777777777", "555555555555", "666666666666"):
+            org.sim.repair_account(account)
     out = capsys.readouterr().out
-    line = next(line for line in out.splitlines() if "777777777777" in line)
-    assert "order-processing" in line and " no " in line and "AccessDenied" in line
-    assert "1 of 13 accounts unreachable." in out
+    lines = {a: "\n".join(line for line in out.splitlines() if a in line)
+             for a in ("777777777777", "555555555555", "666666666666", "111111111111")}
+    assert "order-processing" in lines["777777777777"]
+    assert " unreachable " in lines["777777777777"] and "AccessDenied" in lines["777777777777"]
+    assert " no-read " in lines["555555555555"]
+    assert "events:ListEventBuses (inventory)" in lines["555555555555"]
+    assert "xray:GetTraceSummaries (xray)" in lines["555555555555"]
+    assert " partial " in lines["666666666666"]
+    assert "logs:FilterLogEvents (otel)" in lines["666666666666"]
+    assert "events:" not in lines["666666666666"]
+    assert lines["111111111111"].endswith("readable")
+    assert "1 unreachable" in out and "1 no-read" in out and "1 partial" in out
+    assert "10 of 13 readable" in out
     assert org.cli("check-config") == 0
-    assert "All 13 accounts reachable." in capsys.readouterr().out
+    assert "All 13 accounts readable." in capsys.readouterr().out
 
 
 def test_serve_collects_at_start_and_stops_cleanly(org: Org) -> None:
