@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from alerts.heal_datasets import MAINTENANCE_PREFIX
+from orgscope.access import UNREACHABLE_PREFIX, denied_action, denied_code
 from orgscope.config import AlertRuleConfig, Config
 from orgscope.ownership import RuleKey
 
@@ -414,11 +415,20 @@ def unreachable_conditions(runs: pd.DataFrame, config: Config,
         last_ok = ordered.loc[ordered["ok"], "started_at"]
         error = str(ordered["error"].iloc[0])
         labels = _labels(accounts, str(account_id))
+        if error.startswith(UNREACHABLE_PREFIX):
+            access, why = "unreachable", error[len(UNREACHABLE_PREFIX):]
+        elif denied_code(error) and denied_action(error).endswith("AssumeRole"):
+            access, why = "unreachable", error
+        elif denied_code(error):
+            access = "refused"
+            why = f"the read role was assumed but may not {denied_action(error)}: {error}"
+        else:
+            access, why = "error", error
         out.append(_condition(
             "account_unreachable", rule, labels, ("account_id",),
             f"account {account_id} ({labels['account_name'] or 'unnamed'}) could not be read "
-            f"in its last {failed} collection cycles: {error}",
-            {"failed_cycles": failed, "error": error,
+            f"in its last {failed} collection cycles ({access}): {why}",
+            {"failed_cycles": failed, "error": error, "access": access,
              "last_ok": last_ok.iloc[0].isoformat() if len(last_ok) else None,
              "last_attempt": ordered["started_at"].iloc[0].isoformat()}))
     return out

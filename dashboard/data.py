@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -31,6 +31,7 @@ import streamlit as st
 from collectors import registry
 from collectors.inventory import INVENTORY
 from dashboard.filters import Filters
+from orgscope.access import ACCESS_STATES, access_table
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,9 @@ def accounts_overview(store: Store, filters: Filters, now: datetime) -> pd.DataF
     unreachable_since (start of the current unreachable streak, else NaT), checks_in_range,
     unreachable_in_range, failed_runs_in_range, inventory_at (newest ok inventory run, NaT when
     none ever succeeded), rules, rules_enabled, rules_disabled (NULL, not 0, when no inventory
-    has ever been read: "no data" is not "no rules").
+    has ever been read: "no data" is not "no rules"), access (readable, partial, no-read or
+    unreachable: :mod:`orgscope.access`, from the latest run of every collector), denied
+    (the refused actions, "action (collector)"). Worst access first.
     """
     since = filters.since(now)
     regions = _in_list("region")
@@ -173,7 +176,29 @@ def accounts_overview(store: Store, filters: Filters, now: datetime) -> pd.DataF
     frame = store.query(sql, params)
     for column in ("rules", "rules_enabled", "rules_disabled"):
         frame[column] = frame[column].astype("Int64")
-    return frame
+    states = access_table(frame[["account_id", "reachable", "reason"]],
+                          latest_runs(store, now - ACCESS_LOOKBACK),
+                          {c.name: c.iam_actions for c in registry.COLLECTORS.values()})
+    frame = frame.merge(states[["account_id", "access", "denied"]], on="account_id", how="left")
+    order = {state: i for i, state in enumerate(ACCESS_STATES)}
+    frame["access_order"] = frame["access"].map(order).fillna(len(order)).astype("int64")
+    return frame.sort_values(["access_order", "name", "account_id"], kind="stable") \
+        .drop(columns="access_order").reset_index(drop=True)
+
+
+#: How far back the latest run of each collector is looked for to tell an account's access
+#: state (the cost collector runs every 8 hours by default).
+ACCESS_LOOKBACK = timedelta(days=2)
+
+
+def latest_runs(store: Store, since: datetime) -> pd.DataFrame:
+    """The newest run of each (collector, account_id, region) since ``since``: collector,
+    account_id, region, status, error, api_calls."""
+    return store.query(
+        "SELECT collector, account_id, region, status, error, api_calls FROM runs "
+        "WHERE date >= ? AND started_at >= ? QUALIFY row_number() OVER ("
+        "PARTITION BY collector, account_id, region ORDER BY started_at DESC) = 1",
+        [since.date(), since])
 
 
 def rules_inventory(store: Store, filters: Filters, search: str = "") -> pd.DataFrame:

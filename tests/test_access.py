@@ -76,3 +76,11 @@ def test_access_table_reads_the_stored_accounts_and_latest_runs() -> None:
 @pytest.mark.parametrize("state", ACCESS_STATES)
 def test_every_state_has_a_meaning(state: str) -> None:
     assert ACCESS_MEANINGS[state]
+
+
+def test_every_collector_probes_exactly_the_actions_it_declares() -> None:
+    from collectors import registry
+
+    for collector in registry.COLLECTORS.values():
+        probed = [action for action, _probe in collector.probes]
+        assert sorted(probed) == sorted(collector.iam_actions), collector.name

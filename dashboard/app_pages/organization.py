@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.context import AppContext, run_page
 from dashboard.formatting import format_age
+from orgscope.access import ACCESS_MEANINGS
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,30 @@ def _no_collection_yet(ctx: AppContext) -> None:
 def _headline(ctx: AppContext, overview: pd.DataFrame, last: datetime | None) -> None:
     now = datetime.now(UTC)
     unreachable = int((~overview["reachable"]).sum())
+    partial = int((overview["access"] == "partial").sum())
     enabled = int(overview["rules_enabled"].fillna(0).sum())
     disabled = int(overview["rules_disabled"].fillna(0).sum())
     cols = st.columns(6)
     cols[0].metric("Accounts watched", len(overview), border=True)
-    cols[1].metric("Reachable", len(overview) - unreachable, border=True)
+    cols[1].metric(
+        "Readable",
+        len(overview) - unreachable,
+        delta=f"{partial} with gaps" if partial else None,
+        delta_color="inverse" if partial else "off",
+        delta_arrow="off",
+        border=True,
+        help="Accounts orgscope can read. 'With gaps': the read role refuses some actions, "
+        "and the collectors that need them fail there (the table names them).",
+    )
     cols[2].metric(
-        "Unreachable",
+        "Could not read",
         unreachable,
-        delta="could not read" if unreachable else None,
+        delta="unreachable or no-read" if unreachable else None,
         delta_color="inverse" if unreachable else "off",
         delta_arrow="off",
         border=True,
-        help="Accounts whose read role could not be assumed or was refused at the last check.",
+        help="Unreachable: the read role could not be assumed. No-read: it was assumed but "
+        "every read was refused.",
     )
     cols[3].metric("Rules enabled", enabled, border=True)
     cols[4].metric(
@@ -101,14 +113,31 @@ def _unreachable_banner(overview: pd.DataFrame) -> None:
         )
         reason = row["reason"] if isinstance(row["reason"], str) else "no reason recorded"
         lines.append(
-            f"- **{row['name']}** (`{row['account_id']}`, team {row['team']}): "
-            f"{reason}{when}{rules}"
+            f"- **{row['name']}** (`{row['account_id']}`, team {row['team']}, "
+            f"{row['access']}): {reason}{when}{rules}"
         )
     count = len(down)
     st.error(
         f"**orgscope could not read {count} account{'s' if count != 1 else ''}** at the last "
         "check. Its data is missing or stale, not empty.\n\n" + "\n".join(lines),
         icon=":material/block:",
+    )
+
+
+def _gaps_banner(overview: pd.DataFrame) -> None:
+    """Accounts readable with gaps: which actions the read role refuses, for which collector."""
+    gaps = overview[overview["access"] == "partial"]
+    if gaps.empty:
+        return
+    lines = [f"- **{row['name']}** (`{row['account_id']}`): refused "
+             + ", ".join(f"`{item}`" for item in row["denied"])
+             for row in gaps.to_dict("records")]
+    st.warning(
+        f"**{len(gaps)} account{'s' if len(gaps) != 1 else ''} readable with gaps.** The read "
+        "role there lacks permissions the collectors named need; those collectors fail in it "
+        "and the rest of its data is current. Deploy the current `iam/orgscope-read-role.yaml` "
+        "(docs/iam.md).\n\n" + "\n".join(lines),
+        icon=":material/lock:",
     )
 
 
@@ -119,7 +148,9 @@ def _table_height(rows: int, cap: int = 640) -> int:
 
 def _accounts_table(overview: pd.DataFrame, time_range: str) -> None:
     table = overview.assign(
-        status=overview["reachable"].map({True: "reachable", False: "could not read"}),
+        status=overview["access"].fillna("readable"),
+        refused=overview["denied"].map(
+            lambda items: ", ".join(items) if isinstance(items, list) else ""),
         reason=overview["reason"].fillna(""),
     )
     st.dataframe(
@@ -127,15 +158,21 @@ def _accounts_table(overview: pd.DataFrame, time_range: str) -> None:
         hide_index=True,
         height=_table_height(len(table)),
         column_order=[
-            "name", "account_id", "team", "status", "rules", "rules_disabled", "inventory_at",
-            "checked_at", "unreachable_in_range", "failed_runs_in_range", "environment",
-            "reason",
+            "name", "account_id", "team", "status", "refused", "rules", "rules_disabled",
+            "inventory_at", "checked_at", "unreachable_in_range", "failed_runs_in_range",
+            "environment", "reason",
         ],
         column_config={
             "name": st.column_config.TextColumn("Account", pinned=True),
             "account_id": st.column_config.TextColumn("Id"),
             "team": st.column_config.TextColumn("Team"),
-            "status": st.column_config.TextColumn("Status"),
+            "status": st.column_config.TextColumn(
+                "Access", help="; ".join(f"{state}: {meaning}"
+                                         for state, meaning in ACCESS_MEANINGS.items())),
+            "refused": st.column_config.TextColumn(
+                "Refused actions", width="medium",
+                help="IAM actions the read role refused at the latest runs, with the "
+                "collector that needs each."),
             "rules": st.column_config.NumberColumn(
                 "Rules", format="%d", help="Latest inventory. Empty: never read (no data)."
             ),
@@ -161,8 +198,10 @@ def _accounts_table(overview: pd.DataFrame, time_range: str) -> None:
 
 
 def _status_style(status: object) -> str:
-    if status == "could not read":
+    if status in ("unreachable", "no-read"):
         return f"color: {data.STATE_COLOURS['DISABLED']}; font-weight: 600"
+    if status == "partial":
+        return "color: #b7791f; font-weight: 600"
     return ""
 
 
@@ -322,6 +361,7 @@ def render(ctx: AppContext) -> None:
         return
     _headline(ctx, overview, last)
     _unreachable_banner(overview)
+    _gaps_banner(overview)
     st.subheader("Accounts")
     _accounts_table(overview, filters.time_range)
     chart, disabled = st.columns(2, gap="large")

@@ -139,7 +139,8 @@ def test_account_unreachable_after_n_failed_cycles() -> None:
                      NOW, "2026-11").conditions
     [condition] = found
     assert condition.key == f"account_unreachable/{ORDERS}"
-    assert "last 3 collection cycles: AccessDenied on AssumeRole" in condition.summary
+    assert "last 3 collection cycles (unreachable): AccessDenied on AssumeRole" in \
+        condition.summary
     assert condition.labels["team"] == "orders" and condition.severity == "critical"
     # a cycle with one region ok is a cycle read
     mixed = pd.concat([runs(ORDERS, ["error"] * 3),
@@ -212,3 +213,18 @@ def test_a_rules_own_team_tag_labels_its_alerts_instead_of_the_accounts_team() -
     result = evaluate(inputs(rule_health=rows, rule_teams=owners), config(), NOW, "2026-11")
     teams = {c.labels["rule"]: c.labels["team"] for c in result.conditions}
     assert teams == {"ops-audit": "ops", "plain": "platform"}
+
+
+def test_account_unreachable_says_whether_the_role_is_missing_or_refuses_the_inventory() -> None:
+    refused = ("AccessDeniedException on ListEventBuses: User: arn:aws:sts::1:assumed-role/R "
+               "is not authorized to perform: events:ListEventBuses")
+    found = evaluate(inputs(runs=runs(ORDERS, ["error"] * 3, error=refused)), config(), NOW,
+                     "2026-11").conditions
+    [condition] = found
+    assert "(refused): the read role was assumed but may not events:ListEventBuses" in \
+        condition.summary
+    assert condition.details["access"] == "refused"
+    skipped = "account unreachable: cannot assume R: AccessDenied on AssumeRole"
+    [condition] = evaluate(inputs(runs=runs(ORDERS, ["error"] * 3, error=skipped)), config(),
+                           NOW, "2026-11").conditions
+    assert condition.summary.endswith("(unreachable): cannot assume R: AccessDenied on AssumeRole")

@@ -217,8 +217,8 @@ def test_an_unreachable_account_is_one_message_not_one_per_rule(store: Store,
     run = run_alerts(config(), store, now=later, max_wait_s=2)
     texts_now = [str(r.payload["text"]) for r in slack.delivered()[1:]]
     assert texts_now == [f"[CRITICAL] Account unreachable: account {ORDERS} (order-processing) "
-                         "could not be read in its last 3 collection cycles: AccessDenied on "
-                         "AssumeRole"]
+                         "could not be read in its last 3 collection cycles (unreachable): "
+                         "AccessDenied on AssumeRole"]
     # the rules' alerts are held, neither resolved nor repeated
     assert sum(a.alert_name == "rule_disabled" and a.state == "firing"
                for a in run.open_alerts) == 8

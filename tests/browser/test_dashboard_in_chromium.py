@@ -53,8 +53,8 @@ def test_organization_page_shows_what_the_store_holds(
     rules = org.query("select count(*) filter (where state = 'ENABLED') as enabled, "
                       "count(*) filter (where state = 'DISABLED') as disabled from rules")[0]
     assert metric(page, "Accounts watched") == str(accounts["n"])
-    assert metric(page, "Reachable") == str(accounts["up"])
-    assert metric(page, "Unreachable") == str(int(accounts["n"]) - int(accounts["up"]))  # type: ignore[call-overload]
+    assert metric(page, "Readable") == str(accounts["up"])
+    assert metric(page, "Could not read") == str(int(accounts["n"]) - int(accounts["up"]))  # type: ignore[call-overload]
     assert metric(page, "Rules enabled") == str(rules["enabled"])
     assert metric(page, "Rules disabled") == str(rules["disabled"])
 

@@ -62,8 +62,8 @@ def test_populated_store_shows_metrics(monkeypatch: pytest.MonkeyPatch, populate
     app = _run(monkeypatch, populated)
     metrics = _metrics(app)
     assert metrics["Accounts watched"] == "13"
-    assert metrics["Reachable"] == "12"
-    assert metrics["Unreachable"] == "1"
+    assert metrics["Readable"] == "12"
+    assert metrics["Could not read"] == "1"
     assert metrics["Rules disabled"] == "4"
     assert metrics["Last collection"].endswith("ago")
     assert "QuickGrocer" in app.title[0].value
@@ -97,7 +97,7 @@ def test_team_filter_applies_to_the_page(monkeypatch: pytest.MonkeyPatch, popula
     app.multiselect(key=TEAMS_KEY).set_value(["platform"]).run()
     metrics = _metrics(app)
     assert metrics["Accounts watched"] == "3"
-    assert metrics["Unreachable"] == "0"
+    assert metrics["Could not read"] == "0"
     assert not app.error
     assert "team platform" in app.caption[0].value
 
@@ -160,3 +160,28 @@ def test_unsupported_store_url_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_
     app = _run(monkeypatch, config)
     assert "cannot open the store" in _texts(app.error)
     assert "gs://" in _texts(app.error) and "s3://" in _texts(app.error)
+
+
+def test_an_account_readable_with_gaps_names_the_refused_action_and_its_collector(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
+    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    fill_org_store(store, now)
+    # inventory-mgmt's role predates the otel collector: FilterLogEvents is refused there
+    refused = ("AccessDeniedException on FilterLogEvents: User: arn:aws:sts::666666666666:"
+               "assumed-role/OrgScopeReadOnly is not authorized to perform: "
+               "logs:FilterLogEvents")
+    runs = store.query("SELECT * EXCLUDE (date) FROM runs WHERE account_id = '666666666666' "
+                       "ORDER BY started_at DESC LIMIT 1")
+    store.write("runs", runs.assign(collector="otel", status="error", error=refused,
+                                    api_calls=1, run_id="otel-run"), "otel-run")
+    app = _run(monkeypatch, write_config(tmp_path, tmp_path / "data"))
+    assert not app.exception
+    metrics = _metrics(app)
+    assert metrics["Readable"] == "12" and metrics["Could not read"] == "1"
+    gaps = _texts(app.warning)
+    assert "1 account readable with gaps" in gaps
+    assert "inventory-mgmt" in gaps and "logs:FilterLogEvents (otel)" in gaps
+    accounts = app.dataframe[0].value
+    row = accounts[accounts["account_id"] == "666666666666"].iloc[0]
+    assert row["status"] == "partial" and row["refused"] == "logs:FilterLogEvents (otel)"
+    assert set(accounts["status"]) == {"readable", "partial", "unreachable"}
