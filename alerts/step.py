@@ -44,7 +44,12 @@ from orgscope.cost import anomalies as cost_anomalies
 from orgscope.cost import forecast as cost_forecast
 from orgscope.cost.attribution import month_of
 from orgscope.cost.review import month_end, month_first
-from orgscope.cost.store_io import attributed, last_cost_day
+from orgscope.cost.store_io import (
+    attributed,
+    forecast_calibration,
+    last_cost_day,
+    team_owner,
+)
 from orgscope.ownership import rule_teams
 from orgscope.store import Store, StoreError
 from orgscope.store_files import LocalFiles
@@ -169,9 +174,12 @@ def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
                                   min_usd=config.cost.anomaly_min_usd, since=since)
     outlook = pd.DataFrame()
     if month_of(last) == month and last < month_end(month) and len(frame):
-        current = frame[[month_of(d) == month for d in pd.to_datetime(frame["date"]).dt.date]]
-        daily = current.groupby(["date", "team"])["amount"].sum().reset_index()
-        outlook = cost_forecast.forecast_month(daily, month, last, config.cost.budgets)
+        # the month so far and the weeks before it: the forecast learns each account's
+        # weekday shape and level from them (orgscope/cost/forecast.py)
+        daily = frame.groupby(["date", "account_id", "team"])["amount"].sum().reset_index()
+        outlook = cost_forecast.forecast_month(
+            daily, month, last, config.cost.budgets,
+            calibration=forecast_calibration(store, last), owner_on=team_owner(config))
     return CostSignals(found, outlook, month)
 
 

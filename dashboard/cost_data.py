@@ -20,6 +20,7 @@ from dashboard.data import open_store
 from orgscope.config import Config, load_config
 from orgscope.cost import anomalies, categories, forecast, review, store_io
 from orgscope.cost.attribution import month_of
+from orgscope.cost.forecast import Calibration
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class CostReview:
     closed_diff: pd.DataFrame
     method_notes: pd.DataFrame
     notes: tuple[str, ...] = field(default=())
+    #: The forecast interval's calibration (the default when the month is complete).
+    calibration: Calibration = field(default_factory=Calibration)
 
     @property
     def closed_at(self) -> datetime | None:
@@ -92,7 +95,26 @@ def _with_names(frame: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
     return frame
 
 
-def method_notes(config: Config, notes: tuple[str, ...]) -> pd.DataFrame:
+def forecast_note(calibration: forecast.Calibration) -> str:
+    """How the forecast is made and how well its interval held, in one sentence or two."""
+    text = ("Per account: the level of its last 7 days (weekday-adjusted median) times each "
+            "remaining day's weekday factor (from its last 8 weeks), handed to the teams that "
+            "own the account now (and to a new owner from a move recorded in team_history); "
+            "90 % interval from the accounts' day-to-day spread")
+    if calibration.samples:
+        held = (f"; out of sample it held {calibration.coverage:.0%} of month totals"
+                if calibration.coverage is not None else "")
+        text += (f", scaled x{calibration.scale:.2f} by a backtest over {calibration.months} "
+                 f"stored months ({calibration.samples} forecasts){held}")
+    else:
+        text += (f", scale x{calibration.scale:.2f} (fewer than two stored months to "
+                 "backtest)")
+    return text + (". With under two weeks of history a budget is not judged ('learning'). "
+                   "docs/cost.md.")
+
+
+def method_notes(config: Config, notes: tuple[str, ...],
+                 calibration: forecast.Calibration | None = None) -> pd.DataFrame:
     """The rules behind every number, as (topic, rule) rows for the page and the XLSX."""
     cost = config.cost
     shared = ", ".join(a.name for a in config.accounts if a.shared) or "none"
@@ -113,8 +135,7 @@ def method_notes(config: Config, notes: tuple[str, ...]) -> pd.DataFrame:
             " (by events published per team that month, PutEventsEntriesCount)")),
         ("Month over month", "A month in progress is compared with the same days of the "
                              "previous month."),
-        ("Forecast", "Month to date + remaining days x the mean day so far; 90 % interval "
-                     "from the spread of the days so far (docs/cost.md)."),
+        ("Forecast", forecast_note(calibration or forecast.Calibration())),
         ("Anomalies", f"Daily cost per team and service at least {cost.anomaly_z:g} robust "
                       f"standard deviations and ${cost.anomaly_min_usd:,.0f} above the median "
                       f"of the previous {cost.anomaly_window_days} days."),
@@ -143,9 +164,16 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     daily_team = current.groupby(["date", "team"])["amount"].sum().reset_index()
     outlook = pd.DataFrame(columns=forecast.COLUMNS)
     band = pd.DataFrame(columns=["date", "expected", "low", "high"])
+    calibration = forecast.Calibration()
     if not complete:
-        outlook = forecast.forecast_month(daily_team, month, through, settings.budgets)
-        band = forecast.daily_band(daily_team, month, through)
+        # the month so far and the weeks before it (frame starts a month or more earlier)
+        daily = frame[frame["date"] <= through].groupby(
+            ["date", "account_id", "team"])["amount"].sum().reset_index()
+        calibration = store_io.forecast_calibration(store, through)
+        outlook = forecast.forecast_month(daily, month, through, settings.budgets,
+                                          calibration=calibration,
+                                          owner_on=store_io.team_owner(config))
+        band = forecast.daily_band(daily, month, through, calibration=calibration)
     found = anomalies.detect(frame, window=settings.anomaly_window_days,
                              z_threshold=settings.anomaly_z, min_usd=settings.anomaly_min_usd,
                              since=review.month_first(month))
@@ -174,8 +202,9 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
         detail=_with_names(detail, names),
         closed=closed,
         closed_diff=_with_names(diff, names),
-        method_notes=method_notes(config, result.notes),
+        method_notes=method_notes(config, result.notes, calibration),
         notes=result.notes,
+        calibration=calibration,
     )
 
 

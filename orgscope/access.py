@@ -57,6 +57,8 @@ class Denial:
     region: str
     action: str
     code: str
+    #: The run's error as AWS worded it ("<Code> on <Operation>: <message>").
+    error: str = ""
 
     def label(self) -> str:
         return f"{self.action} ({self.collector})"
@@ -129,7 +131,8 @@ def account_access(assume_error: str | None, runs: Iterable[Mapping[str, Any]],
         if code is not None:
             collector = str(run.get("collector"))
             denials.append(Denial(collector, str(run.get("region")),
-                                  denied_action(str(error), actions.get(collector, ())), code))
+                                  denied_action(str(error), actions.get(collector, ())), code,
+                                  str(error)))
         elif run.get("status") == "ok" and int(run.get("api_calls") or 0) > 0:
             read_ok = True
     if not denials:
@@ -137,7 +140,7 @@ def account_access(assume_error: str | None, runs: Iterable[Mapping[str, Any]],
     if not read_ok:
         return AccountAccess("no-read", tuple(denials),
                              "the read role was assumed but every read was refused: "
-                             f"{_actions_text(denials)}")
+                             f"{_actions_text(denials)} (AWS: {denials[0].error})")
     return AccountAccess("partial", tuple(denials),
                          f"readable with gaps: refused {_actions_text(denials)}")
 

@@ -406,3 +406,20 @@ class CostModel:
 
     def total(self, start: date | None = None, end: date | None = None) -> Decimal:
         return self.totals((), start, end)[()]
+
+
+def team_daily(model: CostModel, platform_team: str) -> pd.DataFrame:
+    """The model's cost per day, account and team as orgscope attributes it with the
+    reference config's rules (the Team tag, else the account's team that day; shared accounts
+    all to ``platform_team``): date, account_id, team, amount (dollars). What the forecast is
+    judged against in tests and bench/forecast_backtest.py."""
+    accounts = {a.id: a for a in model.accounts}
+    frame = model.frame
+    teams = [platform_team if accounts[a].shared else (tag or accounts[a].team_on(day))
+             for a, tag, day in zip(frame["account_id"], frame["team_tag"], frame["day"],
+                                    strict=True)]
+    daily = pd.DataFrame({"date": frame["day"], "account_id": frame["account_id"],
+                          "team": teams, "amount": frame["micros"] / MICROS})
+    summed: pd.DataFrame = daily.groupby(["date", "account_id", "team"], as_index=False).agg(
+        amount=("amount", "sum"))
+    return summed

@@ -98,7 +98,8 @@ def test_reachability_separates_denied_from_other_errors(config: Config) -> None
     assert status["444444444444"] == (False, "cannot assume OrgScopeReadOnly: AccessDenied")
     # assumed, but its only read was refused: nothing can be read
     assert status["555555555555"] == (
-        False, "the read role was assumed but every read was refused: events:ListRules (ping)")
+        False, "the read role was assumed but every read was refused: events:ListRules (ping) "
+               "(AWS: AccessDeniedException on ListRules: no)")
     assert status["333333333333"][0]  # throttled is not unreachable
     assert status["111111111111"][0] and pd.isna(status["111111111111"][1])
 

@@ -19,6 +19,7 @@ import streamlit as st
 
 from dashboard import cost_data
 from dashboard.context import AppContext, run_page
+from orgscope.cost.forecast import Calibration
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,18 @@ def _teams(rv: cost_data.CostReview) -> None:
                   "forecast", "low", "high"))
     st.caption(f"Total {rv.total:,.2f} {rv.currency}. " + (
         "Budget: the forecast against the team's monthly budget ('at risk': the interval "
-        "reaches it)." if not rv.complete else "Budget: the month's cost against the team's "
+        "reaches it; 'learning': under two weeks of cost history, not judged). "
+        + _calibration_text(rv.calibration) if not rv.complete else "Budget: the month's cost against the team's "
         "monthly budget."))
+
+
+def _calibration_text(calibration: Calibration) -> str:
+    if not calibration.samples:
+        return "The interval is not calibrated yet (fewer than two stored months)."
+    held = f", held {calibration.coverage:.0%} out of sample" \
+        if calibration.coverage is not None else ""
+    return (f"The 90 % interval is calibrated on {calibration.months} stored months "
+            f"({calibration.samples} backtest forecasts{held}).")
 
 
 def _movers(rv: cost_data.CostReview) -> None:

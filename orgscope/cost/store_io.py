@@ -11,6 +11,7 @@ import pandas as pd
 from orgscope.config import Config
 from orgscope.cost.attribution import Attribution, attribute
 from orgscope.cost.datasets import COST_CLOSED_MONTHS
+from orgscope.cost.forecast import Calibration, OwnerOn, calibrate
 from orgscope.cost.review import month_after, month_before, month_first, snapshot
 from orgscope.store import Store
 
@@ -58,6 +59,49 @@ def attributed(store: Store, config: Config, start: date, end: date) -> Attribut
     events = read_events(store, start, end) if config.cost.shared_allocation == "events" \
         else None
     return attribute(cost, config.accounts, config.cost, events)
+
+
+def read_account_totals(store: Store, start: date, end: date) -> pd.DataFrame:
+    """Cost per account and day (date, account_id, amount) in [start, end): what the
+    forecast's backtest replays (orgscope.cost.forecast.calibrate)."""
+    return store.query(
+        "SELECT date, account_id, sum(amount) AS amount FROM cost_daily "
+        "WHERE date >= ? AND date < ? GROUP BY ALL", [start, end])
+
+
+#: Months of stored cost the forecast's interval is calibrated on.
+CALIBRATION_MONTHS = 12
+
+
+def forecast_calibration(store: Store, through: date) -> Calibration:
+    """The forecast's calibration from the stored history before ``through``'s month (the
+    default scale when fewer than two complete months are stored)."""
+    start = month_first(month_of_index(through, -(CALIBRATION_MONTHS + 1)))
+    totals = read_account_totals(store, start, through + timedelta(days=1))
+    calibration = calibrate(totals, through, CALIBRATION_MONTHS)
+    log.debug("forecast calibration through %s: %s", through, calibration)
+    return calibration
+
+
+def team_owner(config: Config) -> OwnerOn:
+    """The team of record of an account on a day, from config.toml (shared accounts: the
+    platform team when shared cost goes to it)."""
+    accounts = {a.id: a for a in config.accounts}
+
+    def owner(account_id: str, day: date) -> str | None:
+        account = accounts.get(account_id)
+        if account is None:
+            return None
+        if account.shared and config.cost.shared_allocation == "platform":
+            return config.cost.platform_team
+        return account.team_on(day)
+    return owner
+
+
+def month_of_index(day: date, months: int) -> str:
+    """The "YYYY-MM" of the month ``months`` after ``day``'s (negative: before)."""
+    index = day.year * 12 + (day.month - 1) + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def read_closed(store: Store, month: str) -> pd.DataFrame:

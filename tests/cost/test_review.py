@@ -5,34 +5,11 @@ from __future__ import annotations
 import io
 from datetime import UTC, date, datetime, timedelta
 
-import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
 
-from orgscope.cost import anomalies, categories, forecast, review
-
-
-def test_forecast_interval_holds_the_truth_and_narrows_with_data() -> None:
-    rng = np.random.default_rng(1)
-    days = pd.date_range("2026-11-01", periods=30, freq="D").date
-    values = 100 + rng.normal(0, 10, size=30)
-    daily = pd.DataFrame({"date": days, "team": "a", "amount": values})
-    early = forecast.forecast_month(daily, "2026-11", date(2026, 11, 5), {"a": 2000.0})
-    late = forecast.forecast_month(daily, "2026-11", date(2026, 11, 25), {"a": 2000.0})
-    truth = values.sum()
-    for outlook in (early, late):
-        row = outlook.iloc[0]
-        assert row["low"] <= truth <= row["high"]
-        assert row["status"] == "over"  # ~3000 against 2000
-    assert (late["high"] - late["low"]).iloc[0] < (early["high"] - early["low"]).iloc[0]
-
-
-def test_budget_status() -> None:
-    assert forecast.budget_status(90, 80, 100, 95) == "at risk"
-    assert forecast.budget_status(96, 80, 100, 95) == "over"
-    assert forecast.budget_status(90, 80, 94, 95) == "within"
-    assert forecast.budget_status(90, 80, 94, None) == ""
+from orgscope.cost import anomalies, categories, review
 
 
 def _attributed(rows: list[tuple[date, str, str, str, float]]) -> pd.DataFrame:
