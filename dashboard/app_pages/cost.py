@@ -100,11 +100,11 @@ def _teams(rv: cost_data.CostReview) -> None:
             "high": "High (90 %)", "status": "Status"},
            money=("amount", "tagged", "untagged", "shared", "previous", "change", "budget",
                   "forecast", "low", "high"))
-    st.caption(f"Total {rv.total:,.2f} {rv.currency}. " + (
-        "Budget: the forecast against the team's monthly budget ('at risk': the interval "
-        "reaches it; 'learning': under two weeks of cost history, not judged). "
-        + _calibration_text(rv.calibration) if not rv.complete else "Budget: the month's cost against the team's "
-        "monthly budget."))
+    budget = ("Budget: the forecast against the team's monthly budget ('at risk': the "
+              "interval reaches it; 'learning': under two weeks of cost history, not judged). "
+              + _calibration_text(rv.calibration)) if not rv.complete else \
+        "Budget: the month's cost against the team's monthly budget."
+    st.caption(f"Total {rv.total:,.2f} {rv.currency}. {budget}")
 
 
 def _calibration_text(calibration: Calibration) -> str:
