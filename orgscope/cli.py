@@ -430,11 +430,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(wiring.runner(config), list(registry.COLLECTORS.values()))
 
 
+def _load_world(args: argparse.Namespace) -> Config:
+    """The config of ``--org``: harbor's own (sim/orgs/harbor.toml) unless --config names
+    another; the reference one otherwise."""
+    if args.org == "harbor" and not args.config:
+        from sim.shapes import CONFIG
+
+        return wiring.load(CONFIG, store=args.store)
+    return _load(args)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from sim.cli import run_sim
 
-    config = _load(args)
-    return run_sim(config.source, port=args.port, scenario=args.scenario, tick_s=args.tick)
+    config = _load_world(args)
+    return run_sim(config.source, port=args.port, scenario=args.scenario, tick_s=args.tick,
+                   world=args.org)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -447,11 +458,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from orgscope.demo import run_demo
 
-    config = _load(args)
-    return run_demo(config, port=args.port, scenario=args.scenario, tick_s=args.tick)
+    config = _load_world(args)
+    return run_demo(config, port=args.port, scenario=args.scenario, tick_s=args.tick,
+                    world=args.org)
 
 
 # --- parser ----------------------------------------------------------------------------------
+
+#: The simulated organizations ``sim`` and ``demo`` can play (docs/simulator.md).
+WORLDS = ("quickgrocer", "harbor")
+WORLDS_HELP = ("which simulated organization: quickgrocer (the reference, config.toml) or "
+               "harbor (the second, shaped unlike it: sim/orgs/harbor.toml unless --config)")
 
 
 def _add_alerts_parser(commands: Any) -> None:
@@ -552,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per
     sim.add_argument("--port", type=int, default=5000, help="endpoint port (default 5000)")
     sim.add_argument("--scenario", metavar="FILE", help="fault timeline (TOML)")
     sim.add_argument("--tick", type=float, default=60.0, help="seconds between traffic ticks")
+    sim.add_argument("--org", choices=WORLDS, default="quickgrocer", help=WORLDS_HELP)
     sim.set_defaults(func=cmd_sim, quiet=False)
 
     dashboard = commands.add_parser("dashboard", help="run the Streamlit dashboard")
@@ -563,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per
     demo.add_argument("--port", type=int, help="dashboard port (default: dashboard.port)")
     demo.add_argument("--scenario", metavar="FILE", help="fault timeline (TOML)")
     demo.add_argument("--tick", type=float, default=30.0, help="seconds between traffic ticks")
+    demo.add_argument("--org", choices=WORLDS, default="quickgrocer", help=WORLDS_HELP)
     demo.set_defaults(func=cmd_demo, quiet=False)
     return parser
 

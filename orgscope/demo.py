@@ -96,15 +96,24 @@ def start_slack_sink(config: Config) -> SlackSink:
 
 
 def run_demo(config: Config, port: int | None = None, scenario: str | None = None,
-             tick_s: float = 30.0) -> int:
+             tick_s: float = 30.0, world: str = "quickgrocer") -> int:
+    """The whole product on a simulated organization: ``world`` "quickgrocer" (the reference,
+    with its fault timeline) or "harbor" (the second organization, steady traffic)."""
     from sim import SimulatedOrg
+    from sim.shapes import HarborOrg
 
     os.environ.update(DEMO_CREDENTIALS)
-    scenario_path = Path(scenario) if scenario else (
-        DEFAULT_SCENARIO if DEFAULT_SCENARIO.exists() else None)
-    org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path)
-    endpoint = org.start()
-    org.start_traffic()
+    org: SimulatedOrg | HarborOrg
+    if world == "harbor":
+        org = HarborOrg(config)
+        endpoint = org.start()
+        org.start_traffic(tick_s)
+    else:
+        scenario_path = Path(scenario) if scenario else (
+            DEFAULT_SCENARIO if DEFAULT_SCENARIO.exists() else None)
+        org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path)
+        endpoint = org.start()
+        org.start_traffic()
     config = demo_config(config, endpoint, org.history_hours)
     url = f"http://localhost:{port or config.dashboard.port}"
     if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":

@@ -16,6 +16,7 @@ from types import FrameType
 from orgscope.config import ConfigError, load_config
 from sim.org import SimulatedOrg
 from sim.scenario import ScenarioError
+from sim.shapes import HarborOrg
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,21 @@ def _say(text: str = "") -> None:
     sys.stdout.flush()
 
 
-def run_sim(config_path: str, port: int, scenario: str | None, tick_s: float) -> int:
-    """Run the simulator until SIGINT/SIGTERM. Returns the process exit status."""
+def run_sim(config_path: str, port: int, scenario: str | None, tick_s: float,
+            world: str = "quickgrocer") -> int:
+    """Run the simulator until SIGINT/SIGTERM. Returns the process exit status.
+
+    ``world``: "quickgrocer" (sim/org.py, the reference organization and its traffic) or
+    "harbor" (sim/shapes.py, the second organization: shapes QuickGrocer lacks; no scenario).
+    """
+    org: SimulatedOrg | HarborOrg
     try:
         config = load_config(config_path)
-        org = SimulatedOrg(config, port=port, tick_s=tick_s,
-                           scenario=Path(scenario) if scenario else None)
+        if world == "harbor":
+            org = HarborOrg(config, port=port)
+        else:
+            org = SimulatedOrg(config, port=port, tick_s=tick_s,
+                               scenario=Path(scenario) if scenario else None)
     except (ConfigError, ScenarioError) as error:
         for line in error.lines:
             sys.stderr.write(line + "\n")
@@ -60,16 +70,20 @@ def run_sim(config_path: str, port: int, scenario: str | None, tick_s: float) ->
             return 1
         region = config.aws.regions[0]
         _say(f"Simulated {config.organization.name} organization running at {endpoint}")
-        _say(f"({len(config.accounts)} accounts, {len(org.deployment.rules)} rules, "
+        rules = len(org.rules) if isinstance(org, HarborOrg) else len(org.deployment.rules)
+        _say(f"({len(config.accounts)} accounts, {rules} rules, "
              f"{org.history_hours}h of history, a tick every {tick_s:g}s"
-             + (f", scenario {scenario}" if scenario else "") + ")")
+             + (f", scenario {scenario}" if scenario and world != "harbor" else "") + ")")
         _say()
         _say("Point orgscope at it from another shell:")
         for line in environment_lines(endpoint, region):
             _say(f"  {line}")
         _say()
         _say("Ctrl-C stops it (its state lives in memory only).")
-        org.start_traffic()
+        if isinstance(org, HarborOrg):
+            org.start_traffic(tick_s)
+        else:
+            org.start_traffic()
         stop.wait()
         return 0
     finally:

@@ -42,7 +42,7 @@ from orgscope.config import Config
 from sim.admin import AdminSessions
 from sim.build import Builder
 from sim.emit import put_metrics
-from sim.server import GatedMotoServer
+from sim.server import GatedMotoServer, ServedOrganization
 from sim.state import Rule
 from sim.topology import ROUTES
 from sim.traffic import ENTRIES_PER_CALL, daily_shape, dimensions, minute_key
@@ -234,7 +234,7 @@ def count_totals(data: Sequence[Mapping[str, Any]], start: datetime, end: dateti
 
 
 @dataclass
-class GeneratedOrg:
+class GeneratedOrg(ServedOrganization):
     """A generated organization played on a local moto server (one per process at a time)."""
 
     config: Config
@@ -248,18 +248,6 @@ class GeneratedOrg:
     history_end: datetime | None = None
     _server: GatedMotoServer | None = None
     _admin: AdminSessions | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the generated organization is not started")
-        return str(self._server.endpoint_url)
-
-    @property
-    def admin(self) -> AdminSessions:
-        if self._admin is None:
-            raise RuntimeError("the generated organization is not started")
-        return self._admin
 
     def start(self, now: datetime | None = None) -> str:
         """Start the server, build every account, write the metric history; the endpoint."""
@@ -287,14 +275,7 @@ class GeneratedOrg:
 
     def stop(self) -> None:
         """Stop the server and empty moto's (process-wide) state."""
-        if self._server is not None:
-            try:
-                self._server.reset()
-            except OSError as error:
-                log.warning("could not reset moto state: %s", error)
-            self._server.stop()
-            self._server = None
-        self._admin = None
+        self._stop_server()
 
     def rules(self, account_id: str) -> list[GeneratedRule]:
         return generated_rules(self.spec, account_id)

@@ -28,7 +28,7 @@ from sim.costexplorer import PAGE_GROUPS, CostFeed
 from sim.costs import CostModel, CostSpike, Restatement, default_spikes
 from sim.emit import put_metrics, put_segments, put_span_events, send_dead_letters
 from sim.scenario import ScenarioEvent, duration_of, load_scenario
-from sim.server import GatedMotoServer
+from sim.server import GatedMotoServer, ServedOrganization
 from sim.state import World, read_world
 from sim.topology import STREAMS
 from sim.tracing import (
@@ -53,7 +53,7 @@ def floor_minute(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-class SimulatedOrg:
+class SimulatedOrg(ServedOrganization):
     """The reference organization, played on a local AWS endpoint."""
 
     def __init__(self, config: Config, *, host: str = "127.0.0.1", port: int = 0,
@@ -93,19 +93,6 @@ class SimulatedOrg:
         self._thread: threading.Thread | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return str(self._server.endpoint_url)
-
-    @property
-    def admin(self) -> AdminSessions:
-        """Admin sessions into every account (what the platform team would use)."""
-        if self._admin is None:
-            raise RuntimeError("the simulator is not started")
-        return self._admin
 
     @property
     def deployment(self) -> Deployment:
@@ -167,14 +154,7 @@ class SimulatedOrg:
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, self.tick_s))
             self._thread = None
-        if self._server is not None:
-            try:
-                self._server.reset()
-            except OSError as error:
-                log.warning("could not reset moto state: %s", error)
-            self._server.stop()
-            self._server = None
-        self._admin = None
+        self._stop_server()
 
     # --- traffic ----------------------------------------------------------------------------
 

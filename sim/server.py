@@ -14,6 +14,7 @@ from moto.moto_server.werkzeug_app import (
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
+from sim.admin import AdminSessions
 from sim.gate import IamGate
 
 log = logging.getLogger(__name__)
@@ -57,3 +58,36 @@ class _QuietHandler(MotoRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
+
+
+class ServedOrganization:
+    """What every simulated organization shares: its gated server and the platform team's
+    admin sessions, available once started (one simulator per process at a time: moto's state
+    is process-wide)."""
+
+    _server: GatedMotoServer | None
+    _admin: AdminSessions | None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return str(self._server.endpoint_url)
+
+    @property
+    def admin(self) -> AdminSessions:
+        """Admin sessions into every account (what the platform team would use)."""
+        if self._admin is None:
+            raise RuntimeError("the simulator is not started")
+        return self._admin
+
+    def _stop_server(self) -> None:
+        """Stop the server and empty moto's (process-wide) state."""
+        if self._server is not None:
+            try:
+                self._server.reset()
+            except OSError as error:
+                log.warning("could not reset moto state: %s", error)
+            self._server.stop()
+            self._server = None
+        self._admin = None
