@@ -196,7 +196,11 @@ def collect_inventory(ctx: CollectContext) -> Frames:
     bus_rows: list[dict[str, Any]] = []
     rule_rows: list[dict[str, Any]] = []
     for bus in _event_buses(events):
-        name = bus["Name"]
+        name = bus.get("Name")
+        if not isinstance(name, str):
+            log.warning("inventory %s %s: skipped a bus without a name (ARN %s)",
+                        ctx.account.id, ctx.region, bus.get("Arn"))
+            continue
         policy = bus.get("Policy")
         if policy is None:
             policy = events.describe_event_bus(Name=name).get("Policy")
@@ -222,6 +226,10 @@ def collect_inventory(ctx: CollectContext) -> Frames:
             }
         )
         for rule in rules:
+            if not isinstance(rule.get("Name"), str):
+                log.warning("inventory %s %s: skipped a rule without a name on bus %s (ARN %s)",
+                            ctx.account.id, ctx.region, name, rule.get("Arn"))
+                continue
             targets = list(
                 _paginate(events, "list_targets_by_rule", "Targets", Rule=rule["Name"],
                           EventBusName=name)
