@@ -43,7 +43,7 @@ from orgscope.config import Config, SlackConfig
 from orgscope.cost import anomalies as cost_anomalies
 from orgscope.cost import forecast as cost_forecast
 from orgscope.cost.attribution import month_of
-from orgscope.cost.review import month_end, month_first
+from orgscope.cost.review import month_first
 from orgscope.cost.store_io import (
     attributed,
     forecast_calibration,
@@ -173,7 +173,8 @@ def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
                                   z_threshold=config.cost.anomaly_z,
                                   min_usd=config.cost.anomaly_min_usd, since=since)
     outlook = pd.DataFrame()
-    if month_of(last) == month and last < month_end(month) and len(frame):
+    # through the month's last day too: its cost is still accruing, and over a budget is news
+    if month_of(last) == month and len(frame):
         # the month so far and the weeks before it: the forecast learns each account's
         # weekday shape and level from them (orgscope/cost/forecast.py)
         daily = frame.groupby(["date", "account_id", "team"])["amount"].sum().reset_index()

@@ -73,11 +73,11 @@ def available_months(store: Store) -> list[str]:
 
 
 def default_month(months: list[str], last_day: date | None) -> str | None:
-    """The last complete month with data (the current one when it is the only one)."""
+    """The last complete month with data (the current one when it is the only one). The
+    month of the newest data is never complete, even with its last day in: that day's cost
+    is still accruing (Cost Explorer marks it Estimated)."""
     if not months:
         return None
-    if last_day is not None and last_day == review.month_end(month_of(last_day)):
-        return month_of(last_day)
     complete = [m for m in months if last_day is None or m < month_of(last_day)]
     return complete[0] if complete else months[0]
 
@@ -156,7 +156,8 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     in_month = frame[frame["month"] == month]
     last_day = max(pd.to_datetime(in_month["date"]).dt.date) if len(in_month) else \
         review.month_end(month)
-    complete = last_day >= review.month_end(month) or month < month_of(today)
+    # the current month is in progress through its last day (today's cost still accrues)
+    complete = month < month_of(today)
     through = review.month_end(month) if complete else last_day
     current, previous = review.this_and_previous(frame, month, through)
     total = float(current["amount"].sum())

@@ -1,0 +1,56 @@
+"""The Cost page and the cost alerts on the days that break date arithmetic: the 1st, the 2nd
+and the last day of a month, New Year's Day, 29 February and the day after a month closes.
+The clock is frozen there (time-machine) and the cost model written through that day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from cost_sample import fill_cost
+from dashboard_sample import write_config
+from streamlit.testing.v1 import AppTest
+
+from alerts import step as alerts_step
+from collectors import registry
+from dashboard.app_pages.cost import MONTH_KEY
+from orgscope.config import load_config
+from orgscope.cost.forecast import COLUMNS
+from orgscope.store import Store
+from orgscope.wiring import CONFIG_ENV, STORE_ENV
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+DAYS = [date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 31), date(2027, 1, 1),
+        date(2028, 2, 29), date(2026, 12, 6)]  # the 6th: the day after bill_final_day = 5
+
+
+@pytest.mark.parametrize("today", DAYS, ids=str)
+def test_the_cost_page_and_alerts_on_any_day(today: date, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config_path = write_config(tmp_path, tmp_path / "data")
+    config = load_config(config_path)
+    moment = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=9)
+    with time_machine.travel(moment, tick=False):
+        store = Store(str(tmp_path / "data"), registry.all_datasets())
+        fill_cost(store, config, today)
+        monkeypatch.setenv(CONFIG_ENV, str(config_path))
+        monkeypatch.delenv(STORE_ENV, raising=False)
+        app = AppTest.from_file(APP, default_timeout=60).run()
+        app.switch_page("app_pages/cost.py").run()
+        assert not app.exception, [e.message for e in app.exception]
+        # finance opens the last complete month; the current one is in progress all its days
+        previous = today.replace(day=1) - timedelta(days=1)
+        assert app.selectbox(key=MONTH_KEY).value == previous.strftime("%Y-%m")
+        app.selectbox(key=MONTH_KEY).select(today.strftime("%Y-%m")).run()
+        assert not app.exception, [e.message for e in app.exception]
+        metrics = {m.label: m.value for m in app.metric}
+        assert "Month" not in metrics  # "complete" or "closed" is for a month that ended
+        assert "Forecast month end" in metrics
+        signals = alerts_step.read_cost_signals(config, store, moment)
+        assert signals.month == today.strftime("%Y-%m")
+        assert list(signals.forecast.columns) == COLUMNS and len(signals.forecast) > 0
+        # the reference budgets are set to the model's usual months: never "over" by a mile
+        over = signals.forecast[signals.forecast["status"] == "over"]
+        assert (over["forecast"] <= 1.1 * over["budget"]).all()
