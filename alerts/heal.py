@@ -74,7 +74,8 @@ def heal_role(config: Config) -> RoleSpec:
 
 # --- reading the store -----------------------------------------------------------------------
 
-LATEST_SQL = ("SELECT account_id, region, bus, rule, state, tags, collected_at FROM rules "
+LATEST_SQL = ("SELECT account_id, region, bus, rule, state, tags, managed_by, collected_at "
+              "FROM rules "
               "ORDER BY account_id, region, bus, rule")
 
 #: Per rule DISABLED now: first seen, last seen in an enabled state, first seen DISABLED after

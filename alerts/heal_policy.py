@@ -55,8 +55,8 @@ MAINTENANCE_MIN_RULES = 2
 #: Results that count as a write attempt against the hourly limit.
 ATTEMPT_RESULTS = frozenset({"enabled", "not-verified", "failed", "would-enable"})
 #: Reason codes (the text before the first ':').
-OPT_OUT, EXCLUDED, NEVER_ENABLED, FLAPPING, LIMIT, STALE = (
-    "opt-out", "excluded", "never-enabled", "flapping", "limit", "stale")
+OPT_OUT, EXCLUDED, NEVER_ENABLED, FLAPPING, LIMIT, STALE, MANAGED = (
+    "opt-out", "excluded", "never-enabled", "flapping", "limit", "stale", "managed")
 
 
 class RuleKey(NamedTuple):
@@ -83,6 +83,8 @@ class RuleFacts:
     last_enabled_at: datetime | None
     #: The first snapshot that saw it DISABLED after ``last_enabled_at``.
     disabled_since: datetime | None
+    #: The AWS service that owns the rule (ListRules' ManagedBy), None for the account's own.
+    managed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ def _when(moment: datetime | None) -> str:
 def rule_facts(latest: pd.DataFrame, history: pd.DataFrame) -> list[RuleFacts]:
     """The DISABLED rules of the latest inventory, with what history says about each.
 
-    ``latest``: the ``rules`` view (account_id, region, bus, rule, state, tags, collected_at).
+    ``latest``: the ``rules`` view (account_id, region, bus, rule, state, tags, collected_at,
+    and managed_by when present).
     ``history``: one row per rule (account_id, region, bus, rule, first_seen_at,
     last_enabled_at, disabled_since), as :func:`alerts.heal.read_history` computes it from
     ``rules_history``. Sorted oldest disabled spell first, then by key.
@@ -199,6 +202,8 @@ def rule_facts(latest: pd.DataFrame, history: pd.DataFrame) -> list[RuleFacts]:
             first_seen_at=_utc(past.get("first_seen_at")) or collected,
             last_enabled_at=_utc(past.get("last_enabled_at")),
             disabled_since=_utc(past.get("disabled_since")) or collected,
+            managed_by=row["managed_by"] if isinstance(row.get("managed_by"), str)
+            and row["managed_by"] else None,
         ))
     facts.sort(key=lambda f: (f.disabled_since or f.collected_at, f.key))
     return facts
@@ -273,6 +278,9 @@ def _already_said(history: list[dict[str, Any]], since: datetime | None, code: s
 def _rule_check(fact: RuleFacts, cfg: HealConfig, now: datetime,
                 stale_after: timedelta | None) -> str | None:
     """The first per-rule safety check that says no, as a reason (None: all pass)."""
+    if fact.managed_by is not None:
+        return (f"{MANAGED}: the rule belongs to {fact.managed_by}, which enables and "
+                "disables it; EventBridge refuses changes to managed rules")
     if fact.last_enabled_at is None:
         return (f"{NEVER_ENABLED}: DISABLED in every inventory since it was first seen "
                 f"({_when(fact.first_seen_at)}); a rule created disabled is left alone")

@@ -315,3 +315,15 @@ def test_disabled_again_after_an_inventory_saw_the_heal_is_still_flapping() -> N
     # a heal older than the window, and nothing said this spell: healed as usual
     old = action_row("r", NOW - timedelta(days=2))
     assert decide(latest, history, actions(old))[0].action == "enable"
+
+
+def test_a_rule_another_aws_service_manages_is_left_to_it() -> None:
+    latest = pd.DataFrame([{**rule_row("Events-Archive-ops", "DISABLED"),
+                            "managed_by": "events.amazonaws.com"}, *enabled_rows(8)])
+    history = pd.DataFrame([history_row("Events-Archive-ops", NOW - timedelta(hours=1))])
+    [fact] = rule_facts(latest, history)
+    assert fact.managed_by == "events.amazonaws.com"
+    [decision] = plan([fact], len(latest), pd.DataFrame(columns=HEAL_ACTIONS.columns),
+                      HealConfig(enabled=True), now=NOW, dry_run=False).decisions
+    assert decision.action == "skip" and decision.code == "managed"
+    assert "events.amazonaws.com" in decision.reason
