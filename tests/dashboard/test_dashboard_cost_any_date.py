@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import streamlit as st
 import time_machine
 from cost_sample import fill_cost
 from dashboard_sample import write_config
@@ -16,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from alerts import step as alerts_step
 from collectors import registry
 from dashboard.app_pages.cost import MONTH_KEY
+from orgscope.cli import main
 from orgscope.config import load_config
 from orgscope.cost.forecast import COLUMNS
 from orgscope.store import Store
@@ -54,3 +56,14 @@ def test_the_cost_page_and_alerts_on_any_day(today: date, tmp_path: Path,
         # the reference budgets are set to the model's usual months: never "over" by a mile
         over = signals.forecast[signals.forecast["status"] == "over"]
         assert (over["forecast"] <= 1.1 * over["budget"]).all()
+        # the month that ended closes; the one in progress (even on its last day) does not
+        assert main(["--config", str(config_path), "cost", "close",
+                     previous.strftime("%Y-%m")]) == 0
+        assert main(["--config", str(config_path), "cost", "close",
+                     today.strftime("%Y-%m")]) == 2
+        # a later visit (past the data cache's 30 s, which a frozen clock never reaches) shows
+        # the month closed
+        st.cache_data.clear()
+        app.selectbox(key=MONTH_KEY).select(previous.strftime("%Y-%m")).run()
+        assert not app.exception, [e.message for e in app.exception]
+        assert {m.label: m.value for m in app.metric}["Month"] == "closed"
