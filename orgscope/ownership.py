@@ -9,11 +9,12 @@ team. Health, alerts (labels and Slack routing), heal's audit rows and the pages
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
+
+from orgscope.jsontext import json_object
 
 #: (account_id, region, bus, rule): how every dataset keys a rule.
 RuleKey = tuple[str, str, str, str]
@@ -22,13 +23,7 @@ RuleKey = tuple[str, str, str, str]
 def parse_tags(text: Any) -> dict[str, str]:
     """A ``tags`` cell (JSON object text, as the inventory stores it) -> dict; empty for null,
     unreadable or non-object text. Keys and values become strings."""
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {str(k): str(v) for k, v in json_object(text).items()}
 
 
 def tag_team(tags: Mapping[str, str], tag_key: str = "Team") -> str | None:

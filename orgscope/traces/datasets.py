@@ -6,12 +6,12 @@ docs/traces.md explains every column and docs/datasets.md lists them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pyarrow as pa
 
 from orgscope.datasets import UTC_TS, Dataset
+from orgscope.jsontext import json_object
 
 SPANS = Dataset(
     name="spans",
@@ -110,10 +110,4 @@ OTLP_EXPORTS = Dataset(
 def annotations_of(text: Any) -> dict[str, Any]:
     """A span's ``annotations`` cell (JSON object text) as a dict; ``{}`` for a missing cell
     or text that is not a JSON object."""
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
+    return json_object(text)
