@@ -32,7 +32,7 @@ from alerts.heal_datasets import HEAL_ACTIONS
 from alerts.heal_policy import Decision, Plan, RuleKey, plan, rule_facts
 from orgscope.aws import AccessError, RoleSpec, SessionFactory, describe_error
 from orgscope.config import Config
-from orgscope.ownership import rule_teams
+from orgscope.ownership import known_teams, rule_teams
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
     decided = plan(facts, len(inputs.latest), inputs.actions, cfg, now=moment, dry_run=dry,
                    stale_after=config.health.stale_after)
     role = heal_role(config)
-    owners = rule_teams(inputs.latest, config.collectors.cost.tag_key)
+    owners = rule_teams(inputs.latest, config.collectors.cost.tag_key, known_teams(config))
     rows: list[dict[str, Any]] = []
     results: dict[str, int] = {}
     outcomes: list[tuple[Decision, Outcome]] = []

@@ -50,7 +50,7 @@ from orgscope.cost.store_io import (
     last_cost_day,
     team_owner,
 )
-from orgscope.ownership import rule_teams
+from orgscope.ownership import known_teams, rule_teams
 from orgscope.store import Store, StoreError
 from orgscope.store_files import LocalFiles
 from orgscope.traces.views import latency_percentiles
@@ -242,7 +242,8 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
         if "rules" in store.datasets else pd.DataFrame()
     latest = _maybe("rules", lambda: store.query(LATEST_SQL)) \
         if "rules" in store.datasets else pd.DataFrame()
-    owners = rule_teams(latest, config.collectors.cost.tag_key) if latest is not None else {}
+    owners = rule_teams(latest, config.collectors.cost.tag_key, known_teams(config)) \
+        if latest is not None else {}
     inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
                          forecast=outlook, heal_actions=heal,
                          accounts=account_infos(config, store), disabled=disabled,

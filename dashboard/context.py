@@ -39,6 +39,8 @@ class AppContext:
     auth_provider: str = ""
     #: The tag naming a resource's team ([collectors.cost] tag_key): it wins over the account's.
     team_tag_key: str = "Team"
+    #: Every team config.toml names: a resource's tag counts only when it names one of them.
+    known_teams: tuple[str, ...] | None = None
 
 
 def read_context(state: Mapping[Any, Any]) -> AppContext | None:

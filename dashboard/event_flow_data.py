@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,12 +137,14 @@ def describe_bucket(bucket: timedelta) -> str:
 # --- verdicts ----------------------------------------------------------------------------------
 
 
-def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team") -> pd.DataFrame:
+def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team",
+                  known: Collection[str] | None = None) -> pd.DataFrame:
     """The latest verdict of every rule in scope, most urgent first.
 
     Rules come from the latest ``rule_health`` evaluation; inventory rules the health model has
     not judged yet are added with verdict :data:`NO_VERDICT`. A rule's team is its own
-    ``tag_key`` tag, else its account's (:func:`orgscope.ownership.resource_team`); the team
+    ``tag_key`` tag naming one of the ``known`` teams, else its account's
+    (:func:`orgscope.ownership.resource_team`); the team
     filter selects rules by that team, so a rule tagged ``Team=ops`` on the platform team's
     central bus is ops's.
 
@@ -194,7 +196,7 @@ def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team") -> pd.D
     ]
     frame = store.query(sql, params)
     teams = [resource_team(tags, account_team if isinstance(account_team, str) else None,
-                           tag_key) or "(unknown)"
+                           tag_key, known) or "(unknown)"
              for tags, account_team in zip(frame["tags"], frame["account_team"], strict=True)]
     frame = frame.drop(columns=["tags", "account_team"])
     frame.insert(2, "team", pd.Series(teams, index=frame.index, dtype=object))
@@ -686,10 +688,10 @@ def labels_for(keys: Iterable[RuleKey], verdicts: pd.DataFrame) -> dict[str, str
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def load_rule_verdicts(
     store_base: str, account_ids: tuple[str, ...], teams: tuple[str, ...],
-    regions: tuple[str, ...], tag_key: str = "Team",
+    regions: tuple[str, ...], *, tag_key: str = "Team", known: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     filters = Filters(account_ids=account_ids, teams=teams, regions=regions)
-    return rule_verdicts(open_store(store_base), filters, tag_key)
+    return rule_verdicts(open_store(store_base), filters, tag_key, known)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -44,6 +44,8 @@ ACCESS_MEANINGS: dict[str, str] = {
 
 #: The prefix the runner gives the error of a run skipped because AssumeRole failed.
 UNREACHABLE_PREFIX = "account unreachable: "
+#: How the reason of a no-read account begins (``accounts.reason``).
+NO_READ_REASON = "the read role was assumed but every read was refused"
 
 _CODE = re.compile(r"^([A-Za-z.]+) on ([A-Za-z0-9]+)")
 _PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9]+)")
@@ -128,19 +130,22 @@ def account_access(assume_error: str | None, runs: Iterable[Mapping[str, Any]],
         if isinstance(error, str) and error.startswith(UNREACHABLE_PREFIX):
             return AccountAccess("unreachable", (), error[len(UNREACHABLE_PREFIX):])
         code = denied_code(error)
+        calls = int(run.get("api_calls") or 0)
         if code is not None:
             collector = str(run.get("collector"))
             denials.append(Denial(collector, str(run.get("region")),
                                   denied_action(str(error), actions.get(collector, ())), code,
                                   str(error)))
-        elif run.get("status") == "ok" and int(run.get("api_calls") or 0) > 0:
+            # a run refused at its second call or later read something first
+            read_ok = read_ok or calls > 1
+        elif run.get("status") == "ok" and calls > 0:
             read_ok = True
     if not denials:
         return AccountAccess("readable", (), None)
     if not read_ok:
         return AccountAccess("no-read", tuple(denials),
-                             "the read role was assumed but every read was refused: "
-                             f"{_actions_text(denials)} (AWS: {denials[0].error})")
+                             f"{NO_READ_REASON}: {_actions_text(denials)} "
+                             f"(AWS: {denials[0].error})")
     return AccountAccess("partial", tuple(denials),
                          f"readable with gaps: refused {_actions_text(denials)}")
 
@@ -149,9 +154,12 @@ def access_table(accounts: pd.DataFrame, runs: pd.DataFrame,
                  actions: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Every account's access state from the latest ``accounts`` rows and latest runs.
 
-    ``accounts``: account_id, reachable, reason (the ``accounts`` view). ``runs``: the latest
-    run per (collector, account_id, region) with status, error, api_calls. Returns account_id,
-    access, denied (list of "action (collector)"), reason.
+    ``accounts``: account_id, reachable, reason (the ``accounts`` view), the authority on
+    whether anything can be read: a reachable account is readable or partial (the runs name
+    the refused actions), an unreachable one unreachable or no-read (by its reason), whatever
+    older runs of a rarely running collector say. ``runs``: the latest run per (collector,
+    account_id, region) with status, error, api_calls. Returns account_id, access, denied
+    (list of "action (collector)"), reason.
     """
     by_account: dict[str, list[Mapping[str, Any]]] = {}
     if not runs.empty:
@@ -162,11 +170,16 @@ def access_table(accounts: pd.DataFrame, runs: pd.DataFrame,
     for row in accounts.to_dict("records"):
         account_id = str(row["account_id"])
         reason = row.get("reason") if isinstance(row.get("reason"), str) else None
-        # an account the latest check could not assume is unreachable whatever older runs say
-        unreachable = not bool(row.get("reachable")) and reason is not None and \
-            denied_code(reason) is None and not reason.startswith("the read role was assumed")
-        found = account_access(reason if unreachable else None,
-                               by_account.get(account_id, []), actions)
-        rows.append({"account_id": account_id, "access": found.access,
-                     "denied": found.denied_labels(), "reason": found.reason})
+        latest = [r for r in by_account.get(account_id, [])
+                  if not str(r.get("error") or "").startswith(UNREACHABLE_PREFIX)]
+        found = account_access(None, latest, actions)
+        if bool(row.get("reachable")):
+            access: Access = "partial" if found.denials else "readable"
+            denied, why = found.denied_labels(), found.reason
+        elif reason is not None and reason.startswith(NO_READ_REASON):
+            access, denied, why = "no-read", found.denied_labels(), reason
+        else:
+            access, denied, why = "unreachable", [], reason
+        rows.append({"account_id": account_id, "access": access, "denied": denied,
+                     "reason": why})
     return pd.DataFrame(rows, columns=["account_id", "access", "denied", "reason"])

@@ -87,7 +87,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                   if config.collector(name).enabled]
     print(f"AssumeRole {config.aws.read_role_name} into each account, then one cheap read per "
           "permission each enabled collector needs (Cost Explorer's costs $0.01):")
-    accounts, states = runner.probe_access(collectors)
+    accounts, states, unknown = runner.probe_access(collectors)
     rows = [
         {
             "account": a.name,
@@ -104,8 +104,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         if states[a.id].denials:
             print(f"{a.id} ({a.name}) {states[a.id].access}: the read role may not "
                   + ", ".join(states[a.id].denied_labels()))
+        for line in unknown.get(a.id, []):
+            print(f"{a.id} ({a.name}) could not be probed: {line}")
     counts = {state: sum(s.access == state for s in states.values()) for state in ACCESS_STATES}
-    if counts["readable"] == len(accounts):
+    if unknown:
+        print(f"{len(unknown)} accounts could not be probed fully (above): run check-config "
+              "again; their access is not known.")
+    if counts["readable"] == len(accounts) and not unknown:
         print(f"All {len(accounts)} accounts readable.")
         return EXIT_OK
     print(", ".join(f"{n} {state} ({ACCESS_MEANINGS[state]})" for state, n in counts.items()

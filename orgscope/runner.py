@@ -53,6 +53,11 @@ from orgscope.store import Store
 
 log = logging.getLogger(__name__)
 
+#: Error codes that answer a probe of a made-up resource when the action itself is allowed.
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NotFoundException",
+                             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
 class DiscoveryError(Exception):
     """The organization's accounts could not be listed and config.toml lists none."""
 
@@ -323,52 +328,62 @@ class Runner:
         return errors
 
     def probe_access(self, collectors: Sequence[Collector], now: datetime | None = None,
-                     ) -> tuple[list[Account], dict[str, AccountAccess]]:
+                     ) -> tuple[list[Account], dict[str, AccountAccess], dict[str, list[str]]]:
         """``check-config``'s access check: AssumeRole into every account of this shard, then
         one cheap read per IAM action each collector declares (``Collector.probes``), once per
-        (account, region, action). Returns the accounts and each one's access state; stores
-        nothing."""
+        (account, region, action). Stores nothing.
+
+        Returns the accounts, each one's access state (a refused action is charged to every
+        collector that needs it), and per account the probes that proved nothing ("action in
+        region: error": a timeout, throttling, an answer that is neither a success, a refusal
+        nor a "not found" for the probe's made-up resource).
+        """
         started = (now or datetime.now(UTC)).replace(microsecond=0)
         everyone = self.accounts()
         accounts = self.shard.select(everyone)
         assume_errors = self.assume_all(accounts)
-        jobs: dict[tuple[str, str, str], tuple[Collector, Account, Probe]] = {}
+        jobs: dict[tuple[str, str, str], tuple[list[Collector], Account, Probe]] = {}
         for collector, account, region in self._targets(collectors, accounts, everyone):
             if account.id in assume_errors or collector.scope == "local":
                 continue
             for action, probe in collector.probes:
-                jobs.setdefault((account.id, region, action), (collector, account, probe))
+                job = jobs.setdefault((account.id, region, action), ([], account, probe))
+                job[0].append(collector)
 
-        def attempt(key: tuple[str, str, str]) -> dict[str, Any]:
-            collector, account, probe = jobs[key]
+        def attempt(key: tuple[str, str, str]) -> tuple[str | None, bool]:
+            needing, account, probe = jobs[key]
             region = key[1]
             ctx = CollectContext(
                 account=account, region=region, window=Window(started, started),
-                collected_at=started, settings=self.config.collector(collector.name),
+                collected_at=started, settings=self.config.collector(needing[0].name),
                 client_factory=lambda service: self.factory.client(account.id, service, region))
             try:
                 probe(ctx)
-                error = None
             except (ClientError, BotoCoreError, AccessError) as exc:
                 error = exc.reason if isinstance(exc, AccessError) else describe_error(exc)
-                if denied_code(error) is None:
-                    # not a refusal: AWS authorizes before it looks for the probe's made-up
-                    # resource, so "not found" and its like prove the action is allowed
-                    log.debug("probe %s in %s %s: %s", key[2], account.id, region, error)
-                    error = None
-            return {"collector": collector.name, "account_id": account.id, "region": region,
-                    "status": "ok" if error is None else "error", "error": error,
-                    "api_calls": 1}
+                if denied_code(error) is not None:
+                    return error, True
+                # AWS authorizes before it looks for the probe's made-up resource: "not found"
+                # proves the action; anything else proves nothing
+                return (None, False) if error_code(exc) in NOT_FOUND_CODES else (error, False)
+            return None, False
 
         with ThreadPoolExecutor(max_workers=self.config.aws.max_workers) as pool:
-            results = list(pool.map(attempt, sorted(jobs)))
-        actions = {c.name: c.iam_actions for c in collectors}
+            outcomes = dict(zip(sorted(jobs), pool.map(attempt, sorted(jobs)), strict=True))
         by_account: dict[str, list[dict[str, Any]]] = {}
-        for result in results:
-            by_account.setdefault(result["account_id"], []).append(result)
+        unknown: dict[str, list[str]] = {}
+        for (account_id, region, action), (error, denied) in outcomes.items():
+            if error is not None and not denied:
+                unknown.setdefault(account_id, []).append(f"{action} in {region}: {error}")
+                continue
+            for collector in jobs[(account_id, region, action)][0]:
+                by_account.setdefault(account_id, []).append(
+                    {"collector": collector.name, "region": region,
+                     "status": "error" if denied else "ok", "error": error, "api_calls": 1})
+        actions = {c.name: c.iam_actions for c in collectors}
         states = {a.id: account_access(assume_errors.get(a.id), by_account.get(a.id, []),
                                        actions) for a in accounts}
-        return accounts, states
+        return accounts, states, unknown
 
     def _inputs(self, collectors: Sequence[Collector]) -> dict[str, pd.DataFrame]:
         """The latest snapshot of every dataset the collectors read, once per cycle."""

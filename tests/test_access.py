@@ -15,7 +15,8 @@ from orgscope.access import (
     denied_code,
 )
 
-ACTIONS = {"inventory": ("events:ListEventBuses", "events:ListRules"),
+ACTIONS = {"inventory": ("events:ListEventBuses", "events:ListRules",
+                         "events:ListTagsForResource"),
            "otel": ("logs:FilterLogEvents",), "xray": ("xray:GetTraceSummaries",)}
 SAID = ("AccessDeniedException on FilterLogEvents: User: arn:aws:sts::1:assumed-role/R is not "
         "authorized to perform: logs:FilterLogEvents on resource: aws/spans")
@@ -84,3 +85,27 @@ def test_every_collector_probes_exactly_the_actions_it_declares() -> None:
     for collector in registry.COLLECTORS.values():
         probed = [action for action, _probe in collector.probes]
         assert sorted(probed) == sorted(collector.iam_actions), collector.name
+
+
+def test_a_run_refused_after_reading_proves_the_role_reads() -> None:
+    # the inventory read buses and rules, then ListTagsForResource was refused
+    tags = run("inventory", "AccessDeniedException on ListTagsForResource: no", calls=3)
+    state = account_access(None, [tags], ACTIONS)
+    assert state.access == "partial" and state.denied_labels() == [
+        "events:ListTagsForResource (inventory)"]
+
+
+def test_the_latest_accounts_row_decides_whether_anything_can_be_read() -> None:
+    accounts = pd.DataFrame([
+        # reachable now; the payer's cost run from hours ago was skipped as unreachable
+        {"account_id": "1", "reachable": True, "reason": None},
+        # no-read, and no runs of it in the lookback
+        {"account_id": "2", "reachable": False,
+         "reason": "the read role was assumed but every read was refused: x (inventory)"},
+    ])
+    runs = pd.DataFrame([
+        {"account_id": "1", **run("inventory")},
+        {"account_id": "1", **run("cost", f"{UNREACHABLE_PREFIX}cannot assume R", 0)},
+    ])
+    table = access_table(accounts, runs, ACTIONS).set_index("account_id")
+    assert list(table["access"]) == ["readable", "no-read"]

@@ -6,7 +6,8 @@ import json
 
 import pandas as pd
 
-from orgscope.ownership import parse_tags, resource_team, rule_teams, tag_team
+from orgscope.config import Config
+from orgscope.ownership import known_teams, parse_tags, resource_team, rule_teams, tag_team
 
 
 def test_tags_text_is_read_or_empty() -> None:
@@ -37,3 +38,22 @@ def test_rule_teams_names_only_rules_with_their_own_tag() -> None:
         ("121212121212", "us-east-1", "central-bus", "ops-audit"): "ops",
         ("121212121212", "eu-west-1", "default", "nightly"): "finance"}
     assert rule_teams(pd.DataFrame()) == {}
+
+
+def test_a_tag_counts_only_when_it_names_a_team_config_knows() -> None:
+    known = {"ops", "platform", "Payments"}
+    assert resource_team('{"Team": "ops"}', "platform", known=known) == "ops"
+    assert resource_team('{"Team": "payments"}', "ops", known=known) == "Payments"
+    # whoever deploys in a member account writes tags: no routing elsewhere, no markup
+    for hostile in ("<!channel> <https://evil.example|Open runbook>", "nobody", "@here"):
+        assert resource_team(json.dumps({"Team": hostile}), "platform", known=known) == \
+            "platform"
+    rules = pd.DataFrame([{"account_id": "1", "region": "r", "bus": "b", "rule": "x",
+                           "tags": json.dumps({"Team": "<!channel>"})}])
+    assert rule_teams(rules, known=known) == {}
+
+
+def test_known_teams_are_every_team_config_names(config: Config) -> None:
+    teams = known_teams(config)
+    assert {"orders", "driver", "delivery", "platform", "payments"} <= teams
+    assert "*" not in teams

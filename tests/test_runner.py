@@ -47,13 +47,13 @@ class FakeFactory:
 
 def ping(ctx: CollectContext) -> Frames:
     count_call("events", "ListRules", {})
+    if ctx.account.id == "555555555555":  # refused at its first call: it read nothing
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                          "ListRules")
     count_call("cloudwatch", "GetMetricData", {"MetricDataQueries": [1, 2, 3]})
     count_call("xray", "BatchGetTraces", {"TraceIds": ["a", "b"]})
     if ctx.account.id == "333333333333":
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
-                          "ListRules")
-    if ctx.account.id == "555555555555":
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
                           "ListRules")
     if ctx.account.id == "666666666666":
         raise RuntimeError("a bug")

@@ -443,7 +443,7 @@ def live(ctx: AppContext) -> None:
     try:
         verdicts = flow.load_rule_verdicts(
             ctx.store_base, filters.account_ids, filters.teams, filters.regions,
-            ctx.team_tag_key)
+            tag_key=ctx.team_tag_key, known=ctx.known_teams)
         judged = verdicts[verdicts["verdict"] != flow.NO_VERDICT]
         _unreachable_banner(ctx, verdicts)
         if judged.empty:

@@ -165,17 +165,20 @@ def test_run_heal_isolates_a_failure_and_writes_one_row_per_decision(config: Con
 
 def test_the_audit_row_names_the_rules_own_team_over_its_accounts(config: Config) -> None:
     account = "121212121212"  # the platform team's central-bus account
-    tags = {"ops-audit": {"Team": "ops"}}
+    tags = {"ops-audit": {"Team": "orders"},  # a team config.toml knows
+            "spoofed": {"Team": "<!channel>"}}  # not one: the account's team stands
     healthy = {(account, f"healthy-{i}"): "ENABLED" for i in range(8)}  # no maintenance
     write_inventory(config, NOW - timedelta(minutes=2), {
-        **healthy, (account, "ops-audit"): "ENABLED", (account, "plain"): "ENABLED"}, tags)
+        **healthy, (account, "ops-audit"): "ENABLED", (account, "plain"): "ENABLED",
+        (account, "spoofed"): "ENABLED"}, tags)
     write_inventory(config, NOW - timedelta(minutes=1), {
-        **healthy, (account, "ops-audit"): "DISABLED", (account, "plain"): "DISABLED"}, tags)
+        **healthy, (account, "ops-audit"): "DISABLED", (account, "plain"): "DISABLED",
+        (account, "spoofed"): "DISABLED"}, tags)
     run_heal(config, wiring.open_store(config), FakeFactory({}), now=NOW,  # type: ignore[arg-type]
              dry_run=True)
     rows = wiring.open_store(config).query("select rule, team from heal_actions order by rule")
     assert dict(zip(rows["rule"], rows["team"], strict=True)) == {
-        "ops-audit": "ops", "plain": "platform"}
+        "ops-audit": "orders", "plain": "platform", "spoofed": "platform"}
 
 
 def test_dry_run_asks_for_no_client(config: Config) -> None:
