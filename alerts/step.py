@@ -47,6 +47,7 @@ from orgscope.cost.review import month_first
 from orgscope.cost.store_io import (
     attributed,
     forecast_calibration,
+    forecast_daily,
     last_cost_day,
     team_owner,
 )
@@ -177,7 +178,7 @@ def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
     if month_of(last) == month and len(frame):
         # the month so far and the weeks before it: the forecast learns each account's
         # weekday shape and level from them (orgscope/cost/forecast.py)
-        daily = frame.groupby(["date", "account_id", "team"])["amount"].sum().reset_index()
+        daily = forecast_daily(store, config, month, last)
         outlook = cost_forecast.forecast_month(
             daily, month, last, config.cost.budgets,
             calibration=forecast_calibration(store, last), owner_on=team_owner(config))

@@ -72,13 +72,14 @@ def available_months(store: Store) -> list[str]:
     return [str(m) for m in frame["month"]]
 
 
-def default_month(months: list[str], last_day: date | None) -> str | None:
-    """The last complete month with data (the current one when it is the only one). The
-    month of the newest data is never complete, even with its last day in: that day's cost
-    is still accruing (Cost Explorer marks it Estimated)."""
+def default_month(months: list[str], today: date) -> str | None:
+    """The last complete month with data: the newest before ``today``'s month (the current
+    one when it is the only one). The current month is in progress through its last day
+    (that day's cost is still accruing, Cost Explorer marks it Estimated); on the 1st, with
+    nothing of the new month in yet, the month that just ended is the complete one."""
     if not months:
         return None
-    complete = [m for m in months if last_day is None or m < month_of(last_day)]
+    complete = [m for m in months if m < month_of(today)]
     return complete[0] if complete else months[0]
 
 
@@ -167,9 +168,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     band = pd.DataFrame(columns=["date", "expected", "low", "high"])
     calibration = forecast.Calibration()
     if not complete:
-        # the month so far and the weeks before it (frame starts a month or more earlier)
-        daily = frame[frame["date"] <= through].groupby(
-            ["date", "account_id", "team"])["amount"].sum().reset_index()
+        daily = store_io.forecast_daily(store, config, month, through)
         calibration = store_io.forecast_calibration(store, through)
         outlook = forecast.forecast_month(daily, month, through, settings.budgets,
                                           calibration=calibration,
@@ -257,9 +256,8 @@ def export_csv(rv: CostReview) -> bytes:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_months(store_base: str) -> tuple[list[str], date | None]:
-    store = open_store(store_base)
-    return available_months(store), store_io.last_cost_day(store)
+def load_months(store_base: str) -> list[str]:
+    return available_months(open_store(store_base))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading cost…")

@@ -223,7 +223,7 @@ def main() -> None:
 def render(ctx: AppContext) -> None:
     st.title("Cost")
     try:
-        months, last_day = cost_data.load_months(ctx.store_base)
+        months = cost_data.load_months(ctx.store_base)
     except StoreError as error:
         st.error(f"Cannot read cost from the store: {error}")
         return
@@ -231,14 +231,14 @@ def render(ctx: AppContext) -> None:
         st.info("**No cost has been collected yet.** The cost collector reads Cost Explorer "
                 f"every 8 hours; run it now with\n\n```\n{ctx.collect_command} --only cost\n```")
         return
-    default = cost_data.default_month(months, last_day)
+    today = datetime.now(UTC).date()
+    default = cost_data.default_month(months, today)
     if st.session_state.get(MONTH_KEY) not in months:
         st.session_state[MONTH_KEY] = default
+    current = f"{today:%Y-%m}"
     month = st.selectbox("Month", months, key=MONTH_KEY,
-                         format_func=lambda m: m + (" (in progress)" if last_day and
-                                                    m == f"{last_day:%Y-%m}" and m != default
-                                                    else ""))
-    today = datetime.now(UTC).date()
+                         format_func=lambda m: m + (" (in progress)" if m == current and
+                                                    m != default else ""))
     try:
         rv = cost_data.load_review(ctx.store_base, ctx.config_source, str(month), today)
     except StoreError as error:

@@ -52,6 +52,8 @@ MIN_HISTORY_DAYS = 14
 #: Days of the month on which :func:`backtest` makes its forecasts (those past the month's
 #: length are skipped).
 CHECK_DAYS: tuple[int, ...] = (1, 2, 3, 5, 8, 12, 16, 20, 24, 27)
+#: Complete stored months a calibration needs; with fewer the default scale stands.
+MIN_CALIBRATION_MONTHS = 2
 #: The standard-error scale used before any calibration (measured on the simulated
 #: organization's 13 months, docs/cost.md).
 DEFAULT_SCALE = 1.0
@@ -384,12 +386,12 @@ def calibrate(totals: pd.DataFrame, through: date, months: int = 12, z: float = 
     out-of-sample coverage (each month with the scale learned from the others)."""
     replay = backtest(totals, through, months)
     usable = replay[replay["error"] > 0]
-    if usable.empty:
-        return Calibration()
-    scale = _scale(usable, z)
     months_seen = sorted(set(usable["month"]))
+    if len(months_seen) < MIN_CALIBRATION_MONTHS:
+        return Calibration()  # a month's few forecasts would set the scale by chance
+    scale = _scale(usable, z)
     coverage = None
-    if len(months_seen) >= 2:
+    if len(months_seen) >= MIN_CALIBRATION_MONTHS:
         inside = 0
         for month in months_seen:
             held_out = usable[usable["month"] == month]

@@ -11,7 +11,7 @@ import pandas as pd
 from orgscope.config import Config
 from orgscope.cost.attribution import Attribution, attribute
 from orgscope.cost.datasets import COST_CLOSED_MONTHS
-from orgscope.cost.forecast import Calibration, OwnerOn, calibrate
+from orgscope.cost.forecast import SHAPE_DAYS, Calibration, OwnerOn, calibrate
 from orgscope.cost.review import month_after, month_before, month_first, snapshot
 from orgscope.store import Store
 
@@ -67,6 +67,20 @@ def read_account_totals(store: Store, start: date, end: date) -> pd.DataFrame:
     return store.query(
         "SELECT date, account_id, sum(amount) AS amount FROM cost_daily "
         "WHERE date >= ? AND date < ? GROUP BY ALL", [start, end])
+
+
+def forecast_daily(store: Store, config: Config, month: str, through: date) -> pd.DataFrame:
+    """What the forecast of ``month`` learns from, the same for the Cost page and the
+    alerts: attributed cost per day, account and team (date, account_id, team, amount) from
+    :data:`~orgscope.cost.forecast.SHAPE_DAYS` days before ``through`` (or the month's first
+    day, if earlier) through ``through``."""
+    start = min(month_first(month), through - timedelta(days=SHAPE_DAYS - 1))
+    frame = attributed(store, config, start, through + timedelta(days=1)).frame
+    if frame.empty:
+        return pd.DataFrame(columns=["date", "account_id", "team", "amount"])
+    daily: pd.DataFrame = frame.groupby(["date", "account_id", "team"], as_index=False).agg(
+        amount=("amount", "sum"))
+    return daily
 
 
 #: Months of stored cost the forecast's interval is calibrated on.

@@ -172,3 +172,12 @@ def test_over_twelve_months_no_false_alarm_and_the_interval_holds(today: date) -
                     false_alarms.append((month, day, row["team"]))
     assert false_alarms == []
     assert 0.85 <= inside / judged <= 0.95
+
+
+def test_one_stored_month_does_not_calibrate_the_interval() -> None:
+    data = steady(date(2026, 10, 10), 54, noise=0.05)  # Oct 10 .. Dec 2
+    totals = data[["date", "account_id", "amount"]]
+    assert forecast.calibrate(totals, date(2026, 12, 2)) == forecast.Calibration()
+    longer = steady(date(2026, 8, 10), 115, noise=0.05)  # Aug 10 .. Dec 2: Sep, Oct, Nov
+    calibrated = forecast.calibrate(longer[["date", "account_id", "amount"]], date(2026, 12, 2))
+    assert calibrated.months == 3 and calibrated.samples > 0 and calibrated.coverage is not None

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from alerts import step as alerts_step
 from collectors import registry
+from dashboard import cost_data
 from dashboard.app_pages.cost import MONTH_KEY
 from orgscope.cli import main
 from orgscope.config import load_config
@@ -53,6 +54,10 @@ def test_the_cost_page_and_alerts_on_any_day(today: date, tmp_path: Path,
         signals = alerts_step.read_cost_signals(config, store, moment)
         assert signals.month == today.strftime("%Y-%m")
         assert list(signals.forecast.columns) == COLUMNS and len(signals.forecast) > 0
+        # the alerts and the page forecast the same month from the same history
+        review = cost_data.build_review(store, config, today.strftime("%Y-%m"), today)
+        assert review.forecast.set_index("team")["forecast"].round(2).to_dict() == \
+            signals.forecast.set_index("team")["forecast"].round(2).to_dict()
         # the reference budgets are set to the model's usual months: never "over" by a mile
         over = signals.forecast[signals.forecast["status"] == "over"]
         assert (over["forecast"] <= 1.1 * over["budget"]).all()
@@ -67,3 +72,20 @@ def test_the_cost_page_and_alerts_on_any_day(today: date, tmp_path: Path,
         app.selectbox(key=MONTH_KEY).select(previous.strftime("%Y-%m")).run()
         assert not app.exception, [e.message for e in app.exception]
         assert {m.label: m.value for m in app.metric}["Month"] == "closed"
+
+
+def test_on_the_first_with_nothing_of_the_new_month_yet_the_month_just_ended_opens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cost Explorer often has nothing for the 1st until later that day
+    config_path = write_config(tmp_path, tmp_path / "data")
+    config = load_config(config_path)
+    with time_machine.travel(datetime(2026, 12, 1, 6, 0, tzinfo=UTC), tick=False):
+        fill_cost(Store(str(tmp_path / "data"), registry.all_datasets()), config,
+                  date(2026, 11, 30))
+        monkeypatch.setenv(CONFIG_ENV, str(config_path))
+        monkeypatch.delenv(STORE_ENV, raising=False)
+        app = AppTest.from_file(APP, default_timeout=60).run()
+        app.switch_page("app_pages/cost.py").run()
+        assert not app.exception, [e.message for e in app.exception]
+        assert app.selectbox(key=MONTH_KEY).value == "2026-11"
+        assert {m.label: m.value for m in app.metric}["Month"] == "complete"
