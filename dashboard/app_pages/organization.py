@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.context import AppContext, run_page
-from dashboard.formatting import format_age
+from dashboard.formatting import format_age, md_text
 from orgscope.access import ACCESS_MEANINGS
 from orgscope.store import StoreError
 
@@ -113,8 +113,8 @@ def _unreachable_banner(overview: pd.DataFrame) -> None:
         )
         reason = row["reason"] if isinstance(row["reason"], str) else "no reason recorded"
         lines.append(
-            f"- **{row['name']}** (`{row['account_id']}`, team {row['team']}, "
-            f"{row['access']}): {reason}{when}{rules}"
+            f"- **{md_text(row['name'])}** ({md_text(row['account_id'])}, team "
+            f"{md_text(row['team'])}, {row['access']}): {md_text(reason)}{when}{rules}"
         )
     count = len(down)
     st.error(
@@ -129,8 +129,8 @@ def _gaps_banner(overview: pd.DataFrame) -> None:
     gaps = overview[overview["access"] == "partial"]
     if gaps.empty:
         return
-    lines = [f"- **{row['name']}** (`{row['account_id']}`): refused "
-             + ", ".join(f"`{item}`" for item in row["denied"])
+    lines = [f"- **{md_text(row['name'])}** ({md_text(row['account_id'])}): refused "
+             + ", ".join(md_text(item) for item in row["denied"])
              for row in gaps.to_dict("records")]
     st.warning(
         f"**{len(gaps)} account{'s' if len(gaps) != 1 else ''} readable with gaps.** The read "

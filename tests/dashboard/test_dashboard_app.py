@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
 from streamlit.testing.v1 import AppTest
@@ -14,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from collectors import registry
 from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
 from dashboard.filters import ACCOUNTS_KEY, TEAMS_KEY, TIME_RANGE_KEY
+from dashboard.formatting import md_text
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
@@ -39,6 +42,12 @@ def _metrics(app: AppTest) -> dict[str, str]:
 
 def _texts(elements: Iterable[Any]) -> str:
     return "\n".join(str(element.value) for element in elements)
+
+
+def _shown(markdown: str) -> str:
+    """The text markdown displays for escaped characters (a backslash escape shows the
+    character itself)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 @pytest.fixture
@@ -73,7 +82,7 @@ def test_unreachable_banner_names_the_account_and_reason(
     monkeypatch: pytest.MonkeyPatch, populated: Path
 ):
     app = _run(monkeypatch, populated)
-    banner = _texts(app.error)
+    banner = _shown(_texts(app.error))
     assert "could not read 1 account" in banner
     assert "payment-service" in banner
     assert UNREACHABLE_REASON in banner
@@ -178,10 +187,30 @@ def test_an_account_readable_with_gaps_names_the_refused_action_and_its_collecto
     assert not app.exception
     metrics = _metrics(app)
     assert metrics["Readable"] == "12" and metrics["Could not read"] == "1"
-    gaps = _texts(app.warning)
+    gaps = _shown(_texts(app.warning))
     assert "1 account readable with gaps" in gaps
     assert "inventory-mgmt" in gaps and "logs:FilterLogEvents (otel)" in gaps
     accounts = app.dataframe[0].value
     row = accounts[accounts["account_id"] == "666666666666"].iloc[0]
     assert row["status"] == "partial" and row["refused"] == "logs:FilterLogEvents (otel)"
     assert set(accounts["status"]) == {"readable", "partial", "unreachable"}
+
+
+def test_names_and_reasons_from_accounts_never_become_links_or_markup(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
+    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    fill_org_store(store, now)
+    accounts = store.query("SELECT * EXCLUDE (date) FROM accounts "
+                           "WHERE account_id = '999999999999'")
+    hostile = "[Open runbook](https://evil.example) ![x](https://evil.example/p.png) $x$"
+    store.write("accounts", accounts.assign(
+        name=hostile, reason="<img src=x onerror=alert(1)> **AccessDenied**",
+        checked_at=accounts["checked_at"] + pd.Timedelta(seconds=1)), "hostile")
+    app = _run(monkeypatch, write_config(tmp_path, tmp_path / "data"))
+    banner = _texts(app.error)
+    assert hostile in _shown(banner)  # shown as the text it is ...
+    # ... and never a link, an image, HTML, emphasis or math
+    assert "[Open runbook](" not in banner and "![x](" not in banner
+    assert not re.search(r"(?<!\\)<img", banner)
+    assert "**AccessDenied**" not in banner and "$x$" not in banner
+    assert md_text("[a](b)") == r"\[a\]\(b\)"
