@@ -162,6 +162,17 @@ class HarborOrg(ServedOrganization):
         guarded = (self.config.aws.read_role_name, self.config.heal.role_name)
         self._server = GatedMotoServer(guarded, host=self.host, port=self.port)
         self._server.start()
+        try:
+            self._build(now)
+        except BaseException:
+            self.stop()  # a half-built organization must not keep its port and moto's state
+            raise
+        log.info("Harbor Lines: %d accounts, %d rules in %d regions at %s (%.1fs)",
+                 len(self.config.accounts), len(self.rules), len(self.config.aws.regions),
+                 self.endpoint_url, time.monotonic() - clock)
+        return self.endpoint_url
+
+    def _build(self, now: datetime | None) -> None:
         self._admin = AdminSessions(self.endpoint_url, self.config.aws.regions[0])
         self._builder = Builder(self.config, self._admin)
         for account in self.config.accounts:
@@ -179,10 +190,6 @@ class HarborOrg(ServedOrganization):
                  self.config.collectors.cost).bind(self.cost_model)
         # last: the role that may read nothing (building above used admin sessions)
         self._builder.strip_read_role(NO_READ)
-        log.info("Harbor Lines: %d accounts, %d rules in %d regions at %s (%.1fs)",
-                 len(self.config.accounts), len(self.rules), len(self.config.aws.regions),
-                 self.endpoint_url, time.monotonic() - clock)
-        return self.endpoint_url
 
     #: Hours of metric history written at start (the demo back-fills no further).
     history_hours = 1
@@ -269,7 +276,8 @@ class HarborOrg(ServedOrganization):
             return {"Id": "broker", "Arn": destination["ApiDestinationArn"],
                     "RoleArn": f"arn:aws:iam::{account}:role/invoke-api-destinations"}
         if rule.target == "xregion":
-            elsewhere = next(r for r in self.config.aws.regions if r != region)
+            # another region's bus, or (a config with one region) the same region's
+            elsewhere = next((r for r in self.config.aws.regions if r != region), region)
             return {"Id": "bus", "Arn": _arn("events", elsewhere, account, "event-bus/default"),
                     "RoleArn": f"arn:aws:iam::{account}:role/forward-events"}
         return None

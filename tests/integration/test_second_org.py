@@ -69,8 +69,8 @@ def harbor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harbor]:
         for key in ("ORGSCOPE_EXTERNAL_ID", "ORGSCOPE_STORE", "ORGSCOPE_CONFIG"):
             patch.delenv(key, raising=False)
         org = HarborOrg(wiring.load(config_path))
-        patch.setenv("AWS_ENDPOINT_URL", org.start())
         try:
+            patch.setenv("AWS_ENDPOINT_URL", org.start())
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 checked = main(["--config", str(config_path), "check-config"])

@@ -157,5 +157,10 @@ def test_whatever_aws_said_every_rule_gets_a_verdict_an_alert_decision_and_a_hea
                                                     "disabled_since"]))
     decided = plan(facts, len(rules), pd.DataFrame(columns=HEAL_ACTIONS.columns),
                    config.heal.model_copy(update={"enabled": True}), now=NOW, dry_run=True)
-    assert len(decided.decisions) >= len([f for f in facts if f.key is not None]) or \
-        not facts
+    disabled = rules[rules["state"] == "DISABLED"]
+    assert len(facts) == len(disabled)
+    if decided.maintenance:  # one organization-wide skip
+        assert [d.key for d in decided.decisions] == [None]
+    else:  # one decision per DISABLED rule; never seen ENABLED, none is re-enabled
+        assert sorted(d.key for d in decided.decisions if d.key) == sorted(f.key for f in facts)
+        assert all(d.action == "skip" for d in decided.decisions)
