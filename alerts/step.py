@@ -330,14 +330,18 @@ def poster_for(config: Config, factory: SessionFactory | None) -> SlackPoster:
 
 
 def drain(config: Config, store: Store, factory: SessionFactory | None,
-          max_wait_s: float | None = None, poster: Post | None = None) -> DrainReport:
-    """Deliver what the outbox holds (see :meth:`Outbox.drain`)."""
+          max_wait_s: float | None = None, poster: Post | None = None, *,
+          now: datetime | None = None) -> DrainReport:
+    """Deliver what the outbox holds (see :meth:`Outbox.drain`), then prune what was sent
+    or failed more than OUTBOX_KEEP before ``now`` (default: the clock; the alerts step
+    passes the moment it evaluated, so a message is never pruned before the step that
+    created it would look for it again)."""
     slack = config.slack
     policy = RetryPolicy(slack.max_attempts, slack.backoff_s, slack.max_backoff_s)
     outbox = outbox_for(store, config)
     report = outbox.drain(poster or poster_for(config, factory), recorder(store), policy,
                           slack.drain_wait_s if max_wait_s is None else max_wait_s)
-    outbox.prune(datetime.now(UTC) - OUTBOX_KEEP)
+    outbox.prune((now or datetime.now(UTC)) - OUTBOX_KEEP)
     return report
 
 
@@ -405,6 +409,6 @@ def run_alerts(config: Config, store: Store, factory: SessionFactory | None = No
                     open_alerts=sorted((s for s in current.values() if s.open),
                                        key=lambda s: (s.state, s.severity, s.key)))
     if deliver:
-        run.delivery = drain(config, store, factory, max_wait_s, poster)
+        run.delivery = drain(config, store, factory, max_wait_s, poster, now=moment)
     log.debug("%s", run.summary())
     return run
