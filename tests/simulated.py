@@ -6,10 +6,12 @@ per test module and stop (and reset) it at the end.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,21 @@ class Org:
     @property
     def store_path(self) -> Path:
         return self.config_path.parent / "store"
+
+
+def clear_of_midnight(margin: timedelta = timedelta(minutes=10)) -> None:
+    """Wait until UTC midnight has passed when it is less than ``margin`` away.
+
+    The simulator binds one day's Cost Explorer answers (the bodies the collector sends
+    depend on its "today"); a test module that starts at 23:55 and collects after midnight
+    compares two days. Only modules that collect cost need this, and it waits only then."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if midnight - now < margin:
+        wait = (midnight - now).total_seconds() + 5
+        logging.getLogger(__name__).warning(
+            "waiting %.0fs for UTC midnight: cost tests must not straddle two days", wait)
+        time.sleep(wait)
 
 
 #: config.toml's recorded team move (driver-app from driver to delivery), as its text reads.

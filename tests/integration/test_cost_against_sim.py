@@ -21,7 +21,7 @@ import pytest
 
 from collectors.cost import history_start, open_from
 from sim.costs import TeamMove, default_spikes
-from tests.simulated import Org, recent_team_move, simulated_org
+from tests.simulated import Org, clear_of_midnight, recent_team_move, simulated_org
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,7 @@ CENT = 0.005
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
+    clear_of_midnight()
     replace = {"history_months = 13": f"history_months = {MONTHS}", **recent_team_move()}
     with simulated_org(tmp_path_factory.mktemp("cost"), replace) as running:
         assert running.cli("collect", "--once", "--only", "cost") == 0

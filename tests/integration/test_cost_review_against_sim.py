@@ -25,7 +25,7 @@ from dashboard import cost_data
 from orgscope import wiring
 from orgscope.cost.review import month_before
 from sim.costs import default_spikes, month_start
-from tests.simulated import Org, recent_team_move, simulated_org
+from tests.simulated import Org, clear_of_midnight, recent_team_move, simulated_org
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,7 @@ CENT = 0.005
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
+    clear_of_midnight()
     replace = {"history_months = 13": f"history_months = {MONTHS}",
                "bill_final_day = 5": "bill_final_day = 28", **recent_team_move()}
     with simulated_org(tmp_path_factory.mktemp("cost_review"), replace) as running:
