@@ -273,3 +273,45 @@ def test_a_refused_action_is_logged_once_per_account_and_action(
     said = [r for r in caplog.records if "may not logs:FilterLogEvents" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG]
     assert "555555555555" in said[0].getMessage() and "not authorized" in said[0].getMessage()
+
+
+def test_probes_name_refusals_per_collector_and_what_proved_nothing(config: Config) -> None:
+    def refused(ctx: CollectContext) -> object:
+        if ctx.account.id == "555555555555":
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                              "GetMetricData")
+        return {}
+
+    def missing(ctx: CollectContext) -> object:  # a made-up resource: the action is allowed
+        raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "x"}},
+                          "ListTargetsByRule")
+
+    def throttled(ctx: CollectContext) -> object:
+        if ctx.account.id == "666666666666":
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}},
+                              "ListRules")
+        return {}
+
+    metrics = Collector(name="m", fn=read_rules, datasets=(PINGS,), scope="regional",
+                        description="t", iam_actions=("cloudwatch:GetMetricData",),
+                        probes=(("cloudwatch:GetMetricData", refused),))
+    dlq = Collector(name="d", fn=read_rules, datasets=(PINGS,), scope="regional",
+                    description="t", iam_actions=("cloudwatch:GetMetricData",),
+                    probes=(("cloudwatch:GetMetricData", refused),))
+    inventory = Collector(name="i", fn=read_rules, datasets=(PINGS,), scope="regional",
+                          description="t",
+                          iam_actions=("events:ListTargetsByRule", "events:ListRules"),
+                          probes=(("events:ListTargetsByRule", missing),
+                                  ("events:ListRules", throttled)))
+    runner = make_runner(config, unreachable={"444444444444"})
+    accounts, states, unknown = runner.probe_access([metrics, dlq, inventory], now=NOW)
+    assert len(accounts) == 13
+    assert states["444444444444"].access == "unreachable"
+    # one shared action refused: charged to both collectors needing it
+    assert states["555555555555"].access == "partial"
+    assert states["555555555555"].denied_labels() == [
+        "cloudwatch:GetMetricData (d)", "cloudwatch:GetMetricData (m)"]
+    assert states["111111111111"].access == "readable"  # "not found" proves the action
+    # throttling proves nothing either way: reported, not called allowed
+    assert unknown == {"666666666666": [
+        "events:ListRules in us-east-1: ThrottlingException on ListRules: slow"]}
