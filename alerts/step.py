@@ -43,11 +43,11 @@ from orgscope.config import Config, SlackConfig
 from orgscope.cost import anomalies as cost_anomalies
 from orgscope.cost import forecast as cost_forecast
 from orgscope.cost.attribution import month_of
-from orgscope.cost.review import month_first
 from orgscope.cost.store_io import (
     attributed,
     forecast_calibration,
     forecast_daily,
+    forecast_start,
     last_cost_day,
     team_owner,
 )
@@ -168,7 +168,8 @@ def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
         return CostSignals(pd.DataFrame(), pd.DataFrame(), month)
     days = config.alerts.rules.cost_anomaly.days
     since = last - timedelta(days=days - 1)
-    start = min(since - timedelta(days=config.cost.anomaly_window_days), month_first(month))
+    start = min(since - timedelta(days=config.cost.anomaly_window_days),
+                forecast_start(month, last))
     frame = attributed(store, config, start, last + timedelta(days=1)).frame
     found = cost_anomalies.detect(frame, window=config.cost.anomaly_window_days,
                                   z_threshold=config.cost.anomaly_z,
@@ -178,7 +179,7 @@ def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
     if month_of(last) == month and len(frame):
         # the month so far and the weeks before it: the forecast learns each account's
         # weekday shape and level from them (orgscope/cost/forecast.py)
-        daily = forecast_daily(store, config, month, last)
+        daily = forecast_daily(frame, month, last)
         outlook = cost_forecast.forecast_month(
             daily, month, last, config.cost.budgets,
             calibration=forecast_calibration(store, last), owner_on=team_owner(config))

@@ -150,7 +150,9 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     """The review of ``month`` from what the store holds today."""
     settings = config.cost
     names = _names(config)
-    start = store_io.history_start_for(month, settings.anomaly_window_days)
+    # early enough for the anomalies' window and for a forecast made on the month's first day
+    start = min(store_io.history_start_for(month, settings.anomaly_window_days),
+                store_io.forecast_start(month, review.month_first(month)))
     end = review.month_first(review.month_after(month))
     result = store_io.attributed(store, config, start, end)
     frame = result.frame
@@ -168,7 +170,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     band = pd.DataFrame(columns=["date", "expected", "low", "high"])
     calibration = forecast.Calibration()
     if not complete:
-        daily = store_io.forecast_daily(store, config, month, through)
+        daily = store_io.forecast_daily(frame, month, through)
         calibration = store_io.forecast_calibration(store, through)
         outlook = forecast.forecast_month(daily, month, through, settings.budgets,
                                           calibration=calibration,

@@ -69,16 +69,23 @@ def read_account_totals(store: Store, start: date, end: date) -> pd.DataFrame:
         "WHERE date >= ? AND date < ? GROUP BY ALL", [start, end])
 
 
-def forecast_daily(store: Store, config: Config, month: str, through: date) -> pd.DataFrame:
+def forecast_start(month: str, through: date) -> date:
+    """The first day the forecast of ``month`` made with data through ``through`` learns
+    from: :data:`~orgscope.cost.forecast.SHAPE_DAYS` days before ``through``, or the month's
+    first day if earlier. A reader of attributed cost starts there at the latest."""
+    return min(month_first(month), through - timedelta(days=SHAPE_DAYS - 1))
+
+
+def forecast_daily(frame: pd.DataFrame, month: str, through: date) -> pd.DataFrame:
     """What the forecast of ``month`` learns from, the same for the Cost page and the
-    alerts: attributed cost per day, account and team (date, account_id, team, amount) from
-    :data:`~orgscope.cost.forecast.SHAPE_DAYS` days before ``through`` (or the month's first
-    day, if earlier) through ``through``."""
-    start = min(month_first(month), through - timedelta(days=SHAPE_DAYS - 1))
-    frame = attributed(store, config, start, through + timedelta(days=1)).frame
+    alerts: ``frame``'s attributed cost (read from :func:`forecast_start` or earlier) per
+    day, account and team (date, account_id, team, amount) from :func:`forecast_start`
+    through ``through``."""
     if frame.empty:
         return pd.DataFrame(columns=["date", "account_id", "team", "amount"])
-    daily: pd.DataFrame = frame.groupby(["date", "account_id", "team"], as_index=False).agg(
+    days = pd.to_datetime(frame["date"]).dt.date
+    kept = frame[(days >= forecast_start(month, through)) & (days <= through)]
+    daily: pd.DataFrame = kept.groupby(["date", "account_id", "team"], as_index=False).agg(
         amount=("amount", "sum"))
     return daily
 
