@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from collectors.base import CollectContext, Collected, Collector
 from orgscope.config import CostCollectorConfig
+from orgscope.cost.review import add_months
 from orgscope.datasets import UTC_TS, Dataset
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,6 @@ COST_DAILY = Dataset(
 
 
 # --- windows ---------------------------------------------------------------------------------
-
-
-def add_months(day: date, months: int) -> date:
-    """The first day of the month ``months`` after ``day``'s month (negative: before)."""
-    index = day.year * 12 + (day.month - 1) + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def history_start(today: date, months: int) -> date:

@@ -35,7 +35,6 @@ from botocore.model import OperationModel
 from botocore.serialize import create_serializer
 
 from collectors.cost import (
-    add_months,
     detail_request,
     history_start,
     open_from,
@@ -43,6 +42,7 @@ from collectors.cost import (
     pairs_request,
 )
 from orgscope.config import CostCollectorConfig
+from orgscope.cost.review import add_months
 from sim.costs import CostModel
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from orgscope.config import AccountConfig
+from orgscope.cost.review import add_months
 
 DAYS_PER_MONTH = 30.4375
 MICROS = 1_000_000
@@ -234,8 +235,7 @@ def account_lines(name: str) -> list[Line]:
 
 def month_start(day: date, months: int = 0) -> date:
     """The first day of the month ``months`` after ``day``'s (negative: before)."""
-    index = day.year * 12 + (day.month - 1) + months
-    return date(index // 12, index % 12 + 1, 1)
+    return add_months(day, months)
 
 
 def default_team_move(today: date) -> TeamMove:

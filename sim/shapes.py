@@ -144,8 +144,6 @@ class HarborOrg(ServedOrganization):
     host: str = "127.0.0.1"
     port: int = 0
     rules: list[ShapeRule] = field(default_factory=list)
-    #: Trace ids of the self-annotated producer's trace (X-Ray format).
-    traces: list[str] = field(default_factory=list)
     #: The bill Cost Explorer serves (every account's generic workload; no team move).
     cost_model: CostModel | None = None
     _server: GatedMotoServer | None = None
@@ -327,4 +325,3 @@ class HarborOrg(ServedOrganization):
         home = self.config.aws.regions[0]
         put_segments(self.admin, {BERTHS: [json.dumps(producer)]}, home)
         put_segments(self.admin, {CUSTOMS: [json.dumps(consumer)]}, home)
-        self.traces = [producer_trace, consumer_trace]

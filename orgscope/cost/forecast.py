@@ -164,28 +164,14 @@ def _observed(month: str, through: date) -> tuple[date, int, int]:
     return first, length, min(max((through - first).days + 1, 0), length)
 
 
-def account_outlook(totals: pd.DataFrame, month: str, through: date, scale: float = 1.0
-                    ) -> pd.DataFrame:
-    """Per account: to_date (this month through ``through``), remaining (expected cost of
-    the month's remaining days) and error (its standard error x ``scale``).
-
-    ``totals``: date, account_id, amount, with as much history before the month as there is
-    (:data:`SHAPE_DAYS` is used).
-    """
-    first, _, observed = _observed(month, through)
-    if observed == 0 or totals.empty:
-        return pd.DataFrame(columns=OUTLOOK_COLUMNS)
-    last = first + timedelta(days=observed - 1)
-    return _outlook(_wide(totals, last - timedelta(days=SHAPE_DAYS - 1), last), month, last,
-                    scale)
-
-
 OUTLOOK_COLUMNS = ["account_id", "to_date", "remaining", "error"]
 
 
 def _outlook(wide: pd.DataFrame, month: str, last: date, scale: float) -> pd.DataFrame:
-    """:func:`account_outlook` over a per-account daily table that ends on ``last`` (older
-    rows than :data:`SHAPE_DAYS` are ignored)."""
+    """Per account of a daily table (one column per account, ending on ``last``; rows older
+    than :data:`SHAPE_DAYS` ignored): to_date (the month through ``last``), remaining (the
+    expected cost of the month's remaining days) and error (its standard error x ``scale``).
+    """
     first, length, observed = _observed(month, last)
     wide = wide.loc[[d for d in wide.index
                      if last - timedelta(days=SHAPE_DAYS - 1) <= d <= last]]

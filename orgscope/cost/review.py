@@ -20,6 +20,12 @@ SNAPSHOT_KEYS = ["team", "account_id", "service", "usage_type", "method"]
 CENT = 0.005
 
 
+def add_months(day: date, months: int) -> date:
+    """The first day of the month ``months`` after ``day``'s month (negative: before)."""
+    index = day.year * 12 + (day.month - 1) + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def month_first(month: str) -> date:
     return date.fromisoformat(f"{month}-01")
 

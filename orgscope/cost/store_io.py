@@ -12,7 +12,7 @@ from orgscope.config import Config
 from orgscope.cost.attribution import Attribution, attribute
 from orgscope.cost.datasets import COST_CLOSED_MONTHS
 from orgscope.cost.forecast import SHAPE_DAYS, Calibration, OwnerOn, calibrate
-from orgscope.cost.review import month_after, month_before, month_first, snapshot
+from orgscope.cost.review import add_months, month_after, month_before, month_first, snapshot
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ CALIBRATION_MONTHS = 12
 def forecast_calibration(store: Store, through: date) -> Calibration:
     """The forecast's calibration from the stored history before ``through``'s month (the
     default scale when fewer than two complete months are stored)."""
-    start = month_first(month_of_index(through, -(CALIBRATION_MONTHS + 1)))
+    start = add_months(through, -(CALIBRATION_MONTHS + 1))
     totals = read_account_totals(store, start, through + timedelta(days=1))
     calibration = calibrate(totals, through, CALIBRATION_MONTHS)
     log.debug("forecast calibration through %s: %s", through, calibration)
@@ -117,12 +117,6 @@ def team_owner(config: Config) -> OwnerOn:
             return config.cost.platform_team
         return account.team_on(day)
     return owner
-
-
-def month_of_index(day: date, months: int) -> str:
-    """The "YYYY-MM" of the month ``months`` after ``day``'s (negative: before)."""
-    index = day.year * 12 + (day.month - 1) + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def read_closed(store: Store, month: str) -> pd.DataFrame:
