@@ -145,6 +145,14 @@ def profile(values: np.ndarray, weekdays: np.ndarray) -> Profile:
     return Profile(level, spread, factors)
 
 
+def profiles(wide: pd.DataFrame) -> dict[str, Profile]:
+    """Each account's :class:`Profile` from a per-account daily table (one column per
+    account, a row per day, oldest first)."""
+    weekdays = np.array([d.weekday() for d in wide.index], dtype=np.int64)
+    return {str(account): profile(wide[account].to_numpy(dtype=float), weekdays)
+            for account in wide.columns}
+
+
 def _wide(totals: pd.DataFrame, first: date, last: date) -> pd.DataFrame:
     """Per-account daily cost, one column per account, every day of [first, last] (0 when
     missing). ``totals``: date, account_id, amount (several rows per day are summed)."""
@@ -175,14 +183,12 @@ def _outlook(wide: pd.DataFrame, month: str, last: date, scale: float) -> pd.Dat
     first, length, observed = _observed(month, last)
     wide = wide.loc[[d for d in wide.index
                      if last - timedelta(days=SHAPE_DAYS - 1) <= d <= last]]
-    weekdays = np.array([d.weekday() for d in wide.index], dtype=np.int64)
     future = [last + timedelta(days=i + 1) for i in range(length - observed)]
     in_month = np.array([d >= first for d in wide.index], dtype=bool)
     rows = []
-    for account in wide.columns:
+    for account, model in profiles(wide).items():
         values = wide[account].to_numpy(dtype=float)
-        model = profile(values, weekdays)
-        rows.append({"account_id": str(account),
+        rows.append({"account_id": account,
                      "to_date": float(values[in_month].sum()),
                      "remaining": float(model.expected(future).sum()),
                      "error": model.error(len(future), scale)})
@@ -244,7 +250,6 @@ def forecast_month(
     to_date = frame[frame["date"] >= first].groupby("team")["amount"].sum()
     wide = _wide(frame[["date", "account_id", "amount"]],
                  last - timedelta(days=SHAPE_DAYS - 1), last)
-    weekdays = np.array([d.weekday() for d in wide.index], dtype=np.int64)
     future = [last + timedelta(days=i + 1) for i in range(length - observed)]
     shares = _shares(frame, last)
     seen: list[date] = [day for day, total in zip(wide.index, wide.sum(axis=1), strict=True)
@@ -252,8 +257,7 @@ def forecast_month(
     learning = not seen or (last - min(seen)).days + 1 < MIN_HISTORY_DAYS
     remaining: dict[str, float] = {}
     variance: dict[str, float] = {}
-    for account in map(str, wide.columns):
-        model = profile(wide[account].to_numpy(dtype=float), weekdays)
+    for account, model in profiles(wide).items():
         expected = model.expected(future)
         base = shares.get(account, {})
         owner_now = owner_on(account, last) if owner_on else None
@@ -298,12 +302,10 @@ def daily_band(daily: pd.DataFrame, month: str, through: date, *, z: float = Z_9
     last = first + timedelta(days=observed - 1)
     wide = _wide(daily[["date", "account_id", "amount"]],
                  last - timedelta(days=SHAPE_DAYS - 1), last)
-    weekdays = np.array([d.weekday() for d in wide.index], dtype=np.int64)
     future = [last + timedelta(days=i + 1) for i in range(length - observed)]
     expected = np.zeros(len(future))
     variance = 0.0
-    for account in wide.columns:
-        model = profile(wide[account].to_numpy(dtype=float), weekdays)
+    for model in profiles(wide).values():
         expected += model.expected(future)
         variance += model.error(1, scale) ** 2
     half = z * math.sqrt(variance)
