@@ -128,10 +128,15 @@ class CycleResult:
     cycle_id: str
     started_at: datetime
     runs: list[RunResult]
-    reachability: dict[str, str | None]
     accounts: list[Account]
     #: Each account's access state (readable, partial, no-read, unreachable).
     access: dict[str, AccountAccess] = field(default_factory=dict)
+
+    @property
+    def reachability(self) -> dict[str, str | None]:
+        """Each account's reason for being unreadable (unreachable or no-read), None when
+        anything can be read."""
+        return {a: None if s.reachable else s.reason for a, s in self.access.items()}
 
     @property
     def failed(self) -> list[RunResult]:
@@ -544,12 +549,11 @@ class Runner:
                     progress(len(results), total, result)
         self._store(cycle_id, collectors, results)
         states = account_states(accounts, assume_errors, results, collectors)
-        reasons = {a: None if s.reachable else s.reason for a, s in states.items()}
         if any(c.checks_reachability for c in collectors):
             self.store.write(ACCOUNTS.name, accounts_frame(accounts, states, started), cycle_id)
         self.store.write(WATERMARKS.name, watermarks_frame(results, started), cycle_id)
         self.store.write(RUNS.name, runs_frame(cycle_id, results, self.shard), cycle_id)
-        return CycleResult(cycle_id, started, results, reasons, accounts, states)
+        return CycleResult(cycle_id, started, results, accounts, states)
 
     def _store(self, cycle_id: str, collectors: Sequence[Collector],
                results: Sequence[RunResult]) -> None:
