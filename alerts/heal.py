@@ -28,10 +28,10 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alerts.heal_datasets import HEAL_ACTIONS
 from alerts.heal_policy import Decision, Plan, RuleKey, plan, rule_facts
 from orgscope.aws import AccessError, RoleSpec, SessionFactory, describe_error
 from orgscope.config import Config
+from orgscope.datasets import HEAL_ACTIONS
 from orgscope.ownership import known_teams, rule_teams
 from orgscope.store import Store
 

@@ -42,8 +42,8 @@ from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
-from alerts.heal_datasets import MAINTENANCE_PREFIX
 from orgscope.config import HealConfig
+from orgscope.datasets import MAINTENANCE_PREFIX
 from orgscope.ownership import parse_tags
 
 HOUR = timedelta(hours=1)

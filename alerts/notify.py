@@ -21,13 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.datasets import NOTIFICATIONS
 from alerts.lifecycle import Notice
 from alerts.outbox import Message
 from alerts.routing import route
 from alerts.rules import alert_key
 from alerts.slack import alert_message, group_message, heal_message
 from orgscope.config import Config
+from orgscope.datasets import NOTIFICATIONS
 
 #: heal_actions results worth a Slack notice, and the severity they are routed with.
 HEAL_NOTICE_SEVERITY: dict[str, str] = {"enabled": "info", "would-enable": "info",

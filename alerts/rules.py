@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.heal_datasets import MAINTENANCE_PREFIX
 from orgscope.access import UNREACHABLE_PREFIX, denied_action, denied_code
 from orgscope.config import AlertRuleConfig, Config
+from orgscope.datasets import MAINTENANCE_PREFIX
 from orgscope.ownership import RuleKey
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ page lists them) and the dashboard (:func:`create_silence`, :func:`expire_silenc
 
 Matchers are a JSON object ``{label: pattern}``: every label must match. A pattern is the exact
 value or a shell-style glob (``payments-*``, ``?``, ``[abc]``), compared case-sensitively. The
-labels are those of :data:`alerts.datasets.LABELS` plus ``key`` (one alert).
+labels are those of :data:`orgscope.datasets.LABELS` plus ``key`` (one alert).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.datasets import LABELS, SILENCE_SOURCES, SILENCES, run_id
-from orgscope.store import Store
+from orgscope.datasets import LABELS, SILENCE_SOURCES, SILENCES
+from orgscope.store import Store, ordered_id
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _row(silence: Silence) -> dict[str, Any]:
 def _write(store: Store, silences: Sequence[Silence], now: datetime) -> None:
     if silences:
         frame = pd.DataFrame([_row(s) for s in silences], columns=SILENCES.columns)
-        store.write(SILENCES.name, frame, run_id("silences", now))
+        store.write(SILENCES.name, frame, ordered_id("silences", now))
 
 
 def _optional(value: Any) -> datetime | None:

@@ -28,7 +28,6 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS, run_id
 from alerts.heal import HISTORY_SQL, LATEST_SQL
 from alerts.lifecycle import Advance, AlertState, advance
 from alerts.notify import alert_messages, heal_messages, notification_rows
@@ -51,8 +50,9 @@ from orgscope.cost.store_io import (
     last_cost_day,
     team_owner,
 )
+from orgscope.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS
 from orgscope.ownership import known_teams, rule_teams
-from orgscope.store import Store, StoreError
+from orgscope.store import Store, StoreError, ordered_id
 from orgscope.store_files import LocalFiles
 from orgscope.traces.views import latency_percentiles
 
@@ -290,17 +290,17 @@ def read_previous(store: Store, keys: Sequence[str]) -> dict[str, AlertState]:
 def write_advance(store: Store, result: Advance, now: datetime) -> None:
     if result.states:
         frame = pd.DataFrame([s.row() for s in result.states], columns=ALERTS.columns)
-        store.write(ALERTS.name, frame, run_id("alerts", now))
+        store.write(ALERTS.name, frame, ordered_id("alerts", now))
     if result.events:
         frame = pd.DataFrame([e.__dict__ for e in result.events], columns=ALERT_EVENTS.columns)
-        store.write(ALERT_EVENTS.name, frame, run_id("alert-events", now))
+        store.write(ALERT_EVENTS.name, frame, ordered_id("alert-events", now))
 
 
 def recorder(store: Store) -> Record:
     """The outbox's ``record``: one ``notifications`` row per attempt (written at once, so
     the dashboard shows a retry while it waits)."""
     def record(message: Message) -> None:
-        store.write(NOTIFICATIONS.name, notification_rows([message]), run_id("notifications"))
+        store.write(NOTIFICATIONS.name, notification_rows([message]), ordered_id("notifications"))
     return record
 
 
@@ -403,7 +403,7 @@ def run_alerts(config: Config, store: Store, factory: SessionFactory | None = No
     outbox = outbox_for(store, config)
     queued = [m for m in messages if outbox.enqueue(m)]
     if queued:
-        store.write(NOTIFICATIONS.name, notification_rows(queued), run_id("notifications"))
+        store.write(NOTIFICATIONS.name, notification_rows(queued), ordered_id("notifications"))
     write_advance(store, result, moment)
     current = {**previous, **{s.key: s for s in result.states}}
     run = AlertsRun(at=moment, advance=result, queued=queued,

@@ -23,10 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from collectors import registry
-from collectors.dlq import DLQ_DEPTH
-from collectors.metrics import EVENT_METRICS
 from orgscope.config import Config
+from orgscope.datasets import DLQ_DEPTH, EVENT_METRICS, all_datasets
 from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
 from orgscope.health.update import read_inputs, update_rule_health
@@ -84,7 +82,7 @@ def main() -> None:
         data = tomllib.loads((ROOT / "config.toml").read_text())
         data["store"] = {"path": folder}
         config = Config.model_validate({**data, "source": str(Path(folder) / "config.toml")})
-        datasets = {d.name: d for d in [*registry.all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
+        datasets = {d.name: d for d in [*all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
         store = Store(folder, datasets.values())
         clock = time.monotonic()
         rows = build(store, config, args.days, args.compacted)

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from collectors import registry
 from collectors.xray import segment_rows
 from orgscope.config import Config, parse_config
+from orgscope.datasets import SPANS, TRACES, all_datasets
 from orgscope.store import Store
-from orgscope.traces.datasets import SPANS, TRACES
 from orgscope.traces.otlp import log_event_row
 from orgscope.traces.update import TracesUpdate, update_traces
 from orgscope.traces.views import latency_percentiles, service_map
@@ -106,7 +105,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             data["store"] = {"path": folder}
             config = parse_config(data, str(ROOT / "config.toml"))
-            store = Store(folder, registry.all_datasets())
+            store = Store(folder, all_datasets())
             spans = build(store, config, flows)
             step_s, update = timed(partial(first_run, config, store), args.repeat)
             again_s, _ = timed(partial(update_traces, config, store, now=NOW), args.repeat)

@@ -122,11 +122,11 @@ class Calls:
 
 def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
-    from collectors import registry
-    from collectors.inventory import INVENTORY, RULES
-    from collectors.metrics import AVERAGE_METRICS, METRICS, build_series
+    from collectors.inventory import INVENTORY
+    from collectors.metrics import METRICS, build_series
     from orgscope.aws import SessionFactory
     from orgscope.config import parse_config
+    from orgscope.datasets import AVERAGE_METRICS, RULES, all_datasets
     from orgscope.runner import Runner, count_call
     from orgscope.store import Store
 
@@ -140,7 +140,7 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
         calls(service, operation, params)
 
     factory = SessionFactory(config.aws, call_hook=hook)
-    store = Store(config.store.path, registry.all_datasets())
+    store = Store(config.store.path, all_datasets())
     runner = Runner(config, factory, store)
     now = datetime.fromisoformat(job["now"])
     clock = time.monotonic()
@@ -307,8 +307,9 @@ def compare_totals(truth: Mapping[str, float], found: Mapping[str, float]) -> di
 
 def run_size(accounts: int, rules: int, args: argparse.Namespace, folder: Path
              ) -> dict[str, Any]:
-    from collectors.metrics import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS, read_window
+    from collectors.metrics import read_window
     from orgscope.config import MetricsCollectorConfig, parse_config
+    from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
     from sim.admin import ADMIN_ROLE
     from sim.generated import GeneratedOrg, GeneratedSpec, generated_config_data
 

@@ -59,15 +59,19 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collectors import registry  # noqa: E402
-from collectors.dlq import DLQ_DEPTH  # noqa: E402
-from collectors.inventory import EVENT_BUSES, RULES  # noqa: E402
-from collectors.metrics import EVENT_METRICS  # noqa: E402
 from orgscope import wiring  # noqa: E402
 from orgscope.config import Config  # noqa: E402
-from orgscope.datasets import ACCOUNTS, RUNS  # noqa: E402
+from orgscope.datasets import (  # noqa: E402
+    ACCOUNTS,
+    DLQ_DEPTH,
+    EVENT_BUSES,
+    EVENT_METRICS,
+    RULE_HEALTH,
+    RULES,
+    RUNS,
+    all_datasets,
+)
 from orgscope.health import synthetic as sy  # noqa: E402
-from orgscope.health.datasets import RULE_HEALTH  # noqa: E402
 from orgscope.processes import dashboard_command, dashboard_env  # noqa: E402
 from orgscope.store import Store  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_http  # noqa: E402
@@ -243,7 +247,7 @@ def _fresh_ids(frame: pd.DataFrame, columns: tuple[str, ...], salt: int) -> pd.D
 
 def _spans_and_traces(store: Store, now: datetime, hours: int) -> int:
     """The simulator's order flow: one hour of spans and stitched traces, repeated."""
-    from orgscope.traces.datasets import SPANS, TRACES
+    from orgscope.datasets import SPANS, TRACES
     from orgscope.traces.stitch import stitch
     from orgscope.traces.views import trace_summaries
     from tests.dashboard.traces_sample import TEAMS, sample_spans
@@ -281,7 +285,7 @@ def _others(store: Store, config: Config, now: datetime, span_hours: int) -> dic
 def build_reference(folder: Path, now: datetime, days: int, span_hours: int) -> Org:
     config_path = ds.write_config(folder, folder / "data")
     config = wiring.load(config_path)
-    store = Store(str(folder / "data"), registry.all_datasets())
+    store = Store(str(folder / "data"), all_datasets())
     ds.fill_org_store(store, now)  # the latest cycles: payment-service unreachable
     ds.fill_event_flow(store, now, days=days)
     past = ds.Cycle(now - timedelta(days=days), frozenset())
@@ -305,7 +309,7 @@ def build_scaled(folder: Path, now: datetime, days: int, accounts: int,
                  span_hours: int) -> Org:
     config_path = _scaled_config(folder, accounts)
     config = wiring.load(config_path)
-    store = Store(str(folder / "data"), registry.all_datasets())
+    store = Store(str(folder / "data"), all_datasets())
     ids = [a.id for a in config.accounts]
     central = config.organization.central_bus_account_id
     consumers = [a for a in ids if a != central]

@@ -39,12 +39,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from collectors.base import CollectContext, Collected, Collector
+from orgscope.collect import CollectContext, Collected, Collector
 from orgscope.config import CostCollectorConfig
 from orgscope.cost.review import add_months
-from orgscope.datasets import UTC_TS, Dataset
+from orgscope.datasets import COST_DAILY
 
 log = logging.getLogger(__name__)
 
@@ -54,30 +53,6 @@ METRIC = "UnblendedCost"
 GRANULARITY = "DAILY"
 #: A response that keeps returning pages past this is a bug, not a bill.
 MAX_PAGES = 1000
-
-COST_DAILY = Dataset(
-    name="cost_daily",
-    description=(
-        "Daily UnblendedCost per account, Team tag, service and usage type (latest per date; "
-        "every version in cost_daily_history)."
-    ),
-    time_column="collected_at",
-    snapshot_of=("date",),
-    partition_by="date",
-    schema=pa.schema(
-        [
-            pa.field("date", pa.date32(), nullable=False),
-            pa.field("account_id", pa.string(), nullable=False),
-            pa.field("team_tag", pa.string(), nullable=False),
-            pa.field("service", pa.string(), nullable=False),
-            pa.field("usage_type", pa.string(), nullable=False),
-            pa.field("amount", pa.float64(), nullable=False),
-            pa.field("currency", pa.string(), nullable=False),
-            pa.field("estimated", pa.bool_(), nullable=False),
-            pa.field("collected_at", UTC_TS, nullable=False),
-        ]
-    ),
-)
 
 
 # --- windows ---------------------------------------------------------------------------------

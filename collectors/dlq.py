@@ -27,13 +27,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from collectors.base import CollectContext, Collector, pages, probe_metric_data
 from orgscope.aws import describe_error
+from orgscope.collect import CollectContext, Collector, pages, probe_metric_data
 from orgscope.config import DlqCollectorConfig
-from orgscope.datasets import UTC_TS, Dataset
+from orgscope.datasets import DLQ_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +47,6 @@ ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisi
 #: Error codes SQS answers with for a queue that does not exist (JSON and query protocols).
 MISSING_QUEUE_CODES = frozenset(
     {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-
-DLQ_DEPTH = Dataset(
-    name="dlq_depth",
-    description="Depth and oldest-message age of every dead-letter queue, per reading.",
-    time_column="ts",
-    schema=pa.schema(
-        [
-            pa.field("account_id", pa.string(), nullable=False),
-            pa.field("region", pa.string(), nullable=False),
-            pa.field("queue", pa.string(), nullable=False),
-            pa.field("queue_arn", pa.string(), nullable=False),
-            pa.field("ts", UTC_TS, nullable=False),
-            pa.field("visible", pa.int64(), nullable=False),
-            pa.field("in_flight", pa.int64()),
-            pa.field("oldest_age_s", pa.float64()),
-        ]
-    ),
-)
 
 
 @dataclass(frozen=True)

@@ -24,59 +24,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from collectors.base import CollectContext, Collector, Frames, pages
-from orgscope.datasets import UTC_TS, Dataset
+from orgscope.collect import CollectContext, Collector, Frames, pages
+from orgscope.datasets import EVENT_BUSES, RULES
 
 log = logging.getLogger(__name__)
-
-RULES = Dataset(
-    name="rules",
-    description="EventBridge rules with state, pattern, targets, DLQs and tags (snapshots).",
-    time_column="collected_at",
-    snapshot_of=("account_id", "region"),
-    snapshot_collector="inventory",
-    schema=pa.schema(
-        [
-            pa.field("account_id", pa.string(), nullable=False),
-            pa.field("region", pa.string(), nullable=False),
-            pa.field("bus", pa.string(), nullable=False),
-            pa.field("rule", pa.string(), nullable=False),
-            pa.field("arn", pa.string()),
-            pa.field("state", pa.string(), nullable=False),
-            pa.field("description", pa.string()),
-            pa.field("event_pattern", pa.string()),
-            pa.field("schedule_expression", pa.string()),
-            pa.field("managed_by", pa.string()),
-            pa.field("targets", pa.string()),
-            pa.field("target_count", pa.int64()),
-            pa.field("dlq_arns", pa.list_(pa.string())),
-            pa.field("tags", pa.string()),
-            pa.field("collected_at", UTC_TS, nullable=False),
-        ]
-    ),
-)
-
-EVENT_BUSES = Dataset(
-    name="event_buses",
-    description="EventBridge buses with their resource policies (snapshots).",
-    time_column="collected_at",
-    snapshot_of=("account_id", "region"),
-    snapshot_collector="inventory",
-    schema=pa.schema(
-        [
-            pa.field("account_id", pa.string(), nullable=False),
-            pa.field("region", pa.string(), nullable=False),
-            pa.field("bus", pa.string(), nullable=False),
-            pa.field("arn", pa.string()),
-            pa.field("policy", pa.string()),
-            pa.field("allowed_principals", pa.list_(pa.string())),
-            pa.field("rule_count", pa.int64()),
-            pa.field("collected_at", UTC_TS, nullable=False),
-        ]
-    ),
-)
 
 
 # --- pure helpers ----------------------------------------------------------------------------

@@ -38,9 +38,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from collectors.base import (
+from orgscope.collect import (
     CollectContext,
     Collected,
     Collector,
@@ -49,38 +48,13 @@ from collectors.base import (
     probe_metric_data,
 )
 from orgscope.config import MetricsCollectorConfig
-from orgscope.datasets import UTC_TS, Dataset
+from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, EVENT_METRICS, RULE_METRICS
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/Events"
 DEFAULT_BUS = "default"
 
-#: Per-rule metrics (dimension RuleName on the default bus, EventBusName+RuleName otherwise).
-RULE_METRICS: tuple[str, ...] = (
-    "MatchedEvents",
-    "TriggeredRules",
-    "Invocations",
-    "FailedInvocations",
-    "ThrottledRules",
-    "InvocationAttempts",
-    "SuccessfulInvocationAttempts",
-    "RetryInvocationAttempts",
-    "InvocationsSentToDlq",
-    "InvocationsFailedToBeSentToDlq",
-    "DeadLetterInvocations",
-    "IngestionToInvocationStartLatency",
-)
-#: Per-account metrics (no dimensions).
-ACCOUNT_METRICS: tuple[str, ...] = (
-    "PutEventsApproximateCallCount",
-    "PutEventsApproximateSuccessCount",
-    "PutEventsApproximateFailedCount",
-    "PutEventsEntriesCount",
-    "PutEventsFailedEntriesCount",
-)
-#: Metrics stored as the period's Average (milliseconds); every other one is a Sum.
-AVERAGE_METRICS: frozenset[str] = frozenset({"IngestionToInvocationStartLatency"})
 
 #: GetMetricData limits (per call).
 MAX_QUERIES_PER_CALL = 500
@@ -90,25 +64,6 @@ MAX_DATAPOINTS_PER_CALL = 100_800
 #: simulator (whose GetMetricData cost grows with periods x datapoints in the window) fast.
 #: A back-fill of 2 days costs 48 x series metrics requested once (about $0.08 for 160 series).
 MAX_CHUNK_SPAN = timedelta(hours=1)
-
-EVENT_METRICS = Dataset(
-    name="event_metrics",
-    description="AWS/Events metrics per rule (and PutEvents per account), one row per period.",
-    time_column="ts",
-    # Each run re-reads the overlap before its watermark: the newer value of a period wins.
-    unique_key=("account_id", "region", "bus", "rule", "metric", "ts"),
-    schema=pa.schema(
-        [
-            pa.field("account_id", pa.string(), nullable=False),
-            pa.field("region", pa.string(), nullable=False),
-            pa.field("bus", pa.string()),
-            pa.field("rule", pa.string()),
-            pa.field("metric", pa.string(), nullable=False),
-            pa.field("ts", UTC_TS, nullable=False),
-            pa.field("value", pa.float64(), nullable=False),
-        ]
-    ),
-)
 
 
 @dataclass(frozen=True)

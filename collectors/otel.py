@@ -3,9 +3,9 @@
 AWS API wrapped: ``logs:FilterLogEvents`` on the log group ``[collectors.otel] log_group``
 (``aws/spans``: where X-Ray Transaction Search keeps the OTLP spans an account sends, one JSON
 span per log event), over the window since the watermark by event time, following
-``nextToken`` (collectors/base.py ``pages``).
+``nextToken`` (orgscope/collect.py ``pages``).
 
-Dataset ``spans`` (orgscope/traces/datasets.py), rows with ``source`` = 'otel'; the fields are
+Dataset ``spans`` (orgscope/datasets/traces.py), rows with ``source`` = 'otel'; the fields are
 mapped by orgscope/traces/otlp.py (ids to W3C form, resource attributes ``cloud.account.id``,
 ``cloud.region``, ``service.name``; docs/traces.md). An event that is not a readable span is
 logged and skipped. An account without the log group (Transaction Search off) has no spans:
@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from collectors.base import (
+from orgscope.collect import (
     CollectContext,
     Collected,
     Collector,
@@ -35,7 +35,7 @@ from collectors.base import (
     pages,
 )
 from orgscope.config import OtelCollectorConfig
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 from orgscope.traces.otlp import log_event_row
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ it changes (the ``spans`` unique key keeps one copy of a span read twice). A fil
 OTLP/JSON, or a span without an account or region, is logged and skipped; the run still
 succeeds.
 
-Dataset ``spans`` (orgscope/traces/datasets.py), rows with ``source`` = 'otel'.
+Dataset ``spans`` (orgscope/datasets/traces.py), rows with ``source`` = 'otel'.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collectors.base import CollectContext, Collected, Collector
 from collectors.otel import spans_frame
+from orgscope.collect import CollectContext, Collected, Collector
 from orgscope.config import OtlpFilesCollectorConfig
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 from orgscope.traces.otlp import parse_requests, request_rows
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,12 @@
 """The one registry of collectors: a plain name -> Collector map.
 
-Adding a data source is one module in collectors/, one line in ``_ALL`` below, and one test file.
+Adding a data source is one module in collectors/ (its function, its settings model and its
+``Collector``), one line in ``_ALL`` below, its section in config.toml, its docs and one test
+file: docs/architecture.md, "Where does X go", walks one example.
 """
 
 from __future__ import annotations
 
-from alerts.datasets import ALERT_DATASETS
-from alerts.heal_datasets import HEAL_ACTIONS
-from collectors.base import Collector
 from collectors.cost import COST
 from collectors.dlq import DLQ
 from collectors.inventory import INVENTORY
@@ -15,10 +14,7 @@ from collectors.metrics import METRICS
 from collectors.otel import OTEL
 from collectors.otlp_files import OTLP_FILES
 from collectors.xray import XRAY
-from orgscope.cost.datasets import COST_CLOSED_MONTHS
-from orgscope.datasets import SPINE_DATASETS, Dataset
-from orgscope.health.datasets import RULE_HEALTH
-from orgscope.traces.datasets import OTLP_EXPORTS, TRACES
+from orgscope.collect import Collector
 
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
@@ -30,12 +26,6 @@ _ALL: tuple[Collector, ...] = (
     OTLP_FILES,
 )
 
-#: Datasets computed from the collected ones rather than collected (the health verdicts, the
-#: closed cost months, the alerts' state, the auto-heal audit log).
-DERIVED_DATASETS: tuple[Dataset, ...] = (RULE_HEALTH, COST_CLOSED_MONTHS, *ALERT_DATASETS,
-                                         HEAL_ACTIONS, TRACES,
-                                         OTLP_EXPORTS)
-
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}
 
 
@@ -45,15 +35,6 @@ def get(name: str) -> Collector:
         return COLLECTORS[name]
     except KeyError:
         raise KeyError(f"unknown collector {name!r} (known: {', '.join(COLLECTORS)})") from None
-
-
-def all_datasets() -> list[Dataset]:
-    """Every dataset orgscope stores: the spine's, each collector's and the derived ones."""
-    datasets = list(SPINE_DATASETS)
-    for collector in _ALL:
-        datasets.extend(collector.datasets)
-    datasets.extend(DERIVED_DATASETS)
-    return datasets
 
 
 def read_actions() -> list[str]:

@@ -4,7 +4,7 @@ AWS APIs wrapped: ``xray:GetTraceSummaries`` (TimeRangeType ``TraceId``, followi
 over the window since the watermark, then ``xray:BatchGetTraces`` (at most 5 trace ids a call,
 following NextToken) for the trace ids found; both in the account whose segments they are.
 
-Dataset ``spans`` (orgscope/traces/datasets.py; docs/traces.md): one row per segment and per
+Dataset ``spans`` (orgscope/datasets/traces.py; docs/traces.md): one row per segment and per
 subsegment (nested at any depth), with ``trace_id`` in W3C form, ``span_id`` the segment id,
 ``parent_id`` the segment's ``parent_id`` or, for a subsegment, the enclosing (sub)segment,
 ``account_id``/``region`` of the run, ``service`` the segment name (a subsegment takes its
@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from collectors.base import (
+from orgscope.collect import (
     CollectContext,
     Collected,
     Collector,
@@ -45,7 +45,7 @@ from collectors.base import (
     pages,
 )
 from orgscope.config import XrayCollectorConfig
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 from orgscope.traces.ids import check_span_id, parse_traceparent, to_w3c_trace_id
 
 log = logging.getLogger(__name__)

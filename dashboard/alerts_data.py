@@ -1,8 +1,8 @@
 """The Alerts page's data layer: alerts, their history and Slack messages, silences, heal log.
 
 Reads the datasets the alerting step writes (``alerts``, ``alert_events``, ``notifications``,
-``silences``; alerts/datasets.py) and the auto-heal audit log (``heal_actions``;
-alerts/heal_datasets.py). Like :mod:`dashboard.data`: plain functions ``(store, ...) ->
+``silences``; orgscope/datasets/alerts.py) and the auto-heal audit log (``heal_actions``;
+orgscope/datasets/heal.py). Like :mod:`dashboard.data`: plain functions ``(store, ...) ->
 DataFrame`` hold the query logic and are unit-tested on a tmp store; ``load_*`` wrappers cache
 them for 30 s by hashable arguments. User-chosen values reach DuckDB only as ``?`` parameters.
 

@@ -32,6 +32,7 @@ from collectors import registry
 from collectors.inventory import INVENTORY
 from dashboard.filters import Filters
 from orgscope.access import ACCESS_STATES, access_table
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ OTHER_STATE_COLOUR = "#9aa0a6"
 
 def open_store(store_base: str) -> Store:
     """A read-only handle on the store at ``store_base`` with every registered dataset."""
-    return Store(store_base, registry.all_datasets())
+    return Store(store_base, all_datasets())
 
 
 # --- SQL fragments (column names only; values always go through parameters) -----------------

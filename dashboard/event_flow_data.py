@@ -29,10 +29,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from collectors.metrics import AVERAGE_METRICS, RULE_METRICS
 from dashboard.data import CACHE_TTL_S, _in_list, _list_params, _scope_params, open_store
 from dashboard.filters import Filters
-from orgscope.health.datasets import VERDICTS
+from orgscope.datasets import AVERAGE_METRICS, RULE_METRICS, VERDICTS
 from orgscope.ownership import resource_team
 from orgscope.store import Store
 

@@ -20,9 +20,9 @@ from typing import Any, TextIO
 import pandas as pd
 
 from collectors import registry
-from collectors.base import Collector
 from orgscope import __version__, wiring
 from orgscope.access import ACCESS_MEANINGS, ACCESS_STATES
+from orgscope.collect import Collector
 from orgscope.config import Config, ConfigError
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import DiscoveryError, RunResult, stages

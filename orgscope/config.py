@@ -485,7 +485,7 @@ class AlertRulesConfig(_Strict):
     heal_maintenance: HealMaintenanceAlert = HealMaintenanceAlert()
 
 
-#: Labels silences may match (alerts.datasets.LABELS plus the alert key).
+#: Labels silences may match (orgscope.datasets.LABELS plus the alert key).
 SILENCE_LABELS: tuple[str, ...] = ("key", "alert_name", "severity", "account_id",
                                    "account_name", "region", "team", "bus", "rule", "service")
 

@@ -35,7 +35,6 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collectors.base import CollectContext, Collected, Collector, Frames, Probe, Window
 from orgscope.access import (
     ACCESS_DENIED_CODES,
     UNREACHABLE_PREFIX,
@@ -46,6 +45,7 @@ from orgscope.access import (
 )
 from orgscope.accounts import Account, accounts_from_config, discover_accounts
 from orgscope.aws import AccessError, SessionFactory, describe_error
+from orgscope.collect import CollectContext, Collected, Collector, Frames, Probe, Window
 from orgscope.config import Config
 from orgscope.datasets import ACCOUNTS, RUNS, WATERMARKS, SchemaError
 from orgscope.sharding import ALL, Shard, parse_shard, runs_org_steps

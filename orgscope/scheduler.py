@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collectors.base import Collector
+from orgscope.collect import Collector
 from orgscope.config import format_interval
 from orgscope.runner import CycleResult, Runner, stages
 from orgscope.steps import run_steps

@@ -17,13 +17,14 @@ the view ``<name>`` holds the latest snapshot per key and ``<name>_history`` eve
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -31,7 +32,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from orgscope.datasets import Dataset
+from orgscope.datasets.schema import Dataset
 from orgscope.store_files import (
     READ_OPTIONS,
     TMP_SUFFIX,
@@ -43,6 +44,20 @@ from orgscope.store_files import (
 __all__ = ["READ_OPTIONS", "TMP_SUFFIX", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
+
+_sequence = itertools.count()
+_sequence_lock = threading.Lock()
+
+
+def ordered_id(prefix: str, now: datetime | None = None) -> str:
+    """A file id that sorts after every earlier one this process wrote with ``prefix``:
+    ``<prefix>-YYYYmmddTHHMMSS.ffffffZ-<sequence>`` (the sequence breaks ties within one
+    microsecond; it is zero-padded so it sorts as text). Rows rewritten under a dataset's
+    ``unique_key`` need such ids: the store keeps the row of the file whose name sorts last."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    with _sequence_lock:
+        number = next(_sequence)
+    return f"{prefix}-{moment:%Y%m%dT%H%M%S.%f}Z-{number:08d}"
 
 #: A compacted file's name is ``<newest file merged>-compacted.parquet``; its Parquet metadata
 #: lists every file it replaces under this key.

@@ -10,9 +10,9 @@ import os
 import urllib.parse
 from pathlib import Path
 
-from collectors import registry
 from orgscope.aws import SessionFactory
 from orgscope.config import Config, load_config
+from orgscope.datasets import all_datasets
 from orgscope.runner import Runner, count_call
 from orgscope.store import Store
 
@@ -68,7 +68,7 @@ def _with_s3_endpoint(url: str, endpoint: str) -> str:
 
 
 def open_store(config: Config) -> Store:
-    return Store(store_base(config), registry.all_datasets())
+    return Store(store_base(config), all_datasets())
 
 
 def session_factory(config: Config) -> SessionFactory:

@@ -12,10 +12,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from collectors import registry
 from orgscope import bill
 from orgscope.config import Config, parse_config
-from orgscope.datasets import RUNS
+from orgscope.datasets import RUNS, all_datasets
 from orgscope.store import Store
 from tests.conftest import reference_data
 
@@ -161,7 +160,7 @@ def row(frame: pd.DataFrame, key: tuple[str, str]) -> dict[str, Any]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(str(tmp_path / "store"), registry.all_datasets())
+    return Store(str(tmp_path / "store"), all_datasets())
 
 
 def test_read_usage_leaves_out_the_backfill_run_and_failures(store: Store) -> None:
@@ -237,7 +236,7 @@ def test_the_bill_command_prints_the_same_bill(config_file: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from orgscope.cli import main
 
-    store = Store(str(config_file.parent / "store"), registry.all_datasets())
+    store = Store(str(config_file.parent / "store"), all_datasets())
     now = datetime.now(UTC)
     rows = [run("metrics", A, now - timedelta(minutes=5 * i), metrics=348) for i in range(4)]
     store.write(RUNS.name, pd.DataFrame(rows), "r")

@@ -10,6 +10,7 @@ import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 
 from collectors import registry
+from orgscope.datasets import all_datasets
 from orgscope.scheduler import build_scheduler, compact_job
 from orgscope.store import Store
 from tests.test_sharding import _runner
@@ -17,7 +18,7 @@ from tests.test_store import metric_row
 
 
 def test_compaction_merges_todays_files_and_keeps_every_row(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "store"), registry.all_datasets())
+    store = Store(str(tmp_path / "store"), all_datasets())
     now = datetime.now(UTC).replace(microsecond=0)
     earlier = now - timedelta(hours=30)  # yesterday (or the day before)
     for n, at in enumerate((earlier, earlier + timedelta(minutes=1), now, now)):

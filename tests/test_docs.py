@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from collectors import registry
 from orgscope.config import (
     AccountConfig,
     AlertsConfig,
@@ -28,6 +27,7 @@ from orgscope.config import (
     TracesConfig,
     XrayCollectorConfig,
 )
+from orgscope.datasets import all_datasets
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -40,7 +40,7 @@ def section(text: str, heading: str) -> str:
 
 def test_every_dataset_and_column_is_documented() -> None:
     text = (DOCS / "datasets.md").read_text()
-    for dataset in registry.all_datasets():
+    for dataset in all_datasets():
         heading = f"## {dataset.name}\n" if f"## {dataset.name}\n" in text else \
             f"## {dataset.name} ("
         body = section(text, heading)

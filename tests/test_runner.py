@@ -13,8 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collectors import registry
-from collectors.base import CollectContext, Collected, Collector, Frames
 from orgscope.aws import AccessError, SessionFactory
+from orgscope.collect import CollectContext, Collected, Collector, Frames
 from orgscope.config import Config
 from orgscope.datasets import SPINE_DATASETS, Dataset
 from orgscope.runner import DiscoveryError, Runner, count_call, stages

@@ -10,9 +10,9 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from collectors.base import Collector
 from orgscope.accounts import Account
 from orgscope.cli import main
+from orgscope.collect import Collector
 from orgscope.config import ConfigError, parse_config
 from orgscope.datasets import RUNS
 from orgscope.runner import Runner, new_cycle_id, runs_frame

@@ -11,9 +11,7 @@ from unittest import mock
 import pandas as pd
 import pytest
 
-from collectors import registry
-from collectors.inventory import RULES
-from orgscope.datasets import ACCOUNTS, RUNS, SchemaError
+from orgscope.datasets import ACCOUNTS, RULES, RUNS, SchemaError, all_datasets
 from orgscope.store import Store, StoreError
 
 T0 = datetime(2026, 11, 25, 23, 58, tzinfo=UTC)
@@ -21,7 +19,7 @@ T0 = datetime(2026, 11, 25, 23, 58, tzinfo=UTC)
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(str(tmp_path / "store"), registry.all_datasets())
+    return Store(str(tmp_path / "store"), all_datasets())
 
 
 def rule_row(account: str, rule: str, state: str, at: datetime) -> dict[str, object]:
@@ -211,7 +209,7 @@ def test_compaction_keeps_rows_written_before_a_column_was_added(store: Store,
 def test_a_dataset_with_its_own_date_column_keeps_it(store: Store) -> None:
     """cost_daily's ``date`` is the day the cost is for; the partition is the collection day.
     The latest version per date wins in the view, every version stays in the history."""
-    from collectors.cost import COST_DAILY
+    from orgscope.datasets import COST_DAILY
 
     assert store.query("select count(*) as n, count(date) as d from cost_daily").to_dict(
         "records") == [{"n": 0, "d": 0}]
@@ -280,14 +278,14 @@ def test_a_compacted_files_footer_is_read_once_not_on_every_query(tmp_path: Path
     of replaced names; the dashboard opens a Store per query, and reading every such footer
     on every query costs one read (two GETs on S3) per partition."""
     base = str(tmp_path / "store")
-    store = Store(base, registry.all_datasets())
+    store = Store(base, all_datasets())
     for stem in ("20261125T235800Z-a", "20261125T235900Z-b"):
         store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), stem)
     store.compact("runs", T0.date())
     store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "20261126T000000Z-c")
     reads = 0
     for _ in range(3):
-        again = Store(base, registry.all_datasets())
+        again = Store(base, all_datasets())
         original = again.place.read_metadata
 
         def counted(path: Any, original: Any = original) -> Any:

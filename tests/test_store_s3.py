@@ -22,9 +22,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from collectors import registry
 from dashboard import data
 from orgscope import wiring
+from orgscope.datasets import all_datasets
 from orgscope.store import Store, StoreError
 from orgscope.store_files import S3Files, S3Lock, parse_s3_url
 from tests.simulated import Org, simulated_org
@@ -62,13 +62,13 @@ def prefix() -> str:
 
 @pytest.fixture
 def s3_store(org: Org, prefix: str) -> Store:
-    return Store(f"s3://{BUCKET}/{prefix}", registry.all_datasets())
+    return Store(f"s3://{BUCKET}/{prefix}", all_datasets())
 
 
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "local":
-        return Store(str(tmp_path / "store"), registry.all_datasets())
+        return Store(str(tmp_path / "store"), all_datasets())
     s3_store: Store = request.getfixturevalue("s3_store")
     return s3_store
 
@@ -276,16 +276,16 @@ def test_an_expired_lock_is_taken_over_once_and_never_released_by_its_old_owner(
 
 def test_bad_s3_urls_are_refused_clearly(org: Org) -> None:
     with pytest.raises(StoreError, match="'B_ad' is not an S3 bucket name"):
-        Store("s3://B_ad/x", registry.all_datasets())
+        Store("s3://B_ad/x", all_datasets())
     with pytest.raises(StoreError, match=r"unknown option 'endpoint' \(allowed: region, "
                                          r"endpoint_override\)"):
-        Store(f"s3://{BUCKET}/x?endpoint=http://localhost", registry.all_datasets())
+        Store(f"s3://{BUCKET}/x?endpoint=http://localhost", all_datasets())
     target = parse_s3_url(f"s3://{BUCKET}/a/b/?region=eu-west-1&endpoint_override=http://h:1")
     assert (target.prefix, target.region, target.endpoint) == ("a/b", "eu-west-1", "http://h:1")
 
 
 def test_a_missing_bucket_is_a_store_error(org: Org) -> None:
-    store = Store("s3://no-such-bucket-here/x", registry.all_datasets())
+    store = Store("s3://no-such-bucket-here/x", all_datasets())
     with pytest.raises(StoreError, match="no-such-bucket-here"):
         store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "r1")
 

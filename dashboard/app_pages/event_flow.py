@@ -19,13 +19,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from collectors.metrics import AVERAGE_METRICS
 from dashboard import data, traces_data
 from dashboard import event_flow_data as flow
 from dashboard.context import AppContext, run_page
 from dashboard.filters import Filters
 from dashboard.formatting import format_age
-from orgscope.health.datasets import VERDICTS
+from orgscope.datasets import AVERAGE_METRICS, VERDICTS
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import pandas as pd
 
 from orgscope.config import Config
 from orgscope.cost.attribution import Attribution, attribute
-from orgscope.cost.datasets import COST_CLOSED_MONTHS
 from orgscope.cost.forecast import SHAPE_DAYS, Calibration, OwnerOn, calibrate
 from orgscope.cost.review import add_months, month_after, month_before, month_first, snapshot
+from orgscope.datasets import COST_CLOSED_MONTHS
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from orgscope.config import HealthConfig
-from orgscope.health.datasets import RULE_HEALTH, VERDICTS
+from orgscope.datasets import RULE_HEALTH, VERDICTS
 from orgscope.health.producers import (
     PUT_CALLS,
     PUT_ENTRIES,

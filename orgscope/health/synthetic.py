@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from collectors.metrics import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
+from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
 
 #: A function of the period starts giving each period's value.
 Shape = Callable[[pd.DatetimeIndex], np.ndarray]

@@ -16,11 +16,16 @@ from typing import Any
 
 import pandas as pd
 
-from collectors.dlq import DLQ_DEPTH
-from collectors.metrics import EVENT_METRICS
 from orgscope.config import Config, HealthConfig
-from orgscope.datasets import ACCOUNTS, RUNS, Dataset
-from orgscope.health.datasets import RULE_HEALTH, VERDICTS
+from orgscope.datasets import (
+    ACCOUNTS,
+    DLQ_DEPTH,
+    EVENT_METRICS,
+    RULE_HEALTH,
+    RUNS,
+    VERDICTS,
+    Dataset,
+)
 from orgscope.health.model import (
     BASELINE_METRICS,
     HOUR,

@@ -44,8 +44,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from orgscope.config import Config, ExportConfig
+from orgscope.datasets import OTLP_EXPORTS
+from orgscope.jsontext import json_object
 from orgscope.store import Store
-from orgscope.traces.datasets import OTLP_EXPORTS, annotations_of
 from orgscope.traces.views import entry_mask
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def span_status(row: Mapping[str, Any]) -> str:
 
 
 def _annotations(text: Any) -> dict[str, Any]:
-    return {f"orgscope.annotation.{k}": v for k, v in annotations_of(text).items()
+    return {f"orgscope.annotation.{k}": v for k, v in json_object(text).items()
             if isinstance(v, str | int | float | bool)}
 
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import pandas as pd
 
-from orgscope.traces.datasets import SPANS, annotations_of
+from orgscope.datasets import SPANS
+from orgscope.jsontext import json_object
 from orgscope.traces.ids import parse_traceparent
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ Key = tuple[str, str]
 
 
 def _annotations(row: Mapping[str, Any]) -> dict[str, Any]:
-    return annotations_of(row.get("annotations"))
+    return json_object(row.get("annotations"))
 
 
 def _missing(value: Any) -> bool:

@@ -32,8 +32,8 @@ from typing import Any
 import pandas as pd
 
 from orgscope.config import Config
+from orgscope.datasets import SPANS, TRACES
 from orgscope.store import Store
-from orgscope.traces.datasets import SPANS, TRACES
 from orgscope.traces.stitch import STITCHED_COLUMNS, stitch
 from orgscope.traces.views import SUMMARY_COLUMNS, trace_summaries
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from orgscope.traces.datasets import annotations_of
+from orgscope.jsontext import json_object
 
 #: Columns of :func:`trace_summaries` (and of the ``traces`` dataset, which adds two).
 SUMMARY_COLUMNS: list[str] = [
@@ -62,7 +62,7 @@ def merge_annotations(texts: Iterable[Any]) -> dict[str, Any]:
     """
     merged: dict[str, list[Any]] = {}
     for text in texts:
-        for key, value in annotations_of(text).items():
+        for key, value in json_object(text).items():
             seen = merged.setdefault(str(key), [])
             if value not in seen:
                 seen.append(value)

@@ -9,9 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.heal_datasets import HEAL_ACTIONS
 from orgscope.config import Config, load_config
-from orgscope.health.datasets import RULE_HEALTH
+from orgscope.datasets import HEAL_ACTIONS, RULE_HEALTH
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

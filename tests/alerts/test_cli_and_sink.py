@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors import registry
 from orgscope.cli import main
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from sim.slack_sink import Response, SlackSink
 from tests.alerts.alert_frames import ORDERS, ROOT, health, verdict
@@ -19,7 +19,7 @@ def test_alerts_once_prints_the_open_alerts_and_queues_without_delivering(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORGSCOPE_STORE", raising=False)
-    store = Store(str(tmp_path), registry.all_datasets())
+    store = Store(str(tmp_path), all_datasets())
     store.write("rule_health", health(verdict("orders-in", "DISABLED")), "health-1")
     args = ["--config", str(ROOT / "config.toml"), "--store", str(tmp_path), "alerts"]
     assert main([*args, "--once", "--no-deliver"]) == 0

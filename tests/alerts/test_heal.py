@@ -12,13 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from alerts.heal import ENABLE_RULE, enable_rule, heal_permissions, heal_role, run_heal
-from alerts.heal_datasets import HEAL_ACTIONS
-from collectors.inventory import RULES
 from orgscope import wiring
 from orgscope.aws import AccessError
 from orgscope.cli import main
 from orgscope.config import Config
-from orgscope.datasets import RUNS
+from orgscope.datasets import HEAL_ACTIONS, RULES, RUNS
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

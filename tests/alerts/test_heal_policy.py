@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from alerts.heal_datasets import HEAL_ACTIONS
 from alerts.heal_policy import (
     Decision,
     RuleKey,
@@ -22,6 +21,7 @@ from alerts.heal_policy import (
 )
 from orgscope.config import HealConfig
 from orgscope.config import exclude_rule_error as exclude_pattern_error
+from orgscope.datasets import HEAL_ACTIONS
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 COLLECTED = NOW - timedelta(minutes=1)

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from collectors import registry
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from sim.slack_sink import Response, SlackSink
 from tests.alerts.alert_frames import NOW, ORDERS, PAYMENTS, ROOT, health, verdict
@@ -50,7 +50,7 @@ def test_killed_with_messages_pending_then_restarted_delivers_each_once(
         tmp_path: Path, sink: SlackSink) -> None:
     sink.clear()
     store_path = tmp_path / "store"
-    store = Store(str(store_path), registry.all_datasets())
+    store = Store(str(store_path), all_datasets())
     store.write("rule_health", health(
         verdict("orders-in", "DISABLED", at=NOW),
         verdict("payment-processed", "DISABLED", account_id=PAYMENTS, at=NOW)), "health-1")

@@ -19,7 +19,7 @@ from alerts.silences import (
     sync_config_silences,
     validate_matchers,
 )
-from collectors import registry
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -29,7 +29,7 @@ LABELS = {"alert_name": "rule_disabled", "account_id": "999999999999", "team": "
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(str(tmp_path), registry.all_datasets())
+    return Store(str(tmp_path), all_datasets())
 
 
 def test_matchers_exact_glob_and_missing_labels() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from alerts import step as alerts_step
 from alerts.step import run_alerts
-from collectors import registry
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from sim.slack_sink import SlackSink
 from tests.alerts.alert_frames import (
@@ -39,7 +39,7 @@ def slack(sink: SlackSink, monkeypatch: pytest.MonkeyPatch) -> SlackSink:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(str(tmp_path), registry.all_datasets())
+    return Store(str(tmp_path), all_datasets())
 
 
 def put_health(store: Store, frame: pd.DataFrame, at: str) -> None:
@@ -164,7 +164,7 @@ def test_cost_forecast_alerts_follow_the_cost_review(store: Store, slack: SlackS
 
 def test_service_error_rate_from_stored_spans_pends_then_fires(store: Store,
                                                                 slack: SlackSink) -> None:
-    from orgscope.traces.datasets import SPANS
+    from orgscope.datasets import SPANS
 
     start = NOW - timedelta(minutes=14)  # inside the last complete 15-minute window
     rows = [{"trace_id": f"t{i}", "span_id": f"s{i}", "parent_id": None,

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dashboard.data import open_store
-from orgscope.health.datasets import VERDICTS
+from orgscope.datasets import VERDICTS
 from orgscope.store import Store
 from tests.browser.conftest import SCREENSHOTS, running_dashboard
 from tests.dashboard.dashboard_sample import (

@@ -10,9 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from collectors.base import CollectContext, Window
 from collectors.cost import (
-    COST_DAILY,
     add_months,
     changed_days,
     collect_cost,
@@ -27,7 +25,9 @@ from collectors.cost import (
     tag_value,
 )
 from orgscope.accounts import Account
+from orgscope.collect import CollectContext, Window
 from orgscope.config import CostCollectorConfig
+from orgscope.datasets import COST_DAILY
 
 SETTINGS = CostCollectorConfig()
 

@@ -7,16 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from collectors.base import CollectContext, Window
-from collectors.dlq import (
-    DLQ_DEPTH,
-    age_queries,
-    depth_row,
-    newest_ages,
-    parse_queue_arn,
-    queues_to_read,
-)
+from collectors.dlq import age_queries, depth_row, newest_ages, parse_queue_arn, queues_to_read
 from orgscope.accounts import Account
+from orgscope.collect import CollectContext, Window
+from orgscope.datasets import DLQ_DEPTH
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 ORDERS = "arn:aws:sqs:us-east-1:777777777777:orders-dlq"

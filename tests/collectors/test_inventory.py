@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collectors.base import CollectContext, Window
-from collectors.inventory import RULES, policy_principals, rule_record, target_record
+from collectors.inventory import policy_principals, rule_record, target_record
 from orgscope.accounts import Account
+from orgscope.collect import CollectContext, Window
+from orgscope.datasets import RULES
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 CTX = CollectContext(account=Account("121212121212", "event-bus", "platform"), region="us-east-1",

@@ -9,12 +9,8 @@ from itertools import pairwise
 import pandas as pd
 import pytest
 
-from collectors.base import Window
 from collectors.metrics import (
-    ACCOUNT_METRICS,
-    EVENT_METRICS,
     MAX_DATAPOINTS_PER_CALL,
-    RULE_METRICS,
     batches,
     build_series,
     floor_to_period,
@@ -25,7 +21,9 @@ from collectors.metrics import (
     read_window,
     rows_for_chunk,
 )
+from orgscope.collect import Window
 from orgscope.config import MetricsCollectorConfig
+from orgscope.datasets import ACCOUNT_METRICS, EVENT_METRICS, RULE_METRICS
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")

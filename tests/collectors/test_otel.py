@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from collectors.base import CollectContext, Window
 from collectors.otel import OTEL, collect_otel, filter_params, read_window
 from collectors.otlp_files import OTLP_FILES, collect_otlp_files, new_files
 from orgscope.accounts import Account
+from orgscope.collect import CollectContext, Window
 from orgscope.config import OtelCollectorConfig, OtlpFilesCollectorConfig
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 from tests.traces.test_otlp import NS, W3C, otlp_span, request
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

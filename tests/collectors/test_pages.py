@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from collectors.base import PaginationError, pages
+from orgscope.collect import PaginationError, pages
 
 
 def pager(tokens: list[str | None]) -> tuple[list[dict[str, Any]], Any]:

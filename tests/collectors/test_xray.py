@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from collectors.base import CollectContext, Window
 from collectors.xray import (
     XRAY,
     collect_xray,
@@ -20,8 +19,9 @@ from collectors.xray import (
     trace_rows,
 )
 from orgscope.accounts import Account
+from orgscope.collect import CollectContext, Window
 from orgscope.config import XrayCollectorConfig
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TRACE = "1-5759e988-bd862e3fe1be46a994272793"

@@ -2,8 +2,8 @@
 
 Imported as ``alerts_sample`` (pytest puts this folder on sys.path) and by the browser test.
 :func:`fill_alerts` writes through :meth:`Store.write` with the real dataset contracts
-(alerts/datasets.py, alerts/heal_datasets.py), rows shaped as the alerting and auto-heal steps
-write them:
+(orgscope/datasets/alerts.py, orgscope/datasets/heal.py), rows shaped as the alerting and
+auto-heal steps write them:
 
 * FIRING_KEY: critical, a disabled rule on the central bus routing to order-processing; two
   events (pending, firing); one Slack message delivered on the third attempt (429, 500, ok);
@@ -22,8 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS, SILENCES
-from alerts.heal_datasets import HEAL_ACTIONS
+from orgscope.datasets import ALERT_EVENTS, ALERTS, HEAL_ACTIONS, NOTIFICATIONS, SILENCES
 from orgscope.store import Store
 
 CENTRAL = "121212121212"

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from dashboard_sample import fill_org_store
 
-from collectors import registry
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 
 
@@ -30,7 +30,7 @@ def now() -> datetime:
 
 @pytest.fixture
 def empty_store(tmp_path: Path) -> Store:
-    return Store(str(tmp_path / "data"), registry.all_datasets())
+    return Store(str(tmp_path / "data"), all_datasets())
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from collectors.cost import COST_DAILY
 from orgscope.config import Config
+from orgscope.datasets import COST_DAILY
 from orgscope.store import Store
 from sim.costs import CostModel
 

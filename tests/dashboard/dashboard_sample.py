@@ -19,12 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collectors import registry
-from collectors.dlq import DLQ_DEPTH
-from collectors.inventory import EVENT_BUSES, INVENTORY, RULES
-from collectors.metrics import EVENT_METRICS
-from orgscope.datasets import ACCOUNTS, RUNS
-from orgscope.health.datasets import RULE_HEALTH
+from collectors.inventory import INVENTORY
+from orgscope.datasets import (
+    ACCOUNTS,
+    DLQ_DEPTH,
+    EVENT_BUSES,
+    EVENT_METRICS,
+    RULE_HEALTH,
+    RULES,
+    RUNS,
+    all_datasets,
+)
 from orgscope.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -327,7 +332,7 @@ BLIP_RULE = "order-cancelled-to-payments"
 
 def flow_store(store: Store) -> Store:
     """The same store, with the event-flow datasets (registered or not yet)."""
-    return Store(store.base, registry.all_datasets())
+    return Store(store.base, all_datasets())
 
 
 def expected_verdicts(regions: Sequence[str] = ("us-east-1",)) -> dict[tuple[str, str], str]:

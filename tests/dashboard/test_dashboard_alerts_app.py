@@ -13,7 +13,6 @@ from alerts_sample import FIRING_KEY, FIRING_RULE, RESOLVED_KEY, SILENCE_ID, fil
 from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
-from collectors import registry
 from dashboard import access
 from dashboard import alerts_data as ad
 from dashboard.app_pages.alerts import (
@@ -24,6 +23,7 @@ from dashboard.app_pages.alerts import (
     MATCHERS_KEY,
     UNTIL_KEY,
 )
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
@@ -69,7 +69,7 @@ def _text(app: AppTest) -> str:
 @pytest.fixture
 def filled(tmp_path: Path) -> tuple[Path, Store]:
     config = write_config(tmp_path, tmp_path / "data")
-    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    store = Store(str(tmp_path / "data"), all_datasets())
     fill_alerts(store, datetime.now(UTC).replace(microsecond=0))
     return config, store
 

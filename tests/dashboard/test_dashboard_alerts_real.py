@@ -22,11 +22,11 @@ from dashboard_sample import (
 from streamlit.testing.v1 import AppTest
 
 from alerts.step import run_alerts
-from collectors import registry
 from dashboard import access
 from dashboard import alerts_data as ad
 from dashboard.app_pages.alerts import COMMENT_KEY, CREATE_KEY, MATCHERS_KEY
 from orgscope.config import load_config
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from sim.slack_sink import Response, SlackSink
@@ -50,7 +50,7 @@ def test_the_page_shows_what_the_alerting_step_wrote(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sink: SlackSink) -> None:
     config_path = write_config(tmp_path, tmp_path / "data")
     config = load_config(config_path)
-    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    store = Store(str(tmp_path / "data"), all_datasets())
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     # two inventory cycles with the rule ENABLED, then one where somebody disabled it
     fill_org_store(store, now - timedelta(minutes=5), cycles=2, unreachable_last=0)

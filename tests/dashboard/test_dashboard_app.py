@@ -13,10 +13,10 @@ import pytest
 from dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
 from streamlit.testing.v1 import AppTest
 
-from collectors import registry
 from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
 from dashboard.filters import ACCOUNTS_KEY, TEAMS_KEY, TIME_RANGE_KEY
 from dashboard.formatting import md_text
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
@@ -52,7 +52,7 @@ def _shown(markdown: str) -> str:
 
 @pytest.fixture
 def populated(tmp_path: Path, now: datetime) -> Path:
-    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    store = Store(str(tmp_path / "data"), all_datasets())
     fill_org_store(store, now)
     return write_config(tmp_path, tmp_path / "data")
 
@@ -173,7 +173,7 @@ def test_unsupported_store_url_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_an_account_readable_with_gaps_names_the_refused_action_and_its_collector(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
-    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    store = Store(str(tmp_path / "data"), all_datasets())
     fill_org_store(store, now)
     # inventory-mgmt's role predates the otel collector: FilterLogEvents is refused there
     refused = ("AccessDeniedException on FilterLogEvents: User: arn:aws:sts::666666666666:"
@@ -198,7 +198,7 @@ def test_an_account_readable_with_gaps_names_the_refused_action_and_its_collecto
 
 def test_names_and_reasons_from_accounts_never_become_links_or_markup(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
-    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    store = Store(str(tmp_path / "data"), all_datasets())
     fill_org_store(store, now)
     accounts = store.query("SELECT * EXCLUDE (date) FROM accounts "
                            "WHERE account_id = '999999999999'")

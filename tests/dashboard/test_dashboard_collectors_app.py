@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collectors import registry
 from dashboard import collectors_data as cd
 from dashboard.app_pages.collectors import (
     DOWNLOAD_KEY,
@@ -18,7 +17,7 @@ from dashboard.app_pages.collectors import (
 )
 from orgscope import bill
 from orgscope.config import load_config
-from orgscope.datasets import RUNS
+from orgscope.datasets import RUNS, all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from tests.dashboard.collectors_sample import runs_frame
@@ -44,7 +43,7 @@ def test_no_runs_yet_says_how_to_collect(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_the_bill_and_a_what_if(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config_path = write_config(tmp_path, tmp_path / "data")
-    store = Store(str(tmp_path / "data"), registry.all_datasets())
+    store = Store(str(tmp_path / "data"), all_datasets())
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     store.write(RUNS.name, runs_frame({"111111111111": (3, 2, 20), UNREACHABLE_ID: (2, 1, 0)},
                                       now - timedelta(hours=3), now,

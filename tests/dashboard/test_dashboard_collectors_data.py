@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from collectors import registry
 from dashboard import collectors_data as cd
 from dashboard.filters import Filters
 from orgscope import bill
 from orgscope.config import parse_config
-from orgscope.datasets import RUNS
+from orgscope.datasets import RUNS, all_datasets
 from orgscope.store import Store
 from tests.conftest import reference_data
 from tests.dashboard.collectors_sample import MANAGEMENT, runs_frame
@@ -23,7 +22,7 @@ A, B = "111111111111", "999999999999"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store(str(tmp_path_factory.mktemp("collectors") / "store"), registry.all_datasets())
+    store = Store(str(tmp_path_factory.mktemp("collectors") / "store"), all_datasets())
     frame = runs_frame({A: (4, 2, 10), B: (2, 1, 0)}, NOW - timedelta(hours=10), NOW,
                        unreachable={B: NOW - timedelta(minutes=12)})
     store.write(RUNS.name, frame, "runs")

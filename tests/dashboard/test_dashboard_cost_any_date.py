@@ -15,12 +15,12 @@ from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
 from alerts import step as alerts_step
-from collectors import registry
 from dashboard import cost_data
 from dashboard.app_pages.cost import MONTH_KEY
 from orgscope.cli import main
 from orgscope.config import load_config
 from orgscope.cost.forecast import COLUMNS
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
@@ -36,7 +36,7 @@ def test_the_cost_page_and_alerts_on_any_day(today: date, tmp_path: Path,
     config = load_config(config_path)
     moment = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=9)
     with time_machine.travel(moment, tick=False):
-        store = Store(str(tmp_path / "data"), registry.all_datasets())
+        store = Store(str(tmp_path / "data"), all_datasets())
         fill_cost(store, config, today)
         monkeypatch.setenv(CONFIG_ENV, str(config_path))
         monkeypatch.delenv(STORE_ENV, raising=False)
@@ -80,7 +80,7 @@ def test_on_the_first_with_nothing_of_the_new_month_yet_the_month_just_ended_ope
     config_path = write_config(tmp_path, tmp_path / "data")
     config = load_config(config_path)
     with time_machine.travel(datetime(2026, 12, 1, 6, 0, tzinfo=UTC), tick=False):
-        fill_cost(Store(str(tmp_path / "data"), registry.all_datasets()), config,
+        fill_cost(Store(str(tmp_path / "data"), all_datasets()), config,
                   date(2026, 11, 30))
         monkeypatch.setenv(CONFIG_ENV, str(config_path))
         monkeypatch.delenv(STORE_ENV, raising=False)

@@ -10,9 +10,9 @@ from cost_sample import fill_cost
 from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
-from collectors import registry
 from dashboard.app_pages.cost import CSV_KEY, MONTH_KEY, XLSX_KEY
 from orgscope.config import load_config
+from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 
@@ -36,7 +36,7 @@ def test_no_cost_yet_says_how_to_collect(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_the_review_of_the_last_complete_month(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     config = write_config(tmp_path, tmp_path / "data")
     today = datetime.now(UTC).date()
-    fill_cost(Store(str(tmp_path / "data"), registry.all_datasets()), load_config(config), today)
+    fill_cost(Store(str(tmp_path / "data"), all_datasets()), load_config(config), today)
     app = _run(monkeypatch, config)
     previous = today.replace(day=1) - timedelta(days=1)
     assert app.selectbox(key=MONTH_KEY).value == previous.strftime("%Y-%m")
@@ -54,7 +54,7 @@ def test_the_review_of_the_last_complete_month(monkeypatch: pytest.MonkeyPatch, 
 def test_the_month_in_progress_has_a_forecast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     config = write_config(tmp_path, tmp_path / "data")
     today = datetime.now(UTC).date()
-    fill_cost(Store(str(tmp_path / "data"), registry.all_datasets()), load_config(config), today)
+    fill_cost(Store(str(tmp_path / "data"), all_datasets()), load_config(config), today)
     app = _run(monkeypatch, config)
     app.selectbox(key=MONTH_KEY).select(today.strftime("%Y-%m")).run()
     assert not app.exception

@@ -28,7 +28,7 @@ from dashboard.app_pages.event_flow import (
 )
 from dashboard.data import open_store
 from dashboard.filters import TEAMS_KEY, TIME_RANGE_KEY, Filters
-from orgscope.health.datasets import VERDICTS
+from orgscope.datasets import VERDICTS
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 

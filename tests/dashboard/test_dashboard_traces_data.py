@@ -284,7 +284,7 @@ def test_latency_covers_the_whole_range_however_many_spans(empty_store: Store,
     (minutes of spans) a 24-hour chart held only its last minutes. Every span now counts."""
     import numpy as np
 
-    from orgscope.traces.datasets import SPANS
+    from orgscope.datasets import SPANS
 
     count = 205_000
     window = td.Window.last("24h", now)

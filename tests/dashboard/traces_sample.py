@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from collectors.xray import segment_rows
+from orgscope.datasets import SPANS, TRACES
 from orgscope.store import Store
-from orgscope.traces.datasets import SPANS, TRACES
 from orgscope.traces.stitch import stitch
 from orgscope.traces.views import trace_summaries
 from sim.tracing import TraceFault, TraceFaults, minute_segments

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import pandas as pd
 
-from collectors.metrics import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
 from orgscope.config import HealthConfig
+from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
 from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
 

@@ -28,8 +28,8 @@ from health_frames import (
 )
 
 from orgscope.config import HealthConfig
+from orgscope.datasets import RULE_HEALTH, VERDICTS
 from orgscope.health import synthetic as sy
-from orgscope.health.datasets import RULE_HEALTH, VERDICTS
 from orgscope.health.model import evaluate
 
 DLQ = RULE.dlq_arns[0]

@@ -21,19 +21,16 @@ from health_frames import (
     window_start,
 )
 
-from collectors import registry
-from collectors.dlq import DLQ_DEPTH
-from collectors.metrics import EVENT_METRICS
 from orgscope.config import Config, HealthConfig
+from orgscope.datasets import DLQ_DEPTH, EVENT_METRICS, RULE_HEALTH, all_datasets
 from orgscope.health import synthetic as sy
-from orgscope.health.datasets import RULE_HEALTH
 from orgscope.health.model import WEEK, evaluate
 from orgscope.health.update import read_inputs, read_ranges, update_rule_health
 from orgscope.store import Store
 
 
 def store_for(config: Config) -> Store:
-    datasets = {d.name: d for d in [*registry.all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
+    datasets = {d.name: d for d in [*all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
     return Store(config.store.path, datasets.values())
 
 
@@ -94,7 +91,7 @@ def test_short_history_reads_the_fallback_span(config: Config) -> None:
 
 
 def test_empty_store_gives_no_verdicts(config: Config, tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "empty"), registry.all_datasets())
+    store = Store(str(tmp_path / "empty"), all_datasets())
     result = update_rule_health(config, store, NOW)
     assert result.empty and list(result.columns) == RULE_HEALTH.columns
 

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from collectors import registry
-from collectors.metrics import ACCOUNT_METRICS, RULE_METRICS, floor_to_period
+from collectors.metrics import floor_to_period
 from orgscope import wiring
 from orgscope.config import Config
+from orgscope.datasets import ACCOUNT_METRICS, RULE_METRICS
 from orgscope.runner import CycleResult, Runner
 from sim.scenario import ScenarioEvent
 from tests.simulated import Org, simulated_org

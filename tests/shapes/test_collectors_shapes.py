@@ -14,16 +14,15 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.heal_datasets import HEAL_ACTIONS
 from alerts.heal_policy import plan, rule_facts
 from alerts.rules import AccountInfo, AlertInputs
 from alerts.rules import evaluate as evaluate_alerts
 from collectors import registry
-from collectors.base import CollectContext, Collected, Collector, Frames, Window
 from orgscope.accounts import Account
+from orgscope.collect import CollectContext, Collected, Collector, Frames, Window
 from orgscope.config import Config, load_config
+from orgscope.datasets import HEAL_ACTIONS, VERDICTS
 from orgscope.health import synthetic as sy
-from orgscope.health.datasets import VERDICTS
 from orgscope.health.model import evaluate
 from orgscope.ownership import rule_teams
 from tests.conftest import REFERENCE_CONFIG

@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collectors.inventory import INVENTORY
-from collectors.registry import all_datasets
 from orgscope.aws import AccessError
+from orgscope.datasets import all_datasets
 from orgscope.runner import Runner
 from orgscope.store import Store
 from sim.scenario import ScenarioEvent

@@ -24,9 +24,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from collectors.xray import segment_rows
 from orgscope import wiring
 from orgscope.config import Config, ExportConfig
+from orgscope.datasets import SPANS
 from orgscope.runner import runs_frame
 from orgscope.store import Store
-from orgscope.traces.datasets import SPANS
 from orgscope.traces.export import (
     collection_spans,
     cycle_trace_id,

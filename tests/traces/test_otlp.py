@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 from orgscope.traces.otlp import (
     any_value,
     attributes,

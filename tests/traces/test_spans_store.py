@@ -9,9 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from collectors import registry
+from orgscope.datasets import SPANS, all_datasets
 from orgscope.store import Store
-from orgscope.traces.datasets import SPANS
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -25,7 +24,7 @@ def span_row(minute: int, end_ms: float | None = None) -> dict[str, Any]:
 
 
 def store_with_a_span_read_twice(tmp_path: Path) -> Store:
-    store = Store(str(tmp_path / "store"), registry.all_datasets())
+    store = Store(str(tmp_path / "store"), all_datasets())
     store.write("spans", pd.DataFrame([span_row(1), span_row(2)]), "20261125T120300Z-a")
     # the next cycle's overlap reads span 2 again, now finished
     store.write("spans", pd.DataFrame([span_row(2, 40.0), span_row(3)]), "20261125T120400Z-b")

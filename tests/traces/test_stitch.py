@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from orgscope.traces.datasets import SPANS
+from orgscope.datasets import SPANS
 from orgscope.traces.stitch import STITCHED_COLUMNS, stitch
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

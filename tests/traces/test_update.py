@@ -9,10 +9,10 @@ import pytest
 
 from orgscope import wiring
 from orgscope.config import Config
+from orgscope.datasets import SPANS, TRACES
 from orgscope.steps import triggered
 from orgscope.store import Store
 from orgscope.traces import update as update_module
-from orgscope.traces.datasets import SPANS, TRACES
 from orgscope.traces.update import read_traces, update_traces, window_start
 from orgscope.traces.views import SUMMARY_COLUMNS
 from tests.traces.test_stitch import CONSUMER, PRODUCER, T0, sid, span

@@ -1,4 +1,4 @@
-"""Dataset definitions: the public contract of what orgscope stores.
+"""What a dataset is: its columns and Arrow types, partition column and snapshot key.
 
 A :class:`Dataset` names its columns and their Arrow types, the timestamp column that decides
 its ``date=`` partition, and, for snapshot datasets (inventory, reachability), the key that
@@ -6,7 +6,8 @@ identifies one snapshot, so the store can offer a view of the latest one. Every 
 against its dataset before it is written: a collector that drifts from the contract fails
 loudly instead of writing a file that readers trip over later.
 
-docs/datasets.md documents every dataset defined here; tests/test_docs.py keeps the two in step.
+The datasets themselves are declared beside this module, one module per domain; the package
+(:mod:`orgscope.datasets`) is their one catalogue.
 """
 
 from __future__ import annotations
@@ -92,70 +93,3 @@ class Dataset:
         frame: pd.DataFrame = self.schema.empty_table().to_pandas()
         return frame
 
-
-def _schema(*fields: tuple[str, pa.DataType] | tuple[str, pa.DataType, bool]) -> pa.Schema:
-    built = []
-    for item in fields:
-        name, dtype = item[0], item[1]
-        nullable = item[2] if len(item) == 3 else True
-        built.append(pa.field(name, dtype, nullable=nullable))
-    return pa.schema(built)
-
-
-ACCOUNTS = Dataset(
-    name="accounts",
-    description="Each account's reachability through the read role, per collection cycle.",
-    time_column="checked_at",
-    snapshot_of=("account_id",),
-    schema=_schema(
-        ("account_id", pa.string(), False),
-        ("name", pa.string(), False),
-        ("team", pa.string(), False),
-        ("environment", pa.string()),
-        ("cost_center", pa.string()),
-        ("reachable", pa.bool_(), False),
-        ("reason", pa.string()),
-        ("checked_at", UTC_TS, False),
-    ),
-)
-
-RUNS = Dataset(
-    name="runs",
-    description="One row per (collector, account, region) run: how it went and what it cost.",
-    time_column="started_at",
-    schema=_schema(
-        ("run_id", pa.string(), False),
-        ("collector", pa.string(), False),
-        ("account_id", pa.string(), False),
-        ("region", pa.string(), False),
-        ("started_at", UTC_TS, False),
-        ("duration_s", pa.float64(), False),
-        ("status", pa.string(), False),
-        ("error", pa.string()),
-        ("api_calls", pa.int64(), False),
-        ("api_calls_by_operation", pa.string()),
-        ("metrics_requested", pa.int64(), False),
-        # nullable: runs stored before this column existed read as null
-        ("traces_retrieved", pa.int64()),
-        ("rows", pa.int64(), False),
-        # the account shard "K/N" of the process that ran it (docs/scaling.md)
-        ("shard", pa.string()),
-    ),
-    optional_columns=("shard",),
-)
-
-WATERMARKS = Dataset(
-    name="watermarks",
-    description="How far each incremental collector has read, per account and region.",
-    time_column="updated_at",
-    snapshot_of=("collector", "account_id", "region"),
-    schema=_schema(
-        ("collector", pa.string(), False),
-        ("account_id", pa.string(), False),
-        ("region", pa.string(), False),
-        ("watermark", UTC_TS, False),
-        ("updated_at", UTC_TS, False),
-    ),
-)
-
-SPINE_DATASETS: tuple[Dataset, ...] = (ACCOUNTS, RUNS, WATERMARKS)

@@ -1,7 +1,4 @@
-"""Datasets of the alerting step: alert state, its history, notifications and silences.
-
-The contract other parts build on (the Alerts page, the auto-heal notices): docs/datasets.md
-documents every column.
+"""Alerting: alert state, its lifecycle history, Slack notifications and silences.
 
 * ``alerts``: one row per alert key each time its state or notification changes; the view
   ``alerts`` is the latest row per key, ``alerts_history`` every row.
@@ -12,24 +9,18 @@ documents every column.
 * ``silences``: one row per silence, written again (same ``id``) when it is expired; the view
   keeps the newest row per ``id``.
 
-Rows that are rewritten under a unique key must be written with run ids that sort in time
-order (:func:`run_id`): the store keeps the row of the file whose name sorts last.
-"""
+Rows rewritten under a unique key are written with file ids that sort in time order
+(:func:`orgscope.store.ordered_id`): the store keeps the row of the file whose name sorts last."""
 
 from __future__ import annotations
 
-import itertools
-import threading
-from datetime import UTC, datetime
-
 import pyarrow as pa
 
-from orgscope.datasets import UTC_TS, Dataset
+from orgscope.datasets.schema import UTC_TS, Dataset
 
-ALERT_STATES: tuple[str, ...] = ("pending", "firing", "resolved")
+#: Alert severities, least severe first.
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
-NOTIFICATION_KINDS: tuple[str, ...] = ("firing", "repeat", "resolved", "heal", "page")
-NOTIFICATION_STATUSES: tuple[str, ...] = ("pending", "sent", "failed")
+
 SILENCE_SOURCES: tuple[str, ...] = ("config", "dashboard")
 
 #: The labels an alert carries, which silences and routes match on.
@@ -120,18 +111,3 @@ SILENCES = Dataset(
         ]
     ),
 )
-
-ALERT_DATASETS: tuple[Dataset, ...] = (ALERTS, ALERT_EVENTS, NOTIFICATIONS, SILENCES)
-
-_sequence = itertools.count()
-_sequence_lock = threading.Lock()
-
-
-def run_id(prefix: str, now: datetime | None = None) -> str:
-    """A file name that sorts after every earlier one this process wrote with ``prefix``:
-    ``<prefix>-YYYYmmddTHHMMSS.ffffffZ-<sequence>`` (the sequence breaks ties within one
-    microsecond; it is zero-padded so it sorts as text)."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    with _sequence_lock:
-        number = next(_sequence)
-    return f"{prefix}-{moment:%Y%m%dT%H%M%S.%f}Z-{number:08d}"

@@ -6,12 +6,9 @@ docs/traces.md explains every column and docs/datasets.md lists them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyarrow as pa
 
-from orgscope.datasets import UTC_TS, Dataset
-from orgscope.jsontext import json_object
+from orgscope.datasets.schema import UTC_TS, Dataset
 
 SPANS = Dataset(
     name="spans",
@@ -106,8 +103,3 @@ OTLP_EXPORTS = Dataset(
     ),
 )
 
-
-def annotations_of(text: Any) -> dict[str, Any]:
-    """A span's ``annotations`` cell (JSON object text) as a dict; ``{}`` for a missing cell
-    or text that is not a JSON object."""
-    return json_object(text)

@@ -1,0 +1,60 @@
+"""The one dataset catalogue: every dataset orgscope stores, and nothing else.
+
+Datasets are the public contract between the parts (collectors write them, steps derive them,
+the dashboard and alerts read them), so they are declared here in the spine, one module per
+domain, and not in the packages that write them: a reader never imports a writer to learn a
+schema. docs/datasets.md documents every column; tests/test_docs.py keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from orgscope.datasets.alerts import (
+    ALERT_EVENTS,
+    ALERTS,
+    LABELS,
+    NOTIFICATIONS,
+    SEVERITIES,
+    SILENCE_SOURCES,
+    SILENCES,
+)
+from orgscope.datasets.cost import COST_CLOSED_MONTHS, COST_DAILY
+from orgscope.datasets.events import (
+    ACCOUNT_METRICS,
+    AVERAGE_METRICS,
+    DLQ_DEPTH,
+    EVENT_BUSES,
+    EVENT_METRICS,
+    RULE_HEALTH,
+    RULE_METRICS,
+    RULES,
+    VERDICTS,
+)
+from orgscope.datasets.heal import HEAL_ACTIONS, MAINTENANCE_PREFIX
+from orgscope.datasets.schema import UTC_TS, Dataset, SchemaError
+from orgscope.datasets.spine import ACCOUNTS, RUNS, SPINE_DATASETS, WATERMARKS
+from orgscope.datasets.traces import OTLP_EXPORTS, SPANS, TRACES
+
+#: Every dataset, by domain.
+CATALOGUE: tuple[Dataset, ...] = (
+    *SPINE_DATASETS,
+    RULES, EVENT_BUSES, EVENT_METRICS, DLQ_DEPTH, RULE_HEALTH,
+    SPANS, TRACES, OTLP_EXPORTS,
+    COST_DAILY, COST_CLOSED_MONTHS,
+    ALERTS, ALERT_EVENTS, NOTIFICATIONS, SILENCES,
+    HEAL_ACTIONS,
+)
+
+
+def all_datasets() -> list[Dataset]:
+    """Every dataset orgscope stores (what a :class:`orgscope.store.Store` is opened with)."""
+    return list(CATALOGUE)
+
+
+__all__ = [
+    "ACCOUNTS", "ACCOUNT_METRICS", "ALERTS", "ALERT_EVENTS", "AVERAGE_METRICS", "CATALOGUE",
+    "COST_CLOSED_MONTHS", "COST_DAILY", "DLQ_DEPTH", "EVENT_BUSES", "EVENT_METRICS",
+    "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX", "NOTIFICATIONS", "OTLP_EXPORTS",
+    "RULES", "RULE_HEALTH", "RULE_METRICS", "RUNS", "SEVERITIES", "SILENCES",
+    "SILENCE_SOURCES", "SPANS", "SPINE_DATASETS", "TRACES", "UTC_TS", "VERDICTS",
+    "WATERMARKS", "Dataset", "SchemaError", "all_datasets",
+]

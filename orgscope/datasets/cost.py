@@ -1,0 +1,54 @@
+"""Cost: Cost Explorer's daily cost (collected) and the closed months the review derives
+from it (docs/cost.md)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from orgscope.datasets.schema import UTC_TS, Dataset
+
+COST_DAILY = Dataset(
+    name="cost_daily",
+    description=(
+        "Daily UnblendedCost per account, Team tag, service and usage type (latest per date; "
+        "every version in cost_daily_history)."
+    ),
+    time_column="collected_at",
+    snapshot_of=("date",),
+    partition_by="date",
+    schema=pa.schema(
+        [
+            pa.field("date", pa.date32(), nullable=False),
+            pa.field("account_id", pa.string(), nullable=False),
+            pa.field("team_tag", pa.string(), nullable=False),
+            pa.field("service", pa.string(), nullable=False),
+            pa.field("usage_type", pa.string(), nullable=False),
+            pa.field("amount", pa.float64(), nullable=False),
+            pa.field("currency", pa.string(), nullable=False),
+            pa.field("estimated", pa.bool_(), nullable=False),
+            pa.field("collected_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+COST_CLOSED_MONTHS = Dataset(
+    name="cost_closed_months",
+    description="A closed month's cost per team, account, service, usage type and method, "
+                "as it stood when closed (latest close per month; every close in "
+                "cost_closed_months_history).",
+    time_column="closed_at",
+    snapshot_of=("month",),
+    schema=pa.schema(
+        [
+            pa.field("month", pa.string(), nullable=False),
+            pa.field("team", pa.string(), nullable=False),
+            pa.field("account_id", pa.string(), nullable=False),
+            pa.field("service", pa.string(), nullable=False),
+            pa.field("usage_type", pa.string(), nullable=False),
+            pa.field("method", pa.string(), nullable=False),
+            pa.field("amount", pa.float64(), nullable=False),
+            pa.field("currency", pa.string(), nullable=False),
+            pa.field("closed_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
