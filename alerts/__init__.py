@@ -1,9 +1,8 @@
-"""Alerts: conditions over stored frames, Slack delivery and auto-heal actions.
+"""Alerts (docs/alerts.md): conditions over stored frames and their delivery to Slack.
 
-Alerting (docs/alerts.md): ``rules`` (what is wrong now, pure), ``lifecycle`` (pending ->
-firing -> resolved, pure), ``silences``, ``notify`` (routing, grouping, message ids), ``slack``
-(Block Kit), ``routing`` (webhooks from env or Secrets Manager), ``outbox`` and ``webhook``
-(durable delivery), ``step`` (the I/O edge the ``alerts`` step and ``orgscope alerts`` run),
-``datasets``. Auto-heal (docs/heal.md): ``heal_policy`` (pure decisions), ``heal`` (the heal
-role's calls), ``heal_datasets``.
+``rules`` (every alert rule, one object each: what is wrong now, pure), ``lifecycle``
+(pending -> firing -> resolved, pure), ``silences``, ``notify`` (routing, grouping, message
+ids), ``slack`` (Block Kit), ``routing`` (webhooks from env or Secrets Manager), ``outbox`` and
+``webhook`` (durable delivery), ``step`` (the I/O edge the ``alerts`` step and ``orgscope
+alerts`` run). Auto-heal, the one AWS writer, is the ``heal`` package beside this one.
 """

@@ -108,7 +108,7 @@ class AlertInputs:
     heal_actions: pd.DataFrame | None
     accounts: Mapping[str, AccountInfo]
     #: Per DISABLED rule (account_id, region, bus, rule): first_seen_at, last_enabled_at,
-    #: disabled_since from the inventory's history (alerts.heal.HISTORY_SQL). A rule never
+    #: disabled_since from the inventory's history (orgscope.rule_history.HISTORY_SQL). A rule never
     #: seen ENABLED was created disabled on purpose: no rule_disabled alert. Empty: no history
     #: yet (every DISABLED rule is reported); None: could not be read (rule_disabled and
     #: heal_maintenance are held).

@@ -28,7 +28,6 @@ from typing import Any
 
 import pandas as pd
 
-from alerts.heal import HISTORY_SQL, LATEST_SQL
 from alerts.lifecycle import Advance, AlertState, advance
 from alerts.notify import alert_messages, heal_messages, notification_rows
 from alerts.outbox import DrainReport, Message, Outbox, Post, Record, RetryPolicy
@@ -52,6 +51,7 @@ from orgscope.cost.store_io import (
 )
 from orgscope.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS
 from orgscope.ownership import known_teams, rule_teams
+from orgscope.rule_history import HISTORY_SQL, LATEST_SQL
 from orgscope.store import Store, StoreError, ordered_id
 from orgscope.store_files import LocalFiles
 from orgscope.traces.views import latency_percentiles

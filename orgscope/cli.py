@@ -284,7 +284,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    from alerts.heal import run_heal
+    from heal.run import run_heal
 
     config = _load(args)
     if not args.once:

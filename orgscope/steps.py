@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from alerts.heal import run_heal
 from alerts.step import run_alerts
 from collectors import registry
+from heal.run import run_heal
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import Runner
 from orgscope.traces.export import export_collection, export_traces

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from alerts.heal import ACTIONS as HEAL_ACTIONS
-from alerts.heal import heal_permissions
 from collectors.registry import COLLECTORS, read_actions
+from heal.actions import ACTIONS as HEAL_ACTIONS
+from heal.actions import heal_permissions
 from orgscope import accounts
 from orgscope.config import AwsConfig, HealConfig, load_config
 from orgscope.iam_templates import (
@@ -140,7 +140,7 @@ def test_read_role_only_reads(read_template: dict[str, Any]) -> None:
 
 
 def test_heal_role_grants_exactly_what_auto_heal_calls(heal_template: dict[str, Any]) -> None:
-    """alerts/heal.py declares every call it makes (ACTIONS); the template allows those."""
+    """heal/actions.py declares every call it makes (ACTIONS); the template allows those."""
     assert all(action.permissions for action in HEAL_ACTIONS), "an action declares no IAM"
     granted = allowed_actions(heal_template)
     expected = set(heal_permissions())

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from alerts.heal import heal_permissions, heal_role, run_heal
 from alerts.step import run_alerts
 from collectors import registry
+from heal.actions import heal_permissions
+from heal.run import heal_role, run_heal
 from orgscope import wiring
 from orgscope.aws import SessionFactory
 from orgscope.config import Config

@@ -14,10 +14,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.heal_policy import plan, rule_facts
 from alerts.rules import AccountInfo, AlertInputs
 from alerts.rules import evaluate as evaluate_alerts
 from collectors import registry
+from heal.policy import plan, rule_facts
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Collected, Collector, Frames, Window
 from orgscope.config import Config, load_config

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from alerts.heal import ENABLE_RULE, enable_rule, heal_permissions, heal_role, run_heal
+from heal.actions import ENABLE_RULE, enable_rule, heal_permissions
+from heal.run import heal_role, run_heal
 from orgscope import wiring
 from orgscope.aws import AccessError
 from orgscope.cli import main

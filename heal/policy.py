@@ -1,7 +1,8 @@
 """Which DISABLED rules auto-heal may re-enable: pure decisions over stored frames.
 
-No I/O here: :mod:`alerts.heal` reads the frames from the store, calls :func:`plan`, acts on
-the decisions through the heal role and writes them to ``heal_actions``.
+No I/O here: :mod:`heal.run` reads the frames from the store (:class:`HealInputs`), asks each
+action of :mod:`heal.actions` for its plan, acts on the decisions through the heal role and
+writes them to ``heal_actions``. :func:`plan` is the policy of the ``enable`` action.
 
 A DISABLED rule in the latest inventory is re-enabled only when every check passes, in this
 order (the first that says no is the recorded reason):
@@ -38,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -54,6 +55,11 @@ FLAP_WINDOW = timedelta(days=1)
 MAINTENANCE_MIN_RULES = 2
 #: Results that count as a write attempt against the hourly limit.
 ATTEMPT_RESULTS = frozenset({"enabled", "not-verified", "failed", "would-enable"})
+#: The decision to leave a rule (or the organization) alone; every other decision is the name
+#: of the heal action to take.
+SKIP = "skip"
+#: The policy of this module decides for the action of this name (heal.actions.ENABLE_RULE).
+ENABLE = "enable"
 #: Reason codes (the text before the first ':').
 OPT_OUT, EXCLUDED, NEVER_ENABLED, FLAPPING, LIMIT, STALE, MANAGED = (
     "opt-out", "excluded", "never-enabled", "flapping", "limit", "stale", "managed")
@@ -91,18 +97,31 @@ class RuleFacts:
 class Decision:
     """One decision: re-enable a rule, or leave it (or the whole organization) alone.
 
-    ``key`` is None only for the organization-wide maintenance skip. ``record`` is false for
-    a skip already in the audit log for this rule, reason and spell: nothing new to say.
+    ``key`` is None only for the organization-wide maintenance skip. ``action`` is
+    :data:`SKIP` or the name of a heal action (``heal_actions.action``). ``record`` is false
+    for a skip already in the audit log for this rule, reason and spell: nothing new to say.
     """
 
     key: RuleKey | None
-    action: Literal["enable", "skip"]
+    action: str
     reason: str
     record: bool = True
 
     @property
     def code(self) -> str:
         return reason_code(self.reason)
+
+
+@dataclass(frozen=True)
+class HealInputs:
+    """What a heal action's policy decides from, as read from the store (:mod:`heal.run`):
+    the latest ``rules``, the history of the DISABLED ones (first seen, last seen enabled,
+    disabled since), the stored ``heal_actions`` and ``accounts``."""
+
+    latest: pd.DataFrame
+    history: pd.DataFrame
+    actions: pd.DataFrame
+    accounts: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -116,7 +135,7 @@ class Plan:
 
     @property
     def to_enable(self) -> list[Decision]:
-        return [d for d in self.decisions if d.action == "enable"]
+        return [d for d in self.decisions if d.action != SKIP]
 
     @property
     def to_record(self) -> list[Decision]:
@@ -179,8 +198,8 @@ def rule_facts(latest: pd.DataFrame, history: pd.DataFrame) -> list[RuleFacts]:
     ``latest``: the ``rules`` view (account_id, region, bus, rule, state, tags, collected_at,
     and managed_by when present).
     ``history``: one row per rule (account_id, region, bus, rule, first_seen_at,
-    last_enabled_at, disabled_since), as :func:`alerts.heal.read_history` computes it from
-    ``rules_history``. Sorted oldest disabled spell first, then by key.
+    last_enabled_at, disabled_since), as :data:`orgscope.rule_history.HISTORY_SQL` computes
+    it from ``rules_history``. Sorted oldest disabled spell first, then by key.
     """
     if latest.empty:
         return []
@@ -230,7 +249,7 @@ def attempts_in_last_hour(actions: pd.DataFrame, now: datetime, dry_run: bool) -
     if actions.empty:
         return 0
     at = pd.to_datetime(actions["at"], utc=True)
-    mask = ((actions["action"] == "enable") & (actions["dry_run"] == dry_run)
+    mask = ((actions["action"] == ENABLE) & (actions["dry_run"] == dry_run)
             & actions["result"].isin(ATTEMPT_RESULTS) & (at > pd.Timestamp(now) - HOUR)
             & (at <= pd.Timestamp(now)))
     return int(mask.sum())
@@ -318,7 +337,7 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
             [f.disabled_since or f.collected_at for f in was_enabled], threshold)
         reason = maintenance_reason(len(was_enabled), total_rules,
                                     cfg.maintenance_disabled_share)
-        decision = Decision(None, "skip", reason,
+        decision = Decision(None, SKIP, reason,
                             record=not _maintenance_recorded(actions, started))
         return Plan((decision,), len(was_enabled), total_rules, True)
 
@@ -331,17 +350,17 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
         refusal = _rule_check(fact, cfg, now, stale_after)
         if refusal is not None:
             code = reason_code(refusal)
-            decisions.append(Decision(fact.key, "skip", refusal,
-                                      record=not _already_said(past, spell, code, "skip")))
+            decisions.append(Decision(fact.key, SKIP, refusal,
+                                      record=not _already_said(past, spell, code, SKIP)))
             continue
-        attempts = [r for r in past if r["action"] == "enable"
+        attempts = [r for r in past if r["action"] == ENABLE
                     and (spell is None or r["at"] > spell)]
         real = [r for r in attempts if not r["dry_run"]]
         # (a dry-run looks at real heals too: it says what a real run would do)
-        healed = [r for r in past if r["action"] == "enable" and not r["dry_run"]
+        healed = [r for r in past if r["action"] == ENABLE and not r["dry_run"]
                   and r["result"] == "enabled"]
         recent = [r for r in healed if spell is None or r["at"] > min(spell, now - FLAP_WINDOW)]
-        flapped = _already_said(past, spell, FLAPPING, "skip")
+        flapped = _already_said(past, spell, FLAPPING, SKIP)
         if recent or flapped:
             last_at = healed[-1]["at"] if healed else None
             if recent and last_at is not None and last_at >= fact.collected_at:
@@ -349,11 +368,11 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
             reason = (f"{FLAPPING}: re-enabled by orgscope at {_when(last_at)}, found "
                       f"DISABLED again by the inventory of {_when(fact.collected_at)}; "
                       "someone means it, a person should look")
-            decisions.append(Decision(fact.key, "skip", reason, record=not flapped))
+            decisions.append(Decision(fact.key, SKIP, reason, record=not flapped))
             continue
         if dry_run and any(r["dry_run"] and r["result"] == "would-enable" for r in attempts):
             # reported as would-enable for this spell already: decided again, not recorded
-            decisions.append(Decision(fact.key, "enable", _enable_reason(fact, was_enabled,
+            decisions.append(Decision(fact.key, ENABLE, _enable_reason(fact, was_enabled,
                                                                          total_rules),
                                       record=False))
             continue
@@ -363,11 +382,11 @@ def plan(facts: list[RuleFacts], total_rules: int, actions: pd.DataFrame, cfg: H
             which = (f"heal.max_per_run ({cfg.max_per_run}) reached this run"
                      if left_this_run <= 0 else
                      f"heal.max_per_hour ({cfg.max_per_hour}) reached in the last hour")
-            decisions.append(Decision(fact.key, "skip", f"{LIMIT}: {which}; retried later",
-                                      record=not _already_said(past, spell, LIMIT, "skip")))
+            decisions.append(Decision(fact.key, SKIP, f"{LIMIT}: {which}; retried later",
+                                      record=not _already_said(past, spell, LIMIT, SKIP)))
             continue
         left_this_run -= 1
         left_this_hour -= 1
-        decisions.append(Decision(fact.key, "enable",
+        decisions.append(Decision(fact.key, ENABLE,
                                   _enable_reason(fact, was_enabled, total_rules)))
     return Plan(tuple(decisions), len(was_enabled), total_rules, False)

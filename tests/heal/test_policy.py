@@ -1,4 +1,4 @@
-"""Auto-heal's safety checks, one by one, over hand-made frames (alerts/heal_policy.py)."""
+"""Auto-heal's safety checks, one by one, over hand-made frames (heal/policy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from alerts.heal_policy import (
+from heal.policy import (
     Decision,
     RuleKey,
     attempts_in_last_hour,

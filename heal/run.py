@@ -1,14 +1,11 @@
-"""Auto-heal's I/O edge: re-enable DISABLED rules through the heal role, verify, audit.
+"""The heal step's I/O edge: read the store, let each heal action plan, act, audit.
 
-The decisions are :mod:`alerts.heal_policy`'s (pure); this module reads what they need from
-the store, acts on them and writes one ``heal_actions`` row per decision worth recording.
-
-AWS APIs wrapped, in the rule's own account and region, through the separate heal role
-(``heal.role_name``, ExternalId from ``heal.external_id_env``; never the read role):
-``events:EnableRule``, then ``events:DescribeRule`` to verify. Every AWS call auto-heal makes is
-declared in :data:`ACTIONS` and tests/test_iam_templates.py holds the list equal to what
-iam/orgscope-heal-role.yaml allows. In dry-run no write call is made (result
-``would-enable``). A failure (the role cannot be assumed, a call is refused, the rule is
+Every action of :data:`heal.actions.ACTIONS` decides from the same :class:`HealInputs`
+(its policy is pure); this module acts on the decisions through the separate heal role
+(``heal.role_name``, ExternalId from ``heal.external_id_env``; never the read role), with a
+client of the action's service in the rule's own account and region, and writes one
+``heal_actions`` row per decision worth recording. In dry-run no write call is made (result
+``would-<action>``). A failure (the role cannot be assumed, a call is refused, the rule is
 gone) is recorded for that rule only; the others are still healed.
 
 Who disabled a rule and when would come from CloudTrail ``LookupEvents``; the simulator (moto)
@@ -18,9 +15,8 @@ lacks it, so ``disabled_by`` and ``disabled_at`` are left null (docs/heal.md).
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,41 +24,21 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alerts.heal_policy import Decision, Plan, RuleKey, plan, rule_facts
+from heal.actions import ACTIONS, HealAction, Outcome
+from heal.policy import SKIP, Decision, HealInputs, Plan, RuleKey
 from orgscope.aws import AccessError, RoleSpec, SessionFactory, describe_error
 from orgscope.config import Config
 from orgscope.datasets import HEAL_ACTIONS
 from orgscope.ownership import known_teams, rule_teams
+from orgscope.rule_history import HISTORY_SQL, LATEST_SQL
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
 
 #: The ``actor`` of rows no AWS principal acted on (skips).
 ORGSCOPE_ACTOR = "orgscope"
-
-
-@dataclass(frozen=True)
-class HealAction:
-    """One thing auto-heal does to AWS, and every IAM action it calls to do it."""
-
-    name: str
-    description: str
-    permissions: tuple[str, ...]
-
-
-#: Re-enable a rule, then read it back.
-ENABLE_RULE = HealAction(
-    name="enable",
-    description="re-enable a DISABLED EventBridge rule and verify it with DescribeRule",
-    permissions=("events:EnableRule", "events:DescribeRule"),
-)
-#: Every action auto-heal takes (what the heal role must allow, and all it may allow).
-ACTIONS: tuple[HealAction, ...] = (ENABLE_RULE,)
-
-
-def heal_permissions() -> list[str]:
-    """Every IAM action auto-heal calls through the heal role, sorted."""
-    return sorted({permission for action in ACTIONS for permission in action.permissions})
+#: Results logged as warnings: the action did not (verifiably) happen.
+UNSUCCESSFUL = frozenset({"failed", "not-verified"})
 
 
 def heal_role(config: Config) -> RoleSpec:
@@ -74,42 +50,8 @@ def heal_role(config: Config) -> RoleSpec:
 
 # --- reading the store -----------------------------------------------------------------------
 
-LATEST_SQL = ("SELECT account_id, region, bus, rule, state, tags, managed_by, collected_at "
-              "FROM rules "
-              "ORDER BY account_id, region, bus, rule")
-
-#: Per rule DISABLED now: first seen, last seen in an enabled state, first seen DISABLED after
-#: that (the start of the current disabled spell).
-HISTORY_SQL = """
-WITH disabled AS (SELECT account_id, region, bus, rule FROM rules WHERE state = 'DISABLED'),
-h AS (
-    SELECT h.account_id, h.region, h.bus, h.rule, h.state, h.collected_at
-    FROM rules_history h JOIN disabled USING (account_id, region, bus, rule)),
-spans AS (
-    SELECT account_id, region, bus, rule, min(collected_at) AS first_seen_at,
-           max(collected_at) FILTER (WHERE state <> 'DISABLED') AS last_enabled_at
-    FROM h GROUP BY ALL)
-SELECT s.account_id, s.region, s.bus, s.rule, s.first_seen_at, s.last_enabled_at,
-       min(h.collected_at) FILTER (
-           WHERE h.state = 'DISABLED'
-           AND (s.last_enabled_at IS NULL OR h.collected_at > s.last_enabled_at)
-       ) AS disabled_since
-FROM spans s JOIN h USING (account_id, region, bus, rule)
-GROUP BY ALL
-"""
-
 ACTIONS_SQL = 'SELECT * EXCLUDE (date) FROM heal_actions ORDER BY "at"'
 ACCOUNTS_SQL = "SELECT account_id, name, team FROM accounts"
-
-
-@dataclass(frozen=True)
-class HealInputs:
-    """What :func:`alerts.heal_policy.plan` needs, as read from the store."""
-
-    latest: pd.DataFrame
-    history: pd.DataFrame
-    actions: pd.DataFrame
-    accounts: pd.DataFrame
 
 
 def read_inputs(store: Store) -> HealInputs:
@@ -119,33 +61,6 @@ def read_inputs(store: Store) -> HealInputs:
 
 
 # --- acting ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one decision: the result column and a note for the reason."""
-
-    result: str
-    note: str
-
-
-def enable_rule(events: Any, bus: str, rule: str, *, attempts: int = 3,
-                delay_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    """EventBridge EnableRule, then DescribeRule until it reads ENABLED (``attempts`` reads
-    ``delay_s`` apart: EventBridge is eventually consistent). Raises the client's errors from
-    EnableRule; a failing DescribeRule gives ``not-verified``."""
-    events.enable_rule(Name=rule, EventBusName=bus)
-    state = "unknown"
-    for attempt in range(attempts):
-        if attempt:
-            sleep(delay_s)
-        try:
-            state = str(events.describe_rule(Name=rule, EventBusName=bus).get("State", ""))
-        except (ClientError, BotoCoreError) as error:
-            return Outcome("not-verified", f"EnableRule done; {describe_error(error)}")
-        if state.startswith("ENABLED"):
-            return Outcome("enabled", f"EnableRule done; DescribeRule says {state}")
-    return Outcome("not-verified", f"EnableRule done; DescribeRule still says {state}")
 
 
 @dataclass
@@ -201,29 +116,37 @@ def _labels(key: RuleKey | None, accounts: pd.DataFrame, config: Config,
     return name, owners.get((key.account_id, key.region, key.bus, key.rule), team)
 
 
-def _act(decision: Decision, factory: SessionFactory, role: RoleSpec, dry_run: bool
-         ) -> Outcome:
-    if decision.action == "skip":
+def _act(action: HealAction, decision: Decision, factory: SessionFactory, role: RoleSpec,
+         dry_run: bool) -> Outcome:
+    if decision.action == SKIP:
         return Outcome("skipped", "")
     if dry_run:
-        return Outcome("would-enable", "dry-run: no call made")
+        return Outcome(f"would-{action.name}", "dry-run: no call made")
     assert decision.key is not None
     key = decision.key
     try:
-        events = factory.client(key.account_id, "events", key.region, role=role)
-        outcome = enable_rule(events, key.bus, key.rule)
+        client = factory.client(key.account_id, action.service, key.region, role=role)
+        outcome = action.execute(client, key)
     except AccessError as error:
         outcome = Outcome("failed", error.reason)
     except (ClientError, BotoCoreError) as error:
         outcome = Outcome("failed", describe_error(error))
     except Exception as error:  # anything else still fails this rule only, and is recorded
-        log.exception("heal %s %s: rule %s on %s: unexpected error", key.account_id,
-                      key.region, key.rule, key.bus)
+        log.exception("heal %s %s: %s rule %s on %s: unexpected error", key.account_id,
+                      key.region, action.name, key.rule, key.bus)
         outcome = Outcome("failed", describe_error(error))
-    level = logging.INFO if outcome.result == "enabled" else logging.WARNING
+    level = logging.WARNING if outcome.result in UNSUCCESSFUL else logging.INFO
     log.log(level, "heal %s %s: rule %s on %s: %s (%s)", key.account_id, key.region, key.rule,
             key.bus, outcome.result, outcome.note)
     return outcome
+
+
+def _combined(plans: list[Plan]) -> Plan:
+    """One run's plan over every action: their decisions in action order."""
+    if len(plans) == 1:
+        return plans[0]
+    return Plan(tuple(d for p in plans for d in p.decisions), max(p.disabled for p in plans),
+                max(p.total for p in plans), any(p.maintenance for p in plans))
 
 
 def run_id(now: datetime) -> str:
@@ -232,10 +155,10 @@ def run_id(now: datetime) -> str:
 
 def run_heal(config: Config, store: Store, factory: SessionFactory, *,
              now: datetime | None = None, dry_run: bool | None = None) -> HealReport:
-    """Decide and act on every DISABLED rule of the latest inventory; write ``heal_actions``.
+    """Let every heal action decide on the latest inventory, act, and write ``heal_actions``.
 
     ``dry_run`` None takes ``heal.dry_run``. Reads ``rules``, ``rules_history``,
-    ``heal_actions`` and ``accounts``; calls EnableRule and DescribeRule through the heal role
+    ``heal_actions`` and ``accounts``; calls each action's AWS API through the heal role
     (not in dry-run); writes one ``heal_actions`` row per decision worth recording (run id
     ``heal-YYYYmmddTHHMMSSZ-<random>``). Returns the report (rows as written).
     """
@@ -243,16 +166,16 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
     cfg = config.heal
     dry = cfg.dry_run if dry_run is None else dry_run
     inputs = read_inputs(store)
-    facts = rule_facts(inputs.latest, inputs.history)
-    decided = plan(facts, len(inputs.latest), inputs.actions, cfg, now=moment, dry_run=dry,
-                   stale_after=config.health.stale_after)
+    planned = [(action, action.plan(inputs, config, now=moment, dry_run=dry))
+               for action in ACTIONS]
     role = heal_role(config)
     owners = rule_teams(inputs.latest, config.collectors.cost.tag_key, known_teams(config))
     rows: list[dict[str, Any]] = []
     results: dict[str, int] = {}
     outcomes: list[tuple[Decision, Outcome]] = []
-    for decision in decided.decisions:
-        outcome = _act(decision, factory, role, dry)
+    acts = [(action, decision) for action, steps in planned for decision in steps.decisions]
+    for action, decision in acts:
+        outcome = _act(action, decision, factory, role, dry)
         results[outcome.result] = results.get(outcome.result, 0) + 1
         outcomes.append((decision, outcome))
         if not decision.record:
@@ -275,14 +198,14 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
             "disabled_by": None,
             "disabled_at": None,
             "at": moment,
-            "actor": role.arn(key.account_id) if key and decision.action == "enable"
+            "actor": role.arn(key.account_id) if key and decision.action != SKIP
             else ORGSCOPE_ACTOR,
         })
     frame = pd.DataFrame(rows, columns=HEAL_ACTIONS.columns)
     if rows:
         frame["disabled_at"] = pd.to_datetime(frame["disabled_at"], utc=True)
         store.write(HEAL_ACTIONS.name, frame, run_id(moment))
-    report = HealReport(decided, frame, dry, written=len(rows), results=results,
-                        outcomes=outcomes)
+    report = HealReport(_combined([steps for _, steps in planned]), frame, dry,
+                        written=len(rows), results=results, outcomes=outcomes)
     log.info("%s", report.summary())
     return report
