@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.rules import PAGE_ALERTS, Condition, Evaluation
+from alerts.rule import Condition, Evaluation
+from alerts.rules import RULES_BY_NAME
 from alerts.silences import Silence, silenced_by
 
 LABEL_COLUMNS: tuple[str, ...] = ("account_id", "account_name", "region", "team", "bus", "rule",
@@ -215,7 +216,8 @@ def _notify(before: AlertState | None, after: AlertState, now: datetime,
             before.notified_this_episode()
         kind = "resolved" if told else None
     elif after.state == "firing" and not after.notified_this_episode():
-        kind = "page" if after.alert_name in PAGE_ALERTS else "firing"
+        rule = RULES_BY_NAME.get(after.alert_name)
+        kind = "page" if rule is not None and rule.pages_on_call else "firing"
     elif after.state == "firing" and after.last_notified_at is not None and \
             now - after.last_notified_at >= repeat_interval:
         kind = "repeat"

@@ -24,7 +24,8 @@ import pandas as pd
 from alerts.lifecycle import Notice
 from alerts.outbox import Message
 from alerts.routing import route
-from alerts.rules import alert_key
+from alerts.rule import alert_key
+from alerts.rules import RULE_DISABLED
 from alerts.slack import alert_message, group_message, heal_message
 from orgscope.config import Config
 from orgscope.datasets import NOTIFICATIONS
@@ -89,7 +90,7 @@ def heal_messages(actions: pd.DataFrame, config: Config, now: datetime) -> list[
             value = record.get(name)
             if value is not None:
                 record[name] = pd.Timestamp(value).to_pydatetime()
-        key = alert_key("rule_disabled", [record.get("account_id"), record.get("region"),
+        key = alert_key(RULE_DISABLED.name, [record.get("account_id"), record.get("region"),
                                           record.get("bus"), record.get("rule")])
         channel = route(config.slack, record.get("team"), severity)
         messages.append(Message(

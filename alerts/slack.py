@@ -15,21 +15,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from alerts.lifecycle import AlertState
+from alerts.rules import RULES_BY_NAME
 from orgscope.health.model import span
 
-TITLES: dict[str, str] = {
-    "rule_disabled": "Rule disabled",
-    "rule_silent": "Rule silent",
-    "failed_invocations": "Failed invocations",
-    "dlq_messages": "Dead-letter queue",
-    "throttled": "Throttling",
-    "service_errors": "Service errors",
-    "service_latency": "Service latency",
-    "cost_anomaly": "Cost anomaly",
-    "cost_forecast": "Forecast over budget",
-    "account_unreachable": "Account unreachable",
-    "heal_maintenance": "Auto-heal stopped",
-}
 SEVERITY_MARK: dict[str, str] = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
                                  "info": ":large_blue_circle:"}
 #: Dashboard pages by URL path (Streamlit derives it from the page file; Event flow is the
@@ -68,15 +56,16 @@ def page_url(base_url: str, page: str, params: Mapping[str, str | None]) -> str:
 
 def dashboard_link(alert: AlertState, base_url: str) -> tuple[str, str]:
     """(button label, URL) of the dashboard page that shows what ``alert`` is about."""
-    name = alert.alert_name
-    if alert.rule or name == "account_unreachable":
+    rule = RULES_BY_NAME.get(alert.alert_name)
+    page = rule.page if rule is not None else "alerts"
+    if alert.rule or page == "event_flow":
         return "Event flow", page_url(base_url, "event_flow", {
             "account": alert.account_id, "region": alert.region, "bus": alert.bus,
             "rule": alert.rule})
-    if name.startswith("service_"):
+    if page == "traces":
         return "Traces", page_url(base_url, "traces", {"service": alert.service,
                                                        "account": alert.account_id})
-    if name.startswith("cost_"):
+    if page == "cost":
         return "Cost", page_url(base_url, "cost", {"team": alert.team,
                                                    "service": alert.service})
     return "Alerts", alert_link(alert.key, base_url)
@@ -120,7 +109,8 @@ def _fields(alert: AlertState) -> list[dict[str, str]]:
 
 
 def _title(alert: AlertState) -> str:
-    return TITLES.get(alert.alert_name, alert.alert_name)
+    rule = RULES_BY_NAME.get(alert.alert_name)
+    return rule.title if rule is not None else alert.alert_name
 
 
 def _buttons(alert: AlertState, base_url: str) -> dict[str, Any]:

@@ -32,10 +32,17 @@ from alerts.lifecycle import Advance, AlertState, advance
 from alerts.notify import alert_messages, heal_messages, notification_rows
 from alerts.outbox import DrainReport, Message, Outbox, Post, Record, RetryPolicy
 from alerts.routing import SecretCache, Webhooks, secrets_fetcher
-from alerts.rules import AccountInfo, AlertInputs, evaluate
+from alerts.rule import AccountInfo, AlertInputs
+from alerts.rules import (
+    COST_ANOMALY,
+    HEAL_MAINTENANCE,
+    SERVICE_ERRORS,
+    SERVICE_LATENCY,
+    evaluate,
+)
 from alerts.silences import SilenceSpec, sync_config_silences
 from alerts.webhook import SlackPoster
-from collectors import registry
+from orgscope.access import REACHABILITY_COLLECTOR
 from orgscope.aws import SessionFactory
 from orgscope.config import Config, SlackConfig
 from orgscope.cost import anomalies as cost_anomalies
@@ -50,7 +57,7 @@ from orgscope.cost.store_io import (
     team_owner,
 )
 from orgscope.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS
-from orgscope.ownership import known_teams, rule_teams
+from orgscope.ownership import known_teams, rule_teams, team_tag_key
 from orgscope.rule_history import HISTORY_SQL, LATEST_SQL
 from orgscope.store import Store, StoreError, ordered_id
 from orgscope.store_files import LocalFiles
@@ -101,11 +108,6 @@ def account_infos(config: Config, store: Store) -> dict[str, AccountInfo]:
     return infos
 
 
-def reachability_collector() -> str:
-    names = [c.name for c in registry.COLLECTORS.values() if c.checks_reachability]
-    return names[0] if names else "inventory"
-
-
 def trace_window(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
     """The last complete window: [floor(now) - window, floor(now)), floored to ``window``."""
     seconds = int(window.total_seconds())
@@ -151,7 +153,7 @@ def read_cost_signals(config: Config, store: Store, now: datetime) -> CostSignal
     if "cost_daily" not in store.datasets:
         return CostSignals(pd.DataFrame(), pd.DataFrame(), month_of(now.date()))
     key = (store.base, tuple(str(f) for f in store.files("cost_daily")), now.date().isoformat(),
-           config.cost.model_dump_json() + config.alerts.rules.cost_anomaly.model_dump_json()
+           config.cost.model_dump_json() + COST_ANOMALY.settings_in(config).model_dump_json()
            + json.dumps([a.model_dump(mode="json") for a in config.accounts]))
     cached = _COST_CACHE.get(key)
     if cached is None:
@@ -166,7 +168,7 @@ def _cost_signals(config: Config, store: Store, now: datetime) -> CostSignals:
     last = last_cost_day(store) if "cost_daily" in store.datasets else None
     if last is None:
         return CostSignals(pd.DataFrame(), pd.DataFrame(), month)
-    days = config.alerts.rules.cost_anomaly.days
+    days = COST_ANOMALY.settings_in(config).days
     since = last - timedelta(days=days - 1)
     start = min(since - timedelta(days=config.cost.anomaly_window_days),
                 forecast_start(month, last))
@@ -214,19 +216,18 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
     runs = _maybe("runs", lambda: store.query(
         "SELECT run_id, account_id, region, started_at, status, error FROM runs "
         "WHERE collector = ? AND date >= ? AND started_at >= ? AND started_at <= ?",
-        [reachability_collector(), since.date(), since, now]))
-    rules = config.alerts.rules
+        [REACHABILITY_COLLECTOR, since.date(), since, now]))
     latency: dict[str, pd.DataFrame | None] = {}
     by_window: dict[timedelta, pd.DataFrame | None] = {}
-    for name, rule in (("service_errors", rules.service_errors),
-                       ("service_latency", rules.service_latency)):
-        if not rule.enabled:
-            latency[name] = pd.DataFrame()
+    for service_rule in (SERVICE_ERRORS, SERVICE_LATENCY):
+        settings = service_rule.settings_in(config)
+        if not settings.enabled:
+            latency[service_rule.name] = pd.DataFrame()
             continue
-        if rule.window not in by_window:  # one read per distinct window
-            by_window[rule.window] = _maybe(
-                "spans", functools.partial(read_latency, store, rule.window, now))
-        latency[name] = by_window[rule.window]
+        if settings.window not in by_window:  # one read per distinct window
+            by_window[settings.window] = _maybe(
+                "spans", functools.partial(read_latency, store, settings.window, now))
+        latency[service_rule.name] = by_window[settings.window]
     try:
         cost = read_cost_signals(config, store, now)
         anomalies: pd.DataFrame | None = cost.anomalies
@@ -236,7 +237,7 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
         log.warning("alerts: cannot read cost (%s); cost alerts keep their state", error)
         anomalies, outlook, month = None, None, month_of(now.date())
     # the maintenance page looks back its window; the heal notices (below) only HEAL_LOOKBACK
-    heal_from = now - max(HEAL_LOOKBACK, rules.heal_maintenance.window)
+    heal_from = now - max(HEAL_LOOKBACK, HEAL_MAINTENANCE.settings_in(config).window)
     heal = _maybe("heal_actions", lambda: store.query(
         'SELECT * EXCLUDE (date) FROM heal_actions WHERE date >= ? AND "at" >= ?',
         [heal_from.date(), heal_from])) if "heal_actions" in store.datasets else pd.DataFrame()
@@ -244,7 +245,7 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
         if "rules" in store.datasets else pd.DataFrame()
     latest = _maybe("rules", lambda: store.query(LATEST_SQL)) \
         if "rules" in store.datasets else pd.DataFrame()
-    owners = rule_teams(latest, config.collectors.cost.tag_key, known_teams(config)) \
+    owners = rule_teams(latest, team_tag_key(config), known_teams(config)) \
         if latest is not None else {}
     inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
                          forecast=outlook, heal_actions=heal,

@@ -29,8 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from collectors.xray import segment_rows
-from orgscope.config import Config, parse_config
+from orgscope.config import Config
 from orgscope.datasets import SPANS, TRACES, all_datasets
+from orgscope.plugins import parse_config
 from orgscope.store import Store
 from orgscope.traces.otlp import log_event_row
 from orgscope.traces.update import TracesUpdate, update_traces

@@ -31,8 +31,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collectors import registry  # noqa: E402
-from orgscope import bill, wiring  # noqa: E402
+from orgscope import (  # noqa: E402
+    bill,
+    plugins,
+    wiring,
+)
 from orgscope.config import format_interval  # noqa: E402
 from orgscope.runner import stages  # noqa: E402
 from sim.org import SimulatedOrg  # noqa: E402
@@ -88,7 +91,7 @@ def main() -> None:
         sim.start_traffic()
         try:
             runner = wiring.runner(wiring.load(config_path))
-            collectors = list(registry.COLLECTORS.values())
+            collectors = list(plugins.COLLECTORS.values())
             clock = time.monotonic()
             for stage in stages(collectors):
                 runner.run_cycle(stage)

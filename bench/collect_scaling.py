@@ -125,8 +125,8 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
     from collectors.inventory import INVENTORY
     from collectors.metrics import METRICS, build_series
     from orgscope.aws import SessionFactory
-    from orgscope.config import parse_config
     from orgscope.datasets import AVERAGE_METRICS, RULES, all_datasets
+    from orgscope.plugins import parse_config
     from orgscope.runner import Runner, count_call
     from orgscope.store import Store
 
@@ -307,9 +307,9 @@ def compare_totals(truth: Mapping[str, float], found: Mapping[str, float]) -> di
 
 def run_size(accounts: int, rules: int, args: argparse.Namespace, folder: Path
              ) -> dict[str, Any]:
-    from collectors.metrics import read_window
-    from orgscope.config import MetricsCollectorConfig, parse_config
+    from collectors.metrics import MetricsCollectorConfig, read_window
     from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
+    from orgscope.plugins import parse_config
     from sim.admin import ADMIN_ROLE
     from sim.generated import GeneratedOrg, GeneratedSpec, generated_config_data
 

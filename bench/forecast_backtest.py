@@ -32,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orgscope.config import load_config  # noqa: E402
 from orgscope.cost import forecast  # noqa: E402
 from orgscope.cost.store_io import team_owner  # noqa: E402
+from orgscope.plugins import load_config  # noqa: E402
 from sim.costs import CostModel, team_daily  # noqa: E402
 
 DEFAULT_DAYS = ("2026-12-02", "2027-01-01", "2027-03-31", "2028-02-29", "2028-03-01")

@@ -39,9 +39,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from pydantic import Field
 
 from orgscope.collect import CollectContext, Collected, Collector
-from orgscope.config import CostCollectorConfig
+from orgscope.config import CollectorConfig, Interval
 from orgscope.cost.review import add_months
 from orgscope.datasets import COST_DAILY
 
@@ -53,6 +54,20 @@ METRIC = "UnblendedCost"
 GRANULARITY = "DAILY"
 #: A response that keeps returning pages past this is a bug, not a bill.
 MAX_PAGES = 1000
+
+
+class CostCollectorConfig(CollectorConfig):
+    """Cost Explorer (docs/cost.md): how much history, which tag, when a month is final.
+
+    Cost Explorer refreshes its data at most three times a day and charges $0.01 a request,
+    so the default interval is 8 hours.
+    """
+
+    interval: Interval = timedelta(hours=8)
+    history_months: int = Field(default=13, ge=1, le=38)
+    bill_final_day: int = Field(default=5, ge=1, le=28)
+    tag_key: str = Field(default="Team", min_length=1, max_length=128)
+
 
 
 # --- windows ---------------------------------------------------------------------------------
@@ -314,6 +329,7 @@ def collect_cost(ctx: CollectContext) -> Collected:
 
 COST = Collector(
     name="cost",
+    settings=CostCollectorConfig,
     fn=collect_cost,
     datasets=(COST_DAILY,),
     scope="payer",

@@ -28,13 +28,32 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
+from pydantic import Field, model_validator
 
 from orgscope.aws import describe_error
 from orgscope.collect import CollectContext, Collector, pages, probe_metric_data
-from orgscope.config import DlqCollectorConfig
+from orgscope.config import ACCOUNT_ID_RE, CollectorConfig
 from orgscope.datasets import DLQ_DEPTH
 
 log = logging.getLogger(__name__)
+
+
+class DlqCollectorConfig(CollectorConfig):
+    """SQS dead-letter queues: every target's DLQ, plus these queue ARNs."""
+
+    queues: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _queue_arns(self) -> DlqCollectorConfig:
+        for arn in self.queues:
+            parts = arn.split(":")
+            if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"] or \
+                    not ACCOUNT_ID_RE.match(parts[4]):
+                raise ValueError(
+                    f"queues: {arn!r} must be an SQS queue ARN such as "
+                    "'arn:aws:sqs:us-east-1:111111111111:orders-dlq'")
+        return self
+
 
 SQS_NAMESPACE = "AWS/SQS"
 AGE_METRIC = "ApproximateAgeOfOldestMessage"
@@ -213,6 +232,8 @@ PROBE_QUEUE = "orgscope-access-probe"
 
 DLQ = Collector(
     name="dlq",
+    settings=DlqCollectorConfig,
+    feeds=("health",),
     fn=collect_dlq,
     datasets=(DLQ_DEPTH,),
     scope="regional",

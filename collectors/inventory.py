@@ -216,6 +216,7 @@ INVENTORY_PROBES = (
 
 INVENTORY = Collector(
     name="inventory",
+    feeds=("health", "heal"),
     fn=collect_inventory,
     datasets=(RULES, EVENT_BUSES),
     scope="regional",

@@ -35,9 +35,10 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import AfterValidator, Field
 
 from orgscope.collect import (
     CollectContext,
@@ -47,8 +48,9 @@ from orgscope.collect import (
     pages,
     probe_metric_data,
 )
-from orgscope.config import MetricsCollectorConfig
+from orgscope.config import CollectorConfig, Duration
 from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, EVENT_METRICS, RULE_METRICS
+from orgscope.pricing import Pricing
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,27 @@ MAX_DATAPOINTS_PER_CALL = 100_800
 #: simulator (whose GetMetricData cost grows with periods x datapoints in the window) fast.
 #: A back-fill of 2 days costs 48 x series metrics requested once (about $0.08 for 160 series).
 MAX_CHUNK_SPAN = timedelta(hours=1)
+
+
+def _period(value: int) -> int:
+    if value % 60 or not 60 <= value <= 3600:
+        raise ValueError("must be a multiple of 60 seconds between 60 and 3600")
+    return value
+
+
+class MetricsCollectorConfig(CollectorConfig):
+    """CloudWatch AWS/Events metrics: resolution, back-fill and re-read of late datapoints."""
+
+    period_s: Annotated[int, AfterValidator(_period)] = 300
+    backfill: Duration = timedelta(days=2)
+    overlap: Duration = timedelta(minutes=10)
+    max_chunks_per_run: int = Field(default=6, ge=1, le=1000)
+
+    def pricing(self) -> Pricing:
+        """A run reads ``interval + overlap`` in chunks of at most an hour, each requesting
+        every series again."""
+        return Pricing("chunked", overlap=self.overlap, chunk=MAX_CHUNK_SPAN)
+
 
 
 @dataclass(frozen=True)
@@ -313,6 +336,8 @@ def collect_metrics(ctx: CollectContext) -> Collected:
 
 METRICS = Collector(
     name="metrics",
+    settings=MetricsCollectorConfig,
+    feeds=("health",),
     fn=collect_metrics,
     datasets=(EVENT_METRICS,),
     scope="regional",

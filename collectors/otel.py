@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from orgscope.collect import (
     CollectContext,
@@ -34,7 +35,7 @@ from orgscope.collect import (
     incremental_window,
     pages,
 )
-from orgscope.config import OtelCollectorConfig
+from orgscope.config import CollectorConfig, Duration, Interval
 from orgscope.datasets import SPANS
 from orgscope.traces.otlp import log_event_row
 
@@ -42,6 +43,18 @@ log = logging.getLogger(__name__)
 
 #: FilterLogEvents returns at most 10,000 events a page.
 PAGE_LIMIT = 10_000
+
+
+class OtelCollectorConfig(CollectorConfig):
+    """OpenTelemetry spans in CloudWatch Logs (X-Ray Transaction Search keeps them in the log
+    group ``aws/spans``; docs/traces.md): back-fill, re-read overlap and a per-run cap."""
+
+    interval: Interval = timedelta(minutes=1)
+    log_group: str = Field(default="aws/spans", pattern=r"^[.\-_/#A-Za-z0-9]{1,512}$")
+    backfill: Duration = timedelta(hours=1)
+    overlap: Duration = timedelta(minutes=2)
+    max_spans_per_run: int = Field(default=20_000, ge=1, le=1_000_000)
+
 
 
 def read_window(collected_at: datetime, watermark: datetime | None,
@@ -116,6 +129,8 @@ def collect_otel(ctx: CollectContext) -> Collected:
 
 OTEL = Collector(
     name="otel",
+    settings=OtelCollectorConfig,
+    feeds=("traces",),
     fn=collect_otel,
     datasets=(SPANS,),
     scope="regional",

@@ -19,17 +19,29 @@ Dataset ``spans`` (orgscope/datasets/traces.py), rows with ``source`` = 'otel'.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from collectors.otel import spans_frame
 from orgscope.collect import CollectContext, Collected, Collector
-from orgscope.config import OtlpFilesCollectorConfig
+from orgscope.config import CollectorConfig, Interval
 from orgscope.datasets import SPANS
 from orgscope.traces.otlp import parse_requests, request_rows
 
 log = logging.getLogger(__name__)
+
+
+class OtlpFilesCollectorConfig(CollectorConfig):
+    """OTLP/JSON trace files dropped in a folder (docs/traces.md); "" reads none."""
+
+    interval: Interval = timedelta(minutes=1)
+    folder: str = ""
+    pattern: str = Field(default="*.json", min_length=1)
+    max_files_per_run: int = Field(default=200, ge=1, le=100_000)
+
 
 
 def modified(path: Path) -> datetime:
@@ -96,6 +108,8 @@ def collect_otlp_files(ctx: CollectContext) -> Collected:
 
 OTLP_FILES = Collector(
     name="otlp_files",
+    settings=OtlpFilesCollectorConfig,
+    feeds=("traces",),
     fn=collect_otlp_files,
     datasets=(SPANS,),
     scope="local",

@@ -16,11 +16,12 @@ from collectors.otlp_files import OTLP_FILES
 from collectors.xray import XRAY
 from orgscope.collect import Collector
 
+#: In the order config.toml's sections and the docs list them.
 _ALL: tuple[Collector, ...] = (
     INVENTORY,
-    COST,
     METRICS,
     DLQ,
+    COST,
     XRAY,
     OTEL,
     OTLP_FILES,

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from pydantic import Field
 
 from orgscope.collect import (
     CollectContext,
@@ -44,8 +45,9 @@ from orgscope.collect import (
     incremental_window,
     pages,
 )
-from orgscope.config import XrayCollectorConfig
+from orgscope.config import CollectorConfig, Duration, Interval
 from orgscope.datasets import SPANS
+from orgscope.pricing import Pricing
 from orgscope.traces.ids import check_span_id, parse_traceparent, to_w3c_trace_id
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,25 @@ log = logging.getLogger(__name__)
 #: BatchGetTraces takes 1-5 trace ids per call.
 MAX_IDS_PER_CALL = 5
 TRACEPARENT_KEY = "traceparent"
+
+
+class XrayCollectorConfig(CollectorConfig):
+    """X-Ray traces (docs/traces.md): back-fill, re-read overlap and a per-run sampling cap.
+
+    X-Ray bills $0.50 per million traces retrieved or scanned; ``max_traces_per_run`` bounds
+    what one run of one account and region retrieves.
+    """
+
+    interval: Interval = timedelta(minutes=1)
+    backfill: Duration = timedelta(hours=1)
+    overlap: Duration = timedelta(minutes=2)
+    max_traces_per_run: int = Field(default=500, ge=1, le=100_000)
+
+    def pricing(self) -> Pricing:
+        """A run reads the traces of ``interval + overlap``, at most ``max_traces_per_run``
+        (X-Ray bills the traces scanned too, uncapped)."""
+        return Pricing("windowed", overlap=self.overlap, cap=self.max_traces_per_run)
+
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -227,6 +248,8 @@ def collect_xray(ctx: CollectContext) -> Collected:
 
 XRAY = Collector(
     name="xray",
+    settings=XrayCollectorConfig,
+    feeds=("traces",),
     fn=collect_xray,
     datasets=(SPANS,),
     scope="regional",

@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from collectors import registry
 from dashboard.data import CACHE_TTL_S, account_choices, open_store
 from dashboard.event_flow_data import bucket_for, describe_bucket
 from dashboard.filters import Filters
-from orgscope import bill
-from orgscope.config import Config, load_config
+from orgscope import bill, plugins
+from orgscope.config import Config
+from orgscope.plugins import load_config
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def load_config_cached(config_source: str) -> Config:
 def usage(store: Store, config: Config, now: datetime) -> pd.DataFrame:
     """:func:`orgscope.bill.read_usage`, each collector's typical run looked for only as far
     back as its interval needs (:func:`orgscope.bill.sample_windows`)."""
-    windows = bill.sample_windows(config, registry.COLLECTORS)
+    windows = bill.sample_windows(config, plugins.COLLECTORS)
     return bill.read_usage(store, now, windows=windows)
 
 

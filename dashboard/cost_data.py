@@ -17,10 +17,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import open_store
-from orgscope.config import Config, load_config
+from orgscope.config import Config
 from orgscope.cost import anomalies, categories, forecast, review, store_io
 from orgscope.cost.attribution import month_of
 from orgscope.cost.forecast import Calibration
+from orgscope.plugins import load_config
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)

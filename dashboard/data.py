@@ -28,9 +28,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from collectors import registry
 from collectors.inventory import INVENTORY
 from dashboard.filters import Filters
+from orgscope import plugins
 from orgscope.access import ACCESS_STATES, access_table
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
@@ -179,7 +179,7 @@ def accounts_overview(store: Store, filters: Filters, now: datetime) -> pd.DataF
         frame[column] = frame[column].astype("Int64")
     states = access_table(frame[["account_id", "reachable", "reason"]],
                           latest_runs(store, now - ACCESS_LOOKBACK),
-                          {c.name: c.iam_actions for c in registry.COLLECTORS.values()})
+                          {c.name: c.iam_actions for c in plugins.COLLECTORS.values()})
     frame = frame.merge(states[["account_id", "access", "denied"]], on="account_id", how="left")
     order = {state: i for i, state in enumerate(ACCESS_STATES)}
     frame["access_order"] = frame["access"].map(order).fillna(len(order)).astype("int64")

@@ -31,7 +31,7 @@ from dashboard.filters import (
 from dashboard.formatting import format_age
 from orgscope import wiring
 from orgscope.config import Config, ConfigError
-from orgscope.ownership import known_teams
+from orgscope.ownership import known_teams, team_tag_key
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def main() -> None:
         alerts_command=collect_command(config, store_base, "alerts --once"),
         require_login=config.dashboard.require_login,
         auth_provider=config.dashboard.auth_provider,
-        team_tag_key=config.collectors.cost.tag_key,
+        team_tag_key=team_tag_key(config),
         known_teams=tuple(sorted(known_teams(config))),
     )
     # No icons: st.Page's Material icon doubles as the favicon and is fetched from

@@ -133,14 +133,6 @@ class Plan:
     total: int
     maintenance: bool
 
-    @property
-    def to_enable(self) -> list[Decision]:
-        return [d for d in self.decisions if d.action != SKIP]
-
-    @property
-    def to_record(self) -> list[Decision]:
-        return [d for d in self.decisions if d.record]
-
 
 # --- small pure helpers ----------------------------------------------------------------------
 

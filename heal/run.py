@@ -29,7 +29,7 @@ from heal.policy import SKIP, Decision, HealInputs, Plan, RuleKey
 from orgscope.aws import AccessError, RoleSpec, SessionFactory, describe_error
 from orgscope.config import Config
 from orgscope.datasets import HEAL_ACTIONS
-from orgscope.ownership import known_teams, rule_teams
+from orgscope.ownership import known_teams, rule_teams, team_tag_key
 from orgscope.rule_history import HISTORY_SQL, LATEST_SQL
 from orgscope.store import Store
 
@@ -169,7 +169,7 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
     planned = [(action, action.plan(inputs, config, now=moment, dry_run=dry))
                for action in ACTIONS]
     role = heal_role(config)
-    owners = rule_teams(inputs.latest, config.collectors.cost.tag_key, known_teams(config))
+    owners = rule_teams(inputs.latest, team_tag_key(config), known_teams(config))
     rows: list[dict[str, Any]] = []
     results: dict[str, int] = {}
     outcomes: list[tuple[Decision, Outcome]] = []

@@ -44,6 +44,10 @@ ACCESS_MEANINGS: dict[str, str] = {
 
 #: The prefix the runner gives the error of a run skipped because AssumeRole failed.
 UNREACHABLE_PREFIX = "account unreachable: "
+#: The collector whose cycles decide each account's reachability (the registry's one
+#: ``checks_reachability`` collector; tests/test_plugins.py holds the two equal): the alerts
+#: read its runs to tell an unreachable account.
+REACHABILITY_COLLECTOR = "inventory"
 #: How the reason of a no-read account begins (``accounts.reason``).
 NO_READ_REASON = "the read role was assumed but every read was refused"
 

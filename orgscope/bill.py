@@ -21,7 +21,8 @@ What is billed (prices in :mod:`orgscope.cost.categories`, shared with the Cost 
 * everything else orgscope calls (EventBridge List/Describe, SQS GetQueueAttributes, STS,
   Organizations) is free: $0.
 
-How a run's usage follows its interval (:class:`Schedule`):
+How a run's usage follows its interval is each collector's own declaration: its settings
+model's ``pricing()`` (:class:`orgscope.pricing.Pricing`), turned into a :class:`Schedule`:
 
 * ``per_run`` (inventory, dlq, cost): a run costs the same whatever the interval;
 * ``chunked`` (metrics): a run reads ``interval + overlap`` of history in chunks of at most an
@@ -42,17 +43,18 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
 from orgscope.access import UNREACHABLE_PREFIX
-from orgscope.config import Config, MetricsCollectorConfig, XrayCollectorConfig
+from orgscope.config import Config
 from orgscope.cost.categories import (
     CLOUDWATCH_PER_METRIC,
     COST_EXPLORER_PER_REQUEST,
     XRAY_PER_TRACE,
 )
+from orgscope.pricing import DEFAULT_CHUNK, Kind
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,10 +66,6 @@ MONTH = timedelta(days=30)
 LOOKBACK = timedelta(days=3)
 #: Newest ok runs per key the typical run is the median of.
 SAMPLE = 12
-#: The metrics collector's longest GetMetricData chunk (collectors/metrics.py MAX_CHUNK_SPAN).
-METRICS_CHUNK = timedelta(hours=1)
-
-Kind = Literal["per_run", "chunked", "windowed"]
 
 USAGE_COLUMNS = [
     "collector", "account_id", "region", "last_started_at", "last_status", "last_error",
@@ -92,23 +90,19 @@ class Schedule:
     interval: timedelta
     kind: Kind = "per_run"
     overlap: timedelta = timedelta(0)
-    chunk: timedelta = METRICS_CHUNK
+    chunk: timedelta = DEFAULT_CHUNK
     cap: int | None = None
 
 
 def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
-    """The configured schedule of each named collector (defaults for unknown ones)."""
+    """The configured schedule of each named collector, priced as its settings model declares
+    (``pricing()``; per run for unknown ones)."""
     found = {}
     for name in collectors:
         settings = config.collector(name)
-        kind: Kind = "per_run"
-        overlap, cap = timedelta(0), None
-        if isinstance(settings, MetricsCollectorConfig):
-            kind, overlap = "chunked", settings.overlap
-        elif isinstance(settings, XrayCollectorConfig):
-            kind, overlap, cap = "windowed", settings.overlap, settings.max_traces_per_run
-        found[name] = Schedule(name, settings.enabled, settings.interval, kind, overlap,
-                               METRICS_CHUNK, cap)
+        pricing = settings.pricing()
+        found[name] = Schedule(name, settings.enabled, settings.interval, pricing.kind,
+                               pricing.overlap, pricing.chunk, pricing.cap)
     return found
 
 
@@ -288,14 +282,6 @@ def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
         factor = retrieved / traces if traces else 1.0
         return RunUsage(calls * factor, metrics, ce, retrieved, scanned)
     return RunUsage(calls, metrics, ce, traces, traces)
-
-
-def monthly_dollars(observed: Mapping[Any, Any], schedule: Schedule,
-                    interval: timedelta) -> float:
-    """Estimated dollars a month of one key at ``interval`` (NaN without an ok run)."""
-    if not observed.get("sampled_runs"):
-        return math.nan
-    return run_usage(observed, schedule, interval).dollars * runs_per_month(interval)
 
 
 def status_of(last_status: object, last_error: object) -> str:

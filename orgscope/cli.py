@@ -19,15 +19,13 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from collectors import registry
-from orgscope import __version__, wiring
+from orgscope import __version__, plugins, wiring
 from orgscope.access import ACCESS_MEANINGS, ACCESS_STATES
 from orgscope.collect import Collector
 from orgscope.config import Config, ConfigError
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import DiscoveryError, RunResult, stages
 from orgscope.sharding import parse_shard
-from orgscope.steps import run_steps
 from orgscope.store import StoreError
 from orgscope.tables import render_table
 
@@ -83,7 +81,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"note: ${config.aws.external_id_env} is empty, so AssumeRole is called without "
               "an ExternalId; the read role from iam/orgscope-read-role.yaml refuses that.")
     runner = wiring.runner(config)
-    collectors = [registry.get(name) for name in registry.COLLECTORS
+    collectors = [plugins.collector(name) for name in plugins.COLLECTORS
                   if config.collector(name).enabled]
     print(f"AssumeRole {config.aws.read_role_name} into each account, then one cheap read per "
           "permission each enabled collector needs (Cost Explorer's costs $0.01):")
@@ -148,9 +146,9 @@ class ProgressBar:
 
 def _selected(only: Sequence[str] | None) -> list[Collector]:
     if not only:
-        return list(registry.COLLECTORS.values())
+        return list(plugins.COLLECTORS.values())
     try:
-        return [registry.get(name) for name in only]
+        return [plugins.collector(name) for name in only]
     except KeyError as error:
         raise UsageError(str(error.args[0])) from None
 
@@ -213,7 +211,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     label = "cycle" if len(cycles) == 1 else "cycles"
     print(f"{label} {', '.join(c.cycle_id for c in cycles)}: {len(runs) - len(failed)} ok, "
           f"{len(failed)} failed; stored under {runner.store.location}")
-    for name, summary in run_steps(runner, [c.name for c in collectors]).items():
+    for name, summary in plugins.run_steps(runner, [c.name for c in collectors]).items():
         print(summary if summary is not None else f"{name}: failed (see the log above)")
     if not runner.runs_org_steps:
         where = "shard 1 runs them" if config.organization.org_steps == "auto" \
@@ -379,9 +377,9 @@ def _what_if(values: Sequence[str] | None) -> dict[str, timedelta]:
     found = {}
     for value in values or ():
         name, _, text = value.partition("=")
-        if name not in registry.COLLECTORS or not text:
+        if name not in plugins.COLLECTORS or not text:
             raise UsageError(f"--interval {value!r}: expected COLLECTOR=DURATION such as "
-                             f"metrics=15m (collectors: {', '.join(registry.COLLECTORS)})")
+                             f"metrics=15m (collectors: {', '.join(plugins.COLLECTORS)})")
         try:
             found[name] = parse_interval(text)
         except ValueError as error:
@@ -396,7 +394,7 @@ def cmd_bill(args: argparse.Namespace) -> int:
     config = _load(args)
     intervals = _what_if(args.interval)
     usage = bill.read_usage(wiring.open_store(config), datetime.now(UTC),
-                            windows=bill.sample_windows(config, registry.COLLECTORS))
+                            windows=bill.sample_windows(config, plugins.COLLECTORS))
     if usage.empty:
         print(f"no collection run in the last {format_interval(bill.LOOKBACK)}: nothing to "
               "estimate (run `orgscope collect --once`)")
@@ -432,7 +430,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from orgscope.scheduler import serve
 
     config = _sharded(_load(args), args)
-    return serve(wiring.runner(config), list(registry.COLLECTORS.values()))
+    return serve(wiring.runner(config), list(plugins.COLLECTORS.values()), plugins.run_steps)
 
 
 def _load_world(args: argparse.Namespace) -> Config:
@@ -526,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per
     collect.add_argument("--once", action="store_true", help="run one cycle and exit")
     collect.add_argument("--only", action="append", metavar="NAME",
                          help=f"run only this collector (repeatable; known: "
-                              f"{', '.join(registry.COLLECTORS)})")
+                              f"{', '.join(plugins.COLLECTORS)})")
     _add_shard_arguments(collect)
     collect.set_defaults(func=cmd_collect, quiet=True)
 

@@ -133,7 +133,11 @@ def probe_metric_data(ctx: CollectContext) -> object:
 
 @dataclass(frozen=True)
 class Collector:
-    """A registered collector: its name, what it produces and how often it runs by default."""
+    """A registered collector, describing itself: what it reads (``iam_actions``, ``probes``,
+    ``inputs``), what it writes (``datasets``), its ``[collectors.NAME]`` section
+    (``settings``, whose ``pricing()`` tells the bill how its cost follows the interval) and
+    the steps its runs feed. Config, the bill, the steps, the IAM test and the docs test are
+    built from these declarations (docs/architecture.md, "Where does X go")."""
 
     name: str
     fn: Callable[[CollectContext], Frames | Collected]
@@ -141,6 +145,11 @@ class Collector:
     scope: Scope
     description: str
     iam_actions: tuple[str, ...]
+    #: The model of its config section: :class:`CollectorConfig` or a subclass of it.
+    settings: type[CollectorConfig] = CollectorConfig
+    #: Steps (orgscope/plugins.py) that run after its runs, besides those that follow every
+    #: collector.
+    feeds: tuple[str, ...] = ()
     #: Datasets whose latest snapshot (the view of that name) the collector reads.
     inputs: tuple[str, ...] = ()
     #: Its cycles decide each account's reachability (``accounts``): a denied call means the

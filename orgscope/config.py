@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from orgscope.pricing import Pricing
 from orgscope.sharding import StepsMode, parse_shard
 
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
@@ -201,98 +202,27 @@ class AwsConfig(_Strict):
 
 
 class CollectorConfig(_Strict):
+    """What every collector's section holds; a collector with more settings declares a
+    subclass as its ``Collector.settings`` (orgscope/collect.py)."""
+
     enabled: bool = True
     interval: Interval = timedelta(minutes=5)
     jitter_s: int = Field(default=10, ge=0, le=600)
 
-
-def _period(value: int) -> int:
-    if value % 60 or not 60 <= value <= 3600:
-        raise ValueError("must be a multiple of 60 seconds between 60 and 3600")
-    return value
-
-
-class MetricsCollectorConfig(CollectorConfig):
-    """CloudWatch AWS/Events metrics: resolution, back-fill and re-read of late datapoints."""
-
-    period_s: Annotated[int, AfterValidator(_period)] = 300
-    backfill: Duration = timedelta(days=2)
-    overlap: Duration = timedelta(minutes=10)
-    max_chunks_per_run: int = Field(default=6, ge=1, le=1000)
+    def pricing(self) -> Pricing:
+        """How a run's billed usage follows the interval (:mod:`orgscope.bill`): the same
+        whatever the interval, unless a collector's settings model says otherwise."""
+        return Pricing()
 
 
-class DlqCollectorConfig(CollectorConfig):
-    """SQS dead-letter queues: every target's DLQ, plus these queue ARNs."""
-
-    queues: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _queue_arns(self) -> DlqCollectorConfig:
-        for arn in self.queues:
-            parts = arn.split(":")
-            if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"] or \
-                    not ACCOUNT_ID_RE.match(parts[4]):
-                raise ValueError(
-                    f"queues: {arn!r} must be an SQS queue ARN such as "
-                    "'arn:aws:sqs:us-east-1:111111111111:orders-dlq'")
-        return self
+class CollectorSections(_Strict):
+    """``[collectors.NAME]``: one section per registered collector. The fields are the
+    collectors' own settings models, added from the registry by
+    :func:`orgscope.plugins.config_model`; this base has none."""
 
 
-class CostCollectorConfig(CollectorConfig):
-    """Cost Explorer (docs/cost.md): how much history, which tag, when a month is final.
-
-    Cost Explorer refreshes its data at most three times a day and charges $0.01 a request,
-    so the default interval is 8 hours.
-    """
-
-    interval: Interval = timedelta(hours=8)
-    history_months: int = Field(default=13, ge=1, le=38)
-    bill_final_day: int = Field(default=5, ge=1, le=28)
-    tag_key: str = Field(default="Team", min_length=1, max_length=128)
-
-
-class XrayCollectorConfig(CollectorConfig):
-    """X-Ray traces (docs/traces.md): back-fill, re-read overlap and a per-run sampling cap.
-
-    X-Ray bills $0.50 per million traces retrieved or scanned; ``max_traces_per_run`` bounds
-    what one run of one account and region retrieves.
-    """
-
-    interval: Interval = timedelta(minutes=1)
-    backfill: Duration = timedelta(hours=1)
-    overlap: Duration = timedelta(minutes=2)
-    max_traces_per_run: int = Field(default=500, ge=1, le=100_000)
-
-
-class OtelCollectorConfig(CollectorConfig):
-    """OpenTelemetry spans in CloudWatch Logs (X-Ray Transaction Search keeps them in the log
-    group ``aws/spans``; docs/traces.md): back-fill, re-read overlap and a per-run cap."""
-
-    interval: Interval = timedelta(minutes=1)
-    log_group: str = Field(default="aws/spans", pattern=r"^[.\-_/#A-Za-z0-9]{1,512}$")
-    backfill: Duration = timedelta(hours=1)
-    overlap: Duration = timedelta(minutes=2)
-    max_spans_per_run: int = Field(default=20_000, ge=1, le=1_000_000)
-
-
-class OtlpFilesCollectorConfig(CollectorConfig):
-    """OTLP/JSON trace files dropped in a folder (docs/traces.md); "" reads none."""
-
-    interval: Interval = timedelta(minutes=1)
-    folder: str = ""
-    pattern: str = Field(default="*.json", min_length=1)
-    max_files_per_run: int = Field(default=200, ge=1, le=100_000)
-
-
-class CollectorsConfig(_Strict):
-    """One section per registered collector (collectors/registry.py)."""
-    inventory: CollectorConfig = CollectorConfig()
-    metrics: MetricsCollectorConfig = MetricsCollectorConfig()
-    dlq: DlqCollectorConfig = DlqCollectorConfig()
-    cost: CostCollectorConfig = CostCollectorConfig()
-    xray: XrayCollectorConfig = XrayCollectorConfig()
-    otel: OtelCollectorConfig = OtelCollectorConfig()
-    otlp_files: OtlpFilesCollectorConfig = OtlpFilesCollectorConfig()
+SettingT = TypeVar("SettingT")
+SettingsT = TypeVar("SettingsT", bound=CollectorConfig)
 
 
 class TracesConfig(_Strict):
@@ -430,59 +360,10 @@ class AlertRuleConfig(_Strict):
     for_: ForDuration = Field(default=timedelta(0), alias="for")
 
 
-class CriticalAlertRule(AlertRuleConfig):
-    severity: Severity = "critical"
-
-
-class RuleSilentAlert(AlertRuleConfig):
-    for_: ForDuration = Field(default=timedelta(minutes=10), alias="for")
-
-
-class ThrottledAlert(AlertRuleConfig):
-    for_: ForDuration = Field(default=timedelta(minutes=10), alias="for")
-
-
-class ServiceErrorsAlert(AlertRuleConfig):
-    for_: ForDuration = Field(default=timedelta(minutes=5), alias="for")
-    error_rate: Share = 0.05
-    min_spans: int = Field(default=20, ge=1)
-    window: Duration = timedelta(minutes=15)
-
-
-class ServiceLatencyAlert(AlertRuleConfig):
-    for_: ForDuration = Field(default=timedelta(minutes=10), alias="for")
-    p99_ms: float = Field(default=2000.0, gt=0)
-    min_spans: int = Field(default=20, ge=1)
-    window: Duration = timedelta(minutes=15)
-
-
-class CostAnomalyAlert(AlertRuleConfig):
-    days: int = Field(default=2, ge=1, le=31)
-
-
-class CostForecastAlert(AlertRuleConfig):
-    status: Literal["over", "at risk"] = "over"
-
-
-class HealMaintenanceAlert(CriticalAlertRule):
-    #: How far back auto-heal's maintenance skip counts (it is written once per spell).
-    window: Duration = timedelta(days=1)
-
-
-class AlertRulesConfig(_Strict):
-    """Every alert rule, by name (docs/alerts.md explains each)."""
-
-    rule_disabled: CriticalAlertRule = CriticalAlertRule()
-    rule_silent: RuleSilentAlert = RuleSilentAlert()
-    failed_invocations: CriticalAlertRule = CriticalAlertRule()
-    dlq_messages: AlertRuleConfig = AlertRuleConfig()
-    throttled: ThrottledAlert = ThrottledAlert()
-    service_errors: ServiceErrorsAlert = ServiceErrorsAlert()
-    service_latency: ServiceLatencyAlert = ServiceLatencyAlert()
-    cost_anomaly: CostAnomalyAlert = CostAnomalyAlert()
-    cost_forecast: CostForecastAlert = CostForecastAlert()
-    account_unreachable: CriticalAlertRule = CriticalAlertRule()
-    heal_maintenance: HealMaintenanceAlert = HealMaintenanceAlert()
+class AlertRuleSections(_Strict):
+    """``[alerts.rules.NAME]``: one section per alert rule. The fields are the rules' own
+    settings models, added from alerts/rules.py by :func:`orgscope.plugins.config_model`;
+    this base has none."""
 
 
 #: Labels silences may match (orgscope.datasets.LABELS plus the alert key).
@@ -518,7 +399,13 @@ class AlertsConfig(_Strict):
     group_threshold: int = Field(default=3, ge=2, le=1000)
     group_lines: int = Field(default=10, ge=1, le=50)
     silences: list[SilenceConfig] = Field(default_factory=list)
-    rules: AlertRulesConfig = AlertRulesConfig()
+    rules: AlertRuleSections = AlertRuleSections()
+
+    def rule(self, name: str) -> AlertRuleConfig:
+        """One alert rule's settings (its own model; the common defaults for a name no rule
+        has)."""
+        settings: AlertRuleConfig | None = getattr(self.rules, name, None)
+        return settings or AlertRuleConfig()
 
 
 def exclude_rule_error(pattern: str) -> str | None:
@@ -573,7 +460,7 @@ class Config(_Strict):
     organization: OrganizationConfig
     aws: AwsConfig
     accounts: list[AccountConfig] = Field(default_factory=list)
-    collectors: CollectorsConfig = CollectorsConfig()
+    collectors: CollectorSections = CollectorSections()
     health: HealthConfig = HealthConfig()
     cost: CostConfig = CostConfig()
     store: StoreConfig = StoreConfig()
@@ -605,9 +492,36 @@ class Config(_Strict):
         return self
 
     def collector(self, name: str) -> CollectorConfig:
-        """Settings for one collector; defaults when the file has no section for it."""
+        """Settings for one collector (its own settings model; the defaults when the file has
+        no section for it, the base defaults for a name no collector has)."""
         settings: CollectorConfig | None = getattr(self.collectors, name, None)
         return settings or CollectorConfig()
+
+    def collector_settings(self, name: str, kind: type[SettingsT]) -> SettingsT:
+        """A collector's settings as its own settings model ``kind`` (for code that knows the
+        collector: its tests, the simulator, the demo). TypeError when they are not."""
+        settings = self.collector(name)
+        if not isinstance(settings, kind):
+            raise TypeError(f"[collectors.{name}] is read as {type(settings).__name__}, "
+                            f"not {kind.__name__}")
+        return settings
+
+    def with_collector(self, name: str, **changes: Any) -> Config:
+        """This config with ``changes`` to one collector's settings (the demo's intervals, a
+        test's back-fill)."""
+        settings = self.collector(name).model_copy(update=changes)
+        return self.model_copy(update={"collectors": self.collectors.model_copy(
+            update={name: settings})})
+
+    def collector_value(self, collector: str, key: str, kind: type[SettingT]) -> SettingT:
+        """One setting of a collector's section, for spine code that depends on it (the health
+        model on the metrics period, the team tag on the cost collector's ``tag_key``).
+        Raises KeyError when the collector's settings have no such key of that type, so a
+        renamed setting fails loudly instead of falling back to a default."""
+        value = getattr(self.collector(collector), key, None)
+        if not isinstance(value, kind):
+            raise KeyError(f"[collectors.{collector}] has no {kind.__name__} setting {key!r}")
+        return value
 
     def account(self, account_id: str) -> AccountConfig | None:
         return next((a for a in self.accounts if a.id == account_id), None)
@@ -626,9 +540,9 @@ def _key_path(loc: Iterable[int | str]) -> str:
     return path
 
 
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+def _allowed_keys(loc: tuple[int | str, ...], root: type[Config] = Config) -> list[str]:
     """The keys the model at ``loc`` accepts (for 'unknown key' messages)."""
-    model: Any = Config
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue
@@ -651,7 +565,8 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def format_validation_error(source: str, error: ValidationError) -> list[str]:
+def format_validation_error(source: str, error: ValidationError,
+                            model: type[Config] = Config) -> list[str]:
     """One line per problem: file, key, value and what is allowed."""
     lines = []
     for item in error.errors():
@@ -660,7 +575,7 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
         kind = item["type"]
         where = f"{source}: {key}" if key else source
         if kind == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(loc[:-1]))
+            allowed = ", ".join(_allowed_keys(loc[:-1], model))
             lines.append(f"{where}: unknown key (allowed here: {allowed})")
         elif kind == "missing":
             lines.append(f"{where}: required value is missing")
@@ -671,15 +586,19 @@ def format_validation_error(source: str, error: ValidationError) -> list[str]:
     return lines
 
 
-def parse_config(data: dict[str, Any], source: str = "config.toml") -> Config:
+def parse_config(data: dict[str, Any], source: str = "config.toml", *,
+                 model: type[Config]) -> Config:
+    """Validate config data against ``model``: :class:`Config` with the registered
+    collectors' sections (:func:`orgscope.plugins.parse_config` passes it)."""
     try:
-        return Config.model_validate({**data, "source": source})
+        return model.model_validate({**data, "source": source})
     except ValidationError as error:
-        raise ConfigError(format_validation_error(source, error)) from None
+        raise ConfigError(format_validation_error(source, error, model)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate ``path``. Raises :class:`ConfigError` for every user mistake."""
+def load_config(path: str | Path, *, model: type[Config]) -> Config:
+    """Read and validate ``path`` against ``model``. Raises :class:`ConfigError` for every
+    user mistake (:func:`orgscope.plugins.load_config` passes the model)."""
     path = Path(path)
     source = str(path)
     try:
@@ -692,4 +611,4 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{source}: not valid TOML: {error}"]) from None
-    return parse_config(data, source)
+    return parse_config(data, source, model=model)

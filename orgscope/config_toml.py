@@ -87,4 +87,4 @@ def write_config(config: Config, path: Path) -> Config:
     trip fails here, not in the process that reads the file); the loaded Config."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_toml(config_data(config)))
-    return load_config(path)
+    return load_config(path, model=type(config))

@@ -16,8 +16,8 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from collectors import registry
-from orgscope import wiring
+from collectors.metrics import MetricsCollectorConfig
+from orgscope import plugins, wiring
 from orgscope.config import Config
 from orgscope.config_toml import write_config
 from orgscope.processes import start_dashboard
@@ -46,24 +46,22 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config
     store = config.store.path
     if not os.environ.get(wiring.STORE_ENV) and store == "./data":
         store = str(Path(config.source).resolve().parent / DEMO_STORE)
-    collectors = config.collectors.model_copy(update={
-        name: config.collector(name).model_copy(
-            update={"interval": min(config.collector(name).interval, DEMO_INTERVAL)}
-        )
-        # Cost Explorer data changes a few times a day: the payer collector keeps its interval
-        for name, collector in registry.COLLECTORS.items() if collector.scope == "regional"
-    })
+    # Cost Explorer data changes a few times a day: the payer collector keeps its interval
+    for name, collector in plugins.COLLECTORS.items():
+        if collector.scope == "regional":
+            config = config.with_collector(
+                name, interval=min(config.collector(name).interval, DEMO_INTERVAL))
     # Back-fill no further than the simulator's history: older periods would be stored as
     # zeros and flatten the baselines the health model learns.
-    metrics = collectors.metrics.model_copy(update={"backfill": min(
-        collectors.metrics.backfill, timedelta(hours=history_hours))})
-    collectors = collectors.model_copy(update={"metrics": metrics})
+    backfill = config.collector_settings("metrics", MetricsCollectorConfig).backfill
+    config = config.with_collector("metrics",
+                                   backfill=min(backfill, timedelta(hours=history_hours)))
     aws = config.aws.model_copy(update={"endpoint_url": endpoint_url})
     # Auto-heal for real (through the simulator's heal role): the scenario's disabled rule is
     # back ENABLED one or two inventories later; the opted-out one stays off (docs/heal.md).
     heal = config.heal.model_copy(update={"enabled": True, "dry_run": False})
     config = wiring.with_store(config, store)
-    return config.model_copy(update={"aws": aws, "collectors": collectors, "heal": heal})
+    return config.model_copy(update={"aws": aws, "heal": heal})
 
 
 def demo_config_path(config: Config) -> Path:
@@ -134,7 +132,7 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
 
     runner = Runner(config, wiring.session_factory(config), wiring.open_store(config))
     try:
-        serve(runner, list(registry.COLLECTORS.values()))  # until SIGINT/SIGTERM
+        serve(runner, list(plugins.COLLECTORS.values()), plugins.run_steps)  # until SIGINT/SIGTERM
     finally:
         dashboard.terminate()
         try:

@@ -32,6 +32,12 @@ def parse_tags(text: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in json_object(text).items()}
 
 
+def team_tag_key(config: Config) -> str:
+    """The organization's team tag: the cost collector's ``tag_key`` (Cost Explorer groups
+    by the same tag)."""
+    return config.collector_value("cost", "tag_key", str)
+
+
 def known_teams(config: Config) -> frozenset[str]:
     """Every team config.toml names: the accounts' (now and in their history), the budgets',
     the Slack routes' and the platform team."""

@@ -113,7 +113,6 @@ class RunResult:
     error: str | None
     calls: CallCounter
     frames: Frames = field(default_factory=dict)
-    access_denied: bool = False
     watermark: datetime | None = None
 
     @property
@@ -452,7 +451,7 @@ class Runner:
         log.info("%s %s %s: %s in %.2fs, %d API calls, %d rows", collector.name, account.id,
                  region, status, duration, counter.total, sum(len(f) for f in frames.values()))
         return RunResult(collector.name, account, region, started, duration, status, error,
-                         counter, frames, denied, new_watermark)
+                         counter, frames, new_watermark)
 
     def _log_failure(self, collector: Collector, account: Account, region: str, error: str,
                      denied: bool) -> None:
@@ -526,7 +525,7 @@ class Runner:
                 results.append(
                     RunResult(collector.name, account, region, started, 0.0, "error",
                               f"{UNREACHABLE_PREFIX}{assume_errors[account.id]}",
-                              CallCounter(), access_denied=True)
+                              CallCounter())
                 )
             else:
                 pending.append((collector, account, region))

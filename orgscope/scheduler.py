@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from orgscope.collect import Collector
 from orgscope.config import format_interval
 from orgscope.runner import CycleResult, Runner, stages
-from orgscope.steps import run_steps
+from orgscope.steps import AfterRun
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ def summarize(collector: str, cycle: CycleResult, seconds: float) -> str:
 #: How much later each stage of collectors first runs at start-up than the one before.
 STAGE_DELAY = timedelta(seconds=20)
 
-def run_job(runner: Runner, collector: Collector) -> None:
-    """One scheduled run; never raises into APScheduler (which would only log it)."""
+def run_job(runner: Runner, collector: Collector, after_run: AfterRun) -> None:
+    """One scheduled run, then the steps that follow it (``after_run``); never raises into
+    APScheduler (which would only log it)."""
     started = datetime.now(UTC)
     try:
         cycle = runner.run_cycle([collector])
@@ -55,7 +56,7 @@ def run_job(runner: Runner, collector: Collector) -> None:
         return
     seconds = (datetime.now(UTC) - started).total_seconds()
     log.info(summarize(collector.name, cycle, seconds))
-    for name, summary in run_steps(runner, [collector.name]).items():
+    for name, summary in after_run(runner, [collector.name]).items():
         if summary:
             log.info("step %s: %s", name, summary)
 
@@ -76,8 +77,10 @@ def compact_job(runner: Runner) -> None:
         log.info("compacted partitions: %s", merged)
 
 
-def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> BackgroundScheduler:
-    """A scheduler with one job per enabled collector, and an hourly compaction (not started)."""
+def build_scheduler(runner: Runner, collectors: Sequence[Collector],
+                    after_run: AfterRun) -> BackgroundScheduler:
+    """A scheduler with one job per enabled collector (each followed by the steps
+    ``after_run`` runs), and an hourly compaction (not started)."""
     scheduler = BackgroundScheduler(timezone=UTC)
     now = datetime.now(UTC)
     # Compaction rewrites every shard's files: like the org-wide steps, it runs in one
@@ -101,7 +104,7 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> Backgrou
             run_job,
             IntervalTrigger(seconds=int(settings.interval.total_seconds()),
                             jitter=settings.jitter_s or None),
-            args=(runner, collector),
+            args=(runner, collector, after_run),
             id=collector.name,
             name=f"collect {collector.name}",
             max_instances=1,
@@ -114,11 +117,12 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector]) -> Backgrou
     return scheduler
 
 
-def serve(runner: Runner, collectors: Sequence[Collector],
+def serve(runner: Runner, collectors: Sequence[Collector], after_run: AfterRun,
           stop: threading.Event | None = None) -> int:
-    """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit status."""
+    """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit status.
+    ``after_run`` runs the steps after each collector run (:func:`orgscope.plugins.run_steps`)."""
     stop = stop or threading.Event()
-    scheduler = build_scheduler(runner, collectors)
+    scheduler = build_scheduler(runner, collectors, after_run)
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)

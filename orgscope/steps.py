@@ -1,32 +1,27 @@
-"""The one registry of steps that run after collection: derived datasets, alerts, auto-heal.
+"""What a step is, and how the steps that follow a collection run.
 
 Collectors read AWS and write their datasets; a *step* reads the store and writes what is
-derived from it (rule verdicts, stitched traces, alerts, heal actions). Each step names the
-collectors whose runs trigger it; after a cycle, ``run_steps`` runs, in the order of
-``_ALL``, every step one of whose inputs just ran. The order is the data flow: verdicts before
-the auto-heal that reads them, both before the alerts that report them.
-
-Both ``orgscope serve`` (after every scheduled run) and ``orgscope collect --once`` call
-``run_steps``. Adding a step is one function and one line in ``_ALL``.
+derived from it (rule verdicts, stitched traces, heal actions, alerts). Which steps exist, in
+which order, is the composition root's (orgscope/plugins.py ``STEPS``); which collectors
+trigger a step is each collector's own declaration (``Collector.feeds``), plus the steps that
+follow every collector. Both ``orgscope serve`` (after every scheduled run) and ``orgscope
+collect --once`` run them through :func:`orgscope.plugins.run_steps`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from alerts.step import run_alerts
-from collectors import registry
-from heal.run import run_heal
-from orgscope.health.update import update_rule_health, verdict_summary
+from orgscope.collect import Collector
 from orgscope.runner import Runner
-from orgscope.traces.export import export_collection, export_traces
-from orgscope.traces.update import update_traces
 
 log = logging.getLogger(__name__)
+
+#: What runs the steps after some collectors ran: (runner, collector names) -> summaries.
+AfterRun = Callable[[Runner, Sequence[str]], dict[str, str | None]]
 
 
 @dataclass(frozen=True)
@@ -34,62 +29,28 @@ class Step:
     """A derived computation over the store.
 
     ``run`` returns a one-line summary for the log and the CLI (or None for nothing to say);
-    it may raise: ``run_steps`` logs the failure and goes on with the next step.
+    it may raise: :func:`run_steps` logs the failure and goes on with the next step.
     """
 
     name: str
-    inputs: frozenset[str]
     run: Callable[[Runner], str | None]
+    #: It follows every collector's runs (it reports on all of them), not only the runs of
+    #: the collectors that name it in ``feeds``.
+    after_every_collector: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
 
-def _health(runner: Runner) -> str | None:
-    return verdict_summary(update_rule_health(runner.config, runner.store))
+def triggered(steps: Sequence[Step], collectors: Mapping[str, Collector],
+              collector_names: Iterable[str]) -> list[Step]:
+    """The steps that follow runs of ``collector_names``, in running order: those the
+    collectors feed, and those that follow every collector."""
+    ran = [collectors[name] for name in collector_names if name in collectors]
+    fed = {step for collector in ran for step in collector.feeds}
+    return [step for step in steps if step.name in fed or (ran and step.after_every_collector)]
 
 
-def _traces(runner: Runner) -> str | None:
-    update = update_traces(runner.config, runner.store)
-    sent = export_traces(runner.config, runner.store, update.current_spans,
-                         since=update.since, now=update.at)
-    return update.summary() + (f"; {sent}" if sent else "")
-
-
-def _export(runner: Runner) -> str | None:
-    return export_collection(runner.config, runner.store, datetime.now(UTC))
-
-
-def _heal(runner: Runner) -> str | None:
-    if not runner.config.heal.enabled:
-        return "heal: off ([heal] enabled = false)"
-    return run_heal(runner.config, runner.store, runner.factory).summary()
-
-
-def _alerts(runner: Runner) -> str | None:
-    return run_alerts(runner.config, runner.store, runner.factory).summary()
-
-
-#: Every step, in the order they run.
-_ALL: tuple[Step, ...] = (
-    Step("health", frozenset({"inventory", "metrics", "dlq"}), _health),
-    Step("traces", frozenset({"xray", "otel", "otlp_files"}), _traces),
-    Step("heal", frozenset({"inventory"}), _heal),
-    # orgscope's own collection runs as OTLP spans (docs/traces.md, "Export")
-    Step("export", frozenset(registry.COLLECTORS), _export),
-    # last: it reports what the steps above derived (verdicts, traces, heal actions)
-    Step("alerts", frozenset(registry.COLLECTORS), _alerts),
-)
-
-STEPS: dict[str, Step] = {step.name: step for step in _ALL}
-
-
-def triggered(collector_names: Iterable[str]) -> list[Step]:
-    """The steps one of whose inputs is among ``collector_names``, in running order."""
-    names = set(collector_names)
-    return [step for step in _ALL if step.inputs & names]
-
-
-def run_steps(runner: Runner, collector_names: Iterable[str]) -> dict[str, str | None]:
-    """Run the steps triggered by ``collector_names``; one run of each step at a time.
+def run_steps(runner: Runner, steps: Sequence[Step]) -> dict[str, str | None]:
+    """Run ``steps`` in order, one run of each step at a time.
 
     Returns each step's summary (None when it failed or had nothing to say). A failing step
     is logged with its traceback and never stops the ones after it. Steps read the whole
@@ -101,7 +62,7 @@ def run_steps(runner: Runner, collector_names: Iterable[str]) -> dict[str, str |
         log.debug("shard %s: org-wide steps run elsewhere ([organization] org_steps = %r)",
                   runner.shard.label, runner.config.organization.org_steps)
         return summaries
-    for step in triggered(collector_names):
+    for step in steps:
         with step.lock:
             try:
                 summaries[step.name] = step.run(runner)

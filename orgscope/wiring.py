@@ -11,8 +11,9 @@ import urllib.parse
 from pathlib import Path
 
 from orgscope.aws import SessionFactory
-from orgscope.config import Config, load_config
+from orgscope.config import Config
 from orgscope.datasets import all_datasets
+from orgscope.plugins import load_config
 from orgscope.runner import Runner, count_call
 from orgscope.store import Store
 
@@ -27,7 +28,7 @@ def config_path(explicit: str | None = None) -> Path:
 
 
 def load(path: str | Path | None = None, store: str | None = None) -> Config:
-    """Load and validate the config (collector sections are typed fields of the config).
+    """Load and validate the config (each collector's section typed by its settings model).
 
     ``store`` (else $ORGSCOPE_STORE) overrides store.path: the demo and the dashboard it starts
     share a store that way without editing the file.

@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from orgscope.config import ConfigError, load_config
+from orgscope.config import ConfigError
+from orgscope.plugins import load_config
 from sim.org import SimulatedOrg
 from sim.scenario import ScenarioError
 from sim.shapes import HarborOrg

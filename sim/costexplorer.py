@@ -35,13 +35,13 @@ from botocore.model import OperationModel
 from botocore.serialize import create_serializer
 
 from collectors.cost import (
+    CostCollectorConfig,
     detail_request,
     history_start,
     open_from,
     page_request,
     pairs_request,
 )
-from orgscope.config import CostCollectorConfig
 from orgscope.cost.review import add_months
 from sim.costs import CostModel
 

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from collectors.cost import CostCollectorConfig
 from orgscope.config import Config
 from sim import faults as state_faults
 from sim.admin import AdminSessions
@@ -82,7 +83,8 @@ class SimulatedOrg(ServedOrganization):
         #: Accounts whose aws/spans log group exists (sim/emit.py put_span_events).
         self._span_groups: set[str] = set()
         self._cost_feed = CostFeed(config.organization.management_account_id,
-                                   config.collectors.cost, cost_page_groups)
+                                   config.collector_settings("cost", CostCollectorConfig),
+                                   cost_page_groups)
         self._cost_model: CostModel | None = None
         self._cost_spikes: list[CostSpike] = []
         self._restatements: list[Restatement] = []

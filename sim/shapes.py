@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from collectors.cost import CostCollectorConfig
 from orgscope.config import Config
 from sim.admin import AdminSessions
 from sim.build import Builder
@@ -185,7 +186,8 @@ class HarborOrg(ServedOrganization):
         self._write_trace(end)
         self.cost_model = CostModel(tuple(self.config.accounts), end.date())
         CostFeed(self.config.organization.management_account_id,
-                 self.config.collectors.cost).bind(self.cost_model)
+                 self.config.collector_settings("cost", CostCollectorConfig)
+                 ).bind(self.cost_model)
         # last: the role that may read nothing (building above used admin sessions)
         self._builder.strip_read_role(NO_READ)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from orgscope.config import Config, parse_config
+from orgscope.config import Config
+from orgscope.plugins import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CONFIG = ROOT / "config.toml"

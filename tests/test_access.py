@@ -80,9 +80,9 @@ def test_every_state_has_a_meaning(state: str) -> None:
 
 
 def test_every_collector_probes_exactly_the_actions_it_declares() -> None:
-    from collectors import registry
+    from orgscope import plugins
 
-    for collector in registry.COLLECTORS.values():
+    for collector in plugins.COLLECTORS.values():
         probed = [action for action, _probe in collector.probes]
         assert sorted(probed) == sorted(collector.iam_actions), collector.name
 

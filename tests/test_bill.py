@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from orgscope import bill
-from orgscope.config import Config, parse_config
+from orgscope.config import Config
 from orgscope.datasets import RUNS, all_datasets
+from orgscope.plugins import parse_config
 from orgscope.store import Store
 from tests.conftest import reference_data
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 
-from collectors import registry
+from orgscope import plugins
 from orgscope.datasets import all_datasets
 from orgscope.scheduler import build_scheduler, compact_job
 from orgscope.store import Store
@@ -33,7 +33,8 @@ def test_compaction_merges_todays_files_and_keeps_every_row(tmp_path: Path) -> N
 
 def test_compaction_is_scheduled_every_hour() -> None:
     jobs = {job.id: job for job in build_scheduler(_runner("1/1"),
-                                                   list(registry.COLLECTORS.values())).get_jobs()}
+                                                   list(plugins.COLLECTORS.values()),
+                                                   plugins.run_steps).get_jobs()}
     trigger = jobs["compact"].trigger
     assert isinstance(trigger, CronTrigger)
     fields = {field.name: str(field) for field in trigger.fields}

@@ -10,15 +10,9 @@ from typing import Any
 
 import pytest
 
-from collectors import registry
-from orgscope.config import (
-    CollectorsConfig,
-    ConfigError,
-    format_interval,
-    load_config,
-    parse_config,
-    parse_interval,
-)
+from orgscope import plugins
+from orgscope.config import ConfigError, format_interval, parse_interval
+from orgscope.plugins import load_config, parse_config
 
 
 def errors_for(data: dict[str, Any]) -> list[str]:
@@ -125,8 +119,11 @@ def test_unknown_collector_section(tmp_path: Path, config_file: Path) -> None:
     ]
 
 
-def test_every_registered_collector_has_a_config_section() -> None:
-    assert set(CollectorsConfig.model_fields) == set(registry.COLLECTORS)
+def test_every_registered_collector_has_a_config_section_of_its_own_model(
+        config_data: dict[str, Any]) -> None:
+    config = parse_config(config_data)
+    for name, collector in plugins.COLLECTORS.items():
+        assert type(config.collector(name)) is collector.settings
 
 
 def test_metrics_period_must_be_whole_minutes(config_data: dict[str, Any]) -> None:

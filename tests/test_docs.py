@@ -6,28 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from orgscope.config import (
-    AccountConfig,
-    AlertsConfig,
-    AwsConfig,
-    CollectorConfig,
-    CostCollectorConfig,
-    CostConfig,
-    DashboardConfig,
-    DlqCollectorConfig,
-    ExportConfig,
-    HealConfig,
-    HealthConfig,
-    MetricsCollectorConfig,
-    OrganizationConfig,
-    OtelCollectorConfig,
-    OtlpFilesCollectorConfig,
-    SlackConfig,
-    StoreConfig,
-    TracesConfig,
-    XrayCollectorConfig,
-)
+from orgscope.config import AccountConfig, AlertRuleConfig, CollectorConfig, Config
 from orgscope.datasets import all_datasets
+from orgscope.plugins import ALERTS, COLLECTORS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -48,25 +29,44 @@ def test_every_dataset_and_column_is_documented() -> None:
             assert f"| {column} |" in body, f"{dataset.name}.{column} missing from datasets.md"
 
 
+def documented_models() -> dict[str, type[BaseModel]]:
+    """config.md's heading -> the model whose keys it must list: every section of
+    :class:`Config` and every collector's own settings model (from the registry, so a new
+    section or collector cannot go undocumented)."""
+    models: dict[str, type[BaseModel]] = {"## [[accounts]]": AccountConfig,
+                                          "## [collectors.NAME]": CollectorConfig}
+    for name, field in Config.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) \
+                and name != "collectors":
+            models[f"## [{name}]"] = field.annotation
+    for name, collector in COLLECTORS.items():
+        if collector.settings is not CollectorConfig:
+            models[f"## [collectors.{name}]"] = collector.settings
+    return models
+
+
 def test_every_config_key_is_documented() -> None:
     text = (DOCS / "config.md").read_text()
-    models: dict[str, type[BaseModel]] = {
-        "## [organization]": OrganizationConfig, "## [aws]": AwsConfig,
-        "## [[accounts]]": AccountConfig, "## [collectors.NAME]": CollectorConfig,
-        "## [collectors.metrics]": MetricsCollectorConfig,
-        "## [collectors.dlq]": DlqCollectorConfig,
-        "## [collectors.cost]": CostCollectorConfig,
-        "## [collectors.xray]": XrayCollectorConfig, "## [health]": HealthConfig,
-        "## [collectors.otel]": OtelCollectorConfig,
-        "## [collectors.otlp_files]": OtlpFilesCollectorConfig,
-        "## [traces]": TracesConfig, "## [export]": ExportConfig,
-        "## [cost]": CostConfig,
-        "## [store]": StoreConfig, "## [alerts]": AlertsConfig, "## [slack]": SlackConfig,
-        "## [heal]": HealConfig, "## [dashboard]": DashboardConfig,
-    }
+    models = documented_models()
+    assert len(models) >= 19
     for heading, model in models.items():
         body = section(text, heading)
         own = set(model.model_fields) - (
             set(CollectorConfig.model_fields) if model is not CollectorConfig else set())
         for key in own:
             assert f"| `{key}` |" in body, f"{heading} {key} missing from config.md"
+
+
+def test_every_alert_rule_and_its_own_keys_are_documented() -> None:
+    """From the rule registry: each rule in docs/alerts.md's table, and in config.md's
+    [alerts.rules.NAME] table with every key of its own settings model."""
+    alerts_md = (DOCS / "alerts.md").read_text()
+    rules_md = section((DOCS / "config.md").read_text(), "### [alerts.rules.NAME]")
+    common = set(AlertRuleConfig.model_fields)
+    for name, rule in ALERTS.items():
+        assert f"| `{name}` |" in alerts_md, f"alert rule {name} missing from alerts.md"
+        row = next((line for line in rules_md.splitlines() if line.startswith(f"| `{name}` |")),
+                   None)
+        assert row is not None, f"alert rule {name} missing from config.md"
+        for key in set(rule.settings.model_fields) - common:
+            assert f"`{key}`" in row, f"[alerts.rules.{name}] {key} missing from config.md"

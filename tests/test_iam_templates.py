@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from collectors.registry import COLLECTORS, read_actions
-from heal.actions import ACTIONS as HEAL_ACTIONS
 from heal.actions import heal_permissions
 from orgscope import accounts
-from orgscope.config import AwsConfig, HealConfig, load_config
+from orgscope.config import AwsConfig, HealConfig
 from orgscope.iam_templates import (
     HEAL_ROLE_TEMPLATE,
     READ_ROLE_TEMPLATE,
@@ -26,6 +24,7 @@ from orgscope.iam_templates import (
     policy_statements,
     role_properties,
 )
+from orgscope.plugins import COLLECTORS, HEAL_ACTIONS, load_config, read_actions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,7 +140,7 @@ def test_read_role_only_reads(read_template: dict[str, Any]) -> None:
 
 def test_heal_role_grants_exactly_what_auto_heal_calls(heal_template: dict[str, Any]) -> None:
     """heal/actions.py declares every call it makes (ACTIONS); the template allows those."""
-    assert all(action.permissions for action in HEAL_ACTIONS), "an action declares no IAM"
+    assert all(action.permissions for action in HEAL_ACTIONS.values()), "an action declares no IAM"
     granted = allowed_actions(heal_template)
     expected = set(heal_permissions())
     assert granted - expected == set(), "granted but never called: remove from the template"

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
-from collectors import registry
+from orgscope import plugins
 from orgscope.aws import AccessError, SessionFactory
 from orgscope.collect import CollectContext, Collected, Collector, Frames
 from orgscope.config import Config
@@ -234,11 +234,11 @@ def test_watermarks_and_inputs_reach_the_next_run(config: Config) -> None:
 
 
 def test_stages_put_producers_before_their_readers() -> None:
-    names = [[c.name for c in stage] for stage in stages(list(registry.COLLECTORS.values()))]
+    names = [[c.name for c in stage] for stage in stages(list(plugins.COLLECTORS.values()))]
     first = names[0]
     assert "inventory" in first and "metrics" not in first and "dlq" not in first
     assert any("metrics" in stage for stage in names[1:])
-    only_metrics = stages([registry.COLLECTORS["metrics"]])
+    only_metrics = stages([plugins.COLLECTORS["metrics"]])
     assert [[c.name for c in s] for s in only_metrics] == [["metrics"]]
 
 
@@ -246,7 +246,7 @@ def test_scheduler_starts_readers_after_the_inventory(config: Config) -> None:
     from orgscope.scheduler import STAGE_DELAY, build_scheduler
 
     runner = make_runner(config, unreachable=set())
-    scheduler = build_scheduler(runner, list(registry.COLLECTORS.values()))
+    scheduler = build_scheduler(runner, list(plugins.COLLECTORS.values()), plugins.run_steps)
     first = {job.id: job.next_run_time for job in scheduler.get_jobs()}
     assert first["metrics"] - first["inventory"] >= STAGE_DELAY
     assert first["dlq"] - first["inventory"] >= STAGE_DELAY

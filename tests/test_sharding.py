@@ -13,8 +13,9 @@ import pytest
 from orgscope.accounts import Account
 from orgscope.cli import main
 from orgscope.collect import Collector
-from orgscope.config import ConfigError, parse_config
+from orgscope.config import ConfigError
 from orgscope.datasets import RUNS
+from orgscope.plugins import parse_config
 from orgscope.runner import Runner, new_cycle_id, runs_frame
 from orgscope.sharding import ALL, Shard, parse_shard, partition, runs_org_steps, shard_of
 from orgscope.steps import run_steps
@@ -131,13 +132,12 @@ def test_steps_run_only_where_configured(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append(runner.shard.label)
         return "ok"
 
-    fake = steps.Step("health", frozenset({"inventory"}), health)
-    monkeypatch.setattr(steps, "_ALL", (fake,))
-    assert run_steps(_runner("2/2"), ["inventory"]) == {}
-    assert run_steps(_runner("1/2", steps="skip"), ["inventory"]) == {}
+    fake = (steps.Step("health", health),)
+    assert run_steps(_runner("2/2"), fake) == {}
+    assert run_steps(_runner("1/2", steps="skip"), fake) == {}
     assert calls == []
-    assert run_steps(_runner("2/2", steps="run"), ["inventory"]) == {"health": "ok"}
-    assert run_steps(_runner("1/2"), ["inventory"]) == {"health": "ok"}
+    assert run_steps(_runner("2/2", steps="run"), fake) == {"health": "ok"}
+    assert run_steps(_runner("1/2"), fake) == {"health": "ok"}
     assert calls == ["2/2", "1/2"]
 
 
@@ -151,11 +151,12 @@ def test_cli_refuses_a_bad_shard_in_one_line(config_file: Path,
 
 
 def test_serve_compacts_only_where_the_org_wide_steps_run() -> None:
-    from collectors import registry
+    from orgscope import plugins
     from orgscope.scheduler import build_scheduler
 
-    collectors = list(registry.COLLECTORS.values())
-    jobs = {label: {job.id for job in build_scheduler(_runner(label), collectors).get_jobs()}
+    collectors = list(plugins.COLLECTORS.values())
+    jobs = {label: {job.id for job in build_scheduler(_runner(label), collectors,
+                                                      plugins.run_steps).get_jobs()}
             for label in ("1/1", "1/3", "2/3")}
     assert "compact" in jobs["1/1"] and "compact" in jobs["1/3"]
     assert "compact" not in jobs["2/3"]

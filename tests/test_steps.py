@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from orgscope import steps
-from orgscope.steps import Step, run_steps, triggered
+from orgscope import plugins
+from orgscope.collect import Collector
+from orgscope.plugins import triggered
+from orgscope.steps import Step, run_steps
+from orgscope.steps import triggered as triggered_by
 
 
 def test_health_runs_after_the_collectors_it_reads() -> None:
@@ -31,12 +34,14 @@ def test_a_failing_step_is_logged_and_the_next_still_runs(
         ran.append("fine")
         return "fine: 3 rows"
 
-    monkeypatch.setattr(steps, "_ALL", (Step("boom", frozenset({"a"}), boom),
-                                        Step("fine", frozenset({"a", "b"}), fine),
-                                        Step("other", frozenset({"c"}), fine)))
+    all_steps = (Step("boom", boom), Step("fine", fine), Step("other", fine))
+    feeding = {name: Collector(name, fn=lambda ctx: {}, datasets=(), scope="regional",
+                               description=name, iam_actions=(), feeds=feeds)
+               for name, feeds in (("a", ("boom", "fine")), ("b", ("fine",)),
+                                   ("c", ("other",)))}
     with caplog.at_level(logging.ERROR, logger="orgscope.steps"):
         summaries = run_steps(SimpleNamespace(runs_org_steps=True),  # type: ignore[arg-type]
-                              ["a"])
+                              triggered_by(all_steps, feeding, ["a"]))
     assert ran == ["boom", "fine"]
     assert summaries == {"boom": None, "fine": "fine: 3 rows"}
     assert "step boom failed" in caplog.text
@@ -49,8 +54,7 @@ def test_heal_runs_after_health_on_every_inventory() -> None:
 
 
 def test_alerts_run_last_after_every_collector() -> None:
-    from collectors import registry
 
-    for name in registry.COLLECTORS:
+    for name in plugins.COLLECTORS:
         assert [s.name for s in triggered([name])][-1] == "alerts"
-    assert steps._ALL[-1].name == "alerts"
+    assert plugins.STEPS[-1].name == "alerts"

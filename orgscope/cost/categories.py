@@ -12,10 +12,6 @@ import re
 
 import pandas as pd
 
-CATEGORIES: tuple[str, ...] = (
-    "EventBridge events", "Cross-AZ data transfer", "NAT gateways", "CloudWatch Logs",
-    "Secrets Manager", "Parameter Store API calls",
-)
 _REGION_PREFIX = re.compile(r"^[A-Z]{2,4}\d?-(?=[A-Za-z])")
 
 #: Prices of orgscope's own requests (USD).

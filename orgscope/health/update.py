@@ -185,7 +185,7 @@ def update_rule_health(config: Config, store: Store,
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     cfg = config.health
-    period = timedelta(seconds=config.collectors.metrics.period_s)
+    period = timedelta(seconds=config.collector_value("metrics", "period_s", int))
     clock = time.monotonic()
     inputs = read_inputs(store, moment, cfg, period)
     read_s = time.monotonic() - clock

@@ -208,6 +208,3 @@ def stitch(spans: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def trace_of(stitched: pd.DataFrame, trace_id: str) -> pd.DataFrame:
-    """The rows of one stitched trace (``trace_id`` in W3C form), in parent order."""
-    return stitched[stitched["trace_id"] == trace_id].reset_index(drop=True)

@@ -220,7 +220,8 @@ def update_traces(config: Config, store: Store, now: datetime | None = None,
     """Stitch the spans of the last ``window`` (+ ``max_duration``) and write the ``traces``
     rows that are new or changed since the stored ones."""
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    backfill = max(config.collectors.xray.backfill, config.collectors.otel.backfill)
+    backfill = max(config.collector_value("xray", "backfill", timedelta),
+                   config.collector_value("otel", "backfill", timedelta))
     since = window_start(moment, config.traces.window, backfill, last_stitched(store))
     clock = time.monotonic()
     spans = read_spans(store, since - config.traces.max_duration)

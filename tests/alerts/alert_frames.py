@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from orgscope.config import Config, load_config
+from orgscope.config import Config
 from orgscope.datasets import HEAL_ACTIONS, RULE_HEALTH
+from orgscope.plugins import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from alerts.lifecycle import AlertState, advance
-from alerts.rules import Condition, Evaluation
+from alerts.rule import Condition, Evaluation
 from alerts.silences import Silence
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

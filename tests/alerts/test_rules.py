@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pandas as pd
 
-from alerts.rules import AccountInfo, AlertInputs, evaluate
+from alerts.rule import AccountInfo, AlertInputs
+from alerts.rules import evaluate
 from tests.alerts.alert_frames import (
     CENTRAL,
     NOW,

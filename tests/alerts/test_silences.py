@@ -103,7 +103,8 @@ def test_config_silences_sync_once_and_expire_when_removed(store: Store) -> None
 def test_config_silences_and_rules_are_checked_at_start() -> None:
     import tomllib
 
-    from orgscope.config import ConfigError, parse_config
+    from orgscope.config import ConfigError
+    from orgscope.plugins import parse_config
     from tests.alerts.alert_frames import ROOT
 
     data = tomllib.loads((ROOT / "config.toml").read_text())

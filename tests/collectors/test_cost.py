@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from collectors.cost import (
+    CostCollectorConfig,
     add_months,
     changed_days,
     collect_cost,
@@ -26,7 +27,6 @@ from collectors.cost import (
 )
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Window
-from orgscope.config import CostCollectorConfig
 from orgscope.datasets import COST_DAILY
 
 SETTINGS = CostCollectorConfig()

@@ -11,6 +11,7 @@ import pytest
 
 from collectors.metrics import (
     MAX_DATAPOINTS_PER_CALL,
+    MetricsCollectorConfig,
     batches,
     build_series,
     floor_to_period,
@@ -22,7 +23,6 @@ from collectors.metrics import (
     rows_for_chunk,
 )
 from orgscope.collect import Window
-from orgscope.config import MetricsCollectorConfig
 from orgscope.datasets import ACCOUNT_METRICS, EVENT_METRICS, RULE_METRICS
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from collectors.otel import OTEL, collect_otel, filter_params, read_window
-from collectors.otlp_files import OTLP_FILES, collect_otlp_files, new_files
+from collectors.otel import OTEL, OtelCollectorConfig, collect_otel, filter_params, read_window
+from collectors.otlp_files import (
+    OTLP_FILES,
+    OtlpFilesCollectorConfig,
+    collect_otlp_files,
+    new_files,
+)
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Window
-from orgscope.config import OtelCollectorConfig, OtlpFilesCollectorConfig
 from orgscope.datasets import SPANS
 from tests.traces.test_otlp import NS, W3C, otlp_span, request
 

@@ -10,6 +10,7 @@ import pytest
 
 from collectors.xray import (
     XRAY,
+    XrayCollectorConfig,
     collect_xray,
     find_traceparent,
     id_batches,
@@ -20,7 +21,6 @@ from collectors.xray import (
 )
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Window
-from orgscope.config import XrayCollectorConfig
 from orgscope.datasets import SPANS
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orgscope.config import load_config
 from orgscope.cost import forecast
 from orgscope.cost.store_io import team_owner
+from orgscope.plugins import load_config
 from sim.costs import CostModel, team_daily
 from tests.conftest import REFERENCE_CONFIG
 

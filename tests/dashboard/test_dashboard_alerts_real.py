@@ -25,8 +25,8 @@ from alerts.step import run_alerts
 from dashboard import access
 from dashboard import alerts_data as ad
 from dashboard.app_pages.alerts import COMMENT_KEY, CREATE_KEY, MATCHERS_KEY
-from orgscope.config import load_config
 from orgscope.datasets import all_datasets
+from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from sim.slack_sink import Response, SlackSink

@@ -16,8 +16,8 @@ from dashboard.app_pages.collectors import (
     WHAT_IF_INTERVAL_KEY,
 )
 from orgscope import bill
-from orgscope.config import load_config
 from orgscope.datasets import RUNS, all_datasets
+from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from tests.dashboard.collectors_sample import runs_frame

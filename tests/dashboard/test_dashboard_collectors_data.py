@@ -10,8 +10,8 @@ import pytest
 from dashboard import collectors_data as cd
 from dashboard.filters import Filters
 from orgscope import bill
-from orgscope.config import parse_config
 from orgscope.datasets import RUNS, all_datasets
+from orgscope.plugins import parse_config
 from orgscope.store import Store
 from tests.conftest import reference_data
 from tests.dashboard.collectors_sample import MANAGEMENT, runs_frame

@@ -18,9 +18,9 @@ from alerts import step as alerts_step
 from dashboard import cost_data
 from dashboard.app_pages.cost import MONTH_KEY
 from orgscope.cli import main
-from orgscope.config import load_config
 from orgscope.cost.forecast import COLUMNS
 from orgscope.datasets import all_datasets
+from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 

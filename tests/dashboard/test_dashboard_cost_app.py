@@ -11,8 +11,8 @@ from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app_pages.cost import CSV_KEY, MONTH_KEY, XLSX_KEY
-from orgscope.config import load_config
 from orgscope.datasets import all_datasets
+from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from collectors import registry
-from orgscope import wiring
+from orgscope import plugins, wiring
+from orgscope.plugins import run_steps
 from orgscope.runner import Runner
-from orgscope.steps import run_steps
 from sim.slack_sink import SlackSink
 from tests.simulated import Org, simulated_org
 
@@ -38,7 +37,7 @@ class Alerting:
 
     def collect(self, *names: str) -> dict[str, str | None]:
         """A cycle of ``names``, then the steps it triggers (health ... alerts)."""
-        cycle = self.runner.run_cycle([registry.get(name) for name in names])
+        cycle = self.runner.run_cycle([plugins.collector(name) for name in names])
         assert cycle.failed == [], [r.error for r in cycle.failed]
         return run_steps(self.runner, names)
 
@@ -122,7 +121,7 @@ def test_a_route_to_a_secrets_manager_webhook(alerting: Alerting) -> None:
     routed = config.model_copy(update={"slack": config.slack.model_copy(update={"routes": [
         SlackRoute(team="inventory", webhook_secret="orgscope/slack/inventory")]})})
     alerting.events().disable_rule(Name=RULE, EventBusName=BUS)  # type: ignore[attr-defined]
-    cycle = alerting.runner.run_cycle([registry.get("inventory")])
+    cycle = alerting.runner.run_cycle([plugins.collector("inventory")])
     assert cycle.failed == []
     update_rule_health(routed, alerting.runner.store)
     run = run_alerts(routed, alerting.runner.store, alerting.runner.factory, max_wait_s=5)

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from collectors import registry
-from orgscope import wiring
+from orgscope import plugins, wiring
 from orgscope.scheduler import serve
 from sim.org import SimulatedOrg
 from tests.simulated import Org, simulated_org
@@ -39,8 +38,8 @@ def test_collect_once_gives_an_ok_run_for_every_account(
 ) -> None:
     assert org.cli("collect", "--once") == 0
     out = capsys.readouterr().out
-    regional = [c for c in registry.COLLECTORS.values() if c.scope == "regional"]
-    expected = 13 * len(regional) + (len(registry.COLLECTORS) - len(regional))
+    regional = [c for c in plugins.COLLECTORS.values() if c.scope == "regional"]
+    expected = 13 * len(regional) + (len(plugins.COLLECTORS) - len(regional))
     assert f": {expected} ok, 0 failed;" in out
     runs = org.query("select collector, account_id, status from runs")
     assert len(runs) == expected and {r["status"] for r in runs} == {"ok"}
@@ -154,7 +153,7 @@ def test_serve_collects_at_start_and_stops_cleanly(org: Org) -> None:
     before = org.query("select count(distinct run_id) as n from runs")[0]["n"]
     stop = threading.Event()
     config = wiring.load(org.config_path)
-    inventory = registry.COLLECTORS["inventory"]
+    inventory = plugins.COLLECTORS["inventory"]
     thread = threading.Thread(target=serve, args=(wiring.runner(config), [inventory], stop))
     thread.start()
     try:

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from collectors import registry
 from collectors.metrics import floor_to_period
-from orgscope import wiring
+from orgscope import plugins, wiring
 from orgscope.config import Config
 from orgscope.datasets import ACCOUNT_METRICS, RULE_METRICS
 from orgscope.runner import CycleResult, Runner
@@ -47,7 +46,7 @@ class Flow:
 
     def metrics(self, now: datetime) -> CycleResult:
         self.org.sim.tick(now)
-        return self.runner.run_cycle([registry.get("metrics")], now=now)
+        return self.runner.run_cycle([plugins.collector("metrics")], now=now)
 
     def stored(self, key: tuple[str, str, str], metric: str) -> dict[datetime, set[float]]:
         account, bus, rule = key
@@ -80,10 +79,8 @@ class Flow:
 
 
 def with_collectors(config: Config) -> Config:
-    metrics = config.collectors.metrics.model_copy(update={"backfill": timedelta(hours=1)})
-    dlq = config.collectors.dlq.model_copy(update={"queues": [GONE]})
-    collectors = config.collectors.model_copy(update={"metrics": metrics, "dlq": dlq})
-    return config.model_copy(update={"collectors": collectors})
+    return config.with_collector("metrics", backfill=timedelta(hours=1)) \
+        .with_collector("dlq", queues=[GONE])
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +90,10 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         started = org.sim.started_at
         assert started is not None
         base = floor_to_period(started, 300)
-        runner.run_cycle([registry.get("inventory")], now=started)
-        backfill = runner.run_cycle([registry.get("metrics")], now=started)
+        runner.run_cycle([plugins.collector("inventory")], now=started)
+        backfill = runner.run_cycle([plugins.collector("metrics")], now=started)
         org.sim.tick(base + PERIOD)
-        incremental = runner.run_cycle([registry.get("metrics")], now=base + PERIOD)
+        incremental = runner.run_cycle([plugins.collector("metrics")], now=base + PERIOD)
         yield Flow(org, runner, base, backfill, incremental)
 
 
@@ -190,7 +187,7 @@ def test_dlq_depth_equals_the_messages_the_simulator_put(flow: Flow) -> None:
                                       "rate": 1.0, "duration": "2m"}), fault_at)
     now = fault_at + PERIOD
     flow.org.sim.tick(now)
-    cycle = flow.runner.run_cycle([registry.get("dlq")], now=now)
+    cycle = flow.runner.run_cycle([plugins.collector("dlq")], now=now)
     assert {run.status for run in cycle.runs} == {"ok"}  # the missing queue is skipped
     sent = sum(flow.aws_sums(FAILING, "InvocationsSentToDlq", fault_at, now,
                              timedelta(minutes=1)).values())

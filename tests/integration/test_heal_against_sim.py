@@ -19,15 +19,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from alerts.step import run_alerts
-from collectors import registry
 from heal.actions import heal_permissions
 from heal.run import heal_role, run_heal
-from orgscope import wiring
+from orgscope import plugins, wiring
 from orgscope.aws import SessionFactory
 from orgscope.config import Config
 from orgscope.health.update import update_rule_health
+from orgscope.plugins import STEPS, run_steps
 from orgscope.runner import Runner, count_call
-from orgscope.steps import STEPS, run_steps
 from sim.org import floor_minute
 from sim.slack_sink import SlackSink
 from sim.topology import CREATED_DISABLED_ROUTE, OPTED_OUT_ROUTE
@@ -72,11 +71,11 @@ class Healing:
     def collect(self, every_step: bool = False) -> dict[str, str | None]:
         """An inventory cycle, then the heal step (or, with ``every_step``, every step the
         inventory triggers, in order, as ``orgscope serve`` runs them)."""
-        cycle = self.runner.run_cycle([registry.get("inventory")])
+        cycle = self.runner.run_cycle([plugins.collector("inventory")])
         assert cycle.failed == [], [r.error for r in cycle.failed]
         if every_step:
             return run_steps(self.runner, ["inventory"])
-        return {"heal": STEPS["heal"].run(self.runner)}
+        return {"heal": next(s for s in STEPS if s.name == "heal").run(self.runner)}
 
     def disable(self, *keys: Key) -> None:
         for account, bus, rule in keys:
@@ -185,7 +184,7 @@ def test_an_opted_out_rule_and_a_rule_created_disabled_are_never_touched(
 def test_dry_run_makes_no_write_call_and_a_real_run_then_heals(
         healing: Healing, capsys: pytest.CaptureFixture[str]) -> None:
     healing.disable(DRY)
-    healing.runner.run_cycle([registry.get("inventory")])
+    healing.runner.run_cycle([plugins.collector("inventory")])
     before = len(healing.calls.made)
     report = run_heal(healing.config, healing.runner.store, healing.runner.factory,
                       dry_run=True)
@@ -252,9 +251,9 @@ def test_slack_hears_one_alert_one_heal_notice_and_one_resolution(
 
         def cycle(*, metrics: bool = False) -> None:
             """Inventory (and metrics), then the steps in the registry's order."""
-            healing.runner.run_cycle([registry.get("inventory")])
+            healing.runner.run_cycle([plugins.collector("inventory")])
             if metrics:
-                healing.runner.run_cycle([registry.get("metrics")])
+                healing.runner.run_cycle([plugins.collector("metrics")])
             update_rule_health(config, store)
             run_heal(config, store, healing.runner.factory)
             run_alerts(config, store, healing.runner.factory, max_wait_s=10)

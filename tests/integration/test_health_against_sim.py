@@ -37,9 +37,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from collectors import registry
 from collectors.metrics import floor_to_period
-from orgscope import wiring
+from orgscope import plugins, wiring
 from orgscope.health.model import MIN_EXPECTED_WITH_PRODUCER_LOSS
 from orgscope.health.update import update_rule_health
 from orgscope.runner import RunResult
@@ -112,8 +111,8 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Judged]:
         timings["sim_start_s"] = time.monotonic() - clock
         config = wiring.load(org.config_path)
         runner = wiring.runner(config)
-        inventory = [registry.get("inventory")]
-        readers = [registry.get("metrics"), registry.get("dlq")]
+        inventory = [plugins.collector("inventory")]
+        readers = [plugins.collector("metrics"), plugins.collector("dlq")]
         started = org.sim.started_at
         assert started is not None
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from orgscope import wiring
-from orgscope.config import parse_config
 from orgscope.config_toml import to_toml
+from orgscope.plugins import parse_config
 from orgscope.sharding import partition, shard_of
 from orgscope.store import Store
 from sim.generated import GeneratedOrg, GeneratedSpec, generated_config_data
@@ -105,7 +105,7 @@ def test_the_shards_together_read_every_datapoint_written(sharded: Sharded) -> N
         "SELECT metric, min(ts) AS start, max(ts) AS last, sum(value) AS total, "
         "count(DISTINCT account_id) AS accounts FROM event_metrics "
         "WHERE metric IN ('MatchedEvents', 'PutEventsEntriesCount') GROUP BY ALL")
-    period = timedelta(seconds=sharded.org.config.collectors.metrics.period_s)
+    period = timedelta(seconds=sharded.org.config.collector_value("metrics", "period_s", int))
     for row in metrics.to_dict("records"):
         start = pd.Timestamp(row["start"]).to_pydatetime()
         end = pd.Timestamp(row["last"]).to_pydatetime() + period

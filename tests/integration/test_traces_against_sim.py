@@ -18,10 +18,9 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from collectors import registry
-from orgscope import wiring
+from orgscope import plugins, wiring
+from orgscope.plugins import run_steps
 from orgscope.runner import CycleResult, Runner
-from orgscope.steps import run_steps
 from orgscope.traces.stitch import stitch
 from orgscope.traces.update import read_traces
 from orgscope.traces.views import latency_percentiles
@@ -31,7 +30,7 @@ from tests.simulated import Org, simulated_org
 
 pytestmark = pytest.mark.integration
 
-SPAN_COLLECTORS = [registry.get("xray"), registry.get("otel")]
+SPAN_COLLECTORS = [plugins.collector("xray"), plugins.collector("otel")]
 INVENTORY = "666666666666"
 FLOW_ACCOUNTS = {"111111111111": "customer-web", "121212121212": "central-bus",
                  "777777777777": "order-processing", "999999999999": "payment-service",

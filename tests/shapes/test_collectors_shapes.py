@@ -14,17 +14,18 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.rules import AccountInfo, AlertInputs
+from alerts.rule import AccountInfo, AlertInputs
 from alerts.rules import evaluate as evaluate_alerts
-from collectors import registry
 from heal.policy import plan, rule_facts
+from orgscope import plugins
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Collected, Collector, Frames, Window
-from orgscope.config import Config, load_config
+from orgscope.config import Config
 from orgscope.datasets import HEAL_ACTIONS, VERDICTS
 from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
 from orgscope.ownership import rule_teams
+from orgscope.plugins import load_config
 from tests.conftest import REFERENCE_CONFIG
 from tests.shapes.answers import HOOKS, count_spans
 from tests.shapes.model_client import ModelClient
@@ -40,9 +41,7 @@ def reference() -> Config:
     """The reference config, with the metrics back-fill one chunk long (the shapes matter
     here, not the number of chunks)."""
     config = load_config(REFERENCE_CONFIG)
-    metrics = config.collectors.metrics.model_copy(update={"backfill": timedelta(minutes=30)})
-    return config.model_copy(update={"collectors": config.collectors.model_copy(
-        update={"metrics": metrics})})
+    return config.with_collector("metrics", backfill=timedelta(minutes=30))
 
 
 def run(collector: Collector, config: Config, data: st.DataObject,
@@ -80,7 +79,7 @@ def _json_or_absent(text: Any) -> bool:
 @SHAPES
 @given(st.data())
 def test_inventory_keeps_every_rule_aws_listed(data: st.DataObject) -> None:
-    frames, clients = run(registry.get("inventory"), reference(), data)
+    frames, clients = run(plugins.collector("inventory"), reference(), data)
     events = clients["events"]
     buses = [b for page in events.said("list_event_buses") for b in page.get("EventBuses", [])]
     listed = [r for page in events.said("list_rules") for r in page.get("Rules", [])]
@@ -96,7 +95,7 @@ def test_inventory_keeps_every_rule_aws_listed(data: st.DataObject) -> None:
 @SHAPES
 @given(st.data())
 def test_xray_keeps_every_span_of_every_readable_document(data: st.DataObject) -> None:
-    frames, clients = run(registry.get("xray"), reference(), data)
+    frames, clients = run(plugins.collector("xray"), reference(), data)
     documents = []
     for page in clients["xray"].said("batch_get_traces"):
         for trace in page.get("Traces", []):
@@ -113,11 +112,11 @@ def test_xray_keeps_every_span_of_every_readable_document(data: st.DataObject) -
 @given(st.data())
 def test_metrics_dlq_xray_otel_cost_take_any_answer(data: st.DataObject) -> None:
     config = reference()
-    inventory, _ = run(registry.get("inventory"), config, data)
+    inventory, _ = run(plugins.collector("inventory"), config, data)
     inputs = {"rules": inventory["rules"], "event_buses": inventory["event_buses"],
-              "cost_daily": registry.get("cost").datasets[0].empty_frame()}
+              "cost_daily": plugins.collector("cost").datasets[0].empty_frame()}
     for name in ("metrics", "dlq", "xray", "otel", "cost"):
-        collector = registry.get(name)
+        collector = plugins.collector(name)
         run(collector, config, data, {k: inputs[k] for k in collector.inputs})
 
 
@@ -129,11 +128,11 @@ def test_whatever_aws_said_every_rule_gets_a_verdict_an_alert_decision_and_a_hea
     """The collectors' frames from drawn answers through the health model, the alert rules
     and auto-heal's policy: no exception, and every rule inventoried is judged."""
     config = reference()
-    inventory, _ = run(registry.get("inventory"), config, data)
+    inventory, _ = run(plugins.collector("inventory"), config, data)
     rules = inventory["rules"]
-    metrics, _ = run(registry.get("metrics"), config, data,
+    metrics, _ = run(plugins.collector("metrics"), config, data,
                      {"rules": rules, "event_buses": inventory["event_buses"]})
-    dlq, _ = run(registry.get("dlq"), config, data, {"rules": rules})
+    dlq, _ = run(plugins.collector("dlq"), config, data, {"rules": rules})
     accounts = sy.accounts({ACCOUNT.id: ACCOUNT.name}, NOW)
     runs = sy.runs([(ACCOUNT.id, "eu-west-1")], NOW)
     verdicts = evaluate(rules, metrics["event_metrics"], dlq["dlq_depth"], accounts, runs,

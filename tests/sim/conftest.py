@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from orgscope.aws import SessionFactory
-from orgscope.config import Config, parse_config
+from orgscope.config import Config
+from orgscope.plugins import parse_config
 from sim.org import SimulatedOrg, floor_minute
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from typing import Any
 import botocore.session
 import pytest
 
-from collectors.cost import detail_request, pairs_request
-from orgscope.config import CostCollectorConfig, load_config
+from collectors.cost import CostCollectorConfig, detail_request, pairs_request
+from orgscope.plugins import load_config
 from sim.costexplorer import paginate, request_body, usd_text, window_pages, window_starts
 from sim.costs import (
     OVERHEAD_USAGE,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orgscope.config import parse_config
 from orgscope.config_toml import to_toml
+from orgscope.plugins import parse_config
 from sim.generated import (
     GeneratedSpec,
     account_ids,
@@ -38,7 +38,7 @@ def test_generated_config_is_valid_and_watches_every_account() -> None:
     assert [a.id for a in config.accounts] == account_ids(25, 7)
     assert config.organization.management_account_id == config.accounts[0].id
     assert config.organization.central_bus_account_id == config.accounts[1].id
-    assert config.collectors.metrics.backfill == timedelta(minutes=15)
+    assert config.collector_value("metrics", "backfill", timedelta) == timedelta(minutes=15)
     assert config.store.path == "/tmp/store"
 
 

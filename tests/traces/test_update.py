@@ -10,7 +10,7 @@ import pytest
 from orgscope import wiring
 from orgscope.config import Config
 from orgscope.datasets import SPANS, TRACES
-from orgscope.steps import triggered
+from orgscope.plugins import triggered
 from orgscope.store import Store
 from orgscope.traces import update as update_module
 from orgscope.traces.update import read_traces, update_traces, window_start
