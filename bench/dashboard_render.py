@@ -22,7 +22,7 @@ app's sidebar, not listed here) in headless Chromium:
 What is stored (30 days unless said otherwise): ``accounts``, ``rules`` and ``event_buses``
 snapshots and a ``rule_health`` evaluation every 5 minutes; ``runs`` of every collector at its
 reference interval (xray every minute); 5-minute ``event_metrics`` of every rule and producer
-(orgscope/health/synthetic.py for 100 accounts, tests/dashboard/dashboard_sample.py for the
+(testkit/synthetic.py for 100 accounts, tests/dashboard/dashboard_sample.py for the
 reference); ``dlq_depth`` every 5 minutes; 13 months of ``cost_daily``; ``spans`` and
 ``traces`` of the simulator's order flow for the last ``--span-hours`` (one simulated hour
 repeated with fresh ids); the alerts sample.
@@ -71,9 +71,9 @@ from orgscope.datasets import (  # noqa: E402
     RUNS,
     all_datasets,
 )
-from orgscope.health import synthetic as sy  # noqa: E402
 from orgscope.processes import dashboard_command, dashboard_env  # noqa: E402
 from orgscope.store import Store  # noqa: E402
+from testkit import synthetic as sy  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_http  # noqa: E402
 from tests.dashboard import dashboard_sample as ds  # noqa: E402
 from tests.dashboard.collectors_sample import runs_frame  # noqa: E402
