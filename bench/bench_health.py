@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 import tomllib
@@ -23,14 +24,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from orgscope.config import Config
-from orgscope.datasets import DLQ_DEPTH, EVENT_METRICS, all_datasets
-from orgscope.health import synthetic as sy
-from orgscope.health.model import evaluate
-from orgscope.health.update import read_inputs, update_rule_health
-from orgscope.store import Store
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # testkit is not installed: run as `python bench/x.py`
+
+from orgscope.config import Config  # noqa: E402
+from orgscope.datasets import DLQ_DEPTH, EVENT_METRICS, all_datasets  # noqa: E402
+from orgscope.health.model import evaluate  # noqa: E402
+from orgscope.health.update import read_inputs, update_rule_health  # noqa: E402
+from orgscope.store import Store  # noqa: E402
+from testkit import synthetic as sy  # noqa: E402
+
 NOW = datetime(2026, 11, 24, 14, 7, tzinfo=UTC)
 PERIOD = timedelta(minutes=5)
 

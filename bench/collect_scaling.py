@@ -1,8 +1,8 @@
 """One collection cycle by orgscope versus the naive monitor, at 12, 100 and 300 accounts.
 
-For each size, a generated organization (sim/generated.py: N accounts, R rules each on the
-default bus, AWS/Events history for the last few minutes) is started on moto's server in this
-process. Then, each in its own subprocess (so that its peak memory is its own):
+For each size, a generated organization (testkit/generated_org.py: N accounts, R rules each on
+the default bus, AWS/Events history for the last few minutes) is started on moto's server in
+this process. Then, each in its own subprocess (so that its peak memory is its own):
 
 * **orgscope**: one full cycle through the real Runner and SessionFactory: the inventory
   (ListEventBuses, ListRules, ListTargetsByRule, ListTagsForResource in every account, 8
@@ -311,7 +311,7 @@ def run_size(accounts: int, rules: int, args: argparse.Namespace, folder: Path
     from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
     from orgscope.plugins import parse_config
     from sim.admin import ADMIN_ROLE
-    from sim.generated import GeneratedOrg, GeneratedSpec, generated_config_data
+    from testkit.generated_org import GeneratedOrg, GeneratedSpec, generated_config_data
 
     load = list(os.getloadavg())
     # the window starts at most one period before `window-minutes` ago

@@ -22,10 +22,10 @@ app's sidebar, not listed here) in headless Chromium:
 What is stored (30 days unless said otherwise): ``accounts``, ``rules`` and ``event_buses``
 snapshots and a ``rule_health`` evaluation every 5 minutes; ``runs`` of every collector at its
 reference interval (xray every minute); 5-minute ``event_metrics`` of every rule and producer
-(orgscope/health/synthetic.py for 100 accounts, tests/dashboard/dashboard_sample.py for the
-reference); ``dlq_depth`` every 5 minutes; 13 months of ``cost_daily``; ``spans`` and
-``traces`` of the simulator's order flow for the last ``--span-hours`` (one simulated hour
-repeated with fresh ids); the alerts sample.
+(testkit/synthetic.py for 100 accounts, testkit/dashboard_sample.py for the reference);
+``dlq_depth`` every 5 minutes; 13 months of ``cost_daily``; ``spans`` and ``traces`` of the
+simulator's order flow for the last ``--span-hours`` (one simulated hour repeated with fresh
+ids); the alerts sample.
 
     nice -n 10 .venv/bin/python bench/dashboard_render.py [--orgs reference,100] [--days 30]
 
@@ -41,7 +41,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,12 +70,11 @@ from orgscope.datasets import (  # noqa: E402
     RUNS,
     all_datasets,
 )
-from orgscope.health import synthetic as sy  # noqa: E402
-from orgscope.processes import dashboard_command, dashboard_env  # noqa: E402
 from orgscope.store import Store  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_http  # noqa: E402
-from tests.dashboard import dashboard_sample as ds  # noqa: E402
-from tests.dashboard.collectors_sample import runs_frame  # noqa: E402
+from testkit import dashboard_sample as ds  # noqa: E402
+from testkit import synthetic as sy  # noqa: E402
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, dashboard_process  # noqa: E402
+from testkit.collectors_sample import runs_frame  # noqa: E402
 
 log = logging.getLogger("bench.dashboard_render")
 
@@ -250,7 +248,7 @@ def _spans_and_traces(store: Store, now: datetime, hours: int) -> int:
     from orgscope.datasets import SPANS, TRACES
     from orgscope.traces.stitch import stitch
     from orgscope.traces.views import trace_summaries
-    from tests.dashboard.traces_sample import TEAMS, sample_spans
+    from testkit.traces_sample import TEAMS, sample_spans
 
     hour = sample_spans(now, 60, spike=True)
     summaries = trace_summaries(stitch(hour), TEAMS).assign(merged_into=None, stitched_at=now)
@@ -273,8 +271,8 @@ def _spans_and_traces(store: Store, now: datetime, hours: int) -> int:
 
 def _others(store: Store, config: Config, now: datetime, span_hours: int) -> dict[str, int]:
     """Cost, spans and traces, alerts: the samples other pages are tested with."""
-    from tests.dashboard.alerts_sample import fill_alerts
-    from tests.dashboard.cost_sample import fill_cost
+    from testkit.alerts_sample import fill_alerts
+    from testkit.cost_sample import fill_cost
 
     fill_cost(store, config, now.date(), months=13)
     spans = _spans_and_traces(store, now, span_hours)
@@ -290,7 +288,7 @@ def build_reference(folder: Path, now: datetime, days: int, span_hours: int) -> 
     ds.fill_event_flow(store, now, days=days)
     past = ds.Cycle(now - timedelta(days=days), frozenset())
     accounts = ds._accounts_frame(past)
-    rules = ds._rules_frame(past, REGION, cast(Any, ds.RULE_SPECS))
+    rules = ds._rules_frame(past, REGION, ds.RULE_SPECS)
     buses = ds._buses_frame(past, REGION)
     health = ds._health_frame(now, (REGION,), faults=False)
     _snapshots(store, now - timedelta(minutes=12), days, accounts=accounts, rules=rules,
@@ -366,22 +364,6 @@ def build_scaled(folder: Path, now: datetime, days: int, accounts: int,
 
 
 # --- the dashboard and the browser -----------------------------------------------------------
-
-
-@contextmanager
-def dashboard(config_path: Path) -> Iterator[tuple[str, int]]:
-    """The dashboard as `orgscope dashboard` starts it; its URL and process id."""
-    config = wiring.load(config_path)
-    port = free_port()
-    process = subprocess.Popen(dashboard_command(config, port), env=dashboard_env(config),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/_stcore/health", timeout=120)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -494,7 +476,9 @@ def measure(org: Org, repeat: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     result: dict[str, Any] = {"organization": org.label, "accounts": org.accounts, "pages": []}
-    with dashboard(org.config_path) as (url, pid), sync_playwright() as playwright:
+    with (dashboard_process(org.config_path, timeout=120, stop_timeout=30) as dashboard,
+          sync_playwright() as playwright):
+        url, pid = dashboard.url, dashboard.pid
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         result["rss_after_start_mb"] = round(rss_mb(pid), 1)
         pages = discover_pages(browser, url)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_TEAM = "unassigned"
 
-#: IAM actions discovery calls through the read role (iam/orgscope-read-role.yaml).
+#: IAM actions discovery calls through the read role (orgscope/iam/orgscope-read-role.yaml).
 DISCOVERY_ACTIONS = ("organizations:ListAccounts", "organizations:ListTagsForResource")
 
 

@@ -1,6 +1,6 @@
-"""Reads orgscope's IAM role templates (iam/*.yaml) so code can use the policies they grant.
+"""Reads orgscope's IAM role templates (orgscope/iam/*.yaml) so code can use what they grant.
 
-The CloudFormation templates in iam/ are the one statement of what orgscope's roles may do.
+The CloudFormation templates in orgscope/iam/ are the one statement of what orgscope's roles may do.
 tests/test_iam_templates.py checks them against the code's own action lists, and the simulator
 (sim/build.py) deploys their policies, so a call a template does not grant fails in the
 simulator as it would in AWS.
@@ -11,17 +11,21 @@ CloudFormation documents: ``!Ref X`` -> ``{"Ref": "X"}``, ``!Condition X`` ->
 ``{"Condition": "X"}``, any other ``!Name v`` -> ``{"Fn::Name": v}``. Intrinsics are kept as
 written, never evaluated.
 
-The templates live in the repository (iam/), next to this package, not inside it.
+The templates are package data (pyproject.toml's package-data), found through
+importlib.resources, so an installed orgscope has them as well as a checkout: deploy them
+from there (docs/iam.md says how to print their path).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml
 
-IAM_DIR = Path(__file__).resolve().parent.parent / "iam"
+#: The templates' folder inside the installed package.
+IAM_DIR = files("orgscope") / "iam"
 #: The read-only role every collector and account discovery use.
 READ_ROLE_TEMPLATE = IAM_DIR / "orgscope-read-role.yaml"
 #: The auto-heal role, which may only re-enable EventBridge rules.
@@ -50,7 +54,7 @@ def _intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
 _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
-def load_template(path: Path) -> dict[str, Any]:
+def load_template(path: Traversable) -> dict[str, Any]:
     """The CloudFormation template at ``path`` as a dict, intrinsics in their long form.
 
     Raises ValueError when the file is not a YAML mapping.

@@ -1,7 +1,7 @@
 """Deploys the QuickGrocer organization through the AWS APIs, as its platform team would.
 
 Per account: orgscope's read role and heal role, each allowed exactly the actions its template
-in iam/ allows (so a call the template lacks is refused here as in AWS) and denied what it
+in orgscope/iam/ allows (so a call the template lacks is refused here as in AWS) and denied what it
 denies (the heal role's Deny on the opt-out tag, which the gate evaluates), trusting the
 monitoring account with an ExternalId condition only when the configured environment
 variable is set. In the event-bus account: the central bus, a bus policy letting each producer
@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from orgscope.config import AccountConfig, Config
@@ -53,13 +53,13 @@ class Deployment:
     organization_accounts: dict[str, str] = field(default_factory=dict)  # name -> moto id
 
 
-def template_actions(path: Path) -> list[str]:
+def template_actions(path: Traversable) -> list[str]:
     """The actions the role template at ``path`` allows, sorted (deployed with Resource "*":
     the gate checks actions, not resources)."""
     return sorted(allowed_actions(load_template(path)))
 
 
-def template_denies(path: Path) -> list[dict[str, Any]]:
+def template_denies(path: Traversable) -> list[dict[str, Any]]:
     """The template's Deny statements (the heal role's on the opt-out tag), Resource "*";
     the gate evaluates their tag conditions."""
     return [{"Effect": "Deny", "Action": statement["Action"], "Resource": "*",

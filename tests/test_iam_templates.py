@@ -1,4 +1,5 @@
-"""The IAM templates in iam/ grant exactly what the code calls, and the read role writes nothing.
+"""The IAM templates in orgscope/iam/ grant exactly what the code calls; the read role writes
+nothing.
 
 A collector that starts calling a new API fails this test until the read role grants it (under
 the collector's own Sid), and an action dropped from the code must leave the template too.

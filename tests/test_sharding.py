@@ -19,7 +19,7 @@ from orgscope.plugins import parse_config
 from orgscope.runner import Runner, new_cycle_id, runs_frame
 from orgscope.sharding import ALL, Shard, parse_shard, partition, runs_org_steps, shard_of
 from orgscope.steps import run_steps
-from sim.generated import account_ids
+from testkit.generated_org import account_ids
 from tests.conftest import reference_data
 
 IDS = account_ids(300, seed=7)

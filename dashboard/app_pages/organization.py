@@ -135,8 +135,8 @@ def _gaps_banner(overview: pd.DataFrame) -> None:
     st.warning(
         f"**{len(gaps)} account{'s' if len(gaps) != 1 else ''} readable with gaps.** The read "
         "role there lacks permissions the collectors named need; those collectors fail in it "
-        "and the rest of its data is current. Deploy the current `iam/orgscope-read-role.yaml` "
-        "(docs/iam.md).\n\n" + "\n".join(lines),
+        "and the rest of its data is current. Deploy the current "
+        "`orgscope/iam/orgscope-read-role.yaml` (docs/iam.md).\n\n" + "\n".join(lines),
         icon=":material/lock:",
     )
 

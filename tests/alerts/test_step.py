@@ -143,7 +143,7 @@ def test_a_crash_between_queueing_and_storing_the_state_sends_once(
 
 def test_cost_forecast_alerts_follow_the_cost_review(store: Store, slack: SlackSink) -> None:
     from orgscope.cost.attribution import month_of
-    from tests.dashboard.cost_sample import fill_cost
+    from testkit.cost_sample import fill_cost
 
     cfg = config()
     fill_cost(store, cfg, NOW.date(), months=2)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +24,8 @@ import pytest
 
 from dashboard import alerts_data as ad
 from dashboard.data import open_store
-from orgscope import wiring
-from orgscope.processes import dashboard_command, dashboard_env
 from orgscope.store import Store
-from tests.browser.conftest import SCREENSHOTS, free_port, wait_for_http
-from tests.browser.oidc_provider import OidcProvider
-from tests.dashboard.alerts_sample import (
+from testkit.alerts_sample import (
     FIRING_KEY,
     FIRING_RULE,
     OPTED_OUT_RULE,
@@ -38,7 +33,10 @@ from tests.dashboard.alerts_sample import (
     RESOLVED_RULE,
     fill_alerts,
 )
-from tests.dashboard.dashboard_sample import write_config
+from testkit.browser import dashboard_process, free_port
+from testkit.dashboard_sample import write_config
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.browser
 
@@ -78,17 +76,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         (root / ".streamlit").mkdir()
         (root / ".streamlit" / "secrets.toml").write_text(_secrets(port, idp),
                                                           encoding="utf-8")
-        config = wiring.load(config_path)
-        process = subprocess.Popen(dashboard_command(config, port), env=dashboard_env(config),
-                                   cwd=root, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(f"{url}/_stcore/health")
-            yield Running(url, store, idp)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+        with dashboard_process(config_path, port=port, cwd=root) as dashboard:
+            yield Running(dashboard.url, store, idp)
 
 
 def _settle(page: Any) -> None:

@@ -18,9 +18,10 @@ from dashboard.data import open_store
 from orgscope import bill, wiring
 from orgscope.datasets import RUNS
 from orgscope.store import Store
-from tests.browser.conftest import SCREENSHOTS, running_dashboard
-from tests.dashboard.collectors_sample import runs_frame
-from tests.dashboard.dashboard_sample import ORG, UNREACHABLE_ID, write_config
+from testkit.browser import running_dashboard
+from testkit.collectors_sample import runs_frame
+from testkit.dashboard_sample import ORG, UNREACHABLE_ID, write_config
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 

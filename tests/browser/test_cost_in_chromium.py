@@ -13,9 +13,10 @@ from dashboard import cost_data
 from dashboard.data import open_store
 from orgscope import wiring
 from orgscope.store import Store
-from tests.browser.conftest import SCREENSHOTS, running_dashboard
-from tests.dashboard.cost_sample import fill_cost
-from tests.dashboard.dashboard_sample import write_config
+from testkit.browser import running_dashboard
+from testkit.cost_sample import fill_cost
+from testkit.dashboard_sample import write_config
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, running_dashboard
+from testkit.browser import running_dashboard
+from tests.browser.conftest import SCREENSHOTS
 from tests.simulated import Org, simulated_org
 
 pytestmark = pytest.mark.browser

@@ -21,13 +21,14 @@ from playwright.sync_api import expect
 from dashboard.data import open_store
 from orgscope.datasets import VERDICTS
 from orgscope.store import Store
-from tests.browser.conftest import SCREENSHOTS, running_dashboard
-from tests.dashboard.dashboard_sample import (
+from testkit.browser import running_dashboard
+from testkit.dashboard_sample import (
     FAILING_RULE,
     fill_event_flow,
     fill_org_store,
     write_config,
 )
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from orgscope import wiring
-from tests.browser.conftest import SCREENSHOTS, running_dashboard
+from testkit.browser import running_dashboard
+from tests.browser.conftest import SCREENSHOTS
 from tests.simulated import simulated_org
 
 pytestmark = pytest.mark.browser

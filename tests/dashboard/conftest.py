@@ -1,4 +1,4 @@
-"""Fixtures for the dashboard tests (the sample organization lives in dashboard_sample.py)."""
+"""Fixtures for the dashboard tests (the sample organization: testkit/dashboard_sample.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from dashboard_sample import fill_org_store
 
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
+from testkit.dashboard_sample import fill_org_store
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
-from alerts_sample import FIRING_KEY, FIRING_RULE, RESOLVED_KEY, SILENCE_ID, fill_alerts
-from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
 from dashboard import access
@@ -26,6 +24,8 @@ from dashboard.app_pages.alerts import (
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.alerts_sample import FIRING_KEY, FIRING_RULE, RESOLVED_KEY, SILENCE_ID, fill_alerts
+from testkit.dashboard_sample import write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 

@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from alerts_sample import (
+
+from alerts.silences import create_silence, expire_silence
+from dashboard import alerts_data as ad
+from dashboard.filters import Filters
+from orgscope.store import Store
+from testkit.alerts_sample import (
     EXPIRED_SILENCE_ID,
     FIRING_KEY,
     FIRING_RULE,
@@ -20,11 +25,6 @@ from alerts_sample import (
     fill_alerts,
     firing_payload,
 )
-
-from alerts.silences import create_silence, expire_silence
-from dashboard import alerts_data as ad
-from dashboard.filters import Filters
-from orgscope.store import Store
 
 
 @pytest.fixture

@@ -9,16 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dashboard_sample import (
-    RULE_SPECS,
-    Cycle,
-    _accounts_frame,
-    _buses_frame,
-    _rules_frame,
-    _runs_frame,
-    fill_org_store,
-    write_config,
-)
 from streamlit.testing.v1 import AppTest
 
 from alerts.step import run_alerts
@@ -30,6 +20,16 @@ from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from sim.slack_sink import Response, SlackSink
+from testkit.dashboard_sample import (
+    RULE_SPECS,
+    Cycle,
+    _accounts_frame,
+    _buses_frame,
+    _rules_frame,
+    _runs_frame,
+    fill_org_store,
+    write_config,
+)
 from tests.alerts.alert_frames import CENTRAL, heal, heal_action, health, verdict
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")

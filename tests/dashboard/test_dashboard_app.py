@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
@@ -19,6 +18,7 @@ from dashboard.formatting import md_text
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 TIMEOUT_S = 60

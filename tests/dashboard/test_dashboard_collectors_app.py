@@ -20,8 +20,8 @@ from orgscope.datasets import RUNS, all_datasets
 from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
-from tests.dashboard.collectors_sample import runs_frame
-from tests.dashboard.dashboard_sample import UNREACHABLE_ID, write_config
+from testkit.collectors_sample import runs_frame
+from testkit.dashboard_sample import UNREACHABLE_ID, write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 

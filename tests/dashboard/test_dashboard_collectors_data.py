@@ -13,8 +13,8 @@ from orgscope import bill
 from orgscope.datasets import RUNS, all_datasets
 from orgscope.plugins import parse_config
 from orgscope.store import Store
+from testkit.collectors_sample import MANAGEMENT, runs_frame
 from tests.conftest import reference_data
-from tests.dashboard.collectors_sample import MANAGEMENT, runs_frame
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 A, B = "111111111111", "999999999999"

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import time_machine
-from cost_sample import fill_cost
-from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
 from alerts import step as alerts_step
@@ -23,6 +21,8 @@ from orgscope.datasets import all_datasets
 from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.cost_sample import fill_cost
+from testkit.dashboard_sample import write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 DAYS = [date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 31), date(2027, 1, 1),

@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cost_sample import fill_cost
-from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app_pages.cost import CSV_KEY, MONTH_KEY, XLSX_KEY
@@ -15,6 +13,8 @@ from orgscope.datasets import all_datasets
 from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.cost_sample import fill_cost
+from testkit.dashboard_sample import write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 

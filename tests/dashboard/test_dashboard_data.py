@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-from dashboard_sample import CENTRAL, RULE_SPECS, UNREACHABLE_ID, UNREACHABLE_REASON, fill_org_store
 
 from dashboard import data
 from dashboard.filters import Filters
 from orgscope.store import Store
+from testkit.dashboard_sample import (
+    CENTRAL,
+    RULE_SPECS,
+    UNREACHABLE_ID,
+    UNREACHABLE_REASON,
+    fill_org_store,
+)
 
 CENTRAL_RULES = sum(1 for spec in RULE_SPECS if spec[0] == CENTRAL)
 CENTRAL_DISABLED = sum(1 for spec in RULE_SPECS if spec[0] == CENTRAL and spec[5])

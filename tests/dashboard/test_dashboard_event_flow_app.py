@@ -8,14 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_sample import (
-    FAILING_RULE,
-    SILENT_RULE,
-    UNREACHABLE_ID,
-    fill_event_flow,
-    fill_org_store,
-    write_config,
-)
 from streamlit.testing.v1 import AppTest
 
 from dashboard import event_flow_data as flow
@@ -31,6 +23,14 @@ from dashboard.filters import TEAMS_KEY, TIME_RANGE_KEY, Filters
 from orgscope.datasets import VERDICTS
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.dashboard_sample import (
+    FAILING_RULE,
+    SILENT_RULE,
+    UNREACHABLE_ID,
+    fill_event_flow,
+    fill_org_store,
+    write_config,
+)
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 PAGE = "app_pages/event_flow.py"

@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from dashboard_sample import (
+
+from dashboard import event_flow_data as flow
+from dashboard.data import open_store
+from dashboard.filters import Filters
+from orgscope.store import Store
+from testkit.dashboard_sample import (
     CENTRAL,
     DEGRADED_RULE,
     FAILING_RULE,
@@ -17,11 +22,6 @@ from dashboard_sample import (
     fill_event_flow,
     fill_org_store,
 )
-
-from dashboard import event_flow_data as flow
-from dashboard.data import open_store
-from dashboard.filters import Filters
-from orgscope.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_sample import write_config
 from streamlit.testing.v1 import AppTest
 
 from dashboard.filters import ACCOUNTS_KEY, REGIONS_KEY, TEAMS_KEY
 from dashboard.streamlit_app import LINKED_KEY, seed_filters
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.dashboard_sample import write_config
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 OFFERED = {"account": ["777777777777", "999999999999"], "team": ["orders", "payments"],

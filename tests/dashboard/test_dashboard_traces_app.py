@@ -10,9 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import streamlit as st
-from dashboard_sample import FAILING_RULE, fill_event_flow, fill_org_store, write_config
 from streamlit.testing.v1 import AppTest
-from traces_sample import FLOW_ACCOUNTS, fill_traces, sample_spans
 
 from dashboard.app_pages.event_flow import RULE_KEY
 from dashboard.app_pages.traces import (
@@ -23,6 +21,8 @@ from dashboard.app_pages.traces import (
 )
 from dashboard.data import open_store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.dashboard_sample import FAILING_RULE, fill_event_flow, fill_org_store, write_config
+from testkit.traces_sample import FLOW_ACCOUNTS, fill_traces, sample_spans
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 PAGE = "app_pages/traces.py"

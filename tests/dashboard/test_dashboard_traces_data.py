@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from dashboard_sample import fill_org_store
-from traces_sample import FLOW_ACCOUNTS, SLOW_SERVICE, fill_traces, sample_spans
 
 from dashboard import traces_data as td
 from dashboard.filters import Filters
 from orgscope.store import Store
 from orgscope.traces.stitch import stitch
+from testkit.dashboard_sample import fill_org_store
+from testkit.traces_sample import FLOW_ACCOUNTS, SLOW_SERVICE, fill_traces, sample_spans
 
 PAYMENTS = FLOW_ACCOUNTS["payment-service"]
 ORDERS = FLOW_ACCOUNTS["order-processing"]

@@ -9,8 +9,8 @@ import pandas as pd
 
 from orgscope.config import HealthConfig
 from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
-from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
+from testkit import synthetic as sy
 
 #: A Tuesday, 14:10 UTC: the window [13:55, 14:10) falls in the Tue 14:00 bucket.
 NOW = datetime(2026, 11, 24, 14, 10, tzinfo=UTC)

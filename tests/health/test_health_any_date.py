@@ -11,8 +11,8 @@ import pytest
 from health_frames import NAMES, OTHER, PERIOD, REGION, RULE, replace, steady
 
 from orgscope.config import HealthConfig
-from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
+from testkit import synthetic as sy
 
 MOMENTS = [datetime(2027, 1, 1, 0, 10, tzinfo=UTC), datetime(2028, 2, 29, 12, 10, tzinfo=UTC),
            datetime(2028, 3, 1, 0, 10, tzinfo=UTC), datetime(2026, 11, 30, 23, 55, tzinfo=UTC),

@@ -29,8 +29,8 @@ from health_frames import (
 
 from orgscope.config import HealthConfig
 from orgscope.datasets import RULE_HEALTH, VERDICTS
-from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
+from testkit import synthetic as sy
 
 DLQ = RULE.dlq_arns[0]
 

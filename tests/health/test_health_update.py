@@ -23,10 +23,10 @@ from health_frames import (
 
 from orgscope.config import Config, HealthConfig
 from orgscope.datasets import DLQ_DEPTH, EVENT_METRICS, RULE_HEALTH, all_datasets
-from orgscope.health import synthetic as sy
 from orgscope.health.model import WEEK, evaluate
 from orgscope.health.update import read_inputs, read_ranges, update_rule_health
 from orgscope.store import Store
+from testkit import synthetic as sy
 
 
 def store_for(config: Config) -> Store:

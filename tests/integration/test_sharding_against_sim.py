@@ -19,7 +19,7 @@ from orgscope.config_toml import to_toml
 from orgscope.plugins import parse_config
 from orgscope.sharding import partition, shard_of
 from orgscope.store import Store
-from sim.generated import GeneratedOrg, GeneratedSpec, generated_config_data
+from testkit.generated_org import GeneratedOrg, GeneratedSpec, generated_config_data
 from tests.conftest import ROOT, reference_data
 from tests.simulated import BASE_ENV
 

@@ -22,10 +22,10 @@ from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Collected, Collector, Frames, Window
 from orgscope.config import Config
 from orgscope.datasets import HEAL_ACTIONS, VERDICTS
-from orgscope.health import synthetic as sy
 from orgscope.health.model import evaluate
 from orgscope.ownership import rule_teams
 from orgscope.plugins import load_config
+from testkit import synthetic as sy
 from tests.conftest import REFERENCE_CONFIG
 from tests.shapes.answers import HOOKS, count_spans
 from tests.shapes.model_client import ModelClient

@@ -8,7 +8,7 @@ import pytest
 
 from orgscope.config_toml import to_toml
 from orgscope.plugins import parse_config
-from sim.generated import (
+from testkit.generated_org import (
     GeneratedSpec,
     account_ids,
     account_minute,

@@ -1,4 +1,5 @@
-"""The simulator's orgscope roles grant exactly what iam/*.yaml grants, through the IAM gate.
+"""The simulator's orgscope roles grant exactly what orgscope/iam/*.yaml grants, through the
+IAM gate.
 
 A collector that starts calling an action its template lacks must fail here as in AWS; the
 refusals also check each protocol's access-denied error code (json, query-compatible json,

@@ -1,6 +1,6 @@
 """Alerts, their history, Slack messages, silences and the heal log of a short bad night.
 
-Imported as ``alerts_sample`` (pytest puts this folder on sys.path) and by the browser test.
+Shared by the dashboard and browser tests and bench/dashboard_render.py.
 :func:`fill_alerts` writes through :meth:`Store.write` with the real dataset contracts
 (orgscope/datasets/alerts.py, orgscope/datasets/heal.py), rows shaped as the alerting and
 auto-heal steps write them:

@@ -1,6 +1,6 @@
 """Spans and stitched traces of the simulated order flow, for the Traces page's tests.
 
-Imported as ``traces_sample`` (pytest puts this folder on sys.path). The segments are the
+Shared by the dashboard and browser tests and bench/dashboard_render.py. The segments are the
 simulator's own (:func:`sim.tracing.minute_segments`: customer-web -> central-bus ->
 order-processing -> payment-service, inventory-mgmt; one flow in four breaks its X-Ray trace
 id at the bus), parsed by the xray collector's :func:`collectors.xray.segment_rows` and

@@ -1,6 +1,6 @@
 """A store filled like a few collection cycles of QuickGrocer, for dashboard tests and demos.
 
-Imported as ``dashboard_sample`` (pytest puts this folder on sys.path). :func:`fill_org_store`
+Shared by the dashboard and browser tests and bench/dashboard_render.py. :func:`fill_org_store`
 writes through :meth:`Store.write` with the real dataset contracts, the way the runner does: per
 cycle one ``accounts`` row per account, one ``runs`` row per (account, region), and the
 inventory (``rules``, ``event_buses``) of every reachable account.
@@ -32,7 +32,7 @@ from orgscope.datasets import (
 )
 from orgscope.store import Store
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CONFIG_TEMPLATE = REPO / "config.toml"
 
 UNREACHABLE_ID = "999999999999"
@@ -62,7 +62,9 @@ ORG: tuple[tuple[str, str, str, str], ...] = (
 CENTRAL = "121212121212"
 
 #: (account, bus, rule, target account, pattern detail-type, disabled?)
-RULE_SPECS: tuple[tuple[str, str, str, str, str, bool], ...] = (
+RuleSpec = tuple[str, str, str, str, str, bool]
+
+RULE_SPECS: tuple[RuleSpec, ...] = (
     (CENTRAL, "central-bus", "order-placed-to-orders", "777777777777", "Order Placed", False),
     (CENTRAL, "central-bus", "order-placed-to-inventory", "666666666666", "Order Placed", False),
     (CENTRAL, "central-bus", "order-placed-to-delivery", "888888888888", "Order Placed", True),
@@ -171,7 +173,7 @@ def _target_arn(rule: str, target_account: str, region: str) -> str:
 TEAMS: dict[str, str] = {account_id: team for account_id, _name, team, _cc in ORG}
 
 
-def _rules_frame(cycle: Cycle, region: str, specs: Sequence[tuple[str, ...]]) -> pd.DataFrame:
+def _rules_frame(cycle: Cycle, region: str, specs: Sequence[RuleSpec]) -> pd.DataFrame:
     rows = []
     for account_id, bus, rule, target_account, detail_type, disabled in specs:
         if account_id in cycle.unreachable:
