@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from alerts.lifecycle import AlertState
-from orgscope.health.model import span
+from orgscope.durations import duration_text
 
 TITLES: dict[str, str] = {
     "rule_disabled": "Rule disabled",
@@ -55,7 +55,7 @@ def _clock(moment: datetime) -> str:
 
 
 def _duration(start: datetime, end: datetime) -> str:
-    return span(max(end - start, timedelta(0)))
+    return duration_text(end - start)
 
 
 def page_url(base_url: str, page: str, params: Mapping[str, str | None]) -> str:

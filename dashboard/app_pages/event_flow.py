@@ -23,8 +23,8 @@ from dashboard import data, traces_data
 from dashboard import event_flow_data as flow
 from dashboard.context import AppContext, run_page
 from dashboard.filters import Filters
-from dashboard.formatting import format_age
 from orgscope.datasets import AVERAGE_METRICS, VERDICTS
+from orgscope.durations import duration_text
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def _headline(verdicts: pd.DataFrame) -> None:
     notes = [f"{len(judged)} rules judged"]
     if judged["evaluated_at"].notna().any():
         newest = pd.Timestamp(judged["evaluated_at"].max()).to_pydatetime()
-        age = format_age((datetime.now(UTC) - newest).total_seconds())
+        age = duration_text(datetime.now(UTC) - newest)
         notes.append(f"latest evaluation {newest:%H:%M:%S} UTC ({age} ago)")
     unjudged = len(verdicts) - len(judged)
     if unjudged:
@@ -368,7 +368,7 @@ def _dlqs(ctx: AppContext) -> None:
         else:
             shown = waiting.assign(
                 oldest=waiting["oldest_age_s"].map(
-                    lambda age: format_age(float(age)) if pd.notna(age) else ""))
+                    lambda age: duration_text(float(age)) if pd.notna(age) else ""))
             st.dataframe(
                 shown, hide_index=True,
                 column_order=["queue", "account", "visible", "oldest"],

@@ -34,6 +34,7 @@ import pandas as pd
 
 from orgscope.config import HealthConfig
 from orgscope.datasets import RULE_HEALTH, VERDICTS
+from orgscope.durations import duration_text
 from orgscope.health.producers import (
     PUT_CALLS,
     PUT_ENTRIES,
@@ -83,19 +84,6 @@ _WINDOW_COLUMNS = ["account_id", "region", "start", "end", "newest"]
 def _utc(value: datetime | pd.Timestamp) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def span(delta: timedelta | pd.Timedelta) -> str:
-    """A duration for people: '15m', '2d 3h', '45s'."""
-    seconds = int(pd.Timedelta(delta).total_seconds())
-    if seconds < 60:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
 
 
 def _num(value: float) -> str:
@@ -486,8 +474,8 @@ def readability(accounts: pd.DataFrame, runs: pd.DataFrame, now: datetime,
             text = f"no successful metrics read of {account_id}/{region} yet{failed}"
         else:
             text = (f"no successful metrics read of {account_id}/{region} for "
-                    f"{span(stamp - last_ok)} (last at {_clock(last_ok)}; stale after "
-                    f"{span(cfg.stale_after)}){failed}")
+                    f"{duration_text(stamp - last_ok)} (last at {_clock(last_ok)}; stale after "
+                    f"{duration_text(cfg.stale_after)}){failed}")
         out[(str(account_id), str(region))] = Readability(runs=text, details=details)
     return out
 
@@ -534,15 +522,16 @@ class _Context:
 
 def _window_phrase(ctx: _Context, end: pd.Timestamp) -> str:
     if ctx.now - end < pd.Timedelta(minutes=1):
-        return f"in the last {span(ctx.cfg.window)}"
-    return f"in the {span(ctx.cfg.window)} to {_clock(end)}"
+        return f"in the last {duration_text(ctx.cfg.window)}"
+    return f"in the {duration_text(ctx.cfg.window)} to {_clock(end)}"
 
 
 def _usual(base: dict[str, Any], cfg: HealthConfig) -> str:
     if base["method"] == "hour_of_week":
         return f"at this hour ({_bucket_label(base['bucket'])})"
-    return (f"by its own average over the last {span(base['history'])} (hour-of-week "
-            f"baselines start after {span(max(cfg.min_history, WEEK))} of history)")
+    return (f"by its own average over the last {duration_text(base['history'])} "
+            f"(hour-of-week baselines start after {duration_text(max(cfg.min_history, WEEK))} "
+            "of history)")
 
 
 def _account_label(ctx: _Context, account_id: str) -> str:
@@ -669,8 +658,8 @@ def _failing(ctx: _Context, rule: Any, totals: dict[str, float], *, findings: _F
         if reading["growth"] >= cfg.dlq_growth:
             findings.add("FAILING", f"dead-letter queue {reading['queue']} grew by "
                                     f"{_num(reading['growth'])} messages in the last "
-                                    f"{span(cfg.window)} (now {_num(reading['messages'])}; "
-                                    f"threshold {cfg.dlq_growth})")
+                                    f"{duration_text(cfg.window)} (now "
+                                    f"{_num(reading['messages'])}; threshold {cfg.dlq_growth})")
     details["dlq"] = queues
 
 
@@ -728,8 +717,9 @@ def _stale(ctx: _Context, rule: Any, totals: dict[str, float] | None, *,
         if account is None and runs.runs is None:
             where = f"the newest stored is from {_clock(newest)}" if newest is not None \
                 else "none are stored for it"
-            findings.add("STALE", f"no metrics for this rule in the last {span(ctx.cfg.window)}"
-                                  f" ({where}; the metrics collector has not read it)")
+            findings.add("STALE", "no metrics for this rule in the last "
+                                  f"{duration_text(ctx.cfg.window)} ({where}; the metrics "
+                                  "collector has not read it)")
     if stale:
         details["stale"] = stale
 
