@@ -19,7 +19,6 @@ snapshot, with its age shown, because "what is true now" is what the page is for
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from dashboard.filters import Filters
 from orgscope.access import ACCESS_STATES, access_table
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
+from orgscope.targets import target_arns
 
 log = logging.getLogger(__name__)
 
@@ -231,20 +231,6 @@ def rules_inventory(store: Store, filters: Filters, search: str = "") -> pd.Data
     frame["dlq_arns"] = frame["dlq_arns"].map(_as_list)
     frame["target_count"] = frame["target_count"].astype("Int64")
     return frame
-
-
-def target_arns(targets_json: Any) -> list[str]:
-    """The ``targets`` JSON list of a rules row -> its target ARNs (bad JSON -> [])."""
-    if not isinstance(targets_json, str) or not targets_json:
-        return []
-    try:
-        targets = json.loads(targets_json)
-    except ValueError:
-        log.warning("rules row with targets that are not JSON: %.80s", targets_json)
-        return []
-    if not isinstance(targets, list):
-        return []
-    return [str(t.get("arn")) for t in targets if isinstance(t, dict) and t.get("arn")]
 
 
 def _as_list(value: Any) -> list[str]:

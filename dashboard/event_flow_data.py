@@ -18,7 +18,6 @@ history is shorter than a week). The health model
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Collection, Iterable, Sequence
@@ -33,7 +32,9 @@ from dashboard.data import CACHE_TTL_S, _in_list, _list_params, _scope_params, o
 from dashboard.filters import Filters
 from orgscope.datasets import AVERAGE_METRICS, RULE_METRICS, VERDICTS
 from orgscope.ownership import resource_team
+from orgscope.patterns import source_matchers
 from orgscope.store import Store
+from orgscope.targets import target_arns
 
 log = logging.getLogger(__name__)
 
@@ -475,34 +476,6 @@ class RouteMap:
     links: pd.DataFrame
 
 
-def _pattern_sources(pattern_text: Any) -> list[str]:
-    if not isinstance(pattern_text, str) or not pattern_text:
-        return []
-    try:
-        pattern = json.loads(pattern_text)
-    except ValueError:
-        return []
-    sources = pattern.get("source", []) if isinstance(pattern, dict) else []
-    found = []
-    for item in sources if isinstance(sources, list) else [sources]:
-        if isinstance(item, str):
-            found.append(item)
-        elif isinstance(item, dict) and isinstance(item.get("prefix"), str):
-            found.append(f"{item['prefix']}*")
-    return found
-
-
-def _targets(targets_json: Any) -> list[dict[str, Any]]:
-    if not isinstance(targets_json, str) or not targets_json:
-        return []
-    try:
-        targets = json.loads(targets_json)
-    except ValueError:
-        return []
-    return [t for t in targets if isinstance(t, dict) and t.get("arn")] if isinstance(
-        targets, list) else []
-
-
 def _bus_of_arn(arn: str) -> tuple[str, str, str] | None:
     """(account_id, region, bus) of an event-bus ARN, else None."""
     parts = arn.split(":", 5)
@@ -634,7 +607,7 @@ def route_map(
     for (account_id, region, bus, rule), verdict, reasons, r in kept:
         colour = VERDICT_COLOURS.get(verdict, NO_VERDICT_COLOUR)
         bus_index = graph.bus(account_id, region, bus)
-        for name in _pattern_sources(r["event_pattern"]):
+        for name in (m.label for m in source_matchers(r["event_pattern"])):
             source = graph.producer(name, name, f"event source {name}")
             graph.link(source, bus_index, PRODUCER_LINK, "source named by a rule pattern")
         why = "<br>".join(reasons[:3])
@@ -642,8 +615,8 @@ def route_map(
             ("rule", account_id, region, bus, rule), rule, "rule", colour,
             f"rule <b>{rule}</b> — {verdict}<br>{graph.account(account_id)} {region}<br>{why}")
         graph.link(bus_index, rule_index, _alpha(colour), f"{rule}: {verdict}")
-        for target in _targets(r["targets"]):
-            graph.target(rule_index, rule, account_id, str(target["arn"]), colour)
+        for arn in target_arns(r["targets"]):
+            graph.target(rule_index, rule, account_id, arn, colour)
     return RouteMap(
         nodes=pd.DataFrame(graph.nodes, columns=["label", "kind", "colour", "hover"]),
         links=pd.DataFrame(graph.links, columns=["source", "target", "colour", "hover"]),

@@ -32,9 +32,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import CACHE_TTL_S, _in_list, _list_params, open_store
-from dashboard.event_flow_data import _as_list, _targets, bucket_for, describe_bucket
+from dashboard.event_flow_data import _as_list, bucket_for, describe_bucket
 from dashboard.filters import TIME_RANGES, Filters
 from orgscope.store import Store
+from orgscope.targets import arn_account, target_arns
 from orgscope.traces import views
 from orgscope.traces.stitch import stitch
 
@@ -790,10 +791,10 @@ def rule_consumers(store: Store, *, account_id: str, region: str, bus: str, rule
     )
     accounts: list[str] = []
     for text in targets["targets"]:
-        for target in _targets(text):
-            parts = str(target["arn"]).split(":")
-            if len(parts) > 4 and parts[4].isdigit() and parts[4] not in accounts:
-                accounts.append(parts[4])
+        for arn in target_arns(text):
+            account = arn_account(arn)
+            if account is not None and account not in accounts:
+                accounts.append(account)
     services: list[str | None] = [None] * len(accounts)
     return pd.DataFrame({"service": services, "account_id": accounts},
                         columns=["service", "account_id"])

@@ -42,11 +42,11 @@ from orgscope.health.producers import (
     PUT_FAILED_ENTRIES,
     PUT_METRICS,
     latest_snapshot,
-    pattern_sources,
     policy_removals,
     source_producers,
     tuples,
 )
+from orgscope.patterns import pattern_sources
 
 log = logging.getLogger(__name__)
 
