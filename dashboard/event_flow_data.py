@@ -28,8 +28,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import CACHE_TTL_S, _in_list, _list_params, _scope_params, open_store
+from dashboard.data import CACHE_TTL_S, open_store
 from dashboard.filters import Filters
+from dashboard.sql import in_list, list_params, scope_params, text_list
 from orgscope.datasets import AVERAGE_METRICS, RULE_METRICS, VERDICTS
 from orgscope.ownership import resource_team
 from orgscope.patterns import source_matchers
@@ -155,17 +156,17 @@ def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team",
     sql = f"""
     WITH scope AS (
         SELECT account_id, name, team FROM accounts
-        WHERE {_in_list("account_id")}
+        WHERE {in_list("account_id")}
     ),
     judged AS (
         SELECT h.account_id, h.region, h.bus, h.rule, h.verdict, h.reasons, h.details,
                h.evaluated_at
         FROM rule_health h
-        WHERE {_in_list("h.region")}
+        WHERE {in_list("h.region")}
     ),
     listed AS (
         SELECT r.account_id, r.region, r.bus, r.rule, r.state, r.tags FROM rules r
-        WHERE {_in_list("r.region")}
+        WHERE {in_list("r.region")}
     ),
     merged AS (
         SELECT coalesce(j.account_id, l.account_id) AS account_id,
@@ -188,9 +189,9 @@ def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team",
            AND m.account_id NOT IN (SELECT account_id FROM accounts))
     """
     params: list[Any] = [
-        *_list_params(filters.account_ids),
-        *_list_params(filters.regions),
-        *_list_params(filters.regions),
+        *list_params(filters.account_ids),
+        *list_params(filters.regions),
+        *list_params(filters.regions),
         NO_VERDICT,
         list(filters.account_ids),
     ]
@@ -204,18 +205,9 @@ def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team",
         frame = frame[frame["team"].isin(list(filters.teams))]
     order = {verdict: index for index, verdict in enumerate((*URGENCY, NO_VERDICT))}
     frame["urgency"] = frame["verdict"].map(lambda v: order.get(v, len(order))).astype("int64")
-    frame["reasons"] = frame["reasons"].map(_as_list)
+    frame["reasons"] = frame["reasons"].map(text_list)
     frame = frame.sort_values(["urgency", "account", "region", "bus", "rule"], kind="stable")
     return frame.reset_index(drop=True)
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    try:
-        return [str(item) for item in value]
-    except TypeError:
-        return [str(value)]
 
 
 def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
@@ -398,17 +390,17 @@ def dlq_series(
     sql = f"""
     WITH scope AS (
         SELECT account_id, name FROM accounts
-        WHERE {_in_list("account_id")} AND {_in_list("team")}
+        WHERE {in_list("account_id")} AND {in_list("team")}
     )
     SELECT d.account_id, s.name AS account, d.region, d.queue, d.queue_arn,
            time_bucket(?::INTERVAL, timezone('UTC', d.ts)) AS bucket,
            max(d.visible) AS visible,
            max(d.oldest_age_s) AS oldest_age_s
     FROM dlq_depth d JOIN scope s USING (account_id)
-    WHERE d.ts >= ? AND d.ts < ? AND {_in_list("d.region")}
+    WHERE d.ts >= ? AND d.ts < ? AND {in_list("d.region")}
     GROUP BY ALL ORDER BY d.queue, bucket
     """
-    params = [*_scope_params(filters), bucket, since, until, *_list_params(filters.regions)]
+    params = [*scope_params(filters), bucket, since, until, *list_params(filters.regions)]
     frame = store.query(sql, params)
     frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(UTC)
     return frame
@@ -423,16 +415,16 @@ def dlq_latest(store: Store, filters: Filters) -> pd.DataFrame:
     sql = f"""
     WITH scope AS (
         SELECT account_id, name FROM accounts
-        WHERE {_in_list("account_id")} AND {_in_list("team")}
+        WHERE {in_list("account_id")} AND {in_list("team")}
     )
     SELECT d.account_id, s.name AS account, d.region, d.queue, d.queue_arn, d.ts, d.visible,
            d.in_flight, d.oldest_age_s
     FROM dlq_depth d JOIN scope s USING (account_id)
-    WHERE {_in_list("d.region")}
+    WHERE {in_list("d.region")}
     QUALIFY d.ts = max(d.ts) OVER (PARTITION BY d.account_id, d.region, d.queue_arn)
     ORDER BY d.visible DESC, s.name, d.queue
     """
-    params = [*_scope_params(filters), *_list_params(filters.regions)]
+    params = [*scope_params(filters), *list_params(filters.regions)]
     return store.query(sql, params)
 
 
@@ -445,21 +437,21 @@ def route_inputs(store: Store, filters: Filters) -> tuple[pd.DataFrame, pd.DataF
     scope = f"""
     WITH scope AS (
         SELECT account_id FROM accounts
-        WHERE {_in_list("account_id")} AND {_in_list("team")}
+        WHERE {in_list("account_id")} AND {in_list("team")}
     )"""
     rules = store.query(
         scope + f"""
         SELECT r.account_id, r.region, r.bus, r.rule, r.state, r.event_pattern, r.targets
-        FROM rules r JOIN scope USING (account_id) WHERE {_in_list("r.region")}
+        FROM rules r JOIN scope USING (account_id) WHERE {in_list("r.region")}
         ORDER BY r.account_id, r.region, r.bus, r.rule""",
-        [*_scope_params(filters), *_list_params(filters.regions)],
+        [*scope_params(filters), *list_params(filters.regions)],
     )
     buses = store.query(
         scope + f"""
         SELECT b.account_id, b.region, b.bus, b.arn, b.allowed_principals
-        FROM event_buses b JOIN scope USING (account_id) WHERE {_in_list("b.region")}
+        FROM event_buses b JOIN scope USING (account_id) WHERE {in_list("b.region")}
         ORDER BY b.account_id, b.region, b.bus""",
-        [*_scope_params(filters), *_list_params(filters.regions)],
+        [*scope_params(filters), *list_params(filters.regions)],
     )
     return rules, buses
 
@@ -593,7 +585,7 @@ def route_map(
             kept.append((key, verdict, reasons, r))
     graph = _RouteBuilder(names)
     principals = {
-        (str(b["account_id"]), str(b["region"]), str(b["bus"])): _as_list(b["allowed_principals"])
+        (str(b["account_id"]), str(b["region"]), str(b["bus"])): text_list(b["allowed_principals"])
         for b in buses.to_dict("records")
     }
     for bus_key in sorted({(k[0], k[1], k[2]) for k, _, _, _ in kept}):

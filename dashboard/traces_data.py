@@ -31,9 +31,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import CACHE_TTL_S, _in_list, _list_params, open_store
-from dashboard.event_flow_data import _as_list, bucket_for, describe_bucket
+from dashboard.data import CACHE_TTL_S, open_store
+from dashboard.event_flow_data import bucket_for, describe_bucket
 from dashboard.filters import TIME_RANGES, Filters
+from dashboard.sql import in_list, list_params, text_list
 from orgscope.store import Store
 from orgscope.targets import arn_account, target_arns
 from orgscope.traces import views
@@ -203,8 +204,8 @@ def _scope_sql(alias: str) -> str:
             f"(len(?::VARCHAR[]) = 0 OR list_has_any({alias}.teams, ?::VARCHAR[]))")
 
 
-def _scope_params(filters: Filters) -> list[Any]:
-    return [*_list_params(filters.account_ids), *_list_params(filters.teams)]
+def scope_params(filters: Filters) -> list[Any]:
+    return [*list_params(filters.account_ids), *list_params(filters.teams)]
 
 
 def _region_sql(alias: str) -> str:
@@ -248,7 +249,7 @@ def search_traces(store: Store, filters: Filters, search: TraceSearch, window: W
       AND {_scope_sql("t")}
       AND {_region_sql("t")}
       AND {_any_of("t.services")} AND {_any_of("t.accounts")} AND {_any_of("t.teams")}
-      AND {_in_list("t.status")}
+      AND {in_list("t.status")}
       AND coalesce(t.duration_ms, 0) >= ?
       {annotation_sql}
     ORDER BY t.duration_ms DESC NULLS LAST, t.start DESC, t.trace_id
@@ -256,10 +257,10 @@ def search_traces(store: Store, filters: Filters, search: TraceSearch, window: W
     """
     params: list[Any] = [
         window.since, window.until,
-        *_scope_params(filters),
+        *scope_params(filters),
         *_region_params(filters, window),
-        *_list_params(search.services), *_list_params(search.account_ids),
-        *_list_params(search.teams), *_list_params(search.statuses),
+        *list_params(search.services), *list_params(search.account_ids),
+        *list_params(search.teams), *list_params(search.statuses),
         float(search.min_duration_ms),
     ]
     for key, value in search.annotations:
@@ -268,7 +269,7 @@ def search_traces(store: Store, filters: Filters, search: TraceSearch, window: W
     frame = store.query(sql, params)
     for column in ("member_trace_ids", "accounts", "services", "teams"):
         if column in frame:
-            frame[column] = frame[column].map(_as_list)
+            frame[column] = frame[column].map(text_list)
     return frame.reset_index(drop=True)
 
 
@@ -288,7 +289,7 @@ def search_choices(store: Store, window: Window) -> dict[str, list[str]]:
     """
     bounds = [window.since, window.until]
     row = store.query(sql, bounds * 3).iloc[0]
-    return {name: _as_list(row[name]) for name in ("services", "accounts", "teams")}
+    return {name: text_list(row[name]) for name in ("services", "accounts", "teams")}
 
 
 def results_export(results: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
@@ -308,7 +309,7 @@ def trace_label(row: Mapping[str, Any], names: Mapping[str, str]) -> str:
     """'1,234 ms · fault · customer-web POST /orders · 5 accounts · 14:03:07'."""
     duration = row.get("duration_ms")
     took = f"{float(duration):,.0f} ms" if duration is not None and pd.notna(duration) else "?"
-    accounts = _as_list(row.get("accounts"))
+    accounts = text_list(row.get("accounts"))
     start = pd.Timestamp(row["start"]).tz_convert(UTC)
     return (f"{took} · {row.get('status')} · {row.get('root_service')} "
             f"{row.get('root_name')} · {len(accounts)} account"
@@ -436,15 +437,15 @@ def _span_hover(span: Mapping[str, Any], names: Mapping[str, str]) -> str:
 
 def _span_scope_sql(alias: str) -> str:
     """Spans of the sidebar's accounts (by id and team) and regions. Six parameters."""
-    return f"""{_in_list(f"{alias}.account_id")}
+    return f"""{in_list(f"{alias}.account_id")}
       AND (len(?::VARCHAR[]) = 0 OR {alias}.account_id IN (
           SELECT account_id FROM accounts WHERE list_contains(?::VARCHAR[], team)))
-      AND {_in_list(f"{alias}.region")}"""
+      AND {in_list(f"{alias}.region")}"""
 
 
 def _span_scope_params(filters: Filters) -> list[Any]:
-    return [*_list_params(filters.account_ids), *_list_params(filters.teams),
-            *_list_params(filters.regions)]
+    return [*list_params(filters.account_ids), *list_params(filters.teams),
+            *list_params(filters.regions)]
 
 
 def map_spans(store: Store, filters: Filters, window: Window,
@@ -463,12 +464,12 @@ def map_spans(store: Store, filters: Filters, window: Window,
     ids AS (SELECT DISTINCT unnest(member_trace_ids) AS trace_id FROM chosen)
     SELECT s.* EXCLUDE (date), (SELECT max(matched) FROM chosen) AS matched
     FROM spans s SEMI JOIN ids USING (trace_id)
-    WHERE s.start >= ? AND s.start < ? AND {_in_list("s.region")}
+    WHERE s.start >= ? AND s.start < ? AND {in_list("s.region")}
     """
     params: list[Any] = [
-        window.since, window.until, *_scope_params(filters), int(max_traces),
+        window.since, window.until, *scope_params(filters), int(max_traces),
         window.since - SPAN_MARGIN, window.until + SPAN_MARGIN,
-        *_list_params(filters.regions),
+        *list_params(filters.regions),
     ]
     frame = store.query(sql, params)
     matched = int(frame["matched"].iloc[0]) if len(frame) else 0

@@ -110,7 +110,7 @@ def _headline(active: pd.DataFrame, resolved: pd.DataFrame, delivery: pd.DataFra
     by_severity = firing["severity"].value_counts()
     cols = st.columns(5)
     cols[0].metric("Firing", len(firing), border=True,
-                   delta=" · ".join(f"{by_severity[s]} {s}" for s in ad.SEVERITIES
+                   delta=" · ".join(f"{by_severity[s]} {s}" for s in ad.SEVERITIES_URGENT_FIRST
                                     if s in by_severity) or None,
                    delta_color="off", delta_arrow="off")
     cols[1].metric("Pending", int((active["state"] == "pending").sum()), border=True,
