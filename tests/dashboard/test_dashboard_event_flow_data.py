@@ -18,9 +18,12 @@ from dashboard_sample import (
     fill_org_store,
 )
 
-from dashboard import event_flow_data as flow
+from dashboard import buckets, dlqs, rule_metrics
+from dashboard import route_map as routes
+from dashboard import verdicts as vd
 from dashboard.data import open_store
 from dashboard.filters import Filters
+from orgscope.durations import bucket_text
 from orgscope.store import Store
 
 
@@ -43,12 +46,12 @@ def now(sample_now: datetime) -> datetime:
     return sample_now
 
 
-def _key(verdicts: pd.DataFrame, rule: str) -> flow.RuleKey:
-    return next(key for key in flow.rule_keys(verdicts) if key.rule == rule)
+def _key(verdicts: pd.DataFrame, rule: str) -> vd.RuleKey:
+    return next(key for key in vd.rule_keys(verdicts) if key.rule == rule)
 
 
 def test_verdicts_are_the_latest_evaluation_most_urgent_first(store: Store):
-    verdicts = flow.rule_verdicts(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
     expected = expected_verdicts()
     assert dict(zip(verdicts["rule"], verdicts["verdict"], strict=True)) == {
         rule: verdict for (_region, rule), verdict in expected.items()
@@ -62,7 +65,7 @@ def test_verdicts_are_the_latest_evaluation_most_urgent_first(store: Store):
 
 
 def test_verdict_counts_cover_every_verdict(store: Store):
-    counts = flow.verdict_counts(flow.rule_verdicts(store, Filters()))
+    counts = vd.verdict_counts(vd.rule_verdicts(store, Filters()))
     assert counts == {"OK": 20, "DEGRADED": 1, "SILENT": 1, "FAILING": 1, "DISABLED": 4,
                       "STALE": 2}
     raw = store.query("SELECT verdict, count(*) AS n FROM rule_health GROUP BY verdict")
@@ -70,50 +73,50 @@ def test_verdict_counts_cover_every_verdict(store: Store):
 
 
 def test_filters_narrow_verdicts(store: Store):
-    by_team = flow.rule_verdicts(store, Filters(teams=("payments",)))
+    by_team = vd.rule_verdicts(store, Filters(teams=("payments",)))
     assert set(by_team["account_id"]) == {UNREACHABLE_ID}
     assert set(by_team["verdict"]) == {"STALE"}
-    by_account = flow.rule_verdicts(store, Filters(account_ids=(CENTRAL,)))
+    by_account = vd.rule_verdicts(store, Filters(account_ids=(CENTRAL,)))
     assert set(by_account["account"]) == {"event-bus"} and len(by_account) == 15
-    assert flow.rule_verdicts(store, Filters(regions=("eu-west-1",))).empty
+    assert vd.rule_verdicts(store, Filters(regions=("eu-west-1",))).empty
 
 
 def test_rules_without_a_verdict_are_listed_as_not_judged(empty_store: Store, now: datetime):
     store = open_store(empty_store.base)
     fill_org_store(store, now)
-    verdicts = flow.rule_verdicts(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
     assert len(verdicts) > 0
-    assert set(verdicts["verdict"]) == {flow.NO_VERDICT}
-    assert sum(flow.verdict_counts(verdicts).values()) == 0
-    assert not flow.metrics_present(store)
+    assert set(verdicts["verdict"]) == {vd.NO_VERDICT}
+    assert sum(vd.verdict_counts(verdicts).values()) == 0
+    assert not rule_metrics.metrics_present(store)
 
 
 def test_funnel_sums_match_the_stored_metrics(store: Store, now: datetime):
-    verdicts = flow.rule_verdicts(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
     key = _key(verdicts, FAILING_RULE)
-    since, until = flow.window(Filters(time_range="24h"), now)
-    funnel = flow.rule_funnel(store, key, since, until).set_index("metric")
+    since, until = buckets.window(Filters(time_range="24h"), now)
+    funnel = rule_metrics.rule_funnel(store, key, since, until).set_index("metric")
     raw = store.query(
         "SELECT metric, sum(value) AS v FROM event_metrics WHERE rule = ? AND ts >= ? "
         "AND ts < ? GROUP BY metric", [FAILING_RULE, since, until]).set_index("metric")["v"]
     for metric in ("MatchedEvents", "Invocations", "FailedInvocations", "InvocationsSentToDlq"):
         assert funnel.at[metric, "value"] == raw[metric]
     assert funnel.at["FailedInvocations", "value"] > 0
-    assert list(funnel["stage"][:6]) == [stage for stage, _ in flow.FUNNEL]
+    assert list(funnel["stage"][:6]) == [stage for stage, _ in rule_metrics.FUNNEL]
 
 
 def test_funnel_of_a_rule_without_metrics_says_no_data(store: Store, now: datetime):
-    ghost = flow.RuleKey(CENTRAL, "us-east-1", "central-bus", "no-such-rule")
-    funnel = flow.rule_funnel(store, ghost, now - timedelta(hours=1), now)
+    ghost = vd.RuleKey(CENTRAL, "us-east-1", "central-bus", "no-such-rule")
+    funnel = rule_metrics.rule_funnel(store, ghost, now - timedelta(hours=1), now)
     assert funnel["periods"].sum() == 0 and funnel["value"].sum() == 0
 
 
 def test_series_is_bucketed_to_the_chart_and_keeps_the_totals(store: Store, now: datetime):
-    verdicts = flow.rule_verdicts(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
     key = _key(verdicts, FAILING_RULE)
-    since, until = flow.window(Filters(time_range="30d"), now)
-    series = flow.rule_series(store, key, "MatchedEvents", since, until)
-    assert len(series) <= flow.MAX_POINTS
+    since, until = buckets.window(Filters(time_range="30d"), now)
+    series = rule_metrics.rule_series(store, key, "MatchedEvents", since, until)
+    assert len(series) <= buckets.MAX_POINTS
     assert (series["bucket"].diff().dropna() == pd.Timedelta(hours=3)).all()
     raw = store.query("SELECT sum(value) AS v FROM event_metrics WHERE rule = ? AND "
                       "metric = 'MatchedEvents' AND ts >= ?", [FAILING_RULE, series["bucket"][0]])
@@ -123,10 +126,10 @@ def test_series_is_bucketed_to_the_chart_and_keeps_the_totals(store: Store, now:
 
 
 def test_series_shows_a_silent_rule_below_its_band(store: Store, now: datetime):
-    verdicts = flow.rule_verdicts(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
     key = _key(verdicts, SILENT_RULE)
-    since, until = flow.window(Filters(time_range="6h"), now)
-    series = flow.rule_series(store, key, "MatchedEvents", since, until)
+    since, until = buckets.window(Filters(time_range="6h"), now)
+    series = rule_metrics.rule_series(store, key, "MatchedEvents", since, until)
     assert len(series) == 72
     recent = series[series["bucket"] >= pd.Timestamp(now) - timedelta(hours=2)]
     assert (recent["value"].dropna() == 0).all()
@@ -137,38 +140,38 @@ def test_series_shows_a_silent_rule_below_its_band(store: Store, now: datetime):
 
 
 def test_latency_is_averaged_not_summed(store: Store, now: datetime):
-    verdicts = flow.rule_verdicts(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
     key = _key(verdicts, DEGRADED_RULE)
-    since, until = flow.window(Filters(time_range="24h"), now)
-    series = flow.rule_series(store, key, "IngestionToInvocationStartLatency", since, until)
+    since, until = buckets.window(Filters(time_range="24h"), now)
+    series = rule_metrics.rule_series(store, key, "IngestionToInvocationStartLatency", since, until)
     values = series["value"].dropna()
     assert values.max() < 400 and values.min() > 50
 
 
 def test_bucket_for_keeps_at_most_max_points():
-    assert flow.bucket_for(timedelta(hours=1)) == timedelta(minutes=5)
-    assert flow.bucket_for(timedelta(hours=24)) == timedelta(minutes=5)
-    assert flow.bucket_for(timedelta(days=7)) == timedelta(hours=1)
-    assert flow.bucket_for(timedelta(days=30)) == timedelta(hours=3)
-    assert flow.bucket_for(timedelta(days=3650)) == timedelta(days=13)
-    assert flow.describe_bucket(timedelta(hours=3)) == "3 h"
+    assert buckets.bucket_for(timedelta(hours=1)) == timedelta(minutes=5)
+    assert buckets.bucket_for(timedelta(hours=24)) == timedelta(minutes=5)
+    assert buckets.bucket_for(timedelta(days=7)) == timedelta(hours=1)
+    assert buckets.bucket_for(timedelta(days=30)) == timedelta(hours=3)
+    assert buckets.bucket_for(timedelta(days=3650)) == timedelta(days=13)
+    assert bucket_text(timedelta(hours=3)) == "3 h"
 
 
 def test_dlqs_latest_deepest_first_and_bucketed(store: Store, now: datetime):
-    latest = flow.dlq_latest(store, Filters())
+    latest = dlqs.dlq_latest(store, Filters())
     assert latest["queue"].iloc[0] == f"{FAILING_RULE}-dlq"
     assert latest["visible"].iloc[0] > 0 and (latest["visible"].iloc[1:] == 0).all()
-    since, until = flow.window(Filters(time_range="30d"), now)
-    series = flow.dlq_series(store, Filters(), since, until)
-    assert series.groupby("queue_arn").size().max() <= flow.MAX_POINTS
-    assert flow.dlq_latest(store, Filters(teams=("payments",))).empty
+    since, until = buckets.window(Filters(time_range="30d"), now)
+    series = dlqs.dlq_series(store, Filters(), since, until)
+    assert series.groupby("queue_arn").size().max() <= buckets.MAX_POINTS
+    assert dlqs.dlq_latest(store, Filters(teams=("payments",))).empty
 
 
 def test_route_map_follows_cross_account_bus_targets(store: Store):
-    verdicts = flow.rule_verdicts(store, Filters())
-    rules, buses = flow.route_inputs(store, Filters())
+    verdicts = vd.rule_verdicts(store, Filters())
+    rules, buses = routes.route_inputs(store, Filters())
     names = {"777777777777": "order-processing", CENTRAL: "event-bus"}
-    graph = flow.route_map(rules, buses, verdicts, names)
+    graph = routes.route_map(rules, buses, verdicts, names)
     label = dict(enumerate(graph.nodes["label"]))
     edges = {(label[s], label[t]) for s, t in zip(graph.links["source"], graph.links["target"],
                                                    strict=True)}
@@ -178,8 +181,8 @@ def test_route_map_follows_cross_account_bus_targets(store: Store):
     assert ("customer-web" if "111111111111" in names else "111111111111",
             "central-bus · event-bus") in edges
     failing = graph.nodes[graph.nodes["label"] == FAILING_RULE].iloc[0]
-    assert failing["colour"] == flow.VERDICT_COLOURS["FAILING"]
-    narrowed = flow.route_map(rules, buses, verdicts, names, only_not_ok=True)
+    assert failing["colour"] == vd.VERDICT_COLOURS["FAILING"]
+    narrowed = routes.route_map(rules, buses, verdicts, names, only_not_ok=True)
     kept = set(narrowed.nodes.loc[narrowed.nodes["kind"] == "rule", "label"])
     assert FAILING_RULE in kept and "order-placed-to-orders" not in kept
 
@@ -191,32 +194,32 @@ def test_route_map_breaks_loops():
         "targets": json.dumps([{"arn": "arn:aws:events:r:1:event-bus/b"}]),
     }])
     buses = pd.DataFrame(columns=["account_id", "region", "bus", "arn", "allowed_principals"])
-    graph = flow.route_map(rules, buses, pd.DataFrame(columns=[
+    graph = routes.route_map(rules, buses, pd.DataFrame(columns=[
         "account_id", "region", "bus", "rule", "verdict", "reasons"]), {})
     assert any(graph.nodes["label"].str.endswith("(loop)"))
     assert len(graph.links) == 2
 
 
 def test_matrix_by_team_takes_the_most_urgent_verdict(store: Store):
-    verdicts = flow.rule_verdicts(store, Filters())
-    cells = flow.verdict_matrix(verdicts, rows="team")
+    verdicts = vd.rule_verdicts(store, Filters())
+    cells = vd.verdict_matrix(verdicts, rows="team")
     platform = cells[(cells["row"] == "platform") & (cells["rule"] == FAILING_RULE)].iloc[0]
     assert platform["verdict"] == "FAILING"
     assert "failed invocations" in platform["hover"]
     with pytest.raises(ValueError, match="rows must be"):
-        flow.verdict_matrix(verdicts, rows="region")
+        vd.verdict_matrix(verdicts, rows="region")
 
 
 def test_export_joins_reasons(store: Store):
-    export = flow.verdict_export(flow.rule_verdicts(store, Filters()))
+    export = vd.verdict_export(vd.rule_verdicts(store, Filters()))
     row = export[export["rule"] == SILENT_RULE].iloc[0]
     assert " | " in row["reasons"] and row["verdict"] == "SILENT"
-    assert flow.metrics_present(store)
+    assert rule_metrics.metrics_present(store)
 
 
 def test_rule_key_round_trips():
-    key = flow.RuleKey("1", "us-east-1", "central-bus", "r")
-    assert flow.RuleKey.decode(key.encode()) == key
+    key = vd.RuleKey("1", "us-east-1", "central-bus", "r")
+    assert vd.RuleKey.decode(key.encode()) == key
 
 
 def test_a_rules_own_team_tag_sets_its_team_and_the_team_filter(
@@ -235,11 +238,11 @@ def test_a_rules_own_team_tag_sets_its_team_and_the_team_filter(
     tagged.write("runs", runs.assign(started_at=later, run_id="retag"), "retag")
     tagged.write("rules", rules, "retag")
     owned = str(rules.loc[central, "rule"])
-    verdicts = flow.rule_verdicts(tagged, Filters())
+    verdicts = vd.rule_verdicts(tagged, Filters())
     teams = dict(zip(verdicts["rule"], verdicts["team"], strict=True))
     assert teams[owned] == "ops"
     assert {t for r, t in teams.items() if r != owned} >= {"platform"}
-    only_ops = flow.rule_verdicts(tagged, Filters(teams=("ops",)))
+    only_ops = vd.rule_verdicts(tagged, Filters(teams=("ops",)))
     assert list(only_ops["rule"]) == [owned]
-    platform = flow.rule_verdicts(tagged, Filters(teams=("platform",)))
+    platform = vd.rule_verdicts(tagged, Filters(teams=("platform",)))
     assert owned not in set(platform["rule"]) and len(platform) > 0

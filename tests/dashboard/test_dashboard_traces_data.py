@@ -10,7 +10,12 @@ import pytest
 from dashboard_sample import fill_org_store
 from traces_sample import FLOW_ACCOUNTS, SLOW_SERVICE, fill_traces, sample_spans
 
-from dashboard import traces_data as td
+from dashboard import deeplinks as links
+from dashboard import service_graph
+from dashboard import trace_criteria as criteria
+from dashboard import trace_latency as lat
+from dashboard import traces_search as tsearch
+from dashboard import waterfall as wf
 from dashboard.filters import Filters
 from orgscope.store import Store
 from orgscope.traces.stitch import stitch
@@ -24,9 +29,9 @@ def traced(org_store: Store, now: datetime) -> tuple[Store, pd.DataFrame]:
     return org_store, fill_traces(org_store, now)
 
 
-def _window(now: datetime) -> td.Window:
+def _window(now: datetime) -> criteria.Window:
     """A window holding every sample trace (the sample covers the hour before ``now``)."""
-    return td.Window(now - timedelta(minutes=90), now + timedelta(minutes=1))
+    return criteria.Window(now - timedelta(minutes=90), now + timedelta(minutes=1))
 
 
 # --- presence ----------------------------------------------------------------------------------
@@ -34,13 +39,13 @@ def _window(now: datetime) -> td.Window:
 
 def test_presence_tells_no_spans_from_not_stitched_from_ready(empty_store: Store,
                                                               now: datetime) -> None:
-    assert td.presence(empty_store) == td.Presence(spans=False, traces=False,
+    assert tsearch.presence(empty_store) == tsearch.Presence(spans=False, traces=False,
                                                    traces_dataset=True)
     empty_store.write("spans", sample_spans(now, 5), "spans-only")
-    assert td.presence(empty_store) == td.Presence(spans=True, traces=False,
+    assert tsearch.presence(empty_store) == tsearch.Presence(spans=True, traces=False,
                                                    traces_dataset=True)
     fill_traces(empty_store, now, 5)
-    assert td.presence(empty_store).traces
+    assert tsearch.presence(empty_store).traces
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -50,7 +55,7 @@ def test_search_by_minimum_duration_is_slowest_first_and_counts_every_match(
         traced: tuple[Store, pd.DataFrame], now: datetime) -> None:
     store, summaries = traced
     threshold = float(summaries["duration_ms"].median())
-    found = td.search_traces(store, Filters(), td.TraceSearch(min_duration_ms=threshold),
+    found = tsearch.search_traces(store, Filters(), criteria.TraceSearch(min_duration_ms=threshold),
                              _window(now), limit=5)
     expected = summaries[summaries["duration_ms"] >= threshold]
     assert len(found) == 5
@@ -63,32 +68,32 @@ def test_search_criteria_combine(traced: tuple[Store, pd.DataFrame], now: dateti
     store, summaries = traced
     window = _window(now)
 
-    def count(search: td.TraceSearch, filters: Filters | None = None) -> int:
-        found = td.search_traces(store, filters or Filters(), search, window)
+    def count(search: criteria.TraceSearch, filters: Filters | None = None) -> int:
+        found = tsearch.search_traces(store, filters or Filters(), search, window)
         return int(found["matches"].iloc[0]) if len(found) else 0
 
     everything = len(summaries)
-    assert count(td.TraceSearch()) == everything
-    assert count(td.TraceSearch(services=("payment-service",))) == int(
+    assert count(criteria.TraceSearch()) == everything
+    assert count(criteria.TraceSearch(services=("payment-service",))) == int(
         summaries["services"].map(lambda s: "payment-service" in s).sum())
-    assert count(td.TraceSearch(account_ids=("222222222222",))) == 0
-    assert count(td.TraceSearch(account_ids=("222222222222", PAYMENTS))) > 0
-    assert count(td.TraceSearch(teams=("payments",))) > 0
-    assert count(td.TraceSearch(statuses=("fault",))) == int((summaries["status"] ==
+    assert count(criteria.TraceSearch(account_ids=("222222222222",))) == 0
+    assert count(criteria.TraceSearch(account_ids=("222222222222", PAYMENTS))) > 0
+    assert count(criteria.TraceSearch(teams=("payments",))) > 0
+    assert count(criteria.TraceSearch(statuses=("fault",))) == int((summaries["status"] ==
                                                               "fault").sum())
     order_id = json.loads(summaries["annotations"].iloc[3])["order_id"]
-    one = td.search_traces(store, Filters(), td.TraceSearch(
+    one = tsearch.search_traces(store, Filters(), criteria.TraceSearch(
         annotations=(("order_id", order_id),)), window)
     assert list(one["trace_id"]) == [summaries["trace_id"].iloc[3]]
-    assert count(td.TraceSearch(annotations=(("order_id", order_id),
+    assert count(criteria.TraceSearch(annotations=(("order_id", order_id),
                                              ("event_rule", "nope")))) == 0
     # a key that would be JSON path syntax is only ever a key
-    assert count(td.TraceSearch(annotations=(("a/b~c.*", "x"),))) == 0
+    assert count(criteria.TraceSearch(annotations=(("a/b~c.*", "x"),))) == 0
     # the sidebar: accounts and teams narrow to traces touching them, regions through spans
-    assert count(td.TraceSearch(), Filters(account_ids=("222222222222",))) == 0
-    assert count(td.TraceSearch(), Filters(teams=("payments",))) > 0
-    assert count(td.TraceSearch(), Filters(regions=("eu-west-1",))) == 0
-    assert count(td.TraceSearch(), Filters(regions=("us-east-1",))) == everything
+    assert count(criteria.TraceSearch(), Filters(account_ids=("222222222222",))) == 0
+    assert count(criteria.TraceSearch(), Filters(teams=("payments",))) > 0
+    assert count(criteria.TraceSearch(), Filters(regions=("eu-west-1",))) == 0
+    assert count(criteria.TraceSearch(), Filters(regions=("us-east-1",))) == everything
 
 
 def test_a_region_matches_through_any_member_trace(traced: tuple[Store, pd.DataFrame],
@@ -100,7 +105,7 @@ def test_a_region_matches_through_any_member_trace(traced: tuple[Store, pd.DataF
     consumer = str(joined["member_trace_ids"][1])
     moved = store.query("SELECT * EXCLUDE (date) FROM spans WHERE trace_id = ?", [consumer])
     store.write("spans", moved.assign(region="eu-west-1"), "zz-moved")  # only this member
-    found = td.search_traces(store, Filters(regions=("eu-west-1",)), td.TraceSearch(),
+    found = tsearch.search_traces(store, Filters(regions=("eu-west-1",)), criteria.TraceSearch(),
                              _window(now))
     assert list(found["trace_id"]) == [joined["trace_id"]]
 
@@ -108,30 +113,30 @@ def test_a_region_matches_through_any_member_trace(traced: tuple[Store, pd.DataF
 def test_search_window_and_merged_rows(traced: tuple[Store, pd.DataFrame],
                                        now: datetime) -> None:
     store, summaries = traced
-    recent = td.Window(now - timedelta(minutes=10), now + timedelta(minutes=1))
-    found = td.search_traces(store, Filters(), td.TraceSearch(), recent)
+    recent = criteria.Window(now - timedelta(minutes=10), now + timedelta(minutes=1))
+    found = tsearch.search_traces(store, Filters(), criteria.TraceSearch(), recent)
     assert set(found["trace_id"]) == set(summaries[summaries["start"] >= recent.since]
                                          ["trace_id"])
     merged = summaries.head(1).assign(merged_into="other", stitched_at=now)
     # a later file: its row wins
     store.write("traces", merged[[*summaries.columns]], "sample-traces-2")
-    again = td.search_traces(store, Filters(), td.TraceSearch(), _window(now))
+    again = tsearch.search_traces(store, Filters(), criteria.TraceSearch(), _window(now))
     assert summaries["trace_id"].iloc[0] not in set(again["trace_id"])
 
 
 def test_bad_search_input_says_what_is_allowed() -> None:
-    with pytest.raises(td.SearchError, match="key=value"):
-        td.parse_annotations("order_id")
-    with pytest.raises(td.SearchError, match="key=value"):
-        td.parse_annotations("=x")
-    assert td.parse_annotations(" a=1  b=x=y ") == (("a", "1"), ("b", "x=y"))
-    with pytest.raises(td.SearchError, match="not one of ok, error, fault"):
-        td.TraceSearch(statuses=("broken",))
-    with pytest.raises(td.SearchError, match=">= 0"):
-        td.TraceSearch(min_duration_ms=-1)
+    with pytest.raises(criteria.SearchError, match="key=value"):
+        criteria.parse_annotations("order_id")
+    with pytest.raises(criteria.SearchError, match="key=value"):
+        criteria.parse_annotations("=x")
+    assert criteria.parse_annotations(" a=1  b=x=y ") == (("a", "1"), ("b", "x=y"))
+    with pytest.raises(criteria.SearchError, match="not one of ok, error, fault"):
+        criteria.TraceSearch(statuses=("broken",))
+    with pytest.raises(criteria.SearchError, match=">= 0"):
+        criteria.TraceSearch(min_duration_ms=-1)
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    with pytest.raises(td.SearchError, match="not after"):
-        td.Window(start, start)
+    with pytest.raises(criteria.SearchError, match="not after"):
+        criteria.Window(start, start)
 
 
 # --- one trace ---------------------------------------------------------------------------------
@@ -140,10 +145,10 @@ def test_bad_search_input_says_what_is_allowed() -> None:
 def test_waterfall_of_the_slowest_trace_crosses_five_accounts_in_parent_order(
         traced: tuple[Store, pd.DataFrame], now: datetime) -> None:
     store, _ = traced
-    slowest = td.search_traces(store, Filters(), td.TraceSearch(), _window(now)).iloc[0]
-    spans = td.trace_spans(store, slowest["member_trace_ids"], slowest["start"],
+    slowest = tsearch.search_traces(store, Filters(), criteria.TraceSearch(), _window(now)).iloc[0]
+    spans = wf.trace_spans(store, slowest["member_trace_ids"], slowest["start"],
                            slowest["end"])
-    rows = td.waterfall(spans, slowest["trace_id"], {PAYMENTS: "payment-service"})
+    rows = wf.waterfall(spans, slowest["trace_id"], {PAYMENTS: "payment-service"})
     assert set(rows["account_id"]) == set(FLOW_ACCOUNTS.values())
     assert len(rows) == int(slowest["span_count"])
     position = dict(zip(rows["span_id"], rows["row"], strict=True))
@@ -164,9 +169,9 @@ def test_a_trace_broken_at_the_bus_shows_the_relink(traced: tuple[Store, pd.Data
                                                     now: datetime) -> None:
     store, summaries = traced
     joined = summaries[summaries["member_trace_ids"].map(len) > 1].iloc[0]
-    spans = td.trace_spans(store, joined["member_trace_ids"], joined["start"], joined["end"])
+    spans = wf.trace_spans(store, joined["member_trace_ids"], joined["start"], joined["end"])
     assert spans["trace_id"].nunique() == 2
-    rows = td.waterfall(spans, joined["trace_id"], {})
+    rows = wf.waterfall(spans, joined["trace_id"], {})
     relinked = rows[rows["relinked"]]
     assert relinked["service"].tolist() == ["order-processing"]
     assert "re-linked" in relinked["hover"].iloc[0]
@@ -179,7 +184,7 @@ def test_a_missing_parent_is_marked_as_a_break(now: datetime) -> None:
     # the producer's PutEvents subsegment was not collected: the bus segment has no parent and
     # the consumer's traceparent names nothing
     lost = first[first["name"] != "EventBridge"]
-    rows = td.waterfall(lost[[c for c in lost if c not in ("original_trace_id", "depth",
+    rows = wf.waterfall(lost[[c for c in lost if c not in ("original_trace_id", "depth",
                                                            "break")]],
                         str(first["trace_id"].iloc[0]), {})
     broken = rows[rows["break"].notna()].set_index("service")
@@ -188,10 +193,10 @@ def test_a_missing_parent_is_marked_as_a_break(now: datetime) -> None:
 
 
 def test_status_of_a_span() -> None:
-    assert td.status_of({"fault": True, "error": True}) == "fault"
-    assert td.status_of({"throttle": True, "error": True}) == "throttle"
-    assert td.status_of({"error": True}) == "error"
-    assert td.status_of({}) == "ok"
+    assert wf.status_of({"fault": True, "error": True}) == "fault"
+    assert wf.status_of({"throttle": True, "error": True}) == "throttle"
+    assert wf.status_of({"error": True}) == "error"
+    assert wf.status_of({}) == "ok"
 
 
 # --- service map and latency -----------------------------------------------------------------
@@ -200,7 +205,7 @@ def test_status_of_a_span() -> None:
 def test_service_map_shows_where_the_latency_starts(traced: tuple[Store, pd.DataFrame],
                                                     now: datetime) -> None:
     store, summaries = traced
-    graph = td.service_map(store, Filters(), _window(now))
+    graph = service_graph.service_map(store, Filters(), _window(now))
     nodes = graph.nodes.set_index("service")
     assert set(nodes.index) == set(FLOW_ACCOUNTS)
     assert graph.traces == graph.matched == len(summaries)
@@ -222,10 +227,10 @@ def test_service_map_shows_where_the_latency_starts(traced: tuple[Store, pd.Data
 def test_service_map_without_a_fault_flags_nothing_and_caps_traces(
         org_store: Store, now: datetime) -> None:
     fill_traces(org_store, now, spike=False)
-    graph = td.service_map(org_store, Filters(), _window(now), max_traces=10)
+    graph = service_graph.service_map(org_store, Filters(), _window(now), max_traces=10)
     assert not graph.nodes["rose"].any()
     assert graph.traces == 10 and graph.matched > 10
-    narrowed = td.service_map(org_store, Filters(account_ids=("222222222222",)),
+    narrowed = service_graph.service_map(org_store, Filters(account_ids=("222222222222",)),
                               _window(now))
     assert narrowed.nodes.empty and narrowed.traces == 0
 
@@ -240,27 +245,28 @@ def test_p99_rises_needs_enough_history_and_calls() -> None:
             "service": "s", "account_id": "1", "count": counts or [10] * n,
             "p50_ms": p99s, "p95_ms": p99s, "p99_ms": p99s, "error_rate": 0.0})
 
-    rose = td.p99_rises(frame([20, 22, 21, 400]))
+    rose = service_graph.p99_rises(frame([20, 22, 21, 400]))
     assert rose["rose"].tolist() == [True] and rose["usual_p99_ms"].iloc[0] == 21
-    assert td.p99_rises(frame([20, 22, 400])).empty  # too little history
-    assert td.p99_rises(frame([20, 22, 21, 60]))["rose"].tolist() == [False]  # < 50 ms more
+    assert service_graph.p99_rises(frame([20, 22, 400])).empty  # too little history
+    rises = service_graph.p99_rises
+    assert rises(frame([20, 22, 21, 60]))["rose"].tolist() == [False]  # < 50 ms more
     # a thin latest bucket is not the latest one counted
-    assert td.p99_rises(frame([20, 22, 21, 20, 900], [9, 9, 9, 9, 1]))["rose"].tolist() == \
+    assert rises(frame([20, 22, 21, 20, 900], [9, 9, 9, 9, 1]))["rose"].tolist() == \
         [False]
 
 
 def test_latency_percentiles_per_service_in_buckets(traced: tuple[Store, pd.DataFrame],
                                                     now: datetime) -> None:
     store, _ = traced
-    frame = td.latency(store, Filters(regions=("us-east-1",)), _window(now))
+    frame = lat.latency(store, Filters(regions=("us-east-1",)), _window(now))
     assert set(frame["service"]) == set(FLOW_ACCOUNTS)
     assert frame["bucket_start"].diff().dropna().min() >= timedelta(minutes=5) or \
         frame["bucket_start"].nunique() > 1
     latest = frame[frame["bucket_start"] == frame["bucket_start"].max()].set_index("service")
     assert latest.loc[SLOW_SERVICE, "p99_ms"] > 700
-    assert td.latency(store, Filters(teams=("mobile",)), _window(now)).empty
-    assert td.latency_freq(timedelta(hours=1)) == "5min"
-    assert td.latency_freq(timedelta(days=7)) == "180min"
+    assert lat.latency(store, Filters(teams=("mobile",)), _window(now)).empty
+    assert lat.latency_freq(timedelta(hours=1)) == "5min"
+    assert lat.latency_freq(timedelta(days=7)) == "180min"
 
 
 def test_latency_in_duckdb_equals_the_view_over_every_span_of_the_window(
@@ -271,8 +277,8 @@ def test_latency_in_duckdb_equals_the_view_over_every_span_of_the_window(
     window = _window(now)
     spans = store.query("SELECT * EXCLUDE (date) FROM spans WHERE start >= ? AND start < ?",
                         [window.since, window.until])
-    expected = views.latency_percentiles(spans, td.latency_freq(window.length))
-    got = td.latency(store, Filters(), window)
+    expected = views.latency_percentiles(spans, lat.latency_freq(window.length))
+    got = lat.latency(store, Filters(), window)
     assert list(got.columns) == views.LATENCY_COLUMNS
     pd.testing.assert_frame_equal(got, expected, check_exact=False, atol=2e-3,
                                   check_dtype=False)
@@ -287,7 +293,7 @@ def test_latency_covers_the_whole_range_however_many_spans(empty_store: Store,
     from orgscope.datasets import SPANS
 
     count = 205_000
-    window = td.Window.last("24h", now)
+    window = criteria.Window.last("24h", now)
     starts = (window.since + pd.to_timedelta(np.linspace(0, 86_000, count), unit="s")
               ).floor("ms")
     ids = [f"{i:032x}" for i in range(1, count + 1)]
@@ -301,7 +307,7 @@ def test_latency_covers_the_whole_range_however_many_spans(empty_store: Store,
     }, columns=SPANS.columns)
     frame["http_status"] = frame["http_status"].astype("Int64")
     empty_store.write("spans", frame, "busy")
-    got = td.latency(empty_store, Filters(), window)
+    got = lat.latency(empty_store, Filters(), window)
     assert int(got["count"].sum()) == count
     assert got["bucket_start"].min() <= pd.Timestamp(window.since) + timedelta(minutes=30)
 
@@ -311,19 +317,19 @@ def test_latency_covers_the_whole_range_however_many_spans(empty_store: Store,
 
 def test_links_round_trip_and_name_accounts() -> None:
     names = {PAYMENTS: "payment-service"}
-    window = td.Window(datetime(2026, 11, 26, 8, tzinfo=UTC), datetime(2026, 11, 26, 9,
+    window = criteria.Window(datetime(2026, 11, 26, 8, tzinfo=UTC), datetime(2026, 11, 26, 9,
                                                                          tzinfo=UTC))
-    link = td.Link(search=td.TraceSearch(
+    link = links.Link(search=criteria.TraceSearch(
         services=("payment-service",), account_ids=(PAYMENTS,), statuses=("fault",),
         min_duration_ms=500, annotations=(("order_id", "ord-1"),)), window=window,
         trace="abc")
-    params = td.link_params(link)
+    params = links.link_params(link)
     assert params == {"service": "payment-service", "account": PAYMENTS, "status": "fault",
                       "min_ms": "500", "annotation": "order_id=ord-1",
                       "since": "2026-11-26T08:00:00Z", "until": "2026-11-26T09:00:00Z",
                       "trace": "abc"}
-    assert td.read_link(params, names) == link
-    by_name = td.read_link({"account": ["payment-service"], "service": "a,b"}, names)
+    assert links.read_link(params, names) == link
+    by_name = links.read_link({"account": ["payment-service"], "service": "a,b"}, names)
     assert by_name.search.account_ids == (PAYMENTS,)
     assert by_name.search.services == ("a", "b")
     assert by_name.window is None
@@ -338,35 +344,35 @@ def test_links_round_trip_and_name_accounts() -> None:
     ({"annotation": "novalue"}, "key=value"),
 ])
 def test_bad_links_say_which_parameter(params: dict[str, str], message: str) -> None:
-    with pytest.raises(td.SearchError, match=message):
-        td.read_link(params, {})
+    with pytest.raises(criteria.SearchError, match=message):
+        links.read_link(params, {})
 
 
 def test_a_rules_consumers_come_from_the_spans_else_from_its_targets(
         traced: tuple[Store, pd.DataFrame], now: datetime) -> None:
     store, _ = traced
     window = _window(now)
-    traced_rule = td.rule_consumers(store, account_id="121212121212", region="us-east-1",
+    traced_rule = links.rule_consumers(store, account_id="121212121212", region="us-east-1",
                                     bus="central-bus", rule="order-placed-to-order-processing",
                                     window=window)
     assert traced_rule.to_dict("records") == [{"service": "order-processing",
                                                "account_id": ORDERS}]
-    assert td.consumer_link(traced_rule, window) == {
+    assert links.consumer_link(traced_rule, window) == {
         "service": "order-processing", "account": ORDERS,
-        **{k: v for k, v in td.link_params(td.Link(window=window)).items()}}
-    untraced = td.rule_consumers(store, account_id="121212121212", region="us-east-1",
+        **{k: v for k, v in links.link_params(links.Link(window=window)).items()}}
+    untraced = links.rule_consumers(store, account_id="121212121212", region="us-east-1",
                                  bus="central-bus", rule="order-placed-to-inventory",
                                  window=window)
     assert untraced.to_dict("records") == [{"service": None, "account_id": "666666666666"}]
-    assert "service" not in td.consumer_link(untraced, window)
+    assert "service" not in links.consumer_link(untraced, window)
 
 
 def test_empty_store_reads_as_empty_not_as_an_error(org_store: Store, now: datetime) -> None:
     fill_org_store(org_store, now)
-    assert td.search_traces(org_store, Filters(), td.TraceSearch(), _window(now)).empty
-    assert td.service_map(org_store, Filters(), _window(now)).nodes.empty
-    assert td.latency(org_store, Filters(), _window(now)).empty
-    assert td.search_choices(org_store, _window(now)) == {"services": [], "accounts": [],
+    assert tsearch.search_traces(org_store, Filters(), criteria.TraceSearch(), _window(now)).empty
+    assert service_graph.service_map(org_store, Filters(), _window(now)).nodes.empty
+    assert lat.latency(org_store, Filters(), _window(now)).empty
+    assert tsearch.search_choices(org_store, _window(now)) == {"services": [], "accounts": [],
                                                           "teams": []}
 
 
@@ -380,5 +386,5 @@ def test_presence_with_traces_does_not_read_spans(traced: tuple[Store, pd.DataFr
         return query(sql, params)
 
     store.query = spy  # type: ignore[method-assign]
-    assert td.presence(store) == td.Presence(spans=True, traces=True, traces_dataset=True)
+    assert tsearch.presence(store) == tsearch.Presence(spans=True, traces=True, traces_dataset=True)
     assert not any("FROM spans" in sql for sql in asked)
