@@ -17,6 +17,7 @@ from dashboard.filters import Filters
 from dashboard.route_map import route_inputs
 from dashboard.rule_metrics import metrics_present, rule_funnel, rule_series
 from dashboard.verdicts import RuleKey, rule_verdicts
+from orgscope.config import load_config
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -40,9 +41,11 @@ def load_rule_funnel(store_base: str, key: str, time_range: str) -> pd.DataFrame
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load_rule_series(store_base: str, key: str, metric: str, time_range: str) -> pd.DataFrame:
+def load_rule_series(store_base: str, config_source: str, key: str, metric: str,
+                     time_range: str) -> pd.DataFrame:
     since, until = window(Filters(time_range=time_range), datetime.now(UTC))
-    return rule_series(open_store(store_base), RuleKey.decode(key), metric, since, until)
+    return rule_series(open_store(store_base), RuleKey.decode(key), metric, since, until,
+                       health=load_config(config_source).health)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)

@@ -16,7 +16,9 @@ import pandas as pd
 
 from dashboard.buckets import MAX_POINTS, PERIOD, bucket_for
 from dashboard.verdicts import RuleKey
+from orgscope.config import HealthConfig
 from orgscope.datasets import AVERAGE_METRICS, RULE_METRICS
+from orgscope.health.model import BASELINE_METRICS, band_history, usual_band
 from orgscope.store import Store
 
 #: Funnel stages: label -> metric summed over the time range.
@@ -33,7 +35,6 @@ FUNNEL_EXTRAS: tuple[tuple[str, str], ...] = (
     ("Throttled", "ThrottledRules"),
     ("Failed to reach the DLQ", "InvocationsFailedToBeSentToDlq"),
 )
-BASELINE_WEEKS = 4
 
 
 def metrics_present(store: Store) -> bool:
@@ -77,25 +78,25 @@ def rule_series(
     since: datetime,
     until: datetime,
     *,
+    health: HealthConfig | None = None,
     max_points: int = MAX_POINTS,
-    baseline_weeks: int = BASELINE_WEEKS,
 ) -> pd.DataFrame:
     """One metric of one rule in time buckets, with the band of its usual values.
 
     Buckets are :func:`bucket_for` the range. Sums are summed per bucket, averages (latency)
-    averaged. The usual value of a 5-minute period is taken from the same hour of the week
-    in the ``baseline_weeks`` weeks *before* it (median, 10th and 90th percentile of those
-    5-minute values), so a fault never becomes its own baseline; while there is less than a
-    week of history, from the same hour of the previous days (up to a week). The band is then
-    aggregated to the bucket like the metric itself.
+    averaged. The band is the health model's own baseline (:func:`orgscope.health.model.
+    usual_band`, the function the verdicts' baselines come from, with ``health``: the
+    config's ``[health]``, defaults when None) of each bucket as a window: the median (and
+    10th-90th percentile) of the same hour of the week over the earlier weeks, or the rule's
+    own average before the bucket while its history is short, so a fault never becomes its
+    own baseline. Metrics the model keeps no baseline of have no band.
 
     Columns: bucket (UTC), value (NaN where nothing was stored), expected, low, high (NaN
-    where there is no history yet).
+    where there is no baseline).
     """
     bucket = bucket_for(until - since, max_points)
     aggregate = "avg" if metric in AVERAGE_METRICS else "sum"
-    # timestamps become naive UTC so that buckets and hours of the week never depend on the
-    # DuckDB session's time zone
+    # timestamps become naive UTC so that buckets never depend on the DuckDB session's zone
     sql = f"""
     WITH raw AS (
         SELECT timezone('UTC', ts) AS ts, value FROM event_metrics
@@ -105,48 +106,44 @@ def rule_series(
     periods AS (
         SELECT unnest(generate_series(?::TIMESTAMP, ?::TIMESTAMP - INTERVAL 1 MICROSECOND,
                                       ?::INTERVAL)) AS ts
-    ),
-    hours AS (SELECT DISTINCT date_trunc('hour', ts) AS hour FROM periods),
-    weekly AS (
-        SELECT h.hour, median(r.value) AS expected, quantile_cont(r.value, 0.1) AS low,
-               quantile_cont(r.value, 0.9) AS high
-        FROM hours h JOIN raw r
-          ON isodow(r.ts) = isodow(h.hour) AND hour(r.ts) = hour(h.hour)
-         AND r.ts < h.hour - INTERVAL 6 DAY AND r.ts >= h.hour - ?::INTERVAL
-        GROUP BY h.hour
-    ),
-    daily AS (
-        SELECT h.hour, median(r.value) AS expected, quantile_cont(r.value, 0.1) AS low,
-               quantile_cont(r.value, 0.9) AS high
-        FROM hours h JOIN raw r
-          ON hour(r.ts) = hour(h.hour)
-         AND r.ts < h.hour - INTERVAL 23 HOUR AND r.ts >= h.hour - INTERVAL 7 DAY
-        GROUP BY h.hour
-    ),
-    band AS (
-        SELECT h.hour,
-               CASE WHEN w.hour IS NULL THEN d.expected ELSE w.expected END AS expected,
-               CASE WHEN w.hour IS NULL THEN d.low ELSE w.low END AS low,
-               CASE WHEN w.hour IS NULL THEN d.high ELSE w.high END AS high
-        FROM hours h LEFT JOIN weekly w USING (hour) LEFT JOIN daily d USING (hour)
     )
-    SELECT time_bucket(?::INTERVAL, p.ts) AS bucket,
-           {aggregate}(r.value) AS value, {aggregate}(b.expected) AS expected,
-           {aggregate}(b.low) AS low, {aggregate}(b.high) AS high
-    FROM periods p
-    LEFT JOIN raw r ON r.ts = p.ts
-    LEFT JOIN band b ON b.hour = date_trunc('hour', p.ts)
+    SELECT time_bucket(?::INTERVAL, p.ts) AS bucket, {aggregate}(r.value) AS value
+    FROM periods p LEFT JOIN raw r ON r.ts = p.ts
     GROUP BY bucket ORDER BY bucket
     """
     start = _floor(since, bucket)
-    history = timedelta(weeks=baseline_weeks)
-    params = [
-        key.account_id, key.region, key.bus, key.rule, metric, start - history, until,
-        _naive(start), _naive(until), PERIOD, history, bucket,
-    ]
+    params = [key.account_id, key.region, key.bus, key.rule, metric, start, until,
+              _naive(start), _naive(until), PERIOD, bucket]
     frame = store.query(sql, params)
     frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(UTC)
-    return frame
+    band = _band(store, key, metric, frame["bucket"], bucket=bucket, until=until,
+                 health=health or HealthConfig())
+    return frame.merge(band, on="bucket", how="left")[
+        ["bucket", "value", "expected", "low", "high"]]
+
+
+def _band(store: Store, key: RuleKey, metric: str, starts: pd.Series, *, bucket: timedelta,
+          until: datetime, health: HealthConfig) -> pd.DataFrame:
+    """The health model's usual value of ``metric`` for each bucket [start, start + bucket),
+    the last one cut at ``until`` like the values."""
+    columns = ["bucket", "expected", "low", "high"]
+    if metric not in BASELINE_METRICS or starts.empty:
+        return pd.DataFrame({"bucket": starts, "expected": math.nan, "low": math.nan,
+                             "high": math.nan}, columns=columns)
+    ends = (starts + bucket).where(starts + bucket <= until, pd.Timestamp(until))
+    first, end = starts.min(), ends.max()
+    metrics = store.query(
+        "SELECT account_id, region, bus, rule, metric, ts, value FROM event_metrics "
+        "WHERE account_id = ? AND region = ? AND bus = ? AND rule = ? AND metric = ? "
+        "AND ts >= ? AND ts < ?",
+        [key.account_id, key.region, key.bus, key.rule, metric,
+         first - band_history(health), end])
+    windows = pd.DataFrame({"account_id": key.account_id, "region": key.region,
+                            "bus": key.bus, "rule": key.rule, "start": starts, "end": ends})
+    band = usual_band(metrics, windows, health)
+    band = band[band["metric"] == metric].rename(columns={"start": "bucket"})
+    return pd.DataFrame({"bucket": starts}).merge(
+        band[columns], on="bucket", how="left")[columns]
 
 
 def _naive(moment: datetime) -> datetime:

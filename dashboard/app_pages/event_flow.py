@@ -263,8 +263,13 @@ def _series(series: pd.DataFrame, metric: str, filters: Filters) -> None:
         yaxis_title=unit, yaxis_rangemode="tozero",
     )
     st.plotly_chart(figure, width="stretch", config=PLOTLY_CONFIG, key="event_flow.series")
-    st.caption(f"{len(series)} points of {per}. The band is this rule's own history for the "
-               f"same hour of the week over the last {rule_metrics.BASELINE_WEEKS} weeks.")
+    if series["expected"].notna().any():
+        band = ("The band is the health model's baseline of each point, the one its verdicts "
+                "use: the same hour of the week in earlier weeks, or the rule's own average "
+                "while its history is short (docs/health.md, \"Baselines\").")
+    else:
+        band = f"The health model keeps no baseline of {metric}: no band."
+    st.caption(f"{len(series)} points of {per}. {band}")
 
 
 def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
@@ -289,7 +294,8 @@ def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
         _funnel(flow.load_rule_funnel(ctx.store_base, key.encode(), time_range), time_range)
     with series_column:
         st.markdown(f"**{metric}** against its usual band, last {time_range}")
-        series = flow.load_rule_series(ctx.store_base, key.encode(), metric, time_range)
+        series = flow.load_rule_series(ctx.store_base, ctx.config_source, key.encode(), metric,
+                                       time_range)
         _series(series, metric, ctx.filters)
 
 
