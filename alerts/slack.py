@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from alerts.lifecycle import AlertState
 from alerts.rules import RULES_BY_NAME
-from orgscope.health.model import span
+from orgscope.durations import duration_text
 
 SEVERITY_MARK: dict[str, str] = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
                                  "info": ":large_blue_circle:"}
@@ -43,7 +43,7 @@ def _clock(moment: datetime) -> str:
 
 
 def _duration(start: datetime, end: datetime) -> str:
-    return span(max(end - start, timedelta(0)))
+    return duration_text(end - start)
 
 
 def page_url(base_url: str, page: str, params: Mapping[str, str | None]) -> str:

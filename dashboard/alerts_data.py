@@ -28,12 +28,15 @@ import streamlit as st
 from alerts.silences import matches
 from dashboard.data import CACHE_TTL_S, open_store
 from dashboard.filters import Filters
+from dashboard.sql import in_list, list_params, scope_params
+from orgscope.datasets import SEVERITIES
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Severities, most urgent first, with their colour (tables, badges) and Streamlit colour name.
-SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+#: Severities (:data:`orgscope.datasets.SEVERITIES`) most urgent first, with their colour
+#: (tables, badges) and Streamlit colour name.
+SEVERITIES_URGENT_FIRST: tuple[str, ...] = tuple(reversed(SEVERITIES))
 SEVERITY_COLOURS: dict[str, str] = {"critical": "#d6453d", "warning": "#e08a00",
                                     "info": "#1f5fa8"}
 SEVERITY_MARKDOWN: dict[str, str] = {"critical": "red", "warning": "orange", "info": "blue"}
@@ -48,23 +51,16 @@ _ALERT_COLUMNS = ("key, alert_name, severity, state, account_id, account_name, r
                   "last_notified_at, updated_at, silenced_by")
 
 
-def _in_list(column: str) -> str:
-    """`column` is in the ? list, or the list is empty (= no filter). Takes two parameters."""
-    return f"(len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], {column}))"
-
-
 def _scope(filters: Filters) -> tuple[str, list[Any]]:
     """WHERE fragment (and its parameters) for the account, team and region filters."""
-    sql = f"{_in_list('account_id')} AND {_in_list('team')} AND {_in_list('region')}"
-    params: list[Any] = []
-    for values in (filters.account_ids, filters.teams, filters.regions):
-        params += [list(values), list(values)]
-    return sql, params
+    sql = f"{in_list('account_id')} AND {in_list('team')} AND {in_list('region')}"
+    return sql, [*scope_params(filters), *list_params(filters.regions)]
 
 
 def _severity_rank() -> str:
-    return "CASE severity " + " ".join(
-        f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SEVERITIES)) + " ELSE 9 END"
+    ranks = " ".join(f"WHEN '{name}' THEN {rank}"
+                     for rank, name in enumerate(SEVERITIES_URGENT_FIRST))
+    return f"CASE severity {ranks} ELSE 9 END"
 
 
 def silence_ids(value: Any) -> list[str]:

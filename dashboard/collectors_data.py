@@ -6,7 +6,7 @@ path and hashable filter values. The arithmetic is :mod:`orgscope.bill`'s; this 
 the store for it and narrows the result to the sidebar's filters.
 
 The run history is aggregated in DuckDB with ``time_bucket`` to at most
-:data:`~dashboard.event_flow_data.MAX_POINTS` buckets per collector, pruned to the date
+:data:`~dashboard.buckets.MAX_POINTS` buckets per collector, pruned to the date
 partitions of the time range: a 30-day range of a hundred accounts (about seven million runs)
 reaches the browser as a few hundred points per line.
 """
@@ -21,11 +21,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.buckets import bucket_for
 from dashboard.data import CACHE_TTL_S, account_choices, open_store
-from dashboard.event_flow_data import bucket_for, describe_bucket
 from dashboard.filters import Filters
 from orgscope import bill, plugins
 from orgscope.config import Config
+from orgscope.durations import bucket_text
 from orgscope.plugins import load_config
 from orgscope.store import Store
 
@@ -133,7 +134,7 @@ def history_window(time_range: str, now: datetime) -> tuple[datetime, datetime]:
 
 
 def bucket_label(time_range: str, max_points: int) -> str:
-    return describe_bucket(bucket_for(Filters(time_range=time_range).window, max_points))
+    return bucket_text(bucket_for(Filters(time_range=time_range).window, max_points))
 
 
 # --- cached wrappers ------------------------------------------------------------------------

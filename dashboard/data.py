@@ -19,21 +19,20 @@ snapshot, with its age shown, because "what is true now" is what the page is for
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from collectors.inventory import INVENTORY
 from dashboard.filters import Filters
+from dashboard.sql import in_list, list_params, scope_params, text_list
 from orgscope import plugins
-from orgscope.access import ACCESS_STATES, access_table
+from orgscope.access import ACCESS_STATES, REACHABILITY_COLLECTOR, access_table
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
+from orgscope.targets import target_arns
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +51,11 @@ def open_store(store_base: str) -> Store:
     return Store(store_base, all_datasets())
 
 
-# --- SQL fragments (column names only; values always go through parameters) -----------------
-
-
-def _in_list(column: str) -> str:
-    """`column` is in the ? list, or the list is empty (= no filter). Takes two parameters."""
-    return f"(len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], {column}))"
-
-
-def _list_params(values: Sequence[str]) -> list[Any]:
-    items = list(values)
-    return [items, items]
-
-
 _SCOPE_CTE = f"""
 scope AS (
     SELECT * FROM accounts
-    WHERE {_in_list("account_id")} AND {_in_list("team")}
+    WHERE {in_list("account_id")} AND {in_list("team")}
 )"""
-
-
-def _scope_params(filters: Filters) -> list[Any]:
-    return _list_params(filters.account_ids) + _list_params(filters.teams)
 
 
 # --- plain query functions -----------------------------------------------------------------
@@ -114,7 +96,7 @@ def accounts_overview(store: Store, filters: Filters, now: datetime) -> pd.DataF
     (the refused actions, "action (collector)"). Worst access first.
     """
     since = filters.since(now)
-    regions = _in_list("region")
+    regions = in_list("region")
     sql = f"""
     WITH {_SCOPE_CTE},
     last_ok AS (
@@ -166,13 +148,13 @@ def accounts_overview(store: Store, filters: Filters, now: datetime) -> pd.DataF
     ORDER BY s.reachable, s.name, s.account_id
     """
     params = [
-        *_scope_params(filters),
+        *scope_params(filters),
         since,
         since,
-        *_list_params(filters.regions),
-        INVENTORY.name,
-        *_list_params(filters.regions),
-        *_list_params(filters.regions),
+        *list_params(filters.regions),
+        REACHABILITY_COLLECTOR,
+        *list_params(filters.regions),
+        *list_params(filters.regions),
     ]
     frame = store.query(sql, params)
     for column in ("rules", "rules_enabled", "rules_disabled"):
@@ -218,42 +200,19 @@ def rules_inventory(store: Store, filters: Filters, search: str = "") -> pd.Data
            r.target_count, r.targets, r.dlq_arns, r.description, r.schedule_expression,
            r.event_pattern, r.managed_by, r.collected_at
     FROM rules r JOIN scope s USING (account_id)
-    WHERE {_in_list("r.region")}
+    WHERE {in_list("r.region")}
       AND (? = '' OR contains(lower(concat_ws(' ', r.rule, r.bus, r.description, s.name,
                                                r.account_id, r.targets, r.event_pattern)),
                               lower(?)))
     ORDER BY s.name, r.region, r.bus, r.rule
     """
     text = search.strip()
-    params = [*_scope_params(filters), *_list_params(filters.regions), text, text]
+    params = [*scope_params(filters), *list_params(filters.regions), text, text]
     frame = store.query(sql, params)
     frame["targets"] = frame["targets"].map(target_arns)
-    frame["dlq_arns"] = frame["dlq_arns"].map(_as_list)
+    frame["dlq_arns"] = frame["dlq_arns"].map(text_list)
     frame["target_count"] = frame["target_count"].astype("Int64")
     return frame
-
-
-def target_arns(targets_json: Any) -> list[str]:
-    """The ``targets`` JSON list of a rules row -> its target ARNs (bad JSON -> [])."""
-    if not isinstance(targets_json, str) or not targets_json:
-        return []
-    try:
-        targets = json.loads(targets_json)
-    except ValueError:
-        log.warning("rules row with targets that are not JSON: %.80s", targets_json)
-        return []
-    if not isinstance(targets, list):
-        return []
-    return [str(t.get("arn")) for t in targets if isinstance(t, dict) and t.get("arn")]
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    try:
-        return [str(item) for item in value]
-    except TypeError:
-        return []
 
 
 def rule_state_counts(overview: pd.DataFrame) -> pd.DataFrame:

@@ -28,9 +28,9 @@ from dashboard.filters import (
     TIME_RANGES,
     read_filters,
 )
-from dashboard.formatting import format_age
 from orgscope import wiring
 from orgscope.config import Config, ConfigError
+from orgscope.durations import duration_text
 from orgscope.ownership import known_teams, team_tag_key
 from orgscope.store import StoreError
 
@@ -151,7 +151,7 @@ def _sidebar(config: Config, store_base: str) -> dict[str, str]:
     if last is None:
         collected = "never"
     else:
-        age = format_age((datetime.now(UTC) - last).total_seconds())
+        age = duration_text(datetime.now(UTC) - last)
         collected = f"{last:%Y-%m-%d %H:%M:%S} UTC ({age} ago)"
     sidebar.caption(
         f"**Organization** {config.organization.name}  \n"

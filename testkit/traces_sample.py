@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from collectors.xray import segment_rows
+from dashboard.trace_criteria import Window
 from orgscope.datasets import SPANS, TRACES
 from orgscope.store import Store
 from orgscope.traces.stitch import stitch
@@ -65,3 +66,8 @@ def fill_traces(store: Store, now: datetime, minutes: int = 60, *,
                                                              stitched_at=now)
     store.write("traces", summaries[TRACES.columns], "sample-traces-1")
     return summaries
+
+
+def sample_window(now: datetime) -> Window:
+    """A window holding every sample trace (the sample covers the hour before ``now``)."""
+    return Window(now - timedelta(minutes=90), now + timedelta(minutes=1))

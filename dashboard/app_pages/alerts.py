@@ -33,7 +33,7 @@ from dashboard import alerts_data as ad
 from dashboard.access import Access, current_access
 from dashboard.context import AppContext, run_page
 from dashboard.data import open_store
-from dashboard.formatting import format_age
+from orgscope.durations import duration_text
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _when(value: Any) -> str:
 
 def _for(row: Mapping[Any, Any]) -> str:
     seconds = row.get("for_s")
-    return format_age(float(seconds)) if seconds is not None and pd.notna(seconds) else "?"
+    return duration_text(float(seconds)) if seconds is not None and pd.notna(seconds) else "?"
 
 
 # --- headline and lists ---------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def _headline(active: pd.DataFrame, resolved: pd.DataFrame, delivery: pd.DataFra
     by_severity = firing["severity"].value_counts()
     cols = st.columns(5)
     cols[0].metric("Firing", len(firing), border=True,
-                   delta=" · ".join(f"{by_severity[s]} {s}" for s in ad.SEVERITIES
+                   delta=" · ".join(f"{by_severity[s]} {s}" for s in ad.SEVERITIES_URGENT_FIRST
                                     if s in by_severity) or None,
                    delta_color="off", delta_arrow="off")
     cols[1].metric("Pending", int((active["state"] == "pending").sum()), border=True,
@@ -167,7 +167,7 @@ def _alert_table(frame: pd.DataFrame, resolved: bool = False) -> None:
     shown = frame.assign(
         labels=[_labels(r).replace("**", "") for r in frame.to_dict("records")],
         silenced=frame["silenced"],
-        **({"lasted": [format_age((r - f).total_seconds()) if pd.notna(r) and pd.notna(f)
+        **({"lasted": [duration_text((r - f).total_seconds()) if pd.notna(r) and pd.notna(f)
                        else "" for r, f in zip(frame["resolved_at"], frame["fired_at"],
                                                strict=True)]} if resolved else {}),
     )

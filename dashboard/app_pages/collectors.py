@@ -20,9 +20,9 @@ from plotly.subplots import make_subplots
 
 from dashboard import collectors_data as cd
 from dashboard.context import AppContext, run_page
-from dashboard.formatting import format_age
 from orgscope import bill
 from orgscope.config import Config, ConfigError, format_interval, parse_interval
+from orgscope.durations import duration_text
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ def render(ctx: AppContext) -> None:
     totals = bill.by_collector(billed)
     newest = pd.Timestamp(billed["last_started_at"].max()).to_pydatetime()
     _headline(totals, billed)
-    st.caption(f"Newest run {format_age((datetime.now(UTC) - newest).total_seconds())} ago. "
+    st.caption(f"Newest run {duration_text(datetime.now(UTC) - newest)} ago. "
                "A 30-day month; CloudWatch $0.01 per 1,000 metrics requested, Cost Explorer "
                "$0.01 a request, X-Ray $0.50 per million traces retrieved or scanned; every "
                "other call orgscope makes is free.")

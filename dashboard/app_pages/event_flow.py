@@ -19,12 +19,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data, traces_data
+from dashboard import buckets, data, rule_metrics, traces_data
 from dashboard import event_flow_data as flow
+from dashboard import route_map as routes
+from dashboard import verdicts as vd
 from dashboard.context import AppContext, run_page
 from dashboard.filters import Filters
-from dashboard.formatting import format_age
 from orgscope.datasets import AVERAGE_METRICS, VERDICTS
+from orgscope.durations import bucket_text, duration_text
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -42,14 +44,14 @@ TRACE_LINK_VERDICTS = ("FAILING", "DEGRADED")
 #: Heatmap cell text for each verdict (colour is never the only cue).
 SHORT: dict[str, str] = {
     "OK": "", "DEGRADED": "DEG", "SILENT": "SIL", "FAILING": "FAIL", "DISABLED": "OFF",
-    "STALE": "?", flow.NO_VERDICT: "-",
+    "STALE": "?", vd.NO_VERDICT: "-",
 }
-CELL_ORDER: tuple[str, ...] = (*VERDICTS, flow.NO_VERDICT)
+CELL_ORDER: tuple[str, ...] = (*VERDICTS, vd.NO_VERDICT)
 PLOTLY_CONFIG = {"displayModeBar": False}
 
 
 def _coloured(verdict: str) -> str:
-    colour = flow.VERDICT_MARKDOWN.get(verdict)
+    colour = vd.VERDICT_MARKDOWN.get(verdict)
     return f":{colour}[**{verdict}**]" if colour else f"**{verdict}**"
 
 
@@ -85,17 +87,17 @@ def _unreachable_banner(ctx: AppContext, verdicts: pd.DataFrame) -> None:
 
 
 def _headline(verdicts: pd.DataFrame) -> None:
-    counts = flow.verdict_counts(verdicts)
+    counts = vd.verdict_counts(verdicts)
     columns = st.columns(len(VERDICTS))
     for column, verdict in zip(columns, VERDICTS, strict=True):
         column.metric(
-            _coloured(verdict), counts[verdict], border=True, help=flow.VERDICT_HELP[verdict]
+            _coloured(verdict), counts[verdict], border=True, help=vd.VERDICT_HELP[verdict]
         )
-    judged = verdicts[verdicts["verdict"] != flow.NO_VERDICT]
+    judged = verdicts[verdicts["verdict"] != vd.NO_VERDICT]
     notes = [f"{len(judged)} rules judged"]
     if judged["evaluated_at"].notna().any():
         newest = pd.Timestamp(judged["evaluated_at"].max()).to_pydatetime()
-        age = format_age((datetime.now(UTC) - newest).total_seconds())
+        age = duration_text(datetime.now(UTC) - newest)
         notes.append(f"latest evaluation {newest:%H:%M:%S} UTC ({age} ago)")
     unjudged = len(verdicts) - len(judged)
     if unjudged:
@@ -112,7 +114,7 @@ def _heatmap(verdicts: pd.DataFrame) -> None:
         "Rows", options=["account", "team"], default="account", key=ROWS_KEY,
         format_func=str.capitalize, label_visibility="collapsed",
     ) or "account"
-    cells = flow.verdict_matrix(verdicts, rows=rows)
+    cells = vd.verdict_matrix(verdicts, rows=rows)
     # rules in the order of their (first) row, so each account's rules sit together
     row_order = sorted(cells["row"].unique(), key=lambda r: (cells[cells["row"] == r]
                                                             ["urgency"].min(), r))
@@ -127,7 +129,7 @@ def _heatmap(verdicts: pd.DataFrame) -> None:
     steps = len(CELL_ORDER)
     scale = []
     for index, verdict in enumerate(CELL_ORDER):
-        colour = flow.VERDICT_COLOURS.get(verdict, flow.NO_VERDICT_COLOUR)
+        colour = vd.VERDICT_COLOURS.get(verdict, vd.NO_VERDICT_COLOUR)
         scale += [[index / steps, colour], [(index + 1) / steps, colour]]
     figure = go.Figure(
         go.Heatmap(
@@ -161,17 +163,17 @@ def _heatmap(verdicts: pd.DataFrame) -> None:
 # --- one rule ----------------------------------------------------------------------------------
 
 
-def _pick_rule(verdicts: pd.DataFrame) -> flow.RuleKey:
-    keys = flow.rule_keys(verdicts)
+def _pick_rule(verdicts: pd.DataFrame) -> vd.RuleKey:
+    keys = vd.rule_keys(verdicts)
     options = [key.encode() for key in keys]
-    labels = flow.labels_for(keys, verdicts)
+    labels = vd.labels_for(keys, verdicts)
     if st.session_state.get(RULE_KEY) not in options:
         st.session_state[RULE_KEY] = options[0]  # the most urgent rule
     chosen = st.selectbox(
         "Rule", options=options, key=RULE_KEY, format_func=lambda key: labels.get(key, key),
         help="Most urgent first. Defaults to the most urgent rule in scope.",
     )
-    return flow.RuleKey.decode(str(chosen))
+    return vd.RuleKey.decode(str(chosen))
 
 
 def _verdict_box(row: Mapping[Any, Any]) -> None:
@@ -193,9 +195,9 @@ def _verdict_box(row: Mapping[Any, Any]) -> None:
                 icon=":material/hourglass_empty:")
 
 
-def _traces_link(ctx: AppContext, key: flow.RuleKey) -> None:
+def _traces_link(ctx: AppContext, key: vd.RuleKey) -> None:
     """A link to the Traces page filtered to the rule's consumer and the time range."""
-    _since, until = flow.window(ctx.filters, datetime.now(UTC))
+    _since, until = buckets.window(ctx.filters, datetime.now(UTC))
     params = traces_data.load_rule_link(ctx.store_base, key.encode(), ctx.filters.time_range,
                                         until)
     names = ctx.account_names
@@ -210,13 +212,13 @@ def _traces_link(ctx: AppContext, key: flow.RuleKey) -> None:
 
 
 def _funnel(funnel: pd.DataFrame, time_range: str) -> None:
-    stages = funnel[funnel["stage"].isin([stage for stage, _ in flow.FUNNEL])]
+    stages = funnel[funnel["stage"].isin([stage for stage, _ in rule_metrics.FUNNEL])]
     if int(stages["periods"].sum()) == 0:
         st.info(f"No metrics stored for this rule in the last {time_range}: no data, which is "
                 "not the same as zero events.", icon=":material/hourglass_empty:")
         return
-    colours = ["#546e7a", "#607d8b", flow.VERDICT_COLOURS["OK"],
-               flow.VERDICT_COLOURS["DEGRADED"], flow.VERDICT_COLOURS["FAILING"], "#8e2b25"]
+    colours = ["#546e7a", "#607d8b", vd.VERDICT_COLOURS["OK"],
+               vd.VERDICT_COLOURS["DEGRADED"], vd.VERDICT_COLOURS["FAILING"], "#8e2b25"]
     figure = go.Figure(
         go.Funnel(
             y=stages["stage"], x=stages["value"], marker={"color": colours},
@@ -237,7 +239,7 @@ def _series(series: pd.DataFrame, metric: str, filters: Filters) -> None:
         st.info(f"No {metric} stored for this rule in the last {time_range}.",
                 icon=":material/hourglass_empty:")
         return
-    per = flow.describe_bucket(flow.bucket_for(filters.window))
+    per = bucket_text(buckets.bucket_for(filters.window))
     unit = "ms (average)" if metric in AVERAGE_METRICS else f"per {per}"
     figure = go.Figure()
     figure.add_trace(go.Scatter(
@@ -261,15 +263,20 @@ def _series(series: pd.DataFrame, metric: str, filters: Filters) -> None:
         yaxis_title=unit, yaxis_rangemode="tozero",
     )
     st.plotly_chart(figure, width="stretch", config=PLOTLY_CONFIG, key="event_flow.series")
-    st.caption(f"{len(series)} points of {per}. The band is this rule's own history for the "
-               f"same hour of the week over the last {flow.BASELINE_WEEKS} weeks.")
+    if series["expected"].notna().any():
+        band = ("The band is the health model's baseline of each point, the one its verdicts "
+                "use: the same hour of the week in earlier weeks, or the rule's own average "
+                "while its history is short (docs/health.md, \"Baselines\").")
+    else:
+        band = f"The health model keeps no baseline of {metric}: no band."
+    st.caption(f"{len(series)} points of {per}. {band}")
 
 
 def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     with left:
         key = _pick_rule(verdicts)
-    metrics: Sequence[str] = flow.metric_choices()
+    metrics: Sequence[str] = rule_metrics.metric_choices()
     metric = str(right.selectbox("Metric", options=list(metrics), key=METRIC_KEY,
                                  help="The time series below; MatchedEvents by default."))
     match = verdicts[
@@ -287,7 +294,8 @@ def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
         _funnel(flow.load_rule_funnel(ctx.store_base, key.encode(), time_range), time_range)
     with series_column:
         st.markdown(f"**{metric}** against its usual band, last {time_range}")
-        series = flow.load_rule_series(ctx.store_base, key.encode(), metric, time_range)
+        series = flow.load_rule_series(ctx.store_base, ctx.config_source, key.encode(), metric,
+                                       time_range)
         _series(series, metric, ctx.filters)
 
 
@@ -301,7 +309,7 @@ def _routes(ctx: AppContext, verdicts: pd.DataFrame) -> None:
                             help="Switch off to draw every route in scope.")
     rules, buses = flow.load_route_inputs(
         ctx.store_base, filters.account_ids, filters.teams, filters.regions)
-    graph = flow.route_map(rules, buses, verdicts, dict(ctx.account_names),
+    graph = routes.route_map(rules, buses, verdicts, dict(ctx.account_names),
                            only_not_ok=only_not_ok)
     if graph.links.empty:
         st.caption("No routes to draw: no rules in scope" +
@@ -368,7 +376,7 @@ def _dlqs(ctx: AppContext) -> None:
         else:
             shown = waiting.assign(
                 oldest=waiting["oldest_age_s"].map(
-                    lambda age: format_age(float(age)) if pd.notna(age) else ""))
+                    lambda age: duration_text(float(age)) if pd.notna(age) else ""))
             st.dataframe(
                 shown, hide_index=True,
                 column_order=["queue", "account", "visible", "oldest"],
@@ -383,14 +391,14 @@ def _dlqs(ctx: AppContext) -> None:
 
 
 def _verdict_style(verdict: object) -> str:
-    colour = flow.VERDICT_COLOURS.get(str(verdict))
+    colour = vd.VERDICT_COLOURS.get(str(verdict))
     if colour is None or verdict == "OK":
         return ""
     return f"color: {colour}; font-weight: 600"
 
 
 def _verdict_table(verdicts: pd.DataFrame) -> None:
-    export = flow.verdict_export(verdicts)
+    export = vd.verdict_export(verdicts)
     with st.expander(f"All {len(export)} rules and their verdicts", expanded=False):
         st.dataframe(
             export.style.map(_verdict_style, subset=["verdict"]), hide_index=True,
@@ -443,7 +451,7 @@ def live(ctx: AppContext) -> None:
         verdicts = flow.load_rule_verdicts(
             ctx.store_base, filters.account_ids, filters.teams, filters.regions,
             tag_key=ctx.team_tag_key, known=ctx.known_teams)
-        judged = verdicts[verdicts["verdict"] != flow.NO_VERDICT]
+        judged = verdicts[verdicts["verdict"] != vd.NO_VERDICT]
         _unreachable_banner(ctx, verdicts)
         if judged.empty:
             _no_verdicts(ctx, flow.load_metrics_present(ctx.store_base))

@@ -16,8 +16,9 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.context import AppContext, run_page
-from dashboard.formatting import format_age, md_text
+from dashboard.formatting import md_text
 from orgscope.access import ACCESS_MEANINGS
+from orgscope.durations import duration_text
 from orgscope.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,14 @@ def _headline(ctx: AppContext, overview: pd.DataFrame, last: datetime | None) ->
     stale = age_s > STALE_INTERVALS * ctx.inventory_interval_s
     cols[5].metric(
         "Last collection",
-        f"{format_age(age_s)} ago",
+        f"{duration_text(age_s)} ago",
         delta="stale" if stale else None,
         delta_color="inverse" if stale else "off",
         delta_arrow="off",
         border=True,
         help=f"Newest collection cycle: {last:%Y-%m-%d %H:%M:%S} UTC. Stale after "
         f"{STALE_INTERVALS} missed inventory intervals "
-        f"({format_age(STALE_INTERVALS * ctx.inventory_interval_s)}).",
+        f"({duration_text(STALE_INTERVALS * ctx.inventory_interval_s)}).",
     )
 
 

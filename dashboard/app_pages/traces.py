@@ -26,7 +26,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from dashboard import deeplinks as links
+from dashboard import trace_colours
+from dashboard import trace_criteria as criteria
+from dashboard import trace_latency as lat
 from dashboard import traces_data as td
+from dashboard import traces_search as tsearch
+from dashboard import waterfall as wf
 from dashboard.context import AppContext, run_page
 from orgscope.store import StoreError
 from orgscope.traces.ids import to_w3c_trace_id
@@ -63,7 +69,7 @@ ARC_LIFT = 0.7
 
 def _apply_link(ctx: AppContext) -> None:
     """Put a new deep link's values into the search widgets (once per distinct link)."""
-    params = {name: st.query_params.get_all(name) for name in td.LINK_PARAMS
+    params = {name: st.query_params.get_all(name) for name in links.LINK_PARAMS
               if name in st.query_params}
     signature = repr(sorted(params.items()))
     # widget state is dropped when another page is shown: a visit starts without it
@@ -76,8 +82,8 @@ def _apply_link(ctx: AppContext) -> None:
         return
     st.session_state[LINK_KEY] = signature
     try:
-        link = td.read_link(params, ctx.account_names)
-    except td.SearchError as error:
+        link = links.read_link(params, ctx.account_names)
+    except criteria.SearchError as error:
         st.warning(f"This link's filters were not applied: {error}", icon=":material/link_off:")
         return
     search = link.search
@@ -86,16 +92,17 @@ def _apply_link(ctx: AppContext) -> None:
     st.session_state[TEAMS_KEY] = list(search.teams)
     st.session_state[STATUSES_KEY] = list(search.statuses)
     st.session_state[MIN_MS_KEY] = int(search.min_duration_ms)
-    st.session_state[ANNOTATION_KEY] = td.format_annotations(search.annotations)
+    st.session_state[ANNOTATION_KEY] = criteria.format_annotations(search.annotations)
     st.session_state[WINDOW_KEY] = link.window
     if link.trace:
         st.session_state[TRACE_KEY] = link.trace
     log.info("traces page opened with link %s", params)
 
 
-def _write_link(search: td.TraceSearch, window: td.Window | None, trace: str | None) -> None:
+def _write_link(search: criteria.TraceSearch, window: criteria.Window | None,
+                trace: str | None) -> None:
     """Keep the URL equal to what is shown, so it can be shared."""
-    params = td.link_params(td.Link(search=search, window=window, trace=trace))
+    params = links.link_params(links.Link(search=search, window=window, trace=trace))
     if params != st.query_params.to_dict():
         st.query_params.from_dict(params)
     st.session_state[LINK_KEY] = repr(sorted((k, [v]) for k, v in params.items()))
@@ -104,12 +111,12 @@ def _write_link(search: td.TraceSearch, window: td.Window | None, trace: str | N
 # --- search ------------------------------------------------------------------------------------
 
 
-def _window(ctx: AppContext) -> tuple[td.Window, td.Window | None]:
+def _window(ctx: AppContext) -> tuple[criteria.Window, criteria.Window | None]:
     """(the window searched, the deep link's window or None)."""
     linked = st.session_state.get(WINDOW_KEY)
-    if isinstance(linked, td.Window):
+    if isinstance(linked, criteria.Window):
         return linked, linked
-    return td.Window.last(ctx.filters.time_range, datetime.now(UTC)), None
+    return criteria.Window.last(ctx.filters.time_range, datetime.now(UTC)), None
 
 
 def _options(choices: list[str], key: str) -> list[str]:
@@ -118,8 +125,8 @@ def _options(choices: list[str], key: str) -> list[str]:
     return sorted(set(choices) | set(chosen))
 
 
-def _search_form(ctx: AppContext, window: td.Window, linked: td.Window | None
-                 ) -> td.TraceSearch | None:
+def _search_form(ctx: AppContext, window: criteria.Window, linked: criteria.Window | None
+                 ) -> criteria.TraceSearch | None:
     names = ctx.account_names
     choices = td.load_search_choices(ctx.store_base, window)
     first = st.columns(4)
@@ -134,7 +141,7 @@ def _search_form(ctx: AppContext, window: td.Window, linked: td.Window | None
         "Team", options=_options(choices["teams"], TEAMS_KEY), key=TEAMS_KEY,
         placeholder="Any team")
     statuses = first[3].multiselect(
-        "Status", options=list(td.STATUSES), key=STATUSES_KEY, placeholder="Any status",
+        "Status", options=list(criteria.STATUSES), key=STATUSES_KEY, placeholder="Any status",
         help="fault: a span answered 5xx; error: 4xx or throttled; ok: neither.")
     second = st.columns([1, 2, 2], vertical_alignment="bottom")
     minimum = second[0].number_input(
@@ -155,17 +162,17 @@ def _search_form(ctx: AppContext, window: td.Window, linked: td.Window | None
             st.caption(f"Traces that started in the last {ctx.filters.time_range} (the "
                        "sidebar's range; its accounts, teams and regions apply too).")
     try:
-        return td.TraceSearch(
+        return criteria.TraceSearch(
             services=tuple(services), account_ids=tuple(accounts), teams=tuple(teams),
             statuses=tuple(statuses), min_duration_ms=float(minimum or 0),
-            annotations=td.parse_annotations(annotation_text or ""))
-    except td.SearchError as error:
+            annotations=criteria.parse_annotations(annotation_text or ""))
+    except criteria.SearchError as error:
         st.error(str(error), icon=":material/error:")
         return None
 
 
 def _results(ctx: AppContext, results: pd.DataFrame) -> None:
-    export = td.results_export(results, ctx.account_names)
+    export = tsearch.results_export(results, ctx.account_names)
     matched = int(results["matches"].iloc[0])
     shown = len(results)
     more = f" (the {shown} slowest shown)" if matched > shown else ""
@@ -223,7 +230,7 @@ def _pick_trace(results: pd.DataFrame, names: Mapping[str, str]) -> dict[str, An
         st.session_state[TRACE_KEY] = members["trace_id"].iloc[0] if len(members) else None
     if st.session_state.get(TRACE_KEY) not in options:
         st.session_state[TRACE_KEY] = options[0]
-    labels = {str(r["trace_id"]): td.trace_label({str(k): v for k, v in r.items()}, names)
+    labels = {str(r["trace_id"]): tsearch.trace_label({str(k): v for k, v in r.items()}, names)
               for r in results.to_dict("records")}
     chosen = st.selectbox("Trace", options=options, key=TRACE_KEY,
                           format_func=lambda trace: labels.get(trace, trace),
@@ -246,11 +253,11 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
         st.info("The spans of this trace are no longer in the store (compacted or pruned).",
                 icon=":material/hourglass_empty:")
         return
-    colours = td.account_colours([*ctx.account_names, *rows["account_id"]])
+    colours = trace_colours.account_colours([*ctx.account_names, *rows["account_id"]])
     figure = go.Figure()
     for account_id in dict.fromkeys(rows["account_id"]):
         part = rows[rows["account_id"] == account_id]
-        outline = [td.STATUS_COLOURS.get(s, "#d6453d") if s != "ok" else "rgba(0,0,0,0)"
+        outline = [trace_colours.STATUS_COLOURS.get(s, "#d6453d") if s != "ok" else "rgba(0,0,0,0)"
                    for s in part["status"]]
         figure.add_trace(go.Bar(
             orientation="h", y=part["row"], x=part["duration_ms"].clip(lower=0.5),
@@ -319,7 +326,7 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
         notes.append(f"{relinked} re-linked to its producer by the event's traceparent (the "
                      "X-Ray trace id changed at the bus)")
     for kind in sorted(set(broken["break"])):
-        notes.append(f"break ({kind}): {td.BREAK_HELP.get(kind, kind)}")
+        notes.append(f"break ({kind}): {wf.BREAK_HELP.get(kind, kind)}")
     st.caption(" · ".join(notes) + ". Outlined bars answered with an error (amber) or a fault "
                "(red); rows are in parent order, indented by depth.")
 
@@ -330,10 +337,11 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
 def _error_colour(bad: float, calls: float) -> str:
     if calls <= 0 or bad <= 0:
         return QUIET_EDGE
-    return td.STATUS_COLOURS["fault"] if bad / calls >= 0.05 else td.STATUS_COLOURS["error"]
+    status = "fault" if bad / calls >= 0.05 else "error"
+    return trace_colours.STATUS_COLOURS[status]
 
 
-def _service_map(ctx: AppContext, window: td.Window) -> None:
+def _service_map(ctx: AppContext, window: criteria.Window) -> None:
     filters = ctx.filters
     graph = td.load_service_map(ctx.store_base, account_ids=filters.account_ids,
                                 teams=filters.teams, regions=filters.regions, window=window)
@@ -342,7 +350,7 @@ def _service_map(ctx: AppContext, window: td.Window) -> None:
         st.caption("No traced calls in this window and scope.")
         return
     names = ctx.account_names
-    colours = td.account_colours([*ctx.account_names, *nodes["account_id"]])
+    colours = trace_colours.account_colours([*ctx.account_names, *nodes["account_id"]])
     position = {(str(r["service"]), str(r["account_id"])): (float(r["x"]), float(r["y"]))
                 for r in nodes.to_dict("records")}
     figure = go.Figure()
@@ -439,7 +447,7 @@ def _edge(figure: go.Figure, source: tuple[float, float], target: tuple[float, f
     return xs[12], ys[12]
 
 
-def describe_window(window: td.Window) -> str:
+def describe_window(window: criteria.Window) -> str:
     return f"{window.since:%m-%d %H:%M} to {window.until:%m-%d %H:%M} UTC"
 
 
@@ -477,7 +485,7 @@ def _map_nodes(figure: go.Figure, nodes: pd.DataFrame, names: Mapping[str, str])
 # --- latency -----------------------------------------------------------------------------------
 
 
-def _latency(ctx: AppContext, window: td.Window) -> None:
+def _latency(ctx: AppContext, window: criteria.Window) -> None:
     filters = ctx.filters
     frame = td.load_latency(ctx.store_base, account_ids=filters.account_ids,
                             teams=filters.teams, regions=filters.regions, window=window)
@@ -488,7 +496,7 @@ def _latency(ctx: AppContext, window: td.Window) -> None:
         "Percentile", options=list(PERCENTILES), default="p99", key=PERCENTILE_KEY,
         label_visibility="collapsed") or "p99"
     names = ctx.account_names
-    colours = td.account_colours([*ctx.account_names, *frame["account_id"]])
+    colours = trace_colours.account_colours([*ctx.account_names, *frame["account_id"]])
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35],
                            vertical_spacing=0.08,
                            subplot_titles=(f"{percentile} latency (ms)", "error rate (%)"))
@@ -512,13 +520,13 @@ def _latency(ctx: AppContext, window: td.Window) -> None:
     figure.update_yaxes(rangemode="tozero")
     st.plotly_chart(figure, width="stretch", config=PLOTLY_CONFIG, key="traces.latency")
     st.caption(f"Per service (entry spans: the time each took to answer), in buckets of "
-               f"{td.describe_latency_bucket(window.length)}, {describe_window(window)}.")
+               f"{lat.describe_latency_bucket(window.length)}, {describe_window(window)}.")
 
 
 # --- the page ----------------------------------------------------------------------------------
 
 
-def _no_traces(ctx: AppContext, presence: td.Presence) -> None:
+def _no_traces(ctx: AppContext, presence: tsearch.Presence) -> None:
     if not presence.spans:
         what = ("**No spans have been collected yet**, so there is no trace to show — this is "
                 "not a failure to read any account. The `xray` collector reads X-Ray "

@@ -34,6 +34,7 @@ import pandas as pd
 
 from orgscope.config import HealthConfig
 from orgscope.datasets import RULE_HEALTH, VERDICTS
+from orgscope.durations import duration_text
 from orgscope.health.producers import (
     PUT_CALLS,
     PUT_ENTRIES,
@@ -41,11 +42,11 @@ from orgscope.health.producers import (
     PUT_FAILED_ENTRIES,
     PUT_METRICS,
     latest_snapshot,
-    pattern_sources,
     policy_removals,
     source_producers,
     tuples,
 )
+from orgscope.patterns import pattern_sources
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +84,6 @@ _WINDOW_COLUMNS = ["account_id", "region", "start", "end", "newest"]
 def _utc(value: datetime | pd.Timestamp) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def span(delta: timedelta | pd.Timedelta) -> str:
-    """A duration for people: '15m', '2d 3h', '45s'."""
-    seconds = int(pd.Timedelta(delta).total_seconds())
-    if seconds < 60:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
 
 
 def _num(value: float) -> str:
@@ -220,44 +208,99 @@ def _baselines(rule_rows: pd.DataFrame, windows: pd.DataFrame, now: pd.Timestamp
                cfg: HealthConfig) -> pd.DataFrame:
     if rule_rows.empty:
         return pd.DataFrame(columns=_BASELINE_COLUMNS)
+    keys = _rule_keys(rule_rows)
+    keys = _with_windows(keys, windows, now, cfg).assign(kid=lambda k: k["rid"], as_of=now)
+    return _usual_values(rule_rows, keys, cfg)[_BASELINE_COLUMNS]
+
+
+def _rule_keys(rule_rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per rule of ``rule_rows``: rid, history_start (its first stored period), KEY."""
     keys = rule_rows.groupby("rid")["ts"].min().rename("history_start").reset_index()
-    keys = keys.merge(rule_rows.drop_duplicates("rid")[["rid", *KEY]], on="rid")
-    keys = _with_windows(keys, windows, now, cfg)
+    return keys.merge(rule_rows.drop_duplicates("rid")[["rid", *KEY]], on="rid")
+
+
+def usual_band(metrics: pd.DataFrame, windows: pd.DataFrame, cfg: HealthConfig) -> pd.DataFrame:
+    """The usual values of rules over windows of their own, by the same function that gives a
+    verdict its baselines (:func:`baselines`): what a verdict judged at each window's end
+    would have expected in that window. The Event-flow chart draws its band from this.
+
+    ``metrics``: ``event_metrics`` rows of the rules, from at least
+    :func:`band_history` before the first window; ``windows``: account_id, region, bus, rule,
+    start, end (any number per rule).
+
+    Returns ``windows``' columns and metric, method, expected (as in :func:`baselines`), low
+    and high (the 10th and 90th percentile of the weeks the hour-of-week median is taken
+    over, scaled alike; NaN for the other methods), samples; one row per window and
+    BASELINE_METRICS metric of a rule with metrics.
+    """
+    columns = [*KEY, "start", "end", "metric", "method", "expected", "low", "high", "samples"]
+    if windows.empty or metrics.empty:
+        return pd.DataFrame(columns=columns)
+    wanted = windows[[*KEY, "start", "end"]].assign(
+        start=pd.to_datetime(windows["start"], utc=True),
+        end=pd.to_datetime(windows["end"], utc=True))
+    rule_rows, _ = _split(metrics, _utc(wanted["end"].max()))
+    if rule_rows.empty:
+        return pd.DataFrame(columns=columns)
+    keys = _rule_keys(rule_rows).merge(wanted, on=KEY)
+    keys = keys.assign(kid=np.arange(len(keys)), as_of=keys["end"])
+    return _usual_values(rule_rows, keys, cfg)[columns]
+
+
+def band_history(cfg: HealthConfig) -> timedelta:
+    """How much history before a window :func:`usual_band` reads (the hour-of-week weeks
+    and the fallback span)."""
+    return max(WEEK * cfg.baseline_weeks, fallback_lookback(cfg))
+
+
+def _usual_values(rule_rows: pd.DataFrame, keys: pd.DataFrame, cfg: HealthConfig
+                  ) -> pd.DataFrame:
+    """The baselines of ``keys``: one row per window (kid) of a rule (rid), with start, end,
+    as_of (when it is judged) and history_start; see :func:`baselines` for the method."""
+    keys = keys.reset_index(drop=True)
     keys["bucket"] = (keys["start"] + (keys["end"] - keys["start"]) / 2).dt.floor("h")
+    keys["hours"] = _seconds(keys["end"] - keys["start"]) / HOUR.total_seconds()
     week_s = WEEK.total_seconds()
     span_s = _seconds(keys["bucket"] - keys["history_start"])
     keys["weeks"] = np.clip(np.floor(span_s / week_s), 0, cfg.baseline_weeks).astype(int)
     keys["eligible"] = (keys["weeks"] >= 1) & (
-        _seconds(now - keys["history_start"]) >= cfg.min_history.total_seconds())
+        _seconds(keys["as_of"] - keys["history_start"]) >= cfg.min_history.total_seconds())
     rows = rule_rows[rule_rows["metric"].isin(BASELINE_METRICS)
                      & _maybe_needed(rule_rows["ts"], keys, cfg)]
-    rows = rows[["rid", "metric", "ts", "value"]].merge(
-        keys[["rid", "bucket", "start", "history_start", "weeks"]], on="rid")
+    rows = rows[["rid", "metric", "ts", "value"]]
+    how = _hour_of_week(keys, _weekly(rows, keys, cfg), cfg)
+    trail = _trailing(keys, rows, cfg)
 
-    # hour of week: which earlier week's bucket each row falls in (0 = none)
-    ago = _seconds(rows["bucket"] - rows["ts"])
-    week = np.ceil(ago / week_s)
-    in_bucket = (week >= 1) & (week <= rows["weeks"]) & (week * week_s - ago < HOUR.total_seconds())
-    weekly = (rows[in_bucket].assign(week=week[in_bucket].astype(int))
-              .groupby(["rid", "metric", "week"])["value"].agg(["sum", "mean"]))
-    how = _hour_of_week(keys, weekly, cfg)
-
-    # fallback: the trailing average before the window
-    low = _later(rows["history_start"], rows["start"] - pd.Timedelta(fallback_lookback(cfg)))
-    before = rows[(rows["ts"] >= low) & (rows["ts"] < rows["start"])]
-    trail = _trailing(keys, before, cfg)
-
-    merged = trail.merge(how, on=["rid", "metric"], how="left", suffixes=("_trail", "_how"))
-    merged = merged.merge(keys[["rid", *KEY]], on="rid")
+    merged = trail.merge(how, on=["kid", "metric"], how="left", suffixes=("_trail", "_how"))
+    merged = merged.merge(keys.drop(columns=["bucket", "history_start"]), on="kid")
     # one method per rule: an eligible rule's latency with no samples at this hour stays unknown
-    use_how = merged["rid"].map(keys.set_index("rid")["eligible"]).fillna(False).astype(bool)
+    use_how = merged["eligible"].astype(bool)
     merged["method"] = np.where(use_how, "hour_of_week",
                                 np.where(merged["expected_trail"].notna(), "trailing_average",
                                          "none"))
     merged["expected"] = merged["expected_how"].where(use_how, merged["expected_trail"])
+    merged["low"] = merged["low"].where(use_how)
+    merged["high"] = merged["high"].where(use_how)
     merged["samples"] = merged["samples_how"].where(use_how, merged["samples_trail"]) \
         .fillna(0).astype(int)
-    return merged[_BASELINE_COLUMNS].reset_index(drop=True)
+    return merged.reset_index(drop=True)
+
+
+def _weekly(rows: pd.DataFrame, keys: pd.DataFrame, cfg: HealthConfig) -> pd.DataFrame:
+    """Sum and mean of each window's hour-of-week bucket in each earlier week 1..weeks:
+    index (kid, metric, week)."""
+    wanted = pd.concat(
+        [keys.loc[keys["weeks"] >= week, ["kid", "rid"]].assign(
+            week=week, hour=keys["bucket"] - pd.Timedelta(WEEK * week))
+         for week in range(1, cfg.baseline_weeks + 1)], ignore_index=True)
+    near = pd.Series(False, index=rows.index)
+    for week in range(1, cfg.baseline_weeks + 1):  # cheap bounds before flooring every row
+        shift = pd.Timedelta(WEEK * week)
+        near |= (rows["ts"] >= keys["bucket"].min() - shift) & \
+            (rows["ts"] < keys["bucket"].max() - shift + pd.Timedelta(HOUR))
+    hourly = rows[near].assign(hour=rows.loc[near, "ts"].dt.floor("h"))
+    joined = hourly.merge(wanted, on=["rid", "hour"])
+    return joined.groupby(["kid", "metric", "week"])["value"].agg(["sum", "mean"])
 
 
 def _later(first: pd.Series, second: pd.Series) -> pd.Series:
@@ -280,61 +323,96 @@ def _maybe_needed(ts: pd.Series, keys: pd.DataFrame, cfg: HealthConfig) -> pd.Se
 
 
 def _hour_of_week(keys: pd.DataFrame, weekly: pd.DataFrame, cfg: HealthConfig) -> pd.DataFrame:
-    """Median over the valid weeks of each bucket (zero-filled sums; latency means)."""
+    """Median (and 10th/90th percentile) over the valid weeks of each bucket (zero-filled
+    sums, scaled to the window; latency means)."""
     eligible = keys[keys["eligible"]]
     out = []
-    window_hours = cfg.window / HOUR
     for metric in BASELINE_METRICS:
-        grid = eligible[["rid", "weeks"]].assign(metric=metric)
+        grid = eligible[["kid", "weeks", "hours"]].assign(metric=metric)
         if grid.empty:
             continue
         column = "mean" if metric == LATENCY else "sum"
         table = grid.merge(_by_week(weekly, column, metric, cfg.baseline_weeks),
-                           on=["rid", "metric"], how="left")
+                           on=["kid", "metric"], how="left")
         matrix = table[list(range(1, cfg.baseline_weeks + 1))].to_numpy(dtype=float)
         valid = np.arange(1, cfg.baseline_weeks + 1)[None, :] <= table["weeks"].to_numpy()[:, None]
         if metric != LATENCY:
             matrix = np.where(np.isnan(matrix), 0.0, matrix)  # zero-filling inside history
         matrix = np.where(valid, matrix, np.nan)
         counted = (~np.isnan(matrix)).sum(axis=1)
-        with np.errstate(all="ignore"):
-            median = np.full(len(matrix), np.nan)
-            some = counted > 0
-            if some.any():
+        median, low, high = (np.full(len(matrix), np.nan) for _ in range(3))
+        some = counted > 0
+        if some.any():
+            with np.errstate(all="ignore"):
                 median[some] = np.nanmedian(matrix[some], axis=1)
+                low[some], high[some] = np.nanquantile(matrix[some], [0.1, 0.9], axis=1)
         if metric != LATENCY:
-            median = median * window_hours
-        out.append(table[["rid", "metric"]].assign(expected=median, samples=counted))
+            scale = table["hours"].to_numpy(dtype=float)
+            median, low, high = median * scale, low * scale, high * scale
+        out.append(table[["kid", "metric"]].assign(expected=median, low=low, high=high,
+                                                   samples=counted))
     if not out:
-        return pd.DataFrame(columns=["rid", "metric", "expected", "samples"])
+        return pd.DataFrame(columns=["kid", "metric", "expected", "low", "high", "samples"])
     frame = pd.concat(out, ignore_index=True)
     return frame[frame["expected"].notna()]
 
 
 def _by_week(weekly: pd.DataFrame, column: str, metric: str, weeks: int) -> pd.DataFrame:
-    """One row per rule of ``metric``, one column per week 1..weeks (NaN without rows)."""
+    """One row per window of ``metric``, one column per week 1..weeks (NaN without rows)."""
     week_columns = list(range(1, weeks + 1))
     if weekly.empty:
-        return pd.DataFrame(columns=["rid", "metric", *week_columns])
+        return pd.DataFrame(columns=["kid", "metric", *week_columns])
     values = weekly[column].unstack("week").reindex(columns=week_columns)
     values = values[values.index.get_level_values("metric") == metric]
     values.columns = week_columns
     return values.reset_index()
 
 
-def _trailing(keys: pd.DataFrame, before: pd.DataFrame, cfg: HealthConfig) -> pd.DataFrame:
-    """Average rate before the window, scaled to it (counts); median value (latency)."""
+def _trailing(keys: pd.DataFrame, rows: pd.DataFrame, cfg: HealthConfig) -> pd.DataFrame:
+    """Average rate before the window, scaled to it (counts); median value (latency).
+
+    Over [max(history_start, start - fallback_lookback), start) of each window; computed for
+    the windows without an hour-of-week baseline (the others never use it: NaN).
+    """
     low = _later(keys["history_start"], keys["start"] - pd.Timedelta(fallback_lookback(cfg)))
     seconds = _seconds(keys["start"] - low).clip(lower=0)
-    grid = pd.concat([keys[["rid", "bucket", "history_start"]].assign(metric=m, seconds=seconds)
-                      for m in BASELINE_METRICS], ignore_index=True)
-    sums = before.groupby(["rid", "metric"])["value"].agg(["sum", "median", "count"])
-    table = grid.merge(sums.reset_index(), on=["rid", "metric"], how="left")
+    stats = _span_stats(keys[~keys["eligible"]], low, rows)
+    grid = pd.concat([keys[["kid", "bucket", "history_start", "hours"]].assign(
+        metric=m, seconds=seconds) for m in BASELINE_METRICS], ignore_index=True)
+    table = grid.merge(stats, on=["kid", "metric"], how="left")
     is_count = table["metric"] != LATENCY
     rate = table["sum"].fillna(0.0) / table["seconds"].where(table["seconds"] > 0)
-    expected = np.where(is_count, rate * cfg.window.total_seconds(), table["median"])
+    expected = np.where(is_count, rate * table["hours"] * HOUR.total_seconds(),
+                        table["median"])
     return table.assign(expected=expected, samples=table["count"].fillna(0))[
-        ["rid", "metric", "bucket", "history_start", "expected", "samples"]]
+        ["kid", "metric", "bucket", "history_start", "expected", "samples"]]
+
+
+def _span_stats(keys: pd.DataFrame, low: pd.Series, rows: pd.DataFrame) -> pd.DataFrame:
+    """Sum, median and count of each metric's values in [low, start) of each key's rule."""
+    columns = ["kid", "metric", "sum", "median", "count"]
+    if keys.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows[rows["rid"].isin(keys["rid"]) & rows["value"].notna()]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = rows.sort_values(["rid", "metric", "ts"], kind="stable")
+    series = {(rid, metric): (group["ts"].to_numpy(dtype="datetime64[ns]").view("int64"),
+                              group["value"].to_numpy(dtype=float))
+              for (rid, metric), group in ordered.groupby(["rid", "metric"], sort=False)}
+    out = []
+    for kid, rid, start, since in zip(keys["kid"], keys["rid"], keys["start"],
+                                      low.loc[keys.index], strict=True):
+        for metric in BASELINE_METRICS:
+            found = series.get((rid, metric))
+            if found is None:
+                continue
+            times, values = found
+            lo, hi = np.searchsorted(times, [_utc(since).value, _utc(start).value])
+            part = values[lo:hi]
+            out.append((kid, metric, float(part.sum()),
+                        float(np.median(part)) if len(part) else math.nan, len(part)))
+    return pd.DataFrame(out, columns=columns)
 
 
 def needs_fallback(rules: pd.DataFrame, metrics: pd.DataFrame, now: datetime,
@@ -486,8 +564,8 @@ def readability(accounts: pd.DataFrame, runs: pd.DataFrame, now: datetime,
             text = f"no successful metrics read of {account_id}/{region} yet{failed}"
         else:
             text = (f"no successful metrics read of {account_id}/{region} for "
-                    f"{span(stamp - last_ok)} (last at {_clock(last_ok)}; stale after "
-                    f"{span(cfg.stale_after)}){failed}")
+                    f"{duration_text(stamp - last_ok)} (last at {_clock(last_ok)}; stale after "
+                    f"{duration_text(cfg.stale_after)}){failed}")
         out[(str(account_id), str(region))] = Readability(runs=text, details=details)
     return out
 
@@ -534,15 +612,16 @@ class _Context:
 
 def _window_phrase(ctx: _Context, end: pd.Timestamp) -> str:
     if ctx.now - end < pd.Timedelta(minutes=1):
-        return f"in the last {span(ctx.cfg.window)}"
-    return f"in the {span(ctx.cfg.window)} to {_clock(end)}"
+        return f"in the last {duration_text(ctx.cfg.window)}"
+    return f"in the {duration_text(ctx.cfg.window)} to {_clock(end)}"
 
 
 def _usual(base: dict[str, Any], cfg: HealthConfig) -> str:
     if base["method"] == "hour_of_week":
         return f"at this hour ({_bucket_label(base['bucket'])})"
-    return (f"by its own average over the last {span(base['history'])} (hour-of-week "
-            f"baselines start after {span(max(cfg.min_history, WEEK))} of history)")
+    return (f"by its own average over the last {duration_text(base['history'])} "
+            f"(hour-of-week baselines start after {duration_text(max(cfg.min_history, WEEK))} "
+            "of history)")
 
 
 def _account_label(ctx: _Context, account_id: str) -> str:
@@ -669,8 +748,8 @@ def _failing(ctx: _Context, rule: Any, totals: dict[str, float], *, findings: _F
         if reading["growth"] >= cfg.dlq_growth:
             findings.add("FAILING", f"dead-letter queue {reading['queue']} grew by "
                                     f"{_num(reading['growth'])} messages in the last "
-                                    f"{span(cfg.window)} (now {_num(reading['messages'])}; "
-                                    f"threshold {cfg.dlq_growth})")
+                                    f"{duration_text(cfg.window)} (now "
+                                    f"{_num(reading['messages'])}; threshold {cfg.dlq_growth})")
     details["dlq"] = queues
 
 
@@ -728,8 +807,9 @@ def _stale(ctx: _Context, rule: Any, totals: dict[str, float] | None, *,
         if account is None and runs.runs is None:
             where = f"the newest stored is from {_clock(newest)}" if newest is not None \
                 else "none are stored for it"
-            findings.add("STALE", f"no metrics for this rule in the last {span(ctx.cfg.window)}"
-                                  f" ({where}; the metrics collector has not read it)")
+            findings.add("STALE", "no metrics for this rule in the last "
+                                  f"{duration_text(ctx.cfg.window)} ({where}; the metrics "
+                                  "collector has not read it)")
     if stale:
         details["stale"] = stale
 

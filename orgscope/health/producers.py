@@ -17,7 +17,6 @@ are per account, MatchedEvents per rule. The health model links them with a stat
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -36,32 +35,6 @@ PUT_METRICS: tuple[str, ...] = (PUT_ENTRIES, PUT_FAILED_ENTRIES, PUT_CALLS, PUT_
 
 _SPLIT = re.compile(r"[./:]")
 _ACCOUNT_ID = re.compile(r"\d{12}")
-
-
-def pattern_sources(pattern: str | None) -> list[str]:
-    """The ``source`` values an event pattern (JSON text) names, in order.
-
-    Plain strings are kept; ``{"prefix": "x."}`` yields ``"x."``; other matchers
-    (``anything-but``, ``exists``...) name no producer and are skipped. A pattern that is not
-    JSON, or a scheduled rule's null pattern, names none.
-    """
-    if not isinstance(pattern, str) or not pattern:
-        return []
-    try:
-        document = json.loads(pattern)
-    except ValueError:
-        return []
-    if not isinstance(document, dict):
-        return []
-    values = document.get("source", [])
-    values = values if isinstance(values, list) else [values]
-    found: list[str] = []
-    for value in values:
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, dict) and isinstance(value.get("prefix"), str):
-            found.append(value["prefix"])
-    return found
 
 
 def _norm(text: str) -> str:

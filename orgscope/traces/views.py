@@ -33,6 +33,10 @@ EDGE_COLUMNS: list[str] = ["source_service", "source_account_id", "target_servic
                            "target_account_id", "calls", "errors", "p95_ms", "cross_account"]
 LATENCY_COLUMNS: list[str] = ["bucket_start", "service", "account_id", "count", "p50_ms",
                               "p95_ms", "p99_ms", "error_rate"]
+#: The latency percentiles: column and quantile (rounded to 3 decimals).
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50_ms", 0.50), ("p95_ms", 0.95),
+                                              ("p99_ms", 0.99))
+ERROR_RATE_DECIMALS = 4
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -270,11 +274,58 @@ def latency_percentiles(spans: pd.DataFrame, freq: str) -> pd.DataFrame:
     entries["bucket_start"] = pd.to_datetime(entries["start"], utc=True).dt.floor(freq)
     grouped = entries.groupby(["bucket_start", "service", "account_id"], sort=True)
     out = grouped.agg(count=("span_id", "size"), error_rate=("_bad", "mean"))
-    for name, q in (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+    for name, q in PERCENTILES:
         out[name] = _quantile(grouped, "_ms", q)
-    out = out.reset_index()[LATENCY_COLUMNS]
+    out["error_rate"] = out["error_rate"].round(ERROR_RATE_DECIMALS)
+    return latency_frame(out.reset_index())
+
+
+def latency_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Latency rows in :data:`LATENCY_COLUMNS` order and types (bucket_start UTC, count
+    int64, the rest float64), whichever form computed them."""
+    out = frame[LATENCY_COLUMNS].reset_index(drop=True)
+    out["bucket_start"] = pd.to_datetime(out["bucket_start"], utc=True)
     out["count"] = out["count"].astype("int64")
     for column in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
         out[column] = out[column].astype("float64")
-    out["error_rate"] = out["error_rate"].round(4)
     return out
+
+
+def latency_percentiles_sql(spans_sql: str) -> str:
+    """:func:`latency_percentiles` as one DuckDB query, for more spans than pandas should
+    hold: only the buckets leave DuckDB. Pass its result through :func:`latency_frame`.
+
+    ``spans_sql``: a SELECT of ``spans`` rows (at least trace_id, span_id, parent_id,
+    service, account_id, start, end, duration_ms, error, fault), whose ``?`` parameters
+    come first; one more parameter follows: the bucket, an INTERVAL.
+
+    The same definitions as :func:`latency_percentiles`: entry spans (no parent among these
+    spans, or a parent of another service or account), a span's duration_ms else
+    end - start, percentiles by linear interpolation (3 decimals), error rate the share of
+    entries flagged error or fault (4 decimals), buckets floored from the epoch by start.
+    """
+    percentiles = ",\n           ".join(
+        f"round(quantile_cont(s.ms, {q}), 3) AS {name}" for name, q in PERCENTILES)
+    return f"""
+    WITH s AS (
+        SELECT s.trace_id, s.span_id, s.parent_id, s.service, s.account_id, s.start,
+               coalesce(s.error, false) OR coalesce(s.fault, false) AS bad,
+               coalesce(s.duration_ms,
+                        date_diff('microsecond', s.start, s."end") / 1000.0) AS ms
+        FROM ({spans_sql}) s
+    ),
+    owners AS (
+        SELECT trace_id, span_id, any_value(service) AS service,
+               any_value(account_id) AS account_id
+        FROM s GROUP BY trace_id, span_id
+    )
+    SELECT time_bucket(?::INTERVAL, s.start, TIMESTAMPTZ '1970-01-01 00:00:00+00')
+               AS bucket_start,
+           s.service, s.account_id, count(*) AS count,
+           {percentiles},
+           round(avg(CASE WHEN s.bad THEN 1.0 ELSE 0.0 END), {ERROR_RATE_DECIMALS}) AS error_rate
+    FROM s LEFT JOIN owners o ON o.trace_id = s.trace_id AND o.span_id = s.parent_id
+    WHERE o.service IS NULL OR o.service <> s.service OR o.account_id <> s.account_id
+    GROUP BY ALL
+    ORDER BY bucket_start, s.service, s.account_id
+    """

@@ -160,12 +160,6 @@ def test_rule_state_counts_leaves_out_never_read_accounts(empty_store: Store, no
     assert "payment-service" not in set(data.rule_state_counts(overview)["account"])
 
 
-def test_target_arns_tolerates_bad_json():
-    assert data.target_arns('[{"arn": "a"}, {"arn": null}, "x"]') == ["a"]
-    assert data.target_arns("not json") == []
-    assert data.target_arns(None) == []
-    assert data.target_arns('{"arn": "a"}') == []
-
 
 def test_state_colours_are_stable_and_cover_unknown_states():
     colours = data.state_colours(["DISABLED", "ENABLED", "UNKNOWN"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import event_flow_data as flow
+from dashboard import verdicts as vd
 from dashboard.app_pages.event_flow import (
     DOWNLOAD_KEY,
     METRIC_KEY,
@@ -84,7 +84,7 @@ def test_headline_counts_match_the_store(monkeypatch: pytest.MonkeyPatch, popula
 
 def test_the_most_urgent_rule_is_preselected(monkeypatch: pytest.MonkeyPatch, populated: Path):
     app = _open(monkeypatch, populated)
-    chosen = flow.RuleKey.decode(str(app.selectbox(key=RULE_KEY).value))
+    chosen = vd.RuleKey.decode(str(app.selectbox(key=RULE_KEY).value))
     assert chosen.rule == FAILING_RULE
     box = _texts(app.error)
     assert "FAILING" in box and FAILING_RULE in box and "failed invocations" in box
@@ -100,8 +100,8 @@ def test_unreachable_banner_names_the_account(monkeypatch: pytest.MonkeyPatch, p
 def test_picking_another_rule_shows_its_verdict(monkeypatch: pytest.MonkeyPatch,
                                                 populated: Path, store: Store):
     app = _open(monkeypatch, populated)
-    verdicts = flow.rule_verdicts(store, Filters())
-    silent = next(key for key in flow.rule_keys(verdicts) if key.rule == SILENT_RULE)
+    verdicts = vd.rule_verdicts(store, Filters())
+    silent = next(key for key in vd.rule_keys(verdicts) if key.rule == SILENT_RULE)
     app.selectbox(key=RULE_KEY).set_value(silent.encode()).run()
     assert not app.exception
     assert "Matched 0 events" in _texts(app.warning)

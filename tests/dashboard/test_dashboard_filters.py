@@ -12,7 +12,6 @@ from dashboard.filters import (
     Filters,
     read_filters,
 )
-from dashboard.formatting import format_age
 
 
 def test_defaults_when_session_state_is_empty():
@@ -43,12 +42,3 @@ def test_since_and_describe():
     assert filters.describe() == "last 7d · 1 account · teams payments, orders · us-east-1"
     assert Filters().describe() == "last 24h"
     assert not Filters().narrowed
-
-
-def test_format_age():
-    assert format_age(-3) == "0s"
-    assert format_age(45) == "45s"
-    assert format_age(12 * 60 + 5) == "12m"
-    assert format_age(3 * 3600 + 5 * 60) == "3h 5m"
-    assert format_age(2 * 3600) == "2h"
-    assert format_age(2 * 86400 + 4 * 3600) == "2d 4h"

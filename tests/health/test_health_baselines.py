@@ -8,7 +8,7 @@ import pandas as pd
 from health_frames import KEY, NOW, PERIOD, RULE, judge, replace, series, steady, window_start
 
 from orgscope.config import HealthConfig
-from orgscope.health.model import WEEK, baselines, evaluation_windows
+from orgscope.health.model import WEEK, baselines, evaluation_windows, usual_band
 
 CFG = HealthConfig()
 
@@ -108,3 +108,59 @@ def test_window_is_anchored_on_the_newest_period_but_never_past_stale_after() ->
         pd.Timestamp(NOW - timedelta(minutes=20)), pd.Timestamp(NOW - timedelta(minutes=5)))
     old = series(KEY, "MatchedEvents", NOW - timedelta(hours=3), NOW - timedelta(hours=1), 1.0)
     assert evaluation_windows(old, NOW, CFG, PERIOD).empty
+
+
+def _band_at(metrics: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+             cfg: HealthConfig = CFG) -> pd.DataFrame:
+    account_id, region, bus, rule = KEY
+    windows = pd.DataFrame([{"account_id": account_id, "region": region, "bus": bus,
+                             "rule": rule, "start": start, "end": end}])
+    return usual_band(metrics, windows, cfg)
+
+
+def test_the_band_at_the_evaluated_window_is_the_verdicts_baseline() -> None:
+    """The Event-flow chart's band and the verdict come from one function: at the window a
+    verdict judged, the band's usual value is that verdict's expected value."""
+    busy = steady(KEY, NOW - timedelta(days=29), NOW, matched=2.0)
+    for week in range(1, 5):
+        bucket = NOW.replace(minute=0) - WEEK * week
+        busy = replace(busy, KEY, "MatchedEvents", bucket, bucket + timedelta(hours=1),
+                       10.0 * week)
+    short = pd.concat([
+        series(KEY, "MatchedEvents", NOW - timedelta(days=2), NOW - timedelta(days=1), 4.0),
+        series(KEY, "MatchedEvents", NOW - timedelta(days=1), NOW, 8.0),
+    ])
+    for metrics, method in ((busy, "hour_of_week"), (short, "trailing_average")):
+        window = evaluation_windows(metrics, NOW, CFG, PERIOD).iloc[0]
+        verdict = baselines(metrics, NOW, CFG, period=PERIOD)
+        band = _band_at(metrics, window["start"], window["end"])
+        for name in ("MatchedEvents", "TriggeredRules", "IngestionToInvocationStartLatency"):
+            judged = verdict[verdict["metric"] == name].iloc[0]
+            drawn = band[band["metric"] == name].iloc[0]
+            assert drawn["method"] == judged["method"]
+            assert drawn["samples"] == judged["samples"]
+            assert (pd.isna(drawn["expected"]) and pd.isna(judged["expected"])) or \
+                drawn["expected"] == judged["expected"]
+        assert band.loc[band["metric"] == "MatchedEvents", "method"].iloc[0] == method
+
+
+def test_the_band_spans_the_weeks_the_median_is_taken_over() -> None:
+    metrics = steady(KEY, NOW - timedelta(days=29), NOW, matched=2.0)
+    for week in range(1, 5):  # 10, 20, 30, 40 per period at this hour in weeks 1-4
+        bucket = NOW.replace(minute=0) - WEEK * week
+        metrics = replace(metrics, KEY, "MatchedEvents", bucket, bucket + timedelta(hours=1),
+                          10.0 * week)
+    hour = pd.Timestamp(NOW.replace(minute=0))
+    drawn = _band_at(metrics, hour, hour + timedelta(hours=1))
+    matched = drawn[drawn["metric"] == "MatchedEvents"].iloc[0]
+    # hourly sums 120, 240, 360, 480: median 300, 10th-90th percentile 156-444
+    assert (matched["expected"], matched["low"], matched["high"]) == (300.0, 156.0, 444.0)
+
+
+def test_the_band_of_a_window_with_short_history_is_its_trailing_average() -> None:
+    metrics = series(KEY, "MatchedEvents", NOW - timedelta(days=2), NOW, 6.0)
+    start = pd.Timestamp(NOW - timedelta(hours=1))
+    drawn = _band_at(metrics, start, start + timedelta(minutes=5))
+    matched = drawn[drawn["metric"] == "MatchedEvents"].iloc[0]
+    assert matched["method"] == "trailing_average" and matched["expected"] == 6.0
+    assert pd.isna(matched["low"]) and pd.isna(matched["high"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import event_flow_data as flow
+from dashboard import verdicts as vd
 from dashboard.filters import Filters
 from orgscope import wiring
 from orgscope.cli import main
@@ -130,12 +130,12 @@ def test_accounts_carry_their_access_state(harbor: Harbor) -> None:
 
 
 def test_a_rules_own_team_tag_wins_on_the_event_flow_page(harbor: Harbor) -> None:
-    verdicts = flow.rule_verdicts(harbor.store, Filters())
+    verdicts = vd.rule_verdicts(harbor.store, Filters())
     teams = dict(zip(verdicts["rule"], verdicts["team"], strict=True))
     assert teams["berth-events-to-berths"] == "berths"
     assert teams["customs-holds-to-customs"] == "customs"  # tagged "team", lower case
     assert teams["ops-audit-sink"] == "ops"
-    only = flow.rule_verdicts(harbor.store, Filters(teams=("customs",)))
+    only = vd.rule_verdicts(harbor.store, Filters(teams=("customs",)))
     assert "customs-holds-to-customs" in set(only["rule"])
     assert set(only["account_id"]) == {OPS, CUSTOMS}
 

@@ -1,0 +1,34 @@
+"""Time buckets of the dashboard's charts: the smallest bucket that keeps a series within
+:data:`MAX_POINTS` points, and the Event-flow range rounded to the metrics' 5-minute period."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from dashboard.filters import Filters
+
+MAX_POINTS = 300
+PERIOD = timedelta(minutes=5)
+#: Bucket sizes a chart may use: the smallest that keeps a series within MAX_POINTS wins.
+BUCKETS: tuple[timedelta, ...] = (
+    timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15), timedelta(minutes=30),
+    timedelta(hours=1), timedelta(hours=2), timedelta(hours=3), timedelta(hours=6),
+    timedelta(hours=12), timedelta(days=1),
+)
+
+
+def bucket_for(window: timedelta, max_points: int = MAX_POINTS) -> timedelta:
+    """The smallest bucket in :data:`BUCKETS` that splits ``window`` into <= max_points."""
+    for bucket in BUCKETS:
+        if window / bucket <= max_points:
+            return bucket
+    days = math.ceil(window / timedelta(days=1) / max_points)
+    return timedelta(days=days)
+
+
+def window(filters: Filters, now: datetime) -> tuple[datetime, datetime]:
+    """[since, until) of the time range, ``until`` rounded up to the next 5-minute period."""
+    step = PERIOD.total_seconds()
+    until = datetime.fromtimestamp(math.ceil(now.timestamp() / step) * step, UTC)
+    return until - filters.window, until
