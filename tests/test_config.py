@@ -115,7 +115,7 @@ def test_unknown_collector_section(tmp_path: Path, config_file: Path) -> None:
         load_config(config_file)
     assert caught.value.lines == [
         f"{config_file}: collectors.metrix: unknown key "
-        "(allowed here: inventory, metrics, dlq, cost, xray, otel, otlp_files)"
+        f"(allowed here: {', '.join(plugins.COLLECTORS)})"
     ]
 
 

@@ -16,7 +16,8 @@ from orgscope import plugins
 from orgscope.aws import AccessError, SessionFactory
 from orgscope.collect import CollectContext, Collected, Collector, Frames
 from orgscope.config import Config
-from orgscope.datasets import SPINE_DATASETS, Dataset
+from orgscope.datasets import Dataset
+from orgscope.datasets.spine import DATASETS as SPINE_DATASETS
 from orgscope.runner import DiscoveryError, Runner, count_call, stages
 from orgscope.store import Store
 

@@ -111,3 +111,6 @@ SILENCES = Dataset(
         ]
     ),
 )
+
+#: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
+DATASETS: tuple[Dataset, ...] = (ALERTS, ALERT_EVENTS, NOTIFICATIONS, SILENCES)

@@ -52,3 +52,6 @@ COST_CLOSED_MONTHS = Dataset(
         ]
     ),
 )
+
+#: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
+DATASETS: tuple[Dataset, ...] = (COST_DAILY, COST_CLOSED_MONTHS)

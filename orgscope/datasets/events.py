@@ -140,3 +140,6 @@ RULE_HEALTH = Dataset(
         ]
     ),
 )
+
+#: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
+DATASETS: tuple[Dataset, ...] = (RULES, EVENT_BUSES, EVENT_METRICS, DLQ_DEPTH, RULE_HEALTH)

@@ -38,3 +38,6 @@ HEAL_ACTIONS = Dataset(
         ]
     ),
 )
+
+#: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
+DATASETS: tuple[Dataset, ...] = (HEAL_ACTIONS,)

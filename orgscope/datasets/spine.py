@@ -72,4 +72,5 @@ WATERMARKS = Dataset(
     ),
 )
 
-SPINE_DATASETS: tuple[Dataset, ...] = (ACCOUNTS, RUNS, WATERMARKS)
+#: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
+DATASETS: tuple[Dataset, ...] = (ACCOUNTS, RUNS, WATERMARKS)

@@ -103,3 +103,5 @@ OTLP_EXPORTS = Dataset(
     ),
 )
 
+#: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
+DATASETS: tuple[Dataset, ...] = (SPANS, TRACES, OTLP_EXPORTS)
