@@ -30,7 +30,15 @@ from alerts.rule import (
     alert_key,
 )
 from orgscope.access import UNREACHABLE_PREFIX, denied_action, denied_code
-from orgscope.config import AlertRuleConfig, Config, Duration, ForDuration, Severity, Share
+from orgscope.config import (
+    AlertRuleConfig,
+    Config,
+    Duration,
+    ForDuration,
+    Severity,
+    Share,
+    format_interval,
+)
 from orgscope.datasets import MAINTENANCE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -87,14 +95,6 @@ def _num(value: float) -> str:
     if abs(value) >= 10 or float(value).is_integer():
         return f"{round(value):,}"
     return f"{value:.1f}"
-
-
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _float(value: Any) -> float:
@@ -235,7 +235,7 @@ def _silent(verdict: Verdict, ctx: RuleContext[RuleSilentAlert]) -> Judgement:
     matched = verdict.details.get("matched") or {}
     count, expected = _float(matched.get("count")), _float(matched.get("expected"))
     return (f"{verdict.where} matched {_num(count)} events in "
-            f"{_span(ctx.config.health.window)}; usually {_num(expected)}",
+            f"{format_interval(ctx.config.health.window)}; usually {_num(expected)}",
             {"matched": count, "expected": expected, "method": matched.get("method")})
 
 
@@ -248,7 +248,7 @@ def _failed(verdict: Verdict, ctx: RuleContext[CriticalAlertRule]) -> Judgement:
         return None
     invocations = _float(metrics.get("Invocations"))
     text = f"{verdict.where}: {_num(failed)} failed invocations of {_num(invocations)} in " \
-           f"{_span(ctx.config.health.window)}"
+           f"{format_interval(ctx.config.health.window)}"
     if dropped:
         text += f"; {_num(dropped)} events lost (no DLQ or DLQ send failed)"
     return text, {"failed": failed, "invocations": invocations, "lost": dropped}
@@ -265,9 +265,10 @@ def _dlq(verdict: Verdict, ctx: RuleContext[AlertRuleConfig]) -> Judgement:
     worst = max(bad, key=lambda q: _float(q.get("messages")))
     queue = str(worst["queue_arn"]).rsplit(":", 1)[-1]
     more = f" (and {len(bad) - 1} more queues)" if len(bad) > 1 else ""
+    window = format_interval(config.health.window)
     return (f"{verdict.where}: dead-letter queue {queue} holds "
             f"{_num(_float(worst.get('messages')))} messages "
-            f"({_float(worst.get('growth')):+,.0f} in {_span(config.health.window)}){more}",
+            f"({_float(worst.get('growth')):+,.0f} in {window}){more}",
             {"queues": bad})
 
 
@@ -276,7 +277,7 @@ def _throttled(verdict: Verdict, ctx: RuleContext[ThrottledAlert]) -> Judgement:
     if throttled < ctx.config.health.throttled:
         return None
     return (f"{verdict.where} was throttled {_num(throttled)} times in "
-            f"{_span(ctx.config.health.window)}", {"throttled": throttled})
+            f"{format_interval(ctx.config.health.window)}", {"throttled": throttled})
 
 
 # --- traces ----------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ def _services(latency: pd.DataFrame, ctx: RuleContext[Any], rule: AlertRule[Any]
     found = Found()
     if not ctx.settings.enabled or latency.empty:
         return found
-    window = _span(ctx.settings.window)
+    window = format_interval(ctx.settings.window)
     for row in latency.to_dict("records"):
         count = int(row["count"])
         if count < ctx.settings.min_spans:

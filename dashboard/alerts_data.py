@@ -34,14 +34,10 @@ from orgscope.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Severities (:data:`orgscope.datasets.SEVERITIES`) most urgent first, with their colour
-#: (tables, badges) and Streamlit colour name.
+#: Severities (:data:`orgscope.datasets.SEVERITIES`) most urgent first, with their Streamlit
+#: colour name.
 SEVERITIES_URGENT_FIRST: tuple[str, ...] = tuple(reversed(SEVERITIES))
-SEVERITY_COLOURS: dict[str, str] = {"critical": "#d6453d", "warning": "#e08a00",
-                                    "info": "#1f5fa8"}
 SEVERITY_MARKDOWN: dict[str, str] = {"critical": "red", "warning": "orange", "info": "blue"}
-#: Active states, most urgent first.
-ACTIVE_STATES: tuple[str, ...] = ("firing", "pending")
 #: The labels an alert shows (and a silence can match on), in display order.
 LABEL_COLUMNS: tuple[str, ...] = ("account_name", "account_id", "region", "team", "bus", "rule",
                                   "service")

@@ -154,7 +154,8 @@ def test_serve_collects_at_start_and_stops_cleanly(org: Org) -> None:
     stop = threading.Event()
     config = wiring.load(org.config_path)
     inventory = plugins.COLLECTORS["inventory"]
-    thread = threading.Thread(target=serve, args=(wiring.runner(config), [inventory], stop))
+    thread = threading.Thread(target=serve, args=(wiring.runner(config), [inventory],
+                                                    plugins.run_steps, stop))
     thread.start()
     try:
         deadline = time.monotonic() + 60
