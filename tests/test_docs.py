@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -70,3 +71,19 @@ def test_every_alert_rule_and_its_own_keys_are_documented() -> None:
         assert row is not None, f"alert rule {name} missing from config.md"
         for key in set(rule.settings.model_fields) - common:
             assert f"`{key}`" in row, f"[alerts.rules.{name}] {key} missing from config.md"
+
+
+#: The packages docs/architecture.md's module table covers.
+PACKAGES = ("orgscope", "collectors", "alerts", "heal", "dashboard", "sim", "testkit")
+
+
+def test_the_module_table_names_every_module_and_only_modules_that_exist() -> None:
+    """docs/architecture.md, "Modules": every module of the tree by its path, and no path
+    that is not in the tree."""
+    root = DOCS.parent
+    text = section((DOCS / "architecture.md").read_text(), "## Modules")
+    modules = {path.relative_to(root).as_posix() for package in PACKAGES
+               for path in (root / package).rglob("*.py") if path.name != "__init__.py"}
+    named = set(re.findall(r"`((?:[a-z_]+/)+[a-z_]+\.py)`", text))
+    assert sorted(modules - named) == [], "modules missing from docs/architecture.md"
+    assert sorted(named - modules) == [], "docs/architecture.md names modules that do not exist"
