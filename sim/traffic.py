@@ -216,8 +216,9 @@ def dimensions(rule: Rule) -> list[dict[str, str]]:
     return [{"Name": "EventBusName", "Value": rule.bus}, {"Name": "RuleName", "Value": rule.name}]
 
 
-def _count(name: str, value: int, dims: list[dict[str, str]], minute: datetime
-           ) -> dict[str, Any] | None:
+def count_datum(name: str, value: int, dims: list[dict[str, str]], minute: datetime
+                ) -> dict[str, Any] | None:
+    """A PutMetricData datum of a count metric, or None for zero (AWS omits zero counts)."""
     if value <= 0:
         return None
     return {"MetricName": name, "Dimensions": dims, "Timestamp": minute, "Value": float(value),
@@ -304,7 +305,7 @@ class TrafficModel:
             ("PutEventsEntriesCount", ok + failed),
             ("PutEventsFailedEntriesCount", failed),
         ):
-            datum = _count(name, value, [], minute)
+            datum = count_datum(name, value, [], minute)
             if datum:
                 result.metrics[producer].append(datum)
 
@@ -320,7 +321,7 @@ class TrafficModel:
             step.result.matched += total
             out = step.result.metrics[rule.account]
             for name in ("MatchedEvents", "TriggeredRules"):
-                out.append(_count(name, total, dimensions(rule), step.minute))  # type: ignore[arg-type]
+                out.append(count_datum(name, total, dimensions(rule), step.minute))  # type: ignore[arg-type]
             for target in rule.targets:
                 self._invoke(step, rule, target, matched, hop)
 
@@ -363,7 +364,7 @@ class TrafficModel:
             ("RetryInvocationAttempts", retries),
             ("InvocationsSentToDlq", failed if target.dlq_arn else 0),
         ):
-            datum = _count(name, value, dims, minute)
+            datum = count_datum(name, value, dims, minute)
             if datum:
                 out.append(datum)
         latency = (BASE_LATENCY_MS * (1 + hop) * rng.lognormvariate(0.0, 0.25)

@@ -45,7 +45,7 @@ from sim.emit import put_metrics
 from sim.server import GatedMotoServer, ServedOrganization
 from sim.state import Rule
 from sim.topology import ROUTES
-from sim.traffic import ENTRIES_PER_CALL, daily_shape, dimensions, minute_key
+from sim.traffic import ENTRIES_PER_CALL, count_datum, daily_shape, dimensions, minute_key
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +160,6 @@ def generated_rules(spec: GeneratedSpec, account_id: str) -> list[GeneratedRule]
     return rules
 
 
-def _count(name: str, value: int, dims: list[dict[str, str]], minute: datetime
-           ) -> dict[str, Any] | None:
-    if value <= 0:
-        return None
-    return {"MetricName": name, "Dimensions": dims, "Timestamp": minute, "Value": float(value),
-            "Unit": "Count"}
-
-
 def rule_minute(rule: GeneratedRule, minute: datetime, seed: int) -> list[dict[str, Any]]:
     """The AWS/Events datapoints one rule emits in ``minute`` (deterministic per seed)."""
     rng = random.Random(f"{seed}|{rule.account}|{rule.name}|{minute_key(minute)}")  # noqa: S311
@@ -179,14 +171,14 @@ def rule_minute(rule: GeneratedRule, minute: datetime, seed: int) -> list[dict[s
         if rule.failing else 0
     dims = dimensions(Rule(rule.account, "default", rule.name, "ENABLED", None, ()))
     data = [
-        _count("MatchedEvents", matched, dims, minute),
-        _count("TriggeredRules", matched, dims, minute),
-        _count("Invocations", matched, dims, minute),
-        _count("FailedInvocations", failed, dims, minute),
-        _count("InvocationAttempts", matched + failed, dims, minute),
-        _count("SuccessfulInvocationAttempts", matched - failed, dims, minute),
-        _count("RetryInvocationAttempts", failed, dims, minute),
-        _count("InvocationsSentToDlq", failed, dims, minute),
+        count_datum("MatchedEvents", matched, dims, minute),
+        count_datum("TriggeredRules", matched, dims, minute),
+        count_datum("Invocations", matched, dims, minute),
+        count_datum("FailedInvocations", failed, dims, minute),
+        count_datum("InvocationAttempts", matched + failed, dims, minute),
+        count_datum("SuccessfulInvocationAttempts", matched - failed, dims, minute),
+        count_datum("RetryInvocationAttempts", failed, dims, minute),
+        count_datum("InvocationsSentToDlq", failed, dims, minute),
     ]
     latency = BASE_LATENCY_MS * rng.lognormvariate(0.0, 0.25)
     data.append({
@@ -214,7 +206,7 @@ def account_minute(rules: Sequence[GeneratedRule], minute: datetime, seed: int
     for name, value in (("PutEventsApproximateCallCount", calls),
                         ("PutEventsApproximateSuccessCount", calls),
                         ("PutEventsEntriesCount", entries)):
-        datum = _count(name, value, [], minute)
+        datum = count_datum(name, value, [], minute)
         if datum:
             data.append(datum)
     return data
