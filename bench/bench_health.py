@@ -32,6 +32,7 @@ from orgscope.config import Config  # noqa: E402
 from orgscope.datasets import DLQ_DEPTH, EVENT_METRICS, all_datasets  # noqa: E402
 from orgscope.health.model import evaluate  # noqa: E402
 from orgscope.health.update import read_inputs, update_rule_health  # noqa: E402
+from orgscope.plugins import parse_config  # noqa: E402
 from orgscope.store import Store  # noqa: E402
 from testkit import synthetic as sy  # noqa: E402
 
@@ -85,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data = tomllib.loads((ROOT / "config.toml").read_text())
         data["store"] = {"path": folder}
-        config = Config.model_validate({**data, "source": str(Path(folder) / "config.toml")})
+        config = parse_config(data, str(Path(folder) / "config.toml"))
         datasets = {d.name: d for d in [*all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
         store = Store(folder, datasets.values())
         clock = time.monotonic()

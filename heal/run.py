@@ -93,7 +93,8 @@ class HealReport:
         """'heal: 1 enabled, 2 skipped; 3 audit rows written', or the maintenance reason."""
         mode = " (dry-run)" if self.dry_run else ""
         if self.plan.maintenance:
-            return f"heal{mode}: {self.plan.decisions[0].reason}"
+            org_wide = next(d for d in self.plan.decisions if d.key is None)
+            return f"heal{mode}: {org_wide.reason}"
         counts = ", ".join(f"{n} {r}" for r, n in sorted(self.results.items()))
         if not counts:
             return f"heal{mode}: no DISABLED rule to act on ({self.plan.total} rules)"

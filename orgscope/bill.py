@@ -54,7 +54,7 @@ from orgscope.cost.categories import (
     COST_EXPLORER_PER_REQUEST,
     XRAY_PER_TRACE,
 )
-from orgscope.pricing import DEFAULT_CHUNK, Kind
+from orgscope.pricing import Kind
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Schedule:
     interval: timedelta
     kind: Kind = "per_run"
     overlap: timedelta = timedelta(0)
-    chunk: timedelta = DEFAULT_CHUNK
+    chunk: timedelta | None = None
     cap: int | None = None
 
 
@@ -273,7 +273,7 @@ def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
     traces = float(observed["traces_retrieved"])
     seen = _observed_window(schedule, float(observed["gap_s"]))
     wanted = interval + schedule.overlap
-    if schedule.kind == "chunked":
+    if schedule.kind == "chunked" and schedule.chunk is not None:
         factor = _chunks(wanted, schedule.chunk) / _chunks(seen, schedule.chunk)
         return RunUsage(calls * factor, metrics * factor, ce, traces, traces)
     if schedule.kind == "windowed":

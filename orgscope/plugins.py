@@ -43,6 +43,10 @@ from orgscope.traces.update import update_traces
 
 #: Every collector, by name (collectors/registry.py).
 COLLECTORS: dict[str, Collector] = registry.COLLECTORS
+#: Every alert rule, by name (alerts/rules.py).
+ALERTS: dict[str, AlertRule[Any]] = {rule.name: rule for rule in ALERT_RULES}
+#: Every heal action, by name (heal/actions.py).
+HEAL_ACTIONS: dict[str, HealAction] = {action.name: action for action in ACTIONS}
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -167,11 +171,6 @@ def triggered(collector_names: Sequence[str]) -> list[Step]:
 def run_steps(runner: Runner, collector_names: Sequence[str]) -> dict[str, str | None]:
     """Run the steps that follow ``collector_names`` (:func:`orgscope.steps.run_steps`)."""
     return steps.run_steps(runner, triggered(collector_names))
-
-#: Every alert rule, by name (alerts/rules.py).
-ALERTS: dict[str, AlertRule[Any]] = {rule.name: rule for rule in ALERT_RULES}
-#: Every heal action, by name (heal/actions.py).
-HEAL_ACTIONS: dict[str, HealAction] = {action.name: action for action in ACTIONS}
 
 
 def collector(name: str) -> Collector:

@@ -13,9 +13,6 @@ from typing import Literal
 #: ``windowed``: a run reads the items of ``interval + overlap``, up to ``cap`` of them (xray).
 Kind = Literal["per_run", "chunked", "windowed"]
 
-#: The metrics collector's longest GetMetricData chunk (collectors/metrics.py MAX_CHUNK_SPAN).
-DEFAULT_CHUNK = timedelta(hours=1)
-
 
 @dataclass(frozen=True)
 class Pricing:
@@ -23,5 +20,10 @@ class Pricing:
 
     kind: Kind = "per_run"
     overlap: timedelta = timedelta(0)
-    chunk: timedelta = DEFAULT_CHUNK
+    #: ``chunked``: the longest span one read covers (the collector's own constant).
+    chunk: timedelta | None = None
     cap: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "chunked" and self.chunk is None:
+            raise ValueError("chunked pricing needs the collector's chunk (its longest read)")
