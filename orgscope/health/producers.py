@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from orgscope.targets import arn_account
+
 log = logging.getLogger(__name__)
 
 #: Account-level PutEvents metrics the model reads (sums over the window).
@@ -64,10 +66,8 @@ def source_producers(source: str, accounts: pd.DataFrame) -> list[str]:
 
 def _principal_account(principal: str) -> str:
     """'arn:aws:iam::111111111111:role/x' -> '111111111111'; anything else as it is."""
-    parts = principal.split(":")
-    if len(parts) >= 5 and parts[0] == "arn" and parts[4].isdigit():
-        return parts[4]
-    return principal
+    account = arn_account(principal) if principal.startswith("arn:") else None
+    return account or principal
 
 
 def _as_list(value: Any) -> list[str]:
