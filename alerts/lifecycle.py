@@ -2,26 +2,19 @@
 
 :func:`advance` takes the latest stored row of every alert key it may touch, what the rules
 found now and the active silences, and returns the rows to store, the transitions for
-``alert_events`` and the notices to send. Because everything it needs is stored, a restart
-picks up where the last evaluation stopped: an alert fires once, repeats only after
-``repeat_interval``, and resolves once.
+``alert_events`` and the notices to send. docs/alerts.md, "Lifecycle" and "Silences", explains
+each transition. Invariants:
 
-Per key:
-
-* condition true, no open alert: a new episode starts (``started_at`` = now). With a ``for``
-  of 0 it fires at once, else it is ``pending``;
-* pending, condition still true for at least ``for`` since ``started_at``: it fires;
-* pending, condition gone: it resolves quietly (it never fired, so nobody was told);
-* firing: notified once per episode (kind ``firing``, or ``page`` for pages); then again (kind
-  ``repeat``) when ``repeat_interval`` has passed since the last message;
-* firing, condition gone: it resolves, with a ``resolved`` message if the firing one was sent;
-* held (its input could not be read, or its rule is STALE): nothing changes.
-
-A silenced alert moves through the same states and stays visible with ``silenced_by``, but no
-message is sent; when the silence ends while it still fires, the firing message follows then.
-Every notice carries the ``updated_at`` of the row it was derived from, so evaluating again
-after a crash (before the new rows were stored) derives the same notice ids: the outbox
-refuses the duplicates.
+* Everything it needs is stored, so a restart picks up where the last evaluation stopped: an
+  alert fires once, repeats only after ``repeat_interval``, and resolves once.
+* A pending alert whose condition goes resolves quietly; a ``resolved`` message is sent only
+  if the firing one was.
+* A held key (its input could not be read, or its rule is STALE) does not change.
+* A silenced alert moves through the same states (with ``silenced_by``) but sends no message;
+  when the silence ends while it still fires, the firing message follows then.
+* Every notice carries the ``updated_at`` of the row it was derived from, so evaluating again
+  after a crash (before the new rows were stored) derives the same notice ids: the outbox
+  refuses the duplicates.
 """
 
 from __future__ import annotations

@@ -1,35 +1,20 @@
 """The durable Slack outbox: one JSON file per message, moved atomically from pending/ to sent/.
 
-Layout under the store folder::
+Layout under the store folder: ``_outbox/pending/``, ``_outbox/sent/`` and ``_outbox/failed/``,
+one ``<id>.json`` each. docs/alerts.md, "Outbox: delivery guarantees", explains the guarantees,
+the retries and the one crash window where a message can be posted twice. Invariants:
 
-    <store>/_outbox/pending/<id>.json   queued or waiting for a retry
-    <store>/_outbox/sent/<id>.json      Slack accepted it (HTTP 200)
-    <store>/_outbox/failed/<id>.json    given up: no webhook, Slack refused it (4xx), or
-                                        [slack] max_attempts spent
-
-Guarantees (docs/alerts.md, "Outbox"):
-
-* **Nothing lost.** A message is a file in pending/ (written under a temporary name and renamed)
-  before the alert state that produced it is stored; it leaves pending/ only once Slack has
-  accepted it or it has failed for good. A crash at any other moment leaves it in pending/, and
-  the next drain (``orgscope alerts --once``, the next evaluation, ``orgscope serve``) sends it.
-* **Nothing posted twice**, with one exception. Message ids are derived from the transition
-  that caused them, so evaluating again after a crash queues nothing new (:meth:`enqueue`
-  refuses an id already in pending/, sent/ or failed/). The exception is the crash window
-  between Slack's 200 and the rename of the message's file into sent/ (the write of one small
-  file and one rename): a process killed exactly then posts that message again on restart.
-  Incoming webhooks take no idempotency key, so no client can close that window; it is
-  at-least-once there, exactly-once everywhere else. Likewise a POST that timed out after
-  Slack received it is retried (nothing says whether it was posted) and may show twice.
-* **Retries.** A 429 waits for its Retry-After (and holds back that channel's other messages
-  for as long) and does not count towards ``max_attempts``; a 5xx, a timeout or a connection
-  error retries with exponential backoff (``backoff_s`` doubling up to ``max_backoff_s``); any
-  other 4xx fails at once, as does a channel whose webhook is not configured. Only one process
-  drains at a time (a lock file); the others leave the messages to it.
-
-Every attempt is reported to a ``record`` callback (the alerts step writes it to the
-``notifications`` dataset); a sent or failed message whose final row was not written yet is
-reported again by :meth:`Outbox.recover`.
+* A message is a file in pending/ (written under a temporary name and renamed) before the alert
+  state that produced it is stored, and leaves pending/ only once Slack accepted it (HTTP 200)
+  or it failed for good.
+* :meth:`enqueue` refuses an id already in pending/, sent/ or failed/; ids are derived from the
+  transition that caused them, so evaluating again after a crash queues nothing new.
+* A 429 does not count towards ``max_attempts``; any other 4xx, and a channel whose webhook is
+  not configured, fail at once.
+* Only one process drains at a time (a lock file); the others leave the messages to it.
+* Every attempt is reported to a ``record`` callback (the alerts step writes it to the
+  ``notifications`` dataset); a sent or failed message whose final row was not written yet is
+  reported again by :meth:`Outbox.recover`.
 """
 
 from __future__ import annotations

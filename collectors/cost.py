@@ -3,29 +3,21 @@
 AWS API wrapped: ``ce:GetCostAndUsage``, in the management (payer) account through the read
 role, which answers for every linked account of the organization. One session, no fan-out.
 
-Cost Explorer allows at most two GroupBy keys per request, so the four dimensions are read in
-two steps (docs/cost.md explains the choice and its price):
-
-1. **pairs**: DAILY, GroupBy ``LINKED_ACCOUNT`` x ``TAG:<tag_key>``, no filter. It names every
-   (account, tag value) pair with cost in the window; ``<tag_key>$`` (empty value) is cost
-   without the tag.
-2. **detail**, one per pair: DAILY, Filter ``LINKED_ACCOUNT = a AND tag = v`` (``ABSENT`` for
-   untagged), GroupBy ``SERVICE`` x ``USAGE_TYPE``. Together these give every
-   (day, account, tag, service, usage type) amount; the pairs totals check them.
-
-Every page (``NextPageToken``) is one request, counted by the runner ($0.01 each). Days that
-can still change are re-read on every run: the current month, and the previous month until
-``bill_final_day``; older months are read once (the watermark is the first day still open).
-A day is stored again only when what Cost Explorer says about it changed, so
-``cost_daily_history`` holds AWS's restatements and ``cost_daily`` the latest word per day.
-
 Dataset returned:
 
 * ``cost_daily``: date, account_id, team_tag (the raw tag value, "" when untagged), service,
   usage_type, amount (UnblendedCost), currency, estimated, collected_at.
 
-A group that cannot be understood (missing keys, an amount that is not a number) is logged and
-skipped; the rest of the page is kept.
+docs/cost.md explains the two queries ("The queries": **pairs**, account x tag, then one
+**detail** per pair, service x usage type), what is re-read and when, and the price.
+Invariants:
+
+* Every page (``NextPageToken``) is one request, counted by the runner.
+* The watermark is the first day that can still change; a day is returned again only when
+  what Cost Explorer says about it changed, so ``cost_daily_history`` holds AWS's
+  restatements and ``cost_daily`` the latest word per day.
+* A group that cannot be understood (missing keys, an amount that is not a number) is logged
+  and skipped; the rest of the page is kept.
 """
 
 from __future__ import annotations

@@ -3,29 +3,22 @@
 AWS API wrapped: ``cloudwatch:GetMetricData`` (MetricStat queries only, up to 500 a call,
 following NextToken), in the account that owns the rules.
 
-Dataset ``event_metrics``: one row per (account_id, region, bus, rule, metric, ts) with
-``value``; ``ts`` is the start of a ``period_s`` period. Account-level PutEvents* metrics have
-null ``bus`` and ``rule``.
+Dataset returned: ``event_metrics``, one row per (account_id, region, bus, rule, metric, ts)
+with ``value``; ``ts`` is the start of a ``period_s`` period. Account-level PutEvents* metrics
+have null ``bus`` and ``rule``.
 
-What is asked for: every metric of :data:`RULE_METRICS` for every rule of this account and
-region in the latest inventory (dimension ``RuleName`` on the default bus,
-``EventBusName`` + ``RuleName`` on a custom bus), plus :data:`ACCOUNT_METRICS` without
-dimensions. The series come from the inventory, never from ListMetrics.
+docs/datasets.md, "event_metrics", explains which series are read, the windows, the chunks and
+the zeros. Invariants:
 
-How much is read: the first run of an (account, region) back-fills ``backfill`` of history;
-later runs start ``overlap`` before the stored watermark, so datapoints that arrived late are
-read again. The window always ends at the start of the current, incomplete period. It is read
-in chunks that keep each call within AWS's 100,800 datapoints (queries x periods) and
-:data:`MAX_CHUNK_SPAN`, at most ``max_chunks_per_run`` chunks per run; the watermark returned
-is the end of the last chunk read, so an unfinished back-fill continues next run.
-
-Count metrics that AWS omits at zero are stored as 0 for every period of the chunks read, for
-the series asked for; ``IngestionToInvocationStartLatency`` (an Average) is never filled: no
-row means no data. A result or datapoint that cannot be mapped back to a series is logged and
-skipped.
-
-Re-read overlap periods are returned again on the next run: the newest row for a
-(account_id, region, bus, rule, metric, ts) is the one to believe.
+* The series (:data:`RULE_METRICS` per rule, :data:`ACCOUNT_METRICS` per account) come from
+  the latest inventory, never from ListMetrics.
+* The window ends at the start of the current, incomplete period; chunks stay within AWS's
+  100,800 datapoints a call and :data:`MAX_CHUNK_SPAN`, at most ``max_chunks_per_run`` a run;
+  the watermark returned is the end of the last chunk read.
+* Count metrics AWS omits at zero are returned as 0 for every period of the chunks read;
+  ``IngestionToInvocationStartLatency`` is never filled (no row means no data).
+* A result or datapoint that cannot be mapped back to a series is logged and skipped.
+* Re-read overlap periods are returned again: the newest row per key is the one to believe.
 """
 
 from __future__ import annotations

@@ -4,26 +4,19 @@ AWS APIs wrapped: ``xray:GetTraceSummaries`` (TimeRangeType ``TraceId``, followi
 over the window since the watermark, then ``xray:BatchGetTraces`` (at most 5 trace ids a call,
 following NextToken) for the trace ids found; both in the account whose segments they are.
 
-Dataset ``spans`` (orgscope/datasets/traces.py; docs/traces.md): one row per segment and per
-subsegment (nested at any depth), with ``trace_id`` in W3C form, ``span_id`` the segment id,
-``parent_id`` the segment's ``parent_id`` or, for a subsegment, the enclosing (sub)segment,
-``account_id``/``region`` of the run, ``service`` the segment name (a subsegment takes its
-segment's), ``name``, ``origin``, ``start``/``end``/``duration_ms`` from the documents' epoch
-seconds, ``fault``/``error``/``throttle`` flags, ``http_method``/``http_url``/``http_status``
-from ``http.request``/``http.response``, ``annotations`` as JSON text, ``traceparent`` from the
-``traceparent`` annotation (or ``metadata.<namespace>.traceparent``), ``source`` = 'xray' and
-``linked_from`` null (stitching fills it on read, orgscope/traces/stitch.py).
+Dataset returned: ``spans`` (orgscope/datasets/traces.py; columns in docs/datasets.md), one row
+per segment and per subsegment (nested at any depth): trace_id (W3C form), span_id, parent_id
+(for a subsegment, the enclosing (sub)segment), account_id, region, service (a subsegment takes
+its segment's), name, origin, start, end, duration_ms (from the documents' epoch seconds),
+fault, error, throttle, http_method, http_url, http_status, annotations (JSON text),
+traceparent, source ('xray') and linked_from (null: stitching fills it on read,
+orgscope/traces/stitch.py).
 
-How much is read: the first run reads ``backfill`` before now; later runs start ``overlap``
-before the watermark, so traces whose segments arrived late are read again (the dataset's
-unique key keeps one copy of each span). At most ``max_traces_per_run`` traces are retrieved a
-run: beyond that, an evenly spread sample of the window's trace ids is kept and the rest is
-skipped for good (logged), so a busy account cannot flood the store or the bill. The
-watermark is the end of the window. A segment document that cannot be parsed is logged and
-skipped; the rest of its trace is kept.
-
-Cost: X-Ray bills $0.50 per million traces retrieved or scanned; the runs dataset counts
-``xray:GetTraceSummaries`` and ``xray:BatchGetTraces`` calls (docs/traces.md, "Cost").
+docs/traces.md, "The ``xray`` collector", explains the window, the sampling cap and the cost.
+Invariants: later runs start ``overlap`` before the watermark and the watermark is the end of
+the window; at most ``max_traces_per_run`` traces are retrieved a run, the rest of the window's
+ids skipped for good (logged); a segment document that cannot be parsed is logged and skipped,
+the rest of its trace kept.
 """
 
 from __future__ import annotations

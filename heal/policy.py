@@ -4,32 +4,17 @@ No I/O here: :mod:`heal.run` reads the frames from the store (:class:`HealInputs
 action of :mod:`heal.actions` for its plan, acts on the decisions through the heal role and
 writes them to ``heal_actions``. :func:`plan` is the policy of the ``enable`` action.
 
-A DISABLED rule in the latest inventory is re-enabled only when every check passes, in this
-order (the first that says no is the recorded reason):
+docs/heal.md, "The safety checks", lists each check and its reason. Invariants:
 
-1. **maintenance** (organization-wide): when more than ``maintenance_disabled_share`` of the
-   rules in the latest inventory (and at least two) are DISABLED after having been ENABLED,
-   nothing is healed; one skip row with reason ``maintenance: N of M rules disabled ...`` is
-   written per maintenance spell, which the alerts step turns into a critical page;
-2. **never-enabled**: the rule was never seen ENABLED in an earlier inventory (a rule created
-   disabled is somebody's deliberate choice);
-3. **opt-out**: the rule carries the tag ``<opt_out_tag>=off`` (key and value compared
-   without case, as the heal role's IAM Deny compares them);
-4. **excluded**: the rule matches a ``heal.exclude_rules`` pattern;
-5. **stale**: the account's newest inventory is older than ``stale_after`` (it could not be
-   read since): the rule may have changed, so it is not acted on;
-6. **flapping**: orgscope re-enabled it during this disabled spell or in the
-   :data:`FLAP_WINDOW` before, and a later inventory found it DISABLED again: someone means it,
-   a person should look (for the rest of the spell: it is not healed until it has been seen
-   ENABLED again);
-7. **limit**: ``max_per_run`` re-enables this run, or ``max_per_hour`` in the last hour
-   (counted from the stored ``heal_actions``, so a restart does not reset it).
-
-A skip is recorded once per rule, reason and disabled spell (the time since the rule was last
-seen ENABLED), not on every run, so the audit log and the Slack notices built from it stay
-readable (a dry-run's ``would-enable`` too: it is decided again, not recorded again). A rule
-re-enabled after the newest inventory (the heal ran, the next inventory has not) and a failed
-attempt less than an hour old get no decision this run.
+* A rule is re-enabled only when every check passes, in the table's order; the first that
+  says no is the recorded reason. The maintenance check is organization-wide: when it says no,
+  nothing is healed and the plan holds one skip row only.
+* A skip is recorded once per rule, reason and disabled spell (the time since the rule was
+  last seen ENABLED), not on every run; a dry-run's ``would-enable`` is decided again, not
+  recorded again. The flapping window is :data:`FLAP_WINDOW`; the hourly limit is counted
+  from the stored ``heal_actions``, so a restart does not reset it.
+* A rule re-enabled after the newest inventory (the heal ran, the next inventory has not) and
+  a failed attempt less than an hour old get no decision this run.
 """
 
 from __future__ import annotations

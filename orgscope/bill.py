@@ -1,39 +1,20 @@
 """The monitoring's own bill: what orgscope's collectors cost in AWS API charges a month.
 
-Two parts, on purpose:
+docs/performance.md, "The monitoring's own bill", explains what is billed, how the usage is
+estimated and how each collector's run grows with its interval. Invariants:
 
-* :func:`read_usage` (the one I/O edge) asks DuckDB for one row per (collector, account,
-  region) from the ``runs`` dataset: the last run, and the typical steady-state run (medians
-  over the newest ok runs of the last few days);
-* pure functions price that usage at the configured intervals (:func:`bill`) or at any other
-  interval (:func:`collector_monthly`, :func:`interval_curve`).
-
-What is billed (prices in :mod:`orgscope.cost.categories`, shared with the Cost page):
-
-* CloudWatch ``GetMetricData``: $0.01 per 1,000 metrics requested (``metrics_requested``;
-  the metrics and dlq collectors);
-* Cost Explorer: $0.01 per request, each page (``ce:GetCostAndUsage`` calls; the cost
-  collector);
-* X-Ray: $0.50 per million traces retrieved *or scanned*. ``traces_retrieved`` counts the
-  retrieved ones; the traces GetTraceSummaries scanned appear in no response, so they are
-  estimated as the same number (exact when ``max_traces_per_run`` did not cap the run, a lower
-  bound when it did; docs/traces.md "Cost");
-* everything else orgscope calls (EventBridge List/Describe, SQS GetQueueAttributes, STS,
-  Organizations) is free: $0.
-
-How a run's usage follows its interval is each collector's own declaration: its settings
-model's ``pricing()`` (:class:`orgscope.pricing.Pricing`), turned into a :class:`Schedule`:
-
-* ``per_run`` (inventory, dlq, cost): a run costs the same whatever the interval;
-* ``chunked`` (metrics): a run reads ``interval + overlap`` of history in chunks of at most an
-  hour, each chunk requesting every series again, so metrics per run =
-  series x ceil((interval + overlap) / 1 h);
-* ``windowed`` (xray): a run reads the traces of ``interval + overlap``, so traces per run grow
-  with the window up to ``max_traces_per_run`` (scanned traces are not capped).
-
-Runs per month are 30 days / interval. The observed run's window is its actual spacing (the
-median gap between a key's runs), not the configured interval, so a store filled by
-``make demo`` (which collects every minute) still prices correctly at the configured intervals.
+* :func:`read_usage` is the one I/O edge (DuckDB over the ``runs`` dataset, one row per
+  (collector, account, region)); everything else here is pure and prices that usage at the
+  configured intervals (:func:`bill`) or at any other (:func:`collector_monthly`,
+  :func:`interval_curve`).
+* Prices come from :mod:`orgscope.cost.categories` (shared with the Cost page), never from
+  here; every other API orgscope calls is free ($0).
+* How a run's usage follows its interval is each collector's own declaration, its settings
+  model's ``pricing()`` (:class:`orgscope.pricing.Pricing`), turned into a :class:`Schedule`
+  (``per_run``, ``chunked`` or ``windowed``); scanned X-Ray traces are not capped by
+  ``max_traces_per_run``.
+* Dollars per month: runs per month are 30 days / interval; the observed run's window is the
+  median gap between a key's runs, not the configured interval.
 """
 
 from __future__ import annotations

@@ -2,27 +2,20 @@
 
 The store's logic (partitions, file names, deduplication, snapshots, compaction) is written once
 in :mod:`orgscope.store` against :class:`StoreFiles`; this module holds the only code that
-differs by place:
+differs by place. docs/scaling.md, "Store on S3", explains the S3 side: credentials (boto3's
+standard chain), the endpoint (the URL's ``endpoint_override``, which
+:func:`orgscope.wiring.store_base` fills from ``aws.endpoint_url``, else
+``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``), why S3 is read through pyarrow rather than
+DuckDB's ``httpfs``, consistency and the compaction lock. Invariants:
 
-==================  ======================================  =======================================
-                    local folder (a path or file:// URL)    S3 (``s3://bucket/prefix``)
-==================  ======================================  =======================================
-list files          pathlib glob                            pyarrow S3FileSystem (ListObjectsV2)
-add a file          temp file + hard link, never replacing  one PutObject with ``If-None-Match: *``
-read in DuckDB      ``read_parquet`` on the paths           Arrow dataset registered with DuckDB
-compaction lock     ``fcntl`` lock on ``<dataset>/.lock``   lock object ``<dataset>/.lock``
-                                                            (conditional PUT, with an expiry)
-==================  ======================================  =======================================
-
-DuckDB's ``httpfs`` extension is not bundled with the duckdb wheel and is downloaded on first use,
-so S3 is read through pyarrow instead: one Arrow dataset per view, each file a fragment whose
-partition expression carries its ``date`` and ``filename``. DuckDB pushes filters into the Arrow
-scan, so a query bounded by ``date`` opens only that day's objects.
-
-S3 access uses the same AWS settings as the rest of orgscope: credentials from boto3's standard
-chain (environment, profile, SSO, instance role), the endpoint from the URL's
-``endpoint_override`` parameter (which :func:`orgscope.wiring.store_base` fills from
-``aws.endpoint_url``), else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``.
+* Adding a file never replaces another: locally a temporary file hard-linked into place, on S3
+  one PutObject with ``If-None-Match: *``.
+* Reads: locally DuckDB's ``read_parquet`` on the paths; on S3 one Arrow dataset per view
+  (pyarrow ``S3FileSystem``, ListObjectsV2), each file a fragment whose partition expression
+  carries its ``date`` and ``filename``, so a query bounded by ``date`` opens only that day's
+  objects.
+* The compaction lock: locally an ``fcntl`` lock on ``<dataset>/.lock``; on S3 a lock object
+  ``<dataset>/.lock`` (conditional PUT, with an expiry).
 """
 
 from __future__ import annotations

@@ -1,27 +1,18 @@
 """Month-end forecast per team, with a calibrated interval (pure functions).
 
-The model (docs/cost.md, "Forecast") works per account, where cost moves smoothly, and hands
-each account's remaining days to the teams that own it now, so a team move (an account or a
-tag changing hands mid-month) is not mistaken for a change in cost:
+docs/cost.md, "Forecast", explains the model and its measured coverage. Invariants:
 
-1. **Weekday shape.** From the account's last :data:`SHAPE_DAYS` days (which reach into the
-   previous months at the start of a month), each weekday's median over the overall median,
-   scaled to average 1. With less than two weeks of history every day weighs 1.
-2. **Level.** The median of the last :data:`LEVEL_DAYS` days, each divided by its weekday's
-   factor: a median, so a three-day spike does not carry into the rest of the month, and
-   recent, so a genuine change is followed within days.
-3. **Remaining days.** The level times each remaining day's weekday factor.
-4. **Spread.** 1.4826 x the median absolute deviation of the last :data:`SPREAD_DAYS`
-   deseasonalised days; over ``r`` remaining days the standard error is
-   ``spread x sqrt(r + (pi/2) r^2 / LEVEL_DAYS)`` (the days' own noise plus the error of a
-   median level), times the calibration ``scale``.
-5. **Teams.** Each account's remaining cost goes to the teams in the shares they held of it
-   over its last :data:`SHARE_DAYS` observed days; a team's standard error adds its accounts'
-   in quadrature.
-6. **Calibration.** :func:`calibrate` replays the model over the stored history (forecasts
-   made on several days of each complete month, against the month's actual total) and sets
-   ``scale`` so that the 90 % interval holds 90 % of those outcomes; its coverage is measured
-   out of sample (each month judged with the scale learned from the others).
+* The model works per account and hands each account's remaining days to the teams that own
+  it now, so a team move is not mistaken for a change in cost.
+* Its windows are constants here: :data:`SHAPE_DAYS` (weekday shape), :data:`LEVEL_DAYS`
+  (median level), :data:`SPREAD_DAYS` (spread, 1.4826 x the median absolute deviation of the
+  deseasonalised days) and :data:`SHARE_DAYS` (team shares). Over ``r`` remaining days the
+  standard error is ``spread x sqrt(r + (pi/2) r^2 / LEVEL_DAYS)`` times the calibration
+  ``scale``; a team's adds its accounts' in quadrature.
+* :func:`calibrate` replays the model over the stored history (forecasts on several days of
+  each complete month, against the month's actual total) and sets ``scale`` so that the 90 %
+  interval holds 90 % of those outcomes; its coverage is measured out of sample (each month
+  judged with the scale learned from the others).
 """
 
 from __future__ import annotations

@@ -1,29 +1,19 @@
 """OTLP export: stitched cross-account traces and orgscope's own collection runs, sent to a
 team's Jaeger, Tempo or vendor backend (docs/traces.md, "Export").
 
-Through opentelemetry-exporter-otlp's HTTP/protobuf ``OTLPSpanExporter`` (POST
-``<endpoint>/v1/traces``, an ``ExportTraceServiceRequest``). Off unless an endpoint is
-configured: ``[export] otlp_endpoint`` (a base URL), else ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
-(used as is), else ``OTEL_EXPORTER_OTLP_ENDPOINT`` (a base URL). Headers (authentication) come
-from ``OTEL_EXPORTER_OTLP_HEADERS`` / ``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, read by the
-exporter itself.
+docs/traces.md, "Export", lists the endpoints, the spans and attributes sent and when.
+Invariants:
 
-* **Stitched traces** (from the traces step): every span keeps its stitched trace id, span id,
-  parent id (a re-linked consumer's parent is its producer), start and end; the resource says
-  ``service.name``, ``cloud.account.id``, ``cloud.region``, ``cloud.provider``; attributes
-  ``orgscope.account_id``, ``orgscope.region``, ``orgscope.service``, ``orgscope.status``
-  ('ok', 'error', 'throttle', 'fault'), ``orgscope.source``, the HTTP fields, and where set
-  ``orgscope.original_trace_id``, ``orgscope.break``, ``orgscope.linked_from`` and the
-  annotations (``orgscope.annotation.<key>``). A trace is sent once, when settled: its last
-  span ended ``[export] settle`` ago.
-* **Collection spans** (from the export step, after every cycle): one trace per collection
-  cycle, a root span for the cycle and one child span per collector run per account and
-  region, from the ``runs`` rows: status, error, API calls, rows.
-
-What was sent is recorded in ``otlp_exports`` (kind 'trace' or 'cycle', key), so each trace and
-cycle is sent once (whole, in one request; the requests before a failed one stay
-recorded); a failed export is logged and retried on the next run while the trace is
-still in the traces window (cycles: for ``COLLECTION_LOOKBACK``).
+* Off unless an endpoint is configured (``[export] otlp_endpoint``,
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``). Headers come from
+  ``OTEL_EXPORTER_OTLP_HEADERS`` / ``OTEL_EXPORTER_OTLP_TRACES_HEADERS``, read by the exporter
+  itself, never from config.toml.
+* A stitched trace is sent once it is settled (its last span ended ``[export] settle`` ago);
+  collection spans are one trace per collection cycle, from the ``runs`` rows.
+* What was sent is recorded in ``otlp_exports`` (kind 'trace' or 'cycle', key), so each trace
+  and cycle is sent once, whole, in one request; the requests before a failed one stay
+  recorded. A failed export is logged and retried on the next run while the trace is still in
+  the traces window (cycles: for :data:`COLLECTION_LOOKBACK`).
 """
 
 from __future__ import annotations

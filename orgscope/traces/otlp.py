@@ -1,31 +1,17 @@
 """OpenTelemetry spans (OTLP/JSON) -> rows of the ``spans`` dataset (pure; docs/traces.md).
 
-Two shapes are read:
+Two shapes are read: an OTLP/JSON ``ExportTraceServiceRequest`` (what an OTLP/HTTP JSON
+exporter sends and the OpenTelemetry Collector's file exporter writes, one request per line;
+https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), and **aws/spans** log
+events (X-Ray Transaction Search: one span per event, resource and scope inline, attributes as
+plain JSON objects). docs/traces.md, "OpenTelemetry spans", maps each ``spans`` column to its
+source field. Invariants:
 
-* **OTLP/JSON** ``ExportTraceServiceRequest`` (what an OTLP/HTTP JSON exporter sends and the
-  OpenTelemetry Collector's file exporter writes, one request per line):
-  ``{"resourceSpans": [{"resource": {"attributes": [...]}, "scopeSpans": [{"scope": {...},
-  "spans": [...]}]}]}``, attributes as ``[{"key": k, "value": {"stringValue": v}}]``, ids in
-  hex, times as unix nanoseconds (JSON strings or numbers), ``kind`` and ``status.code`` as
-  numbers or enum names (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding).
-* **aws/spans** log events (X-Ray Transaction Search): one span per event, its resource and
-  scope inline, attributes as plain JSON objects, ``kind`` like ``"SERVER"`` and
-  ``status.code`` like ``"ERROR"``.
-
-Mapping: ``trace_id`` (either X-Ray or W3C form, stored W3C), ``span_id``, ``parent_id``
-(``parentSpanId``; empty means root); ``account_id`` from the resource attribute
-``cloud.account.id`` (else the account the span was read in), ``region`` from
-``cloud.region`` (else the region read), ``service`` from ``service.name`` (else
-``aws.local.service``, else ``unknown_service``), ``origin`` from ``cloud.platform``;
-``start``/``end`` from the unix-nano times; ``http_*`` from ``http.request.method`` /
-``http.method``, ``url.full`` / ``http.url``, ``http.response.status_code`` /
-``http.status_code``; flags: 429 throttle and error, other 4xx error, 5xx fault, status ERROR
-without an HTTP status fault; ``annotations`` the span's other scalar attributes (JSON);
-``traceparent`` the attribute ``traceparent``, else the first span link (the producer span a
-messaging consumer links to); ``source`` 'otel'.
-
-A span that cannot be read raises :class:`ValueError` (or KeyError/TypeError) naming what was
-wrong; the collectors log it and skip that span only.
+* Ids are read in hex; a trace id in X-Ray or W3C form is stored in W3C form. Times are unix
+  nanoseconds, as JSON strings or numbers; ``kind`` and ``status.code`` may be numbers or enum
+  names. ``source`` is 'otel'.
+* A span that cannot be read raises :class:`ValueError` (or KeyError/TypeError) naming what was
+  wrong; the collectors log it and skip that span only.
 """
 
 from __future__ import annotations

@@ -1,27 +1,17 @@
 """Stitching: spans of many accounts joined into whole traces (pure; docs/traces.md).
 
 Input: rows of the ``spans`` dataset (any accounts, regions, sources). Output: the same rows,
-deduplicated, with
+deduplicated, with ``trace_id`` rewritten to the stitched trace, ``parent_id`` and
+``linked_from`` set on a re-linked consumer root, and three more columns: ``original_trace_id``
+(the trace id as collected; it differs from ``trace_id`` exactly for the spans of a re-linked
+trace), ``depth`` (0 for a root, parent's depth + 1 below) and ``break`` (null for sound spans).
+docs/traces.md, "Stitching", explains the re-linking and each break. Invariants:
 
-- ``trace_id`` rewritten to the *stitched* trace: where a consumer started a new X-Ray trace
-  at the bus, its whole trace joins the producer's trace;
-- ``parent_id`` of a re-linked consumer root set to the producer span named by its
-  ``traceparent``, and ``linked_from`` set to that producer span id;
-- ``original_trace_id``: the trace id as collected (differs from ``trace_id`` exactly for the
-  spans of a re-linked trace);
-- ``depth``: 0 for a root, parent's depth + 1 below;
-- ``break``: why a span starts a piece of trace it should not (null for sound spans):
-  ``no-traceparent`` (an event consumer root without traceparent), ``producer-missing`` (its
-  traceparent names a span that was not collected), ``bad-traceparent`` (malformed),
-  ``missing-parent`` (its parent id is not among the spans), ``cycle`` (parent ids loop).
-
-Rows come out grouped by stitched trace (traces in order of their first root's start) and,
-within a trace, in depth-first parent order: every span after its parent, siblings by start.
-Order follows the parent links, never the clock, so a child whose account's clock runs ahead
-or behind (starting "before" its parent) still sits under its parent.
-
-Duplicates (the same trace id and span id more than once, e.g. a segment read again in an
-overlap or sent twice) keep one row: the one with an end time, the latest end winning.
+* Rows come out grouped by stitched trace (traces in order of their first root's start) and,
+  within a trace, in depth-first parent order: every span after its parent, siblings by start.
+  Order follows the parent links, never the clock.
+* Duplicates (the same trace id and span id more than once) keep one row: the one with an end
+  time, the latest end winning.
 """
 
 from __future__ import annotations

@@ -3,20 +3,16 @@
 Reads ``spans`` (every account and source) from ``[traces] window + max_duration`` before now,
 stitches them (orgscope/traces/stitch.py) and writes ``traces``
 (orgscope/traces/views.py ``trace_summaries``, plus ``merged_into`` and ``stitched_at``) for
-the traces that *started* within the last ``window``. The extra ``max_duration`` read before
-the window gives every such trace its producer: a consumer whose trace id broke at the bus
-joins a producer that started up to ``max_duration`` earlier.
+the traces that *started* within the last ``window``. docs/traces.md, "The ``traces`` step and
+dataset", explains why ``max_duration`` more is read and when the window reaches further back
+(the first run, a pause longer than ``window``; never further than the span collectors'
+``backfill``). Invariants:
 
-The first run (nothing stitched yet) and a run after a pause longer than ``window`` (the
-step's own downtime, or a span collector's back-fill) reach further back: to the previous
-run's window, at most the span collectors' ``backfill`` before now, so spans collected in a
-back-fill become traces too rather than only the last ``window`` of them.
-
-Idempotent: a trace stitched again (every run re-reads the whole window) gets a new row with
-the same ``trace_id``, and the dataset's unique key keeps the newest. A collected trace that
-was stored on its own and has since joined another (its producer's spans arrived later) gets a
-row with ``merged_into`` set to the trace it joined, replacing its standalone row; readers
-skip rows with ``merged_into`` (:func:`read_traces`).
+* Idempotent: every run re-stitches the whole window, and the dataset's unique key
+  (``trace_id``) keeps the newest row.
+* A collected trace that was stored on its own and has since joined another gets a row with
+  ``merged_into`` set to the trace it joined, replacing its standalone row; readers skip rows
+  with ``merged_into`` (:func:`read_traces`).
 """
 
 from __future__ import annotations
