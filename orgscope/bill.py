@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ from orgscope.cost.categories import (
     COST_EXPLORER_PER_REQUEST,
     XRAY_PER_TRACE,
 )
-from orgscope.pricing import Kind
+from orgscope.pricing import Pricing
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,15 +64,13 @@ BILL_COLUMNS = [
 
 @dataclass(frozen=True)
 class Schedule:
-    """One collector's schedule and how its per-run usage follows the interval."""
+    """One collector's schedule, and how its per-run usage follows the interval (its settings
+    model's ``pricing()``)."""
 
     collector: str
     enabled: bool
     interval: timedelta
-    kind: Kind = "per_run"
-    overlap: timedelta = timedelta(0)
-    chunk: timedelta | None = None
-    cap: int | None = None
+    pricing: Pricing = field(default_factory=Pricing)
 
 
 def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
@@ -81,9 +79,7 @@ def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
     found = {}
     for name in collectors:
         settings = config.collector(name)
-        pricing = settings.pricing()
-        found[name] = Schedule(name, settings.enabled, settings.interval, pricing.kind,
-                               pricing.overlap, pricing.chunk, pricing.cap)
+        found[name] = Schedule(name, settings.enabled, settings.interval, settings.pricing())
     return found
 
 
@@ -206,7 +202,7 @@ def runs_per_month(interval: timedelta) -> float:
 def _observed_window(schedule: Schedule, gap_s: float) -> timedelta:
     """The history one observed run read: its spacing (else the interval) plus the overlap."""
     spacing = timedelta(seconds=gap_s) if not math.isnan(gap_s) and gap_s > 0 else schedule.interval
-    return spacing + schedule.overlap
+    return spacing + schedule.pricing.overlap
 
 
 def _chunks(window: timedelta, chunk: timedelta) -> int:
@@ -253,13 +249,14 @@ def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
     ce = float(observed["ce_requests"])
     traces = float(observed["traces_retrieved"])
     seen = _observed_window(schedule, float(observed["gap_s"]))
-    wanted = interval + schedule.overlap
-    if schedule.kind == "chunked" and schedule.chunk is not None:
-        factor = _chunks(wanted, schedule.chunk) / _chunks(seen, schedule.chunk)
+    pricing = schedule.pricing
+    wanted = interval + pricing.overlap
+    if pricing.kind == "chunked" and pricing.chunk is not None:
+        factor = _chunks(wanted, pricing.chunk) / _chunks(seen, pricing.chunk)
         return RunUsage(calls * factor, metrics * factor, ce, traces, traces)
-    if schedule.kind == "windowed":
+    if pricing.kind == "windowed":
         scanned = traces * (wanted / seen)
-        retrieved = scanned if schedule.cap is None else min(float(schedule.cap), scanned)
+        retrieved = scanned if pricing.cap is None else min(float(pricing.cap), scanned)
         factor = retrieved / traces if traces else 1.0
         return RunUsage(calls * factor, metrics, ce, retrieved, scanned)
     return RunUsage(calls, metrics, ce, traces, traces)

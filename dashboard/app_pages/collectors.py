@@ -180,14 +180,15 @@ def _from_link(collectors: list[str]) -> None:
 
 
 def _scaling_note(schedule: bill.Schedule) -> str:
-    if schedule.kind == "chunked":
+    pricing = schedule.pricing
+    if pricing.kind == "chunked":
         return ("Each run re-reads the overlap and reads its window in chunks of at most an "
                 f"hour, each requesting every series: metrics per run = series x "
-                f"ceil((interval + {format_interval(schedule.overlap)}) / 1h).")
-    if schedule.kind == "windowed":
+                f"ceil((interval + {format_interval(pricing.overlap)}) / 1h).")
+    if pricing.kind == "windowed":
         return ("Each run reads the traces of interval + "
-                f"{format_interval(schedule.overlap)} overlap, retrieving at most "
-                f"{schedule.cap:,} (max_traces_per_run): a longer interval reads more traces "
+                f"{format_interval(pricing.overlap)} overlap, retrieving at most "
+                f"{pricing.cap:,} (max_traces_per_run): a longer interval reads more traces "
                 "a run, so the bill falls less than the number of runs.")
     return "A run costs the same whatever the interval: the bill follows the number of runs."
 
