@@ -14,9 +14,12 @@ store hiccup neither resolves nor fires anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
 import pandas as pd
@@ -105,6 +108,61 @@ class AlertInputs:
     #: {(account_id, region, bus, rule): team} for rules whose own team tag names their team
     #: (:func:`orgscope.ownership.rule_teams`): it wins over the account's team.
     rule_teams: Mapping[RuleKey, str] = field(default_factory=dict)
+
+    @cached_property
+    def verdicts(self) -> list[Verdict]:
+        """``rule_health``'s rows parsed once (details JSON, labels) for every rule that judges
+        them; empty when it could not be read."""
+        return [] if self.rule_health is None else list(verdicts(self.rule_health, self))
+
+
+def _reasons(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [str(v) for v in value]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One ``rule_health`` row as the rule alerts read it."""
+
+    row: Mapping[Any, Any]
+    details: Mapping[str, Any]
+    #: Every verdict that applied (``details.fired``; the verdict alone for older rows).
+    fired: frozenset[str]
+    #: The rule's key parts (account_id, region, bus, rule).
+    parts: list[str]
+    labels: dict[str, str | None]
+    #: 'rule R (bus B, account/region)'.
+    where: str
+    #: What every rule alert's details start with: verdict, reasons, evaluated_at.
+    base: dict[str, Any]
+
+    @property
+    def stale(self) -> bool:
+        return "STALE" in self.fired
+
+
+def verdicts(health: pd.DataFrame, inputs: AlertInputs) -> Iterator[Verdict]:
+    """Each verdict with its labels: its account's, and its own team tag's team when it names
+    one (``inputs.rule_teams``). Read through :attr:`AlertInputs.verdicts`, once per
+    evaluation, by the five rule alerts."""
+    for row in health.to_dict("records"):
+        details: dict[str, Any] = json.loads(row["details"]) if row.get("details") else {}
+        labels = account_labels(inputs.accounts, row["account_id"], region=row["region"],
+                                bus=row["bus"], rule=row["rule"])
+        owner = inputs.rule_teams.get(
+            (str(row["account_id"]), str(row["region"]), str(row["bus"]), str(row["rule"])))
+        if owner:
+            labels["team"] = owner
+        yield Verdict(
+            row=row, details=details,
+            fired=frozenset(details.get("fired") or [row["verdict"]]),
+            parts=[row["account_id"], row["region"], row["bus"], row["rule"]],
+            labels=labels,
+            where=f"rule {row['rule']} (bus {row['bus']}, {row['account_id']}/{row['region']})",
+            base={"verdict": row["verdict"], "reasons": _reasons(row.get("reasons")),
+                  "evaluated_at": str(row.get("evaluated_at"))})
 
 
 @dataclass

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from alerts.rule import (
     Evaluation,
     Found,
     RuleContext,
+    Verdict,
     account_labels,
     alert_key,
 )
@@ -105,57 +105,9 @@ def _float(value: Any) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-def _reasons(value: Any) -> list[str]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return [str(v) for v in value]
-
-
 # --- rules from rule_health ------------------------------------------------------------------
 
 RULE_IDENTITY = ("account_id", "region", "bus", "rule")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One ``rule_health`` row as the rule alerts read it."""
-
-    row: Mapping[Any, Any]
-    details: Mapping[str, Any]
-    #: Every verdict that applied (``details.fired``; the verdict alone for older rows).
-    fired: frozenset[str]
-    #: The rule's key parts (account_id, region, bus, rule).
-    parts: list[str]
-    labels: dict[str, str | None]
-    #: 'rule R (bus B, account/region)'.
-    where: str
-    #: What every rule alert's details start with: verdict, reasons, evaluated_at.
-    base: dict[str, Any]
-
-    @property
-    def stale(self) -> bool:
-        return "STALE" in self.fired
-
-
-def verdicts(health: pd.DataFrame, inputs: AlertInputs) -> Iterator[Verdict]:
-    """Each verdict with its labels: its account's, and its own team tag's team when it names
-    one (``inputs.rule_teams``)."""
-    for row in health.to_dict("records"):
-        details: dict[str, Any] = json.loads(row["details"]) if row.get("details") else {}
-        labels = account_labels(inputs.accounts, row["account_id"], region=row["region"],
-                                bus=row["bus"], rule=row["rule"])
-        owner = inputs.rule_teams.get(
-            (str(row["account_id"]), str(row["region"]), str(row["bus"]), str(row["rule"])))
-        if owner:
-            labels["team"] = owner
-        yield Verdict(
-            row=row, details=details,
-            fired=frozenset(details.get("fired") or [row["verdict"]]),
-            parts=[row["account_id"], row["region"], row["bus"], row["rule"]],
-            labels=labels,
-            where=f"rule {row['rule']} (bus {row['bus']}, {row['account_id']}/{row['region']})",
-            base={"verdict": row["verdict"], "reasons": _reasons(row.get("reasons")),
-                  "evaluated_at": str(row.get("evaluated_at"))})
 
 
 def _history(disabled: pd.DataFrame | None) -> dict[tuple[str, str, str, str], Any]:
@@ -186,13 +138,14 @@ def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str]
             {"last_enabled_at": was, "disabled_since": since})
 
 
-def _rule_disabled(health: pd.DataFrame, ctx: RuleContext[CriticalAlertRule]) -> Found:
+def _rule_disabled(_health: pd.DataFrame, ctx: RuleContext[CriticalAlertRule]) -> Found:
     """A rule seen ENABLED earlier is DISABLED. Held when its account could not be read, or
     when the inventory's history (``inputs.disabled``) could not: nothing tells a rule created
-    disabled from one switched off."""
+    disabled from one switched off. ``_health`` is ``inputs.rule_health``, read through
+    ``inputs.verdicts`` (parsed once for the five rule alerts)."""
     found, disabled = Found(), ctx.inputs.disabled
     history = _history(disabled)
-    for verdict in verdicts(health, ctx.inputs):
+    for verdict in ctx.inputs.verdicts:
         unreachable = bool((verdict.details.get("stale") or {}).get("account"))
         if unreachable or (disabled is None and "DISABLED" in verdict.fired):
             found.held.add(alert_key(RULE_DISABLED.name, verdict.parts))
@@ -210,11 +163,12 @@ def _rule_disabled(health: pd.DataFrame, ctx: RuleContext[CriticalAlertRule]) ->
 Judgement = tuple[str, dict[str, Any]] | None
 
 
-def _metric_rule(health: pd.DataFrame, ctx: RuleContext[Any], rule: AlertRule[Any],
+def _metric_rule(_health: pd.DataFrame, ctx: RuleContext[Any], rule: AlertRule[Any],
                  judge: Callable[[Verdict, RuleContext[Any]], Judgement]) -> Found:
-    """``judge`` over every verdict; a STALE verdict holds the rule's alert about it."""
+    """``judge`` over every verdict (``inputs.verdicts``: ``_health`` parsed once); a STALE
+    verdict holds the rule's alert about it."""
     found = Found()
-    for verdict in verdicts(health, ctx.inputs):
+    for verdict in ctx.inputs.verdicts:
         if verdict.stale:
             found.held.add(alert_key(rule.name, verdict.parts))
             continue
