@@ -87,8 +87,7 @@ def main() -> None:
         data = tomllib.loads((ROOT / "config.toml").read_text())
         data["store"] = {"path": folder}
         config = parse_config(data, str(Path(folder) / "config.toml"))
-        datasets = {d.name: d for d in [*all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
-        store = Store(folder, datasets.values())
+        store = Store(folder, all_datasets())
         clock = time.monotonic()
         rows = build(store, config, args.days, args.compacted)
         files = len(store.files(EVENT_METRICS.name))

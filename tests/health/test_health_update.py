@@ -30,8 +30,7 @@ from testkit import synthetic as sy
 
 
 def store_for(config: Config) -> Store:
-    datasets = {d.name: d for d in [*all_datasets(), EVENT_METRICS, DLQ_DEPTH]}
-    return Store(config.store.path, datasets.values())
+    return Store(config.store.path, all_datasets())
 
 
 def fill(store: Store, metrics: pd.DataFrame) -> None:
