@@ -225,6 +225,19 @@ def count_datum(name: str, value: int, dims: list[dict[str, str]], minute: datet
             "Unit": "Count"}
 
 
+def latency_datum(dims: list[dict[str, str]], minute: datetime, count: int,
+                  latency_ms: float) -> dict[str, Any]:
+    """The IngestionToInvocationStartLatency statistic set of ``count`` invocations around
+    ``latency_ms`` (minimum 0.4x, maximum 2.5x)."""
+    return {
+        "MetricName": "IngestionToInvocationStartLatency", "Dimensions": dims,
+        "Timestamp": minute, "Unit": "Milliseconds",
+        "StatisticValues": {"SampleCount": float(count), "Sum": round(latency_ms * count, 1),
+                            "Minimum": round(latency_ms * 0.4, 1),
+                            "Maximum": round(latency_ms * 2.5, 1)},
+    }
+
+
 def _bus_of_target(target: Target) -> tuple[str, str] | None:
     """'arn:aws:events:us-east-1:111111111111:event-bus/name' -> (account, name)."""
     parts = target.arn.split(":")
@@ -370,13 +383,7 @@ class TrafficModel:
         latency = (BASE_LATENCY_MS * (1 + hop) * rng.lognormvariate(0.0, 0.25)
                    + faults.value("latency", rule, minute)
                    + (2000.0 * throttled / total))
-        out.append({
-            "MetricName": "IngestionToInvocationStartLatency", "Dimensions": dims,
-            "Timestamp": minute, "Unit": "Milliseconds",
-            "StatisticValues": {"SampleCount": float(total), "Sum": round(latency * total, 1),
-                                "Minimum": round(latency * 0.4, 1),
-                                "Maximum": round(latency * 2.5, 1)},
-        })
+        out.append(latency_datum(dims, minute, total, latency))
         if failed and target.dlq_arn:
             letters = step.result.dead_letters.setdefault(
                 target.dlq_arn, DeadLetters(target.dlq_arn, rule.arn(self.region), target.arn))

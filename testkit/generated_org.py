@@ -45,7 +45,14 @@ from sim.emit import put_metrics
 from sim.server import GatedMotoServer, ServedOrganization
 from sim.state import Rule
 from sim.topology import ROUTES
-from sim.traffic import ENTRIES_PER_CALL, count_datum, daily_shape, dimensions, minute_key
+from sim.traffic import (
+    ENTRIES_PER_CALL,
+    count_datum,
+    daily_shape,
+    dimensions,
+    latency_datum,
+    minute_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +188,7 @@ def rule_minute(rule: GeneratedRule, minute: datetime, seed: int) -> list[dict[s
         count_datum("InvocationsSentToDlq", failed, dims, minute),
     ]
     latency = BASE_LATENCY_MS * rng.lognormvariate(0.0, 0.25)
-    data.append({
-        "MetricName": "IngestionToInvocationStartLatency", "Dimensions": dims,
-        "Timestamp": minute, "Unit": "Milliseconds",
-        "StatisticValues": {"SampleCount": float(matched), "Sum": round(latency * matched, 1),
-                            "Minimum": round(latency * 0.4, 1),
-                            "Maximum": round(latency * 2.5, 1)},
-    })
+    data.append(latency_datum(dims, minute, matched, latency))
     return [d for d in data if d is not None]
 
 
