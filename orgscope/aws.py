@@ -33,6 +33,11 @@ from orgscope.config import AwsConfig
 
 log = logging.getLogger(__name__)
 
+#: AWS error codes that mean "these credentials are no longer good" although botocore thinks
+#: they are (a session revoked on the role, clock skew): the cure is to assume the role again.
+EXPIRED_CREDENTIAL_CODES = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"})
+
 #: Called by the factory for every AWS request it sends: (service, operation, params).
 CallHook = Callable[[str, str, dict[str, Any]], None]
 
@@ -211,6 +216,17 @@ class SessionFactory:
             with self._lock:
                 self._sessions[key] = session
             return session
+
+    def forget(self, account_id: str, role: RoleSpec | None = None) -> None:
+        """Drop the cached session and clients of (account, role): the next use assumes the
+        role again. For credentials AWS refuses as expired before botocore's own refresh."""
+        role = role or self.read_role
+        with self._lock:
+            self._sessions.pop((account_id, role.name), None)
+            for key in [k for k in self._clients if k[:2] == (account_id, role.name)]:
+                del self._clients[key]
+        log.info("assuming %s in %s again: its credentials were refused as expired", role.name,
+                 account_id)
 
     def _account_lock(self, key: tuple[str, str]) -> threading.RLock:
         with self._lock:

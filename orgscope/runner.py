@@ -44,7 +44,12 @@ from orgscope.access import (
     denied_code,
 )
 from orgscope.accounts import Account, accounts_from_config, discover_accounts
-from orgscope.aws import AccessError, SessionFactory, describe_error
+from orgscope.aws import (
+    EXPIRED_CREDENTIAL_CODES,
+    AccessError,
+    SessionFactory,
+    describe_error,
+)
 from orgscope.collect import CollectContext, Collected, Collector, Frames, Probe, Window
 from orgscope.config import Config
 from orgscope.datasets import ACCOUNTS, RUNS, WATERMARKS, SchemaError
@@ -423,7 +428,7 @@ class Runner:
         )
         status, error, frames, denied, new_watermark = "ok", None, {}, False, None
         try:
-            returned = collector.fn(ctx)
+            returned = self._collect(ctx, collector)
             if isinstance(returned, Collected):
                 frames, new_watermark = returned.frames, returned.watermark
             else:
@@ -452,6 +457,17 @@ class Runner:
                  region, status, duration, counter.total, sum(len(f) for f in frames.values()))
         return RunResult(collector.name, account, region, started, duration, status, error,
                          counter, frames, new_watermark)
+
+    def _collect(self, ctx: CollectContext, collector: Collector) -> Frames | Collected:
+        """Run the collector; when AWS refuses the account's credentials as expired (a revoked
+        session, clock skew), assume the role again and run it once more."""
+        try:
+            return collector.fn(ctx)
+        except ClientError as exc:
+            if error_code(exc) not in EXPIRED_CREDENTIAL_CODES:
+                raise
+            self.factory.forget(ctx.account.id)
+            return collector.fn(ctx)
 
     def _log_failure(self, collector: Collector, account: Account, region: str, error: str,
                      denied: bool) -> None:

@@ -175,3 +175,16 @@ def test_a_slow_account_does_not_hold_up_another(config: Config) -> None:
     assert calls == ["444444444444", "555555555555"]
     release.set()
     slow.join(timeout=10)
+
+
+def test_forgetting_an_account_assumes_its_role_again(config: Config) -> None:
+    factory, stub = stubbed(config)
+    stub.add_response("assume_role", credentials(timedelta(hours=1), key="ASIAFIRST00000000001"))
+    stub.add_response("assume_role", credentials(timedelta(hours=1), key="ASIASECOND0000000001"))
+    first = factory.client("111111111111", "events", "us-east-1")
+    factory.forget("111111111111")
+    second = factory.client("111111111111", "events", "us-east-1")
+    assert first is not second
+    keys = second._request_signer._credentials.get_frozen_credentials().access_key
+    assert keys == "ASIASECOND0000000001"
+    stub.assert_no_pending_responses()

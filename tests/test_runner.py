@@ -316,3 +316,38 @@ def test_probes_name_refusals_per_collector_and_what_proved_nothing(config: Conf
     # throttling proves nothing either way: reported, not called allowed
     assert unknown == {"666666666666": [
         "events:ListRules in us-east-1: ThrottlingException on ListRules: slow"]}
+
+
+class RevokedFactory(FakeFactory):
+    """A factory whose first credentials per account AWS refuses as expired."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.forgotten: list[str] = []
+
+    def client(self, account_id: str, service: str, region: str, role: Any = None) -> object:
+        return {"account": account_id, "fresh": account_id in self.forgotten}
+
+    def forget(self, account_id: str, role: Any = None) -> None:
+        self.forgotten.append(account_id)
+
+
+def expiring_ping(ctx: CollectContext) -> Frames:
+    if not ctx.client("events")["fresh"]:
+        raise ClientError({"Error": {"Code": "ExpiredTokenException",
+                                     "Message": "The security token included in the request is "
+                                                "expired"}}, "ListRules")
+    return {"pings": pd.DataFrame([{"account_id": ctx.account.id, "at": ctx.collected_at}])}
+
+
+def test_credentials_refused_as_expired_are_assumed_again_and_the_run_completes(
+        config: Config) -> None:
+    factory = RevokedFactory()
+    store = Store(config.store.path, [PINGS, *SPINE_DATASETS])
+    runner = Runner(config, cast(SessionFactory, factory), store)
+    collector = Collector(name="ping", fn=expiring_ping, datasets=(PINGS,), scope="regional",
+                          description="t", iam_actions=("events:ListRules",))
+    cycle = runner.run_cycle([collector], now=NOW)
+    assert {run.status for run in cycle.runs} == {"ok"}
+    assert sorted(factory.forgotten) == sorted({run.account.id for run in cycle.runs})
+    assert len(store.query("select * from pings")) == len(cycle.runs)  # one row each, none lost
