@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.config import Config as BotoConfig
 
 from collectors.metrics import floor_to_period
 from orgscope import plugins, wiring
@@ -205,3 +206,55 @@ def test_dlq_depth_equals_the_messages_the_simulator_put(flow: Flow) -> None:
     assert set(depth) == set(flow.org.sim.deployment.dlq_urls)
     assert GONE not in depth
     assert all(r["visible"] == 0 for arn, r in depth.items() if arn != dlq_arn)
+
+
+def test_an_endpoint_down_mid_cycle_loses_no_period_and_duplicates_none(
+        flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CloudWatch stops answering for half the accounts during one cycle (connection refused:
+    the endpoint is down); the next cycle reads from the watermark the failed runs kept, so
+    every 5-minute period is stored once with what the simulator wrote."""
+    factory = flow.runner.factory
+    accounts = sorted({account for account, _, _ in flow.org.sim.deployment.rules})
+    down = set(accounts[::2])
+    real_client = factory.client
+
+    def client(account_id: str, service: str, region: str, role: Any = None) -> Any:
+        if service == "cloudwatch" and account_id in down:
+            return factory.session(account_id).client(
+                "cloudwatch", region_name=region, endpoint_url="http://127.0.0.1:9",
+                config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=1))
+        return real_client(account_id, service, region, role)
+
+    outage = flow.base + 5 * PERIOD
+    with monkeypatch.context() as patch:
+        patch.setattr(factory, "client", client)
+        failed = flow.metrics(outage)
+    by_status = {run.account.id: run.status for run in failed.runs}
+    assert {a for a, status in by_status.items() if status == "error"} == down
+    assert all(status == "ok" for a, status in by_status.items() if a not in down)
+    assert all("EndpointConnectionError" in str(run.error) for run in failed.runs
+               if run.status == "error")
+
+    after = flow.base + 6 * PERIOD
+    assert {run.status for run in flow.metrics(after).runs} == {"ok"}
+    start = flow.base - timedelta(hours=1)
+    checked = 0
+    for key in flow.org.sim.deployment.rules:
+        if key[0] not in down or key == DISABLED:
+            continue
+        written = flow.aws_sums(key, "MatchedEvents", start, after)
+        if not written:
+            continue
+        account, bus, rule = key
+        rows = flow.org.query(
+            "select ts, count(*) as n, max(value) as value from event_metrics "
+            f"where account_id = '{account}' and bus = '{bus}' and rule = '{rule}' "
+            "and metric = 'MatchedEvents' group by ts")
+        stored = {row["ts"].to_pydatetime(): row for row in rows}  # type: ignore[attr-defined]
+        periods = {start + i * PERIOD for i in range(18)}  # every period ended by `after`
+        assert periods <= set(stored), sorted(periods - set(stored))  # no period lost
+        assert {int(stored[ts]["n"]) for ts in periods} == {1}  # type: ignore[call-overload]
+        for ts in periods:
+            assert float(stored[ts]["value"]) == written.get(ts, 0.0), (key, ts)  # type: ignore[arg-type]
+        checked += 1
+    assert checked >= 2
