@@ -6,10 +6,12 @@ span per log event), over the window since the watermark by event time, followin
 ``nextToken`` (orgscope/collect.py ``pages``).
 
 Dataset ``spans`` (orgscope/datasets/traces.py), rows with ``source`` = 'otel'; the fields are
-mapped by orgscope/traces/otlp.py (ids to W3C form, resource attributes ``cloud.account.id``,
-``cloud.region``, ``service.name``; docs/traces.md). An event that is not a readable span is
-logged and skipped. An account without the log group (Transaction Search off) has no spans:
-the run is ok with none.
+mapped by orgscope/traces/otlp.py (ids to W3C form, resource attributes ``cloud.region``,
+``service.name``; docs/traces.md). Every span is stored under the account whose role read the
+log group: a span naming another account in ``cloud.account.id`` keeps that claim in the
+annotation ``orgscope.claimed_account_id``, counted in one warning per account and run. An
+event that is not a readable span (JSON nested too deep included) is logged and skipped. An
+account without the log group (Transaction Search off) has no spans: the run is ok with none.
 
 How much is read: like the xray collector, the first run reads ``backfill`` before now and
 later runs start ``overlap`` before the watermark (spans reach the log group late; the
@@ -37,7 +39,7 @@ from orgscope.collect import (
 )
 from orgscope.config import CollectorConfig, Duration, Interval
 from orgscope.datasets import SPANS
-from orgscope.traces.otlp import log_event_row
+from orgscope.traces.otlp import log_event_row, warn_claims
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ def collect_otel(ctx: CollectContext) -> Collected:
         log.warning("otel %s: more than %d spans in %s..%s; the rest skipped "
                     "(max_spans_per_run)", where, settings.max_spans_per_run,
                     window.start.isoformat(), window.end.isoformat())
+    warn_claims(where, ctx.account.id, rows)
     log.info("otel %s: %s..%s, %d events, %d spans, %d skipped", where,
              window.start.isoformat(), window.end.isoformat(), events, len(rows), skipped)
     return Collected({SPANS.name: spans_frame(rows)}, window.end)

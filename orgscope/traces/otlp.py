@@ -10,18 +10,29 @@ source field. Invariants:
 * Ids are read in hex; a trace id in X-Ray or W3C form is stored in W3C form. Times are unix
   nanoseconds, as JSON strings or numbers; ``kind`` and ``status.code`` may be numbers or enum
   names. ``source`` is 'otel'.
+* A span belongs to the account that was read (the account whose role read the log group, or
+  the account ``[collectors.otlp_files] accounts`` maps the file to), never to the one it names:
+  its ``cloud.account.id`` is written by whoever sends spans. A different claim is kept in the
+  annotation ``orgscope.claimed_account_id``; span attributes named ``orgscope.*`` are dropped,
+  so that annotation is only ever orgscope's.
+* JSON nested deeper than :data:`MAX_JSON_DEPTH` is refused with a :class:`ValueError` before
+  it is parsed (Python's parser would raise RecursionError).
 * A span that cannot be read raises :class:`ValueError` (or KeyError/TypeError) naming what was
   wrong; the collectors log it and skip that span only.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
+
+import numpy as np
 
 from orgscope.traces.ids import (
     check_span_id,
@@ -43,6 +54,43 @@ HTTP_KEYS = {
     "status": ("http.response.status_code", "http.status_code"),
 }
 _CONSUMED = {key for keys in HTTP_KEYS.values() for key in keys}
+#: Annotation keys under this prefix are orgscope's own; a span's attributes cannot set them.
+RESERVED_PREFIX = "orgscope."
+#: The annotation holding a span's ``cloud.account.id`` when it names another account than the
+#: one read (the span is still stored under the account read).
+CLAIMED_ACCOUNT = "orgscope.claimed_account_id"
+#: A claimed account id is kept to this many characters.
+MAX_CLAIM_CHARS = 64
+#: JSON nesting allowed in a request or log event. An OTLP request nests about 10 deep plus 4
+#: per nested key-value list attribute; Python's parser fails with RecursionError near 1,000.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: no per-character branch
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_OPENERS = np.frombuffer(b"[{", dtype=np.uint8)
+
+
+def json_depth(text: str) -> int:
+    """How deep ``text``'s JSON arrays and objects nest (brackets inside strings not counted);
+    0 for a scalar. Linear in the text, without recursion."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where(np.isin(codes, _OPENERS), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` that refuses nesting deeper than :data:`MAX_JSON_DEPTH` with a
+    ValueError saying so, instead of a RecursionError (or a long parse) in the middle."""
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested {depth} deep; at most {MAX_JSON_DEPTH} levels are read")
+    try:
+        return json.loads(text)
+    except RecursionError:  # cannot happen below MAX_JSON_DEPTH; kept as a clear error
+        raise ValueError(f"JSON nested too deep; at most {MAX_JSON_DEPTH} levels are "
+                         "read") from None
 
 
 def any_value(value: Any) -> Any:  # noqa: PLR0911 (one return per AnyValue kind)
@@ -118,19 +166,19 @@ def _traceparent(attrs: Mapping[str, Any], span: Mapping[str, Any]) -> str | Non
 
 
 def span_row(span: Mapping[str, Any], resource: Mapping[str, Any], *,
-             account_id: str | None, region: str | None) -> dict[str, Any]:
+             account_id: str, region: str | None) -> dict[str, Any]:
     """One OTel span (either shape) with its resource attributes -> a ``spans`` row.
 
-    ``account_id``/``region``: where it was read, used when the resource does not say.
+    ``account_id``: the account it was read for, the row's account whatever the resource's
+    ``cloud.account.id`` says (a different claim goes into the annotation
+    :data:`CLAIMED_ACCOUNT`). ``region``: where it was read, used when the resource does not
+    name one.
     """
     if not isinstance(span, Mapping):
         raise ValueError("span is not a JSON object")
+    if not _ACCOUNT_RE.match(account_id):
+        raise ValueError(f"the account read, {account_id!r}, is not a 12-digit account id")
     attrs = attributes(span.get("attributes"))
-    account = resource.get("cloud.account.id")
-    account = str(account) if account is not None else account_id
-    if not account or not _ACCOUNT_RE.match(account):
-        raise ValueError(f"span {span.get('spanId')!r}: resource attribute cloud.account.id "
-                         f"{resource.get('cloud.account.id')!r} is not a 12-digit account id")
     where = resource.get("cloud.region") or region
     if not isinstance(where, str) or not _REGION_RE.match(where):
         raise ValueError(f"span {span.get('spanId')!r}: resource attribute cloud.region "
@@ -156,13 +204,17 @@ def span_row(span: Mapping[str, Any], resource: Mapping[str, Any], *,
     service = resource.get("service.name") or resource.get("aws.local.service") or \
         attrs.get("aws.local.service") or UNKNOWN_SERVICE
     annotations = {k: v for k, v in sorted(attrs.items())
-                   if k not in _CONSUMED and isinstance(v, str | int | float | bool)}
+                   if k not in _CONSUMED and not k.startswith(RESERVED_PREFIX)
+                   and isinstance(v, str | int | float | bool)}
+    claimed = resource.get("cloud.account.id")
+    if claimed is not None and str(claimed) != account_id:
+        annotations[CLAIMED_ACCOUNT] = str(claimed)[:MAX_CLAIM_CHARS]
     origin = resource.get("cloud.platform")
     method, url = _first(attrs, HTTP_KEYS["method"]), _first(attrs, HTTP_KEYS["url"])
     return {
         "trace_id": to_w3c_trace_id(str(span.get("traceId", ""))), "span_id": span_id,
         "parent_id": check_span_id(str(parent)) if parent else None,
-        "account_id": account, "region": where, "service": str(service), "name": name,
+        "account_id": account_id, "region": where, "service": str(service), "name": name,
         "origin": str(origin) if origin else None, "start": start, "end": end,
         "duration_ms": round((end - start).total_seconds() * 1000, 3) if end else None,
         "fault": fault, "error": error or throttle, "throttle": throttle,
@@ -203,10 +255,11 @@ def request_spans(request: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any
                 yield span, resource
 
 
-def request_rows(request: Mapping[str, Any], *, account_id: str | None = None,
+def request_rows(request: Mapping[str, Any], *, account_id: str,
                  region: str | None = None, where: str = "") -> list[dict[str, Any]]:
-    """Every readable span of an ExportTraceServiceRequest as ``spans`` rows; a span that
-    cannot be read is logged (with ``where``) and skipped."""
+    """Every readable span of an ExportTraceServiceRequest as ``spans`` rows of
+    ``account_id`` (:func:`span_row`); a span that cannot be read is logged (with ``where``)
+    and skipped."""
     rows = []
     for span, resource in request_spans(request):
         try:
@@ -217,42 +270,102 @@ def request_rows(request: Mapping[str, Any], *, account_id: str | None = None,
 
 
 def log_event_row(message: str, *, account_id: str, region: str) -> dict[str, Any]:
-    """One ``aws/spans`` log event message (a JSON span with its resource inline) -> a row."""
-    span = json.loads(message)
+    """One ``aws/spans`` log event message (a JSON span with its resource inline) -> a row of
+    ``account_id``, the account whose log group held it (:func:`span_row`)."""
+    span = loads(message)
     if not isinstance(span, dict):
         raise ValueError("log event is not a JSON object")
     resource = attributes((span.get("resource") or {}).get("attributes"))
     return span_row(span, resource, account_id=account_id, region=region)
 
 
-def parse_requests(text: str) -> list[dict[str, Any]]:
-    """A file's text -> ExportTraceServiceRequest objects: one JSON document, or JSON Lines
-    (one request per line, as the OpenTelemetry Collector's file exporter writes).
+def claimed_account(row: Mapping[str, Any]) -> str | None:
+    """The other account a row's span named in ``cloud.account.id``, if it named one."""
+    text = row.get("annotations")
+    if not isinstance(text, str) or CLAIMED_ACCOUNT not in text:
+        return None
+    claimed = json.loads(text).get(CLAIMED_ACCOUNT)
+    return str(claimed) if claimed is not None else None
 
-    Raises ValueError when neither reads; a bad line among good ones is logged and skipped.
-    """
-    try:
-        whole = json.loads(text)
-    except ValueError:
-        whole = None
-    if isinstance(whole, dict):
-        return [whole]
-    if isinstance(whole, list):
-        return [item for item in whole if isinstance(item, dict)]
-    requests: list[dict[str, Any]] = []
-    bad = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+
+def claims(rows: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """How many of ``rows`` claimed each other account (:func:`claimed_account`)."""
+    return Counter(claim for row in rows if (claim := claimed_account(row)) is not None)
+
+
+def warn_claims(where: str, account_id: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Log one WARNING for the rows of ``account_id`` that named other accounts (how many, and
+    the three most claimed); returns how many did."""
+    counted = claims(rows)
+    total = sum(counted.values())
+    if total:
+        named = ", ".join(f"{claim!r} x{n}" for claim, n in counted.most_common(3))
+        log.warning("otel %s: %d spans read for account %s named another account in "
+                    "cloud.account.id (%s%s); stored under %s, the claim kept in %s", where,
+                    total, account_id, named, ", ..." if len(counted) > 3 else "", account_id,
+                    CLAIMED_ACCOUNT)
+    return total
+
+
+def _requests_of(value: Any) -> list[dict[str, Any]] | None:
+    """A parsed JSON value -> its requests (an object, or a list of objects); None else."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict)]
+    return None
+
+
+def _line_requests(line: str) -> list[dict[str, Any]]:
+    requests = _requests_of(loads(line))
+    if requests is None:
+        raise ValueError("not a JSON object or list of objects")
+    return requests
+
+
+def read_requests(stream: IO[str], where: str = "") -> Iterator[dict[str, Any]]:
+    """ExportTraceServiceRequest objects of a text stream, read a line at a time: JSON Lines
+    (one request per line, as the OpenTelemetry Collector's file exporter writes), or, when
+    the first line is not JSON on its own, one JSON document (then read whole: the caller
+    bounds the file's size). A bad line among good ones is logged (with ``where``) and
+    skipped; raises ValueError when nothing reads, saying why."""
+    lines: Iterator[str] = iter(stream)
+    number = good = bad = 0
+    first_error = ""
+    while (line := next(lines, None)) is not None:
+        number += 1
         if not line.strip():
             continue
         try:
-            parsed = json.loads(line)
-        except ValueError:
+            requests = _line_requests(line)
+        except ValueError as error:
+            if good == bad == 0:  # the first line of a document written over several?
+                rest = stream.read()
+                document = _whole_document(line + rest)
+                if document is not None:
+                    yield from document
+                    return
+                lines = iter(io.StringIO(rest))
             bad += 1
-            log.warning("otel: line %d is not JSON; skipped", number)
+            first_error = first_error or f"; line {number}: {error}"
+            log.warning("otel %s: line %d skipped: %s", where, number, error)
             continue
-        if isinstance(parsed, dict):
-            requests.append(parsed)
-    if not requests:
-        raise ValueError("not OTLP/JSON: neither one JSON object nor JSON Lines"
-                         + (f" ({bad} bad lines)" if bad else ""))
-    return requests
+        good += 1
+        yield from requests
+    if not good:
+        raise ValueError("not OTLP/JSON: neither one JSON document nor JSON Lines"
+                         + (f" ({bad} bad lines{first_error})" if bad else " (no text)"))
+
+
+def _whole_document(text: str) -> list[dict[str, Any]] | None:
+    """The requests of ``text`` read as one JSON document; None when it is not one."""
+    try:
+        return _line_requests(text)
+    except ValueError as error:
+        log.debug("otel: not one JSON document either: %s", error)
+        return None
+
+
+def parse_requests(text: str) -> list[dict[str, Any]]:
+    """A file's text -> ExportTraceServiceRequest objects (:func:`read_requests`)."""
+    return list(read_requests(io.StringIO(text)))

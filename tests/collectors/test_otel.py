@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from collectors.otel import OTEL, OtelCollectorConfig, collect_otel, filter_params, read_window
 from collectors.otlp_files import (
     OTLP_FILES,
+    STATE_NAME,
     OtlpFilesCollectorConfig,
+    account_for,
     collect_otlp_files,
-    new_files,
 )
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Window
 from orgscope.datasets import SPANS
+from orgscope.traces.otlp import claimed_account
 from tests.traces.test_otlp import NS, W3C, otlp_span, request
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -89,6 +94,35 @@ def test_reads_every_page_skips_bad_events_and_sets_the_watermark(
     assert "event bad of aws/spans skipped" in caplog.text
 
 
+def test_spans_belong_to_the_account_read_whatever_they_claim(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A span written into inventory-mgmt's aws/spans naming payment's account is
+    inventory-mgmt's: it raises no alert and joins no trace as payment's."""
+    spoofed = {"resource": {"attributes": {"service.name": "pay",
+                                           "cloud.account.id": "222222222222"}}}
+    logs = FakeLogs([[event("1111111111111111", 1, **spoofed),
+                      event("2222222222222222", 2, **spoofed),
+                      event("3333333333333333", 3)]])
+    caplog.set_level(logging.WARNING)
+    frame = collect_otel(context(logs, OtelCollectorConfig())).frames[SPANS.name]
+    assert set(frame["account_id"]) == {ACCOUNT.id}
+    assert [claimed_account(row) for row in frame.to_dict("records")] == \
+        ["222222222222", "222222222222", None]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"2 spans read for account {ACCOUNT.id} named another account" in warnings[0]
+    assert "'222222222222' x2" in warnings[0]
+
+
+def test_an_event_nested_too_deep_is_skipped_and_the_rest_read(
+        caplog: pytest.LogCaptureFixture) -> None:
+    deep = {"eventId": "deep", "timestamp": 1, "message": "[" * 50_000 + "]" * 50_000}
+    logs = FakeLogs([[deep, event("1111111111111111", 1)]])
+    frame = collect_otel(context(logs, OtelCollectorConfig())).frames[SPANS.name]
+    assert list(frame["span_id"]) == ["1111111111111111"]
+    assert "event deep of aws/spans skipped: JSON nested 50000 deep" in caplog.text
+
+
 def test_caps_spans_per_run(caplog: pytest.LogCaptureFixture) -> None:
     logs = FakeLogs([[event(f"{i + 1:016x}", i) for i in range(5)],
                      [event("aaaaaaaaaaaaaaaa", 9)]])
@@ -120,44 +154,221 @@ def test_collectors_declare_what_they_need() -> None:
 
 # --- otlp_files ------------------------------------------------------------------------------
 
+MAPPED = "888888888888"
+
 
 def write(path: Path, content: str, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)
     os.utime(path, (mtime, mtime))
     return path
 
 
+def span_file(path: Path, span_id: str, mtime: float, account: str = "666666666666") -> Path:
+    return write(path, json.dumps(request(otlp_span(span_id), account=account)), mtime)
+
+
+def files_settings(folder: Path, **options: Any) -> OtlpFilesCollectorConfig:
+    return OtlpFilesCollectorConfig(folder=str(folder), **{"default_account": MAPPED,
+                                                           **options})
+
+
+class Runs:
+    """Runs of the otlp_files collector, each handed the watermark the runner stored from the
+    one before (as it does when the spans were written)."""
+
+    def __init__(self, settings: OtlpFilesCollectorConfig) -> None:
+        self.settings = settings
+        self.watermark: datetime | None = None
+
+    def run(self, at: datetime = NOW, stored: bool = True) -> list[str]:
+        """Span ids read by a run at ``at``; ``stored=False``: the runner lost its spans."""
+        ctx = CollectContext(account=ACCOUNT, region="us-east-1",
+                             window=Window(at - timedelta(minutes=1), at), collected_at=at,
+                             client_factory=lambda service: None, settings=self.settings,
+                             watermark=self.watermark)
+        collected = collect_otlp_files(ctx)
+        frame = collected.frames[SPANS.name]
+        SPANS.to_table(frame)
+        if stored:
+            self.watermark = collected.watermark
+        return list(frame["span_id"])
+
+
 def test_files_are_read_once_oldest_first_and_bad_ones_skipped(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    base = NOW.timestamp()
-    write(tmp_path / "b.json", json.dumps(request(otlp_span("2222222222222222"))), base + 2)
-    write(tmp_path / "a.json", json.dumps(request(otlp_span("1111111111111111"),
-                                                  account="777777777777")), base + 1)
+    base = NOW.timestamp() - 60
+    span_file(tmp_path / "b.json", "2222222222222222", base + 2)
+    span_file(tmp_path / "a.json", "1111111111111111", base + 1)
     write(tmp_path / "broken.json", "{half a file", base + 3)
     write(tmp_path / "notes.txt", "ignored", base + 4)
-    settings = OtlpFilesCollectorConfig(folder=str(tmp_path))
-    first = collect_otlp_files(context(None, settings))
-    frame = first.frames[SPANS.name]
-    SPANS.to_table(frame)
-    assert list(frame["span_id"]) == ["1111111111111111", "2222222222222222"]
-    assert list(frame["account_id"]) == ["777777777777", "666666666666"]
+    runs = Runs(files_settings(tmp_path))
+    assert runs.run() == ["1111111111111111", "2222222222222222"]
     assert "broken.json skipped: not OTLP/JSON" in caplog.text
-    assert first.watermark == datetime.fromtimestamp(base + 3, tz=UTC)
-    again = collect_otlp_files(context(None, settings, watermark=first.watermark))
-    assert again.frames[SPANS.name].empty and again.watermark == first.watermark
-    write(tmp_path / "b.json", json.dumps(request(otlp_span("3333333333333333"))), base + 5)
-    changed = collect_otlp_files(context(None, settings, watermark=first.watermark))
-    assert list(changed.frames[SPANS.name]["span_id"]) == ["3333333333333333"]
+    caplog.clear()
+    assert runs.run(NOW + timedelta(minutes=1)) == []
+    assert "broken.json" not in caplog.text  # done with: not warned about every run
+    span_file(tmp_path / "b.json", "3333333333333333", base + 5)
+    assert runs.run(NOW + timedelta(minutes=2)) == ["3333333333333333"]
 
 
-def test_at_most_max_files_per_run(tmp_path: Path) -> None:
-    base = NOW.timestamp()
+def test_spans_of_a_file_belong_to_the_account_the_config_maps_it_to(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Spoofing: a file's spans name any cloud.account.id they like; the config says whose
+    they are."""
+    base = NOW.timestamp() - 60
+    span_file(tmp_path / "payments" / "1.json", "1111111111111111", base, "999999999999")
+    span_file(tmp_path / "team-a-1.json", "2222222222222222", base + 1, "999999999999")
+    span_file(tmp_path / "team-a-2.json", "3333333333333333", base + 2, "333333333333")
+    span_file(tmp_path / "stray.json", "4444444444444444", base + 3)
+    settings = OtlpFilesCollectorConfig(
+        folder=str(tmp_path), pattern="**/*.json",
+        accounts={"payments/": "222222222222", "team-a-*.json": "333333333333"})
+    caplog.set_level(logging.WARNING)
+    runs = Runs(settings)
+    ctx = CollectContext(account=ACCOUNT, region="us-east-1", window=Window(NOW, NOW),
+                         collected_at=NOW, client_factory=lambda s: None, settings=settings)
+    frame = collect_otlp_files(ctx).frames[SPANS.name]
+    rows = {row["span_id"]: row for row in frame.to_dict("records")}
+    assert {k: (r["account_id"], claimed_account(r)) for k, r in rows.items()} == {
+        "1111111111111111": ("222222222222", "999999999999"),
+        "2222222222222222": ("333333333333", "999999999999"),
+        "3333333333333333": ("333333333333", None)}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("named another account" in w for w in warnings) == 2  # one per account
+    assert any("1 files map to no account and are not read ('stray.json')" in w
+               for w in warnings)
+    # a file left unread for want of an account is read once the config maps it
+    runs.settings = settings.model_copy(update={"default_account": "444444444444"})
+    assert "4444444444444444" in runs.run(NOW + timedelta(minutes=1))
+
+
+def test_account_for_matches_globs_and_sub_folders_in_order() -> None:
+    accounts = {"a/": "111111111111", "a/*/deep.json": "222222222222",
+                "*.jsonl": "333333333333"}
+    assert account_for("a/x.json", accounts, None) == "111111111111"
+    assert account_for("a/b/deep.json", accounts, None) == "111111111111"  # first match
+    assert account_for("x.jsonl", accounts, None) == "333333333333"
+    assert account_for("ab/x.json", accounts, None) is None
+    assert account_for("ab/x.json", accounts, "444444444444") == "444444444444"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"accounts": {"payments/": "12345"}}, "must be a 12-digit AWS account id"),
+    ({"default_account": "payments"}, "must be a 12-digit AWS account id"),
+    ({"accounts": {"../elsewhere/": "111111111111"}}, "a key is a file name glob"),
+    ({"accounts": {"/": "111111111111"}}, "a key is a file name glob"),
+    ({"max_file_bytes": 0}, "greater than or equal to 1"),
+])
+def test_bad_account_maps_are_refused_at_start_up(options: dict[str, Any],
+                                                   message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        OtlpFilesCollectorConfig(folder="x", **options)
+
+
+def test_a_file_nested_too_deep_is_skipped_and_later_files_still_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    base = NOW.timestamp() - 60
+    write(tmp_path / "deep.json", "[" * 200_000 + "]" * 200_000, base)
+    span_file(tmp_path / "later.json", "1111111111111111", base + 1)
+    runs = Runs(files_settings(tmp_path))
+    assert runs.run() == ["1111111111111111"]
+    assert "deep.json skipped: not OTLP/JSON" in caplog.text
+    assert "JSON nested 200000 deep; at most 64" in caplog.text
+    span_file(tmp_path / "newer.json", "2222222222222222", base + 2)
+    caplog.clear()
+    assert runs.run(NOW + timedelta(minutes=1)) == ["2222222222222222"]
+    assert "deep.json" not in caplog.text  # recorded as done: not tried forever
+
+
+def test_a_file_over_the_size_cap_is_skipped_naming_it_and_the_cap(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    base = NOW.timestamp() - 60
+    big = write(tmp_path / "big.json", json.dumps(request(otlp_span("1111111111111111"),
+                                                          otlp_span("3333333333333333"))), base)
+    small = span_file(tmp_path / "small.json", "2222222222222222", base + 1)
+    cap = small.stat().st_size
+    runs = Runs(files_settings(tmp_path, max_file_bytes=cap))
+    assert runs.run() == ["2222222222222222"]
+    assert f"big.json skipped: {big.stat().st_size} bytes, more than max_file_bytes ({cap})" \
+        in caplog.text
+
+
+def test_a_file_moved_in_with_an_older_time_is_read(tmp_path: Path) -> None:
+    """mv, cp -p, rsync -t and unpacked archives keep a file's old modification time."""
+    base = NOW.timestamp() - 3600
+    span_file(tmp_path / "new.json", "1111111111111111", base + 60)
+    runs = Runs(files_settings(tmp_path))
+    assert runs.run() == ["1111111111111111"]
+    span_file(tmp_path / "moved-in.json", "2222222222222222", base)  # older than new.json
+    assert runs.run(NOW + timedelta(minutes=1)) == ["2222222222222222"]
+
+
+def test_a_file_dated_in_the_future_hides_nothing(tmp_path: Path) -> None:
+    future = NOW.timestamp() + 86_400 * 365
+    span_file(tmp_path / "future.json", "1111111111111111", future)
+    runs = Runs(files_settings(tmp_path))
+    assert runs.run() == ["1111111111111111"]
+    span_file(tmp_path / "today.json", "2222222222222222", NOW.timestamp() - 60)
+    assert runs.run(NOW + timedelta(minutes=1)) == ["2222222222222222"]
+
+
+def test_a_file_still_being_written_waits_for_the_settle_time(tmp_path: Path) -> None:
+    span_file(tmp_path / "writing.json", "1111111111111111", NOW.timestamp() - 2)
+    runs = Runs(files_settings(tmp_path, settle_s=10))
+    assert runs.run() == []
+    assert runs.run(NOW + timedelta(seconds=30)) == ["1111111111111111"]
+
+
+def test_spans_the_runner_did_not_store_are_read_again(tmp_path: Path) -> None:
+    span_file(tmp_path / "a.json", "1111111111111111", NOW.timestamp() - 60)
+    runs = Runs(files_settings(tmp_path))
+    assert runs.run(stored=False) == ["1111111111111111"]  # crashed before the write
+    assert runs.run(NOW + timedelta(minutes=1)) == ["1111111111111111"]
+    assert runs.run(NOW + timedelta(minutes=2)) == []
+
+
+def test_at_most_max_files_per_run_oldest_first(tmp_path: Path) -> None:
+    base = NOW.timestamp() - 60
     for i in range(5):
-        write(tmp_path / f"{i}.json", "{}", base + i)
-    chosen = new_files(tmp_path, "*.json", None, 2)
-    assert [p.name for p, _ in chosen] == ["0.json", "1.json"]
-    after = new_files(tmp_path, "*.json", chosen[-1][1], 10)
-    assert [p.name for p, _ in after] == ["2.json", "3.json", "4.json"]
+        span_file(tmp_path / f"{4 - i}.json", f"{i + 1:016x}", base + i)
+    runs = Runs(files_settings(tmp_path, max_files_per_run=2))
+    assert runs.run() == [f"{1:016x}", f"{2:016x}"]
+    assert runs.run(NOW + timedelta(minutes=1)) == [f"{3:016x}", f"{4:016x}"]
+    assert runs.run(NOW + timedelta(minutes=2)) == [f"{5:016x}"]
+
+
+def test_the_state_remembers_only_files_still_there(tmp_path: Path) -> None:
+    base = NOW.timestamp() - 60
+    span_file(tmp_path / "a.json", "1111111111111111", base)
+    span_file(tmp_path / "b.json", "2222222222222222", base)
+    state_file = tmp_path / "state" / "seen.json"
+    state_file.parent.mkdir()
+    runs = Runs(files_settings(tmp_path, state_file=str(state_file)))
+    runs.run()
+    (tmp_path / "a.json").unlink()
+    runs.run(NOW + timedelta(minutes=1))
+    runs.run(NOW + timedelta(minutes=2))
+    assert set(json.loads(state_file.read_text())["done"]) == {"b.json"}
+    assert not (tmp_path / STATE_NAME).exists()
+
+
+def test_an_unreadable_state_file_reads_the_folder_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    span_file(tmp_path / "a.json", "1111111111111111", NOW.timestamp() - 60)
+    runs = Runs(files_settings(tmp_path))
+    runs.run()
+    (tmp_path / STATE_NAME).write_text("[" * 10_000)
+    assert runs.run(NOW + timedelta(minutes=1)) == ["1111111111111111"]
+    assert "state file" in caplog.text and "unreadable" in caplog.text
+
+
+def test_a_state_file_that_cannot_be_written_fails_the_run_saying_what_to_set(
+        tmp_path: Path) -> None:
+    span_file(tmp_path / "a.json", "1111111111111111", NOW.timestamp() - 60)
+    runs = Runs(files_settings(tmp_path, state_file=str(tmp_path / "no" / "such" / "dir")))
+    with pytest.raises(OSError, match=re.escape("set [collectors.otlp_files] state_file")):
+        runs.run()
 
 
 def test_no_folder_reads_nothing_and_a_missing_folder_fails_the_run(tmp_path: Path) -> None:
@@ -166,16 +377,3 @@ def test_no_folder_reads_nothing_and_a_missing_folder_fails_the_run(tmp_path: Pa
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         collect_otlp_files(context(None, OtlpFilesCollectorConfig(
             folder=str(tmp_path / "nope"))))
-
-
-def test_files_sharing_the_last_time_are_read_together_past_the_cap(tmp_path: Path) -> None:
-    """The watermark is the last file's time: a cap between files of one time (an unpacked
-    or copied folder) would skip the rest of them for good."""
-    base = NOW.timestamp()
-    for i in range(4):
-        write(tmp_path / f"{i}.json", "{}", base)
-    write(tmp_path / "later.json", "{}", base + 1)
-    chosen = new_files(tmp_path, "*.json", None, 2)
-    assert [p.name for p, _ in chosen] == ["0.json", "1.json", "2.json", "3.json"]
-    after = new_files(tmp_path, "*.json", chosen[-1][1], 2)
-    assert [p.name for p, _ in after] == ["later.json"]

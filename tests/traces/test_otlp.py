@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +12,17 @@ import pytest
 
 from orgscope.datasets import SPANS
 from orgscope.traces.otlp import (
+    CLAIMED_ACCOUNT,
+    MAX_JSON_DEPTH,
     any_value,
     attributes,
+    claimed_account,
+    json_depth,
+    loads,
     log_event_row,
     nanos,
     parse_requests,
+    read_requests,
     request_rows,
     span_row,
 )
@@ -24,6 +31,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 NS = int(NOW.timestamp()) * 1_000_000_000
 W3C = "5759e988bd862e3fe1be46a994272793"
 PRODUCER_SPAN = "53995c3f42cd8ad8"
+READ = "666666666666"
 
 
 def kv(**values: Any) -> list[dict[str, Any]]:
@@ -63,6 +71,11 @@ def request(*spans: dict[str, Any], account: str = "666666666666") -> dict[str, 
         "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}]}]}
 
 
+def read_rows(req: dict[str, Any], **options: Any) -> list[dict[str, Any]]:
+    """request_rows of ``req`` read for account READ unless ``options`` say otherwise."""
+    return request_rows(req, **{"account_id": READ, **options})
+
+
 def test_any_value_and_attributes() -> None:
     assert any_value({"intValue": "7"}) == 7
     assert any_value({"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": True}]}}) \
@@ -82,7 +95,7 @@ def test_nanos() -> None:
 
 
 def test_an_otlp_request_becomes_rows_with_resource_fields() -> None:
-    rows = request_rows(request(otlp_span("1111111111111111", "2222222222222222")))
+    rows = read_rows(request(otlp_span("1111111111111111", "2222222222222222")))
     (row,) = rows
     assert row["trace_id"] == W3C and row["span_id"] == "1111111111111111"
     assert row["parent_id"] == "2222222222222222"
@@ -104,17 +117,17 @@ def test_an_otlp_request_becomes_rows_with_resource_fields() -> None:
 ])
 def test_status_flags(status: int | None, code: Any, flags: tuple[bool, bool, bool]) -> None:
     attrs = kv(http__response__status_code=status) if status is not None else []
-    row = request_rows(request(otlp_span("1111111111111111", attributes=attrs,
+    row = read_rows(request(otlp_span("1111111111111111", attributes=attrs,
                                          status={"code": code})))[0]
     assert (row["fault"], row["error"], row["throttle"]) == flags
 
 
 def test_traceparent_from_attribute_or_from_a_link() -> None:
     carried = f"00-{W3C}-{PRODUCER_SPAN}-01"
-    by_attribute = request_rows(request(otlp_span(
+    by_attribute = read_rows(request(otlp_span(
         "1111111111111111", attributes=kv(traceparent=carried.upper()))))[0]
     assert by_attribute["traceparent"] == carried
-    by_link = request_rows(request(otlp_span(
+    by_link = read_rows(request(otlp_span(
         "1111111111111111", links=[{"traceId": W3C, "spanId": PRODUCER_SPAN}])))[0]
     assert by_link["traceparent"] == carried
 
@@ -124,20 +137,93 @@ def test_bad_spans_are_skipped_with_a_reason(caplog: pytest.LogCaptureFixture) -
     spans = [good, otlp_span("nothex"), otlp_span("2222222222222222", name=""),
              otlp_span("3333333333333333", startTimeUnixNano="soon"),
              otlp_span("4444444444444444", traceId="1-zz")]
-    rows = request_rows(request(*spans), where="f.json")
+    rows = read_rows(request(*spans), where="f.json")
     assert [r["span_id"] for r in rows] == ["1111111111111111"]
     assert caplog.text.count("otel f.json: span skipped") == 4
     assert "has no name" in caplog.text and "unix nanoseconds" in caplog.text
 
 
-def test_a_span_without_account_is_skipped_unless_read_in_one(
-        caplog: pytest.LogCaptureFixture) -> None:
-    req = request(otlp_span("1111111111111111"), account="not-an-account")
-    assert request_rows(req) == []
-    assert "cloud.account.id 'not-an-account' is not a 12-digit account id" in caplog.text
-    del req["resourceSpans"][0]["resource"]["attributes"][0]  # no cloud.account.id at all
-    rows = request_rows(req, account_id="777777777777", region="eu-west-1")
-    assert rows[0]["account_id"] == "777777777777" and rows[0]["region"] == "us-east-1"
+def test_a_span_without_account_or_region_takes_those_read() -> None:
+    req = request(otlp_span("1111111111111111"))
+    del req["resourceSpans"][0]["resource"]["attributes"][0:2]  # no cloud.account.id, region
+    (row,) = read_rows(req, account_id="777777777777", region="eu-west-1")
+    assert (row["account_id"], row["region"]) == ("777777777777", "eu-west-1")
+    assert claimed_account(row) is None
+
+
+def test_a_span_naming_another_account_is_stored_under_the_account_read() -> None:
+    """Spoofing: whoever writes spans into account A's log group or a file mapped to A can
+    write any cloud.account.id; the row is A's, and the claim is kept as an annotation."""
+    req = request(otlp_span("1111111111111111"), account="222222222222")
+    (row,) = read_rows(req, account_id="111111111111")
+    assert row["account_id"] == "111111111111"
+    assert claimed_account(row) == "222222222222"
+    assert json.loads(row["annotations"]) == {CLAIMED_ACCOUNT: "222222222222", "order_id": "o-1"}
+    garbage = request(otlp_span("2222222222222222"), account="x" * 500)
+    (kept,) = read_rows(garbage, account_id="111111111111")  # kept, not skipped
+    assert kept["account_id"] == "111111111111" and claimed_account(kept) == "x" * 64
+    same = read_rows(request(otlp_span("3333333333333333"), account="111111111111"),
+                     account_id="111111111111")[0]
+    assert claimed_account(same) is None and CLAIMED_ACCOUNT not in same["annotations"]
+
+
+def test_a_span_cannot_set_orgscope_annotations_itself() -> None:
+    forged = otlp_span("1111111111111111",
+                       attributes=kv(orgscope__claimed_account_id="999999999999", a="b"))
+    (row,) = read_rows(request(forged))
+    assert json.loads(row["annotations"]) == {"a": "b"} and claimed_account(row) is None
+
+
+def test_an_aws_spans_event_naming_another_account_is_the_log_groups() -> None:
+    event = {"resource": {"attributes": {"cloud.account.id": "222222222222",
+                                         "service.name": "x"}},
+             "traceId": W3C, "spanId": "1111111111111111", "name": "GET /",
+             "startTimeUnixNano": NS}
+    row = log_event_row(json.dumps(event), account_id="111111111111", region="us-east-1")
+    assert row["account_id"] == "111111111111" and claimed_account(row) == "222222222222"
+
+
+def test_json_nested_too_deep_is_a_clear_value_error() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    assert json_depth(deep) == 100_000
+    assert json_depth('{"a": "[[[[{{{{", "b": [1, {"c": "\\"}]}') == 3
+    assert json_depth("7") == 0
+    with pytest.raises(ValueError, match=f"nested 100000 deep; at most {MAX_JSON_DEPTH}"):
+        loads(deep)
+    ok = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert loads(ok) is not None
+    nested = {"resource": {"attributes": {}}, "traceId": W3C, "spanId": "1111111111111111",
+              "name": "x", "startTimeUnixNano": NS, "attributes": {"k": deep}}
+    message = json.dumps(nested).replace(json.dumps(deep), deep)
+    with pytest.raises(ValueError, match="nested"):
+        log_event_row(message, account_id=READ, region="us-east-1")
+    with pytest.raises(ValueError, match=r"not OTLP/JSON.*line 1: JSON nested 100000 deep"):
+        parse_requests(deep)
+
+
+def test_json_lines_are_read_one_line_at_a_time() -> None:
+    """A file is streamed: the first request comes out before later lines are read."""
+    one = request(otlp_span("1111111111111111"))
+    consumed: list[int] = []
+
+    class Lines(io.StringIO):
+        def __next__(self) -> str:
+            consumed.append(1)
+            return super().__next__()
+
+    stream = Lines("\n".join(json.dumps(one) for _ in range(5)) + "\n")
+    requests = read_requests(stream)
+    assert next(requests) == one and len(consumed) == 1
+    assert len(list(requests)) == 4
+
+
+def test_a_document_over_several_lines_and_bad_first_lines() -> None:
+    one = request(otlp_span("1111111111111111"))
+    assert parse_requests(json.dumps(one, indent=2)) == [one]
+    assert parse_requests(json.dumps([one, 5, one], indent=1)) == [one, one]
+    assert parse_requests("not json\n" + json.dumps(one) + "\n") == [one]
+    with pytest.raises(ValueError, match="no text"):
+        parse_requests("\n\n")
 
 
 def test_an_aws_spans_log_event() -> None:
@@ -168,7 +254,7 @@ def test_parse_requests_reads_one_document_or_json_lines() -> None:
 
 def test_span_row_rejects_a_non_object() -> None:
     with pytest.raises(ValueError, match="not a JSON object"):
-        span_row([], {}, account_id=None, region=None)  # type: ignore[arg-type]
+        span_row([], {}, account_id=READ, region=None)  # type: ignore[arg-type]
 
 
 def test_parts_of_the_wrong_shape_are_skipped_and_the_rest_read(
@@ -182,8 +268,8 @@ def test_parts_of_the_wrong_shape_are_skipped_and_the_rest_read(
         {**good, "scopeSpans": ["scope as text", {"spans": 5}, None, *good["scopeSpans"]]},
         "not an object",
     ]}
-    rows = request_rows(odd, where="odd.json")
+    rows = read_rows(odd, where="odd.json")
     assert [row["span_id"] for row in rows] == ["1111111111111111"]
     assert "resourceSpans[0] skipped: resource is a list" in caplog.text
     assert "resourceSpans[1] skipped" in caplog.text
-    assert request_rows({"resourceSpans": 7}) == []
+    assert read_rows({"resourceSpans": 7}) == []
