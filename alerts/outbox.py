@@ -11,7 +11,12 @@ the retries and the one crash window where a message can be posted twice. Invari
   transition that caused them, so evaluating again after a crash queues nothing new.
 * A 429 does not count towards ``max_attempts``; any other 4xx, and a channel whose webhook is
   not configured, fail at once.
-* Only one process drains at a time (a lock file); the others leave the messages to it.
+* Only one process drains at a time (a lock file); the others leave the messages to it. The
+  drain holds the lock while it posts and moves files, not while it sleeps for a retry.
+* :meth:`enqueue` checks and writes under the same lock (waiting for it), so a message can
+  never be queued again once a drain has moved it out of pending/.
+* A file that is not a message (not JSON, wrong fields, an id that is not its name) is moved
+  to ``malformed/`` with a WARNING and the rest are delivered; its id is never queued again.
 * Every attempt is reported to a ``record`` callback (the alerts step writes it to the
   ``notifications`` dataset); a sent or failed message whose final row was not written yet is
   reported again by :meth:`Outbox.recover`.
@@ -35,7 +40,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FOLDERS: tuple[str, ...] = ("pending", "sent", "failed")
+#: Where files that are not messages go (kept for people to look at; never read again).
+MALFORMED = "malformed"
 LOCK_NAME = ".drain.lock"
+#: A temporary file older than this was left by a process that died while writing it.
+STALE_TMP = timedelta(minutes=15)
+_FIELDS = ("id", "channel", "kind", "alert_key", "payload", "created_at")
 
 
 @dataclass(frozen=True)
@@ -67,11 +77,23 @@ class Message:
 
     @classmethod
     def from_json(cls, text: str) -> Message:
+        """The message in ``text``; ValueError saying what is wrong when it is not one."""
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        missing = [name for name in _FIELDS if name not in data]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        if not isinstance(data["payload"], dict) or not isinstance(data["channel"], str) \
+                or not isinstance(data["id"], str):
+            raise ValueError("id and channel must be strings and payload an object")
         for name in ("created_at", "next_attempt_at", "sent_at"):
             if data.get(name):
                 data[name] = datetime.fromisoformat(data[name])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as error:  # an unknown key
+            raise ValueError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -146,24 +168,49 @@ class Outbox:
                 tmp.unlink()
 
     def _read(self, path: Path) -> Message | None:
+        """The message in ``path``; None when it is gone, or not a message (then it is moved
+        to malformed/ with a WARNING saying what is wrong)."""
         try:
-            return Message.from_json(path.read_text(encoding="utf-8"))
+            message = Message.from_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None  # moved by the drain in the meantime
+        except (ValueError, UnicodeDecodeError) as error:
+            self._set_aside(path, str(error))
+            return None
+        if message.id != path.stem:
+            self._set_aside(path, f"its id {message.id!r} is not its file name")
+            return None
+        return message
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        target = self.folder(MALFORMED) / path.name
+        while target.exists():
+            target = target.with_name(f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}")
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return  # another reader set it aside first
+        log.warning("outbox: %s is not a message (%s): moved to %s; a message file is one "
+                    "JSON object with %s, named <id>.json", path, reason, target,
+                    ", ".join(_FIELDS))
 
     def where(self, message_id: str) -> str | None:
-        """The folder holding ``message_id`` (pending first: a message moves out of it)."""
-        for folder in FOLDERS:
+        """The folder holding ``message_id`` (pending first: a message moves out of it);
+        ``malformed`` for an id whose file was set aside."""
+        for folder in (*FOLDERS, MALFORMED):
             if self._path(folder, message_id).exists():
                 return folder
         return None
 
     def enqueue(self, message: Message) -> bool:
-        """Queue ``message`` unless its id is already queued, sent or failed; True if queued."""
-        if self.where(message.id) is not None:
-            log.debug("outbox: %s already queued or delivered", message.id)
-            return False
-        self._write("pending", message)
+        """Queue ``message`` unless its id is already queued, sent, failed or set aside; True
+        if queued. Checks and writes under the drain's lock, waiting for it (a drain holds it
+        for one pass over the due messages, not while it sleeps)."""
+        with self._lock(wait=True):
+            if self.where(message.id) is not None:
+                log.debug("outbox: %s already queued or delivered", message.id)
+                return False
+            self._write("pending", message)
         return True
 
     def messages(self, folder: str) -> list[Message]:
@@ -172,14 +219,18 @@ class Outbox:
 
     def get(self, message_id: str) -> Message | None:
         folder = self.where(message_id)
-        return self._read(self._path(folder, message_id)) if folder else None
+        if folder is None or folder == MALFORMED:
+            return None
+        return self._read(self._path(folder, message_id))
 
     @contextmanager
-    def _drain_lock(self) -> Iterator[bool]:
+    def _lock(self, *, wait: bool) -> Iterator[bool]:
+        """The outbox's one lock (drains and enqueues); yields False, without waiting, when
+        another holds it and ``wait`` is false."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_NAME, "a") as handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 yield False
                 return
@@ -188,10 +239,25 @@ class Outbox:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def recover(self, record: Record) -> None:
+    def _remove_stale_temporaries(self, now: datetime) -> None:
+        """Delete ``.<id>-<random>.tmp`` files older than STALE_TMP: left by a process killed
+        while writing (the message they held was never queued, or is in its folder)."""
+        oldest = (now - STALE_TMP).timestamp()
+        for folder in FOLDERS:
+            for path in self.folder(folder).glob(".*.tmp"):
+                try:
+                    if path.stat().st_mtime < oldest:
+                        path.unlink()
+                        log.info("outbox: removed %s, left by a process that died", path)
+                except FileNotFoundError:
+                    continue
+
+    def recover(self, record: Record, now: datetime | None = None) -> None:
         """Finish what a crash interrupted: a pending file whose message is in sent/ (the
-        crash fell between the two renames) is removed, and sent or failed messages whose
-        final notifications row was not written are recorded."""
+        crash fell between the two renames) is removed, sent or failed messages whose
+        final notifications row was not written are recorded, and temporary files older than
+        STALE_TMP at ``now`` are removed."""
+        self._remove_stale_temporaries(now or _now())
         for message in self.messages("pending"):
             if self._path("sent", message.id).exists() or \
                     self._path("failed", message.id).exists():
@@ -223,36 +289,48 @@ class Outbox:
         """Deliver every pending message that is due; wait (sleeping) for retries due within
         ``max_wait_s``; leave later ones pending for the next drain."""
         report = DrainReport()
-        with self._drain_lock() as locked:
+        with self._lock(wait=False) as locked:
             if not locked:
                 report.busy = True
                 return report
-            self.recover(record)
+            self.recover(record, clock())
             deadline = clock() + timedelta(seconds=max_wait_s)
             blocked: dict[str, datetime] = {}
-            while True:
-                pending = self.messages("pending")
-                now = clock()
-                due = [m for m in pending if (m.next_attempt_at or now) <= now
-                       and blocked.get(m.channel, now) <= now]
-                for message in due:
-                    if blocked.get(message.channel, now) > clock():
-                        continue
-                    report.attempts += 1
-                    self._attempt(message, post, record, policy=policy, clock=clock,
-                                  report=report, blocked=blocked)
-                pending = self.messages("pending")
-                if not pending:
-                    break
-                now = clock()
-                wake = min(max(m.next_attempt_at or now, blocked.get(m.channel, now))
-                           for m in pending)
-                if wake > deadline:
-                    break
-                if wake > now:
-                    sleep((wake - now).total_seconds())
-            report.waiting = [m.id for m in self.messages("pending")]
+            wait = self._deliver_due(post, record, policy=policy, clock=clock, report=report,
+                                     blocked=blocked, deadline=deadline)
+        while wait is not None:
+            sleep(wait)  # without the lock: enqueues go on meanwhile
+            with self._lock(wait=False) as locked:
+                if not locked:
+                    break  # another drain took over; it delivers what is left
+                wait = self._deliver_due(post, record, policy=policy, clock=clock,
+                                         report=report, blocked=blocked, deadline=deadline)
+        report.waiting = [m.id for m in self.messages("pending")]
         return report
+
+    def _deliver_due(self, post: Post, record: Record, *, policy: RetryPolicy,
+                     clock: Callable[[], datetime], report: DrainReport,
+                     blocked: dict[str, datetime], deadline: datetime) -> float | None:
+        """Attempt every pending message that is due (the lock held); the seconds until the
+        next one falls due, or None when none does before ``deadline``."""
+        pending = self.messages("pending")
+        now = clock()
+        due = [m for m in pending if (m.next_attempt_at or now) <= now
+               and blocked.get(m.channel, now) <= now]
+        for message in due:
+            if blocked.get(message.channel, now) > clock():
+                continue
+            report.attempts += 1
+            self._attempt(message, post, record, policy=policy, clock=clock,
+                          report=report, blocked=blocked)
+        pending = self.messages("pending")
+        if not pending:
+            return None
+        now = clock()
+        wake = min(max(m.next_attempt_at or now, blocked.get(m.channel, now)) for m in pending)
+        if wake > deadline:
+            return None
+        return max((wake - now).total_seconds(), 0.0)
 
     def _attempt(self, message: Message, post: Post, record: Record, *, policy: RetryPolicy,
                  clock: Callable[[], datetime], report: DrainReport,

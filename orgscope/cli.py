@@ -331,12 +331,14 @@ def cmd_compact(args: argparse.Namespace) -> int:
     if args.keep_days < 1:
         raise UsageError(f"--keep-days {args.keep_days}: must be 1 or more (1 keeps today)")
     before = datetime.now(UTC).date() - timedelta(days=args.keep_days - 1)
-    merged = store.compact_all(before=before)
-    total = sum(merged.values())
-    print(f"compacted {total} files in {len(merged)} datasets (days before {before})")
-    for name, count in sorted(merged.items()):
+    report = store.compact_all(before=before)
+    total = sum(report.merged.values())
+    print(f"compacted {total} files in {len(report.merged)} datasets (days before {before})")
+    for name, count in sorted(report.merged.items()):
         print(f"  {name}: {count} files")
-    return EXIT_OK
+    for line in report.lines():
+        print(f"  {line}")
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 # --- cost ------------------------------------------------------------------------------------

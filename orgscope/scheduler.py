@@ -68,13 +68,11 @@ def compact_job(runner: Runner) -> None:
     X-Ray collector every minute, ``runs`` alone gains 60 files an hour. Compacting a live
     partition is safe (a file written meanwhile stays beside the merged one; docs/datasets.md).
     """
-    try:
-        merged = runner.store.compact_all(before=datetime.now(UTC).date() + timedelta(days=1))
-    except (OSError, ValueError) as error:
-        log.error("compaction failed: %s", error)
-        return
-    if merged:
-        log.info("compacted partitions: %s", merged)
+    report = runner.store.compact_all(before=datetime.now(UTC).date() + timedelta(days=1))
+    for where, error in sorted(report.failed.items()):
+        log.error("compaction of %s failed: %s (the rest was compacted)", where, error)
+    if report.merged:
+        log.info("compacted partitions: %s", report.merged)
 
 
 def build_scheduler(runner: Runner, collectors: Sequence[Collector],

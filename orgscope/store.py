@@ -13,6 +13,10 @@ cost grows with the number of files more than with rows. Readers open an in-memo
 connection with one read-only view per dataset; DuckDB never holds the files open between
 queries, so collectors and any number of dashboards can share a store. For snapshot datasets
 the view ``<name>`` holds the latest snapshot per key and ``<name>_history`` every snapshot.
+
+A file that cannot be Parquet (zero bytes, truncated, something else) is moved to
+``<base>/_quarantine/<dataset>/`` with a WARNING naming it, by whichever reader or compaction
+finds it first; the views and compaction go on without it (docs/datasets.md, "Faults").
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import PurePath
 from typing import Any
@@ -41,7 +46,7 @@ from orgscope.store_files import (
     open_files,
 )
 
-__all__ = ["READ_OPTIONS", "TMP_SUFFIX", "Store", "StoreError"]
+__all__ = ["READ_OPTIONS", "TMP_SUFFIX", "CompactionReport", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,30 @@ COMPACTED_FROM = b"orgscope.compacted_from"
 REPLACED_CACHE_SIZE = 20_000
 _REPLACED: dict[tuple[str, str], tuple[str, ...]] = {}
 _REPLACED_LOCK = threading.Lock()
+
+
+@dataclass
+class CompactionReport:
+    """What :meth:`Store.compact_all` did: files merged per dataset, the partitions (or
+    datasets) that failed and why, the unreadable files it quarantined and the stale
+    temporary files it removed."""
+
+    merged: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    quarantined: list[PurePath] = field(default_factory=list)
+    temporaries: list[PurePath] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def lines(self) -> list[str]:
+        """The report for people, one line per fact, failures first."""
+        out = [f"FAILED {where}: {error}" for where, error in sorted(self.failed.items())]
+        out += [f"quarantined {path} (unreadable)" for path in self.quarantined]
+        if self.temporaries:
+            out.append(f"removed {len(self.temporaries)} stale temporary files")
+        return out
 
 
 def _quote_identifier(name: str) -> str:
@@ -143,53 +172,122 @@ class Store:
     def compact(self, name: str, day: date) -> int:
         """Merge the files of one date partition into one; returns how many were merged.
 
-        The merged file is added first, under a new name, with the names of the files it
-        replaces in its Parquet metadata; then those files are deleted. Readers skip a file that
-        a compacted file present beside it replaces, so at every instant a query sees each row
-        once, on a local disk and on S3 alike, and a file added meanwhile is neither hidden nor
-        deleted. One compaction per dataset at a time (a lock file locally, a lock object with
-        an expiry on S3).
+        The merged file is added first (locally: fsynced, file and folder), under a new name,
+        with the names of the files it replaces in its Parquet metadata; then those files are
+        deleted. Readers skip a file that a compacted file present beside it replaces, so at
+        every instant a query sees each row once, on a local disk and on S3 alike, and a file
+        added meanwhile is neither hidden nor deleted. A file that cannot be read is
+        quarantined and the rest merged. One compaction per dataset at a time (a lock file
+        locally, a lock object with an expiry on S3).
         """
         dataset = self.dataset(name)
         partition = self._partition(name, day)
         with self.place.lock(self.root / name):
             files = self.place.list_files(self.root / name, partition.name)
-            visible, replaced = self._split(files)
+            visible, replaced = self._split(self._readable(name, files)[0])
             if len(visible) < 2:
                 self.place.delete(replaced)  # left by a compaction that stopped half-way
                 return 0
-            tables = [_conform(self.place.read_table(f), dataset) for f in visible]
+            tables, merged_files = [], []
+            for path in visible:
+                table = self._read_or_quarantine(name, path)
+                if table is not None:
+                    tables.append(_conform(table, dataset))
+                    merged_files.append(path)
+            if len(merged_files) < 2:
+                return 0
             merged = pa.concat_tables(tables, promote_options="default")
             if dataset.unique_key:
                 merged = _keep_last(merged, dataset.unique_key)
             merged = merged.sort_by(dataset.time_column)
-            gone = sorted(f.name for f in visible + replaced)
+            gone = sorted(f.name for f in merged_files + replaced)
             merged = merged.replace_schema_metadata({COMPACTED_FROM: json.dumps(gone)})
             # Named after the newest file it merges, so it sorts before any later cycle's file
             # (the newest row of a unique key wins, by file name).
-            target = self._write_file(partition, f"{visible[-1].stem}{COMPACTED_MARK}", merged)
-            self.place.delete(visible + replaced)
-        log.info("compacted %s %s: %d files into %s (%d rows)", name, day, len(visible),
+            target = self._write_file(partition, f"{merged_files[-1].stem}{COMPACTED_MARK}",
+                                      merged)
+            self.place.delete(merged_files + replaced)
+        log.info("compacted %s %s: %d files into %s (%d rows)", name, day, len(merged_files),
                  target.name, merged.num_rows)
-        return len(visible)
+        return len(merged_files)
 
-    def compact_all(self, before: date) -> dict[str, int]:
-        """Compact every partition of every dataset dated before ``before``.
+    def _read_or_quarantine(self, name: str, path: PurePath) -> pa.Table | None:
+        """The rows of ``path``; None when it is gone, or unreadable (then quarantined)."""
+        try:
+            return self.place.read_table(path)
+        except FileNotFoundError:
+            return None  # quarantined by a reader since it was listed
+        except (OSError, pa.ArrowException) as error:
+            self._quarantine(name, path, f"cannot be read: {error}")
+            return None
 
-        Returns files merged per dataset.
+    def compact_all(self, before: date, now: datetime | None = None) -> CompactionReport:
+        """Compact every partition of every dataset dated before ``before``, and remove the
+        temporary files writers that died left (older than STALE_TMP at ``now``).
+
+        A failing partition (or a dataset that cannot be listed) is logged and named in the
+        report; the other partitions and datasets are compacted all the same.
         """
-        merged: dict[str, int] = {}
+        report = CompactionReport()
+        moment = now or datetime.now(UTC)
         for name in self.datasets:
-            for day, count in self.partitions(name):
-                if day < before and count > 1:
-                    merged[name] = merged.get(name, 0) + self.compact(name, day)
-        return merged
+            try:
+                report.temporaries += self.place.remove_stale_temporaries(self.root / name,
+                                                                          moment)
+                files, moved = self._readable(name, self.place.list_files(self.root / name))
+            except Exception as error:  # one dataset must not stop the rest
+                log.exception("compaction of %s failed: cannot list its files", name)
+                report.failed[name] = f"{type(error).__name__}: {error}"
+                continue
+            report.quarantined += moved
+            counts: dict[str, int] = {}
+            for path in files:
+                counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+            for key, count in sorted(counts.items()):
+                day = date.fromisoformat(key.removeprefix("date="))
+                if day >= before or count < 2:
+                    continue
+                try:
+                    merged = self.compact(name, day)
+                except Exception as error:  # nor one partition the others
+                    log.exception("compaction of %s %s failed", name, key)
+                    report.failed[f"{name} {key}"] = f"{type(error).__name__}: {error}"
+                    continue
+                if merged:
+                    report.merged[name] = report.merged.get(name, 0) + merged
+        if report.temporaries:
+            log.info("removed %d stale temporary files: %s", len(report.temporaries),
+                     ", ".join(str(p) for p in report.temporaries))
+        return report
+
+    def _readable(self, name: str, files: list[PurePath]
+                  ) -> tuple[list[PurePath], list[PurePath]]:
+        """(the files that can be Parquet, where the others were moved). An unreadable file is
+        quarantined with a WARNING; one that cannot be moved is only skipped."""
+        bad = self.place.unreadable(files)
+        moved = [where for path, reason in bad.items()
+                 if (where := self._quarantine(name, path, reason)) is not None]
+        return [f for f in files if f not in bad], moved
+
+    def _quarantine(self, name: str, path: PurePath, reason: str) -> PurePath | None:
+        try:
+            where = self.place.quarantine(path)
+        except FileNotFoundError:
+            return None  # another reader moved it first
+        except (OSError, StoreError) as error:
+            log.warning("store: %s of dataset %s is unreadable (%s) and cannot be moved aside "
+                        "(%s): skipped, its rows are not read", path, name, reason, error)
+            return None
+        log.warning("store: %s of dataset %s is unreadable (%s): moved to %s; its rows are "
+                    "not read", path, name, reason, where)
+        return where
 
     # --- reading -------------------------------------------------------------------------
 
     def files(self, name: str) -> list[PurePath]:
-        """The files a reader of dataset ``name`` reads now, sorted by path."""
-        return self._split(self.place.list_files(self.root / name))[0]
+        """The files a reader of dataset ``name`` reads now, sorted by path (unreadable ones
+        quarantined, replaced ones skipped)."""
+        return self._split(self._readable(name, self.place.list_files(self.root / name))[0])[0]
 
     def _split(self, files: list[PurePath]) -> tuple[list[PurePath], list[PurePath]]:
         """(files to read, files a compacted file beside them already holds).

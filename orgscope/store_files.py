@@ -16,6 +16,11 @@ DuckDB's ``httpfs``, consistency and the compaction lock. Invariants:
   objects.
 * The compaction lock: locally an ``fcntl`` lock on ``<dataset>/.lock``; on S3 a lock object
   ``<dataset>/.lock`` (conditional PUT, with an expiry).
+* Durability (local only; an S3 PUT is durable when it returns): a file is fsynced before it
+  is linked into place, and its folder after, so a merged file is on disk before compaction
+  deletes what it replaces (docs/datasets.md, "Faults").
+* A file that cannot be Parquet (too short, no ``PAR1`` at either end, a footer longer than
+  the file) is moved under ``<root>/_quarantine/<dataset>/`` by the store, never read.
 """
 
 from __future__ import annotations
@@ -55,6 +60,14 @@ log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".parquet.tmp"
 LOCK_NAME = ".lock"
+#: Where unreadable files are moved: ``<root>/_quarantine/<dataset>/date=.../<name>``.
+QUARANTINE = "_quarantine"
+#: A temporary file older than this was left by a writer that died (a write takes seconds).
+STALE_TMP = timedelta(minutes=15)
+#: The magic bytes a Parquet file starts and ends with.
+PARQUET_MAGIC = b"PAR1"
+#: Files checked as whole Parquet files that this process keeps (see LocalFiles.unreadable).
+CHECKED_CACHE_SIZE = 100_000
 READ_OPTIONS = "hive_partitioning = true, union_by_name = true, hive_types = {'date': 'DATE'}"
 #: A compaction lock object older than this is taken over (its holder is presumed dead).
 LOCK_TTL = timedelta(minutes=15)
@@ -65,6 +78,8 @@ S3_URL_OPTIONS = ("region", "endpoint_override")
 _PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _scan_names = count()
+_CHECKED: set[str] = set()
+_CHECKED_LOCK = threading.Lock()
 
 
 class StoreError(Exception):
@@ -73,6 +88,48 @@ class StoreError(Exception):
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def parquet_shape_error(size: int, head: bytes, tail: bytes) -> str | None:
+    """Why a file of ``size`` bytes that starts with ``head`` (4 bytes) and ends with ``tail``
+    (8 bytes: the footer's length, then the magic) cannot be a whole Parquet file; None when
+    its shape is right. A cheap check: it reads 12 bytes, not the footer."""
+    if size < 12:
+        return f"{size} bytes: too short to be Parquet (12 bytes at least)"
+    if head != PARQUET_MAGIC:
+        return "does not start with PAR1: not a Parquet file"
+    if tail[4:] != PARQUET_MAGIC:
+        return "does not end with PAR1: truncated, or not a Parquet file"
+    footer = int.from_bytes(tail[:4], "little")
+    if footer > size - 12:
+        return f"its footer ({footer} bytes) is longer than the file ({size} bytes): truncated"
+    return None
+
+
+def quarantine_path(root: PurePath, path: PurePath) -> PurePath:
+    """Where ``<root>/<dataset>/<partition>/<name>`` goes when it is unreadable."""
+    return root / QUARANTINE / path.parent.parent.name / path.parent.name / path.name
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make ``folder``'s entries (a file linked in, a sub-folder made) durable."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each entry fsynced into its parent."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)
+        _fsync_folder(made.parent)
 
 
 def is_data_file(folder: PurePath, path: PurePath) -> bool:
@@ -120,6 +177,21 @@ class StoreFiles(ABC):
     def delete(self, paths: Iterable[PurePath]) -> None: ...
 
     @abstractmethod
+    def unreadable(self, paths: Iterable[PurePath]) -> dict[PurePath, str]:
+        """Of ``paths``, those that cannot be whole Parquet files, each with why (cheap: no
+        footer is parsed). A file gone since it was listed is not in the answer."""
+
+    @abstractmethod
+    def quarantine(self, path: PurePath) -> PurePath:
+        """Move ``path`` to :func:`quarantine_path` (never over another file); returns where
+        it went. Raises OSError or StoreError when it cannot be moved."""
+
+    @abstractmethod
+    def remove_stale_temporaries(self, folder: PurePath, now: datetime) -> list[PurePath]:
+        """Delete the temporary files under ``folder`` (a dataset) older than
+        :data:`STALE_TMP` at ``now``, left by writers that died; returns them."""
+
+    @abstractmethod
     def lock(self, folder: PurePath) -> AbstractContextManager[None]:
         """A context manager held by one compaction of the dataset in ``folder`` at a time."""
 
@@ -158,12 +230,15 @@ class LocalFiles(StoreFiles):
 
     def create(self, table: pa.Table, path: PurePath) -> bool:
         final = Path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(final.parent)
         if final.exists():
             return False
         tmp = final.parent / f".{final.stem}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
-            pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "wb") as handle:
+                pq.write_table(table, handle, compression="zstd")
+                handle.flush()
+                os.fsync(handle.fileno())  # the bytes, before any name points at them
             try:
                 os.link(tmp, final)  # atomic, and fails rather than replace a file
             except FileExistsError:
@@ -172,6 +247,7 @@ class LocalFiles(StoreFiles):
                 if final.exists():
                     return False
                 os.replace(tmp, final)
+            _fsync_folder(final.parent)  # the name: only now may a merge delete what it holds
             return True
         finally:
             if tmp.exists():
@@ -186,6 +262,57 @@ class LocalFiles(StoreFiles):
     def delete(self, paths: Iterable[PurePath]) -> None:
         for path in paths:
             Path(path).unlink(missing_ok=True)
+
+    def unreadable(self, paths: Iterable[PurePath]) -> dict[PurePath, str]:
+        """Reads 4 bytes at each end of every file not yet found whole by this process (a file
+        is never rewritten under its name, so each is opened once per process)."""
+        bad: dict[PurePath, str] = {}
+        for path in paths:
+            key = str(path)
+            if key in _CHECKED:
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    head = handle.read(4)
+                    if size >= 12:
+                        handle.seek(size - 8)
+                    tail = handle.read(8)
+            except FileNotFoundError:
+                continue  # moved or deleted since it was listed
+            except OSError as error:
+                bad[path] = f"cannot be read: {error}"
+                continue
+            reason = parquet_shape_error(size, head, tail)
+            if reason is None:
+                with _CHECKED_LOCK:
+                    if len(_CHECKED) >= CHECKED_CACHE_SIZE:
+                        _CHECKED.clear()
+                    _CHECKED.add(key)
+            else:
+                bad[path] = reason
+        return bad
+
+    def quarantine(self, path: PurePath) -> PurePath:
+        target = Path(quarantine_path(self.root, path))
+        _make_folder(target.parent)
+        while target.exists():
+            target = target.with_name(f"{target.stem}-{uuid.uuid4().hex[:8]}{target.suffix}")
+        os.rename(path, target)
+        _fsync_folder(target.parent)
+        return target
+
+    def remove_stale_temporaries(self, folder: PurePath, now: datetime) -> list[PurePath]:
+        oldest = (now - STALE_TMP).timestamp()
+        removed: list[PurePath] = []
+        for path in sorted(Path(folder).glob(f"date=*/.*{TMP_SUFFIX}")):
+            try:
+                if path.stat().st_mtime < oldest:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue  # its writer finished (or gave up) meanwhile
+        return removed
 
     @contextmanager
     def lock(self, folder: PurePath) -> Iterator[None]:
@@ -255,6 +382,8 @@ class S3Files(StoreFiles):
         self._region: str | None = None
         self._fs: tuple[tuple[str | None, ...], pafs.S3FileSystem] | None = None
         self._client: Any = None
+        #: object sizes from the latest listings (what :meth:`unreadable` checks)
+        self._sizes: dict[str, int] = {}
 
     @property
     def location(self) -> str:
@@ -323,8 +452,14 @@ class S3Files(StoreFiles):
             infos = self.filesystem().get_file_info(selector)
         except OSError as error:
             raise self._s3_error(f"list {folder}", error) from None
-        paths = (PurePosixPath(info.path) for info in infos if info.type == pafs.FileType.File)
-        return sorted(p for p in paths if is_data_file(folder, p))
+        found = sorted((PurePosixPath(info.path), info.size) for info in infos
+                       if info.type == pafs.FileType.File)
+        files: list[PurePath] = [path for path, _size in found if is_data_file(folder, path)]
+        with self._guard:
+            if len(self._sizes) >= CHECKED_CACHE_SIZE:
+                self._sizes.clear()  # names of deleted objects pile up otherwise
+            self._sizes.update((str(path), size) for path, size in found if size is not None)
+        return files
 
     def create(self, table: pa.Table, path: PurePath) -> bool:
         sink = pa.BufferOutputStream()
@@ -362,6 +497,27 @@ class S3Files(StoreFiles):
                 first = failed[0]
                 raise StoreError(f"store {self.location}: cannot delete {first.get('Key')}: "
                                  f"{first.get('Code')} {first.get('Message', '')}".strip())
+
+    def unreadable(self, paths: Iterable[PurePath]) -> dict[PurePath, str]:
+        """Objects the listing says are too short to be Parquet (free: no request). An object
+        is one PUT of a finished file, so it cannot be truncated by orgscope's writers; one
+        otherwise broken fails compaction's read of it and is quarantined then."""
+        with self._guard:
+            sizes = {path: self._sizes.get(str(path)) for path in paths}
+        return {path: f"{size} bytes: too short to be Parquet (12 bytes at least)"
+                for path, size in sizes.items() if size is not None and size < 12}
+
+    def quarantine(self, path: PurePath) -> PurePath:
+        target = quarantine_path(self.root, path)
+        target = target.with_name(f"{target.stem}-{uuid.uuid4().hex[:8]}{target.suffix}")
+        try:
+            self.filesystem().move(str(path), str(target))  # a copy, then a delete
+        except OSError as error:
+            raise self._s3_error(f"move {path} to {target}", error) from None
+        return target
+
+    def remove_stale_temporaries(self, folder: PurePath, now: datetime) -> list[PurePath]:
+        return []  # objects go up in one PUT: there are no temporary names
 
     @contextmanager
     def lock(self, folder: PurePath) -> Iterator[None]:

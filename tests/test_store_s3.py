@@ -165,7 +165,7 @@ def test_compact_all_merges_past_days_only(store: Store) -> None:
     for hours in (0, 0, 48, 48):
         store.write("runs", pd.DataFrame([run_row("111111111111", T0 + timedelta(hours=hours))]),
                     "r")
-    assert store.compact_all(before=(T0 + timedelta(hours=48)).date()) == {"runs": 2}
+    assert store.compact_all(before=(T0 + timedelta(hours=48)).date()).merged == {"runs": 2}
     assert [n for _day, n in store.partitions("runs")] == [1, 2]
     assert count(store, "runs") == 4
 
@@ -223,14 +223,57 @@ def test_a_file_deleted_after_listing_is_listed_again(store: Store) -> None:
     assert len(calls) == 2
 
 
+def _put_raw(store: Store, path: PurePath, body: bytes) -> None:
+    """Bytes at ``path`` behind the store's back (a disk or a tool that broke a file)."""
+    if isinstance(store.place, S3Files):
+        with store.place.filesystem().open_output_stream(str(path)) as stream:
+            stream.write(body)
+    else:
+        Path(path).write_bytes(body)
+
+
+def _quarantined(store: Store) -> list[str]:
+    folder = store.root / "_quarantine" / "runs" / f"date={T0.date()}"
+    if isinstance(store.place, S3Files):
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(str(folder), allow_not_found=True)
+        return [info.base_name for info in store.place.filesystem().get_file_info(selector)]
+    return sorted(p.name for p in Path(folder).glob("*")) if Path(folder).is_dir() else []
+
+
+def test_a_zero_byte_file_is_quarantined_and_the_views_read_on(store: Store) -> None:
+    store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "r1")
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "a", "ENABLED", T0)]), "r1")
+    _put_raw(store, store.root / "runs" / f"date={T0.date()}" / "r2.parquet", b"")
+    assert store.query("select rule from rules")["rule"].tolist() == ["a"]  # joins runs
+    assert count(store, "runs") == 1
+    [moved] = _quarantined(store)
+    assert moved.startswith("r2")
+    assert [p.name for p in store.files("runs")] == ["r1.parquet"]
+
+
+def test_a_file_compaction_cannot_read_is_quarantined_and_the_rest_merged(
+        store: Store) -> None:
+    for n in range(2):
+        store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), f"r{n}")
+    _put_raw(store, store.root / "runs" / f"date={T0.date()}" / "r9.parquet",
+             b"not parquet, and long enough to pass a size check")
+    report = store.compact_all(before=(T0 + timedelta(days=1)).date())
+    assert report.ok and report.merged == {"runs": 2}
+    assert [name[:2] for name in _quarantined(store)] == ["r9"]
+    assert store.partitions("runs") == [(T0.date(), 1)] and count(store, "runs") == 2
+
+
 def test_a_query_bounded_by_date_or_time_reads_only_those_days(org: Org, s3_store: Store,
                                                      prefix: str) -> None:
     later = T0 + timedelta(days=1)
     s3_store.write("runs", pd.DataFrame([run_row("111111111111", T0)]), "r1")
     s3_store.write("runs", pd.DataFrame([run_row("111111111111", later)]), "r2")
     # spoil the first day's object behind the store's back: only a query reading it fails
+    # (long enough that the listing's size does not give it away: see the quarantine tests)
     s3(org).put_object(Bucket=BUCKET, Key=f"{prefix}/runs/date={T0.date()}/r1.parquet",
-                       Body=b"not parquet")
+                       Body=b"not parquet, and long enough")
     day = later.date().isoformat()
     assert count(s3_store, f"runs where date = DATE '{day}'") == 1
     # a bound on the time column the rows are partitioned by prunes the same way
