@@ -24,6 +24,7 @@ from orgscope.access import ACCESS_MEANINGS, ACCESS_STATES
 from orgscope.collect import Collector
 from orgscope.config import Config, ConfigError
 from orgscope.health.update import update_rule_health, verdict_summary
+from orgscope.readonly_query import QueryRefused, run_query
 from orgscope.runner import DiscoveryError, RunResult, stages
 from orgscope.sharding import parse_shard
 from orgscope.store import StoreError
@@ -309,7 +310,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     config = _load(args)
     store = wiring.open_store(config)
     try:
-        frame = store.query(args.sql)
+        frame = run_query(store, args.sql)
+    except QueryRefused as error:
+        raise UsageError(f"query refused: {error}") from None
     except StoreError as error:
         views = ", ".join(store.view_names())
         raise UsageError(f"query failed: {error} (views: {views})") from None
@@ -531,8 +534,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per
     _add_shard_arguments(collect)
     collect.set_defaults(func=cmd_collect, quiet=True)
 
-    query = commands.add_parser("query", help="run DuckDB SQL over the stored datasets")
-    query.add_argument("sql", help='for example "select count(*) from rules"')
+    query = commands.add_parser(
+        "query", help="run one read-only DuckDB SELECT over the stored datasets")
+    query.add_argument("sql", help='one SELECT, for example "select count(*) from rules" (no '
+                                   'COPY, ATTACH, INSTALL, SET, PRAGMA or second statement)')
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.set_defaults(func=cmd_query, quiet=True)
 

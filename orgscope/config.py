@@ -29,13 +29,14 @@ from pydantic import (
     model_validator,
 )
 
+from orgscope.logsafety import visible
 from orgscope.pricing import Pricing
 from orgscope.sharding import StepsMode, parse_shard
 
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 ENV_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-INTERVAL_RE = re.compile(r"^(\d+)\s*([smhd])$")
+INTERVAL_RE = re.compile(r"^([0-9]+)\s*([smhd])$")
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL = timedelta(seconds=30)
 MAX_INTERVAL = timedelta(days=1)
@@ -73,32 +74,39 @@ def _env_var_name(value: str) -> str:
     return value
 
 
-def parse_interval(value: Any) -> timedelta:
-    """'30s', '5m', '1h', '1d' -> timedelta, between 30 seconds and 1 day."""
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a duration string such as '30s', '5m', '1h' or '1d'")
-    match = INTERVAL_RE.match(value.strip())
-    if not match:
-        raise ValueError("must be a duration string such as '30s', '5m', '1h' or '1d'")
-    interval = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
-    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
-        raise ValueError("must be between '30s' and '1d'")
-    return interval
+#: More digits than any allowed duration has (455 days is 39,312,000 seconds): a longer number
+#: is out of range without being turned into a timedelta (which overflows past 999,999,999 days).
+MAX_DURATION_DIGITS = 9
 
 
-def parse_duration(value: Any) -> timedelta:
-    """Like :func:`parse_interval`, for spans of history: from '1m' up to '455d'."""
+def _duration(value: Any, example: str, *, low: timedelta, high: timedelta,
+              low_text: str, high_text: str) -> timedelta:
+    """A duration string ('30s', '5m', '1h', '1d') between ``low`` and ``high``; ValueError
+    saying what is allowed otherwise (``example`` shows the form)."""
     if isinstance(value, timedelta):
         return value
     match = INTERVAL_RE.match(value.strip()) if isinstance(value, str) else None
     if not match:
-        raise ValueError("must be a duration string such as '10m', '6h' or '14d'")
-    duration = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
-    if not timedelta(minutes=1) <= duration <= timedelta(days=455):
-        raise ValueError("must be between '1m' and '455d'")
+        raise ValueError(f"must be a duration string such as {example}")
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > MAX_DURATION_DIGITS:
+        raise ValueError(f"must be between {low_text!r} and {high_text!r}")
+    duration = timedelta(seconds=int(digits) * INTERVAL_UNITS[match.group(2)])
+    if not low <= duration <= high:
+        raise ValueError(f"must be between {low_text!r} and {high_text!r}")
     return duration
+
+
+def parse_interval(value: Any) -> timedelta:
+    """'30s', '5m', '1h', '1d' -> timedelta, between 30 seconds and 1 day."""
+    return _duration(value, "'30s', '5m', '1h' or '1d'", low=MIN_INTERVAL, high=MAX_INTERVAL,
+                     low_text="30s", high_text="1d")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Like :func:`parse_interval`, for spans of history: from '1m' up to '455d'."""
+    return _duration(value, "'10m', '6h' or '14d'", low=timedelta(minutes=1),
+                     high=timedelta(days=455), low_text="1m", high_text="455d")
 
 
 def format_interval(interval: timedelta) -> str:
@@ -335,15 +343,8 @@ class SlackConfig(_Strict):
 
 def parse_for(value: Any) -> timedelta:
     """An alert rule's ``for``: '0s' (at once) up to '1d'."""
-    if isinstance(value, timedelta):
-        return value
-    match = INTERVAL_RE.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise ValueError("must be a duration string such as '0s', '5m' or '1h'")
-    duration = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
-    if duration > MAX_INTERVAL:
-        raise ValueError("must be between '0s' and '1d'")
-    return duration
+    return _duration(value, "'0s', '5m' or '1h'", low=timedelta(0), high=MAX_INTERVAL,
+                     low_text="0s", high_text="1d")
 
 
 ForDuration = Annotated[timedelta, BeforeValidator(parse_for)]
@@ -583,7 +584,7 @@ def format_validation_error(source: str, error: ValidationError,
             message = str(item["msg"]).removeprefix("Value error, ")
             value = f" = {_describe(item['input'])}" if key else ""
             lines.append(f"{where}{value}: {message}")
-    return lines
+    return [visible(line) for line in lines]
 
 
 def parse_config(data: dict[str, Any], source: str = "config.toml", *,
@@ -602,13 +603,28 @@ def load_config(path: str | Path, *, model: type[Config]) -> Config:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{source}: file not found"]) from None
     except OSError as error:
         raise ConfigError([f"{source}: cannot be read ({error.strerror})"]) from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{source}: {_not_utf8(raw, error)}"]) from None
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError([f"{source}: not valid TOML: {error}"]) from None
+        raise ConfigError([f"{source}: not valid TOML: {visible(str(error))}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deeply "
+                           "(config.toml nests a few levels)"]) from None
     return parse_config(data, source, model=model)
+
+
+def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, as a line for :class:`ConfigError`."""
+    line = raw.count(b"\n", 0, error.start) + 1
+    column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+    return (f"line {line}, column {column}: byte 0x{raw[error.start]:02x} is not UTF-8 text "
+            "(config.toml must be saved as UTF-8)")

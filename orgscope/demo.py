@@ -3,8 +3,9 @@
 The simulated organization runs in this process on a free loopback port; the scheduler collects
 from it through boto3 exactly as it would from AWS (the endpoint and the fake credentials are
 the only difference); the dashboard runs as a child process on the same store. Ctrl-C (or
-SIGTERM) stops all three. Slack messages go to a local webhook sink (sim/slack_sink.py, its
-page printed at start) unless the webhook variables already name a real webhook.
+SIGTERM, at any moment, start-up included) stops all three and exits with status 0. Slack
+messages go to a local webhook sink (sim/slack_sink.py, its page printed at start) unless the
+webhook variables already name a real webhook.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from collectors.metrics import MetricsCollectorConfig
 from orgscope import plugins, wiring
 from orgscope.config import Config
 from orgscope.config_toml import write_config
-from orgscope.processes import start_dashboard
+from orgscope.processes import start_dashboard, stop_children, stop_on_signals
 from orgscope.runner import Runner
 from orgscope.scheduler import serve
 from sim.slack_sink import SlackSink
@@ -96,7 +98,16 @@ def start_slack_sink(config: Config) -> SlackSink:
 def run_demo(config: Config, port: int | None = None, scenario: str | None = None,
              tick_s: float = 30.0, world: str = "quickgrocer") -> int:
     """The whole product on a simulated organization: ``world`` "quickgrocer" (the reference,
-    with its fault timeline) or "harbor" (the second organization, steady traffic)."""
+    with its fault timeline) or "harbor" (the second organization, steady traffic). Runs until
+    SIGINT or SIGTERM, from the first moment on: the dashboard is stopped as soon as one
+    arrives (not after the running collection), then the scheduler, the simulator and the
+    Slack sink; returns 0."""
+    with stop_on_signals() as stop:
+        return _run_demo(config, stop, port, scenario, tick_s=tick_s, world=world)
+
+
+def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario: str | None,
+              *, tick_s: float, world: str) -> int:
     from sim import SimulatedOrg
     from sim.shapes import HarborOrg
 
@@ -112,34 +123,46 @@ def run_demo(config: Config, port: int | None = None, scenario: str | None = Non
         org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path)
         endpoint = org.start()
         org.start_traffic()
-    config = demo_config(config, endpoint, org.history_hours)
-    url = f"http://localhost:{port or config.dashboard.port}"
-    if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":
-        # Slack links point at this dashboard, on whatever port it was given
-        config = config.model_copy(update={
-            "dashboard": config.dashboard.model_copy(update={"base_url": url})})
-    # The dashboard reads the config the demo really collects with (one-minute intervals,
-    # the simulator's endpoint, auto-heal on), so its intervals, bill and commands are true.
-    config = wiring.with_store(config, wiring.store_base(config))  # absolute: the file moves
-    config = write_config(config, demo_config_path(config))
-    child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
-    dashboard = start_dashboard(config, port, child_env)
-    print(f"orgscope demo: simulated organization at {endpoint}")
-    print(f"orgscope demo: the config it collects with: {config.source}")
-    print(f"orgscope demo: dashboard at {url} (store: {wiring.store_base(config)})")
-    sink = start_slack_sink(config)
-    print("orgscope demo: Ctrl-C stops everything", flush=True)
-
-    runner = Runner(config, wiring.session_factory(config), wiring.open_store(config))
+    dashboard: subprocess.Popen[bytes] | None = None
+    sink: SlackSink | None = None
     try:
-        serve(runner, list(plugins.COLLECTORS.values()), plugins.run_steps)  # until SIGINT/SIGTERM
+        if stop.is_set():
+            return 0
+        config = demo_config(config, endpoint, org.history_hours)
+        url = f"http://localhost:{port or config.dashboard.port}"
+        if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":
+            # Slack links point at this dashboard, on whatever port it was given
+            config = config.model_copy(update={
+                "dashboard": config.dashboard.model_copy(update={"base_url": url})})
+        # The dashboard reads the config the demo really collects with (one-minute intervals,
+        # the simulator's endpoint, auto-heal on), so its intervals, bill and commands are true.
+        config = wiring.with_store(config, wiring.store_base(config))  # absolute: the file moves
+        config = write_config(config, demo_config_path(config))
+        child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+        dashboard = start_dashboard(config, port, child_env)
+        # the dashboard goes at the signal, not after the scheduler's running cycle
+        threading.Thread(target=_stop_when, args=(stop, dashboard), daemon=True,
+                         name="demo-dashboard-stop").start()
+        print(f"orgscope demo: simulated organization at {endpoint}")
+        print(f"orgscope demo: the config it collects with: {config.source}")
+        print(f"orgscope demo: dashboard at {url} (store: {wiring.store_base(config)})")
+        sink = start_slack_sink(config)
+        print("orgscope demo: Ctrl-C stops everything", flush=True)
+
+        runner = Runner(config, wiring.session_factory(config), wiring.open_store(config))
+        if not stop.is_set():
+            serve(runner, list(plugins.COLLECTORS.values()), plugins.run_steps, stop=stop)
     finally:
-        dashboard.terminate()
-        try:
-            dashboard.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dashboard.kill()
+        stop.set()
+        if dashboard is not None:
+            stop_children([dashboard])
         org.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
         log.info("demo stopped")
     return 0
+
+
+def _stop_when(stop: threading.Event, dashboard: subprocess.Popen[bytes]) -> None:
+    stop.wait()
+    stop_children([dashboard])

@@ -174,3 +174,120 @@ def test_cli_bad_config_exits_2_without_traceback(config_file: Path) -> None:
         f"orgscope: {config_file}: accounts[3].id = '44444': must be a 12-digit AWS account id, "
         "quoted, e.g. '111111111111'"
     )
+
+
+# --- input that once ended in a traceback (issue #13) ---------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_one_line_naming_where(
+        config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orgscope.cli import main
+
+    text = config_file.read_bytes()
+    config_file.write_bytes(text.replace(b'name = "QuickGrocer"', b'name = "Quick\xe9Grocer"', 1))
+    assert main(["--config", str(config_file), "check-config", "--no-aws"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"orgscope: {config_file}: line ")
+    assert "byte 0xe9 is not UTF-8 text (config.toml must be saved as UTF-8)" in line
+
+
+@pytest.mark.parametrize(("section", "key", "allowed"), [
+    (("collectors", "inventory"), "interval", "'30s' and '1d'"),
+    (("traces",), "window", "'1m' and '455d'"),
+    (("alerts", "rules", "rule_disabled"), "for", "'0s' and '1d'"),
+])
+@pytest.mark.parametrize("huge", ["99999999999999d", "1000000000d", "9" * 5000 + "s"])
+def test_a_huge_duration_is_out_of_range_not_an_overflow(
+        config_data: dict[str, Any], section: tuple[str, ...], key: str, allowed: str,
+        huge: str) -> None:
+    node = config_data
+    for part in section:
+        node = node.setdefault(part, {})
+    node[key] = huge
+    (line,) = errors_for(config_data)
+    assert line.startswith(f"cfg.toml: {'.'.join(section)}.{key} = ")
+    assert line.endswith(f": must be between {allowed}")
+
+
+def test_arrays_nested_too_deeply_are_a_config_error(config_file: Path) -> None:
+    config_file.write_text("a = " + "[" * 5000 + "1" + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(config_file)
+
+
+def test_a_key_with_control_characters_is_named_on_one_line(
+        config_data: dict[str, Any]) -> None:
+    config_data["aws"]["regions\n\x1b[31m"] = ["us-east-1"]
+    (line,) = errors_for(config_data)
+    assert "\n" not in line and "\x1b" not in line
+    assert line.startswith("cfg.toml: aws.regions\\n\\x1b[31m: unknown key")
+
+
+def _toml_value() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(
+        st.integers(min_value=-2**70, max_value=2**70), st.floats(), st.text(max_size=20),
+        st.booleans(), st.dates(), st.datetimes(), st.times(),
+        st.from_regex(r"\A[0-9]{1,25} ?[smhd]\Z"))
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=5)
+
+
+def _key_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    children = node.items() if isinstance(node, dict) else \
+        enumerate(node) if isinstance(node, list) else []
+    return [path for key, value in children
+            for path in [(*prefix, key), *_key_paths(value, (*prefix, key))]]
+
+
+def test_fuzzed_values_give_config_errors_never_tracebacks() -> None:
+    """Any value at any key of the reference config: valid, or ConfigError lines."""
+    import copy
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.conftest import reference_data
+
+    reference = reference_data()
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.sampled_from(_key_paths(reference)), _toml_value()),
+                    min_size=1, max_size=3))
+    def check(changes: list[tuple[tuple[Any, ...], Any]]) -> None:
+        data = copy.deepcopy(reference)
+        for path, value in changes:
+            node: Any = data
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else node[part] \
+                    if isinstance(node, list) and isinstance(part, int) and part < len(node) \
+                    else None
+            if isinstance(node, dict) or (isinstance(node, list) and isinstance(path[-1], int)
+                                          and path[-1] < len(node)):
+                node[path[-1]] = value
+        try:
+            parse_config(data, "cfg.toml")
+        except ConfigError as error:
+            assert error.lines and all("\n" not in line for line in error.lines)
+
+    check()
+
+
+def test_fuzzed_bytes_give_config_errors_never_tracebacks(tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    original = (Path(__file__).parent.parent / "config.toml").read_bytes()
+    path = tmp_path / "config.toml"
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=64), st.integers(min_value=0, max_value=len(original)))
+    def check(inserted: bytes, at: int) -> None:
+        path.write_bytes(original[:at] + inserted + original[at:])
+        try:
+            load_config(path)
+        except ConfigError as error:
+            assert error.lines
+
+    check()
