@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from orgscope import __version__, plugins, wiring
+from orgscope import __version__, logsafety, plugins, wiring
 from orgscope.access import ACCESS_MEANINGS, ACCESS_STATES
 from orgscope.collect import Collector
 from orgscope.config import Config, ConfigError
@@ -39,16 +39,23 @@ class UsageError(Exception):
     """A mistake in how orgscope was called; printed as one line, exit status 2."""
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
 def configure_logging(verbose: int, quiet: bool = False) -> None:
+    """Log to stderr at the level ``-v``/``-vv`` (or the command's quiet default) asks for,
+    every record redacted and on one line (:mod:`orgscope.logsafety`). Like
+    :func:`logging.basicConfig`, changes nothing when the root logger already has a handler."""
     level = logging.WARNING if quiet else logging.INFO
     if verbose:
         level = logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-        stream=sys.stderr,
-    )
+    root = logging.getLogger()
+    if not root.handlers:
+        root.setLevel(level)
+        handler = logging.StreamHandler(sys.stderr)
+        logsafety.install(handler, LOG_FORMAT, LOG_DATE_FORMAT)
+        root.addHandler(handler)
     for noisy in ("botocore", "urllib3", "apscheduler", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
