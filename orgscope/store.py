@@ -444,13 +444,33 @@ class Store:
         try:
             return self._query_once(sql, params)
         except duckdb.Error as error:
-            if not self.place.vanished(error):
+            if self.place.vanished(error):
+                log.debug("a file vanished during the query, listing again: %s", error)
+            elif not (_may_be_a_corrupt_file(error) and self._quarantine_corrupt(sql, error)):
                 raise StoreError(str(error).strip()) from None
-            log.debug("a file vanished during the query, listing again: %s", error)
         try:
             return self._query_once(sql, params)
         except duckdb.Error as error:
             raise StoreError(str(error).strip()) from None
+
+    def _quarantine_corrupt(self, sql: str, error: duckdb.Error) -> bool:
+        """After a query failed reading data (DuckDB does not say which file: "Corrupted
+        file?"), read every file of the datasets it used and quarantine those that cannot be
+        read. True when one was, so the query is worth running again. Costs a read of those
+        datasets, once: only a query that failed this way pays it."""
+        log.warning("store: a query failed reading its files (%s); checking every file of %s",
+                    str(error).strip(), ", ".join(d.name for d in self.datasets_used(sql)))
+        found = False
+        for dataset in self.datasets_used(sql):
+            for path in self.files(dataset.name):
+                try:
+                    self.place.read_table(path)
+                except FileNotFoundError:
+                    continue  # compacted or quarantined since it was listed
+                except (OSError, pa.ArrowException) as unreadable:
+                    found = self._quarantine(dataset.name, path,
+                                             f"cannot be read: {unreadable}") is not None or found
+        return found
 
     def _query_once(self, sql: str, params: list[Any] | None) -> pd.DataFrame:
         connection = self.connect(self.datasets_used(sql))
@@ -466,6 +486,13 @@ class Store:
             if dataset.snapshot_of:
                 names.append(f"{dataset.name}_history")
         return sorted(names)
+
+
+def _may_be_a_corrupt_file(error: duckdb.Error) -> bool:
+    """True for DuckDB errors a damaged Parquet file raises (I/O, invalid input, an internal
+    error, or the bare ``Error`` of "Corrupted file?"), False for mistakes in the SQL."""
+    return type(error) is duckdb.Error or isinstance(
+        error, duckdb.IOException | duckdb.InvalidInputException | duckdb.InternalException)
 
 
 def _keep_last(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:

@@ -16,7 +16,7 @@ import pytest
 from orgscope import store_files
 from orgscope.cli import main
 from orgscope.datasets import all_datasets
-from orgscope.store import Store
+from orgscope.store import Store, StoreError
 from orgscope.store_files import LocalFiles
 from tests.test_store import T0, metric_row, rule_row, run_row
 
@@ -182,3 +182,26 @@ def test_stale_temporary_files_are_removed_and_fresh_ones_kept(store: Store) -> 
     assert report.temporaries == [stale]
     assert not stale.exists() and fresh.exists()
     assert "removed 1 stale temporary files" in report.lines()
+
+
+def test_a_file_damaged_in_the_middle_is_found_after_a_failed_query_and_quarantined(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """Its ends look like Parquet, so the shape check passes it; DuckDB fails reading it
+    without naming it ("Corrupted file?"). The store then reads each file of the datasets the
+    query used, moves the damaged one aside and answers from the rest."""
+    rows = [metric_row("rule-a", T0 + timedelta(seconds=i), float(i)) for i in range(3000)]
+    store.write("event_metrics", pd.DataFrame(rows[:1500]), "r1")
+    [damaged] = store.write("event_metrics", pd.DataFrame(rows[1500:]), "r2")
+    data = bytearray(Path(damaged).read_bytes())
+    middle = len(data) // 3
+    data[middle: middle + 2000] = b"\x55" * 2000
+    Path(damaged).write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="orgscope.store"):
+        answer = store.query("select count(*) as n from event_metrics")
+    assert int(answer["n"][0]) == 1500
+    assert not Path(damaged).exists()
+    assert any("_quarantine" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="orgscope.store"), pytest.raises(StoreError):
+        store.query("selec count(*) from event_metrics")
+    assert caplog.records == []  # a mistake in the SQL sets off no check of the files
