@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.access import RequireLogin
+from dashboard.access import Access
 from dashboard.filters import Filters
 
 CONTEXT_KEY = "orgscope.context"
@@ -27,6 +27,9 @@ class AppContext:
     config_source: str
     organization: str
     inventory_interval_s: float
+    #: Who is reading and what they may change (dashboard/access.py); pages run only when
+    #: ``access.can_read``.
+    access: Access
     #: The shell command that runs one collection cycle against this same config and store.
     collect_command: str = "orgscope collect --once"
     filters: Filters = field(default_factory=Filters)
@@ -34,9 +37,6 @@ class AppContext:
     account_names: Mapping[str, str] = field(default_factory=dict)
     #: `orgscope alerts --once` with the same environment (the Alerts page's empty state).
     alerts_command: str = "orgscope alerts --once"
-    #: [dashboard] require_login and auth_provider (dashboard/access.py).
-    require_login: RequireLogin = "auto"
-    auth_provider: str = ""
     #: The tag naming a resource's team ([collectors.cost] tag_key): it wins over the account's.
     team_tag_key: str = "Team"
     #: Every team config.toml names: a resource's tag counts only when it names one of them.

@@ -1,8 +1,11 @@
 """orgscope dashboard entrypoint: ``streamlit run dashboard/streamlit_app.py``.
 
-On every run it loads config.toml ($ORGSCOPE_CONFIG, else ./config.toml), draws the shared
-sidebar filters, hands pages an :class:`~dashboard.context.AppContext` through session state
-and runs the selected page. A bad config stops here with the config's own error lines.
+On every run it loads config.toml ($ORGSCOPE_CONFIG, else ./config.toml) and decides who may
+read (:mod:`dashboard.access`): on an exposed dashboard a reader who is not signed in and
+allowed gets the sign-in, refusal or how-to-configure page (:mod:`dashboard.sign_in`) for
+every page URL, and nothing is read from the store. Otherwise it draws the shared sidebar
+filters, hands pages an :class:`~dashboard.context.AppContext` through session state and runs
+the selected page. A bad config stops here with the config's own error lines.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import data
+from dashboard.access import current_access, is_loopback
 from dashboard.context import CONTEXT_KEY, AppContext
 from dashboard.filters import (
     ACCOUNTS_KEY,
@@ -28,6 +32,7 @@ from dashboard.filters import (
     TIME_RANGES,
     read_filters,
 )
+from dashboard.sign_in import gate, signed_in_box
 from orgscope import wiring
 from orgscope.config import Config, ConfigError
 from orgscope.durations import duration_text
@@ -40,11 +45,19 @@ REFRESH_KEY = "orgscope.sidebar.refresh"
 
 
 def _load_config() -> Config:
-    """The validated config, or an error box with ConfigError's lines and a stop."""
+    """The validated config, or an error box and a stop: with ConfigError's lines on loopback;
+    on any other address only in the log (the lines quote the file's values, and without a
+    config nobody can be asked to sign in)."""
     path = wiring.config_path()
     try:
         return wiring.load(path)
     except ConfigError as error:
+        if not is_loopback(st.get_option("server.address")):
+            log.error("the config file %s has problems:\n%s", path, "\n".join(error.lines))
+            st.error("**orgscope cannot start: its config file has problems.** They are in "
+                     "the dashboard's log, and `orgscope check-config` prints them.")
+            st.stop()
+            raise
         st.error(
             f"**orgscope cannot start: the config file `{path}` has problems.**\n\n"
             + "\n".join(f"- {line}" for line in error.lines)
@@ -170,9 +183,35 @@ def collect_command(config: Config, store_base: str, command: str = "collect --o
     return " ".join([*parts, f"orgscope {command}"])
 
 
+def _pages() -> list[Any]:
+    """Every page, in the navigation's order."""
+    # No icons: st.Page's Material icon doubles as the favicon and is fetched from
+    # fonts.gstatic.com, which an air-gapped monitoring account cannot reach.
+    return [
+        # the SRE's first screen: is every event getting where it should?
+        st.Page("app_pages/event_flow.py", title="Event flow", default=True),
+        # one request across every account it crossed
+        st.Page("app_pages/traces.py", title="Traces"),
+        st.Page("app_pages/organization.py", title="Organization"),
+        # on-call: what fired, what Slack was told, silences, what auto-heal did
+        st.Page("app_pages/alerts.py", title="Alerts"),
+        # finance's monthly review
+        st.Page("app_pages/cost.py", title="Cost"),
+        # the monitoring's own bill: is every collector running, what do they cost?
+        st.Page("app_pages/collectors.py", title="Collectors"),
+    ]
+
+
 def main() -> None:
     st.set_page_config(page_title="orgscope", layout="wide")
     config = _load_config()
+    access = current_access(config.dashboard)
+    if not access.can_read:
+        # Every page's URL still resolves (so /cost is not "page not found"), but none runs:
+        # no sidebar, no store opened, only the sign-in, refusal or how-to-configure page.
+        st.navigation(_pages(), position="hidden")
+        gate(access, config.dashboard.auth_provider)
+        return
     store_base = wiring.store_base(config)
     try:
         data.open_store(store_base)
@@ -180,38 +219,21 @@ def main() -> None:
         st.error(f"**orgscope cannot open the store.** {error}")
         st.stop()
     names = _sidebar(config, store_base)
+    signed_in_box(access)
     st.session_state[CONTEXT_KEY] = AppContext(
         store_base=store_base,
         config_source=config.source,
         organization=config.organization.name,
         inventory_interval_s=config.collector("inventory").interval.total_seconds(),
+        access=access,
         collect_command=collect_command(config, store_base),
         filters=read_filters(st.session_state),
         account_names=names,
         alerts_command=collect_command(config, store_base, "alerts --once"),
-        require_login=config.dashboard.require_login,
-        auth_provider=config.dashboard.auth_provider,
         team_tag_key=team_tag_key(config),
         known_teams=tuple(sorted(known_teams(config))),
     )
-    # No icons: st.Page's Material icon doubles as the favicon and is fetched from
-    # fonts.gstatic.com, which an air-gapped monitoring account cannot reach.
-    page = st.navigation(
-        [
-            # the SRE's first screen: is every event getting where it should?
-            st.Page("app_pages/event_flow.py", title="Event flow", default=True),
-            # one request across every account it crossed
-            st.Page("app_pages/traces.py", title="Traces"),
-            st.Page("app_pages/organization.py", title="Organization"),
-            # on-call: what fired, what Slack was told, silences, what auto-heal did
-            st.Page("app_pages/alerts.py", title="Alerts"),
-            # finance's monthly review
-            st.Page("app_pages/cost.py", title="Cost"),
-            # the monitoring's own bill: is every collector running, what do they cost?
-            st.Page("app_pages/collectors.py", title="Collectors"),
-        ]
-    )
-    page.run()
+    st.navigation(_pages()).run()
 
 
 if __name__ == "__main__":

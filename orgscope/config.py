@@ -443,16 +443,79 @@ class HealConfig(_Strict):
     maintenance_disabled_share: Share = 0.3
 
 
+#: One DNS label of a domain in an allow-list: letters, digits, inner hyphens (IDN in its
+#: ``xn--`` form).
+DOMAIN_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _allowed_domain(value: str) -> str:
+    """A domain of ``[dashboard] allowed_domains``, lower-case; ``"*"`` is kept as it is."""
+    text = value.strip().lower()
+    if text == "*":
+        return text
+    if text.startswith("@"):
+        raise ValueError(f"write the domain without the @: {text[1:]!r}")
+    if "@" in text:
+        raise ValueError("is an email address: put it in allowed_emails, or write only the "
+                         "part after the @ here")
+    if "*" in text:
+        raise ValueError("wildcards are not matched: a domain allows exactly that domain, so "
+                         "list each subdomain (e.g. 'eu.example.com') that may sign in, or "
+                         "write '*' alone for any user the sign-in provider vouches for")
+    labels = text.split(".")
+    if len(labels) < 2 or not all(DOMAIN_LABEL_RE.match(label) for label in labels):
+        raise ValueError("must be a domain name such as 'example.com' (letters, digits, "
+                         "hyphens and dots, at least one dot), or '*' for any user the "
+                         "sign-in provider vouches for")
+    return text
+
+
+def _allowed_email(value: str) -> str:
+    """An address of ``[dashboard] allowed_emails``, lower-case."""
+    text = value.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or "@" in local or any(c.isspace() for c in text):
+        raise ValueError("must be one email address such as 'ana@example.com' (one @, no "
+                         "spaces); a whole domain goes in allowed_domains")
+    if "*" in text:
+        raise ValueError("wildcards are not matched: for everyone at a domain, put the domain "
+                         "in allowed_domains")
+    try:
+        _allowed_domain(domain)
+    except ValueError:
+        raise ValueError(f"has no valid domain after the @ ({domain!r}): it must be a domain "
+                         "name such as 'example.com'") from None
+    return text
+
+
+def _any_domain_alone(domains: list[str]) -> list[str]:
+    if "*" in domains and len(domains) > 1:
+        raise ValueError("'*' already allows every domain: list it alone, or drop it and "
+                         "list the domains")
+    return domains
+
+
+AllowedDomains = Annotated[list[Annotated[str, AfterValidator(_allowed_domain)]],
+                           AfterValidator(_any_domain_alone)]
+AllowedEmail = Annotated[str, AfterValidator(_allowed_email)]
+
+
 class DashboardConfig(_Strict):
     address: str = "127.0.0.1"
     port: int = Field(default=8501, ge=1, le=65535)
     base_url: str = "http://localhost:8501"
-    #: "auto": changes (silences) need a signed-in user when the address is not loopback;
-    #: "always": also on loopback (a dashboard behind a reverse proxy on the same host).
+    #: "auto": reading any page (and changing silences) needs a signed-in, allowed user when
+    #: the address is not loopback; "always": also on loopback (a dashboard behind a reverse
+    #: proxy on the same host).
     require_login: Literal["auto", "always"] = "auto"
     #: st.login provider: "" = the [auth] section of .streamlit/secrets.toml itself, else
     #: the name of an [auth.NAME] section (Streamlit allows no underscore in it).
     auth_provider: str = Field(default="", pattern=r"^[A-Za-z0-9-]*$")
+    #: Who may read the dashboard when sign-in is required (dashboard/access.py): these
+    #: emails, and every email at exactly these domains ("*" = any the provider vouches
+    #: for). Both empty: every signed-in user is refused.
+    allowed_emails: list[AllowedEmail] = Field(default_factory=list)
+    allowed_domains: AllowedDomains = Field(default_factory=list)
 
 
 class Config(_Strict):

@@ -314,6 +314,23 @@ def write_config(tmp_path: Path, store_path: Path) -> Path:
     return target
 
 
+def set_dashboard_keys(config_path: Path, **keys: object) -> Path:
+    """Set keys of the ``[dashboard]`` section of a :func:`write_config` copy (each must be in
+    the repo's config.toml already), as TOML: ``require_login="always"``,
+    ``allowed_emails=["ana@example.com"]``."""
+    text = config_path.read_text(encoding="utf-8")
+    start = text.index("\n[dashboard]\n")
+    end = text.find("\n[", start + 1)
+    section = text[start:] if end < 0 else text[start:end]
+    for key, value in keys.items():
+        toml = json.dumps(value)  # strings, booleans, numbers and lists of them: TOML too
+        section, count = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {toml}", section)
+        assert count == 1, f"config.toml's [dashboard] no longer has {key}"
+    config_path.write_text(text[:start] + section + ("" if end < 0 else text[end:]),
+                           encoding="utf-8")
+    return config_path
+
+
 # --- event flow: metrics, DLQ depth and verdicts ---------------------------------------------
 
 #: The faults the sample plays, rule -> verdict (besides DISABLED rules and the STALE account).

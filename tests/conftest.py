@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,17 @@ def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _streamlit_on_loopback() -> Iterator[None]:
+    """Streamlit's AppTest runs the dashboard where a bare `streamlit run` binds it, on
+    127.0.0.1 (dashboard/.streamlit/config.toml, which AppTest does not read). Left unset,
+    the address means every interface, and the dashboard would show only its sign-in page
+    (dashboard/access.py). A test of an exposed dashboard says so itself."""
+    from streamlit import config as streamlit_config
+
+    before = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "127.0.0.1")
+    yield
+    streamlit_config.set_option("server.address", before)

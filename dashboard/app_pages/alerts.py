@@ -8,8 +8,9 @@ message exactly as sent, with delivery status and attempts; silences (create fro
 labels, list, expire: through alerts.silences, which owns them); the auto-heal audit log with a
 CSV download.
 
-Changing anything (silences) follows dashboard/access.py: the local user on loopback, a
-signed-in user when the dashboard is exposed.
+Changing anything (silences) follows dashboard/access.py: the local user on loopback, the
+signed-in, allowed user when the dashboard is exposed (who otherwise never reaches this page:
+the entrypoint shows the sign-in page instead).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from alerts.silences import (
     matches,
 )
 from dashboard import alerts_data as ad
-from dashboard.access import Access, current_access
+from dashboard.access import Access, who_text
 from dashboard.context import AppContext, run_page
 from dashboard.data import open_store
 from orgscope.durations import duration_text
@@ -49,8 +50,6 @@ FORM_KEY = "alerts.silence_form"
 FLASH_KEY = "alerts.flash"
 CLEAR_KEY = "alerts.silence_clear"
 HEAL_CSV_KEY = "alerts.heal_csv"
-LOGIN_KEY = "alerts.login"
-LOGOUT_KEY = "alerts.logout"
 QUERY_PARAM = "alert"
 #: Matched labels a new silence starts from (those of the selected alert).
 DEFAULT_SILENCE_LABELS: tuple[str, ...] = ("alert_name", "account_id", "region", "bus", "rule",
@@ -320,23 +319,12 @@ def _detail(ctx: AppContext) -> str | None:
 # --- silences -------------------------------------------------------------------------------------
 
 
-def _sign_in(access: Access, provider: str) -> None:
-    if access.signed_in and access.exposed:
-        left, right = st.columns([4, 1], vertical_alignment="center")
-        left.caption(access.message)
-        if right.button("Sign out", key=LOGOUT_KEY):
-            st.logout()
-        return
+def _who(access: Access) -> None:
+    """Who changes made here are recorded against (signing in and out is the sidebar's)."""
     if access.can_change:
         st.caption(access.message)
-        return
-    if access.offer_login:
-        left, right = st.columns([4, 1], vertical_alignment="center")
-        left.info(access.message, icon=":material/lock:")
-        if right.button("Sign in", key=LOGIN_KEY, type="primary"):
-            st.login(provider or None)
-        return
-    st.warning(access.message, icon=":material/lock:")
+    else:
+        st.warning(access.message, icon=":material/lock:")
 
 
 def _flash() -> None:
@@ -394,7 +382,7 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
         return
     log.info("silence %s created from the dashboard by %s", silence_id, access.actor)
     st.session_state[CLEAR_KEY] = True
-    _changed(f"Silence `{silence_id}` created by {access.actor}, until "
+    _changed(f"Silence `{silence_id}` created by {who_text(access.actor)}, until "
              f"{ends_at:%Y-%m-%d %H:%M} UTC. Matching alerts send no Slack message from the "
              "next evaluation on.")
 
@@ -409,7 +397,7 @@ def _expire(ctx: AppContext, access: Access, silence_id: str) -> None:
         st.error(f"Silence not expired: {error}")
         return
     log.info("silence %s expired from the dashboard by %s", silence_id, access.actor)
-    _changed(f"Silence `{silence_id}` expired by {access.actor}.")
+    _changed(f"Silence `{silence_id}` expired by {who_text(access.actor)}.")
 
 
 def _silence_row(ctx: AppContext, access: Access, row: Mapping[Any, Any],
@@ -435,8 +423,8 @@ def _silence_row(ctx: AppContext, access: Access, row: Mapping[Any, Any],
 
 def _silences(ctx: AppContext, key: str | None) -> None:
     st.subheader("Silences")
-    access = current_access(ctx.require_login, ctx.auth_provider)
-    _sign_in(access, ctx.auth_provider)
+    access = ctx.access
+    _who(access)
     _flash()
     _create_form(ctx, access, key)
     frame = ad.load_silences(ctx.store_base)

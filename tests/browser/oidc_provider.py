@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
@@ -48,6 +49,19 @@ class OidcProvider:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def write_streamlit_secrets(self, cwd: Path, port: int) -> None:
+        """``cwd/.streamlit/secrets.toml`` (Streamlit reads it from the working directory too)
+        with an ``[auth]`` section that signs in through this provider, for a dashboard on
+        ``port``."""
+        (cwd / ".streamlit").mkdir(exist_ok=True)
+        (cwd / ".streamlit" / "secrets.toml").write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+            'cookie_secret = "a-test-cookie-secret-of-at-least-32-bytes"\n'
+            f'client_id = "{self.client_id}"\n'
+            'client_secret = "test-secret"\n'
+            f'server_metadata_url = "{self.metadata_url}"\n', encoding="utf-8")
 
     def metadata(self) -> dict[str, Any]:
         return {"issuer": self.base, "authorization_endpoint": f"{self.base}/authorize",

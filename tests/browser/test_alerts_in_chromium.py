@@ -1,12 +1,13 @@
-"""The Alerts page in headless Chromium: a firing alert with its labels and its Slack message,
-the auto-heal audit row (through the CSV download); changes refused until the user signs in
-through st.login against a local OIDC provider; then a silence created (recorded against the
+"""The Alerts page in headless Chromium: nothing shown until the user signs in through st.login
+against a local OIDC provider; then a firing alert with its labels and its Slack message, the
+auto-heal audit row (through the CSV download), a silence created (recorded against the
 provider's email), listed and expired; and a deep link.
 
 One dashboard serves the whole test (starting one costs more than the checks). It stays on
 loopback with ``[dashboard] require_login = "always"`` (the reverse-proxy case), which takes
 the same path as an exposed address without opening a port to the network; the loopback
-local-user path is covered through AppTest (tests/dashboard/test_dashboard_alerts_app.py).
+local-user path is covered through AppTest (tests/dashboard/test_dashboard_alerts_app.py), and
+readers refused by the allow-list in tests/browser/test_sign_in_in_chromium.py.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from testkit.alerts_sample import (
     fill_alerts,
 )
 from testkit.browser import dashboard_process, free_port
-from testkit.dashboard_sample import write_config
+from testkit.dashboard_sample import set_dashboard_keys, write_config
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.oidc_provider import OidcProvider
 
@@ -51,31 +52,16 @@ class Running:
     idp: OidcProvider
 
 
-def _secrets(port: int, idp: OidcProvider) -> str:
-    return ("[auth]\n"
-            f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-            'cookie_secret = "a-test-cookie-secret-of-at-least-32-bytes"\n'
-            f'client_id = "{idp.client_id}"\n'
-            'client_secret = "test-secret"\n'
-            f'server_metadata_url = "{idp.metadata_url}"\n')
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("alerts_browser")
-    config_path = write_config(root, root / "data")
-    text, count = re.subn(r'(?m)^require_login = "auto"$', 'require_login = "always"',
-                          config_path.read_text(encoding="utf-8"))
-    assert count == 1, "config.toml no longer has [dashboard] require_login = 'auto'"
-    config_path.write_text(text, encoding="utf-8")
+    config_path = set_dashboard_keys(write_config(root, root / "data"),
+                                     require_login="always", allowed_emails=[EMAIL])
     store = open_store(str(root / "data"))
     fill_alerts(store, datetime.now(UTC).replace(microsecond=0))
     port = free_port()
     with OidcProvider(EMAIL) as idp:
-        # Streamlit reads .streamlit/secrets.toml from the working directory too
-        (root / ".streamlit").mkdir()
-        (root / ".streamlit" / "secrets.toml").write_text(_secrets(port, idp),
-                                                          encoding="utf-8")
+        idp.write_streamlit_secrets(root, port)
         with dashboard_process(config_path, port=port, cwd=root) as dashboard:
             yield Running(dashboard.url, store, idp)
 
@@ -94,7 +80,15 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
     url, store, idp = running.url, running.store, running.idp
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1500, "height": 3600}, accept_downloads=True)
-    _open_alerts(page, f"{url}/alerts", "sign in to create or expire silences")
+    # signed out, the page is the sign-in page: not one alert on it
+    _open_alerts(page, f"{url}/alerts", "sign in to read it")
+    assert FIRING_KEY not in page.content()
+
+    # st.login -> the provider -> /oauth2callback -> the app's home page, signed in
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(url)}/?$"), timeout=60_000)
+    assert (idp.authorized, idp.tokens) == (1, 1)
+    _open_alerts(page, f"{url}/alerts", f"Signed in as {EMAIL}.")
 
     # the firing alert, most urgent first, with its labels
     card = page.get_by_test_id("stMarkdown").filter(has_text=f"key {FIRING_KEY}").first
@@ -118,16 +112,7 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
     assert healed[0]["disabled_by"].endswith("assumed-role/Admin/jo")
     assert {r["rule"] for r in rows} >= {RESOLVED_RULE, OPTED_OUT_RULE}
 
-    # signed out, nothing can be changed
-    assert page.get_by_role("button", name="Create silence").is_disabled()
-    assert page.get_by_role("button", name="Expire").first.is_disabled()
     page.screenshot(path=str(SCREENSHOTS / "alerts.png"), full_page=True)
-
-    # st.login -> the provider -> /oauth2callback -> the app's home page, signed in
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(rf"^{re.escape(url)}/?$"), timeout=60_000)
-    assert (idp.authorized, idp.tokens) == (1, 1)
-    _open_alerts(page, f"{url}/alerts", f"Signed in as {EMAIL}.")
 
     # a silence from the selected alert's labels, recorded against the email
     page.get_by_label("Why").fill(COMMENT)

@@ -71,9 +71,9 @@ def test_the_page_shows_what_the_alerting_step_wrote(
     monkeypatch.setenv(CONFIG_ENV, str(config_path))
     monkeypatch.delenv(STORE_ENV, raising=False)
     # AppTest runs without `streamlit run --server.address`: decide as on loopback
-    monkeypatch.setattr(access, "current_access", lambda require_login, provider: access.decide(
-        address="127.0.0.1", require_login=require_login, os_user="sre", authlib_installed=True,
-        auth_problem=None, user={}))
+    monkeypatch.setattr(access, "current_access", lambda settings: access.decide(
+        address="127.0.0.1", require_login=settings.require_login, os_user="sre",
+        authlib_installed=True, auth_problem=None, user={}, allowed=access.AllowList()))
     app = AppTest.from_file(APP, default_timeout=60).run()
     app.switch_page("app_pages/alerts.py").run()
     assert not app.exception, [e.message for e in app.exception]
