@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
+from dashboard.access import is_loopback
 from orgscope import __version__, logsafety, plugins, wiring
 from orgscope.access import ACCESS_MEANINGS, ACCESS_STATES
 from orgscope.collect import Collector
@@ -77,11 +78,29 @@ def _slack_notes(config: Config) -> list[str]:
             if not os.environ.get(name)]
 
 
+def _dashboard_notes(config: Config) -> list[str]:
+    """What check-config says of an exposed dashboard (or one that requires sign-in): its
+    readers must sign in, and an empty allow-list lets nobody read."""
+    dashboard = config.dashboard
+    exposed = not is_loopback(dashboard.address)
+    if not exposed and dashboard.require_login != "always":
+        return []
+    why = (f"address {dashboard.address!r} is not loopback" if exposed
+           else 'require_login = "always"')
+    notes = [f"note: the dashboard requires sign-in ({why}): configure an OIDC provider in "
+             "dashboard/.streamlit/secrets.toml (docs/dashboard.md, 'Sign-in when exposed')"]
+    if not dashboard.allowed_emails and not dashboard.allowed_domains:
+        notes.append("note: [dashboard] allowed_emails and allowed_domains are empty, so nobody "
+                     "may read the dashboard: list the readers, or allowed_domains = [\"*\"] "
+                     "for everyone the provider vouches for")
+    return notes
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     print(f"{config.source}: valid ({len(config.accounts)} accounts listed, "
           f"regions {', '.join(config.aws.regions)}, discovery={config.organization.discovery})")
-    for line in _slack_notes(config):
+    for line in [*_slack_notes(config), *_dashboard_notes(config)]:
         print(line)
     if args.no_aws:
         return EXIT_OK

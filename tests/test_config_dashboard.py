@@ -3,6 +3,7 @@ malformed entry, stored lower-case (dashboard/access.py compares case-insensitiv
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +73,22 @@ def test_a_star_among_domains_is_refused(config_data: dict[str, Any]) -> None:
 def test_not_a_list_says_so(config_data: dict[str, Any]) -> None:
     (line,) = _errors(_dashboard(config_data, allowed_domains="example.com"))
     assert "dashboard.allowed_domains" in line and "list" in line, line
+
+
+def test_check_config_says_an_exposed_dashboard_needs_sign_in_and_readers(
+        config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orgscope.cli import main
+
+    text = config_file.read_text()
+    assert 'address = "127.0.0.1"' in text
+    config_file.write_text(text.replace('address = "127.0.0.1"', 'address = "0.0.0.0"'))
+    assert main(["--config", str(config_file), "check-config", "--no-aws"]) == 0
+    out = capsys.readouterr().out
+    assert "requires sign-in (address '0.0.0.0' is not loopback)" in out
+    assert "nobody may read the dashboard" in out
+    config_file.write_text(text.replace('require_login = "auto"', 'require_login = "always"')
+                           .replace("allowed_domains = []", 'allowed_domains = ["example.com"]'))
+    assert main(["--config", str(config_file), "check-config", "--no-aws"]) == 0
+    out = capsys.readouterr().out
+    assert 'requires sign-in (require_login = "always")' in out
+    assert "nobody may read" not in out
