@@ -87,3 +87,26 @@ def test_the_module_table_names_every_module_and_only_modules_that_exist() -> No
     named = set(re.findall(r"`((?:[a-z_]+/)+[a-z_]+\.py)`", text))
     assert sorted(modules - named) == [], "modules missing from docs/architecture.md"
     assert sorted(named - modules) == [], "docs/architecture.md names modules that do not exist"
+
+
+def test_every_test_the_fault_matrix_names_exists() -> None:
+    """docs/reliability.md's rows name the tests that prove them: each file and test exists
+    (``tests/x.py::name`` or ``::name`` after an earlier file of the same cell), and the
+    matrix names at least one test per section."""
+    root = DOCS.parent
+    named = 0
+    for line in (DOCS / "reliability.md").read_text().splitlines():
+        if not line.startswith("| ") or line.startswith("| fault") or line.startswith("|---"):
+            continue
+        current: Path | None = None
+        for ref in re.findall(r"(tests/[\w/]+\.py|::\w+)", line):
+            if ref.startswith("tests/"):
+                current = root / ref
+                assert current.is_file(), f"reliability.md names {ref}, which does not exist"
+                continue
+            assert current is not None, f"{ref} follows no test file: {line[:80]}"
+            text = current.read_text()
+            assert re.search(rf"def {ref[2:]}\b", text), \
+                f"reliability.md names {current.relative_to(root)}{ref}, which does not exist"
+            named += 1
+    assert named >= 40
