@@ -16,10 +16,10 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.context import AppContext, run_page
-from dashboard.formatting import md_text
 from orgscope.access import ACCESS_MEANINGS
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import markdown as md
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ def _unreachable_banner(overview: pd.DataFrame) -> None:
         )
         reason = row["reason"] if isinstance(row["reason"], str) else "no reason recorded"
         lines.append(
-            f"- **{md_text(row['name'])}** ({md_text(row['account_id'])}, team "
-            f"{md_text(row['team'])}, {row['access']}): {md_text(reason)}{when}{rules}"
+            f"- **{md(row['name'])}** ({md(row['account_id'])}, team "
+            f"{md(row['team'])}, {row['access']}): {md(reason)}{when}{rules}"
         )
     count = len(down)
     st.error(
@@ -130,8 +130,8 @@ def _gaps_banner(overview: pd.DataFrame) -> None:
     gaps = overview[overview["access"] == "partial"]
     if gaps.empty:
         return
-    lines = [f"- **{md_text(row['name'])}** ({md_text(row['account_id'])}): refused "
-             + ", ".join(md_text(item) for item in row["denied"])
+    lines = [f"- **{md(row['name'])}** ({md(row['account_id'])}): refused "
+             + ", ".join(md(item) for item in row["denied"])
              for row in gaps.to_dict("records")]
     st.warning(
         f"**{len(gaps)} account{'s' if len(gaps) != 1 else ''} readable with gaps.** The read "

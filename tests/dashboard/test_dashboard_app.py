@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
 from dashboard.filters import ACCOUNTS_KEY, TEAMS_KEY, TIME_RANGE_KEY
-from dashboard.formatting import md_text
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
+from orgscope.untrusted import markdown as md_text
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from testkit.dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
 
