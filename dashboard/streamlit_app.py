@@ -193,6 +193,7 @@ def main() -> None:
         auth_provider=config.dashboard.auth_provider,
         team_tag_key=team_tag_key(config),
         known_teams=tuple(sorted(known_teams(config))),
+        base_url=config.dashboard.base_url,
     )
     # No icons: st.Page's Material icon doubles as the favicon and is fetched from
     # fonts.gstatic.com, which an air-gapped monitoring account cannot reach.
