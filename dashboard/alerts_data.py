@@ -31,7 +31,7 @@ from dashboard.filters import Filters
 from dashboard.sql import in_list, list_params, scope_params
 from orgscope.datasets import SEVERITIES
 from orgscope.store import Store
-from orgscope.untrusted import markdown, safe_frame
+from orgscope.untrusted import csv_bytes, markdown
 
 log = logging.getLogger(__name__)
 
@@ -247,12 +247,12 @@ def heal_log(store: Store, filters: Filters, now: datetime) -> pd.DataFrame:
 
 def heal_csv(frame: pd.DataFrame) -> bytes:
     """The heal log as the page's CSV download (UTC timestamps in ISO 8601; a text cell that
-    starts like a formula is quoted: :func:`orgscope.untrusted.safe_frame`)."""
+    starts like a formula is quoted: :func:`orgscope.untrusted.csv_bytes`)."""
     out = frame.copy()
     for column in ("at", "disabled_at"):
         out[column] = pd.to_datetime(out[column], utc=True).map(
             lambda t: t.isoformat() if pd.notna(t) else "")
-    return safe_frame(out).to_csv(index=False).encode()
+    return csv_bytes(out)
 
 
 # --- Slack messages as sent --------------------------------------------------------------------

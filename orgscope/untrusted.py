@@ -121,12 +121,20 @@ def plotly_text(value: object, limit: int = MAX_CHARS) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: What neither UTF-8 nor an XLSX cell can hold: surrogates, and the C0 controls XML 1.0
+#: forbids (openpyxl refuses them).
+_UNWRITABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def csv_cell(value: Any) -> Any:
-    """One export cell: a text cell that starts like a formula gets a leading single quote
-    (OWASP); everything else (numbers, dates, booleans, None) is returned as it is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    """One export cell: in a text cell, what no file can hold (surrogates, C0 controls but
+    tab, CR and LF) becomes U+FFFD, and a cell that then starts like a formula gets a leading
+    single quote (OWASP); everything else (numbers, dates, booleans, None) is returned as it
+    is."""
+    if not isinstance(value, str):
+        return value
+    text = _UNWRITABLE.sub("\ufffd", value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,3 +151,11 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
                                     index=out.index, dtype=object)
     out.columns = [csv_cell(name) for name in out.columns]
     return out
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as a CSV download (UTF-8, no index, RFC 4180's CRLF line ends), through
+    :func:`safe_frame`. With CRLF line ends Python's writer quotes a cell holding a lone CR,
+    which would otherwise end the row early for every reader."""
+    text: str = safe_frame(frame).to_csv(index=False, lineterminator="\r\n")
+    return text.encode("utf-8")

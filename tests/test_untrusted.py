@@ -13,6 +13,7 @@ from orgscope.untrusted import (
     MAX_CHARS,
     WORD_JOINER,
     clean,
+    csv_bytes,
     csv_cell,
     markdown,
     plotly_text,
@@ -20,7 +21,7 @@ from orgscope.untrusted import (
     slack_mrkdwn,
     slack_plain,
 )
-from testkit.hostile import CORPUS, HUGE, INVALID_UTF8, all_hostile
+from testkit.hostile import CORPUS, HUGE, INVALID_UTF8, all_hostile, export_problems
 
 SINKS = (clean, slack_mrkdwn, slack_plain, markdown, plotly_text)
 
@@ -112,3 +113,11 @@ def test_safe_frame_quotes_text_cells_only() -> None:
     assert frame["name"].iloc[0] == "=1+1"  # a copy
     back = pd.read_csv(io.StringIO(out.to_csv(index=False)))
     assert back["amount"].tolist() == [-1.0, 2.0, 3.0]
+
+
+def test_csv_bytes_reads_back_without_formulas() -> None:
+    frame = pd.DataFrame({"rule": pd.Series(list(CORPUS.values()), dtype=object),
+                          "n": range(len(CORPUS))})
+    back = pd.read_csv(io.BytesIO(csv_bytes(frame)), dtype=str, keep_default_na=False)
+    assert export_problems(back.to_numpy().ravel()) == []
+    assert len(back) == len(CORPUS)  # nothing lost

@@ -24,6 +24,7 @@ from orgscope import bill
 from orgscope.config import Config, ConfigError, format_interval, parse_interval
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ def _runs_table(billed: pd.DataFrame) -> None:
     export = billed.drop(columns=["interval_s"]).assign(
         interval=billed["interval_s"].map(lambda s: format_interval(timedelta(seconds=s))))
     st.download_button(
-        "Download CSV", data=export.to_csv(index=False).encode("utf-8"),
+        "Download CSV", data=csv_bytes(export),
         file_name=f"orgscope-collectors-bill-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv",
         mime="text/csv", key=DOWNLOAD_KEY, icon=":material/download:", on_click="ignore")
 

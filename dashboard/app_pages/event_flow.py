@@ -28,6 +28,7 @@ from dashboard.filters import Filters
 from orgscope.datasets import AVERAGE_METRICS, VERDICTS
 from orgscope.durations import bucket_text, duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +420,7 @@ def _verdict_table(verdicts: pd.DataFrame) -> None:
         )
     st.download_button(
         "Download verdicts (CSV)",
-        data=export.to_csv(index=False).encode("utf-8"),
+        data=csv_bytes(export),
         file_name=f"orgscope-verdicts-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv",
         mime="text/csv", key=DOWNLOAD_KEY, icon=":material/download:", on_click="ignore",
     )

@@ -19,6 +19,7 @@ from dashboard.context import AppContext, run_page
 from orgscope.access import ACCESS_MEANINGS
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
 from orgscope.untrusted import markdown as md
 
 log = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ def _rules_inventory(ctx: AppContext) -> None:
     )
     st.download_button(
         "Download CSV",
-        data=export.to_csv(index=False).encode("utf-8"),
+        data=csv_bytes(export),
         file_name=f"orgscope-rules-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv",
         mime="text/csv",
         key=DOWNLOAD_KEY,

@@ -36,6 +36,7 @@ from dashboard import waterfall as wf
 from dashboard.context import AppContext, run_page
 from orgscope.store import StoreError
 from orgscope.traces.ids import to_w3c_trace_id
+from orgscope.untrusted import csv_bytes
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def _results(ctx: AppContext, results: pd.DataFrame) -> None:
         },
     )
     st.download_button(
-        "Download traces (CSV)", data=export.to_csv(index=False).encode("utf-8"),
+        "Download traces (CSV)", data=csv_bytes(export),
         file_name=f"orgscope-traces-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv", mime="text/csv",
         key=DOWNLOAD_KEY, icon=":material/download:", on_click="ignore")
 

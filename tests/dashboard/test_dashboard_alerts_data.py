@@ -25,7 +25,7 @@ from testkit.alerts_sample import (
     fill_alerts,
     firing_payload,
 )
-from testkit.hostile import shown
+from testkit.hostile import export_problems, shown
 
 
 @pytest.fixture
@@ -240,3 +240,11 @@ def test_grouped_messages_of_one_evaluation_show_on_their_members(empty_store: S
             key = f"rule_disabled/{account}/us-east-1/central-bus/rule-{i}"
             sent = ad.alert_notifications(empty_store, key, account)
             assert len(sent) == 1 and sent.iloc[0]["id"].startswith("grp-"), (key, sent)
+
+
+def test_heal_csv_quotes_formula_cells(store: Store, now: datetime) -> None:
+    log = ad.heal_log(store, Filters(), now).assign(reason="=HYPERLINK(\"http://x\")",
+                                                      rule="-1+1", disabled_by="@SUM(1)")
+    back = pd.read_csv(io.BytesIO(ad.heal_csv(log)), dtype=str, keep_default_na=False)
+    assert export_problems(back.to_numpy().ravel()) == []
+    assert back.iloc[0]["reason"] == "'=HYPERLINK(\"http://x\")"
