@@ -111,8 +111,9 @@ def markdown_code(value: object, limit: int = MAX_CHARS) -> str:
 def plotly_text(value: object, limit: int = MAX_CHARS) -> str:
     """``value`` for a Plotly text, hovertext, name, label, tick label or title, and for
     customdata a hovertemplate shows: Plotly renders a subset of HTML there (``<a href>``,
-    ``<br>``, ``<b>``...), so ``& < > " '`` become entities, which Plotly shows literally."""
-    return html.escape(clean(value, limit), quote=True)
+    ``<br>``, ``<b>``...), so ``& < > " '`` become entities, which Plotly shows literally;
+    ``%`` too, so a value put into a hovertemplate cannot name a ``%{variable}``."""
+    return html.escape(clean(value, limit), quote=True).replace("%", "&#37;")
 
 
 # --- CSV and XLSX ----------------------------------------------------------------------------
