@@ -99,12 +99,6 @@ def markdown(value: object, limit: int = MAX_CHARS) -> str:
     return _MARKDOWN.sub(lambda m: "\\" + m.group(0), clean(value, limit))
 
 
-def markdown_code(value: object, limit: int = MAX_CHARS) -> str:
-    """``value`` as an inline code span of Streamlit markdown (nothing inside a code span is
-    markup): one line, its backticks replaced by a look-alike so it cannot end the span."""
-    return "`" + (clean(value, limit).replace("`", "\u02cb") or " ") + "`"
-
-
 # --- Plotly ----------------------------------------------------------------------------------
 
 

@@ -134,7 +134,8 @@ def markdown_problems(text: str, base_url: str | None = None) -> list[str]:
             found.append(f"link or image {match.group(0)[:120]!r}")
     rest = _MD_LINK.sub("", text)
     for pattern, what in ((r"(?<!\\)<[A-Za-z/!]", "HTML"), (r"(?<!\\)https?://", "autolink"),
-                          (r"(?<![\\\w])www\.", "autolink"), (r"(?<!\\):red\[", "directive"),
+                          (r"(?<![\\\w])www\.", "autolink"), (r"(?<!\\):red\[alarm", "directive"),
+                          (r"(?<!\\):skull:", "emoji"), (r"(?<!\\):material/bolt", "icon"),
                           (r"(?<!\\)\*\*b\*\*", "emphasis"), (r"(?<![\\`])`c`", "code")):
         if re.search(pattern, rest):
             found.append(f"{what} in {rest[:200]!r}")

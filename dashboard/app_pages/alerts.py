@@ -36,7 +36,6 @@ from dashboard.data import open_store
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
 from orgscope.untrusted import markdown as md
-from orgscope.untrusted import markdown_code as code
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +152,7 @@ def _card(row: Mapping[Any, Any]) -> None:
         st.markdown(f"{_severity(str(row['severity']))} {_state(str(row['state']))} "
                     f"**{md(row['alert_name'])}** — {md(row['summary'], 2000)}  \n"
                     f"{_labels(row)}  \n"
-                    f":gray[{since} {_for(row)} ago · key {code(row['key'])}]{badge}")
+                    f":gray[{since} {_for(row)} ago · key {md(row['key'])}]{badge}")
 
 
 def _active(active: pd.DataFrame) -> None:
@@ -236,7 +235,7 @@ def _pick(ctx: AppContext) -> str | None:
     if linked and linked not in labels:
         alert = ad.load_alert(ctx.store_base, linked)
         if alert.empty:
-            st.warning(f"The link names alert {code(linked)}, which the store does not hold.")
+            st.warning(f"The link names alert {md(linked)}, which the store does not hold.")
         else:
             row = alert.iloc[0]
             labels = {linked: f"{str(row['state']).upper()} · {row['severity']} · "
@@ -267,7 +266,7 @@ def _message(note: Mapping[Any, Any], base_url: str | None) -> None:
     if pd.notna(note["sent_at"]):
         timing += f", sent {_when(note['sent_at'])}"
     grouped = " (grouped with other alerts of the account)" if note["grouped"] else ""
-    st.markdown(f"**{md(note['kind'])}** message{grouped} to {code(note['channel'])} · "
+    st.markdown(f"**{md(note['kind'])}** message{grouped} to {md(note['channel'])} · "
                 f":{colour}[**{status}**] after {attempts} attempt{'s' if attempts != 1 else ''}"
                 f" · {timing}")
     if isinstance(note["last_error"], str) and note["last_error"]:
@@ -401,7 +400,7 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
         return
     log.info("silence %s created from the dashboard by %s", silence_id, access.actor)
     st.session_state[CLEAR_KEY] = True
-    _changed(f"Silence {code(silence_id)} created by {md(access.actor)}, until "
+    _changed(f"Silence {md(silence_id)} created by {md(access.actor)}, until "
              f"{ends_at:%Y-%m-%d %H:%M} UTC. Matching alerts send no Slack message from the "
              "next evaluation on.")
 
@@ -416,12 +415,12 @@ def _expire(ctx: AppContext, access: Access, silence_id: str) -> None:
         st.error(f"Silence not expired: {md(error, 2000)}")
         return
     log.info("silence %s expired from the dashboard by %s", silence_id, access.actor)
-    _changed(f"Silence {code(silence_id)} expired by {md(access.actor)}.")
+    _changed(f"Silence {md(silence_id)} expired by {md(access.actor)}.")
 
 
 def _silence_row(ctx: AppContext, access: Access, row: Mapping[Any, Any],
                  active: pd.DataFrame) -> None:
-    matchers = " ".join(code(f"{k}={v}") for k, v in row["matchers"].items())
+    matchers = " ".join(md(f"{k}={v}") for k, v in row["matchers"].items())
     hits = ad.silence_matches(row["matchers"], active) if row["status"] == "active" else []
     with st.container(border=True):
         left, right = st.columns([6, 1], vertical_alignment="center")
@@ -429,7 +428,7 @@ def _silence_row(ctx: AppContext, access: Access, row: Mapping[Any, Any],
             f":{'green' if row['status'] == 'active' else 'orange'}-badge"
             f"[{str(row['status']).upper()}] {matchers}  \n"
             f"{md(row['comment'], 2000)}  \n"
-            f":gray[{code(row['id'])} · by {md(row['created_by'])} ({md(row['source'])}) · "
+            f":gray[{md(row['id'])} · by {md(row['created_by'])} ({md(row['source'])}) · "
             f"{_when(row['starts_at'])} → {_when(row['ends_at'])} · "
             f"matches {len(hits)} active alert{'s' if len(hits) != 1 else ''} now]")
         from_config = row["source"] == "config"

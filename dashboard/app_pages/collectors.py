@@ -26,7 +26,6 @@ from orgscope.durations import duration_text
 from orgscope.store import StoreError
 from orgscope.untrusted import csv_bytes
 from orgscope.untrusted import markdown as md
-from orgscope.untrusted import markdown_code as code
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def _problems(billed: pd.DataFrame) -> None:
         for (name, account_id), group in accounts:
             error = str(group["last_error"].dropna().iloc[0]) if group["last_error"].notna(
             ).any() else "no reason recorded"
-            lines.append(f"- **{md(name)}** ({code(account_id)}): "
+            lines.append(f"- **{md(name)}** ({md(account_id)}): "
                          f"{', '.join(sorted(set(group['collector'])))} — {md(error, 2000)}")
         st.error(f"**orgscope could not read {accounts.ngroups} account"
                  f"{'s' if accounts.ngroups != 1 else ''}** at the last run: its role could "

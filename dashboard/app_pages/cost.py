@@ -22,7 +22,6 @@ from dashboard.context import AppContext, run_page
 from orgscope.cost.forecast import Calibration
 from orgscope.store import StoreError
 from orgscope.untrusted import markdown as md
-from orgscope.untrusted import markdown_code as code
 from orgscope.untrusted import plotly_text as pt
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ def _movers(rv: cost_data.CostReview) -> None:
         lines.append(
             f"- **{md(row['team'])}** {row['change']:+,.2f} {rv.currency} "
             f"({row['previous']:,.2f} → {row['amount']:,.2f}): mostly **{md(row['service'])}**"
-            f" / {code(row['usage_type'])} in {md(row['account'])} "
+            f" / {md(row['usage_type'])} in {md(row['account'])} "
             f"({row['line_change']:+,.2f})")
     st.markdown("\n".join(lines))
 

@@ -30,7 +30,6 @@ from orgscope.durations import bucket_text, duration_text
 from orgscope.store import StoreError
 from orgscope.untrusted import csv_bytes
 from orgscope.untrusted import markdown as md
-from orgscope.untrusted import markdown_code as code
 from orgscope.untrusted import plotly_text as pt
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def _unreachable_banner(ctx: AppContext, verdicts: pd.DataFrame) -> None:
         reason = md(row["reason"], 2000) if isinstance(row["reason"], str) \
             else "no reason recorded"
         lines.append(
-            f"- **{md(row['name'])}** ({code(row['account_id'])}){when}: {reason} — "
+            f"- **{md(row['name'])}** ({md(row['account_id'])}){when}: {reason} — "
             f"{len(rules)} rule{'s' if len(rules) != 1 else ''} shown from the last data read"
         )
     count = len(down)
@@ -189,7 +188,7 @@ def _verdict_box(row: Mapping[Any, Any]) -> None:
     verdict = str(row["verdict"])
     reasons = row["reasons"] if isinstance(row["reasons"], list) else []
     text = (
-        f"{_coloured(verdict)} · **{md(row['rule'])}** on bus {code(row['bus'])} in "
+        f"{_coloured(verdict)} · **{md(row['rule'])}** on bus {md(row['bus'])} in "
         f"{md(row['account'])} ({md(row['account_id'])}), {md(row['region'])}"
     )
     body = "\n".join(f"- {md(reason, 2000)}" for reason in reasons) or \
