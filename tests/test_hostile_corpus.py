@@ -28,7 +28,6 @@ from streamlit.testing.v1 import AppTest
 from alerts.step import run_alerts
 from collectors.inventory import collect_inventory
 from collectors.otel import OtelCollectorConfig, collect_otel
-from dashboard import access
 from dashboard import alerts_data as ad
 from dashboard import verdicts as vd
 from orgscope.accounts import Account
@@ -231,9 +230,6 @@ def _open(monkeypatch: pytest.MonkeyPatch, hostile: Hostile, page: str,
           **params: str) -> AppTest:
     monkeypatch.setenv(CONFIG_ENV, str(hostile.config_path))
     monkeypatch.delenv(STORE_ENV, raising=False)
-    monkeypatch.setattr(access, "current_access", lambda require_login, provider: access.decide(
-        address="127.0.0.1", require_login=require_login, os_user="sre", authlib_installed=True,
-        auth_problem=None, user={}))
     app = AppTest.from_file(APP, default_timeout=120)
     for name, value in params.items():
         app.query_params[name] = value
