@@ -86,17 +86,23 @@ def slack_plain(value: object, limit: int = MAX_CHARS) -> str:
 #: What makes markup inside a line of Streamlit markdown, each escaped with a backslash:
 #: links, images, emphasis, code, HTML, entities, math, tables, headings, strike-through; ``_``
 #: only at a word's edge (CommonMark never reads ``order_placed`` as emphasis); ``:`` when it
-#: could start Streamlit's ``:emoji:`` or ``:color[...]`` or a URL's ``://``; ``@`` and
-#: ``www.`` (GFM's autolinks); a leading ``-``, ``+`` or ``1.`` (a list).
+#: could start Streamlit's ``:emoji:`` or ``:color[...]``; a leading ``-``, ``+`` or ``1.``
+#: (a list).
 _MARKDOWN = re.compile(r"[\\`*\[\]()!<>~$|#&@{}]|(?<![^\W_])_|_(?![^\W_])|:(?=[\w/\[-])"
-                       r"|(?<=www)\.|(?<=^)[-+]|(?<=^\d)\.|(?<=^\d\d)\.")
+                       r"|(?<=^)[-+]|(?<=^\d)\.|(?<=^\d\d)\.")
+#: GFM's autolinks (``https://...``, ``www.``, ``name@host.tld``) are found in the text after
+#: the escapes are resolved, so a backslash does not stop them: a word joiner inside each
+#: breaks them and shows nothing.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z0-9+.-]:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)(?=[\w-])")
 
 
 def markdown(value: object, limit: int = MAX_CHARS) -> str:
     """``value`` as literal text inside Streamlit markdown (st.markdown, st.warning, a
     metric's label, a widget's help...): one line, every character that could make markup
-    backslash-escaped, so it never becomes a link, an image, HTML, emphasis or a heading."""
-    return _MARKDOWN.sub(lambda m: "\\" + m.group(0), clean(value, limit))
+    backslash-escaped and autolinks broken by a word joiner, so it never becomes a link, an
+    image, HTML, emphasis or a heading."""
+    text = _AUTOLINK.sub(WORD_JOINER, clean(value, limit))
+    return _MARKDOWN.sub(lambda m: "\\" + m.group(0), text)
 
 
 # --- Plotly ----------------------------------------------------------------------------------

@@ -133,8 +133,12 @@ def markdown_problems(text: str, base_url: str | None = None) -> list[str]:
                 match.group(0).startswith("!"):
             found.append(f"link or image {match.group(0)[:120]!r}")
     rest = _MD_LINK.sub("", text)
-    for pattern, what in ((r"(?<!\\)<[A-Za-z/!]", "HTML"), (r"(?<!\\)https?://", "autolink"),
-                          (r"(?<![\\\w])www\.", "autolink"), (r"(?<!\\):red\[alarm", "directive"),
+    # GFM's autolinks are found in the text after escapes are resolved: a backslash does
+    # not stop them (seen in Chromium), only a character between the parts does
+    for pattern, what in ((r"(?<!\\)<[A-Za-z/!]", "HTML"), (r"https?\\?:\\?/\\?/", "autolink"),
+                          (r"(?i)(?<![\w])www\\?\.", "autolink"),
+                          (r"[\w.+-]\\?@\\?[\w-]+\\?\.", "e-mail autolink"),
+                          (r"(?<!\\):red\[alarm", "directive"),
                           (r"(?<!\\):skull:", "emoji"), (r"(?<!\\):material/bolt", "icon"),
                           (r"(?<!\\)\*\*b\*\*", "emphasis"), (r"(?<![\\`])`c`", "code")):
         if re.search(pattern, rest):

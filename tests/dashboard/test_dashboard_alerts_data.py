@@ -191,7 +191,8 @@ def test_slack_attachments_text_only_and_bad_payloads() -> None:
     coloured = ad.slack_message(json.dumps({"attachments": [
         {"color": "#d6453d", "blocks": [{"type": "divider"}], "text": "see <https://x.io|x>"}]}))
     assert coloured.colour == "#d6453d"
-    assert coloured.markdown == "---\n\nsee x \\(https\\://x.io\\)"  # text, not a link
+    # text, not a link (a word joiner breaks GFM's autolink of the URL)
+    assert coloured.markdown == "---\n\nsee x \\(https:\u2060//x.io\\)"
     assert ad.slack_message('{"text": "*down* &amp; out"}').markdown == "**down** \\& out"
     assert ad.slack_message("not json").problem is not None
     assert ad.slack_message("[1]").problem == "the stored payload is not a JSON object"
