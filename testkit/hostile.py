@@ -195,5 +195,5 @@ def _is_number(text: str) -> bool:
 
 def shown(markdown: str) -> str:
     """The text Streamlit markdown displays for escaped characters (a backslash escape shows
-    the character itself)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    the character itself; the word joiners that break autolinks show nothing)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
