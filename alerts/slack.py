@@ -4,6 +4,12 @@ Pure functions from alert states (and heal_actions rows) to the JSON body an inc
 takes: ``text`` (the notification and fallback line) plus ``blocks``. Every message names the
 severity, what is wrong, why (the verdict's reasons), the numbers, the account, region and
 team, and links to the dashboard page filtered to it (``[dashboard] base_url``).
+
+Every value that comes from a monitored account (names, tags, service names, summaries and
+reasons built from them) goes through :mod:`orgscope.untrusted`: ``slack_mrkdwn`` inside mrkdwn
+(``& < >`` escaped, broadcast words and formatting defused), ``slack_plain`` inside plain_text
+(headers, buttons); every mrkdwn text object is ``verbatim`` so Slack links nothing by itself.
+The only links are the buttons' URLs, built from ``base_url`` with the values URL-encoded.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from urllib.parse import urlencode
 from alerts.lifecycle import AlertState
 from alerts.rules import RULES_BY_NAME
 from orgscope.durations import duration_text
+from orgscope.untrusted import slack_mrkdwn as esc
+from orgscope.untrusted import slack_plain
 
 SEVERITY_MARK: dict[str, str] = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
                                  "info": ":large_blue_circle:"}
@@ -88,7 +96,7 @@ def _number(value: Any) -> str:
         if value.is_integer():
             return f"{value:,.0f}"
         return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.1f}"
-    return str(value)
+    return esc(value)
 
 
 def numbers_line(details: Mapping[str, Any]) -> str:
@@ -101,14 +109,30 @@ def numbers_line(details: Mapping[str, Any]) -> str:
 def _fields(alert: AlertState) -> list[dict[str, str]]:
     account = None
     if alert.account_id:
-        account = f"`{alert.account_id}`" + (f" {alert.account_name}"
-                                             if alert.account_name else "")
-    values = [("Account", account), ("Region", alert.region), ("Team", alert.team),
-              ("Bus", alert.bus), ("Rule", alert.rule), ("Service", alert.service)]
-    return [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in values if value]
+        account = f"`{esc(alert.account_id)}`" + (f" {esc(alert.account_name)}"
+                                                  if alert.account_name else "")
+    values = [("Account", account), ("Region", alert.region and esc(alert.region)),
+              ("Team", alert.team and esc(alert.team)), ("Bus", alert.bus and esc(alert.bus)),
+              ("Rule", alert.rule and esc(alert.rule)),
+              ("Service", alert.service and esc(alert.service))]
+    return [_mrkdwn(f"*{name}*\n{value}") for name, value in values if value]
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object Slack shows as written: ``verbatim`` turns off its own linking of
+    URLs, channel names and mentions."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _title(alert: AlertState) -> str:
+    """The alert rule's title, or the stored alert name (escaped) of a rule this version does
+    not know."""
+    rule = RULES_BY_NAME.get(alert.alert_name)
+    return rule.title if rule is not None else esc(alert.alert_name)
+
+
+def _plain_title(alert: AlertState) -> str:
+    """:func:`_title` for a header (plain text, which :func:`_header` cleans)."""
     rule = RULES_BY_NAME.get(alert.alert_name)
     return rule.title if rule is not None else alert.alert_name
 
@@ -124,53 +148,58 @@ def _buttons(alert: AlertState, base_url: str) -> dict[str, Any]:
 
 
 def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": _clip(text, MAX_HEADER),
+    return {"type": "header", "text": {"type": "plain_text",
+                                       "text": _clip(slack_plain(text), MAX_HEADER),
                                        "emoji": True}}
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+    return {"type": "section", "text": _mrkdwn(_clip(text))}
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text)}]}
+    return {"type": "context", "elements": [_mrkdwn(_clip(text))]}
 
 
 def subject(alert: AlertState) -> str:
     """What the alert is about, in a few words (the resolved line names it, not the fault)."""
     if alert.rule:
-        return f"rule {alert.rule} (bus {alert.bus}, {alert.account_id}/{alert.region})"
+        return (f"rule {esc(alert.rule)} (bus {esc(alert.bus)}, {esc(alert.account_id)}/"
+                f"{esc(alert.region)})")
     if alert.service:
-        owner = alert.account_id or f"team {alert.team}"
-        return f"service {alert.service} ({owner})"
+        owner = esc(alert.account_id) if alert.account_id else f"team {esc(alert.team)}"
+        return f"service {esc(alert.service)} ({owner})"
     if alert.account_id:
-        return f"account {alert.account_id} ({alert.account_name or 'unnamed'})"
+        return f"account {esc(alert.account_id)} ({esc(alert.account_name or 'unnamed')})"
     if alert.team:
-        return f"team {alert.team}"
+        return f"team {esc(alert.team)}"
     return "the organization"
 
 
 def alert_message(alert: AlertState, kind: str, base_url: str) -> dict[str, Any]:
-    """One alert: ``kind`` 'firing', 'repeat', 'page' or 'resolved'."""
+    """One alert: ``kind`` 'firing', 'repeat', 'page' or 'resolved'. Headers are plain text
+    (escaped by :func:`_header`); ``text`` and the sections are mrkdwn."""
     details = _details(alert)
+    summary = esc(alert.summary, MAX_TEXT)
     severity = alert.severity.upper()
     if kind == "resolved":
         resolved_at = alert.resolved_at or alert.updated_at
         since = alert.fired_at or alert.started_at
-        head = f":white_check_mark: RESOLVED · {_title(alert)}"
+        head = f":white_check_mark: RESOLVED · {_plain_title(alert)}"
         text = f"[RESOLVED] {_title(alert)}: {subject(alert)}"
-        body = [_section(f"*Was:* {alert.summary}\n*Firing for* "
+        body = [_section(f"*Was:* {summary}\n*Firing for* "
                          f"{_duration(since, resolved_at)} (since {_clock(since)})")]
     else:
         mark = ":rotating_light:" if kind == "page" else SEVERITY_MARK.get(alert.severity, "")
-        head = f"{mark} {'PAGE · ' if kind == 'page' else ''}{severity} · {_title(alert)}"
+        head = (f"{mark} {'PAGE · ' if kind == 'page' else ''}{severity} · "
+                f"{_plain_title(alert)}")
         if kind == "repeat":
             head += " (still firing)"
-        text = f"[{severity}] {_title(alert)}: {alert.summary}"
+        text = f"[{esc(severity)}] {_title(alert)}: {summary}"
         if kind == "page":
             text = "<!channel> " + text
-        body = [_section(f"*What:* {alert.summary}")]
-        reasons = [str(r) for r in details.get("reasons") or []]
+        body = [_section(f"*What:* {summary}")]
+        reasons = [esc(r) for r in details.get("reasons") or []]
         if reasons:
             body.append(_section("*Why:*\n" + "\n".join(f"• {r}" for r in reasons[:5])))
         if kind == "page":
@@ -181,7 +210,7 @@ def alert_message(alert: AlertState, kind: str, base_url: str) -> dict[str, Any]
         body.append({"type": "section", "fields": fields[:10]})
     numbers = numbers_line(details)
     since = alert.fired_at or alert.started_at
-    footer = f"`{alert.key}` · since {_clock(since)}"
+    footer = f"`{esc(alert.key)}` · since {_clock(since)}"
     if numbers:
         body.append(_context(numbers))
     body.append(_context(footer))
@@ -204,26 +233,27 @@ def group_message(alerts: Sequence[AlertState], kind: str, base_url: str,
         where = "several accounts"
     if kind == "resolved":
         head = f":white_check_mark: RESOLVED · {len(alerts)} alerts · {where}"
-        text = f"[RESOLVED] {len(alerts)} alerts in {where}"
+        text = f"[RESOLVED] {len(alerts)} alerts in {esc(where)}"
     else:
         mark = SEVERITY_MARK.get(worst.severity, "")
         head = f"{mark} {worst.severity.upper()} · {len(alerts)} alerts · {where}"
         if kind == "repeat":
             head += " (still firing)"
-        text = f"[{worst.severity.upper()}] {len(alerts)} alerts in {where}"
-    lines = [f"• *{_title(a)}* ({a.severity}): {a.summary}" for a in alerts[:max_lines]]
+        text = f"[{esc(worst.severity.upper())}] {len(alerts)} alerts in {esc(where)}"
+    lines = [f"• *{_title(a)}* ({esc(a.severity)}): {esc(a.summary, MAX_TEXT)}"
+             for a in alerts[:max_lines]]
     if len(alerts) > max_lines:
         lines.append(f"…and {len(alerts) - max_lines} more")
     blocks: list[dict[str, Any]] = [_header(head), _section("\n".join(lines))]
     regions = sorted({a.region for a in alerts if a.region})
     fields = []
     if first.account_id and where != "several accounts":
-        fields.append({"type": "mrkdwn", "text": f"*Account*\n`{first.account_id}` "
-                                                 f"{first.account_name or ''}".rstrip()})
+        fields.append(_mrkdwn(f"*Account*\n`{esc(first.account_id)}` "
+                              f"{esc(first.account_name or '')}".rstrip()))
     if regions:
-        fields.append({"type": "mrkdwn", "text": "*Region*\n" + ", ".join(regions)})
+        fields.append(_mrkdwn("*Region*\n" + ", ".join(esc(r) for r in regions)))
     if teams:
-        fields.append({"type": "mrkdwn", "text": "*Team*\n" + ", ".join(teams)})
+        fields.append(_mrkdwn("*Team*\n" + ", ".join(esc(t) for t in teams)))
     if fields:
         blocks.append({"type": "section", "fields": fields})
     account = first.account_id if first.account_id and where != "several accounts" else None
@@ -246,21 +276,22 @@ def heal_message(action: Mapping[str, Any], base_url: str, alert_key: str | None
     """A heal notice from one ``heal_actions`` row (what auto-heal did and why)."""
     rule = str(action.get("rule") or "rules")
     result = str(action.get("result"))
-    head = HEAL_HEADLINES.get(result, ":adhesive_bandage: Auto-heal: {rule} " + result)
-    head = head.format(rule=rule)
+    headline = HEAL_HEADLINES.get(result, ":adhesive_bandage: Auto-heal: {rule} "
+                                  + result.replace("{", "(").replace("}", ")"))
+    head = headline.format(rule=rule)  # plain text: _header cleans it
     account_id = action.get("account_id")
-    account = f"`{account_id}` {action.get('account_name') or ''}".rstrip() \
+    account = f"`{esc(account_id)}` {esc(action.get('account_name') or '')}".rstrip() \
         if account_id else None
     values = [("Account", account), ("Region", action.get("region")),
               ("Team", action.get("team")), ("Bus", action.get("bus")), ("Rule", rule),
               ("Result", result + (" (dry-run)" if action.get("dry_run") else ""))]
-    fields = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in values
-              if value]
+    fields = [_mrkdwn(f"*{name}*\n{value if name == 'Account' else esc(value)}")
+              for name, value in values if value]
     who = action.get("disabled_by")
     when = action.get("disabled_at")
-    context = [f"actor {action.get('actor')}"]
+    context = [f"actor {esc(action.get('actor'))}"]
     if who:
-        context.append(f"disabled by {who}")
+        context.append(f"disabled by {esc(who)}")
     if isinstance(when, datetime):
         context.append(f"disabled at {_clock(when)}")
     at = action.get("at")
@@ -273,8 +304,9 @@ def heal_message(action: Mapping[str, Any], base_url: str, alert_key: str | None
     if alert_key:
         buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Alert"},
                         "url": alert_link(alert_key, base_url)})
-    text = f"{head}: {action.get('reason')}"
+    reason = esc(action.get("reason"), MAX_TEXT)
+    text = f"{headline.format(rule=esc(rule))}: {reason}"
     return {"text": _clip(text), "blocks": [
-        _header(head), _section(f"*Why:* {action.get('reason')}"),
+        _header(head), _section(f"*Why:* {reason}"),
         {"type": "section", "fields": fields}, _context(" · ".join(context)),
         {"type": "actions", "elements": buttons}]}

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from orgscope.untrusted import markdown
+
 if TYPE_CHECKING:
     from orgscope.config import DashboardConfig
 
@@ -40,14 +42,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 
 #: ``allowed_domains`` entry that allows every user the provider vouches for.
 ANY_DOMAIN = "*"
-
-
-def who_text(who: str) -> str:
-    """``who`` (an email the identity provider sent, or ``local:<OS user>``) as markdown that
-    shows it literally: a code span, so it never becomes markup nor a link (Streamlit's
-    markdown turns a bare email into a ``mailto:`` link). Backticks and newlines, which would
-    end the span, become ``'`` and spaces."""
-    return "`" + who.replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
 
 
 def is_loopback(address: str | None) -> bool:
@@ -141,7 +135,7 @@ def decide(
         actor = f"local:{os_user or 'unknown'}"
         return Access(False, True, True, actor, False, False, signed_in,
                       f"The dashboard listens on loopback only: actions are recorded as "
-                      f"{who_text(actor)}.")
+                      f"{markdown(actor)}.")
     if is_loopback(address):  # exposed only because require_login = "always"
         why = 'Sign-in is required here ([dashboard] require_login = "always")'
     else:
@@ -171,7 +165,7 @@ def _signed_in(user: Mapping[str, Any], allowed: AllowList) -> Access:
     if not email:
         return _refused("You are signed in, but the identity provider sent no email claim, "
                         "so the allow-list cannot be checked: ask for the 'email' scope.")
-    shown = who_text(email)
+    shown = markdown(email)
     if user.get("email_verified") is False:
         return _refused(f"You are signed in as {shown}, but the identity provider says this "
                         "email is not verified, so it cannot be checked against the "

@@ -31,6 +31,7 @@ from dashboard.filters import Filters
 from dashboard.sql import in_list, list_params, scope_params
 from orgscope.datasets import SEVERITIES
 from orgscope.store import Store
+from orgscope.untrusted import csv_bytes, markdown
 
 log = logging.getLogger(__name__)
 
@@ -245,32 +246,78 @@ def heal_log(store: Store, filters: Filters, now: datetime) -> pd.DataFrame:
 
 
 def heal_csv(frame: pd.DataFrame) -> bytes:
-    """The heal log as the page's CSV download (UTC timestamps in ISO 8601)."""
+    """The heal log as the page's CSV download (UTC timestamps in ISO 8601; a text cell that
+    starts like a formula is quoted: :func:`orgscope.untrusted.csv_bytes`)."""
     out = frame.copy()
     for column in ("at", "disabled_at"):
         out[column] = pd.to_datetime(out[column], utc=True).map(
             lambda t: t.isoformat() if pd.notna(t) else "")
-    return out.to_csv(index=False).encode()
+    return csv_bytes(out)
 
 
 # --- Slack messages as sent --------------------------------------------------------------------
 
 
-_LINK = re.compile(r"<([^<>|]+)\|([^<>]+)>")
-_BARE_LINK = re.compile(r"<((?:https?|mailto):[^<>|]+)>")
-_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
-_STRIKE = re.compile(r"(?<![\w~])~([^~\n]+)~(?![\w~])")
+#: Slack mrkdwn's own syntax: a control sequence (<url|label>, <!channel>, <@U1>), *bold*,
+#: ~strike~ and `code`; everything between them is text.
+_MRKDWN = re.compile(r"<(?P<control>[^<>\n]*)>"
+                     r"|(?<![\w*])\*(?P<bold>[^*\n]+)\*(?![\w*])"
+                     r"|(?<![\w~])~(?P<strike>[^~\n]+)~(?![\w~])"
+                     r"|`(?P<code>[^`\n]+)`")
+#: Longest line of a message shown (Slack's own limit for a section is 3000 characters).
+MAX_LINE = 3000
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _literal(text: str) -> str:
+    """Slack text (entities unescaped) as literal Markdown text."""
+    return markdown(_unescape(text), MAX_LINE) if text else ""
+
+
+def _control(inner: str) -> str:
+    """A Slack control sequence as the words it shows: a mention as @name, a link as
+    'label (url)', never as a link."""
+    target, _, label = inner.partition("|")
+    if target.startswith("!"):
+        return "@" + (label or target[1:].split("^")[0])
+    if target.startswith(("@", "#")):
+        return label or target
+    return f"{label} ({target})" if label else target
+
+
+def _mrkdwn_line(line: str) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _MRKDWN.finditer(line):
+        parts.append(_literal(line[position:match.start()]))
+        if match["control"] is not None:
+            parts.append(_literal(_control(match["control"])))
+        elif match["bold"] is not None:
+            parts.append(f"**{_literal(match['bold'])}**")
+        elif match["strike"] is not None:
+            parts.append(f"~~{_literal(match['strike'])}~~")
+        else:
+            parts.append(f"`{_unescape(match['code']).replace('`', chr(0x2cb))}`")
+        position = match.end()
+    parts.append(_literal(line[position:]))
+    return "".join(parts)
 
 
 def mrkdwn_to_markdown(text: str) -> str:
-    """Slack mrkdwn -> Markdown: *bold*, ~strike~, <url|label>, <url>, line breaks kept;
-    entities unescaped."""
-    text = _LINK.sub(lambda m: f"[{m.group(2)}]({m.group(1)})", text)
-    text = _BARE_LINK.sub(lambda m: f"<{m.group(1)}>", text)
-    text = _BOLD.sub(lambda m: f"**{m.group(1)}**", text)
-    text = _STRIKE.sub(lambda m: f"~~{m.group(1)}~~", text)
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return text.replace("\n", "  \n")  # a line break in Slack is a hard break in Markdown
+    """Slack mrkdwn -> Markdown that shows what Slack showed and can do nothing else: *bold*,
+    ~strike~ and `code` kept, line breaks kept; every other character literal (escaped with
+    :func:`orgscope.untrusted.markdown`), so a stored message (whose text comes from monitored
+    accounts) never becomes a link, an image or HTML. A Slack link shows as 'label (url)' and
+    a mention as @name, as plain text."""
+    lines = [_mrkdwn_line(line) for line in text.split("\n")]
+    return "  \n".join(lines)  # a line break in Slack is a hard break in Markdown
+
+
+def _plain(text: str) -> str:
+    return markdown(text, MAX_LINE)
 
 
 def _text_of(obj: Any) -> str:
@@ -279,47 +326,61 @@ def _text_of(obj: Any) -> str:
         if isinstance(value, dict):
             return _text_of(value)
         if isinstance(value, str):
-            return mrkdwn_to_markdown(value) if obj.get("type") != "plain_text" else value
+            return mrkdwn_to_markdown(value) if obj.get("type") != "plain_text" \
+                else _plain(value)
     return ""
 
 
-def _section_lines(block: Mapping[str, Any]) -> list[str]:
+def _section_lines(block: Mapping[str, Any], base_url: str | None) -> list[str]:
     lines = [_text_of(block)] if _text_of(block) else []
     fields = [_text_of(f) for f in block.get("fields", []) or []]
     return lines + [f"- {f}" for f in fields if f]
 
 
-def _context_lines(block: Mapping[str, Any]) -> list[str]:
+def _context_lines(block: Mapping[str, Any], base_url: str | None) -> list[str]:
     parts = [_text_of(e) for e in block.get("elements", []) or []]
     return [" · ".join(p for p in parts if p)] if any(parts) else []
 
 
-def _actions_lines(block: Mapping[str, Any]) -> list[str]:
+def ours(url: object, base_url: str | None) -> bool:
+    """True when ``url`` points into the dashboard at ``base_url`` (the only links a message
+    shown on the page may make clickable)."""
+    if not isinstance(url, str) or not base_url:
+        return False
+    base = base_url.rstrip("/")
+    return (url == base or url.startswith((base + "/", base + "?"))) and \
+        not any(c in url for c in "()<> \n\\")
+
+
+def _actions_lines(block: Mapping[str, Any], base_url: str | None) -> list[str]:
     links = []
     for element in block.get("elements", []) or []:
         label = _text_of(element) or "link"
         url = element.get("url") if isinstance(element, dict) else None
-        links.append(f"[{label}]({url})" if url else label)
+        if ours(url, base_url):
+            links.append(f"[{label}]({url})")
+        else:
+            links.append(label + (f" ({_plain(str(url))})" if url else ""))
     return [" · ".join(links)] if links else []
 
 
-_BLOCKS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
-    "header": lambda block: [f"#### {_text_of(block)}"],
-    "divider": lambda block: ["---"],
+_BLOCKS: dict[str, Callable[[Mapping[str, Any], str | None], list[str]]] = {
+    "header": lambda block, _: [f"#### {_text_of(block)}"],
+    "divider": lambda block, _: ["---"],
     "section": _section_lines,
     "context": _context_lines,
     "actions": _actions_lines,
-    "rich_text": lambda block: [_rich_text(block)],
+    "rich_text": lambda block, _: [_plain(_rich_text(block))],
 }
 
 
-def _block_lines(block: Mapping[str, Any]) -> list[str]:
+def _block_lines(block: Mapping[str, Any], base_url: str | None) -> list[str]:
     """One Block Kit block as Markdown lines; an unknown block type is named, not dropped."""
     kind = block.get("type")
     render = _BLOCKS.get(str(kind))
     if render is not None:
-        return render(block)
-    return [f"({kind} block)"] if kind else []
+        return render(block, base_url)
+    return [f"({_plain(kind)} block)"] if kind else []
 
 
 def _rich_text(node: Any) -> str:
@@ -334,9 +395,10 @@ def _rich_text(node: Any) -> str:
 
 @dataclass(frozen=True)
 class SlackMessage:
-    """A stored payload made readable: ``markdown`` (Block Kit as text), ``fallback`` (the
-    notification text Slack shows in pushes), ``colour`` (an attachment's colour bar, if any),
-    ``problem`` (set when the payload could not be read)."""
+    """A stored payload made readable: ``markdown`` (Block Kit as literal Markdown),
+    ``fallback`` (the notification text Slack shows in pushes, as literal Markdown),
+    ``colour`` (an attachment's colour bar, if any), ``problem`` (set when the payload could
+    not be read)."""
 
     markdown: str
     fallback: str
@@ -344,8 +406,10 @@ class SlackMessage:
     problem: str | None = None
 
 
-def slack_message(payload: str) -> SlackMessage:
-    """Render ``notifications.payload`` (the JSON posted to the webhook) for reading."""
+def slack_message(payload: str, base_url: str | None = None) -> SlackMessage:
+    """Render ``notifications.payload`` (the JSON posted to the webhook) for reading: every
+    text literal; only buttons whose URL points into ``base_url`` (the dashboard) become
+    links."""
     try:
         body = json.loads(payload)
     except (TypeError, ValueError) as error:
@@ -356,19 +420,19 @@ def slack_message(payload: str) -> SlackMessage:
     colour = None
     for block in body.get("blocks", []) or []:
         if isinstance(block, dict):
-            lines += _block_lines(block)
+            lines += _block_lines(block, base_url)
     for attachment in body.get("attachments", []) or []:
         if not isinstance(attachment, dict):
             continue
         colour = colour or attachment.get("color")
         for block in attachment.get("blocks", []) or []:
             if isinstance(block, dict):
-                lines += _block_lines(block)
+                lines += _block_lines(block, base_url)
         if isinstance(attachment.get("text"), str):
             lines.append(mrkdwn_to_markdown(attachment["text"]))
-    fallback = str(body.get("text") or "")
+    fallback = mrkdwn_to_markdown(str(body.get("text") or ""))
     if not lines and fallback:
-        lines = [mrkdwn_to_markdown(fallback)]
+        lines = [fallback]
     return SlackMessage("\n\n".join(line for line in lines if line), fallback,
                         colour if isinstance(colour, str) else None)
 

@@ -41,6 +41,9 @@ class AppContext:
     team_tag_key: str = "Team"
     #: Every team config.toml names: a resource's tag counts only when it names one of them.
     known_teams: tuple[str, ...] | None = None
+    #: [dashboard] base_url: links into it are the only ones a stored Slack message may show
+    #: as links.
+    base_url: str | None = None
 
 
 def read_context(state: Mapping[Any, Any]) -> AppContext | None:

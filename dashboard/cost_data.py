@@ -23,6 +23,7 @@ from orgscope.cost.attribution import month_of
 from orgscope.cost.forecast import Calibration
 from orgscope.plugins import load_config
 from orgscope.store import Store
+from orgscope.untrusted import csv_bytes
 
 log = logging.getLogger(__name__)
 
@@ -247,12 +248,12 @@ def export_sheets(rv: CostReview) -> dict[str, pd.DataFrame]:
 
 
 def export_csv(rv: CostReview) -> bytes:
-    """The month's lines (team, account, service, usage type, method, amount) as CSV."""
+    """The month's lines (team, account, service, usage type, method, amount) as CSV (formula
+    cells quoted: :func:`orgscope.untrusted.csv_bytes`)."""
     out = rv.detail.assign(month=rv.month, currency=rv.currency,
                            amount=rv.detail["amount"].round(2))
-    text: str = out[["month", "team", "account", "account_id", "service", "usage_type",
-                     "method", "amount", "currency"]].to_csv(index=False)
-    return text.encode()
+    return csv_bytes(out[["month", "team", "account", "account_id", "service", "usage_type",
+                          "method", "amount", "currency"]])
 
 
 # --- cached wrappers ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from orgscope.untrusted import markdown
+
 #: Time range choices, label -> length. The first-class on-call question is "the last hour".
 TIME_RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -52,15 +54,17 @@ class Filters:
         return bool(self.account_ids or self.teams or self.regions)
 
     def describe(self) -> str:
-        """A short human summary, e.g. 'last 24h · 2 accounts · team payments'."""
+        """A short human summary as Streamlit markdown, e.g. 'last 24h · 2 accounts · team
+        payments' (team and region names, read from the store, escaped)."""
         parts = [f"last {self.time_range}"]
         if self.account_ids:
             count = len(self.account_ids)
             parts.append(f"{count} account{'s' if count != 1 else ''}")
         if self.teams:
-            parts.append(("team " if len(self.teams) == 1 else "teams ") + ", ".join(self.teams))
+            parts.append(("team " if len(self.teams) == 1 else "teams ")
+                         + ", ".join(markdown(team) for team in self.teams))
         if self.regions:
-            parts.append(", ".join(self.regions))
+            parts.append(", ".join(markdown(region) for region in self.regions))
         return " · ".join(parts)
 
 

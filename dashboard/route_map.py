@@ -15,6 +15,7 @@ from dashboard.verdicts import NO_VERDICT, NO_VERDICT_COLOUR, VERDICT_COLOURS
 from orgscope.patterns import source_matchers
 from orgscope.store import Store
 from orgscope.targets import target_arns
+from orgscope.untrusted import plotly_text
 
 
 def route_inputs(store: Store, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -48,6 +49,8 @@ class RouteMap:
 
     ``nodes``: label, kind (producer, bus, rule, target), colour, hover.
     ``links``: source, target (node indexes), colour (the rule's verdict), hover.
+    Labels and hovers are Plotly text: every name in them is escaped
+    (:func:`orgscope.untrusted.plotly_text`).
     """
 
     nodes: pd.DataFrame
@@ -90,7 +93,8 @@ class _RouteBuilder:
         self.adjacency: dict[int, set[int]] = {}
 
     def account(self, account_id: str) -> str:
-        return self.names.get(account_id, account_id)
+        """The account's name (else its id), escaped for Plotly."""
+        return plotly_text(self.names.get(account_id, account_id))
 
     def node(self, key: tuple[str, ...], label: str, kind: str, colour: str, hover: str) -> int:
         if key not in self.index:
@@ -100,8 +104,9 @@ class _RouteBuilder:
 
     def bus(self, account_id: str, region: str, bus: str) -> int:
         return self.node(
-            ("bus", account_id, region, bus), f"{bus} · {self.account(account_id)}", "bus",
-            BUS_COLOUR, f"bus <b>{bus}</b><br>{self.account(account_id)} ({account_id}) {region}",
+            ("bus", account_id, region, bus), f"{plotly_text(bus)} · {self.account(account_id)}",
+            "bus", BUS_COLOUR, f"bus <b>{plotly_text(bus)}</b><br>{self.account(account_id)} "
+            f"({plotly_text(account_id)}) {plotly_text(region)}",
         )
 
     def producer(self, name: str, label: str, hover: str) -> int:
@@ -132,14 +137,16 @@ class _RouteBuilder:
             and self.reaches(self.bus(*target_bus), rule_index)
         ):
             cross = target_bus[0] != account_id
-            hover = f"{rule} -> bus {target_bus[2]}" + (
+            hover = f"{plotly_text(rule)} -> bus {plotly_text(target_bus[2])}" + (
                 f" in {self.account(target_bus[0])} (cross-account)" if cross else "")
             self.link(rule_index, self.bus(*target_bus), _alpha(colour), hover)
             return
         suffix = " (loop)" if target_bus is not None else ""
-        target_index = self.node(("target", arn), _short_arn(arn, self.names) + suffix, "target",
-                                 TARGET_COLOUR, arn)
-        self.link(rule_index, target_index, _alpha(colour), f"{rule} -> {arn}")
+        target_index = self.node(("target", arn),
+                                 plotly_text(_short_arn(arn, self.names)) + suffix, "target",
+                                 TARGET_COLOUR, plotly_text(arn))
+        self.link(rule_index, target_index, _alpha(colour),
+                  f"{plotly_text(rule)} -> {plotly_text(arn)}")
 
 
 def route_map(
@@ -178,21 +185,25 @@ def route_map(
         bus_index = graph.bus(*bus_key)
         for principal in principals.get(bus_key, []):
             account = principal.rsplit(":", 1)[-1] if principal.startswith("arn:") else principal
-            label = graph.account(account) if account.isdigit() else principal
+            label = graph.account(account) if account.isdigit() else plotly_text(principal)
             source = graph.producer(principal, label,
-                                    f"allowed to PutEvents on {bus_key[2]}: {principal}")
+                                    f"allowed to PutEvents on {plotly_text(bus_key[2])}: "
+                                    f"{plotly_text(principal)}")
             graph.link(source, bus_index, PRODUCER_LINK, "bus policy allows PutEvents")
     for (account_id, region, bus, rule), verdict, reasons, r in kept:
         colour = VERDICT_COLOURS.get(verdict, NO_VERDICT_COLOUR)
         bus_index = graph.bus(account_id, region, bus)
         for name in (m.label for m in source_matchers(r["event_pattern"])):
-            source = graph.producer(name, name, f"event source {name}")
+            source = graph.producer(name, plotly_text(name),
+                                    f"event source {plotly_text(name)}")
             graph.link(source, bus_index, PRODUCER_LINK, "source named by a rule pattern")
-        why = "<br>".join(reasons[:3])
+        why = "<br>".join(plotly_text(reason) for reason in reasons[:3])
+        shown = plotly_text(rule)
         rule_index = graph.node(
-            ("rule", account_id, region, bus, rule), rule, "rule", colour,
-            f"rule <b>{rule}</b> — {verdict}<br>{graph.account(account_id)} {region}<br>{why}")
-        graph.link(bus_index, rule_index, _alpha(colour), f"{rule}: {verdict}")
+            ("rule", account_id, region, bus, rule), shown, "rule", colour,
+            f"rule <b>{shown}</b> — {plotly_text(verdict)}<br>{graph.account(account_id)} "
+            f"{plotly_text(region)}<br>{why}")
+        graph.link(bus_index, rule_index, _alpha(colour), f"{shown}: {plotly_text(verdict)}")
         for arn in target_arns(r["targets"]):
             graph.target(rule_index, rule, account_id, arn, colour)
     return RouteMap(

@@ -232,6 +232,7 @@ def main() -> None:
         alerts_command=collect_command(config, store_base, "alerts --once"),
         team_tag_key=team_tag_key(config),
         known_teams=tuple(sorted(known_teams(config))),
+        base_url=config.dashboard.base_url,
     )
     st.navigation(_pages()).run()
 

@@ -15,6 +15,7 @@ from dashboard.sql import in_list, list_params, text_list
 from orgscope.datasets import VERDICTS
 from orgscope.ownership import resource_team
 from orgscope.store import Store
+from orgscope.untrusted import plotly_text
 
 #: One colour per verdict, used by every chart, table and headline on the page.
 VERDICT_COLOURS: dict[str, str] = {
@@ -162,18 +163,20 @@ def verdict_matrix(verdicts: pd.DataFrame, rows: str = "account") -> pd.DataFram
     ``rows`` is "account" or "team". A rule that exists in several regions (or, by team, in
     several accounts) gets the most urgent of its verdicts; the hover lists each.
 
-    Columns: row, rule, verdict, urgency, hover (HTML for Plotly).
+    Columns: row, rule, verdict, urgency, hover (HTML for Plotly: every name and reason in
+    it escaped with :func:`orgscope.untrusted.plotly_text`).
     """
     if rows not in ("account", "team"):
         raise ValueError(f"rows must be 'account' or 'team', not {rows!r}")
     cells = []
     for (row, rule), group in verdicts.groupby([rows, "rule"], sort=False):
         worst = group.sort_values("urgency").iloc[0]
-        lines = [f"<b>{rule}</b> · {row}"]
+        lines = [f"<b>{plotly_text(rule)}</b> · {plotly_text(row)}"]
         for record in group.sort_values("urgency").to_dict("records"):
-            where = f"{record['account']} {record['region']} · bus {record['bus']}"
-            lines.append(f"<b>{record['verdict']}</b> — {where}")
-            lines.extend(f"• {reason}" for reason in record["reasons"][:4])
+            where = (f"{plotly_text(record['account'])} {plotly_text(record['region'])} · bus "
+                     f"{plotly_text(record['bus'])}")
+            lines.append(f"<b>{plotly_text(record['verdict'])}</b> — {where}")
+            lines.extend(f"• {plotly_text(reason)}" for reason in record["reasons"][:4])
         cells.append(
             {"row": str(row), "rule": str(rule), "verdict": str(worst["verdict"]),
              "urgency": int(worst["urgency"]), "hover": "<br>".join(lines)}

@@ -12,6 +12,7 @@ import pandas as pd
 from dashboard.traces_search import SPAN_MARGIN
 from orgscope.store import Store
 from orgscope.traces.stitch import stitch
+from orgscope.untrusted import plotly_text
 
 #: What each break in docs/traces.md means, for hovers and captions.
 BREAK_HELP: dict[str, str] = {
@@ -96,7 +97,7 @@ def waterfall(spans: pd.DataFrame, trace_id: str, names: Mapping[str, str]) -> p
         relinked = isinstance(span.get("linked_from"), str)
         record = {
             "row": index, "span_id": span["span_id"], "parent_id": parent,
-            "label": "\u00a0\u00a0" * int(span["depth"]) + str(span["name"]),
+            "label": "\u00a0\u00a0" * int(span["depth"]) + plotly_text(span["name"]),
             "service": span["service"], "name": span["name"], "account_id": account_id,
             "account": names.get(account_id, account_id), "region": span["region"],
             "offset_ms": (pd.Timestamp(span["start"]) - origin).total_seconds() * 1000,
@@ -114,19 +115,23 @@ def waterfall(spans: pd.DataFrame, trace_id: str, names: Mapping[str, str]) -> p
 
 
 def _span_hover(span: Mapping[str, Any], names: Mapping[str, str]) -> str:
-    lines = [f"<b>{span['service']}</b> · {span['name']}",
-             f"{span['account']} ({span['account_id']}) {span['region']}",
+    """The span's hover, as Plotly HTML with every value from the span escaped."""
+    lines = [f"<b>{plotly_text(span['service'])}</b> · {plotly_text(span['name'])}",
+             f"{plotly_text(span['account'])} ({plotly_text(span['account_id'])}) "
+             f"{plotly_text(span['region'])}",
              f"{span['duration_ms']:,.1f} ms, from +{span['offset_ms']:,.1f} ms · "
              f"{span['status']}"]
     status = span.get("http_status")
     if status is not None and pd.notna(status):
-        method = span.get("http_method") or ""
-        lines.append(f"HTTP {method} {span.get('http_url') or ''} → {int(status)}")
+        method = plotly_text(span.get("http_method") or "")
+        lines.append(f"HTTP {method} {plotly_text(span.get('http_url') or '')} → {int(status)}")
     if span["crossing"]:
         parent = span["parent_account"]
-        lines.append(f"crosses from {names.get(parent, parent)} into {span['account']}")
+        lines.append(f"crosses from {plotly_text(names.get(parent, parent))} into "
+                     f"{plotly_text(span['account'])}")
     if span["relinked"]:
         lines.append("re-linked to its producer by the event's traceparent")
     if span["break"]:
-        lines.append(f"break ({span['break']}): {BREAK_HELP.get(span['break'], '')}")
+        lines.append(f"break ({plotly_text(span['break'])}): "
+                     f"{BREAK_HELP.get(span['break'], '')}")
     return "<br>".join(lines)

@@ -31,11 +31,12 @@ from alerts.silences import (
     matches,
 )
 from dashboard import alerts_data as ad
-from dashboard.access import Access, who_text
+from dashboard.access import Access
 from dashboard.context import AppContext, run_page
 from dashboard.data import open_store
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import markdown as md
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +69,27 @@ HEAL_COLUMNS: tuple[str, ...] = ("at", "result", "account_name", "region", "bus"
 
 def _severity(severity: str) -> str:
     colour = ad.SEVERITY_MARKDOWN.get(severity, "gray")
-    return f":{colour}-badge[{severity.upper()}]"
+    return f":{colour}-badge[{md(severity.upper())}]"
 
 
 def _state(state: str) -> str:
     colour = {"firing": "red", "pending": "orange", "resolved": "green"}.get(state, "gray")
-    return f":{colour}[**{state.upper()}**]"
+    return f":{colour}[**{md(state.upper())}**]"
 
 
-def _labels(row: Mapping[Any, Any]) -> str:
+def _labels(row: Mapping[Any, Any], escape: bool = True) -> str:
+    """'account **name (id)** · region **...**': the alert's labels as markdown (values
+    escaped), or as plain text for a table cell (``escape=False``)."""
+    quote = (lambda value: f"**{md(value)}**") if escape else str
     parts = []
     if isinstance(row.get("account_id"), str):
         name = row.get("account_name")
         shown = f"{name} ({row['account_id']})" if isinstance(name, str) else row["account_id"]
-        parts.append(f"account **{shown}**")
+        parts.append(f"account {quote(shown)}")
     for label in ("region", "team", "bus", "rule", "service"):
         value = row.get(label)
         if isinstance(value, str) and value:
-            parts.append(f"{label} **{value}**")
+            parts.append(f"{label} {quote(value)}")
     return " · ".join(parts) or "organization-wide"
 
 
@@ -142,11 +146,12 @@ def _card(row: Mapping[Any, Any]) -> None:
     with st.container(border=True):
         since = "fired" if row["state"] == "firing" else "pending"
         silenced = row["held"]
-        badge = f" · :gray-badge[silenced by {', '.join(silenced)}]" if silenced else ""
+        badge = (f" · :gray-badge[silenced by {', '.join(md(s) for s in silenced)}]"
+                 if silenced else "")
         st.markdown(f"{_severity(str(row['severity']))} {_state(str(row['state']))} "
-                    f"**{row['alert_name']}** — {row['summary']}  \n"
+                    f"**{md(row['alert_name'])}** — {md(row['summary'], 2000)}  \n"
                     f"{_labels(row)}  \n"
-                    f":gray[{since} {_for(row)} ago · key `{row['key']}`]{badge}")
+                    f":gray[{since} {_for(row)} ago · key {md(row['key'])}]{badge}")
 
 
 def _active(active: pd.DataFrame) -> None:
@@ -164,7 +169,7 @@ def _active(active: pd.DataFrame) -> None:
 
 def _alert_table(frame: pd.DataFrame, resolved: bool = False) -> None:
     shown = frame.assign(
-        labels=[_labels(r).replace("**", "") for r in frame.to_dict("records")],
+        labels=[_labels(r, escape=False) for r in frame.to_dict("records")],
         silenced=frame["silenced"],
         **({"lasted": [duration_text((r - f).total_seconds()) if pd.notna(r) and pd.notna(f)
                        else "" for r, f in zip(frame["resolved_at"], frame["fired_at"],
@@ -229,7 +234,7 @@ def _pick(ctx: AppContext) -> str | None:
     if linked and linked not in labels:
         alert = ad.load_alert(ctx.store_base, linked)
         if alert.empty:
-            st.warning(f"The link names alert `{linked}`, which the store does not hold.")
+            st.warning(f"The link names alert {md(linked)}, which the store does not hold.")
         else:
             row = alert.iloc[0]
             labels = {linked: f"{str(row['state']).upper()} · {row['severity']} · "
@@ -252,7 +257,7 @@ def _pick(ctx: AppContext) -> str | None:
     return key
 
 
-def _message(note: Mapping[Any, Any]) -> None:
+def _message(note: Mapping[Any, Any], base_url: str | None) -> None:
     status = str(note["status"])
     colour = {"sent": "green", "failed": "red", "pending": "orange"}.get(status, "gray")
     attempts = int(note["attempts"])
@@ -260,14 +265,14 @@ def _message(note: Mapping[Any, Any]) -> None:
     if pd.notna(note["sent_at"]):
         timing += f", sent {_when(note['sent_at'])}"
     grouped = " (grouped with other alerts of the account)" if note["grouped"] else ""
-    st.markdown(f"**{note['kind']}** message{grouped} to `{note['channel']}` · "
+    st.markdown(f"**{md(note['kind'])}** message{grouped} to {md(note['channel'])} · "
                 f":{colour}[**{status}**] after {attempts} attempt{'s' if attempts != 1 else ''}"
                 f" · {timing}")
     if isinstance(note["last_error"], str) and note["last_error"]:
-        st.caption(f"Last error: {note['last_error']}")
-    message = ad.slack_message(str(note["payload"]))
+        st.caption(f"Last error: {md(note['last_error'], 2000)}")
+    message = ad.slack_message(str(note["payload"]), base_url)
     if message.problem:
-        st.warning(f"Cannot render this message: {message.problem}.")
+        st.warning(f"Cannot render this message: {md(message.problem)}.")
     else:
         with st.container(border=True):
             st.markdown(message.markdown or "*(empty message)*")
@@ -287,7 +292,8 @@ def _detail(ctx: AppContext) -> str | None:
         return None
     row = alert.iloc[0].to_dict()
     st.markdown(f"{_severity(str(row['severity']))} {_state(str(row['state']))} "
-                f"**{row['alert_name']}** — {row['summary']}  \n{_labels(row)}  \n"
+                f"**{md(row['alert_name'])}** — {md(row['summary'], 2000)}  \n"
+                f"{_labels(row)}  \n"
                 f":gray[started {_when(row['started_at'])}"
                 + (f" · fired {_when(row['fired_at'])}" if pd.notna(row["fired_at"]) else "")
                 + (f" · resolved {_when(row['resolved_at'])}" if pd.notna(row["resolved_at"])
@@ -312,7 +318,7 @@ def _detail(ctx: AppContext) -> str | None:
             st.caption("No message for this alert (pending alerts, silenced alerts and alerts "
                        "without a route send none).")
         for note in notes.to_dict("records"):
-            _message(note)
+            _message(note, ctx.base_url)
     return key
 
 
@@ -378,11 +384,11 @@ def _create_form(ctx: AppContext, access: Access, key: str | None) -> None:
         silence_id = create_silence(open_store(ctx.store_base), matchers, ends_at,
                                     access.actor, comment)
     except (ValueError, StoreError) as error:  # SilenceError is a ValueError
-        st.error(f"Silence not created: {error}")
+        st.error(f"Silence not created: {md(error, 2000)}")
         return
     log.info("silence %s created from the dashboard by %s", silence_id, access.actor)
     st.session_state[CLEAR_KEY] = True
-    _changed(f"Silence `{silence_id}` created by {who_text(access.actor)}, until "
+    _changed(f"Silence {md(silence_id)} created by {md(access.actor)}, until "
              f"{ends_at:%Y-%m-%d %H:%M} UTC. Matching alerts send no Slack message from the "
              "next evaluation on.")
 
@@ -394,23 +400,23 @@ def _expire(ctx: AppContext, access: Access, silence_id: str) -> None:
     try:
         expire_silence(open_store(ctx.store_base), silence_id, access.actor)
     except (SilenceError, StoreError) as error:
-        st.error(f"Silence not expired: {error}")
+        st.error(f"Silence not expired: {md(error, 2000)}")
         return
     log.info("silence %s expired from the dashboard by %s", silence_id, access.actor)
-    _changed(f"Silence `{silence_id}` expired by {who_text(access.actor)}.")
+    _changed(f"Silence {md(silence_id)} expired by {md(access.actor)}.")
 
 
 def _silence_row(ctx: AppContext, access: Access, row: Mapping[Any, Any],
                  active: pd.DataFrame) -> None:
-    matchers = " ".join(f"`{k}={v}`" for k, v in row["matchers"].items())
+    matchers = " ".join(md(f"{k}={v}") for k, v in row["matchers"].items())
     hits = ad.silence_matches(row["matchers"], active) if row["status"] == "active" else []
     with st.container(border=True):
         left, right = st.columns([6, 1], vertical_alignment="center")
         left.markdown(
             f":{'green' if row['status'] == 'active' else 'orange'}-badge"
             f"[{str(row['status']).upper()}] {matchers}  \n"
-            f"{row['comment']}  \n"
-            f":gray[`{row['id']}` · by {row['created_by']} ({row['source']}) · "
+            f"{md(row['comment'], 2000)}  \n"
+            f":gray[{md(row['id'])} · by {md(row['created_by'])} ({md(row['source'])}) · "
             f"{_when(row['starts_at'])} → {_when(row['ends_at'])} · "
             f"matches {len(hits)} active alert{'s' if len(hits) != 1 else ''} now]")
         from_config = row["source"] == "config"

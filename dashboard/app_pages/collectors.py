@@ -24,6 +24,8 @@ from orgscope import bill
 from orgscope.config import Config, ConfigError, format_interval, parse_interval
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
+from orgscope.untrusted import markdown as md
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +76,16 @@ def _problems(billed: pd.DataFrame) -> None:
         for (name, account_id), group in accounts:
             error = str(group["last_error"].dropna().iloc[0]) if group["last_error"].notna(
             ).any() else "no reason recorded"
-            lines.append(f"- **{name}** (`{account_id}`): "
-                         f"{', '.join(sorted(set(group['collector'])))} — {error}")
+            lines.append(f"- **{md(name)}** ({md(account_id)}): "
+                         f"{', '.join(sorted(set(group['collector'])))} — {md(error, 2000)}")
         st.error(f"**orgscope could not read {accounts.ngroups} account"
                  f"{'s' if accounts.ngroups != 1 else ''}** at the last run: its role could "
                  "not be assumed. Their estimate is from earlier successful runs; without one "
                  "it shows as no estimate.\n\n" + "\n".join(lines), icon=":material/block:")
     failed = billed[billed["status"] == "error"]
     if len(failed):
-        lines = [f"- **{r['collector']}** in {r['account']} ({r['region']}): {r['last_error']}"
+        lines = [f"- **{md(r['collector'])}** in {md(r['account'])} ({md(r['region'])}): "
+                 f"{md(r['last_error'], 2000)}"
                  for r in failed.head(10).to_dict("records")]
         more = f"\n- … and {len(failed) - 10} more" if len(failed) > 10 else ""
         st.warning(f"**{len(failed)} run{'s' if len(failed) != 1 else ''} failed at the "
@@ -263,7 +266,7 @@ def _runs_table(billed: pd.DataFrame) -> None:
     export = billed.drop(columns=["interval_s"]).assign(
         interval=billed["interval_s"].map(lambda s: format_interval(timedelta(seconds=s))))
     st.download_button(
-        "Download CSV", data=export.to_csv(index=False).encode("utf-8"),
+        "Download CSV", data=csv_bytes(export),
         file_name=f"orgscope-collectors-bill-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv",
         mime="text/csv", key=DOWNLOAD_KEY, icon=":material/download:", on_click="ignore")
 

@@ -21,6 +21,8 @@ from dashboard import cost_data
 from dashboard.context import AppContext, run_page
 from orgscope.cost.forecast import Calibration
 from orgscope.store import StoreError
+from orgscope.untrusted import markdown as md
+from orgscope.untrusted import plotly_text as pt
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +126,10 @@ def _movers(rv: cost_data.CostReview) -> None:
     lines = []
     for row in rv.movers.to_dict("records"):
         lines.append(
-            f"- **{row['team']}** {row['change']:+,.2f} {rv.currency} "
-            f"({row['previous']:,.2f} → {row['amount']:,.2f}): mostly **{row['service']}** / "
-            f"`{row['usage_type']}` in {row['account']} ({row['line_change']:+,.2f})")
+            f"- **{md(row['team'])}** {row['change']:+,.2f} {rv.currency} "
+            f"({row['previous']:,.2f} → {row['amount']:,.2f}): mostly **{md(row['service'])}**"
+            f" / {md(row['usage_type'])} in {md(row['account'])} "
+            f"({row['line_change']:+,.2f})")
     st.markdown("\n".join(lines))
 
 
@@ -134,7 +137,7 @@ def _trend(rv: cost_data.CostReview) -> None:
     st.subheader("Daily cost")
     figure = go.Figure()
     for team, rows in rv.daily.groupby("team"):
-        figure.add_bar(x=rows["date"], y=rows["amount"], name=str(team))
+        figure.add_bar(x=rows["date"], y=rows["amount"], name=pt(team))
     if len(rv.band):
         figure.add_scatter(x=rv.band["date"], y=rv.band["high"], mode="lines",
                            line={"width": 0}, showlegend=False, hoverinfo="skip")

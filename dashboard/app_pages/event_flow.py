@@ -28,6 +28,9 @@ from dashboard.filters import Filters
 from orgscope.datasets import AVERAGE_METRICS, VERDICTS
 from orgscope.durations import bucket_text, duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
+from orgscope.untrusted import markdown as md
+from orgscope.untrusted import plotly_text as pt
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +75,10 @@ def _unreachable_banner(ctx: AppContext, verdicts: pd.DataFrame) -> None:
         rules = verdicts[verdicts["account_id"] == row["account_id"]]
         since = row["unreachable_since"]
         when = f" since {since:%Y-%m-%d %H:%M} UTC" if pd.notna(since) else ""
-        reason = row["reason"] if isinstance(row["reason"], str) else "no reason recorded"
+        reason = md(row["reason"], 2000) if isinstance(row["reason"], str) \
+            else "no reason recorded"
         lines.append(
-            f"- **{row['name']}** (`{row['account_id']}`){when}: {reason} — "
+            f"- **{md(row['name'])}** ({md(row['account_id'])}){when}: {reason} — "
             f"{len(rules)} rule{'s' if len(rules) != 1 else ''} shown from the last data read"
         )
     count = len(down)
@@ -134,7 +138,7 @@ def _heatmap(verdicts: pd.DataFrame) -> None:
     figure = go.Figure(
         go.Heatmap(
             z=z.map(lambda v: codes.get(v) if isinstance(v, str) else None).to_numpy(),
-            x=rule_order, y=row_order,
+            x=list(range(len(rule_order))), y=list(range(len(row_order))),
             text=z.map(lambda v: SHORT.get(v, "") if isinstance(v, str) else "").to_numpy(),
             texttemplate="%{text}", textfont={"size": 10, "color": "white"},
             customdata=hover.fillna("").to_numpy(),
@@ -146,8 +150,12 @@ def _heatmap(verdicts: pd.DataFrame) -> None:
     figure.update_layout(
         height=max(260, 26 * len(row_order) + 190),
         margin={"l": 0, "r": 0, "t": 10, "b": 0},
-        xaxis={"tickangle": -40, "tickfont": {"size": 10}, "showgrid": False},
-        yaxis={"autorange": "reversed", "showgrid": False},
+        # positions with escaped tick labels: a name is never Plotly HTML, and two names
+        # that escape alike stay two columns
+        xaxis={"tickangle": -40, "tickfont": {"size": 10}, "showgrid": False,
+               "tickvals": list(range(len(rule_order))), "ticktext": [pt(r) for r in rule_order]},
+        yaxis={"autorange": "reversed", "showgrid": False,
+               "tickvals": list(range(len(row_order))), "ticktext": [pt(r) for r in row_order]},
         plot_bgcolor="rgba(0,0,0,0)",
         hoverlabel={"align": "left"},
     )
@@ -180,10 +188,11 @@ def _verdict_box(row: Mapping[Any, Any]) -> None:
     verdict = str(row["verdict"])
     reasons = row["reasons"] if isinstance(row["reasons"], list) else []
     text = (
-        f"{_coloured(verdict)} · **{row['rule']}** on bus `{row['bus']}` in "
-        f"{row['account']} ({row['account_id']}), {row['region']}"
+        f"{_coloured(verdict)} · **{md(row['rule'])}** on bus {md(row['bus'])} in "
+        f"{md(row['account'])} ({md(row['account_id'])}), {md(row['region'])}"
     )
-    body = "\n".join(f"- {reason}" for reason in reasons) or "- No reasons recorded."
+    body = "\n".join(f"- {md(reason, 2000)}" for reason in reasons) or \
+        "- No reasons recorded."
     if verdict in ("FAILING", "STALE"):
         st.error(f"{text}\n\n{body}", icon=":material/error:")
     elif verdict in ("SILENT", "DEGRADED", "DISABLED"):
@@ -204,7 +213,7 @@ def _traces_link(ctx: AppContext, key: vd.RuleKey) -> None:
     consumers = params.get("service") or ", ".join(
         names.get(a, a) for a in params.get("account", "").split(",") if a) or key.rule
     st.page_link("app_pages/traces.py", query_params=params, icon=":material/timeline:",
-                 label=f"Traces of {consumers}, the consumer of {key.rule}, in the last "
+                 label=f"Traces of {md(consumers)}, the consumer of {md(key.rule)}, in the last "
                        f"{ctx.filters.time_range}",
                  help="Opens the Traces page searched by the services whose spans carry "
                       "this rule as annotation event_rule (else the accounts of its "
@@ -359,7 +368,7 @@ def _dlqs(ctx: AppContext) -> None:
                 part = series[series["queue_arn"] == arn]
                 figure.add_trace(go.Scatter(
                     x=part["bucket"], y=part["visible"], mode="lines", line_shape="hv",
-                    name=f"{part['queue'].iloc[0]} ({part['account'].iloc[0]})",
+                    name=pt(f"{part['queue'].iloc[0]} ({part['account'].iloc[0]})"),
                     hovertemplate="%{x|%a %d %b %H:%M} UTC: %{y} messages<extra></extra>"))
             figure.update_layout(
                 height=280, margin={"l": 0, "r": 0, "t": 10, "b": 0},
@@ -419,7 +428,7 @@ def _verdict_table(verdicts: pd.DataFrame) -> None:
         )
     st.download_button(
         "Download verdicts (CSV)",
-        data=export.to_csv(index=False).encode("utf-8"),
+        data=csv_bytes(export),
         file_name=f"orgscope-verdicts-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv",
         mime="text/csv", key=DOWNLOAD_KEY, icon=":material/download:", on_click="ignore",
     )

@@ -16,10 +16,12 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.context import AppContext, run_page
-from dashboard.formatting import md_text
 from orgscope.access import ACCESS_MEANINGS
 from orgscope.durations import duration_text
 from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
+from orgscope.untrusted import markdown as md
+from orgscope.untrusted import plotly_text as pt
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,8 @@ def _unreachable_banner(overview: pd.DataFrame) -> None:
         )
         reason = row["reason"] if isinstance(row["reason"], str) else "no reason recorded"
         lines.append(
-            f"- **{md_text(row['name'])}** ({md_text(row['account_id'])}, team "
-            f"{md_text(row['team'])}, {row['access']}): {md_text(reason)}{when}{rules}"
+            f"- **{md(row['name'])}** ({md(row['account_id'])}, team "
+            f"{md(row['team'])}, {md(row['access'])}): {md(reason, 2000)}{when}{rules}"
         )
     count = len(down)
     st.error(
@@ -130,8 +132,8 @@ def _gaps_banner(overview: pd.DataFrame) -> None:
     gaps = overview[overview["access"] == "partial"]
     if gaps.empty:
         return
-    lines = [f"- **{md_text(row['name'])}** ({md_text(row['account_id'])}): refused "
-             + ", ".join(md_text(item) for item in row["denied"])
+    lines = [f"- **{md(row['name'])}** ({md(row['account_id'])}): refused "
+             + ", ".join(md(item) for item in row["denied"])
              for row in gaps.to_dict("records")]
     st.warning(
         f"**{len(gaps)} account{'s' if len(gaps) != 1 else ''} readable with gaps.** The read "
@@ -217,6 +219,8 @@ def _rules_chart(overview: pd.DataFrame) -> None:
     )
     order = counts.groupby("label")["rules"].sum().sort_values(ascending=True).index.tolist()
     colours = data.state_colours(counts["state"].unique().tolist())
+    # bars at positions with escaped tick labels: an account name is never Plotly HTML
+    labels = [pt(label) for label in order]
     figure = go.Figure()
     for state in ("ENABLED", "DISABLED", "OTHER"):
         part = counts[counts["state"] == state].set_index("label").reindex(order)
@@ -224,12 +228,13 @@ def _rules_chart(overview: pd.DataFrame) -> None:
             continue
         figure.add_trace(
             go.Bar(
-                name=state.lower(),
-                y=order,
+                name=pt(state.lower()),
+                y=list(range(len(order))),
                 x=part["rules"].fillna(0),
                 orientation="h",
                 marker_color=colours.get(state, data.OTHER_STATE_COLOUR),
-                hovertemplate="%{y}: %{x} " + state.lower() + "<extra></extra>",
+                customdata=labels,
+                hovertemplate="%{customdata}: %{x} " + pt(state.lower()) + "<extra></extra>",
             )
         )
     figure.update_layout(
@@ -239,6 +244,7 @@ def _rules_chart(overview: pd.DataFrame) -> None:
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0,
                 "traceorder": "normal"},
         xaxis_title="rules (latest inventory)",
+        yaxis={"tickvals": list(range(len(order))), "ticktext": labels},
     )
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     if stale:
@@ -316,7 +322,7 @@ def _rules_inventory(ctx: AppContext) -> None:
     )
     st.download_button(
         "Download CSV",
-        data=export.to_csv(index=False).encode("utf-8"),
+        data=csv_bytes(export),
         file_name=f"orgscope-rules-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv",
         mime="text/csv",
         key=DOWNLOAD_KEY,

@@ -36,6 +36,9 @@ from dashboard import waterfall as wf
 from dashboard.context import AppContext, run_page
 from orgscope.store import StoreError
 from orgscope.traces.ids import to_w3c_trace_id
+from orgscope.untrusted import csv_bytes
+from orgscope.untrusted import markdown as md
+from orgscope.untrusted import plotly_text as pt
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,8 @@ def _apply_link(ctx: AppContext) -> None:
     try:
         link = links.read_link(params, ctx.account_names)
     except criteria.SearchError as error:
-        st.warning(f"This link's filters were not applied: {error}", icon=":material/link_off:")
+        st.warning(f"This link's filters were not applied: {md(error, 2000)}",
+                   icon=":material/link_off:")
         return
     search = link.search
     st.session_state[SERVICES_KEY] = list(search.services)
@@ -167,7 +171,7 @@ def _search_form(ctx: AppContext, window: criteria.Window, linked: criteria.Wind
             statuses=tuple(statuses), min_duration_ms=float(minimum or 0),
             annotations=criteria.parse_annotations(annotation_text or ""))
     except criteria.SearchError as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(md(error, 2000), icon=":material/error:")
         return None
 
 
@@ -207,7 +211,7 @@ def _results(ctx: AppContext, results: pd.DataFrame) -> None:
         },
     )
     st.download_button(
-        "Download traces (CSV)", data=export.to_csv(index=False).encode("utf-8"),
+        "Download traces (CSV)", data=csv_bytes(export),
         file_name=f"orgscope-traces-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv", mime="text/csv",
         key=DOWNLOAD_KEY, icon=":material/download:", on_click="ignore")
 
@@ -261,7 +265,7 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
                    for s in part["status"]]
         figure.add_trace(go.Bar(
             orientation="h", y=part["row"], x=part["duration_ms"].clip(lower=0.5),
-            base=part["offset_ms"], name=f"{part['account'].iloc[0]} ({account_id})",
+            base=part["offset_ms"], name=pt(f"{part['account'].iloc[0]} ({account_id})"),
             marker={"color": colours[account_id], "line": {"color": outline, "width": 2.5}},
             text=[f"{d:,.0f} ms" for d in part["duration_ms"]], textposition="outside",
             cliponaxis=False, customdata=part["hover"],
@@ -284,7 +288,7 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
     if len(broken):
         figure.add_trace(go.Scatter(
             x=broken["offset_ms"], y=broken["row"], mode="markers",
-            name="break: " + ", ".join(sorted(set(broken["break"]))),
+            name=pt("break: " + ", ".join(sorted(set(broken["break"])))),
             marker={"symbol": "x-thin-open", "size": 14, "color": "#d6453d",
                     "line": {"width": 3, "color": "#d6453d"}},
             customdata=broken["hover"], hovertemplate="%{customdata}<extra></extra>",
@@ -301,11 +305,11 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
     margin = min(MAX_LABEL_PX, max(widths) + 24)
     for record in rows.to_dict("records"):
         service = "" if record["name"] == record["service"] else \
-            f" <span style='color:#78909c'>· {record['service']}</span>"
+            f" <span style='color:#78909c'>· {pt(record['service'])}</span>"
         figure.add_annotation(
             x=0, xref="paper", y=record["row"], yref="y", xanchor="left", showarrow=False,
             xshift=-margin + 8 + INDENT_PX * int(record["depth"]),
-            text=f"{record['name']}{service}", font={"family": "monospace", "size": 12},
+            text=f"{pt(record['name'])}{service}", font={"family": "monospace", "size": 12},
             hovertext=record["hover"])
     figure.update_layout(
         height=34 * len(rows) + 110, barmode="overlay", bargap=0.25,
@@ -319,14 +323,15 @@ def _waterfall(ctx: AppContext, trace: Mapping[str, Any]) -> None:
     st.plotly_chart(figure, width="stretch", config=PLOTLY_CONFIG, key="traces.waterfall")
     accounts = list(dict.fromkeys(rows["account"]))
     crossings = int(rows["crossing"].sum())
-    notes = [f"{len(rows)} spans in {len(accounts)} accounts ({' → '.join(accounts)})",
+    notes = [f"{len(rows)} spans in {len(accounts)} accounts "
+             f"({' → '.join(md(a) for a in accounts)})",
              f"{crossings} account crossing{'s' if crossings != 1 else ''}"]
     relinked = int(rows["relinked"].sum())
     if relinked:
         notes.append(f"{relinked} re-linked to its producer by the event's traceparent (the "
                      "X-Ray trace id changed at the bus)")
     for kind in sorted(set(broken["break"])):
-        notes.append(f"break ({kind}): {wf.BREAK_HELP.get(kind, kind)}")
+        notes.append(f"break ({md(kind)}): {md(wf.BREAK_HELP.get(kind, kind))}")
     st.caption(" · ".join(notes) + ". Outlined bars answered with an error (amber) or a fault "
                "(red); rows are in parent order, indented by depth.")
 
@@ -360,7 +365,7 @@ def _service_map(ctx: AppContext, window: criteria.Window) -> None:
                          line={"color": colour, "width": 1.5}, fillcolor=colour, opacity=0.12,
                          layer="below")
         figure.add_annotation(x=(box["x0"] + box["x1"]) / 2, y=box["y1"], yanchor="bottom",
-                              text=f"<b>{names.get(box['account_id'], box['account_id'])}</b>",
+                              text=f"<b>{pt(names.get(box['account_id'], box['account_id']))}</b>",
                               showarrow=False, font={"size": 11, "color": colour})
     busiest = max(float(edges["calls"].max()), 1.0) if len(edges) else 1.0
     arcs = False
@@ -382,9 +387,9 @@ def _service_map(ctx: AppContext, window: criteria.Window) -> None:
         mid_x.append(x)
         mid_y.append(y)
         mid_hover.append(
-            f"<b>{edge['source_service']} → {edge['target_service']}</b><br>"
-            f"{names.get(edge['source_account_id'], edge['source_account_id'])} → "
-            f"{names.get(edge['target_account_id'], edge['target_account_id'])}"
+            f"<b>{pt(edge['source_service'])} → {pt(edge['target_service'])}</b><br>"
+            f"{pt(names.get(edge['source_account_id'], edge['source_account_id']))} → "
+            f"{pt(names.get(edge['target_account_id'], edge['target_account_id']))}"
             f"{' (cross-account)' if edge['cross_account'] else ''}<br>"
             f"{int(edge['calls']):,} calls · {int(edge['errors']):,} with errors · {label}")
     if mid_x:
@@ -409,7 +414,7 @@ def _service_map(ctx: AppContext, window: criteria.Window) -> None:
              f"{describe_window(window)}); arrow width = calls, colour = errors (grey none, "
              "amber some, red ≥ 5 %); labels are the callee's p95."]
     def rise(r: Mapping[Any, Any]) -> str:
-        return (f"**{r['service']}** ({names.get(r['account_id'], r['account_id'])}) "
+        return (f"**{md(r['service'])}** ({md(names.get(r['account_id'], r['account_id']))}) "
                 f"{r['usual_p99_ms']:,.0f} → {r['latest_p99_ms']:,.0f} ms")
 
     sources = risen[risen["rise_source"]].sort_values("ratio", ascending=False)
@@ -461,14 +466,16 @@ def _map_nodes(figure: go.Figure, nodes: pd.DataFrame, names: Mapping[str, str])
         widths.append(6 if source else 4 if rose else 1.5)
         sizes.append(44 if source else 34 if rose else 30)
         p95 = node["p95_ms"]
-        line = f"<b>{node['service']}</b><br>p95 {p95:,.0f} ms" if pd.notna(p95) else \
-            f"<b>{node['service']}</b>"
+        service = pt(node["service"])
+        line = f"<b>{service}</b><br>p95 {p95:,.0f} ms" if pd.notna(p95) else \
+            f"<b>{service}</b>"
         if rose:
             colour = "#d6453d" if source else "#b26a00"
             line += f"<br><b style='color:{colour}'>p99 ↑ {node['ratio']:,.1f}x</b>"
         texts.append(line)
-        hover = (f"<b>{node['service']}</b><br>{names.get(node['account_id'], '?')} "
-                 f"({node['account_id']}) {node['region']}<br>{int(node['calls']):,} calls · "
+        hover = (f"<b>{service}</b><br>{pt(names.get(node['account_id'], '?'))} "
+                 f"({pt(node['account_id'])}) {pt(node['region'])}<br>"
+                 f"{int(node['calls']):,} calls · "
                  f"{int(node['errors']):,} errors · {int(node['faults']):,} faults<br>"
                  + (f"p95 {p95:,.0f} ms" if pd.notna(p95) else ""))
         if pd.notna(node.get("latest_p99_ms")):
@@ -501,7 +508,7 @@ def _latency(ctx: AppContext, window: criteria.Window) -> None:
                            vertical_spacing=0.08,
                            subplot_titles=(f"{percentile} latency (ms)", "error rate (%)"))
     for (service, account), part in frame.groupby(["service", "account_id"], sort=True):
-        label = f"{service} · {names.get(str(account), account)}"
+        label = pt(f"{service} · {names.get(str(account), account)}")
         colour = colours[str(account)]
         figure.add_trace(go.Scatter(
             x=part["bucket_start"], y=part[f"{percentile}_ms"], mode="lines+markers",

@@ -15,6 +15,7 @@ import pandas as pd
 
 from orgscope.cost.attribution import month_of
 from orgscope.cost.forecast import days_in_month
+from orgscope.untrusted import safe_frame
 
 SNAPSHOT_KEYS = ["team", "account_id", "service", "usage_type", "method"]
 CENT = 0.005
@@ -178,11 +179,13 @@ def closed_diff(closed: pd.DataFrame, attributed: pd.DataFrame, month: str) -> p
 
 
 def workbook(sheets: Mapping[str, pd.DataFrame]) -> bytes:
-    """An XLSX file with one sheet per entry (sheet names cut to Excel's 31 characters)."""
+    """An XLSX file with one sheet per entry (sheet names cut to Excel's 31 characters); a
+    text cell that starts like a formula is quoted (:func:`orgscope.untrusted.safe_frame`),
+    so a team or usage type written as ``=HYPERLINK(...)`` stays text."""
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=name[:31], index=False)
+            safe_frame(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
             for column in sheet.columns:
                 width = max(len(str(cell.value or "")) for cell in column)

@@ -11,8 +11,9 @@ import pytest
 from alerts.lifecycle import AlertState, Notice
 from alerts.notify import alert_messages, heal_messages
 from alerts.routing import SecretCache, WebhookError, Webhooks, route, secrets_fetcher
-from alerts.slack import alert_message, dashboard_link, group_message
+from alerts.slack import alert_message, dashboard_link, group_message, heal_message
 from orgscope.config import SlackConfig, SlackRoute
+from testkit.hostile import slack_problems
 from tests.alerts.alert_frames import CENTRAL, ORDERS, REGION, config, heal, heal_action
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -192,3 +193,37 @@ def test_secrets_are_read_through_the_session_factory_in_the_configured_account(
     secrets_fetcher(other, Factory())("x")  # type: ignore[arg-type]
     assert calls == [("base", "secretsmanager", "us-east-1"),
                      ("121212121212", "secretsmanager", "eu-west-1")]
+
+
+SERVICE = "<!channel> <https://evil.example/login|Open runbook>"
+
+
+def hostile_state(**changes: Any) -> AlertState:
+    """An alert whose every label comes from a monitored account's hostile text."""
+    values: dict[str, Any] = dict(
+        alert_name="service_errors", key=f"service_errors/{ORDERS}/{SERVICE}", rule=None,
+        bus=None, service=SERVICE, account_name="@channel *pay* <@U123> ~now~",
+        team="`ops` @here", region="us-east-1\u202e",
+        summary=f"service {SERVICE} ({ORDERS}): 40% of 10 requests failed",
+        details=json.dumps({"reasons": [f"{SERVICE} failed", "_italic_ https://evil.example"],
+                            "failed": "<!here>"}))
+    values.update(changes)
+    return state(**values)
+
+
+@pytest.mark.parametrize("kind", ["firing", "repeat", "page", "resolved"])
+def test_hostile_labels_never_page_link_or_format(kind: str) -> None:
+    payload = alert_message(hostile_state(), kind, BASE)
+    assert slack_problems(payload, BASE) == []
+    assert "&lt;!channel&gt; &lt;https" in texts(payload)  # shown, as text
+    if kind == "page":
+        assert payload["text"].startswith("<!channel> ")  # the page's own mention stays
+
+
+def test_hostile_labels_in_grouped_messages_and_heal_notices() -> None:
+    group = group_message([hostile_state(), hostile_state(key="k2")], "firing", BASE, 10)
+    assert slack_problems(group, BASE) == []
+    row = heal_action("enable", "failed", f"AccessDenied for {SERVICE}")
+    row.update(rule=SERVICE, account_name="@everyone", bus="*bus*", disabled_by="<@U1>",
+               team="<!here>")
+    assert slack_problems(heal_message(row, BASE, "k"), BASE) == []

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from orgscope.cost import anomalies, categories, review
+from testkit.hostile import INVALID_UTF8
 
 
 def _attributed(rows: list[tuple[date, str, str, str, float]]) -> pd.DataFrame:
@@ -107,3 +108,25 @@ def test_workbook_opens_with_its_sheets() -> None:
                             "a very long sheet name over 31 chars": pd.DataFrame({"b": [2]})})
     book = openpyxl.load_workbook(io.BytesIO(data))
     assert book.sheetnames == ["summary", "a very long sheet name over 31 "]
+
+
+def test_workbook_keeps_formula_text_as_text_and_numbers_as_numbers() -> None:
+    """A team or usage type from a monitored account's tags written as a formula must not run
+    in the finance team's spreadsheet (OWASP CSV injection)."""
+    frame = pd.DataFrame({"team": ['=HYPERLINK("http://evil.example","x")', "@SUM(1)", "ok"],
+                          "amount": [-1.5, 2.0, 3.0]})
+    sheet = openpyxl.load_workbook(io.BytesIO(review.workbook({"by team": frame})))["by team"]
+    cells = [(cell.value, cell.data_type) for cell in sheet["A"][1:]]
+    assert cells == [("'=HYPERLINK(\"http://evil.example\",\"x\")", "s"), ("'@SUM(1)", "s"),
+                     ("ok", "s")]
+    assert [cell.value for cell in sheet["B"][1:]] == [-1.5, 2, 3]
+
+
+def test_workbook_writes_control_characters_and_invalid_utf8() -> None:
+    """openpyxl refuses C0 controls and UTF-8 refuses surrogates: one bad name must not stop
+    the month's workbook."""
+    frame = pd.DataFrame({"team": ["nul\x00byte", "\x1b[31mred", INVALID_UTF8, "ok"]},
+                         dtype=object)  # pandas' Arrow strings cannot hold a surrogate
+    sheet = openpyxl.load_workbook(io.BytesIO(review.workbook({"t": frame})))["t"]
+    assert [cell.value for cell in sheet["A"][1:]] == [
+        "nul\ufffdbyte", "\ufffd[31mred", "bad-\ufffd-\ufffd\ufffd-name", "ok"]

@@ -25,6 +25,7 @@ from testkit.alerts_sample import (
     fill_alerts,
     firing_payload,
 )
+from testkit.hostile import export_problems, shown
 
 
 @pytest.fixture
@@ -165,23 +166,34 @@ def test_heal_csv_round_trips(store: Store, now: datetime) -> None:
 
 
 def test_the_slack_message_reads_as_it_was_sent(now: datetime) -> None:
-    message = ad.slack_message(json.dumps(firing_payload(now)))
+    message = ad.slack_message(json.dumps(firing_payload(now)), "http://localhost:8501")
     assert message.problem is None
     assert message.markdown.startswith(f"#### CRITICAL: rule {FIRING_RULE} is disabled")
     assert "**What**: rule `order-placed-to-orders`" in message.markdown
-    assert "- **Account**  \nevent-bus (121212121212)" in message.markdown
+    assert "- **Account**  \nevent-bus (121212121212)" in shown(message.markdown)
     assert "is DISABLED  \n**Why**" in message.markdown
     assert f"[Open in orgscope](http://localhost:8501/alerts?alert={FIRING_KEY})" in \
         message.markdown
-    assert message.fallback.startswith(":red_circle: CRITICAL")
+    assert shown(message.fallback).startswith(":red_circle: CRITICAL")
+
+
+def test_only_links_into_the_dashboard_are_links(now: datetime) -> None:
+    """A stored button to another host (or any button, without a base URL) shows its label
+    and its URL as text."""
+    payload = firing_payload(now)
+    assert "](" not in ad.slack_message(json.dumps(payload)).markdown
+    payload["blocks"][-1]["elements"][0]["url"] = "http://localhost:8501.evil.example/x"
+    elsewhere = ad.slack_message(json.dumps(payload), "http://localhost:8501").markdown
+    assert "](" not in elsewhere and "Open in orgscope (http" in shown(elsewhere)
 
 
 def test_slack_attachments_text_only_and_bad_payloads() -> None:
     coloured = ad.slack_message(json.dumps({"attachments": [
         {"color": "#d6453d", "blocks": [{"type": "divider"}], "text": "see <https://x.io|x>"}]}))
     assert coloured.colour == "#d6453d"
-    assert coloured.markdown == "---\n\nsee [x](https://x.io)"
-    assert ad.slack_message('{"text": "*down* &amp; out"}').markdown == "**down** & out"
+    # text, not a link (a word joiner breaks GFM's autolink of the URL)
+    assert coloured.markdown == "---\n\nsee x \\(https:\u2060//x.io\\)"
+    assert ad.slack_message('{"text": "*down* &amp; out"}').markdown == "**down** \\& out"
     assert ad.slack_message("not json").problem is not None
     assert ad.slack_message("[1]").problem == "the stored payload is not a JSON object"
 
@@ -229,3 +241,11 @@ def test_grouped_messages_of_one_evaluation_show_on_their_members(empty_store: S
             key = f"rule_disabled/{account}/us-east-1/central-bus/rule-{i}"
             sent = ad.alert_notifications(empty_store, key, account)
             assert len(sent) == 1 and sent.iloc[0]["id"].startswith("grp-"), (key, sent)
+
+
+def test_heal_csv_quotes_formula_cells(store: Store, now: datetime) -> None:
+    log = ad.heal_log(store, Filters(), now).assign(reason="=HYPERLINK(\"http://x\")",
+                                                      rule="-1+1", disabled_by="@SUM(1)")
+    back = pd.read_csv(io.BytesIO(ad.heal_csv(log)), dtype=str, keep_default_na=False)
+    assert export_problems(back.to_numpy().ravel()) == []
+    assert back.iloc[0]["reason"] == "'=HYPERLINK(\"http://x\")"

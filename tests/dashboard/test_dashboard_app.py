@@ -14,11 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.app_pages.organization import ONLY_DISABLED_KEY, SEARCH_KEY
 from dashboard.filters import ACCOUNTS_KEY, TEAMS_KEY, TIME_RANGE_KEY
-from dashboard.formatting import md_text
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
+from orgscope.untrusted import markdown as md_text
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from testkit.dashboard_sample import UNREACHABLE_REASON, fill_org_store, write_config
+from testkit.hostile import shown
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
 TIMEOUT_S = 60
@@ -42,12 +43,6 @@ def _metrics(app: AppTest) -> dict[str, str]:
 
 def _texts(elements: Iterable[Any]) -> str:
     return "\n".join(str(element.value) for element in elements)
-
-
-def _shown(markdown: str) -> str:
-    """The text markdown displays for escaped characters (a backslash escape shows the
-    character itself)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 @pytest.fixture
@@ -82,7 +77,7 @@ def test_unreachable_banner_names_the_account_and_reason(
     monkeypatch: pytest.MonkeyPatch, populated: Path
 ):
     app = _run(monkeypatch, populated)
-    banner = _shown(_texts(app.error))
+    banner = shown(_texts(app.error))
     assert "could not read 1 account" in banner
     assert "payment-service" in banner
     assert UNREACHABLE_REASON in banner
@@ -187,7 +182,7 @@ def test_an_account_readable_with_gaps_names_the_refused_action_and_its_collecto
     assert not app.exception
     metrics = _metrics(app)
     assert metrics["Readable"] == "12" and metrics["Could not read"] == "1"
-    gaps = _shown(_texts(app.warning))
+    gaps = shown(_texts(app.warning))
     assert "1 account readable with gaps" in gaps
     assert "inventory-mgmt" in gaps and "logs:FilterLogEvents (otel)" in gaps
     accounts = app.dataframe[0].value
@@ -208,7 +203,7 @@ def test_names_and_reasons_from_accounts_never_become_links_or_markup(
         checked_at=accounts["checked_at"] + pd.Timedelta(seconds=1)), "hostile")
     app = _run(monkeypatch, write_config(tmp_path, tmp_path / "data"))
     banner = _texts(app.error)
-    assert hostile in _shown(banner)  # shown as the text it is ...
+    assert hostile in shown(banner)  # shown as the text it is ...
     # ... and never a link, an image, HTML, emphasis or math
     assert "[Open runbook](" not in banner and "![x](" not in banner
     assert not re.search(r"(?<!\\)<img", banner)
