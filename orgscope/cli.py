@@ -30,6 +30,7 @@ from orgscope.runner import DiscoveryError, RunResult, stages
 from orgscope.sharding import parse_shard
 from orgscope.store import StoreError
 from orgscope.tables import render_table
+from orgscope.untrusted import csv_bytes
 
 log = logging.getLogger(__name__)
 
@@ -342,8 +343,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     except StoreError as error:
         views = ", ".join(store.view_names())
         raise UsageError(f"query failed: {error} (views: {views})") from None
-    if args.format == "csv":
-        frame.to_csv(sys.stdout, index=False)
+    if args.format == "csv":  # opened in a spreadsheet: text that would be a formula is quoted
+        sys.stdout.write(csv_bytes(frame).decode("utf-8"))
     elif args.format == "json":
         sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
     else:
@@ -564,7 +565,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (a few lines per
         "query", help="run one read-only DuckDB SELECT over the stored datasets")
     query.add_argument("sql", help='one SELECT, for example "select count(*) from rules" (no '
                                    'COPY, ATTACH, INSTALL, SET, PRAGMA or second statement)')
-    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                       help="csv: text a spreadsheet would run as a formula (= + - @) gets a "
+                       "leading quote")
     query.set_defaults(func=cmd_query, quiet=True)
 
     _add_alerts_parser(commands)

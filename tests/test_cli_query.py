@@ -115,3 +115,14 @@ def test_views_over_the_store_still_read(config_file: Path,
     store.write("runs", runs, "cycle-1")
     assert _query(config_file, "select count(*) as n from runs") == 0
     assert capsys.readouterr().out.split() == ["n", str(len(runs))]
+
+
+def test_csv_output_holds_no_formula(config_file: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule or tag named like a formula runs in the spreadsheet `query --format csv > x.csv`
+    is opened in: text cells starting with = + - @ get a leading quote; numbers stay."""
+    sql = ("select '=HYPERLINK(\"https://evil.example\",\"x\")' as rule, '@SUM(A1)' as team, "
+           "-3 as n")
+    assert main(["--config", str(config_file), "query", "--format", "csv", sql]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "\"'=HYPERLINK(\"\"https://evil.example\"\",\"\"x\"\")\",'@SUM(A1),-3"
