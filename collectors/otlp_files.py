@@ -160,7 +160,8 @@ def file_rows(path: Path, account_id: str) -> list[dict[str, Any]]:
     """Every readable span in one file, as rows of ``account_id``, read a line at a time;
     ValueError when the file is not OTLP/JSON, OSError when it cannot be read."""
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as stream:
+    # bytes that are not UTF-8 become U+FFFD: the span keeps its other fields
+    with path.open(encoding="utf-8", errors="replace") as stream:
         for request in read_requests(stream, where=path.name):
             rows.extend(request_rows(request, account_id=account_id, where=path.name))
     return rows

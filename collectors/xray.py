@@ -42,6 +42,7 @@ from orgscope.config import CollectorConfig, Duration, Interval
 from orgscope.datasets import SPANS
 from orgscope.pricing import Pricing
 from orgscope.traces.ids import check_span_id, parse_traceparent, to_w3c_trace_id
+from orgscope.traces.otlp import loads
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def trace_rows(traces: Sequence[Mapping[str, Any]], *, account_id: str, region: 
     for trace in traces:
         for segment in trace.get("Segments", []):
             try:
-                document = json.loads(segment["Document"])
+                document = loads(segment["Document"])
                 if not isinstance(document, dict):
                     raise ValueError("document is not a JSON object")
                 rows.extend(segment_rows(document, account_id=account_id, region=region))

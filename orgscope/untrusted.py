@@ -33,6 +33,18 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def replace_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its text (also inside lists, tuples and dicts)
+    replaced by U+FFFD: such a str cannot be encoded as UTF-8, so Arrow refuses it."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list | tuple):
+        return type(value)(replace_surrogates(item) for item in value)
+    if isinstance(value, dict):
+        return {replace_surrogates(k): replace_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def clean(value: object, limit: int = MAX_CHARS) -> str:
     """``value`` as one line of plain text: ``str(value)`` ('' for None or NaN) with
     surrogates replaced by U+FFFD, control characters by a space, bidi controls removed,
@@ -43,7 +55,7 @@ def clean(value: object, limit: int = MAX_CHARS) -> str:
         text = value if isinstance(value, str) else str(value)
     except Exception:
         text = f"<unprintable {type(value).__name__}>"
-    text = _SURROGATE.sub("\ufffd", text)
+    text = replace_surrogates(text)
     text = _BIDI.sub("", _CONTROL.sub(" ", text))
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS
 

@@ -40,6 +40,7 @@ from orgscope.traces.ids import (
     parse_traceparent,
     to_w3c_trace_id,
 )
+from orgscope.untrusted import replace_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ def json_depth(text: str) -> int:
     return int(np.cumsum(steps).max())
 
 
+#: A JSON escape of a UTF-16 surrogate, paired or not.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def loads(text: str) -> Any:
     """``json.loads`` that refuses nesting deeper than :data:`MAX_JSON_DEPTH` with a
     ValueError saying so, instead of a RecursionError (or a long parse) in the middle."""
@@ -87,10 +92,13 @@ def loads(text: str) -> Any:
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"JSON nested {depth} deep; at most {MAX_JSON_DEPTH} levels are read")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:  # cannot happen below MAX_JSON_DEPTH; kept as a clear error
         raise ValueError(f"JSON nested too deep; at most {MAX_JSON_DEPTH} levels are "
                          "read") from None
+    # "\ud800" alone is valid JSON but not Unicode: Arrow (and pandas' string columns) refuse
+    # such a str, which would lose every row of the frame; a pair (an emoji) is one character.
+    return replace_surrogates(value) if _ESCAPED_SURROGATE.search(text) else value
 
 
 def any_value(value: Any) -> Any:  # noqa: PLR0911 (one return per AnyValue kind)

@@ -273,3 +273,22 @@ def test_parts_of_the_wrong_shape_are_skipped_and_the_rest_read(
     assert "resourceSpans[0] skipped: resource is a list" in caplog.text
     assert "resourceSpans[1] skipped" in caplog.text
     assert read_rows({"resourceSpans": 7}) == []
+
+
+def test_a_lone_surrogate_in_a_span_becomes_a_replacement_character(tmp_path: Any) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"), valid JSON but not Unicode: pandas' and
+    Arrow's string columns refuse such a str, which lost every row of the frame. The span is
+    kept with U+FFFD instead; an escaped pair (an emoji) stays the character it is."""
+    req = request(otlp_span("1111111111111111", name="GET /\udcff \U0001f600"))
+    text = json.dumps(req).replace("inventory-mgmt", "inventory\\ud800mgmt")
+    (row,) = read_rows(loads(text))
+    assert (row["service"], row["name"]) == ("inventory\ufffdmgmt", "GET /\ufffd \U0001f600")
+    assert SPANS.to_table(pd.DataFrame([row])).num_rows == 1
+    # a file holding bytes that are not UTF-8: its spans are read, the bytes replaced
+    path = tmp_path / "spans.json"
+    path.write_bytes(json.dumps(request(otlp_span("2222222222222222", name="GET /x"))).encode()
+                     .replace(b"GET /x", b"GET /\xff\xfe"))
+    from collectors.otlp_files import file_rows
+
+    (from_file,) = file_rows(path, READ)
+    assert from_file["name"] == "GET /\ufffd\ufffd"
