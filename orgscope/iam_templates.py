@@ -174,12 +174,14 @@ def allows(template: dict[str, Any], action: str, resource: str,
     Raises ValueError when the policies hold anything but plain Allow statements (a Deny, a
     Condition, a NotAction or a NotResource): this answers for those only.
     """
-    allowed = False
-    for statement in policy_statements(template):
+    statements = policy_statements(template)
+    for statement in statements:
         if statement.get("Effect") != "Allow" or \
                 {"Condition", "NotAction", "NotResource"} & set(statement):
             raise ValueError(f"statement {statement.get('Sid')!r}: only plain Allow "
                              "statements are evaluated")
+    allowed = False
+    for statement in statements:
         actions = as_list(statement.get("Action"))
         if not any(_wildcard(a, ignore_case=True).fullmatch(action) for a in actions):
             continue

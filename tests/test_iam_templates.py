@@ -350,6 +350,16 @@ def test_discovery_reads_tags_of_the_organizations_accounts_only(
     assert allows(template, "organizations:ListAccounts", "*", values)
 
 
+def test_allows_answers_only_for_what_it_can_evaluate(heal_template: dict[str, Any]) -> None:
+    """A Deny or a Condition would change the answer: allows() says so instead of guessing."""
+    with pytest.raises(ValueError, match="only plain Allow"):
+        allows(heal_template, "events:EnableRule", "arn:aws:events:us-east-1:1:rule/x", {})
+    member = load_template(READ_ROLE_TEMPLATE)
+    with pytest.raises(ValueError, match="SpansLogGroup"):
+        allows(member, "logs:FilterLogEvents", "arn:aws:logs:us-east-1:1:log-group:x",
+               {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT})
+
+
 # --- the heal role ---------------------------------------------------------------------------
 
 
