@@ -11,6 +11,12 @@ CloudFormation documents: ``!Ref X`` -> ``{"Ref": "X"}``, ``!Condition X`` ->
 ``{"Condition": "X"}``, any other ``!Name v`` -> ``{"Fn::Name": v}``. Intrinsics are kept as
 written, never evaluated.
 
+The read role comes in two templates: :data:`READ_ROLE_TEMPLATE` for the member accounts (a
+service-managed StackSet) and :data:`MANAGEMENT_READ_ROLE_TEMPLATE` for the management account,
+which alone is granted Cost Explorer and Organizations; :func:`read_role_template` says which
+one an account gets. :func:`allows` evaluates a template's Allow statements for one action on
+one resource ARN, resource patterns included, for tests that check what a role may reach.
+
 The templates are package data (pyproject.toml's package-data), found through
 importlib.resources, so an installed orgscope has them as well as a checkout: deploy them
 from there (docs/iam.md says how to print their path).
@@ -18,6 +24,8 @@ from there (docs/iam.md says how to print their path).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
@@ -26,8 +34,11 @@ import yaml
 
 #: The templates' folder inside the installed package.
 IAM_DIR = files("orgscope") / "iam"
-#: The read-only role every collector and account discovery use.
+#: The read-only role of every member account: the collectors that run in every account.
 READ_ROLE_TEMPLATE = IAM_DIR / "orgscope-read-role.yaml"
+#: The read-only role of the management account: the member role's grants, plus Cost Explorer
+#: (collectors of scope "payer") and Organizations (account discovery).
+MANAGEMENT_READ_ROLE_TEMPLATE = IAM_DIR / "orgscope-management-read-role.yaml"
 #: The auto-heal role, which may only re-enable EventBridge rules.
 HEAL_ROLE_TEMPLATE = IAM_DIR / "orgscope-heal-role.yaml"
 
@@ -113,3 +124,68 @@ def allowed_actions(template: dict[str, Any]) -> set[str]:
         if statement["Effect"] == "Allow"
         for action in as_list(statement.get("Action"))
     }
+
+
+def read_role_template(account_id: str, management_account_id: str) -> Traversable:
+    """The read role template deployed in ``account_id``: the management template in the
+    management account, the member template everywhere else."""
+    if account_id == management_account_id:
+        return MANAGEMENT_READ_ROLE_TEMPLATE
+    return READ_ROLE_TEMPLATE
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+
+
+def resolve(value: Any, values: Mapping[str, str]) -> str:
+    """A string, ``{"Ref": name}`` or one-string ``{"Fn::Sub": text}`` with ``values`` put in
+    (parameters and pseudo parameters such as ``AWS::AccountId``, by name).
+
+    Raises ValueError for any other intrinsic or a name ``values`` lacks.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, argument),) = value.items()
+        if name == "Ref" and isinstance(argument, str):
+            if argument not in values:
+                raise ValueError(f"no value for {argument!r}")
+            return values[argument]
+        if name == "Fn::Sub" and isinstance(argument, str):
+            missing = sorted(set(_SUB_VARIABLE.findall(argument)) - set(values))
+            if missing:
+                raise ValueError(f"no value for {', '.join(missing)} in {argument!r}")
+            return _SUB_VARIABLE.sub(lambda match: values[match.group(1)], argument)
+    raise ValueError(f"cannot resolve {value!r}: only strings, Ref and a one-string Fn::Sub")
+
+
+def _wildcard(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
+    """IAM's ``*`` (any run of characters, ``:`` and ``/`` included) and ``?`` (one)."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.IGNORECASE if ignore_case else 0)
+
+
+def allows(template: dict[str, Any], action: str, resource: str,
+           values: Mapping[str, str]) -> bool:
+    """Whether the role's inline policies Allow ``action`` on the ARN ``resource``, with the
+    template's Resource patterns resolved from ``values`` (see :func:`resolve`).
+
+    Actions match case-insensitively, resources case-sensitively, both with IAM's wildcards.
+    Raises ValueError when the policies hold anything but plain Allow statements (a Deny, a
+    Condition, a NotAction or a NotResource): this answers for those only.
+    """
+    statements = policy_statements(template)
+    for statement in statements:
+        if statement.get("Effect") != "Allow" or \
+                {"Condition", "NotAction", "NotResource"} & set(statement):
+            raise ValueError(f"statement {statement.get('Sid')!r}: only plain Allow "
+                             "statements are evaluated")
+    allowed = False
+    for statement in statements:
+        actions = as_list(statement.get("Action"))
+        if not any(_wildcard(a, ignore_case=True).fullmatch(action) for a in actions):
+            continue
+        patterns = [resolve(r, values) for r in as_list(statement.get("Resource"))]
+        if any(_wildcard(p, ignore_case=False).fullmatch(resource) for p in patterns):
+            allowed = True
+    return allowed

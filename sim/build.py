@@ -4,8 +4,14 @@ Per account: orgscope's read role and heal role, each allowed exactly the action
 in orgscope/iam/ allows (so a call the template lacks is refused here as in AWS) and denied what it
 denies (the heal role's Deny on the opt-out tag, which the gate evaluates), trusting the
 monitoring account with an ExternalId condition only when the configured environment
-variable is set. In the event-bus account: the central bus, a bus policy letting each producer
-account PutEvents, and one rule per route forwarding to the consumer account's default bus. In
+variable is set. The read role's template is the one the account would get in AWS
+(``orgscope.iam_templates.read_role_template``): the management template, with Cost Explorer
+and Organizations, in the management account; the member template everywhere else. The gate
+checks actions, not resources: what the templates scope (the spans log group, the account's
+own queues) is checked by tests/test_iam_templates.py.
+
+In the event-bus account: the central bus, a bus policy letting each producer account
+PutEvents, and one rule per route forwarding to the consumer account's default bus. In
 each consumer account: a bus policy letting the event-bus account deliver, and one rule per
 route delivering to an SQS queue with a RetryPolicy and an SQS dead-letter queue. In the
 management account: the organization and its member accounts, tagged Team and CostCenter (moto
@@ -25,10 +31,12 @@ from typing import Any
 from orgscope.config import AccountConfig, Config
 from orgscope.iam_templates import (
     HEAL_ROLE_TEMPLATE,
+    MANAGEMENT_READ_ROLE_TEMPLATE,
     READ_ROLE_TEMPLATE,
     allowed_actions,
     load_template,
     policy_statements,
+    read_role_template,
 )
 from sim.admin import AdminSessions
 from sim.topology import ROUTES, STREAMS, Route, dlq_name, queue_name
@@ -99,19 +107,32 @@ class Builder:
         self.admin = admin
         self.region = config.aws.regions[0]
         self.by_name = {a.name: a for a in config.accounts}
-        self.read_actions = template_actions(READ_ROLE_TEMPLATE)
+        self._read_actions = {template.name: template_actions(template) for template in
+                              (READ_ROLE_TEMPLATE, MANAGEMENT_READ_ROLE_TEMPLATE)}
         self.heal_actions = template_actions(HEAL_ROLE_TEMPLATE)
         self.heal_denies = template_denies(HEAL_ROLE_TEMPLATE)
 
     # --- orgscope's roles -------------------------------------------------------------------
 
+    @property
+    def read_actions(self) -> list[str]:
+        """Every action the read role has in some account, sorted."""
+        return sorted({action for actions in self._read_actions.values() for action in actions})
+
+    def read_actions_for(self, account_id: str) -> list[str]:
+        """The actions of the read role's template for ``account_id``, sorted: the management
+        template's in the management account, the member template's elsewhere."""
+        management = self.config.organization.management_account_id
+        return self._read_actions[read_role_template(account_id, management).name]
+
     def ensure_read_role(self, account_id: str, without: Sequence[str] = ()) -> None:
-        """Create the read role (or restore its policy) in ``account_id``; ``without``: actions
-        of the template its policy leaves out (a role deployed before a collector needed
-        them)."""
+        """Create the read role (or restore its policy) in ``account_id`` from that account's
+        template (:meth:`read_actions_for`); ``without``: actions of the template its policy
+        leaves out (a role deployed before a collector needed them)."""
         self._ensure_role(account_id, self.config.aws.read_role_name,
                           os.environ.get(self.config.aws.external_id_env) or None,
-                          READ_POLICY, [a for a in self.read_actions if a not in without])
+                          READ_POLICY,
+                          [a for a in self.read_actions_for(account_id) if a not in without])
 
     def ensure_heal_role(self, account_id: str) -> None:
         self._ensure_role(account_id, self.config.heal.role_name,

@@ -16,7 +16,12 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from orgscope.iam_templates import HEAL_ROLE_TEMPLATE, IAM_DIR, READ_ROLE_TEMPLATE
+from orgscope.iam_templates import (
+    HEAL_ROLE_TEMPLATE,
+    IAM_DIR,
+    MANAGEMENT_READ_ROLE_TEMPLATE,
+    READ_ROLE_TEMPLATE,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +63,8 @@ def test_dev_extra_is_the_dev_pins_as_lower_bounds() -> None:
     assert bounds(extra) == pins("requirements-dev.txt")
 
 
-@pytest.mark.parametrize("template", [READ_ROLE_TEMPLATE, HEAL_ROLE_TEMPLATE],
+@pytest.mark.parametrize("template", [READ_ROLE_TEMPLATE, MANAGEMENT_READ_ROLE_TEMPLATE,
+                                      HEAL_ROLE_TEMPLATE],
                          ids=lambda t: t.name)
 def test_package_data_ships_the_iam_templates(template: Any) -> None:
     patterns = pyproject()["tool"]["setuptools"]["package-data"]["orgscope"]

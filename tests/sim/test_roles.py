@@ -1,5 +1,6 @@
 """The simulator's orgscope roles grant exactly what orgscope/iam/*.yaml grants, through the
-IAM gate.
+IAM gate: the member read role in the member accounts, the management read role (with Cost
+Explorer and Organizations) in the management account only.
 
 A collector that starts calling an action its template lacks must fail here as in AWS; the
 refusals also check each protocol's access-denied error code (json, query-compatible json,
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 from orgscope.aws import RoleSpec
 from orgscope.iam_templates import (
     HEAL_ROLE_TEMPLATE,
+    MANAGEMENT_READ_ROLE_TEMPLATE,
     READ_ROLE_TEMPLATE,
     allowed_actions,
     load_template,
@@ -42,13 +44,16 @@ def _heal_role(running: Running) -> RoleSpec:
                     session_name="orgscope-heal-test")
 
 
-@pytest.mark.parametrize("which", ["read", "heal"])
+@pytest.mark.parametrize("which", ["read", "management-read", "heal"])
 def test_deployed_policy_allows_the_templates_actions(running: Running, which: str) -> None:
-    name, policy, template = {
-        "read": (running.config.aws.read_role_name, READ_POLICY, READ_ROLE_TEMPLATE),
-        "heal": (running.config.heal.role_name, HEAL_POLICY, HEAL_ROLE_TEMPLATE),
+    management = running.config.organization.management_account_id
+    account, name, policy, template = {
+        "read": (PAYMENTS, running.config.aws.read_role_name, READ_POLICY, READ_ROLE_TEMPLATE),
+        "management-read": (management, running.config.aws.read_role_name, READ_POLICY,
+                            MANAGEMENT_READ_ROLE_TEMPLATE),
+        "heal": (PAYMENTS, running.config.heal.role_name, HEAL_POLICY, HEAL_ROLE_TEMPLATE),
     }[which]
-    iam = running.org.admin.client(PAYMENTS, "iam")
+    iam = running.org.admin.client(account, "iam")
     assert iam.list_role_policies(RoleName=name)["PolicyNames"] == [policy]
     document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
     if isinstance(document, str):
@@ -67,6 +72,31 @@ def test_read_role_may_call_what_its_template_allows(running: Running) -> None:
     management = running.config.organization.management_account_id
     organizations = running.factory().client(management, "organizations", "us-east-1")
     assert organizations.list_accounts()["Accounts"]
+
+
+def _cost(running: Running, account: str) -> Any:
+    ce = running.factory().client(account, "ce", "us-east-1")
+    return ce.get_cost_and_usage(TimePeriod={"Start": "2026-01-01", "End": "2026-01-02"},
+                                 Granularity="DAILY", Metrics=["UnblendedCost"])
+
+
+def test_only_the_management_account_grants_cost_explorer_and_organizations(
+    running: Running,
+) -> None:
+    """A member account's read role is refused what only the management account answers; the
+    management account's read role (its own template) is allowed it."""
+    management = running.config.organization.management_account_id
+    assert "ResultsByTime" in _cost(running, management)
+    calls: dict[str, Callable[[], Any]] = {
+        "ce:GetCostAndUsage": lambda: _cost(running, PAYMENTS),
+        "organizations:ListAccounts": lambda: running.factory().client(
+            PAYMENTS, "organizations", "us-east-1").list_accounts(),
+    }
+    for action, call in calls.items():
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] in DENIED, action
+        assert action in str(caught.value)
 
 
 def _dlq_url(running: Running) -> str:
