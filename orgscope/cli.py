@@ -107,8 +107,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not os.environ.get(config.aws.external_id_env):
         print(f"note: ${config.aws.external_id_env} is empty, so AssumeRole is called without "
-              "an ExternalId; the read role from orgscope/iam/orgscope-read-role.yaml refuses "
-              "that.")
+              "an ExternalId; the read roles from orgscope/iam/ (member and management "
+              "templates) refuse that.")
     runner = wiring.runner(config)
     collectors = [plugins.collector(name) for name in plugins.COLLECTORS
                   if config.collector(name).enabled]

@@ -99,7 +99,7 @@ def test_every_test_the_fault_matrix_names_exists() -> None:
         if not line.startswith("| ") or line.startswith("| fault") or line.startswith("|---"):
             continue
         current: Path | None = None
-        for ref in re.findall(r"(tests/[\w/]+\.py|::\w+)", line):
+        for ref in re.findall(r"(tests/[\w/]+\.py|::test_\w+)", line):
             if ref.startswith("tests/"):
                 current = root / ref
                 assert current.is_file(), f"reliability.md names {ref}, which does not exist"

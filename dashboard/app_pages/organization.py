@@ -139,7 +139,9 @@ def _gaps_banner(overview: pd.DataFrame) -> None:
         f"**{len(gaps)} account{'s' if len(gaps) != 1 else ''} readable with gaps.** The read "
         "role there lacks permissions the collectors named need; those collectors fail in it "
         "and the rest of its data is current. Deploy the current "
-        "`orgscope/iam/orgscope-read-role.yaml` (docs/iam.md).\n\n" + "\n".join(lines),
+        "`orgscope/iam/orgscope-read-role.yaml` (member accounts) or "
+        "`orgscope/iam/orgscope-management-read-role.yaml` (the management account; "
+        "docs/iam.md).\n\n" + "\n".join(lines),
         icon=":material/lock:",
     )
 
