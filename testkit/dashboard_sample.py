@@ -556,3 +556,16 @@ def fill_event_flow(
                f"{earlier:%Y%m%dT%H%M%SZ}-health")
     flow.write(RULE_HEALTH.name, _health_frame(now, regions, faults=True),
                f"{now:%Y%m%dT%H%M%SZ}-health")
+
+
+def failing_disk(monkeypatch: Any) -> None:
+    """Every store query fails as on a disk that returns I/O errors (an unreadable file is
+    quarantined and read past, so that is not how a test makes a store unreadable now)."""
+    import duckdb
+
+    from orgscope.store import Store
+
+    def fail(self: Store, sql: str, params: Any) -> Any:
+        raise duckdb.IOException("IO Error: Could not read file: Input/output error")
+
+    monkeypatch.setattr(Store, "_query_once", fail)

@@ -24,7 +24,7 @@ from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from testkit.alerts_sample import FIRING_KEY, FIRING_RULE, RESOLVED_KEY, SILENCE_ID, fill_alerts
-from testkit.dashboard_sample import set_dashboard_keys, write_config
+from testkit.dashboard_sample import failing_disk, set_dashboard_keys, write_config
 from testkit.hostile import shown
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
@@ -161,9 +161,7 @@ def test_exposed_and_signed_in_records_the_email(monkeypatch: pytest.MonkeyPatch
 def test_an_unreadable_store_is_not_no_alerts(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
     config = write_config(tmp_path, tmp_path / "data")
-    broken = tmp_path / "data" / "notifications" / "date=2026-11-26"
-    broken.mkdir(parents=True)
-    (broken / "alerts-1.parquet").write_bytes(b"not parquet")
+    failing_disk(monkeypatch)
     app = _app(monkeypatch, config)
     assert any("Could not read the alert datasets" in e.value for e in app.error)
     assert not any("No alerts have been evaluated" in i.value for i in app.info)

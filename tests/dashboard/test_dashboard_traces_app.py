@@ -21,7 +21,13 @@ from dashboard.app_pages.traces import (
 )
 from dashboard.data import open_store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
-from testkit.dashboard_sample import FAILING_RULE, fill_event_flow, fill_org_store, write_config
+from testkit.dashboard_sample import (
+    FAILING_RULE,
+    failing_disk,
+    fill_event_flow,
+    fill_org_store,
+    write_config,
+)
 from testkit.traces_sample import FLOW_ACCOUNTS, fill_traces, sample_spans
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
@@ -124,9 +130,7 @@ def test_no_spans_yet_names_the_collector_and_command(monkeypatch: pytest.Monkey
 
 def test_an_unreadable_store_is_an_error_not_no_data(monkeypatch: pytest.MonkeyPatch,
                                                      populated: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "data" / "spans" / "date=2026-01-01"
-    folder.mkdir(parents=True)
-    (folder / "broken.parquet").write_bytes(b"not parquet at all")
+    failing_disk(monkeypatch)
     app = _open(monkeypatch, populated)
     assert "The store could not be read" in _texts(app.error)
     assert not any("No spans have been collected" in i.value for i in app.info)
