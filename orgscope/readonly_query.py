@@ -17,17 +17,14 @@ line saying what is allowed (docs/datasets.md, "Querying the store").
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from orgscope.store import Store, StoreError
+from orgscope.store import Store
 from orgscope.store_files import LocalFiles
-
-log = logging.getLogger(__name__)
 
 ALLOWED = ("one SELECT statement over the store's views (WITH, DESCRIBE and SUMMARIZE "
            "included); no COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, CREATE or second statement, "
@@ -74,33 +71,13 @@ def lock_down(connection: duckdb.DuckDBPyConnection, directories: list[str]) -> 
 
 
 def run_query(store: Store, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-    """The rows of one read-only SELECT over ``store``'s views. Raises :class:`QueryRefused`
-    for anything else and :class:`StoreError` with DuckDB's message when it fails (a file
-    compacted away while it ran: once more over a fresh listing, as ``Store.query`` does)."""
+    """The rows of one read-only SELECT over ``store``'s views (:meth:`Store.query`, on a
+    connection :func:`lock_down` closed). Raises :class:`QueryRefused` for anything else and
+    :class:`StoreError` with DuckDB's message when it fails."""
     check_select(sql)
+    directories = allowed_directories(store)
     try:
-        return _run_once(store, sql, params)
-    except duckdb.Error as error:
-        if not store.place.vanished(error):
-            raise _refusal_or_error(error) from None
-        log.debug("a file vanished during the query, listing again: %s", error)
-    try:
-        return _run_once(store, sql, params)
-    except duckdb.Error as error:
-        raise _refusal_or_error(error) from None
-
-
-def _run_once(store: Store, sql: str, params: list[Any] | None) -> pd.DataFrame:
-    connection = store.connect(store.datasets_used(sql))
-    try:
-        lock_down(connection, allowed_directories(store))
-        return connection.execute(sql, params or []).fetchdf()
-    finally:
-        connection.close()
-
-
-def _refusal_or_error(error: duckdb.Error) -> Exception:
-    text = str(error).strip()
-    if isinstance(error, duckdb.PermissionException):
-        return QueryRefused(f"{text.splitlines()[0]}: allowed is {ALLOWED}")
-    return StoreError(text)
+        return store.query(sql, params, prepare=lambda c: lock_down(c, directories))
+    except duckdb.PermissionException as error:
+        first = str(error).strip().splitlines()[0]
+        raise QueryRefused(f"{first}: allowed is {ALLOWED}") from None

@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import PurePath
@@ -49,6 +49,9 @@ from orgscope.store_files import (
 __all__ = ["READ_OPTIONS", "TMP_SUFFIX", "CompactionReport", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
+
+#: Called on a query's connection after its views are built, before the query runs.
+Prepare = Callable[[duckdb.DuckDBPyConnection], None]
 
 _sequence = itertools.count()
 _sequence_lock = threading.Lock()
@@ -434,22 +437,30 @@ class Store:
                 connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {source}")
         return connection
 
-    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    def query(self, sql: str, params: list[Any] | None = None, *,
+              prepare: Prepare | None = None) -> pd.DataFrame:
         """Run DuckDB SQL over the datasets; raises :class:`StoreError` with DuckDB's message.
 
         A file listed for a view can be deleted by a compaction before DuckDB reads it (the
         compacted file holding its rows is there by then): the query is then run once more
-        over a fresh listing.
+        over a fresh listing; so it is after a file damaged in the middle was found and
+        quarantined. ``prepare`` runs on each connection once its views are built, before the
+        query (``orgscope query`` locks the connection down there); what a locked connection
+        refuses is raised as DuckDB's ``PermissionException``.
         """
         try:
-            return self._query_once(sql, params)
+            return self._query_once(sql, params, prepare)
+        except duckdb.PermissionException:
+            raise
         except duckdb.Error as error:
             if self.place.vanished(error):
                 log.debug("a file vanished during the query, listing again: %s", error)
             elif not (_may_be_a_corrupt_file(error) and self._quarantine_corrupt(sql, error)):
                 raise StoreError(str(error).strip()) from None
         try:
-            return self._query_once(sql, params)
+            return self._query_once(sql, params, prepare)
+        except duckdb.PermissionException:
+            raise
         except duckdb.Error as error:
             raise StoreError(str(error).strip()) from None
 
@@ -472,9 +483,12 @@ class Store:
                                              f"cannot be read: {unreadable}") is not None or found
         return found
 
-    def _query_once(self, sql: str, params: list[Any] | None) -> pd.DataFrame:
+    def _query_once(self, sql: str, params: list[Any] | None,
+                    prepare: Prepare | None = None) -> pd.DataFrame:
         connection = self.connect(self.datasets_used(sql))
         try:
+            if prepare is not None:
+                prepare(connection)
             return connection.execute(sql, params or []).fetchdf()
         finally:
             connection.close()

@@ -565,7 +565,7 @@ def failing_disk(monkeypatch: Any) -> None:
 
     from orgscope.store import Store
 
-    def fail(self: Store, sql: str, params: Any) -> Any:
+    def fail(self: Store, sql: str, *args: Any) -> Any:
         raise duckdb.IOException("IO Error: Could not read file: Input/output error")
 
     monkeypatch.setattr(Store, "_query_once", fail)
