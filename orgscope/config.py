@@ -29,9 +29,9 @@ from pydantic import (
     model_validator,
 )
 
-from orgscope.logsafety import visible
 from orgscope.pricing import Pricing
 from orgscope.sharding import StepsMode, parse_shard
+from orgscope.untrusted import visible
 
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")

@@ -9,9 +9,9 @@ repaint the terminal. :class:`SafeFormatter` formats a record as usual, then
 
 * :func:`redact` replaces every secret it recognises with ``[redacted]``, in the message, its
   arguments and any traceback;
-* :func:`visible` writes every control character of the message as an escape (a newline as
-  ``\\n``, ESC as ``\\x1b``), so one record is one line; a traceback keeps its lines, each
-  indented with ``  | `` so none can pass for a record of its own.
+* :func:`orgscope.untrusted.visible` writes every control character of the message as an
+  escape (a newline as ``\\n``, ESC as ``\\x1b``), so one record is one line; a traceback
+  keeps its lines, each indented with ``  | `` so none can pass for a record of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+
+from orgscope.untrusted import visible
 
 REDACTED = "[redacted]"
 
@@ -52,31 +54,11 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(xox[abposre]|xapp)-[\w-]+"), rf"\1-{REDACTED}"),
 )
 
-#: Control characters (C0, DEL, C1), line and paragraph separators, and the bidirectional
-#: overrides that make text read differently from how it is stored.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 def redact(text: str) -> str:
     """``text`` with every secret :data:`_SECRETS` recognises replaced by ``[redacted]``."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def visible(text: str) -> str:
-    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``,
-    ``\\u202e``): what it says, on one line, with nothing a terminal would act on."""
-    return _INVISIBLE.sub(_escape, text)
 
 
 class SafeFormatter(logging.Formatter):

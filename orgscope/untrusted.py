@@ -1,5 +1,5 @@
 """Untrusted text made literal for each output sink: Slack mrkdwn and plain text, Streamlit
-markdown, Plotly's HTML-ish labels, and CSV/XLSX cells.
+markdown, Plotly's HTML-ish labels, CSV/XLSX cells, and log lines and terminals.
 
 Names, descriptions, tags, X-Ray service names and span attributes come from monitored
 accounts, written by people orgscope does not trust (docs/architecture.md, "Untrusted text is
@@ -172,3 +172,26 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     which would otherwise end the row early for every reader."""
     text: str = safe_frame(frame).to_csv(index=False, lineterminator="\r\n")
     return text.encode("utf-8")
+
+
+# --- log lines and terminals -----------------------------------------------------------------
+
+#: What a terminal or a log reader acts on: control characters (C0, DEL, C1), the line and
+#: paragraph separators, and the bidi controls.
+_INVISIBLE = re.compile(f"{_CONTROL.pattern}|[\u2028\u2029]|{_BIDI.pattern}")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` for a log line or a terminal: every control character written as an escape
+    (``\\n``, ``\\x1b``, ``\\u202e``), so it says what it holds, on one line, with nothing a
+    terminal would act on (``orgscope.logsafety``; config errors quoting the file)."""
+    return _INVISIBLE.sub(_escape, text)

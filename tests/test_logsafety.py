@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,8 @@ import textwrap
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orgscope.logsafety import REDACTED, SafeFormatter, redact, visible
+from orgscope.logsafety import REDACTED, SafeFormatter, redact
+from orgscope.untrusted import visible
 from sim.slack_sink import SlackSink
 
 SECRET = "Xq7ZsecretPART9k"
@@ -124,3 +126,17 @@ def test_ordinary_text_is_left_alone() -> None:
                  "rule orders/created on bus central-bus", "https://example.com/docs/page"):
         assert redact(text) == text
         assert visible(text) == text
+
+
+def test_every_hostile_string_logs_as_one_line_with_nothing_a_terminal_acts_on() -> None:
+    """The hostile corpus (testkit/hostile.py) through the log sink, as a rule name in a
+    collector's warning: one line each, no control character, no bidi control."""
+    from testkit.hostile import all_hostile
+
+    formatter = SafeFormatter("%(levelname)s %(name)s: %(message)s")
+    for text in all_hostile():
+        record = logging.LogRecord("collectors.inventory", logging.WARNING, __file__, 1,
+                                   "rule %s skipped: %s", (text, text), None)
+        line = formatter.format(record)
+        assert "\n" not in line and "\r" not in line, repr(text[:40])
+        assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", line)
