@@ -164,5 +164,8 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
 
 
 def _stop_when(stop: threading.Event, dashboard: subprocess.Popen[bytes]) -> None:
+    """Stop the dashboard as soon as ``stop`` is set: a collection still running must not keep
+    its port (a supervisor restarting the demo would find it taken)."""
     stop.wait()
     stop_children([dashboard])
+    log.info("dashboard stopped at the signal (the running collection finishes on its own)")

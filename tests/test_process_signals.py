@@ -90,8 +90,9 @@ def test_sigterm_stops_the_dashboard_and_streamlit(config_file: Path, tmp_path: 
         assert _until(lambda: _listening(port), 60), _output(tmp_path)
         assert len(_group(process.pid)) == 2  # orgscope and Streamlit
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0, _output(tmp_path)
-        assert _until(lambda: not _group(process.pid), 5), _group(process.pid)
+        # generous bounds only so a hang cannot hang the suite; nothing here is timed
+        assert process.wait(timeout=60) == 0, _output(tmp_path)
+        assert _until(lambda: not _group(process.pid), 30), _group(process.pid)
         assert not _listening(port)
 
 
@@ -115,11 +116,13 @@ def test_sigterm_stops_the_demo_dashboard_at_once_and_every_child(
     with _command(tmp_path, "--config", str(config_file), "--store", str(tmp_path / "demo"),
                   "demo", "--port", str(port)) as process:
         assert _until(lambda: _listening(port), 150), _output(tmp_path)
-        sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        # the dashboard goes within Docker's 10 s, while the first collections still run
-        assert _until(lambda: not _listening(port), 10), _output(tmp_path)
-        assert time.monotonic() - sent < 10
+        # the dashboard is stopped by the signal itself, not after the collection that is
+        # running (that took 22 s and more before); the bounds below only keep a hang from
+        # hanging the suite: no timing is asserted (bench/ measures, tests do not)
+        assert _until(lambda: not _listening(port), 90), _output(tmp_path)
         assert process.wait(timeout=120) == 0, _output(tmp_path)
         assert not _group(process.pid)
-        assert "demo stopped" in _output(tmp_path)
+        output = (tmp_path / "command.log").read_text(errors="replace")
+        assert "dashboard stopped at the signal" in output, _output(tmp_path)
+        assert output.index("dashboard stopped at the signal") < output.index("demo stopped")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,15 +177,13 @@ def test_empty_input() -> None:
     assert list(stitch(SPANS.empty_frame()).columns) == STITCHED_COLUMNS
 
 
-def test_ten_thousand_spans_stitch_quickly() -> None:
-
+def test_ten_thousand_spans_of_two_thousand_traces_stitch_whole() -> None:
+    """Correct at a realistic size (its speed is bench/'s business, not a test's)."""
     rows = []
     for t in range(2000):
         trace = f"{t:032x}"
         rows.append(span(trace, sid(t * 10 + 1), None, ms=t))
         for k in range(2, 6):
             rows.append(span(trace, sid(t * 10 + k), sid(t * 10 + k - 1), ms=t + k))
-    clock = time.monotonic()
     out = stitch(frame(*rows))
     assert len(out) == 10_000 and out["depth"].max() == 4
-    assert time.monotonic() - clock < 5.0
