@@ -124,6 +124,7 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
         endpoint = org.start()
         org.start_traffic()
     dashboard: subprocess.Popen[bytes] | None = None
+    stopper: threading.Thread | None = None
     sink: SlackSink | None = None
     try:
         if stop.is_set():
@@ -141,8 +142,9 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
         child_env = {**DEMO_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
         dashboard = start_dashboard(config, port, child_env)
         # the dashboard goes at the signal, not after the scheduler's running cycle
-        threading.Thread(target=_stop_when, args=(stop, dashboard), daemon=True,
-                         name="demo-dashboard-stop").start()
+        stopper = threading.Thread(target=_stop_when, args=(stop, dashboard), daemon=True,
+                                   name="demo-dashboard-stop")
+        stopper.start()
         print(f"orgscope demo: simulated organization at {endpoint}")
         print(f"orgscope demo: the config it collects with: {config.source}")
         print(f"orgscope demo: dashboard at {url} (store: {wiring.store_base(config)})")
@@ -156,6 +158,8 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
         stop.set()
         if dashboard is not None:
             stop_children([dashboard])
+        if stopper is not None:
+            stopper.join(timeout=30)  # its log line comes before "demo stopped"
         org.stop()
         if sink is not None:
             sink.stop()
