@@ -166,7 +166,7 @@ def _signed_in(user: Mapping[str, Any], allowed: AllowList) -> Access:
         return _refused("You are signed in, but the identity provider sent no email claim, "
                         "so the allow-list cannot be checked: ask for the 'email' scope.")
     shown = markdown(email)
-    if user.get("email_verified") is False:
+    if str(user.get("email_verified")).strip().lower() == "false":  # False, or "false"
         return _refused(f"You are signed in as {shown}, but the identity provider says this "
                         "email is not verified, so it cannot be checked against the "
                         "allow-list.")

@@ -283,6 +283,11 @@ def test_deep_links_are_echoed_literally(monkeypatch: pytest.MonkeyPatch,
     warned = [str(w.value) for w in traces.warning]
     assert any("not applied" in w for w in warned), warned
     assert all(markdown_problems(text) == [] for text in _markdown(traces))
+    collectors = _open(monkeypatch, hostile, "app_pages/collectors.py", collector="inventory",
+                       interval=CORPUS["markdown_link"])
+    warned = [str(w.value) for w in collectors.warning]
+    assert any("is not a duration" in w for w in warned), warned
+    assert all(markdown_problems(w) == [] for w in warned)
 
 
 # --- exports ---------------------------------------------------------------------------------

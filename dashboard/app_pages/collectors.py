@@ -177,7 +177,7 @@ def _from_link(collectors: list[str]) -> None:
         try:
             st.session_state[WHAT_IF_INTERVAL_KEY] = format_interval(parse_interval(interval))
         except ValueError:
-            st.warning(f"Link interval {interval!r} is not a duration between 30s and 1d; "
+            st.warning(f"Link interval {md(interval)} is not a duration between 30s and 1d; "
                        "showing the configured one.")
             st.session_state.pop(WHAT_IF_FOR_KEY, None)
 

@@ -212,7 +212,7 @@ def span_row(span: Mapping[str, Any], resource: Mapping[str, Any], *,
     service = resource.get("service.name") or resource.get("aws.local.service") or \
         attrs.get("aws.local.service") or UNKNOWN_SERVICE
     annotations = {k: v for k, v in sorted(attrs.items())
-                   if k not in _CONSUMED and not k.startswith(RESERVED_PREFIX)
+                   if k not in _CONSUMED and not k.lower().startswith(RESERVED_PREFIX)
                    and isinstance(v, str | int | float | bool)}
     claimed = resource.get("cloud.account.id")
     if claimed is not None and str(claimed) != account_id:

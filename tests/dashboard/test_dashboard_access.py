@@ -129,9 +129,11 @@ def test_a_star_allows_whoever_the_provider_vouches_for() -> None:
                        allowed=anyone).can_read
 
 
-def test_an_email_the_provider_says_is_unverified_is_refused() -> None:
+@pytest.mark.parametrize("verified", [False, "false", "False"])
+def test_an_email_the_provider_says_is_unverified_is_refused(verified: object) -> None:
+    """Some providers send the claim as a string: "false" is unverified too."""
     access = _decide("0.0.0.0", user={"is_logged_in": True, "email": "ana@example.com",
-                                      "email_verified": False})
+                                      "email_verified": verified})
     assert (access.can_read, access.offer_logout) == (False, True)
     assert "not verified" in access.message
 

@@ -172,6 +172,10 @@ def test_a_span_cannot_set_orgscope_annotations_itself() -> None:
                        attributes=kv(orgscope__claimed_account_id="999999999999", a="b"))
     (row,) = read_rows(request(forged))
     assert json.loads(row["annotations"]) == {"a": "b"} and claimed_account(row) is None
+    shouted = otlp_span("2222222222222222", attributes=kv(
+        ORGSCOPE__claimed_account_id="999999999999", Orgscope__x="y", a="b"))
+    (row,) = read_rows(request(shouted))  # no look-alike of the reserved names either
+    assert json.loads(row["annotations"]) == {"a": "b"}
 
 
 def test_an_aws_spans_event_naming_another_account_is_the_log_groups() -> None:
