@@ -17,7 +17,7 @@ import pytest
 
 from alerts.outbox import Delivery, Message, Outbox, RetryPolicy
 from sim.slack_sink import SlackSink
-from tests.alerts.test_outbox import FAST, message, poster
+from tests.alerts.test_outbox import FAST, T0, message, poster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ NOT_MESSAGES = {
     "bad-payload": message("bad-payload").to_json().replace('"payload": {', '"payload": ["x"], '
                                                             '"was": {'),
     "wrong-id": message("someone-else").to_json(),
-    "bad-date": message("bad-date").to_json().replace("2026-11-26T08:00:00+00:00", "tuesday"),
+    "bad-date": message("bad-date").to_json().replace(T0.isoformat(), "tuesday"),
 }
 
 
