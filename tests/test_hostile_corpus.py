@@ -30,6 +30,7 @@ from collectors.inventory import collect_inventory
 from collectors.otel import OtelCollectorConfig, collect_otel
 from dashboard import alerts_data as ad
 from dashboard import verdicts as vd
+from orgscope import processes
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Window
 from orgscope.cost import review
@@ -60,7 +61,7 @@ from testkit.hostile import (
 from tests.alerts.alert_frames import heal, heal_action, health, verdict
 from tests.collectors.test_otel import FakeLogs
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
+APP = str(processes.APP)
 BASE_URL = "http://localhost:8501"
 HOSTILE_ACCOUNT = Account("666666666666", "inventory-mgmt", "inventory")
 REGION = "us-east-1"

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import access
 from dashboard.sign_in import LOGIN_KEY, LOGOUT_KEY
+from orgscope import processes
 from orgscope.datasets import all_datasets
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
@@ -28,7 +29,7 @@ from testkit.dashboard_sample import (
 )
 from testkit.hostile import shown
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+APP = str(processes.APP)
 PAGES = ("app_pages/event_flow.py", "app_pages/traces.py", "app_pages/organization.py",
          "app_pages/alerts.py", "app_pages/cost.py", "app_pages/collectors.py")
 #: What the store and config.toml hold, that no one may see before being allowed: an account
