@@ -190,7 +190,7 @@ def _read(chosen: Sequence[tuple[TraceFile, str]], settings: OtlpFilesCollectorC
             rows[account].extend(file_rows(file.path, account))
         except FileNotFoundError:  # removed since the listing
             continue
-        except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as error:
+        except (ValueError, RecursionError, MemoryError) as error:  # not OTLP/JSON, too deep
             skipped += 1
             log.warning("%s: %s skipped: %s", where, file.name, error)
         except OSError as error:  # not readable now (permissions, I/O): tried again
