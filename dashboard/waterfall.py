@@ -23,6 +23,10 @@ BREAK_HELP: dict[str, str] = {
     "bad-traceparent": "its traceparent is malformed",
     "missing-parent": "its parent span was not collected",
     "cycle": "parent ids that loop",
+    "span-id-conflict": "another account sent a span with the same trace and span id: every "
+    "claimant is shown, none replaces another",
+    "ambiguous-parent": "its parent id is claimed by spans of several other accounts, so its "
+    "parent cannot be told",
 }
 
 
@@ -84,13 +88,16 @@ def waterfall(spans: pd.DataFrame, trace_id: str, names: Mapping[str, str]) -> p
         rows = stitched
     rows = rows.reset_index(drop=True)
     origin = pd.Timestamp(rows["start"].min())
-    account_of = dict(zip(rows["span_id"], rows["account_id"], strict=False))
+    accounts_of: dict[str, set[str]] = {}
+    for span_id, account in zip(rows["span_id"], rows["account_id"], strict=True):
+        accounts_of.setdefault(str(span_id), set()).add(str(account))
     records = []
     for index, record_in in enumerate(rows.to_dict("records")):
         span = {str(k): v for k, v in record_in.items()}
         parent = span.get("parent_id")
-        parent_account = account_of.get(parent) if isinstance(parent, str) else None
         account_id = str(span["account_id"])
+        parent_account = _parent_account(accounts_of.get(parent, set())
+                                         if isinstance(parent, str) else set(), account_id)
         duration = span.get("duration_ms")
         duration = float(duration) if duration is not None and pd.notna(duration) else 0.0
         broken = span.get("break") if isinstance(span.get("break"), str) else None
@@ -112,6 +119,14 @@ def waterfall(spans: pd.DataFrame, trace_id: str, names: Mapping[str, str]) -> p
     frame = pd.DataFrame(records, columns=WATERFALL_COLUMNS)
     frame["http_status"] = frame["http_status"].astype("Int64")
     return frame
+
+
+def _parent_account(claimants: set[str], own: str) -> str | None:
+    """The account of a span's parent: its own when its account claims the parent id (as
+    stitching decides), the only claimant, or None (not collected, or claimed by several)."""
+    if own in claimants:
+        return own
+    return next(iter(claimants)) if len(claimants) == 1 else None
 
 
 def _span_hover(span: Mapping[str, Any], names: Mapping[str, str]) -> str:

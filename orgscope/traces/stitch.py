@@ -10,8 +10,11 @@ docs/traces.md, "Stitching", explains the re-linking and each break. Invariants:
 * Rows come out grouped by stitched trace (traces in order of their first root's start) and,
   within a trace, in depth-first parent order: every span after its parent, siblings by start.
   Order follows the parent links, never the clock.
-* Duplicates (the same trace id and span id more than once) keep one row: the one with an end
-  time, the latest end winning.
+* Duplicates (the same trace id and span id more than once *from one account*) keep one row:
+  the one with an end time, the latest end winning.
+* A span id claimed by two accounts keeps every claimant (one account cannot replace another's
+  span): each is marked ``span-id-conflict``, and a child takes the claimant of its own account
+  as its parent or, if there is none, starts a piece as a root marked ``ambiguous-parent``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ STITCHED_COLUMNS: list[str] = [*SPANS.columns, "original_trace_id", "depth", "br
 Row = dict[str, Any]
 Key = tuple[str, str]
 
+SPAN_ID_CONFLICT = "span-id-conflict"
+AMBIGUOUS_PARENT = "ambiguous-parent"
+
 
 def _annotations(row: Mapping[str, Any]) -> dict[str, Any]:
     return json_object(row.get("annotations"))
@@ -58,15 +64,41 @@ def _end_rank(row: Mapping[str, Any]) -> tuple[int, Any]:
 
 
 def dedupe(rows: list[Row]) -> list[Row]:
-    """One row per (trace_id, span_id): the one with an end time, the latest end winning
-    (first seen on ties)."""
-    best: dict[Key, Row] = {}
+    """One row per (trace_id, span_id, account_id): the one with an end time, the latest end
+    winning (first seen on ties). The account is part of the key so that a span another
+    account sends under the same ids never replaces the one its own account recorded."""
+    best: dict[tuple[str, str, str], Row] = {}
     for row in rows:
-        key = (str(row["trace_id"]), str(row["span_id"]))
+        key = (str(row["trace_id"]), str(row["span_id"]), str(row["account_id"]))
         kept = best.get(key)
         if kept is None or _end_rank(row) > _end_rank(kept):
             best[key] = row
     return list(best.values())
+
+
+def _claimants(rows: list[Row]) -> dict[Key, list[Row]]:
+    """{(trace_id, span_id): its rows}; more than one row means accounts disagree."""
+    claimed: dict[Key, list[Row]] = defaultdict(list)
+    for row in rows:
+        claimed[(str(row["trace_id"]), str(row["span_id"]))].append(row)
+    return claimed
+
+
+def _parent_of(row: Row, claimed: Mapping[Key, list[Row]]) -> Row | None:
+    """The row ``row``'s parent id names, or None (no parent, not collected, or claimed by
+    several accounts none of which is the child's own: then ``break`` says so)."""
+    parent = row["parent_id"]
+    if _missing(parent):
+        return None
+    candidates = claimed.get((str(row["trace_id"]), str(parent)), [])
+    if len(candidates) > 1:
+        own = [c for c in candidates if str(c["account_id"]) == str(row["account_id"])]
+        if len(own) == 1:
+            return own[0]
+        if row["break"] is None:
+            row["break"] = AMBIGUOUS_PARENT
+        return None
+    return candidates[0] if candidates else None
 
 
 def _resolve(trace: str, joined: Mapping[str, str]) -> str:
@@ -120,16 +152,15 @@ def _link_roots(rows: list[Row], present: set[Key]) -> dict[str, str]:
 
 def _order(rows: list[Row]) -> list[Row]:
     """Depth-first parent order per trace, traces by their first root's start."""
-    by_key: dict[Key, Row] = {(str(r["trace_id"]), str(r["span_id"])): r for r in rows}
-    children: dict[Key, list[Row]] = defaultdict(list)
+    claimed = _claimants(rows)
+    children: dict[int, list[Row]] = defaultdict(list)
     roots: list[Row] = []
     for row in rows:
-        parent = row["parent_id"]
-        parent_key = (str(row["trace_id"]), str(parent))
-        if _missing(parent) or parent_key not in by_key:
+        parent = _parent_of(row, claimed)
+        if parent is None:
             roots.append(row)
         else:
-            children[parent_key].append(row)
+            children[id(parent)].append(row)
 
     def start(row: Row) -> Any:
         return pd.Timestamp(row["start"])
@@ -146,7 +177,7 @@ def _order(rows: list[Row]) -> list[Row]:
             visited.add(id(row))
             row["depth"] = depth
             ordered.append(row)
-            below = sorted(children[(str(row["trace_id"]), str(row["span_id"]))], key=start)
+            below = sorted(children[id(row)], key=start)
             stack.extend((child, depth + 1) for child in reversed(below))
 
     roots_of: dict[str, list[Row]] = defaultdict(list)
@@ -188,8 +219,14 @@ def stitch(spans: pd.DataFrame) -> pd.DataFrame:
             row["parent_id"] = None
         if _missing(row.get("linked_from")):
             row["linked_from"] = None
-    present = {(str(r["trace_id"]), str(r["span_id"])) for r in rows}
-    joined = _link_roots(rows, present)
+    claimed = _claimants(rows)
+    joined = _link_roots(rows, set(claimed))
+    for claimants in claimed.values():
+        if len(claimants) > 1:  # said last: it outranks any other break of these rows
+            log.warning("span %s of trace %s is claimed by %d accounts; all are kept",
+                        claimants[0]["span_id"], claimants[0]["trace_id"], len(claimants))
+            for row in claimants:
+                row["break"] = SPAN_ID_CONFLICT
     for row in rows:
         row["trace_id"] = _resolve(row["trace_id"], joined)
     ordered = _order(rows)

@@ -75,3 +75,27 @@ def test_status_of_a_span() -> None:
     assert wf.status_of({"throttle": True, "error": True}) == "throttle"
     assert wf.status_of({"error": True}) == "error"
     assert wf.status_of({}) == "ok"
+
+
+def test_each_claimant_of_a_span_id_shows_under_its_own_account(now: datetime) -> None:
+    """An account forging another's span ids shows beside it, never in its place."""
+    spans = sample_spans(now, 1)
+    first = spans[spans["trace_id"] == spans["trace_id"].iloc[0]]
+    parents = set(first["parent_id"].dropna())
+    victim = first[(first["account_id"] == ORDERS) & first["span_id"].isin(parents)].iloc[0]
+    forged = victim.copy()
+    forged["account_id"], forged["name"] = "999999999999", "impostor"
+    forged["end"] = victim["end"] + pd.Timedelta(seconds=5)
+    with_forgery = pd.concat([first, forged.to_frame().T], ignore_index=True)
+    rows = wf.waterfall(with_forgery.astype(first.dtypes), str(victim["trace_id"]), {})
+    claimants = rows[rows["span_id"] == victim["span_id"]].set_index("account_id")
+    assert sorted(claimants.index) == sorted([ORDERS, "999999999999"])
+    assert set(claimants["break"]) == {"span-id-conflict"}
+    assert "another account sent a span" in str(claimants.loc[ORDERS, "hover"])
+    children = rows[rows["parent_id"] == victim["span_id"]]
+    assert len(children) and (children["break"].isna()
+                              | (children["break"] == "ambiguous-parent")).all()
+    own_children = children[children["account_id"] == ORDERS]
+    assert not own_children["crossing"].any()
+    victim_row = int(claimants.loc[ORDERS, "row"])
+    assert (own_children["row"] > victim_row).all()

@@ -187,3 +187,41 @@ def test_ten_thousand_spans_of_two_thousand_traces_stitch_whole() -> None:
             rows.append(span(trace, sid(t * 10 + k), sid(t * 10 + k - 1), ms=t + k))
     out = stitch(frame(*rows))
     assert len(out) == 10_000 and out["depth"].max() == 4
+
+
+def test_a_span_another_account_sends_under_the_same_ids_replaces_nothing() -> None:
+    """Account 2 sends a span with the ids of account 1's span and a later end: both are
+    kept and marked, and account 1's child stays under account 1's span."""
+    out = stitch(frame(
+        span(PRODUCER, sid(1), None, ms=0, account="1"),
+        span(PRODUCER, sid(2), sid(1), ms=5, account="1", end_ms=10),
+        span(PRODUCER, sid(3), sid(2), ms=6, account="1", service="child"),
+        span(PRODUCER, sid(2), sid(1), ms=5, account="2", end_ms=900, service="impostor"),
+    ))
+    claimed = out[out["span_id"] == sid(2)]
+    assert sorted(claimed["account_id"]) == ["1" * 12, "2" * 12]
+    assert set(claimed["break"]) == {"span-id-conflict"}
+    assert set(claimed["duration_ms"]) == {10, 900}
+    child = out.set_index("span_id").loc[sid(3)]
+    rows = list(out["span_id"])
+    own = out[(out["span_id"] == sid(2)) & (out["account_id"] == "1" * 12)].index[0]
+    assert rows.index(sid(3)) == own + 1 and child["depth"] == 2
+    assert pd.isna(child["break"])
+
+
+def test_a_child_of_a_span_id_two_other_accounts_claim_is_a_root_marked_ambiguous() -> None:
+    out = stitch(frame(
+        span(PRODUCER, sid(1), None, ms=0, account="1"),
+        span(PRODUCER, sid(1), None, ms=1, account="2"),
+        span(PRODUCER, sid(5), sid(1), ms=5, account="3"),
+    )).set_index("span_id")
+    assert out.loc[sid(5), "break"] == "ambiguous-parent"
+    assert out.loc[sid(5), "depth"] == 0
+
+
+def test_one_accounts_duplicates_still_keep_one_row() -> None:
+    out = stitch(frame(
+        span(PRODUCER, sid(1), None, ms=0, account="1", end_ms=None),
+        span(PRODUCER, sid(1), None, ms=0, account="1", end_ms=40),
+    ))
+    assert len(out) == 1 and out.loc[0, "duration_ms"] == 40 and pd.isna(out.loc[0, "break"])
