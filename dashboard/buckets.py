@@ -27,8 +27,15 @@ def bucket_for(window: timedelta, max_points: int = MAX_POINTS) -> timedelta:
     return timedelta(days=days)
 
 
+def period_end(now: datetime, period: timedelta) -> datetime:
+    """The end of the ``period`` (aligned to the epoch) that ``now`` is in: ``now`` itself on
+    a boundary is the start of a period, never the end of the one before."""
+    step = period.total_seconds()
+    return datetime.fromtimestamp((math.floor(now.timestamp() / step) + 1) * step, UTC)
+
+
 def window(filters: Filters, now: datetime) -> tuple[datetime, datetime]:
-    """[since, until) of the time range, ``until`` rounded up to the next 5-minute period."""
-    step = PERIOD.total_seconds()
-    until = datetime.fromtimestamp(math.ceil(now.timestamp() / step) * step, UTC)
+    """[since, until) of the time range, ``until`` the end of the 5-minute period being
+    collected (so that the newest bucket is always the one ``now`` is in)."""
+    until = period_end(now, PERIOD)
     return until - filters.window, until

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from dashboard.buckets import period_end
 from dashboard.filters import TIME_RANGES
 
 STATUSES: tuple[str, ...] = ("ok", "error", "fault")
@@ -76,7 +77,7 @@ class Window:
 
     @classmethod
     def last(cls, time_range: str, now: datetime) -> Window:
-        """The sidebar's range ending at ``now`` rounded up to the minute (so that the
+        """The sidebar's range ending at the end of the minute ``now`` is in (so that the
         cached reads of one minute share a key)."""
-        until = datetime.fromtimestamp(math.ceil(now.timestamp() / 60) * 60, UTC)
+        until = period_end(now, timedelta(minutes=1))
         return cls(until - TIME_RANGES.get(time_range, TIME_RANGES["24h"]), until)
