@@ -7,14 +7,20 @@ compact`` leaves them, and one file per collection cycle today), starts the dash
 ``orgscope dashboard`` does, and opens every page of ``st.navigation`` (discovered from the
 app's sidebar, not listed here) in headless Chromium:
 
+* **the floor**: bench/floor_app.py, a trivial Streamlit page (a title, six metrics, a Plotly
+  line of 288 points, a 30 x 8 dataframe) served beside the dashboard and opened in every
+  round like a page: every time is also reported as a ratio to the floor's in the same run,
+  the only comparison that holds across runs on a shared machine;
 * **first load**: the first navigation to the page after the dashboard started (cold data
   cache, page module imported for the first time);
-* **warm**: the median of ``--repeat`` later navigations (a new browser session each, within
-  the data cache's 30 s);
+* **after a new cycle**: the median of ``--repeat`` later rounds; before each round a new
+  collection cycle lands in the store (:func:`land_cycle`) and rounds start at least
+  ``--spacing`` (31 s, longer than the data cache's TTL) apart, as a user's visits are, so
+  nothing cached can be reused; each visit is a new browser tab (a new session);
 * **rendered** means: the page's title is drawn, no "Running..." status widget, no spinner or
   skeleton, every Plotly chart has drawn its SVG, and the page's DOM has stopped changing for
   :data:`STABLE_MS` (the time reported is when it last changed, measured from the start of the
-  navigation by the browser's own clock);
+  navigation by the browser's own clock), polled every :data:`POLL_MS`;
 * **points**: the data points every Plotly chart received (x values per trace, z cells of a
   heatmap), against the chart's width in pixels;
 * **peak RSS**: the dashboard process's VmHWM from /proc after every page was loaded.
@@ -41,6 +47,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,18 +80,31 @@ from orgscope.datasets import (  # noqa: E402
 from orgscope.store import Store  # noqa: E402
 from testkit import dashboard_sample as ds  # noqa: E402
 from testkit import synthetic as sy  # noqa: E402
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS, dashboard_process  # noqa: E402
+from testkit.browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    dashboard_process,
+    free_port,
+    wait_for_http,
+)
 from testkit.collectors_sample import runs_frame  # noqa: E402
 
 log = logging.getLogger("bench.dashboard_render")
 
 RESULTS = ROOT / "bench" / "results" / "dashboard_render.json"
 PERIOD = timedelta(minutes=5)
-STABLE_MS = 500
+STABLE_MS = 400
+#: Polled at a fixed interval: requestAnimationFrame polling burns the browser's CPU during
+#: the very thing it measures.
+POLL_MS = 50
+#: A user's visits to a page are further apart than the data cache's 30 s TTL.
+SPACING_S = 31.0
+FLOOR = "Floor"
+FLOOR_APP = ROOT / "bench" / "floor_app.py"
 TIMEOUT_MS = 180_000
 REGION = "us-east-1"
 
-#: Runs in the browser every animation frame until the page is rendered (see module doc).
+#: Runs in the browser every POLL_MS until the page is rendered (see module doc).
 RENDERED_JS = """
 (stable) => {
   const now = performance.now();
@@ -446,7 +466,7 @@ def render_once(browser: Any, url: str, dashboard_pid: int) -> dict[str, Any]:
         load = os.getloadavg()[0]
         page.goto(url, wait_until="commit")
         try:
-            page.wait_for_function(RENDERED_JS, arg=STABLE_MS, polling="raf",
+            page.wait_for_function(RENDERED_JS, arg=STABLE_MS, polling=POLL_MS,
                                    timeout=TIMEOUT_MS)
         except PlaywrightTimeout:
             shot = RESULTS.parent / f"render-timeout-{url.rsplit('/', 1)[-1] or 'root'}.png"
@@ -472,25 +492,90 @@ def _median(values: Iterable[int | None]) -> int | None:
     return round(statistics.median(known)) if known else None
 
 
-def measure(org: Org, repeat: int) -> dict[str, Any]:
+@contextmanager
+def floor_process() -> Iterator[str]:
+    """bench/floor_app.py served by Streamlit as the dashboard is (headless, loopback); its
+    URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(FLOOR_APP), "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/_stcore/health", timeout=120)
+        yield url + "/"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def land_cycle(store: Store, cycle: int) -> None:
+    """Write what one collection cycle adds, stamped now: the newest ``rule_health``
+    evaluation, 5-minute ``event_metrics`` and ``dlq_depth`` readings and ``runs`` rows again
+    (copies of the newest ones, moved to the current period), so that a visit after it finds
+    a store newer than anything the dashboard has read."""
+    now = pd.Timestamp.now(tz="UTC")
+    period = now.floor("5min")
+    for dataset, at in ((RULE_HEALTH, now), (EVENT_METRICS, period), (DLQ_DEPTH, period),
+                        (RUNS, now)):
+        column = dataset.time_column
+        newest = store.query(f'SELECT * EXCLUDE (date) FROM "{dataset.name}" WHERE "{column}" = '
+                             f'(SELECT max("{column}") FROM "{dataset.name}")')
+        if newest.empty:
+            continue
+        newest[column] = at
+        if dataset is RUNS:
+            newest["run_id"] = [f"bench-cycle-{cycle}-{i}" for i in range(len(newest))]
+        store.write(dataset.name, newest[dataset.columns], f"bench-cycle-{cycle}")
+
+
+def _ratio(value: int | None, floor: int | None) -> float | None:
+    return round(value / floor, 2) if value is not None and floor else None
+
+
+def measure(org: Org, repeat: int, spacing_s: float) -> dict[str, Any]:
+    """Open the floor and every page: once after start (first load), then ``repeat`` rounds,
+    each after a new collection cycle has landed and at least ``spacing_s`` after the round
+    before (a user's visits, more than the data cache's TTL apart: nothing cached to reuse)."""
     from playwright.sync_api import sync_playwright
 
     result: dict[str, Any] = {"organization": org.label, "accounts": org.accounts, "pages": []}
     with (dashboard_process(org.config_path, timeout=120, stop_timeout=30) as dashboard,
-          sync_playwright() as playwright):
+          floor_process() as floor_url, sync_playwright() as playwright):
         url, pid = dashboard.url, dashboard.pid
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         result["rss_after_start_mb"] = round(rss_mb(pid), 1)
-        pages = discover_pages(browser, url)
+        pages = [(FLOOR, floor_url), *((title, url + path)
+                                       for title, path in discover_pages(browser, url))]
         log.info("%s: pages %s", org.label, [title for title, _ in pages])
-        for title, path in pages:
-            first = render_once(browser, url + path, pid)
-            warm = [render_once(browser, url + path, pid) for _ in range(repeat)]
+        visits: dict[str, list[dict[str, Any]]] = {title: [] for title, _ in pages}
+        for round_ in range(repeat + 1):
+            began = time.monotonic()
+            if round_:
+                land_cycle(org.store, round_)
+            for title, address in pages:
+                visit = render_once(browser, address, pid)
+                visits[title].append(visit)
+                log.info("%s %s, round %d: %s ms, server CPU %s ms", org.label, title, round_,
+                         visit["ms"], visit["server_cpu_ms"])
+            rest = spacing_s - (time.monotonic() - began)
+            if round_ < repeat and rest > 0:
+                time.sleep(rest)
+        floor_first = visits[FLOOR][0]["ms"]
+        floor_fresh = _median(v["ms"] for v in visits[FLOOR][1:])
+        result["floor"] = {"first_load_ms": floor_first, "fresh_median_ms": floor_fresh}
+        for title, address in pages[1:]:
+            first, fresh = visits[title][0], visits[title][1:]
             charts = first["charts"]
             entry = {
-                "page": title, "path": path, "first_load_ms": first["ms"],
-                "warm_ms": [w["ms"] for w in warm],
-                "warm_median_ms": _median(w["ms"] for w in warm),
+                "page": title, "path": address.removeprefix(url),
+                "first_load_ms": first["ms"],
+                "fresh_ms": [v["ms"] for v in fresh],
+                "fresh_median_ms": _median(v["ms"] for v in fresh),
+                "first_x_floor": _ratio(first["ms"], floor_first),
+                "fresh_x_floor": _ratio(_median(v["ms"] for v in fresh), floor_fresh),
                 "charts": len(charts),
                 "points": sum(c["points"] for c in charts),
                 "max_points_per_trace": max((c["max_per_trace"] for c in charts), default=0),
@@ -499,18 +584,12 @@ def measure(org: Org, repeat: int) -> dict[str, Any]:
                 "exceptions": first["exceptions"],
                 "first_server_cpu_ms": first["server_cpu_ms"],
                 "first_browser_cpu_ms": first["browser_cpu_ms"],
-                "warm_server_cpu_ms": _median(w["server_cpu_ms"] for w in warm),
-                "warm_browser_cpu_ms": _median(w["browser_cpu_ms"] for w in warm),
-                "load_avg_1m": [first["load_avg_1m"], *(w["load_avg_1m"] for w in warm)],
-                "rss_mb": round(rss_mb(pid), 1),
+                "fresh_server_cpu_ms": _median(v["server_cpu_ms"] for v in fresh),
+                "fresh_browser_cpu_ms": _median(v["browser_cpu_ms"] for v in fresh),
+                "load_avg_1m": [v["load_avg_1m"] for v in visits[title]],
             }
-            log.info("%s %s: first %s ms, warm %s ms, server CPU %s/%s ms, browser CPU %s/%s "
-                     "ms, %d charts, %d points, load %s", org.label, title,
-                     entry["first_load_ms"], entry["warm_ms"], entry["first_server_cpu_ms"],
-                     entry["warm_server_cpu_ms"], entry["first_browser_cpu_ms"],
-                     entry["warm_browser_cpu_ms"], entry["charts"], entry["points"],
-                     entry["load_avg_1m"])
             result["pages"].append(entry)
+        result["rss_mb"] = round(rss_mb(pid), 1)
         result["peak_rss_mb"] = round(peak_rss_mb(pid), 1)
         browser.close()
     return result
@@ -530,32 +609,48 @@ def store_summary(store: Store) -> dict[str, Any]:
 
 
 @contextmanager
-def _folder(workdir: Path | None, label: str) -> Iterator[str]:
+def _folder(workdir: Path | None, label: str, *, existing: bool = False) -> Iterator[str]:
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="orgscope-render-") as folder:
             yield folder
         return
     kept = workdir / label.replace(" ", "-")
-    kept.mkdir(parents=True, exist_ok=False)
+    if not existing:
+        kept.mkdir(parents=True, exist_ok=False)
+    elif not (kept / "config.toml").is_file():
+        raise SystemExit(f"--reuse: {kept} holds no config.toml of an earlier --workdir run")
     yield str(kept)
+
+
+def reuse(folder: Path, label: str) -> Org:
+    """The organization an earlier ``--workdir`` run built in ``folder``."""
+    config_path = folder / "config.toml"
+    config = wiring.load(config_path)
+    store = Store(str(folder / "data"), all_datasets())
+    label_text = "reference" if label == "reference" else f"{label} accounts"
+    return Org(label_text, config_path, store, len(config.accounts))
 
 
 def markdown(results: dict[str, Any]) -> str:
     """The summary tables docs/performance.md shows, from a results JSON."""
     lines = []
     for org in results["organizations"]:
+        floor = org["floor"]
         lines += [f"**{org['organization']}** ({org['accounts']} accounts; store built in "
-                  f"{org['build_s']} s; dashboard peak RSS {org['peak_rss_mb']:,.0f} MiB):", "",
-                  "| page | first load ms | warm ms (median) | server CPU ms first / warm | "
-                  "browser CPU ms first / warm | charts | points sent | widest trace |",
+                  f"{org['build_s']} s; dashboard peak RSS {org['peak_rss_mb']:,.0f} MiB; "
+                  f"floor page {floor['first_load_ms']} ms first, {floor['fresh_median_ms']} "
+                  "ms later):", "",
+                  "| page | first load x floor | after a new cycle x floor | first ms | "
+                  "after a new cycle ms (median) | server CPU ms first / later | charts | "
+                  "points sent |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for page in org["pages"]:
             lines.append(
-                f"| {page['page']} | {page['first_load_ms'] or 'timeout'} | "
-                f"{page['warm_median_ms'] or 'timeout'} | "
-                f"{page['first_server_cpu_ms']} / {page['warm_server_cpu_ms']} | "
-                f"{page['first_browser_cpu_ms']} / {page['warm_browser_cpu_ms']} | "
-                f"{page['charts']} | {page['points']:,} | {page['max_points_per_trace']:,} |")
+                f"| {page['page']} | {page['first_x_floor'] or 'timeout'} | "
+                f"{page['fresh_x_floor'] or 'timeout'} | {page['first_load_ms'] or 'timeout'} | "
+                f"{page['fresh_median_ms'] or 'timeout'} | "
+                f"{page['first_server_cpu_ms']} / {page['fresh_server_cpu_ms']} | "
+                f"{page['charts']} | {page['points']:,} |")
         loads = [v for page in org["pages"] for v in page["load_avg_1m"]]
         lines += ["", f"Machine load (1-minute average) during these loads: "
                       f"{min(loads):.1f} to {max(loads):.1f} on {results['machine']['cpus']} "
@@ -569,13 +664,21 @@ def main() -> None:
                         help="comma-separated: 'reference' and/or a number of accounts")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--span-hours", type=int, default=24)
-    parser.add_argument("--repeat", type=int, default=3, help="warm loads per page")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="visits per page after a new cycle has landed")
+    parser.add_argument("--spacing", type=float, default=SPACING_S,
+                        help="seconds at least between two visits of a page")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--markdown", action="store_true",
                         help="only print the summary tables of an existing --out file")
     parser.add_argument("--workdir", type=Path,
                         help="build the stores here and keep them (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the stores an earlier --workdir run kept (their data "
+                             "ages: use it to compare changes, not for published numbers)")
     args = parser.parse_args()
+    if args.reuse and args.workdir is None:
+        parser.error("--reuse needs --workdir")
     if args.markdown:
         print(markdown(json.loads(args.out.read_text(encoding="utf-8"))))
         return
@@ -587,20 +690,23 @@ def main() -> None:
         "machine": {"cpus": len(os.sched_getaffinity(0)),
                     "python": platform.python_version()},
         "days": args.days, "span_hours": args.span_hours, "repeat": args.repeat,
-        "stable_ms": STABLE_MS, "organizations": [],
+        "stable_ms": STABLE_MS, "poll_ms": POLL_MS, "spacing_s": args.spacing,
+        "organizations": [],
     }
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     for label in args.orgs.split(","):
-        with _folder(args.workdir, label) as folder:
+        with _folder(args.workdir, label, existing=args.reuse) as folder:
             clock = time.monotonic()
-            if label == "reference":
-                org = build_reference(Path(folder), now, args.days, args.span_hours)
+            if args.reuse:
+                org = reuse(Path(folder), label)
             else:
-                org = build_scaled(Path(folder), now, args.days, int(label), args.span_hours)
-            org.store.compact_all(before=now.date())
+                org = build_reference(Path(folder), now, args.days, args.span_hours) \
+                    if label == "reference" else \
+                    build_scaled(Path(folder), now, args.days, int(label), args.span_hours)
+                org.store.compact_all(before=now.date())
             built = time.monotonic() - clock
             log.info("%s: store built in %.0f s", org.label, built)
-            measured = measure(org, args.repeat)
+            measured = measure(org, args.repeat, args.spacing)
             measured["store"] = store_summary(org.store)
             measured["build_s"] = round(built)
             results["organizations"].append(measured)

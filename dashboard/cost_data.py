@@ -187,7 +187,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     closed = store_io.read_closed(store, month)
     diff = review.closed_diff(closed, frame, month) if len(closed) else \
         pd.DataFrame(columns=[*review.SNAPSHOT_KEYS, "closed", "now", "diff"])
-    runs = store_io.read_runs(store, review.month_first(month), end)
+    usage = store_io.read_api_usage(store, review.month_first(month), end)
     return CostReview(
         month=month, through=through, complete=complete, currency=currency, total=total,
         previous=float(previous["amount"].sum()),
@@ -202,7 +202,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
         forecast=outlook,
         band=band,
         overhead=categories.overhead_by_team(current),
-        api_spend=categories.api_spend(runs),
+        api_spend=categories.api_spend(usage),
         detail=_with_names(detail, names),
         closed=closed,
         closed_diff=_with_names(diff, names),

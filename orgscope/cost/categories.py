@@ -7,7 +7,6 @@ us-east-1's (which carry no prefix for older services). The table is in docs/cos
 
 from __future__ import annotations
 
-import json
 import re
 
 import pandas as pd
@@ -58,29 +57,20 @@ def overhead_by_team(attributed: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["month", "team", "category"])["amount"].sum().reset_index()[columns]
 
 
-def api_spend(runs: pd.DataFrame) -> pd.DataFrame:
-    """orgscope's own API spend per month from ``runs`` (started_at, collector,
-    api_calls_by_operation, metrics_requested, traces_retrieved): month, api, requests, amount.
+def api_spend(usage: pd.DataFrame) -> pd.DataFrame:
+    """orgscope's own API spend per month, priced from ``usage`` (month, metrics, ce_calls,
+    traces: :func:`orgscope.cost.store_io.read_api_usage`): month, api, requests, amount.
 
     X-Ray also bills traces *scanned* by GetTraceSummaries, which no response reports: the
     X-Ray line counts retrieved traces only (docs/traces.md)."""
     columns = ["month", "api", "requests", "amount"]
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
-    months = pd.to_datetime(runs["started_at"], utc=True).dt.strftime("%Y-%m")
-    ce_calls = [int(json.loads(ops).get("ce:GetCostAndUsage", 0)) if isinstance(ops, str)
-                and ops else 0 for ops in runs["api_calls_by_operation"]]
-    traces = runs["traces_retrieved"] if "traces_retrieved" in runs else pd.Series(0, runs.index)
-    frame = pd.DataFrame({"month": months, "metrics": runs["metrics_requested"].astype(int),
-                          "ce": ce_calls, "traces": traces.fillna(0).astype(int)})
-    sums = frame.groupby("month")[["metrics", "ce", "traces"]].sum()
     rows = []
-    for month, metrics, ce, traces_n in zip(sums.index, sums["metrics"], sums["ce"],
-                                            sums["traces"], strict=True):
+    for month, metrics, ce, traces in zip(usage["month"], usage["metrics"], usage["ce_calls"],
+                                          usage["traces"], strict=True):
         rows.append({"month": str(month), "api": "CloudWatch GetMetricData (metrics)",
                      "requests": int(metrics), "amount": int(metrics) * CLOUDWATCH_PER_METRIC})
         rows.append({"month": str(month), "api": "Cost Explorer GetCostAndUsage",
                      "requests": int(ce), "amount": int(ce) * COST_EXPLORER_PER_REQUEST})
         rows.append({"month": str(month), "api": "X-Ray BatchGetTraces (traces)",
-                     "requests": int(traces_n), "amount": int(traces_n) * XRAY_PER_TRACE})
+                     "requests": int(traces), "amount": int(traces) * XRAY_PER_TRACE})
     return pd.DataFrame(rows, columns=columns)

@@ -35,13 +35,26 @@ def read_events(store: Store, start: date, end: date) -> pd.DataFrame:
         [EVENTS_METRIC, start, end])
 
 
-def read_runs(store: Store, start: date, end: date) -> pd.DataFrame:
-    """Collector runs started in [start, end): started_at, collector, api_calls_by_operation,
-    metrics_requested, traces_retrieved (orgscope's own API spend)."""
+def read_api_usage(store: Store, start: date, end: date) -> pd.DataFrame:
+    """orgscope's own billed API usage per month from the collector ``runs`` started in
+    [start, end): month (YYYY-MM, UTC), metrics (CloudWatch metrics requested), ce_calls
+    (``ce:GetCostAndUsage`` calls, from ``api_calls_by_operation``; text that is not a JSON
+    object counts 0), traces (X-Ray traces retrieved).
+
+    Summed in DuckDB: a month of runs at 100 accounts is millions of rows, which the page must
+    not bring into Python (docs/performance.md)."""
     return store.query(
-        "SELECT started_at, collector, api_calls_by_operation, metrics_requested, "
-        "traces_retrieved FROM runs "
-        "WHERE started_at >= ? AND started_at < ?", [start, end])
+        """
+        SELECT strftime(started_at, '%Y-%m') AS month,
+               sum(metrics_requested)::BIGINT AS metrics,
+               sum(coalesce(TRY_CAST(CASE WHEN json_valid(api_calls_by_operation)
+                                           AND json_type(api_calls_by_operation) = 'OBJECT'
+                   THEN json_extract_string(api_calls_by_operation, '$."ce:GetCostAndUsage"')
+                   END AS BIGINT), 0))::BIGINT AS ce_calls,
+               sum(coalesce(traces_retrieved, 0))::BIGINT AS traces
+        FROM runs WHERE started_at >= ? AND started_at < ?
+        GROUP BY 1 ORDER BY 1
+        """, [start, end])
 
 
 def last_cost_day(store: Store) -> date | None:

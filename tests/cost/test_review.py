@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
 
-from orgscope.cost import anomalies, categories, review
+from orgscope.cost import anomalies, categories, review, store_io
+from orgscope.datasets import RUNS, all_datasets
+from orgscope.store import Store
 from testkit.hostile import INVALID_UTF8
 
 
@@ -66,18 +69,35 @@ def test_the_simulators_overhead_usage_all_map() -> None:
             assert categories.overhead_category(service, usage) == category
 
 
-def test_api_spend_prices_orgscopes_requests() -> None:
-    runs = pd.DataFrame({
-        "started_at": pd.to_datetime(["2026-11-01T00:00Z", "2026-11-02T00:00Z"]),
-        "collector": ["metrics", "cost"],
-        "api_calls_by_operation": ['{"cloudwatch:GetMetricData": 2}',
-                                   '{"ce:GetCostAndUsage": 27}'],
-        "metrics_requested": [1000, 0],
-        "traces_retrieved": [None, 2_000_000]})
-    spend = categories.api_spend(runs).set_index("api")["amount"]
-    assert spend["CloudWatch GetMetricData (metrics)"] == pytest.approx(0.01)
-    assert spend["Cost Explorer GetCostAndUsage"] == pytest.approx(0.27)
-    assert spend["X-Ray BatchGetTraces (traces)"] == pytest.approx(1.0)
+def test_api_spend_prices_orgscopes_requests(tmp_path: Path) -> None:
+    """Usage summed by the store (bad JSON counts 0, months split in UTC), then priced."""
+    runs = RUNS.empty_frame()
+    rows = [
+        ("2026-11-01T00:00Z", "metrics", '{"cloudwatch:GetMetricData": 2}', 1000, None),
+        ("2026-11-02T00:00Z", "cost", '{"ce:GetCostAndUsage": 27}', 0, None),
+        ("2026-11-30T23:59Z", "xray", "{}", 0, 2_000_000),
+        ("2026-11-15T00:00Z", "cost", "not json", 0, None),
+        ("2026-11-15T00:00Z", "cost", '["ce:GetCostAndUsage"]', 0, None),
+        ("2026-11-15T00:00Z", "cost", None, 0, None),
+        ("2026-12-01T00:00Z", "cost", '{"ce:GetCostAndUsage": 5}', 0, None),  # next month
+    ]
+    runs = pd.DataFrame([{
+        "run_id": f"r{i}", "collector": collector, "account_id": "1" * 12,
+        "region": "us-east-1", "started_at": pd.Timestamp(at), "duration_s": 1.0,
+        "status": "ok", "error": None, "api_calls": 1, "api_calls_by_operation": ops,
+        "metrics_requested": metrics, "traces_retrieved": traces, "rows": 0, "shard": None}
+        for i, (at, collector, ops, metrics, traces) in enumerate(rows)], columns=runs.columns)
+    store = Store(str(tmp_path / "data"), all_datasets())
+    store.write(RUNS.name, runs, "runs")
+    usage = store_io.read_api_usage(store, date(2026, 11, 1), date(2027, 1, 1))
+    assert usage["month"].tolist() == ["2026-11", "2026-12"]
+    spend = categories.api_spend(usage)
+    november = spend[spend["month"] == "2026-11"].set_index("api")["amount"]
+    assert november["CloudWatch GetMetricData (metrics)"] == pytest.approx(0.01)
+    assert november["Cost Explorer GetCostAndUsage"] == pytest.approx(0.27)
+    assert november["X-Ray BatchGetTraces (traces)"] == pytest.approx(1.0)
+    december = spend[spend["month"] == "2026-12"].set_index("api")["requests"]
+    assert december["Cost Explorer GetCostAndUsage"] == 5
 
 
 def test_movers_compare_the_same_days_and_name_the_line() -> None:
