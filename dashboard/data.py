@@ -64,7 +64,7 @@ scope AS (
 def last_collection(store: Store) -> datetime | None:
     """When the newest collection cycle started (runs or reachability), or None if never."""
     frame = store.query(
-        "SELECT greatest((SELECT max(started_at) FROM runs), "
+        "SELECT greatest((SELECT max(started_at) FROM runs_latest), "
         "(SELECT max(checked_at) FROM accounts_history)) AS last"
     )
     value = frame["last"].iloc[0] if len(frame) else None
@@ -80,7 +80,7 @@ def account_choices(store: Store) -> pd.DataFrame:
 
 def region_choices(store: Store) -> list[str]:
     """Regions that appear in collection runs."""
-    frame = store.query("SELECT DISTINCT region FROM runs ORDER BY region")
+    frame = store.query("SELECT DISTINCT region FROM runs_latest ORDER BY region")
     return [str(region) for region in frame["region"]]
 
 
@@ -119,8 +119,8 @@ def accounts_overview(store: Store, filters: Filters, now: datetime) -> pd.DataF
         WHERE started_at >= ? AND status = 'error' AND {regions} GROUP BY account_id
     ),
     inventory AS (
-        SELECT account_id, max(started_at) AS inventory_at FROM runs
-        WHERE collector = ? AND status = 'ok' AND {regions} GROUP BY account_id
+        SELECT account_id, max(ok_at) AS inventory_at FROM runs_latest
+        WHERE collector = ? AND ok_at IS NOT NULL AND {regions} GROUP BY account_id
     ),
     rule_counts AS (
         SELECT account_id, count(*) AS rules,
@@ -178,10 +178,8 @@ def latest_runs(store: Store, since: datetime) -> pd.DataFrame:
     """The newest run of each (collector, account_id, region) since ``since``: collector,
     account_id, region, status, error, api_calls."""
     return store.query(
-        "SELECT collector, account_id, region, status, error, api_calls FROM runs "
-        "WHERE date >= ? AND started_at >= ? QUALIFY row_number() OVER ("
-        "PARTITION BY collector, account_id, region ORDER BY started_at DESC) = 1",
-        [since.date(), since])
+        "SELECT collector, account_id, region, status, error, api_calls FROM runs_latest "
+        "WHERE started_at >= ?", [since])
 
 
 def rules_inventory(store: Store, filters: Filters, search: str = "") -> pd.DataFrame:

@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from orgscope.datasets.schema import Dataset
+from orgscope.run_index import RUN_INDEX_SCHEMA, RUNS_LATEST, latest_runs
 from orgscope.store_files import (
     READ_OPTIONS,
     TMP_SUFFIX,
@@ -390,17 +391,20 @@ class Store:
         return " UNION ALL BY NAME ".join(f"({part})" for part in parts)
 
     def datasets_used(self, sql: str) -> list[Dataset]:
-        """The datasets whose views ``sql`` names (and ``runs``, which "latest" views join)."""
+        """The datasets whose views ``sql`` names."""
         words = set(re.findall(r"[a-z_][a-z0-9_]*", sql.lower()))
-        used = {d.name for d in self.datasets.values()
-                if d.name in words or f"{d.name}_history" in words}
-        if any(self.datasets[name].snapshot_collector for name in used) and "runs" in \
-                self.datasets:
-            used.add("runs")
-        return [d for d in self.datasets.values() if d.name in used]
+        return [d for d in self.datasets.values()
+                if d.name in words or f"{d.name}_history" in words]
 
-    def connect(self, datasets: Iterable[Dataset] | None = None) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with a view per dataset over the current files.
+    def _needs_run_index(self, sql: str, datasets: Iterable[Dataset]) -> bool:
+        """Whether ``sql`` reads ``runs_latest``, itself or through a "latest" view."""
+        return RUNS_LATEST in sql.lower() or any(d.snapshot_collector for d in datasets)
+
+    def connect(self, datasets: Iterable[Dataset] | None = None, *,
+                run_index: bool | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per dataset over the current files,
+        and the table ``runs_latest`` (:mod:`orgscope.run_index`) when ``run_index`` (by
+        default: when every view is made, or a chosen one is a collector's snapshot).
 
         Creating a view reads the Parquet footers of its files, so :meth:`query` asks only for
         the datasets its SQL names.
@@ -409,6 +413,10 @@ class Store:
         # timestamps compare and cast to dates in UTC, whatever the host's time zone
         connection.execute("SET TimeZone = 'UTC'")
         chosen = list(self.datasets.values() if datasets is None else datasets)
+        if run_index is None:
+            run_index = datasets is None or any(d.snapshot_collector for d in chosen)
+        if run_index:
+            connection.register(RUNS_LATEST, self._run_index(connection))
         # plain views first: a snapshot's latest view consults ``runs`` while it is built
         for dataset in sorted(chosen, key=lambda d: bool(d.snapshot_of)):
             if dataset.snapshot_of:
@@ -483,9 +491,19 @@ class Store:
                                              f"cannot be read: {unreadable}") is not None or found
         return found
 
+    def _run_index(self, connection: duckdb.DuckDBPyConnection) -> pa.Table:
+        """``runs_latest`` over the ``runs`` files listed now (empty without ``runs``)."""
+        if "runs" not in self.datasets:
+            return RUN_INDEX_SCHEMA.empty_table()
+        runs = self.datasets["runs"]
+        return latest_runs(
+            connection, self.base, self.files("runs"),
+            lambda files: self.place.scan_sql(connection, files, runs, True))
+
     def _query_once(self, sql: str, params: list[Any] | None,
                     prepare: Prepare | None = None) -> pd.DataFrame:
-        connection = self.connect(self.datasets_used(sql))
+        used = self.datasets_used(sql)
+        connection = self.connect(used, run_index=self._needs_run_index(sql, used))
         try:
             if prepare is not None:
                 prepare(connection)
@@ -533,13 +551,10 @@ def _latest_run_day(connection: duckdb.DuckDBPyConnection, dataset: Dataset) -> 
     if dataset.snapshot_collector is None:
         return None
     keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
-    try:
-        row = connection.execute(
-            f"SELECT CAST(min(latest) AS DATE) FROM (SELECT max(started_at) AS latest "
-            f"FROM runs WHERE collector = ? AND status = 'ok' GROUP BY {keys})",
-            [dataset.snapshot_collector]).fetchall()  # all: the connection is used again
-    except duckdb.CatalogException:
-        return None
+    row = connection.execute(
+        f"SELECT CAST(min(latest) AS DATE) FROM (SELECT max(ok_at) AS latest "
+        f"FROM {RUNS_LATEST} WHERE collector = ? AND ok_at IS NOT NULL GROUP BY {keys})",
+        [dataset.snapshot_collector]).fetchall()  # all: the connection is used again
     value = row[0][0] if row else None
     return value if isinstance(value, date) else None
 
@@ -567,8 +582,8 @@ def _latest_sql(source: str, history: str, dataset: Dataset, keys: str, time: st
     collector = _sql_string(dataset.snapshot_collector)
     return (
         f"SELECT h.* FROM {history} h JOIN ("
-        f"SELECT {keys}, max(started_at) AS latest FROM runs "
-        f"WHERE collector = {collector} AND status = 'ok' GROUP BY ALL) l "
+        f"SELECT {keys}, max(ok_at) AS latest FROM {RUNS_LATEST} "
+        f"WHERE collector = {collector} AND ok_at IS NOT NULL GROUP BY ALL) l "
         f"ON {on} AND h.{time} = l.latest"
     )
 
