@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from orgscope.datasets.schema import Dataset
-from orgscope.run_index import RUN_INDEX_SCHEMA, RUNS_LATEST, latest_runs
+from orgscope.file_index import RUNS_INDEX, RUNS_LATEST, answer, reported, snapshot_index
 from orgscope.store_files import (
     READ_OPTIONS,
     TMP_SUFFIX,
@@ -403,7 +403,7 @@ class Store:
     def connect(self, datasets: Iterable[Dataset] | None = None, *,
                 run_index: bool | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with a view per dataset over the current files,
-        and the table ``runs_latest`` (:mod:`orgscope.run_index`) when ``run_index`` (by
+        and the table ``runs_latest`` (:mod:`orgscope.file_index`) when ``run_index`` (by
         default: when every view is made, or a chosen one is a collector's snapshot).
 
         Creating a view reads the Parquet footers of its files, so :meth:`query` asks only for
@@ -417,33 +417,64 @@ class Store:
             run_index = datasets is None or any(d.snapshot_collector for d in chosen)
         if run_index:
             connection.register(RUNS_LATEST, self._run_index(connection))
-        # plain views first: a snapshot's latest view consults ``runs`` while it is built
-        for dataset in sorted(chosen, key=lambda d: bool(d.snapshot_of)):
+        for dataset in chosen:
             if dataset.snapshot_of:
-                source = self._view_sql(connection, dataset, with_filename=True)
-                history = _quote_identifier(f"{dataset.name}_history")
-                keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
-                time = _quote_identifier(dataset.time_column)
-                connection.execute(
-                    f"CREATE VIEW {history} AS SELECT * EXCLUDE (filename) FROM ({source})")
-                recent = history
-                since = _latest_run_day(connection, dataset)
-                if since is not None:
-                    # the latest snapshot of every key is in these partitions; the rest of
-                    # the history (30 days of rules at 100 accounts: 1.7 million rows) is not
-                    # read for it
-                    recent = _quote_identifier(f"{dataset.name}__recent")
-                    pruned = self._view_sql(connection, dataset, with_filename=True, since=since)
-                    connection.execute(
-                        f"CREATE VIEW {recent} AS SELECT * EXCLUDE (filename) FROM ({pruned})")
-                connection.execute(
-                    f"CREATE VIEW {_quote_identifier(dataset.name)} AS "
-                    + _latest_sql(source, recent, dataset, keys, time)
-                )
+                self._create_snapshot_views(connection, dataset)
             else:
                 source = self._view_sql(connection, dataset)
                 connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {source}")
         return connection
+
+    def _create_snapshot_views(self, connection: duckdb.DuckDBPyConnection,
+                               dataset: Dataset) -> None:
+        """``<name>_history`` (every snapshot) and ``<name>`` (the latest of each key)."""
+        source = self._view_sql(connection, dataset, with_filename=True)
+        history = _quote_identifier(f"{dataset.name}_history")
+        keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
+        time = _quote_identifier(dataset.time_column)
+        connection.execute(
+            f"CREATE VIEW {history} AS SELECT * EXCLUDE (filename) FROM ({source})")
+        if dataset.snapshot_collector is None:
+            latest = self._indexed_latest_sql(connection, dataset, source)
+        else:
+            recent = history
+            since = _latest_run_day(connection, dataset)
+            if since is not None:
+                # the latest snapshot of every key is in these partitions; the rest of the
+                # history (30 days of rules at 100 accounts: 1.7 million rows) is not read
+                recent = _quote_identifier(f"{dataset.name}__recent")
+                pruned = self._view_sql(connection, dataset, with_filename=True, since=since)
+                connection.execute(
+                    f"CREATE VIEW {recent} AS SELECT * EXCLUDE (filename) FROM ({pruned})")
+            latest = _collector_latest_sql(recent, dataset, keys, time)
+        connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {latest}")
+
+    def _indexed_latest_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
+                            source: str) -> str:
+        """The latest snapshot of every key: the rows of the (key, time, file) the file index
+        names (:func:`orgscope.file_index.snapshot_index`), read from those files alone.
+
+        Two snapshots of one key can share a timestamp (cycles of different collectors
+        starting in the same second both write ``accounts``): the one in the newest file wins,
+        never both.
+        """
+        files = self.files(dataset.name)
+        if not files or dataset.unique_key:
+            return f"SELECT * EXCLUDE (filename) FROM ({source}) WHERE false" if not files \
+                else _window_latest_sql(source, dataset)
+        index = snapshot_index(dataset)
+        table = answer(index, connection, self.base, files,
+                       lambda some: self.place.scan_sql(connection, some, dataset, True))
+        connection.register(index.name, table)
+        holders = {reported(str(name)) for name in table.column("filename").to_pylist()}
+        scan = self.place.scan_sql(connection, [f for f in files if reported(f) in holders],
+                                   dataset, True)
+        same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM l.{k}" for k in
+                            [_quote_identifier(c) for c in
+                             (*dataset.snapshot_of, dataset.time_column)])
+        return (f"SELECT s.* EXCLUDE (filename) FROM ({scan}) s "
+                f"JOIN {_quote_identifier(index.name)} l ON {same} "
+                "AND s.filename = l.filename")
 
     def query(self, sql: str, params: list[Any] | None = None, *,
               prepare: Prepare | None = None) -> pd.DataFrame:
@@ -494,11 +525,11 @@ class Store:
     def _run_index(self, connection: duckdb.DuckDBPyConnection) -> pa.Table:
         """``runs_latest`` over the ``runs`` files listed now (empty without ``runs``)."""
         if "runs" not in self.datasets:
-            return RUN_INDEX_SCHEMA.empty_table()
+            return RUNS_INDEX.schema.empty_table().drop_columns(["filename"])
         runs = self.datasets["runs"]
-        return latest_runs(
-            connection, self.base, self.files("runs"),
-            lambda files: self.place.scan_sql(connection, files, runs, True))
+        table = answer(RUNS_INDEX, connection, self.base, self.files("runs"),
+                       lambda files: self.place.scan_sql(connection, files, runs, True))
+        return table.drop_columns(["filename"])
 
     def _query_once(self, sql: str, params: list[Any] | None,
                     prepare: Prepare | None = None) -> pd.DataFrame:
@@ -559,27 +590,21 @@ def _latest_run_day(connection: duckdb.DuckDBPyConnection, dataset: Dataset) -> 
     return value if isinstance(value, date) else None
 
 
-def _latest_sql(source: str, history: str, dataset: Dataset, keys: str, time: str) -> str:
-    """The latest snapshot per key of a snapshot dataset (see Dataset.snapshot_collector).
+def _window_latest_sql(source: str, dataset: Dataset) -> str:
+    """The latest snapshot per key by a window over the whole history (only for a snapshot
+    dataset with a unique key, which the file index does not serve; none is declared today)."""
+    keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
+    time = _quote_identifier(dataset.time_column)
+    return (f"SELECT * EXCLUDE (filename) FROM ({source}) QUALIFY {time} = max({time}) OVER "
+            f"(PARTITION BY {keys}) AND filename = first_value(filename) OVER (PARTITION BY "
+            f"{keys} ORDER BY {time} DESC, filename DESC)")
 
-    Two snapshots of one key can share a timestamp (cycles of different collectors starting in
-    the same second both write ``accounts``): the one in the newest file wins, never both.
-    """
-    if dataset.snapshot_collector is None:
-        # Find the latest (key, time, file) on those narrow columns first, then read the
-        # whole rows of just those: a window over every column of the history (verdicts carry
-        # their reasons and numbers) costs five times as much and grows with it.
-        latest = (
-            f"SELECT DISTINCT {keys}, {time}, filename FROM ({source}) "
-            f"QUALIFY {time} = max({time}) OVER (PARTITION BY {keys}) AND filename = "
-            f"first_value(filename) OVER (PARTITION BY {keys} ORDER BY {time} DESC, "
-            "filename DESC)"
-        )
-        same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM l.{k}"
-                            for k in [*keys.split(", "), time, "filename"])
-        return f"SELECT s.* EXCLUDE (filename) FROM ({source}) s JOIN ({latest}) l ON {same}"
+
+def _collector_latest_sql(history: str, dataset: Dataset, keys: str, time: str) -> str:
+    """The latest snapshot per key of a collector's snapshot dataset: the snapshot its newest
+    ok run took (see Dataset.snapshot_collector)."""
     on = " AND ".join(f"h.{k} = l.{k}" for k in keys.split(", "))
-    collector = _sql_string(dataset.snapshot_collector)
+    collector = _sql_string(str(dataset.snapshot_collector))
     return (
         f"SELECT h.* FROM {history} h JOIN ("
         f"SELECT {keys}, max(ok_at) AS latest FROM {RUNS_LATEST} "

@@ -164,7 +164,7 @@ def test_file_url(tmp_path: Path) -> None:
 def test_query_builds_only_the_views_it_names(store: Store) -> None:
     names = [d.name for d in store.datasets_used("SELECT * FROM rules r JOIN accounts a USING "
                                                   "(account_id)")]
-    # "latest" rules join runs_latest (orgscope.run_index), not a view over every run
+    # "latest" rules join runs_latest (orgscope.file_index), not a view over every run
     assert sorted(names) == ["accounts", "rules"]
     assert [d.name for d in store.datasets_used("select 1 from RUNS")] == ["runs"]
     history = store.datasets_used("select * from rules_history")
