@@ -187,7 +187,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     closed = store_io.read_closed(store, month)
     diff = review.closed_diff(closed, frame, month) if len(closed) else \
         pd.DataFrame(columns=[*review.SNAPSHOT_KEYS, "closed", "now", "diff"])
-    usage = store_io.read_api_usage(store, review.month_first(month), end)
+    usage = store_io.read_api_usage(store, month, month)
     return CostReview(
         month=month, through=through, complete=complete, currency=currency, total=total,
         previous=float(previous["amount"].sum()),

@@ -21,6 +21,7 @@ finds it first; the views and compaction go on without it (docs/datasets.md, "Fa
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -38,7 +39,14 @@ import pandas as pd
 import pyarrow as pa
 
 from orgscope.datasets.schema import Dataset
-from orgscope.file_index import RUNS_INDEX, RUNS_LATEST, answer, reported, snapshot_index
+from orgscope.file_index import (
+    RUNS_INDEX,
+    RUNS_LATEST,
+    FileIndex,
+    answer,
+    reported,
+    snapshot_index,
+)
 from orgscope.store_files import (
     READ_OPTIONS,
     TMP_SUFFIX,
@@ -464,7 +472,7 @@ class Store:
                 else _window_latest_sql(source, dataset)
         index = snapshot_index(dataset)
         table = answer(index, connection, self.base, files,
-                       lambda some: self.place.scan_sql(connection, some, dataset, True))
+                       functools.partial(self._scan_with_filename, connection, dataset))
         connection.register(index.name, table)
         holders = {reported(str(name)) for name in table.column("filename").to_pylist()}
         scan = self.place.scan_sql(connection, [f for f in files if reported(f) in holders],
@@ -522,13 +530,37 @@ class Store:
                                              f"cannot be read: {unreadable}") is not None or found
         return found
 
+    def indexed(self, index: FileIndex, name: str) -> pd.DataFrame:
+        """``index``'s answer over the files of dataset ``name`` listed now (its columns but
+        ``filename``); each file is read for it once per process (:mod:`orgscope.file_index`).
+        A file compacted away while it was read is listed again, as in :meth:`query`."""
+        dataset = self.dataset(name)
+        for attempt in (1, 2):
+            connection = duckdb.connect(":memory:")
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                table = answer(index, connection, self.base, self.files(name),
+                               functools.partial(self._scan_with_filename, connection, dataset))
+                frame: pd.DataFrame = table.drop_columns(["filename"]).to_pandas()
+                return frame
+            except duckdb.Error as error:
+                if attempt == 2 or not self.place.vanished(error):
+                    raise StoreError(str(error).strip()) from None
+            finally:
+                connection.close()
+        raise AssertionError("unreachable")
+
+    def _scan_with_filename(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
+                            files: list[PurePath]) -> str:
+        return self.place.scan_sql(connection, files, dataset, True)
+
     def _run_index(self, connection: duckdb.DuckDBPyConnection) -> pa.Table:
         """``runs_latest`` over the ``runs`` files listed now (empty without ``runs``)."""
         if "runs" not in self.datasets:
             return RUNS_INDEX.schema.empty_table().drop_columns(["filename"])
         runs = self.datasets["runs"]
         table = answer(RUNS_INDEX, connection, self.base, self.files("runs"),
-                       lambda files: self.place.scan_sql(connection, files, runs, True))
+                       functools.partial(self._scan_with_filename, connection, runs))
         return table.drop_columns(["filename"])
 
     def _query_once(self, sql: str, params: list[Any] | None,

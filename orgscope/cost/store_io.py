@@ -7,12 +7,14 @@ import logging
 from datetime import date, datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
 
 from orgscope.config import Config
 from orgscope.cost.attribution import Attribution, attribute
 from orgscope.cost.forecast import SHAPE_DAYS, Calibration, OwnerOn, calibrate
 from orgscope.cost.review import add_months, month_after, month_before, month_first, snapshot
 from orgscope.datasets import COST_CLOSED_MONTHS
+from orgscope.file_index import FileIndex
 from orgscope.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,26 +37,37 @@ def read_events(store: Store, start: date, end: date) -> pd.DataFrame:
         [EVENTS_METRIC, start, end])
 
 
-def read_api_usage(store: Store, start: date, end: date) -> pd.DataFrame:
-    """orgscope's own billed API usage per month from the collector ``runs`` started in
-    [start, end): month (YYYY-MM, UTC), metrics (CloudWatch metrics requested), ce_calls
-    (``ce:GetCostAndUsage`` calls, from ``api_calls_by_operation``; text that is not a JSON
-    object counts 0), traces (X-Ray traces retrieved).
-
-    Summed in DuckDB: a month of runs at 100 accounts is millions of rows, which the page must
-    not bring into Python (docs/performance.md)."""
-    return store.query(
-        """
-        SELECT strftime(started_at, '%Y-%m') AS month,
+#: orgscope's own billed API usage per month of runs (module doc of orgscope.file_index: each
+#: runs file is summed once per process; a month at 100 accounts is millions of runs).
+API_USAGE = FileIndex(
+    name="runs__api_usage_by_month",
+    per_file="""
+        SELECT filename, strftime(started_at, '%Y-%m') AS month,
                sum(metrics_requested)::BIGINT AS metrics,
                sum(coalesce(TRY_CAST(CASE WHEN json_valid(api_calls_by_operation)
                                            AND json_type(api_calls_by_operation) = 'OBJECT'
                    THEN json_extract_string(api_calls_by_operation, '$."ce:GetCostAndUsage"')
                    END AS BIGINT), 0))::BIGINT AS ce_calls,
                sum(coalesce(traces_retrieved, 0))::BIGINT AS traces
-        FROM runs WHERE started_at >= ? AND started_at < ?
-        GROUP BY 1 ORDER BY 1
-        """, [start, end])
+        FROM ({scan}) GROUP BY ALL""",
+    combine="""
+        SELECT NULL::VARCHAR AS filename, month, sum(metrics)::BIGINT AS metrics,
+               sum(ce_calls)::BIGINT AS ce_calls, sum(traces)::BIGINT AS traces
+        FROM per_file GROUP BY ALL""",
+    schema=pa.schema([("filename", pa.string()), ("month", pa.string()),
+                      ("metrics", pa.int64()), ("ce_calls", pa.int64()),
+                      ("traces", pa.int64())]),
+)
+
+
+def read_api_usage(store: Store, first_month: str, last_month: str) -> pd.DataFrame:
+    """orgscope's own billed API usage per month of the collector ``runs``, for the months
+    [first_month, last_month] (YYYY-MM, UTC): month, metrics (CloudWatch metrics requested),
+    ce_calls (``ce:GetCostAndUsage`` calls, from ``api_calls_by_operation``; text that is not
+    a JSON object counts 0), traces (X-Ray traces retrieved); ordered by month."""
+    usage = store.indexed(API_USAGE, "runs")
+    chosen = usage[(usage["month"] >= first_month) & (usage["month"] <= last_month)]
+    return chosen.sort_values("month", ignore_index=True)
 
 
 def last_cost_day(store: Store) -> date | None:

@@ -88,8 +88,15 @@ def test_api_spend_prices_orgscopes_requests(tmp_path: Path) -> None:
         "metrics_requested": metrics, "traces_retrieved": traces, "rows": 0, "shard": None}
         for i, (at, collector, ops, metrics, traces) in enumerate(rows)], columns=runs.columns)
     store = Store(str(tmp_path / "data"), all_datasets())
-    store.write(RUNS.name, runs, "runs")
-    usage = store_io.read_api_usage(store, date(2026, 11, 1), date(2027, 1, 1))
+    store.write(RUNS.name, runs.iloc[:3], "runs-a")
+    store_io.read_api_usage(store, "2026-11", "2026-12")  # the first files, kept
+    store.write(RUNS.name, runs.iloc[3:], "runs-b")  # a later cycle: summed on top
+    usage = store_io.read_api_usage(store, "2026-11", "2026-12")
+    assert store_io.read_api_usage(store, "2026-12", "2026-12")["month"].tolist() == ["2026-12"]
+    for day, files in store.partitions(RUNS.name):
+        if files > 1:
+            store.compact(RUNS.name, day)  # the same rows in other files: the same sums
+    pd.testing.assert_frame_equal(store_io.read_api_usage(store, "2026-11", "2026-12"), usage)
     assert usage["month"].tolist() == ["2026-11", "2026-12"]
     spend = categories.api_spend(usage)
     november = spend[spend["month"] == "2026-11"].set_index("api")["amount"]
