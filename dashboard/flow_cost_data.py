@@ -155,14 +155,15 @@ def method_rows() -> list[tuple[str, str]]:
 
 def rule_unit_cost(store: Store, key: tuple[str, str, str, str], today: date) -> pd.DataFrame:
     """One rule's flows this month so far and the same days of last month: target_arn,
-    target_kind, events, amount, per_million, per_million_before (empty without data)."""
+    target_kind, events, amount, per_million, events_before, amount_before,
+    per_million_before (empty without data)."""
     account_id, region, bus, rule = key
     month = month_of(today)
     frame = read_flow_cost(store, month_first(month_before(month)), today + pd.Timedelta(days=1))
     own = frame[(frame["account_id"] == account_id) & (frame["region"] == region)
                 & (frame["bus"] == bus) & (frame["rule"] == rule)]
     columns = ["target_arn", "target_kind", "events", "amount", "per_million",
-               "per_million_before"]
+               "events_before", "amount_before", "per_million_before"]
     if own.empty:
         return _empty(columns)
     trend = flows.trend(own, month, today)

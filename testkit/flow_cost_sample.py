@@ -46,6 +46,13 @@ def fill_flow_cost(store: Store, config: Config, now: datetime) -> str:
     """Fill ``store`` (inventory, cost, daily rule metrics) and run the flow-cost step at
     ``now``; its summary."""
     fill_org_store(store, now)
+    return add_flow_cost(store, config, now)
+
+
+def add_flow_cost(store: Store, config: Config, now: datetime) -> str:
+    """Add cost and daily rule metrics to a store that has the sample inventory
+    (:func:`testkit.dashboard_sample.fill_org_store`) and run the flow-cost step at ``now``;
+    its summary."""
     fill_cost(store, config, now.date())
     store.write(EVENT_METRICS.name, _daily_metrics(now), f"{now:%Y%m%dT%H%M%SZ}-daily")
     return update_flow_cost(config, store, now)

@@ -126,7 +126,7 @@ def flow_edges(rules: pd.DataFrame, buses: pd.DataFrame, accounts: pd.DataFrame,
     producer publishes to a rule directly when the bus is its own or admits it (without bus
     data, every producer its sources name); ``accounts``: ``accounts`` (account_id, name,
     team) to map sources to producers (:func:`orgscope.health.producers.source_producers`).
-    A rule without targets has no flow.
+    A rule without targets, or without an event pattern (a scheduled rule), has no flow.
     """
     policies: dict[tuple[str, str, str], object] = {}
     if not buses.empty:
@@ -136,6 +136,8 @@ def flow_edges(rules: pd.DataFrame, buses: pd.DataFrame, accounts: pd.DataFrame,
     rows = []
     for row in tuples(rules[["account_id", "region", "bus", "rule", "event_pattern",
                              "targets"]]):
+        if not isinstance(row.event_pattern, str) or not row.event_pattern:
+            continue  # a scheduled rule: no producer, no event flow
         account_id, region, bus = str(row.account_id), str(row.region), str(row.bus)
         named = sorted({p for source in pattern_sources(row.event_pattern)
                         for p in source_producers(source, accounts)})

@@ -46,6 +46,8 @@ def _rules() -> pd.DataFrame:
         (CONSUMER, "us-east-1", "default", "fulfil-orders", PATTERN, _targets(queue)),
         (QUIET, "us-east-1", "default", "partner-orders", PATTERN, _targets(quiet)),
         (CENTRAL, "us-east-1", "central-bus", "no-targets", PATTERN, None),
+        (CONSUMER, "us-east-1", "default", "nightly", None,
+         _targets(f"arn:aws:lambda:us-east-1:{CONSUMER}:function:nightly")),
     ], columns=["account_id", "region", "bus", "rule", "event_pattern", "targets"])
 
 
@@ -193,8 +195,10 @@ def test_an_eventbridge_line_no_flow_sends_is_unallocated() -> None:
     assert list(line["team"]) == [flows.UNALLOCATED]
 
 
-def test_a_rule_without_targets_has_no_flow() -> None:
-    assert "no-targets" not in set(_edges()["rule"])
+def test_a_rule_without_targets_or_pattern_has_no_flow() -> None:
+    rules = set(_edges()["rule"])
+    assert "no-targets" not in rules
+    assert "nightly" not in rules  # scheduled: its account's Lambda line is no flow line
 
 
 def test_unit_cost_per_flow_and_team() -> None:
