@@ -219,7 +219,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
 
 def export_sheets(rv: CostReview) -> dict[str, pd.DataFrame]:
     """The XLSX's sheets: summary, by team, by account, by service, untagged, flow unit
-    cost, method notes.
+    cost, flow end to end, method notes.
     Amounts rounded to the cent; every sheet's amounts add up to the summary's total (up to
     the rounding of its rows)."""
     summary = pd.DataFrame([
@@ -250,6 +250,7 @@ def export_sheets(rv: CostReview) -> dict[str, pd.DataFrame]:
         "by service": rounded(rv.services),
         "untagged": rounded(rv.untagged_lines),
         "flow unit cost": flow_sheet(rv.flows),
+        "flow end to end": routes_sheet(rv.flows),
         "method notes": rv.method_notes,
     }
 
@@ -276,6 +277,13 @@ def flow_sheet(flows: FlowCost | None) -> pd.DataFrame:
         sheet[column] = pd.to_numeric(sheet[column]).round(4)
     sheet["events"] = pd.to_numeric(sheet["events"]).round(0)
     return sheet
+
+
+def routes_sheet(flows: FlowCost | None) -> pd.DataFrame:
+    """The XLSX's end-to-end sheet: unit costs to 4 places, events whole."""
+    routes = flows.routes if flows is not None else FlowCost("", None).routes
+    return routes.round({"per_million": 4, "upstream_per_million": 4, "end_to_end": 4,
+                         "events": 0})
 
 
 def export_csv(rv: CostReview) -> bytes:

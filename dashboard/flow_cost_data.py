@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["flow", "team", "target_kind", "events", "eventbridge", "target", "amount",
                  "per_million", "per_million_before", "change_pct", "account_id", "bus",
                  "rule", "target_arn"]
+#: Columns of the end-to-end table.
+ROUTE_COLUMNS = ["flow", "team", "events", "hops", "per_million", "upstream_per_million",
+                 "end_to_end"]
 #: Flows drawn in the daily chart (the most costly of the month).
 CHART_FLOWS = 8
 
@@ -52,6 +55,7 @@ class FlowCost:
         ["date", "flow", "per_million"]))
     unallocated: pd.DataFrame = field(default_factory=lambda: _empty(
         ["account", "service", "usage_type", "method", "amount"]))
+    routes: pd.DataFrame = field(default_factory=lambda: _empty(ROUTE_COLUMNS))
     allocated: float = 0.0
 
     @property
@@ -88,7 +92,8 @@ def build_flow_cost(store: Store, config: Config, month: str,
                     through: date | None = None) -> FlowCost:
     """``month`` (through ``through``, default its end) against the same days of the month
     before: the flows, the teams, the top risers with their reasons, the daily unit cost of
-    the costliest flows and the lines no flow carried."""
+    the costliest flows, the end-to-end unit cost of the flows that end at a target and the
+    lines no flow carried."""
     last = through or month_end(month)
     frame = read_flow_cost(store, month_first(month_before(month)),
                            month_first(month) if last < month_first(month) else
@@ -109,8 +114,10 @@ def build_flow_cost(store: Store, config: Config, month: str,
         flows.team_totals(previous)[["team", "per_million"]], on="team", how="left",
         suffixes=("", "_before"))
     teams["change_pct"] = _change_pct(teams["per_million"], teams["per_million_before"])
+    routes = _routes(store, current, names)
+    teams = teams.merge(_team_end_to_end(routes), on="team", how="left")
     teams = teams[teams["events"] > 0][["team", "events", "amount", "per_million",
-                                        "per_million_before", "change_pct"]]
+                                        "per_million_before", "change_pct", "end_to_end"]]
     rising = flows.risers(trend)
     rising["flow"] = [flow_label(r, names) for r in rising.to_dict("records")]
     rising = rising.rename(columns={"per_million_now": "per_million"})[
@@ -126,8 +133,36 @@ def build_flow_cost(store: Store, config: Config, month: str,
     return FlowCost(month=month, through=last, flows=table,
                     teams=teams.sort_values("amount", ascending=False).reset_index(drop=True),
                     risers=rising, daily=daily.reset_index(drop=True),
-                    unallocated=lost.reset_index(drop=True),
+                    unallocated=lost.reset_index(drop=True), routes=routes,
                     allocated=float(current.loc[current["rule"] != "", "amount"].sum()))
+
+
+def _routes(store: Store, current: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    """:func:`orgscope.cost.flows.end_to_end` of the month's flows, labelled for people."""
+    rules = store.query("SELECT account_id, region, bus, rule, event_pattern FROM rules")
+    patterns = {(str(r.account_id), str(r.region), str(r.bus), str(r.rule)): r.event_pattern
+                for r in rules.itertuples(index=False)}
+    totals = flows.flow_totals(current)
+    totals = totals[totals["events"] > 0]
+    routes = flows.end_to_end(totals, patterns)
+    if routes.empty:
+        return _empty(ROUTE_COLUMNS)
+    labels = {tuple(r[c] for c in flows.FLOW_KEY): flow_label(r, names)
+              for r in totals.to_dict("records")}
+    routes["flow"] = [labels[tuple(r[c] for c in flows.FLOW_KEY)]
+                      for r in routes.to_dict("records")]
+    routes["hops"] = ["; ".join(hops) for hops in routes["hops"]]
+    return routes.sort_values("end_to_end", ascending=False)[ROUTE_COLUMNS].reset_index(
+        drop=True)
+
+
+def _team_end_to_end(routes: pd.DataFrame) -> pd.DataFrame:
+    """Per team, $ per million events end to end over its flows that end at a target."""
+    if routes.empty:
+        return _empty(["team", "end_to_end"])
+    weighted = routes.assign(cost=routes["events"] * routes["end_to_end"])
+    sums = weighted.groupby("team", as_index=False)[["cost", "events"]].sum()
+    return sums.assign(end_to_end=sums["cost"] / sums["events"])[["team", "end_to_end"]]
 
 
 def method_rows() -> list[tuple[str, str]]:
@@ -147,6 +182,11 @@ def method_rows() -> list[tuple[str, str]]:
          "kind there, by events ('" + flows.METHOD_TARGET + "'), including what the service "
          "does for other callers. A resource-level source would state '"
          + flows.METHOD_RESOURCE + "'."),
+        ("Flow: end to end", "A flow that ends at a target adds the unit cost of the flows "
+         "forwarding to its rule's bus whose pattern can match the same events (source and "
+         "detail-type), one hop up: what one million events cost from the bus their "
+         "producers publish to, to the target. A team's end to end weighs its flows by "
+         "events."),
         ("Flow: unallocated", "A line with no events to split it by that day, or that no flow "
          "sends, is kept as its own line ('" + flows.METHOD_NO_EVENTS + "', '"
          + flows.METHOD_NO_FLOW + "'); every line's shares add up to it to the cent."),

@@ -211,7 +211,8 @@ def _flows(rv: cost_data.CostReview) -> None:
                    help="Lines with no events to split them by that day, or no flow that "
                         "sends them: kept as their own lines, never dropped.")
     cols[2].metric("Flows with events", len(view.flows), border=True)
-    units = {"per_million": "Now", "per_million_before": "Previous month"}
+    units = {"per_million": "Now", "per_million_before": "Previous month",
+             "end_to_end": "End to end", "upstream_per_million": "Forwarding hops"}
     config: dict[str, Any] = {c: _unit(label, rv.currency) for c, label in units.items()}
     config.update({"amount": _money("Cost", rv.currency),
                    "eventbridge": _money("EventBridge", rv.currency),
@@ -220,7 +221,8 @@ def _flows(rv: cost_data.CostReview) -> None:
                    "team": st.column_config.TextColumn("Team"),
                    "flow": st.column_config.TextColumn("Flow (rule account/bus/rule -> "
                                                        "target account, kind)"),
-                   "target_kind": st.column_config.TextColumn("Target")})
+                   "target_kind": st.column_config.TextColumn("Target"),
+                   "hops": st.column_config.TextColumn("Forwarded by")})
     st.markdown("**Per team**")
     st.dataframe(view.teams, hide_index=True, width="stretch", column_config=config)
     st.markdown("**Risers**: the flows whose unit cost rose most"
@@ -240,6 +242,10 @@ def _flows(rv: cost_data.CostReview) -> None:
         figure.update_layout(height=340, margin={"t": 10, "b": 10}, legend={"orientation": "h"},
                              yaxis_title=f"{rv.currency} per million events")
         st.plotly_chart(figure, width="stretch", key="cost.flow_chart")
+    if len(view.routes):
+        st.markdown("**End to end**: flows that end at a target, with the forwarding hops "
+                    "before them")
+        st.dataframe(view.routes, hide_index=True, width="stretch", column_config=config)
     st.markdown("**Per flow**")
     st.dataframe(view.flows.drop(columns=["account_id", "bus", "rule", "target_arn"]),
                  hide_index=True, width="stretch", column_config=config)
@@ -258,7 +264,7 @@ def _exports(ctx: AppContext, rv: cost_data.CostReview, today: object) -> None:
         file_name=f"orgscope-cost-{rv.month}.xlsx", key=XLSX_KEY,
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         help="Sheets: summary, by team, by account, by service, untagged, flow unit cost, "
-             "method notes.")
+             "flow end to end, method notes.")
     cols[1].download_button(
         "Download CSV", data=cost_data.export_csv(rv), file_name=f"orgscope-cost-{rv.month}.csv",
         mime="text/csv", key=CSV_KEY,

@@ -30,6 +30,7 @@ split it by that day (or no flow at all) is one row of its own, :data:`UNALLOCAT
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -450,3 +451,65 @@ def risers(trends: pd.DataFrame, top: int = 5) -> pd.DataFrame:
     return rose.assign(reason=[reason({str(k): v for k, v in row.items()})
                                for row in rose.to_dict("records")]
                        ).reset_index(drop=True)
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+def _pattern_values(pattern: object, key: str) -> set[str] | None:
+    """The plain string values a pattern (JSON text) lists under ``key``; None when it does
+    not test ``key`` (or is not a pattern), so it matches whatever the other side sends."""
+    if not isinstance(pattern, str) or not pattern:
+        return None
+    try:
+        document = json.loads(pattern)
+    except ValueError:
+        return None
+    values = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(values, list):
+        return None
+    plain = {v for v in values if isinstance(v, str)}
+    return plain if len(plain) == len(values) else None  # a matcher: assume it may match
+
+
+def patterns_overlap(first: object, second: object) -> bool:
+    """Whether two patterns can match the same event, judged on ``source`` and
+    ``detail-type`` (plain values only; anything else is assumed to overlap)."""
+    for key in ("source", "detail-type"):
+        a, b = _pattern_values(first, key), _pattern_values(second, key)
+        if a is not None and b is not None and not a & b:
+            return False
+    return True
+
+
+def end_to_end(totals: pd.DataFrame, patterns: Mapping[tuple[str, str, str, str], object]
+               ) -> pd.DataFrame:
+    """Each flow that ends at a target (not at another bus) with the hops before it: the
+    flows forwarding to its rule's bus (``target_arn`` naming that bus) whose pattern
+    overlaps its own (:func:`patterns_overlap`; ``patterns``: rule key -> event pattern),
+    one level up. ``totals``: :func:`flow_totals` rows. Columns: FLOW_KEY, team,
+    target_kind, events, hops (the upstream flows' keys, as 'account/bus/rule'),
+    per_million (its own), upstream_per_million (the hops' sum) and end_to_end (both: the
+    cost of carrying one million events from the bus its producers publish to, to its
+    target, each event crossing every hop once)."""
+    columns = [*FLOW_KEY, "team", "target_kind", "events", "hops", "per_million",
+               "upstream_per_million", "end_to_end"]
+    if totals.empty:
+        return pd.DataFrame(columns=columns)
+    forwards = totals[totals["target_kind"] == "bus"]
+    rows = []
+    for flow in totals[totals["target_kind"] != "bus"].to_dict("records"):
+        bus_arn = (f"arn:aws:events:{flow['region']}:{flow['account_id']}:"
+                   f"event-bus/{flow['bus']}")
+        own = patterns.get((flow["account_id"], flow["region"], flow["bus"], flow["rule"]))
+        hops = [u for u in forwards[forwards["target_arn"] == bus_arn].to_dict("records")
+                if patterns_overlap(patterns.get((u["account_id"], u["region"], u["bus"],
+                                                  u["rule"])), own)]
+        upstream = sum(float(u["per_million"]) for u in hops
+                       if not math.isnan(float(u["per_million"])))
+        rows.append({**{c: flow[c] for c in FLOW_KEY}, "team": flow["team"],
+                     "target_kind": flow["target_kind"], "events": flow["events"],
+                     "hops": [f"{u['account_id']}/{u['bus']}/{u['rule']}" for u in hops],
+                     "per_million": flow["per_million"], "upstream_per_million": upstream,
+                     "end_to_end": float(flow["per_million"]) + upstream})
+    return pd.DataFrame(rows, columns=columns)

@@ -64,6 +64,13 @@ def test_the_months_flows_risers_and_xlsx_sheet(
     fallen = view.risers[view.risers["flow"].str.contains("order-processing sqs")]
     assert len(fallen) > 0
     assert fallen["reason"].str.startswith("volume fell").all()
+    ends = view.routes.set_index("flow")
+    queue = ends.loc[next(f for f in ends.index if "orders-from-central" in f)]
+    assert "order-placed-to-orders" in queue["hops"]
+    assert queue["end_to_end"] == pytest.approx(queue["per_million"]
+                                                + queue["upstream_per_million"])
+    assert queue["upstream_per_million"] > 0
+    assert view.teams["end_to_end"].notna().any()
     sheet = flow_sheet(view)
     assert len(sheet) == len(view.flows) + len(view.unallocated)
     assert sheet["amount"].sum() == pytest.approx(

@@ -251,3 +251,30 @@ def test_a_cross_account_invocation_line_goes_to_the_rules_that_send_across() ->
     assert list(result.loc[result["cost_account_id"] == CENTRAL, "rule"]) == \
         ["orders-to-fulfilment"]
     assert result["amount"].sum() == pytest.approx(0.05)
+
+
+def test_end_to_end_adds_the_forwarding_hop_whose_pattern_overlaps() -> None:
+    day = DAYS[3]
+    result = _allocate(_cost([day], eb_producer=1.0, eb_central=2.0, sqs=0.5),
+                       _metrics([day], delivered=1_000_000.0))
+    totals = flows.flow_totals(result)
+    other = json.dumps({"source": ["quickgrocer.payments"]})
+    patterns = {(CENTRAL, "us-east-1", "central-bus", "orders-to-fulfilment"): PATTERN,
+                (CONSUMER, "us-east-1", "default", "fulfil-orders"): PATTERN}
+    routes = flows.end_to_end(totals, patterns).set_index("rule")
+    assert list(routes.index) == ["fulfil-orders"]  # the forwarding flow ends at a bus
+    assert routes.loc["fulfil-orders", "hops"] == [f"{CENTRAL}/central-bus/orders-to-fulfilment"]
+    assert routes.loc["fulfil-orders", "end_to_end"] == pytest.approx(3.0 + 0.5)
+    patterns[(CENTRAL, "us-east-1", "central-bus", "orders-to-fulfilment")] = other
+    alone = flows.end_to_end(totals, patterns).set_index("rule")
+    assert alone.loc["fulfil-orders", "hops"] == []
+    assert alone.loc["fulfil-orders", "end_to_end"] == pytest.approx(0.5)
+
+
+def test_patterns_overlap_on_source_and_detail_type() -> None:
+    placed = json.dumps({"source": ["a"], "detail-type": ["Order Placed"]})
+    assert flows.patterns_overlap(placed, json.dumps({"source": ["a", "b"]}))
+    assert not flows.patterns_overlap(placed, json.dumps({"source": ["b"]}))
+    assert not flows.patterns_overlap(placed, json.dumps({"detail-type": ["Order Updated"]}))
+    assert flows.patterns_overlap(placed, json.dumps({"source": [{"prefix": "b"}]}))
+    assert flows.patterns_overlap(placed, None)

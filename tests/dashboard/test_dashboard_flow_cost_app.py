@@ -57,7 +57,8 @@ def test_the_cost_page_shows_flows_risers_and_the_xlsx_sheet(
     markdown = "\n".join(str(m.value) for m in app.markdown)
     assert "order-processing sqs" in markdown and "volume fell" in markdown
     tables = [t.value for t in app.dataframe if "per_million" in t.value.columns]
-    flows = next(t for t in tables if "flow" in t.columns)
+    flows = next(t for t in tables if "target_kind" in t.columns)
+    assert any("end_to_end" in t.columns and "hops" in t.columns for t in tables)
     assert len(flows) > 0 and (flows["per_million"] >= 0).all()
     assert (flows["per_million"] > 0).sum() > len(flows) / 2
     metrics = {m.label: m.value for m in app.metric}
@@ -67,6 +68,7 @@ def test_the_cost_page_shows_flows_risers_and_the_xlsx_sheet(
     book = openpyxl.load_workbook(io.BytesIO(workbook(cost_data.export_sheets(review))))
     sheet = book["flow unit cost"]
     assert sheet.max_row - 1 == len(review.flows.flows) + len(review.flows.unallocated)
+    assert book["flow end to end"].max_row - 1 == len(review.flows.routes)
 
 
 def test_the_event_flow_page_shows_the_rules_unit_cost(
