@@ -35,6 +35,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
+from fractions import Fraction
 from typing import Any
 
 import pandas as pd
@@ -104,15 +105,18 @@ def target_kind(arn: str) -> str:
     return "other"
 
 
-def _admits(principals: object, producer: str) -> bool:
-    if principals is None or isinstance(principals, float):
-        return False
-    for principal in [principals] if isinstance(principals, str) else list(principals):  # type: ignore[call-overload]
-        text = str(principal)
-        if text == "*" or text.startswith("org:") or text == producer or \
-                (text.startswith("arn:") and arn_account(text) == producer):
-            return True
-    return False
+def _admits(principals: Any, producer: str) -> bool:
+    """Whether a bus's ``allowed_principals`` (a list cell; null for no policy) let
+    ``producer`` publish: its id, an ARN in its account, everyone or an organization."""
+    if isinstance(principals, str):
+        values = [principals]
+    elif principals is None or isinstance(principals, float):
+        values = []
+    else:
+        values = [str(p) for p in principals]
+    return any(text == "*" or text.startswith("org:") or text == producer
+               or (text.startswith("arn:") and arn_account(text) == producer)
+               for text in values)
 
 
 def flow_edges(rules: pd.DataFrame, buses: pd.DataFrame, accounts: pd.DataFrame,
@@ -194,12 +198,14 @@ def flow_days(edges: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
 
 def split_micros(total: int, weights: Sequence[float]) -> list[int]:
     """``total`` (integer millionths, any sign) split in proportion to ``weights`` (>= 0,
-    some > 0) by the largest-remainder rule: the parts add up to ``total`` exactly."""
-    whole = sum(weights)
+    some > 0) by the largest-remainder rule: the parts add up to ``total`` exactly. The
+    shares are exact fractions, so no float rounding can push a floor over its share."""
+    exact_weights = [Fraction(w) for w in weights]
+    whole = sum(exact_weights, Fraction(0))
     if whole <= 0:
         raise ValueError("split_micros needs a positive weight")
     size = abs(total)
-    exact = [size * w / whole for w in weights]
+    exact = [size * w / whole for w in exact_weights]
     parts = [math.floor(x) for x in exact]
     left = size - sum(parts)
     order = sorted(range(len(weights)), key=lambda i: (parts[i] - exact[i], i))
