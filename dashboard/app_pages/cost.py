@@ -203,6 +203,10 @@ def _flows(rv: cost_data.CostReview) -> None:
                    "and rule metrics are both stored (docs/cost.md).")
         return
     unallocated = float(view.unallocated["amount"].sum())
+    if view.flows.empty:
+        st.caption(f"No flow delivered events in {rv.month} as far as the stored rule metrics "
+                   "say (they start when orgscope started collecting them): its EventBridge "
+                   "and target lines are all unallocated below. A later month may have them.")
     cols = st.columns(3)
     cols[0].metric(f"Carried by flows ({rv.currency})", f"{view.allocated:,.2f}", border=True,
                    help="EventBridge and target lines split over the flows by events "

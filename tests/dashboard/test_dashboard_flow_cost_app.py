@@ -18,9 +18,11 @@ from dashboard.app_pages.event_flow import RULE_KEY
 from dashboard.data import open_store
 from dashboard.filters import Filters
 from orgscope.cost.attribution import month_of
+from orgscope.cost.flow_update import update_flow_cost
 from orgscope.cost.review import workbook
 from orgscope.plugins import load_config
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.cost_sample import fill_cost
 from testkit.dashboard_sample import fill_event_flow, fill_org_store, write_config
 from testkit.flow_cost_sample import add_flow_cost
 
@@ -82,3 +84,18 @@ def test_the_event_flow_page_shows_the_rules_unit_cost(
     text = "\n".join(str(m.value) for m in app.markdown)
     assert "**Unit cost** this month" in text and "USD per million events" in text
     assert "to sqs" in text and "the same days of last month" in text
+
+
+def test_a_month_without_rule_metrics_says_its_lines_are_unallocated(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
+    path = write_config(tmp_path, tmp_path / "data")
+    store = open_store(str(tmp_path / "data"))
+    fill_org_store(store, now)
+    fill_cost(store, load_config(path), now.date())
+    assert update_flow_cost(load_config(path), store, now).startswith("flow cost: 0 flows")
+    app = _open(monkeypatch, path, "app_pages/cost.py")
+    captions = "\n".join(str(c.value) for c in app.caption)
+    assert "No flow delivered events in" in captions
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Flows with events"] == "0"
+    assert float(str(metrics["Unallocated (USD)"]).replace(",", "")) > 0
