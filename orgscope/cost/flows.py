@@ -35,7 +35,6 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
-from fractions import Fraction
 from typing import Any
 
 import pandas as pd
@@ -138,14 +137,18 @@ def flow_edges(rules: pd.DataFrame, buses: pd.DataFrame, accounts: pd.DataFrame,
         for row in tuples(buses[["account_id", "region", "bus", "allowed_principals"]]):
             policies[(str(row.account_id), str(row.region), str(row.bus))] = \
                 row.allowed_principals
+    producers_of: dict[str, list[str]] = {}
     rows = []
     for row in tuples(rules[["account_id", "region", "bus", "rule", "event_pattern",
                              "targets"]]):
         if not isinstance(row.event_pattern, str) or not row.event_pattern:
             continue  # a scheduled rule: no producer, no event flow
         account_id, region, bus = str(row.account_id), str(row.region), str(row.bus)
+        for source in pattern_sources(row.event_pattern):
+            if source not in producers_of:
+                producers_of[source] = source_producers(source, accounts)
         named = sorted({p for source in pattern_sources(row.event_pattern)
-                        for p in source_producers(source, accounts)})
+                        for p in producers_of[source]})
         bus_key = (account_id, region, bus)
         direct = [p for p in named if p == account_id or bus_key not in policies
                   or _admits(policies[bus_key], p)]
@@ -198,19 +201,26 @@ def flow_days(edges: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
 
 def split_micros(total: int, weights: Sequence[float]) -> list[int]:
     """``total`` (integer millionths, any sign) split in proportion to ``weights`` (>= 0,
-    some > 0) by the largest-remainder rule: the parts add up to ``total`` exactly. The
-    shares are exact fractions, so no float rounding can push a floor over its share."""
-    exact_weights = [Fraction(w) for w in weights]
-    whole = sum(exact_weights, Fraction(0))
+    some > 0) by the largest-remainder rule: the parts add up to ``total`` exactly, and a
+    zero weight gets zero. The shares are floats; should rounding push the floors' sum past
+    the total, the parts with the smallest remainders give the excess back."""
+    whole = math.fsum(weights)
     if whole <= 0:
         raise ValueError("split_micros needs a positive weight")
     size = abs(total)
-    exact = [size * w / whole for w in exact_weights]
+    exact = [size * w / whole for w in weights]
     parts = [math.floor(x) for x in exact]
     left = size - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: (parts[i] - exact[i], i))
-    for i in order[:left]:
-        parts[i] += 1
+    positive = [i for i, w in enumerate(weights) if w > 0]
+    if left >= 0:
+        order = sorted(positive, key=lambda i: (parts[i] - exact[i], i))
+        for k in range(left):
+            parts[order[k % len(order)]] += 1
+    else:
+        order = sorted((i for i in positive if parts[i] > 0),
+                       key=lambda i: (exact[i] - parts[i], i))
+        for k in range(-left):
+            parts[order[k % len(order)]] -= 1
     sign = -1 if total < 0 else 1
     return [sign * p for p in parts]
 
@@ -270,13 +280,12 @@ def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd
     zero row (:data:`METHOD_NO_COST`), so its events are never lost."""
     rows: list[dict[str, Any]] = []
     fields = [*_EDGE_COLUMNS, "events", "retries", "failed"]
-    by_day: dict[Any, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
+    by_day: dict[Any, dict[tuple[Any, ...], dict[str, Any]]] = {}
     for record in days.to_dict("records") if len(days) else []:
         flow = {c: record[c] for c in fields}
         flow["producers"] = list(flow["producers"])
-        by_day.setdefault(record["date"], []).append(
-            (tuple(record[c] for c in FLOW_KEY), flow))
-    carriers_of: dict[tuple[str, str], set[tuple[object, ...]]] = {}
+        by_day.setdefault(record["date"], {})[tuple(record[c] for c in FLOW_KEY)] = flow
+    carriers_of: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     carried: set[tuple[object, ...]] = set()
     for line in tuples(lines) if len(lines) else []:
         role = _line_role(str(line.service), str(line.usage_type))
@@ -286,12 +295,13 @@ def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd
         key = (str(line.account_id), kind)
         if key not in carriers_of:
             mask = _carriers(edges, key[0], kind)
-            carriers_of[key] = {tuple(r) for r in edges.loc[mask, FLOW_KEY].itertuples(
-                index=False)}
+            carriers_of[key] = sorted({tuple(r) for r in edges.loc[mask, FLOW_KEY].itertuples(
+                index=False)})
         structural = bool(carriers_of[key])
         if component == COMPONENT_TARGET and not structural:
             continue  # an account no flow delivers to: not a flow line
-        carriers = [(k, f) for k, f in by_day.get(line.date, []) if k in carriers_of[key]]
+        day_flows = by_day.get(line.date, {})
+        carriers = [(k, day_flows[k]) for k in carriers_of[key] if k in day_flows]
         method = METHOD_EVENTBRIDGE if component == COMPONENT_EVENTBRIDGE else METHOD_TARGET
         base = {"date": line.date, "month": month_of(line.date),
                 "cost_account_id": line.account_id, "service": line.service,
@@ -306,8 +316,8 @@ def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd
                                             strict=True):
             carried.add((line.date, *flow_key))
             rows.append({**base, **flow, "method": method, "amount": micros / MICROS})
-    for day, day_flows in by_day.items():
-        for flow_key, flow in day_flows:
+    for day, flows_of_day in by_day.items():
+        for flow_key, flow in flows_of_day.items():
             if (day, *flow_key) in carried or float(flow["events"]) <= 0:
                 continue
             rows.append({"date": day, "month": month_of(day), **flow,
