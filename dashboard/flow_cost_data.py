@@ -63,12 +63,19 @@ class FlowCost:
         return self.flows.empty and self.unallocated.empty
 
 
-def read_flow_cost(store: Store, start: date, end: date) -> pd.DataFrame:
-    """``flow_cost_daily`` (latest per date) dated in [start, end)."""
+def read_flow_cost(store: Store, start: date, end: date,
+                   rule: tuple[str, str, str, str] | None = None) -> pd.DataFrame:
+    """``flow_cost_daily`` (latest per date) dated in [start, end), of one rule (account_id,
+    region, bus, rule) when given; without the producers and computed_at columns."""
     if FLOW_COST_DAILY.name not in store.datasets:
         return FLOW_COST_DAILY.empty_frame()
-    frame = store.query("SELECT * EXCLUDE (computed_at) FROM flow_cost_daily "
-                        "WHERE date >= ? AND date < ?", [start, end])
+    where = "date >= ? AND date < ?"
+    params: list[object] = [start, end]
+    if rule is not None:
+        where += " AND account_id = ? AND region = ? AND bus = ? AND rule = ?"
+        params += list(rule)
+    frame = store.query("SELECT * EXCLUDE (computed_at, producers) FROM flow_cost_daily "
+                        f"WHERE {where}", params)
     if len(frame):
         frame["date"] = pd.to_datetime(frame["date"]).dt.date
     return frame
@@ -197,11 +204,9 @@ def rule_unit_cost(store: Store, key: tuple[str, str, str, str], today: date) ->
     """One rule's flows this month so far and the same days of last month: target_arn,
     target_kind, events, amount, per_million, events_before, amount_before,
     per_million_before (empty without data)."""
-    account_id, region, bus, rule = key
     month = month_of(today)
-    frame = read_flow_cost(store, month_first(month_before(month)), today + pd.Timedelta(days=1))
-    own = frame[(frame["account_id"] == account_id) & (frame["region"] == region)
-                & (frame["bus"] == bus) & (frame["rule"] == rule)]
+    own = read_flow_cost(store, month_first(month_before(month)),
+                         today + pd.Timedelta(days=1), key)
     columns = ["target_arn", "target_kind", "events", "amount", "per_million",
                "events_before", "amount_before", "per_million_before"]
     if own.empty:
