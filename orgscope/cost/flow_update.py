@@ -41,6 +41,16 @@ def read_rule_metrics(store: Store, start: date, end: date) -> pd.DataFrame:
         [*_RULE_METRICS, start, end])
 
 
+def known_accounts(store: Store, config: Config) -> pd.DataFrame:
+    """account_id, name, team of every account: config.toml's (its current team), then
+    those only the ``accounts`` dataset knows (discovered from AWS Organizations)."""
+    listed = pd.DataFrame([(a.id, a.name, a.team) for a in config.accounts],
+                          columns=["account_id", "name", "team"])
+    seen = store.query("SELECT account_id, name, team FROM accounts")
+    seen = seen[~seen["account_id"].isin(listed["account_id"])].fillna("")
+    return pd.concat([listed, seen], ignore_index=True) if len(seen) else listed
+
+
 def compute(store: Store, config: Config, today: date) -> pd.DataFrame:
     """``flow_cost_daily`` rows (without computed_at) for :func:`window` of ``today``."""
     start, end = window(today)
@@ -50,11 +60,10 @@ def compute(store: Store, config: Config, today: date) -> pd.DataFrame:
     rules = store.query("SELECT account_id, region, bus, rule, event_pattern, targets, tags "
                         "FROM rules")
     buses = store.query("SELECT account_id, region, bus, allowed_principals FROM event_buses")
-    accounts = pd.DataFrame([(a.id, a.name, a.team) for a in config.accounts],
-                            columns=["account_id", "name", "team"])
+    accounts = known_accounts(store, config)
     teams = rule_teams(rules, team_tag_key(config), known_teams(config))
     edges = flows.flow_edges(rules, buses, accounts, teams,
-                             {a.id: a.team_on(today) for a in config.accounts})
+                             dict(zip(accounts["account_id"], accounts["team"], strict=True)))
     days = flows.flow_days(edges, flows.rule_days(read_rule_metrics(store, start, end)))
     return flows.allocate(flows.cost_lines(cost), edges, days)
 

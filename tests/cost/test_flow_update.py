@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dashboard.cost_data import flow_sheet
 from dashboard.flow_cost_data import build_flow_cost, rule_unit_cost
 from orgscope.cost import flows
 from orgscope.cost.attribution import month_of
-from orgscope.cost.flow_update import RECOMPUTE_EVERY, update_flow_cost, window
+from orgscope.cost.flow_update import RECOMPUTE_EVERY, known_accounts, update_flow_cost, window
 from orgscope.datasets import all_datasets
 from orgscope.plugins import load_config
 from orgscope.store import Store
@@ -105,3 +106,16 @@ def test_the_step_recomputes_when_cost_is_new_or_an_hour_has_passed(
         "flow cost: up to date"
     stamps = store.query("SELECT DISTINCT computed_at FROM flow_cost_daily_history")
     assert len(stamps) == 2
+
+
+def test_accounts_only_organizations_knows_still_map_producers(tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = Store(str(tmp_path / "data"), all_datasets())
+    config = load_config(write_config(tmp_path, tmp_path / "data"))
+    discovered = {"account_id": "424242424242", "name": "new-team-account", "team": "new",
+                  "environment": "production", "cost_center": "", "reachable": True,
+                  "reason": None, "checked_at": now}
+    store.write("accounts", pd.DataFrame([discovered]), "discovered")
+    known = known_accounts(store, config).set_index("account_id")
+    assert known.loc["424242424242", "name"] == "new-team-account"
+    assert set(a.id for a in config.accounts) <= set(known.index)
