@@ -325,6 +325,7 @@ COST = Collector(
     fn=collect_cost,
     datasets=(COST_DAILY,),
     scope="payer",
+    feeds=("flow_cost",),
     description="Daily cost per account, Team tag, service and usage type (Cost Explorer).",
     iam_actions=("ce:GetCostAndUsage",),
     inputs=(COST_DAILY.name,),

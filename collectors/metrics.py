@@ -330,7 +330,7 @@ def collect_metrics(ctx: CollectContext) -> Collected:
 METRICS = Collector(
     name="metrics",
     settings=MetricsCollectorConfig,
-    feeds=("health",),
+    feeds=("health", "flow_cost"),
     fn=collect_metrics,
     datasets=(EVENT_METRICS,),
     scope="regional",

@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import open_store
+from dashboard.flow_cost_data import FlowCost, build_flow_cost, method_rows
 from orgscope.config import Config
 from orgscope.cost import anomalies, categories, forecast, review, store_io
 from orgscope.cost.attribution import month_of
@@ -59,6 +60,8 @@ class CostReview:
     notes: tuple[str, ...] = field(default=())
     #: The forecast interval's calibration (the default when the month is complete).
     calibration: Calibration = field(default_factory=Calibration)
+    #: Unit cost per event flow (dataset flow_cost_daily), the same days as the review.
+    flows: FlowCost | None = None
 
     @property
     def closed_at(self) -> datetime | None:
@@ -143,6 +146,7 @@ def method_notes(config: Config, notes: tuple[str, ...],
                       f"standard deviations and ${cost.anomaly_min_usd:,.0f} above the median "
                       f"of the previous {cost.anomaly_window_days} days."),
         ("Rounding", "Amounts are summed unrounded and shown to the cent."),
+        *method_rows(),
     ]
     rows += [("Note", note) for note in notes]
     return pd.DataFrame(rows, columns=["topic", "rule"])
@@ -209,11 +213,13 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
         method_notes=method_notes(config, result.notes, calibration),
         notes=result.notes,
         calibration=calibration,
+        flows=build_flow_cost(store, config, month, through),
     )
 
 
 def export_sheets(rv: CostReview) -> dict[str, pd.DataFrame]:
-    """The XLSX's sheets: summary, by team, by account, by service, untagged, method notes.
+    """The XLSX's sheets: summary, by team, by account, by service, untagged, flow unit
+    cost, flow end to end, method notes.
     Amounts rounded to the cent; every sheet's amounts add up to the summary's total (up to
     the rounding of its rows)."""
     summary = pd.DataFrame([
@@ -243,8 +249,41 @@ def export_sheets(rv: CostReview) -> dict[str, pd.DataFrame]:
         "by account": rounded(rv.accounts),
         "by service": rounded(rv.services),
         "untagged": rounded(rv.untagged_lines),
+        "flow unit cost": flow_sheet(rv.flows),
+        "flow end to end": routes_sheet(rv.flows),
         "method notes": rv.method_notes,
     }
+
+
+def flow_sheet(flows: FlowCost | None) -> pd.DataFrame:
+    """The XLSX's flow sheet: every flow of the month with its events, cost, $ per million
+    events and the previous month's (same days); amounts to the cent, unit costs to 4
+    places; then the lines no flow carried."""
+    columns = ["flow", "team", "target_kind", "events", "eventbridge", "target", "amount",
+               "per_million", "per_million_before", "change_pct", "method"]
+    if flows is None or flows.empty:
+        return pd.DataFrame(columns=columns)
+    table = flows.flows.assign(method="by events delivered (see method notes)")
+    lost = flows.unallocated.assign(
+        flow=[f"(unallocated) {a} {s} {u}" for a, s, u in zip(
+            flows.unallocated["account"], flows.unallocated["service"],
+            flows.unallocated["usage_type"], strict=True)],
+        team="", target_kind="", events=0.0, eventbridge=0.0, target=0.0,
+        per_million=float("nan"), per_million_before=float("nan"), change_pct=float("nan"))
+    sheet = pd.concat([table[columns], lost[columns]], ignore_index=True)
+    for column in ("eventbridge", "target", "amount"):
+        sheet[column] = pd.to_numeric(sheet[column]).round(2)
+    for column in ("per_million", "per_million_before", "change_pct"):
+        sheet[column] = pd.to_numeric(sheet[column]).round(4)
+    sheet["events"] = pd.to_numeric(sheet["events"]).round(0)
+    return sheet
+
+
+def routes_sheet(flows: FlowCost | None) -> pd.DataFrame:
+    """The XLSX's end-to-end sheet: unit costs to 4 places, events whole."""
+    routes = flows.routes if flows is not None else FlowCost("", None).routes
+    return routes.round({"per_million": 4, "upstream_per_million": 4, "end_to_end": 4,
+                         "events": 0})
 
 
 def export_csv(rv: CostReview) -> bytes:

@@ -35,6 +35,7 @@ from orgscope import config as config_module
 from orgscope import steps
 from orgscope.collect import Collector
 from orgscope.config import AlertRuleSections, AlertsConfig, CollectorSections, Config
+from orgscope.cost.flow_update import update_flow_cost
 from orgscope.health.update import update_rule_health, verdict_summary
 from orgscope.runner import Runner
 from orgscope.steps import Step
@@ -147,6 +148,10 @@ def _heal(runner: Runner) -> str | None:
     return run_heal(runner.config, runner.store, runner.factory).summary()
 
 
+def _flow_cost(runner: Runner) -> str | None:
+    return update_flow_cost(runner.config, runner.store)
+
+
 def _alerts(runner: Runner) -> str | None:
     return run_alerts(runner.config, runner.store, runner.factory).summary()
 
@@ -156,6 +161,8 @@ STEPS: tuple[Step, ...] = (
     Step("health", _health),
     Step("traces", _traces),
     Step("heal", _heal),
+    # cost lines split over event flows by events delivered (docs/cost.md)
+    Step("flow_cost", _flow_cost),
     # orgscope's own collection runs as OTLP spans (docs/traces.md, "Export")
     Step("export", _export, after_every_collector=True),
     # last: it reports what the steps above derived (verdicts, traces, heal actions)

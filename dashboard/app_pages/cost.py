@@ -4,7 +4,8 @@ Top to bottom: the month picker; the month's totals (with the change on the prev
 the untagged share and, for the month in progress, the forecast); the per-team table with
 budgets; the top movers and what explains each; the daily trend with the forecast band; the
 breakdowns by account, service, untagged cost, overhead category and anomalies; the method
-notes; the exports; and, for a closed month, what AWS restated since.
+notes; the unit cost per event flow (per team, risers, daily chart, per flow, unallocated);
+the exports; and, for a closed month, what AWS restated since.
 """
 
 from __future__ import annotations
@@ -188,6 +189,77 @@ def _details(rv: cost_data.CostReview) -> None:
         st.dataframe(rv.method_notes, hide_index=True, width="stretch")
 
 
+def _unit(label: str, currency: str) -> Any:
+    return st.column_config.NumberColumn(f"{label} ({currency} per million events)",
+                                         format="%,.4f")
+
+
+def _flows(rv: cost_data.CostReview) -> None:
+    st.subheader("Unit cost per event flow")
+    view = rv.flows
+    if view is None or view.empty:
+        st.caption("No flow cost for this month yet: the flow_cost step splits EventBridge, "
+                   "SQS, Lambda and Step Functions lines over the rules' targets once cost "
+                   "and rule metrics are both stored (docs/cost.md).")
+        return
+    unallocated = float(view.unallocated["amount"].sum())
+    if view.flows.empty:
+        st.caption(f"No flow delivered events in {rv.month} as far as the stored rule metrics "
+                   "say (they start when orgscope started collecting them): its EventBridge "
+                   "and target lines are all unallocated below. A later month may have them.")
+    cols = st.columns(3)
+    cols[0].metric(f"Carried by flows ({rv.currency})", f"{view.allocated:,.2f}", border=True,
+                   help="EventBridge and target lines split over the flows by events "
+                        "delivered (see Method notes).")
+    cols[1].metric(f"Unallocated ({rv.currency})", f"{unallocated:,.2f}", border=True,
+                   help="Lines with no events to split them by that day, or no flow that "
+                        "sends them: kept as their own lines, never dropped.")
+    cols[2].metric("Flows with events", len(view.flows), border=True)
+    units = {"per_million": "Now", "per_million_before": "Previous month",
+             "end_to_end": "End to end", "upstream_per_million": "Forwarding hops"}
+    config: dict[str, Any] = {c: _unit(label, rv.currency) for c, label in units.items()}
+    config.update({"amount": _money("Cost", rv.currency),
+                   "eventbridge": _money("EventBridge", rv.currency),
+                   "target": _money("Target", rv.currency), "change_pct": _pct("Change %"),
+                   "events": st.column_config.NumberColumn("Events", format="%,.0f"),
+                   "team": st.column_config.TextColumn("Team"),
+                   "flow": st.column_config.TextColumn("Flow (rule account/bus/rule -> "
+                                                       "target account, kind)"),
+                   "target_kind": st.column_config.TextColumn("Target"),
+                   "hops": st.column_config.TextColumn("Forwarded by")})
+    st.markdown("**Per team**")
+    st.dataframe(view.teams, hide_index=True, width="stretch", column_config=config)
+    st.markdown("**Risers**: the flows whose unit cost rose most"
+                + ("" if rv.complete else " (same days of the previous month)"))
+    if view.risers.empty:
+        st.caption("No flow's unit cost rose.")
+    else:
+        st.markdown("\n".join(
+            f"- **{md(row['flow'])}** ({md(row['team'])}): {row['per_million_before']:,.4f} → "
+            f"{row['per_million']:,.4f} {rv.currency} per million events: "
+            f"{md(row['reason'])}" for row in view.risers.to_dict("records")))
+    if len(view.daily):
+        figure = go.Figure()
+        for flow_name, rows in view.daily.groupby("flow"):
+            figure.add_scatter(x=rows["date"], y=rows["per_million"], mode="lines+markers",
+                               name=pt(flow_name))
+        figure.update_layout(height=340, margin={"t": 10, "b": 10}, legend={"orientation": "h"},
+                             yaxis_title=f"{rv.currency} per million events")
+        st.plotly_chart(figure, width="stretch", key="cost.flow_chart")
+    if len(view.routes):
+        st.markdown("**End to end**: flows that end at a target, with the forwarding hops "
+                    "before them")
+        st.dataframe(view.routes, hide_index=True, width="stretch", column_config=config)
+    st.markdown("**Per flow**")
+    st.dataframe(view.flows.drop(columns=["account_id", "bus", "rule", "target_arn"]),
+                 hide_index=True, width="stretch", column_config=config)
+    if len(view.unallocated):
+        with st.expander(f"Unallocated lines ({unallocated:,.2f} {rv.currency})"):
+            _table(view.unallocated, rv.currency,
+                   {"account": "Account", "service": "Service", "usage_type": "Usage type",
+                    "method": "Why"}, money=("amount",))
+
+
 def _exports(ctx: AppContext, rv: cost_data.CostReview, today: object) -> None:
     cols = st.columns(2)
     cols[0].download_button(
@@ -195,7 +267,8 @@ def _exports(ctx: AppContext, rv: cost_data.CostReview, today: object) -> None:
                                                   today),  # type: ignore[arg-type]
         file_name=f"orgscope-cost-{rv.month}.xlsx", key=XLSX_KEY,
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        help="Sheets: summary, by team, by account, by service, untagged, method notes.")
+        help="Sheets: summary, by team, by account, by service, untagged, flow unit cost, "
+             "flow end to end, method notes.")
     cols[1].download_button(
         "Download CSV", data=cost_data.export_csv(rv), file_name=f"orgscope-cost-{rv.month}.csv",
         mime="text/csv", key=CSV_KEY,
@@ -256,6 +329,7 @@ def render(ctx: AppContext) -> None:
     _movers(rv)
     _trend(rv)
     _details(rv)
+    _flows(rv)
     _exports(ctx, rv, today)
     _closed(rv)
 

@@ -19,12 +19,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import buckets, data, rule_metrics, traces_data
+from dashboard import buckets, data, flow_cost_data, rule_metrics, traces_data
 from dashboard import event_flow_data as flow
 from dashboard import route_map as routes
 from dashboard import verdicts as vd
 from dashboard.context import AppContext, run_page
 from dashboard.filters import Filters
+from orgscope.cost.flows import unit_cost
 from orgscope.datasets import AVERAGE_METRICS, VERDICTS
 from orgscope.durations import bucket_text, duration_text
 from orgscope.store import StoreError
@@ -294,6 +295,7 @@ def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
     ]
     row = match.iloc[0].to_dict()
     _verdict_box(row)
+    _unit_cost(ctx, key)
     if row["verdict"] in TRACE_LINK_VERDICTS:
         _traces_link(ctx, key)
     time_range = ctx.filters.time_range
@@ -306,6 +308,30 @@ def _rule_detail(ctx: AppContext, verdicts: pd.DataFrame) -> None:
         series = flow.load_rule_series(ctx.store_base, ctx.config_source, key.encode(), metric,
                                        time_range)
         _series(series, metric, ctx.filters)
+
+
+def _unit_cost(ctx: AppContext, key: vd.RuleKey) -> None:
+    """The rule's $ per million events delivered this month (dataset flow_cost_daily)."""
+    today = datetime.now(UTC).date()
+    try:
+        own = flow_cost_data.load_rule_unit_cost(
+            ctx.store_base, (key.account_id, key.region, key.bus, key.rule), today)
+    except StoreError as error:
+        log.error("event flow: unit cost of %s unreadable: %s", key.rule, error)
+        st.caption("Unit cost: the flow cost could not be read.")
+        return
+    if own.empty or float(own["events"].sum()) <= 0:
+        st.caption("Unit cost: no flow cost stored for this rule this month (docs/cost.md, "
+                   "\"Unit cost per event flow\").")
+        return
+    events, amount = float(own["events"].sum()), float(own["amount"].sum())
+    per_million = unit_cost(amount, events)
+    before = unit_cost(float(own["amount_before"].sum()), float(own["events_before"].sum()))
+    compared = "" if pd.isna(before) else f"; {before:,.4f} the same days of last month"
+    kinds = ", ".join(sorted(set(own["target_kind"])))
+    st.markdown(f"**Unit cost** this month: **{per_million:,.4f} USD per million events** "
+                f"delivered ({events:,.0f} events to {md(kinds)}, {amount:,.2f} USD){compared}."
+                " See the Cost page, \"Unit cost per event flow\", for the method.")
 
 
 # --- routes, DLQs, table -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from orgscope.datasets.alerts import (
     SILENCE_SOURCES,
     SILENCES,
 )
-from orgscope.datasets.cost import COST_CLOSED_MONTHS, COST_DAILY
+from orgscope.datasets.cost import COST_CLOSED_MONTHS, COST_DAILY, FLOW_COST_DAILY
 from orgscope.datasets.events import (
     ACCOUNT_METRICS,
     AVERAGE_METRICS,
@@ -49,7 +49,8 @@ def all_datasets() -> list[Dataset]:
 __all__ = [
     "ACCOUNTS", "ACCOUNT_METRICS", "ALERTS", "ALERT_EVENTS", "AVERAGE_METRICS", "CATALOGUE",
     "COST_CLOSED_MONTHS", "COST_DAILY", "DLQ_DEPTH", "EVENT_BUSES", "EVENT_METRICS",
-    "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX", "NOTIFICATIONS", "OTLP_EXPORTS",
+    "FLOW_COST_DAILY", "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX", "NOTIFICATIONS",
+    "OTLP_EXPORTS",
     "RULES", "RULE_HEALTH", "RULE_METRICS", "RUNS", "SEVERITIES", "SILENCES",
     "SILENCE_SOURCES", "SPANS", "TRACES", "UTC_TS", "VERDICTS",
     "WATERMARKS", "Dataset", "SchemaError", "all_datasets",

@@ -53,5 +53,42 @@ COST_CLOSED_MONTHS = Dataset(
     ),
 )
 
+FLOW_COST_DAILY = Dataset(
+    name="flow_cost_daily",
+    description="Cost lines of cost_daily split over the event flows (rule -> target) that "
+                "carry them, by events delivered, with the method of each split; lines no "
+                "flow carried that day are rows of their own (latest computation per date; "
+                "docs/cost.md, \"Unit cost per event flow\").",
+    time_column="computed_at",
+    snapshot_of=("date",),
+    partition_by="date",
+    schema=pa.schema(
+        [
+            pa.field("date", pa.date32(), nullable=False),
+            pa.field("month", pa.string(), nullable=False),
+            pa.field("account_id", pa.string(), nullable=False),
+            pa.field("region", pa.string(), nullable=False),
+            pa.field("bus", pa.string(), nullable=False),
+            pa.field("rule", pa.string(), nullable=False),
+            pa.field("target_arn", pa.string(), nullable=False),
+            pa.field("target_account_id", pa.string(), nullable=False),
+            pa.field("target_kind", pa.string(), nullable=False),
+            pa.field("producers", pa.list_(pa.string())),
+            pa.field("team", pa.string(), nullable=False),
+            pa.field("component", pa.string(), nullable=False),
+            pa.field("cost_account_id", pa.string(), nullable=False),
+            pa.field("service", pa.string(), nullable=False),
+            pa.field("usage_type", pa.string(), nullable=False),
+            pa.field("method", pa.string(), nullable=False),
+            pa.field("amount", pa.float64(), nullable=False),
+            pa.field("currency", pa.string(), nullable=False),
+            pa.field("events", pa.float64(), nullable=False),
+            pa.field("retries", pa.float64(), nullable=False),
+            pa.field("failed", pa.float64(), nullable=False),
+            pa.field("computed_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
 #: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
-DATASETS: tuple[Dataset, ...] = (COST_DAILY, COST_CLOSED_MONTHS)
+DATASETS: tuple[Dataset, ...] = (COST_DAILY, COST_CLOSED_MONTHS, FLOW_COST_DAILY)

@@ -1,0 +1,101 @@
+"""Unit cost per event flow on the Cost page (its section and XLSX sheet) and on the
+Event-flow page (the selected rule's unit cost), through Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import cost_data
+from dashboard import verdicts as vd
+from dashboard.app_pages.cost import MONTH_KEY
+from dashboard.app_pages.event_flow import RULE_KEY
+from dashboard.data import open_store
+from dashboard.filters import Filters
+from orgscope.cost.attribution import month_of
+from orgscope.cost.flow_update import update_flow_cost
+from orgscope.cost.review import workbook
+from orgscope.plugins import load_config
+from orgscope.wiring import CONFIG_ENV, STORE_ENV
+from testkit.cost_sample import fill_cost
+from testkit.dashboard_sample import fill_event_flow, fill_org_store, write_config
+from testkit.flow_cost_sample import add_flow_cost
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+SECTION = "Unit cost per event flow"
+
+
+@pytest.fixture
+def config(tmp_path: Path, now: datetime) -> Path:
+    path = write_config(tmp_path, tmp_path / "data")
+    store = open_store(str(tmp_path / "data"))
+    fill_org_store(store, now)
+    fill_event_flow(store, now, days=1)
+    add_flow_cost(store, load_config(path), now)
+    return path
+
+
+def _open(monkeypatch: pytest.MonkeyPatch, config: Path, page: str) -> AppTest:
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    app = AppTest.from_file(APP, default_timeout=90).run()
+    app.switch_page(page).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def test_the_cost_page_shows_flows_risers_and_the_xlsx_sheet(
+        monkeypatch: pytest.MonkeyPatch, config: Path, now: datetime) -> None:
+    app = _open(monkeypatch, config, "app_pages/cost.py")
+    month = month_of(now.date())
+    app.selectbox(key=MONTH_KEY).select(month).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert SECTION in [h.value for h in app.subheader]
+    markdown = "\n".join(str(m.value) for m in app.markdown)
+    assert "order-processing sqs" in markdown and "volume fell" in markdown
+    tables = [t.value for t in app.dataframe if "per_million" in t.value.columns]
+    flows = next(t for t in tables if "target_kind" in t.columns)
+    assert any("end_to_end" in t.columns and "hops" in t.columns for t in tables)
+    assert len(flows) > 0 and (flows["per_million"] >= 0).all()
+    assert (flows["per_million"] > 0).sum() > len(flows) / 2
+    metrics = {m.label: m.value for m in app.metric}
+    assert int(metrics["Flows with events"]) == len(flows)
+    store = open_store(str(Path(config).parent / "data"))
+    review = cost_data.build_review(store, load_config(config), month, now.date())
+    book = openpyxl.load_workbook(io.BytesIO(workbook(cost_data.export_sheets(review))))
+    sheet = book["flow unit cost"]
+    assert sheet.max_row - 1 == len(review.flows.flows) + len(review.flows.unallocated)
+    assert book["flow end to end"].max_row - 1 == len(review.flows.routes)
+
+
+def test_the_event_flow_page_shows_the_rules_unit_cost(
+        monkeypatch: pytest.MonkeyPatch, config: Path) -> None:
+    app = _open(monkeypatch, config, "app_pages/event_flow.py")
+    store = open_store(str(Path(config).parent / "data"))
+    key = next(k for k in vd.rule_keys(vd.rule_verdicts(store, Filters()))
+               if k.rule == "orders-from-central")
+    app.selectbox(key=RULE_KEY).set_value(key.encode()).run()
+    assert not app.exception, [e.message for e in app.exception]
+    text = "\n".join(str(m.value) for m in app.markdown)
+    assert "**Unit cost** this month" in text and "USD per million events" in text
+    assert "to sqs" in text and "the same days of last month" in text
+
+
+def test_a_month_without_rule_metrics_says_its_lines_are_unallocated(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, now: datetime) -> None:
+    path = write_config(tmp_path, tmp_path / "data")
+    store = open_store(str(tmp_path / "data"))
+    fill_org_store(store, now)
+    fill_cost(store, load_config(path), now.date())
+    assert update_flow_cost(load_config(path), store, now).startswith("flow cost: 0 flows")
+    app = _open(monkeypatch, path, "app_pages/cost.py")
+    captions = "\n".join(str(c.value) for c in app.caption)
+    assert "No flow delivered events in" in captions
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Flows with events"] == "0"
+    assert float(str(metrics["Unallocated (USD)"]).replace(",", "")) > 0
