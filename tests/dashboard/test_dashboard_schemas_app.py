@@ -3,6 +3,7 @@ rules that will go silent, the versions side by side and the rules depending on 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from orgscope.processes import APP
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
 from testkit.dashboard_sample import fill_org_store, write_config
+from testkit.hostile import hostile, markdown_problems
 from testkit.schemas_sample import BROKEN_RULES, CENTRAL, fill_schema_drift
 
 PAYMENTS_KEY = f"{CENTRAL}|quickgrocer.payment-service|Payment Processed"
@@ -84,3 +86,32 @@ def test_the_page_names_the_rules_that_will_go_silent(monkeypatch: pytest.Monkey
     deps = app.dataframe[2].value
     assert set(deps["status"]) == {"missing", "ok"}
     assert DOWNLOAD_KEY in {button.key for button in app.get("download_button")}
+
+
+def test_hostile_names_reach_the_page_as_text(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """Rule names, sources, detail-types and field names come from the monitored accounts:
+    every markdown the page writes must leave them inert (testkit/hostile.py)."""
+    config, store = _store(tmp_path)
+    at = store.query("SELECT max(started_at) AS t FROM runs WHERE collector = 'schemas'"
+                     )["t"].iloc[0].to_pydatetime()
+    rules = store.query("SELECT * EXCLUDE (date) FROM rules_history WHERE collected_at = ? "
+                        "LIMIT 1", [at])
+    schemas = store.query("SELECT * EXCLUDE (date) FROM event_schemas_history "
+                          "WHERE collected_at = ? ORDER BY version LIMIT 2", [at])
+    kinds = ("markdown_link", "slack_broadcast", "html_script", "autolink",
+             "streamlit_directive", "markdown_emphasis")
+    for index, kind in enumerate(kinds):
+        source, detail_type = hostile(kind, f" s{index}"), hostile(kind, f" d{index}")
+        field = hostile("markdown_image", str(index))
+        pattern = {"source": [source], "detail-type": [detail_type], "detail": {field: ["x"]}}
+        store.write("rules", rules.assign(rule=hostile(kind, f" r{index}"),
+                                          event_pattern=json.dumps(pattern)), f"h{index}")
+        store.write("event_schemas", schemas.assign(
+            source=source, detail_type=detail_type, schema_name=hostile(kind),
+            fields=[json.dumps({f"detail.{field}": "string"}),
+                    json.dumps({f"detail.{kind}.{field}": "string"})]), f"h{index}")
+    app = _run(monkeypatch, config)
+    texts = [e.value for e in app.error] + [m.value for m in app.markdown]
+    assert sum(f"r{i}" in text for text in texts for i in range(len(kinds))) >= len(kinds)
+    assert [p for text in texts for p in markdown_problems(text)] == []
