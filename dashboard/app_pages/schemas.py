@@ -115,7 +115,12 @@ def render(ctx: AppContext) -> None:
     types = sd.detail_types(result)
     breaking_rules = result.breaks[["account_id", "bus", "rule"]].drop_duplicates()
     cols = st.columns(3)
-    cols[0].metric("Detail-types discovered", len(types), border=True)
+    registries = types["account_id"].nunique()
+    cols[0].metric("Detail-types discovered",
+                   types[["source", "detail_type"]].drop_duplicates().shape[0], border=True,
+                   help=f"Distinct (source, detail-type) pairs, in {registries} "
+                        f"registr{'ies' if registries != 1 else 'y'} (one per account whose "
+                        "buses have schema discovery on).")
     cols[1].metric("Rules crossed", result.dependencies[["account_id", "bus", "rule"]]
                    .drop_duplicates().shape[0], border=True,
                    help="Rules in scope whose pattern tests a field of a discovered "
