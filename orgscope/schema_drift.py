@@ -309,8 +309,11 @@ def pattern_detail_types(pattern: Any) -> tuple[list[tuple[str, bool]], list[str
                      if isinstance(v, str)]
 
 
-def _matches(pattern: Any, source: str, detail_type: str) -> bool:
-    sources, types = pattern_detail_types(pattern)
+def _matches(named: tuple[list[tuple[str, bool]], list[str] | None], source: str,
+             detail_type: str) -> bool:
+    """Whether a pattern naming ``named`` (:func:`pattern_detail_types`) matches events of
+    ``source`` and ``detail_type``."""
+    sources, types = named
     if not sources and types is None:  # names neither: not a producer's flow
         return False
     source_ok = not sources or any(source.startswith(v) if prefix else source == v
@@ -392,18 +395,24 @@ def _crossings(rules: pd.DataFrame, schemas: pd.DataFrame
     groups = schema_versions(schemas)
     if rules.empty or not groups:
         return
+    by_key: dict[tuple[str, str], list[_Versions]] = {}
+    for group in groups:
+        by_key.setdefault((group.source, group.detail_type), []).append(group)
+    chosen = {key: _choose(candidates) for key, candidates in by_key.items()}
+    #: pattern text -> (its tests, the versions it is crossed with): rules share patterns
+    crossed: dict[Any, tuple[list[FieldTest], list[_Versions]]] = {}
     for rule in rules.to_dict("records"):
-        tests = pattern_tests(rule.get("event_pattern"))
-        if not tests:
-            continue
-        by_key: dict[tuple[str, str], list[_Versions]] = {}
-        for group in groups:
-            if _matches(rule.get("event_pattern"), group.source, group.detail_type):
-                by_key.setdefault((group.source, group.detail_type), []).append(group)
-        for candidates in by_key.values():
-            chosen = _choose(candidates)
+        pattern = rule.get("event_pattern")
+        if pattern not in crossed:
+            tests = pattern_tests(pattern)
+            named = pattern_detail_types(pattern) if tests else ([], [])
+            crossed[pattern] = (tests, [versions for (source, detail_type), versions
+                                        in chosen.items()
+                                        if _matches(named, source, detail_type)])
+        tests, matched = crossed[pattern]
+        for versions in matched:
             for test in tests:
-                yield rule, chosen, test
+                yield rule, versions, test
 
 
 def rule_dependencies(rules: pd.DataFrame, schemas: pd.DataFrame) -> pd.DataFrame:
@@ -411,12 +420,17 @@ def rule_dependencies(rules: pd.DataFrame, schemas: pd.DataFrame) -> pd.DataFram
     the newest version and its status there (:func:`field_status`; ``never sent`` when no
     version ever had it). Columns: :data:`DEPENDENCY_COLUMNS`."""
     rows = []
+    statuses: dict[tuple[int, FieldTest], tuple[str, str | None]] = {}
     for rule, versions, test in _crossings(rules, schemas):
         newest, _, fields = versions.items[-1]
-        status, kind = field_status(test, fields)
-        if status != "ok" and not any(field_status(test, f)[0] == "ok"
-                                      for _, _, f in versions.items):
-            status = "never sent"
+        key = (id(versions), test)
+        if key not in statuses:
+            status, kind = field_status(test, fields)
+            if status != "ok" and not any(field_status(test, f)[0] == "ok"
+                                          for _, _, f in versions.items):
+                status = "never sent"
+            statuses[key] = (status, kind)
+        status, kind = statuses[key]
         rows.append({"account_id": rule["account_id"], "region": rule["region"],
                      "bus": rule["bus"], "rule": rule["rule"], "source": versions.source,
                      "detail_type": versions.detail_type, "field": test.path,
@@ -457,8 +471,12 @@ def breaking_changes(rules: pd.DataFrame, schemas: pd.DataFrame,
     ``schemas``: ``event_schemas`` (account_id, source, detail_type, version,
     version_created, fields)."""
     rows = []
+    breaks: dict[tuple[int, FieldTest], dict[str, Any] | None] = {}
     for rule, versions, test in _crossings(rules, schemas):
-        found = _break(test, versions)
+        key = (id(versions), test)
+        if key not in breaks:
+            breaks[key] = _break(test, versions)
+        found = breaks[key]
         if found is None:
             continue
         rows.append({"account_id": rule["account_id"], "region": rule["region"],
