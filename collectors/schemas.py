@@ -12,9 +12,15 @@ version, version_created (when the discoverer first registered the version), con
 fields (JSON object: path in the event -> type, for ``detail``'s leaves; see
 :func:`orgscope.schema_drift.schema_fields`), field_count, collected_at.
 
+A schema version never changes once registered, so a version the latest ``event_schemas``
+snapshot already holds for this account and region (the collector's input) is carried over
+without DescribeSchema; only new versions are described. A run therefore costs one
+ListDiscoverers, one ListSchemas page, one ListSchemaVersions per schema and one
+DescribeSchema per *new* version.
+
 A version whose content cannot be read (not JSON, not an event schema, refs that lead
-nowhere) is logged and skipped, and so is a schema or version deleted between the list and
-the describe (NotFoundException); the rest are still returned.
+nowhere) is logged and skipped (and described again next run), and so is a schema or version
+deleted between the list and the describe (NotFoundException); the rest are still returned.
 """
 
 from __future__ import annotations
@@ -88,14 +94,31 @@ def _not_found(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) == "NotFoundException"
 
 
-def _versions(ctx: CollectContext, client: Any, name: str) -> Iterator[dict[str, Any]]:
-    """Every version of schema ``name``, described (a version gone meanwhile is skipped)."""
+def known_versions(ctx: CollectContext) -> dict[tuple[str, str], dict[str, Any]]:
+    """(schema name, version) -> its row in the latest snapshot, for this account and region
+    (empty on a first run)."""
+    stored = ctx.inputs.get(EVENT_SCHEMAS.name)
+    if stored is None or stored.empty:
+        return {}
+    mine = stored[(stored["account_id"] == ctx.account.id) & (stored["region"] == ctx.region)]
+    return {(str(row["schema_name"]), str(row["version"])):
+            {column: row[column] for column in EVENT_SCHEMAS.columns}
+            for row in mine.to_dict("records")}
+
+
+def _versions(ctx: CollectContext, client: Any, name: str,
+              known: dict[tuple[str, str], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every version of schema ``name``: the stored row of a known one (key ``row``), the
+    DescribeSchema answer of a new one (a version gone meanwhile is skipped)."""
     for version in _paginate(client, "list_schema_versions", "SchemaVersions",
                              RegistryName=DISCOVERED_REGISTRY, SchemaName=name):
         number = version.get("SchemaVersion")
         if not isinstance(number, str):
             log.warning("schemas %s %s: skipped a version of %r without a number",
                         ctx.account.id, ctx.region, name)
+            continue
+        if (name, number) in known:
+            yield {"row": {**known[(name, number)], "collected_at": ctx.collected_at}}
             continue
         try:
             yield client.describe_schema(RegistryName=DISCOVERED_REGISTRY, SchemaName=name,
@@ -128,6 +151,7 @@ def collect_schemas(ctx: CollectContext) -> Frames:
         if not _not_found(error):
             raise
         summaries = []  # discovery on, nothing discovered yet: no registry
+    known = known_versions(ctx)
     for summary in summaries:
         name = summary.get("SchemaName")
         if not isinstance(name, str) or not name:
@@ -135,13 +159,16 @@ def collect_schemas(ctx: CollectContext) -> Frames:
                         ctx.account.id, ctx.region, summary.get("SchemaArn"))
             continue
         try:
-            described = list(_versions(ctx, client, name))
+            described = list(_versions(ctx, client, name, known))
         except ClientError as error:
             if not _not_found(error):
                 raise
             log.warning("schemas %s %s: %r is gone, skipped", ctx.account.id, ctx.region, name)
             continue
         for answer in described:
+            if "row" in answer:
+                rows.append(answer["row"])
+                continue
             try:
                 rows.append(schema_record(ctx, name, answer))
             except (ValueError, KeyError, TypeError) as error:
@@ -166,6 +193,7 @@ SCHEMAS = Collector(
     settings=SchemasCollectorConfig,
     fn=collect_schemas,
     datasets=(EVENT_SCHEMAS,),
+    inputs=(EVENT_SCHEMAS.name,),
     scope="regional",
     description="EventBridge discovered event schemas: every version, with its fields.",
     iam_actions=(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
@@ -122,3 +123,21 @@ def test_other_errors_fail_the_run() -> None:
 def test_source_of_a_discovered_schema_name() -> None:
     assert source_of_name("aws.ec2@EC2InstanceStateChangeNotification") == "aws.ec2"
     assert source_of_name("custom-name") is None
+
+
+def test_known_versions_are_carried_over_and_only_new_ones_described() -> None:
+    first = FakeSchemas(STARTED, {"shop.payments@PaymentProcessed": [openapi_content(EVENT)]})
+    stored = collect_schemas(context(first))[EVENT_SCHEMAS.name]
+    later = T0 + timedelta(minutes=15)
+    second = FakeSchemas(STARTED, {"shop.payments@PaymentProcessed": [
+        "content no longer read", openapi_content(MOVED)]})
+    elsewhere = stored.assign(account_id="999999999999", version="2")  # another account's
+    ctx = CollectContext(account=Account("121212121212", "event-bus", "platform"),
+                         region="us-east-1", window=Window(later, later), collected_at=later,
+                         client_factory=lambda service: second,
+                         inputs={EVENT_SCHEMAS.name: pd.concat([stored, elsewhere])})
+    frame = collect_schemas(ctx)[EVENT_SCHEMAS.name]
+    assert second.calls.count("describe_schema") == 1  # version 2 only
+    assert frame.version.tolist() == ["1", "2"]
+    assert frame.fields.iloc[0] == stored.fields.iloc[0]
+    assert frame.collected_at.unique().tolist() == [later]

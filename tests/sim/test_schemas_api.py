@@ -24,6 +24,7 @@ from orgscope.runner import Runner
 from orgscope.schema_drift import schema_fields
 from orgscope.schema_io import accounts_frame, read_breaking_changes
 from orgscope.store import Store
+from orgscope.wiring import session_factory
 from sim.discovery import REGISTRY, SchemaRegistry
 from sim.schemas_api import ApiError, answer
 from tests.sim.conftest import Running
@@ -193,7 +194,7 @@ def _rate(running: Running, account: str, bus: str, rule: str, start: datetime,
 def test_a_canary_is_alerted_before_the_rules_traffic_drops(running: Running,
                                                             tmp_path: Path) -> None:
     store = Store(str(tmp_path / "store"), all_datasets())
-    runner = Runner(running.config, running.factory(), store)
+    runner = Runner(running.config, session_factory(running.config), store)  # counts calls
     infos = {a.id: AccountInfo(a.name, a.team) for a in running.config.accounts}
     accounts = accounts_frame({k: (v.name, v.team) for k, v in infos.items()})
 
@@ -217,6 +218,11 @@ def test_a_canary_is_alerted_before_the_rules_traffic_drops(running: Running,
     assert sorted((c.labels["rule"], c.labels["bus"]) for c in found) == \
         sorted((rule, bus) for rule in PAYMENT_RULES for bus in (BUS, "default"))
     summaries = [c.summary for c in found]
+    calls = store.query("SELECT api_calls_by_operation FROM runs WHERE collector = 'schemas' "
+                        "AND account_id = ? ORDER BY started_at", [CENTRAL])
+    first, second = (json.loads(text) for text in calls["api_calls_by_operation"])
+    assert first["schemas:DescribeSchema"] >= 8  # every version of every detail-type
+    assert second["schemas:DescribeSchema"] == 1  # only the new version 3
     assert all("version 3 moved detail.purpose to detail.context.purpose (version 2" in s
                and f"producer account payment-service ({PAYMENTS})" in s for s in summaries)
     # the busier rule (order payments, ~50 a minute at peak, ~6 at night) for the rates
