@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -24,7 +25,7 @@ from orgscope.store import Store
 
 #: What a cell of the side-by-side table says when a version has no such field.
 ABSENT = "—"
-DETAIL_TYPE_COLUMNS = ["key", "account_id", "source", "detail_type", "versions", "newest",
+DETAIL_TYPE_COLUMNS = ["key", "account_id", "region", "source", "detail_type", "versions", "newest",
                        "newest_created", "breaking"]
 
 
@@ -37,9 +38,15 @@ class Drift:
     breaks: pd.DataFrame
 
 
-def detail_type_key(account_id: str, source: str, detail_type: str) -> str:
+def detail_type_key(account_id: str, region: str, source: str, detail_type: str) -> str:
     """The picker's key of one registry's detail-type."""
-    return f"{account_id}|{source}|{detail_type}"
+    return f"{account_id}|{region}|{source}|{detail_type}"
+
+
+def _group(result: Drift, key: str) -> Any:
+    return next((g for g in schema_versions(result.schemas)
+                 if detail_type_key(g.account_id, g.region, g.source, g.detail_type) == key),
+                None)
 
 
 def drift(store: Store, filters: Filters) -> Drift:
@@ -64,10 +71,12 @@ def detail_types(result: Drift) -> pd.DataFrame:
     for group in schema_versions(result.schemas):
         newest, created, _ = group.items[-1]
         breaking = result.breaks[(result.breaks["schema_account_id"] == group.account_id)
+                                 & (result.breaks["schema_region"] == group.region)
                                  & (result.breaks["source"] == group.source)
                                  & (result.breaks["detail_type"] == group.detail_type)]
-        rows.append({"key": detail_type_key(group.account_id, group.source, group.detail_type),
-                     "account_id": group.account_id, "source": group.source,
+        rows.append({"key": detail_type_key(group.account_id, group.region, group.source,
+                                            group.detail_type),
+                     "account_id": group.account_id, "region": group.region, "source": group.source,
                      "detail_type": group.detail_type, "versions": len(group.items),
                      "newest": newest, "newest_created": created,
                      "breaking": int(breaking[["account_id", "bus", "rule"]]
@@ -80,10 +89,7 @@ def detail_types(result: Drift) -> pd.DataFrame:
 def side_by_side(result: Drift, key: str) -> pd.DataFrame:
     """The fields of one detail-type (rows) in each of its versions (columns ``v1``...):
     the field's type, or :data:`ABSENT`. Fields of the newest version first."""
-    account_id, source, detail_type = key.split("|", 2)
-    group = next((g for g in schema_versions(result.schemas)
-                  if (g.account_id, g.source, g.detail_type) == (account_id, source,
-                                                                 detail_type)), None)
+    group = _group(result, key)
     if group is None:
         return pd.DataFrame(columns=["field"])
     paths: list[str] = []
@@ -96,10 +102,7 @@ def side_by_side(result: Drift, key: str) -> pd.DataFrame:
 
 def changes(result: Drift, key: str) -> list[tuple[str, list[str]]]:
     """Per consecutive pair of versions ('v2 → v3'), what changed, in words."""
-    account_id, source, detail_type = key.split("|", 2)
-    group = next((g for g in schema_versions(result.schemas)
-                  if (g.account_id, g.source, g.detail_type) == (account_id, source,
-                                                                 detail_type)), None)
+    group = _group(result, key)
     if group is None:
         return []
     out = []
@@ -119,7 +122,7 @@ def changes(result: Drift, key: str) -> list[tuple[str, list[str]]]:
 def dependencies_of(result: Drift, key: str, names: Mapping[str, str]) -> pd.DataFrame:
     """The rules in scope that depend on this detail-type's fields, with the field's type in
     its newest version and whether it still holds there (account names from ``names``)."""
-    _, source, detail_type = key.split("|", 2)
+    _, _, source, detail_type = key.split("|", 3)
     deps = result.dependencies
     rows = deps[(deps["source"] == source) & (deps["detail_type"] == detail_type)].copy()
     rows.insert(0, "account", rows["account_id"].map(lambda a: names.get(str(a), str(a))))

@@ -36,7 +36,7 @@ MAX_DEPTH = 12
 _STRING_MATCHERS = frozenset({"prefix", "suffix", "equals-ignore-case", "wildcard", "cidr"})
 #: Columns of :func:`breaking_changes`' frame.
 BREAK_COLUMNS = ("account_id", "region", "bus", "rule", "source", "detail_type",
-                 "schema_account_id", "field", "change", "moved_to", "expected",
+                 "schema_account_id", "schema_region", "field", "change", "moved_to", "expected",
                  "old_type", "new_type", "from_version", "to_version", "newest_version",
                  "to_version_created", "producers")
 #: Columns of :func:`rule_dependencies`' frame.
@@ -343,7 +343,10 @@ def field_status(test: FieldTest, fields: Mapping[str, str]) -> tuple[str, str |
 
 @dataclass(frozen=True)
 class _Versions:
+    """One registry's versions of one detail-type (a registry is per account and region)."""
+
     account_id: str
+    region: str
     source: str
     detail_type: str
     #: (version, created, fields), oldest first.
@@ -356,25 +359,27 @@ def _version_key(version: Any) -> tuple[int, str]:
 
 
 def schema_versions(schemas: pd.DataFrame) -> list[_Versions]:
-    """``event_schemas`` rows grouped per (account, source, detail-type), versions in order."""
+    """``event_schemas`` rows grouped per registry (account, region) and (source,
+    detail-type), versions in order."""
     if schemas.empty:
         return []
-    grouped: dict[tuple[str, str, str], list[tuple[str, Any, dict[str, str]]]] = {}
+    grouped: dict[tuple[str, str, str, str], list[tuple[str, Any, dict[str, str]]]] = {}
     for row in schemas.to_dict("records"):
         source, detail_type = row.get("source"), row.get("detail_type")
         if not isinstance(source, str) or not isinstance(detail_type, str):
             continue
-        grouped.setdefault((str(row["account_id"]), source, detail_type), []).append(
+        grouped.setdefault((str(row["account_id"]), str(row["region"]), source, detail_type),
+                           []).append(
             (str(row["version"]), row.get("version_created"), read_fields(row.get("fields"))))
-    return [_Versions(a, s, d, tuple(sorted(items, key=lambda i: _version_key(i[0]))))
-            for (a, s, d), items in sorted(grouped.items())]
+    return [_Versions(a, r, s, d, tuple(sorted(items, key=lambda i: _version_key(i[0]))))
+            for (a, r, s, d), items in sorted(grouped.items())]
 
 
 def _choose(candidates: list[_Versions]) -> _Versions:
     """Of the registries that discovered one detail-type, the one whose newest version is the
     latest: a bus downstream of a rule that stopped matching never sees the new shape, so the
     rule's own account's registry may be the last to know."""
-    return max(candidates, key=lambda c: (_created(c.items[-1][1]), c.account_id))
+    return max(candidates, key=lambda c: (_created(c.items[-1][1]), c.account_id, c.region))
 
 
 _EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")
@@ -482,6 +487,7 @@ def breaking_changes(rules: pd.DataFrame, schemas: pd.DataFrame,
         rows.append({"account_id": rule["account_id"], "region": rule["region"],
                      "bus": rule["bus"], "rule": rule["rule"], "source": versions.source,
                      "detail_type": versions.detail_type,
-                     "schema_account_id": versions.account_id, "field": test.path, **found,
+                     "schema_account_id": versions.account_id,
+                     "schema_region": versions.region, "field": test.path, **found,
                      "producers": ",".join(sorted((producers or {}).get(versions.source, ())))})
     return pd.DataFrame(rows, columns=list(BREAK_COLUMNS))

@@ -22,6 +22,7 @@ from orgscope.schema_drift import (
     pattern_tests,
     rule_dependencies,
     schema_fields,
+    schema_versions,
 )
 
 T0 = datetime(2024, 2, 29, 23, 55, tzinfo=UTC)  # a leap day, minutes before a month ends
@@ -244,3 +245,14 @@ def test_no_schemas_or_no_rules_find_nothing() -> None:
     unreadable = pd.DataFrame(schema_rows([V1, V3]))
     unreadable["fields"] = ["{not json", None]
     assert breaking_changes(rules, unreadable).empty
+
+
+def test_registries_of_one_account_in_two_regions_are_not_mixed() -> None:
+    east = schema_rows([V1, V2, V3])
+    west = [{**row, "region": "eu-west-1"} for row in schema_rows([V1])]
+    groups = schema_versions(pd.DataFrame([*east, *west]))
+    assert [(g.region, [v for v, _, _ in g.items]) for g in groups] == [
+        ("eu-west-1", ["1"]), ("us-east-1", ["1", "2", "3"])]
+    rules = pd.DataFrame([rule_row("by-purpose", {**PAYMENTS, "detail": {"purpose": ["x"]}})])
+    found = breaking_changes(rules, pd.DataFrame([*east, *west]))
+    assert found[["schema_region", "to_version"]].values.tolist() == [["us-east-1", "3"]]

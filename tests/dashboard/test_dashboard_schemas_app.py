@@ -21,7 +21,7 @@ from testkit.dashboard_sample import fill_org_store, write_config
 from testkit.hostile import hostile, markdown_problems
 from testkit.schemas_sample import BROKEN_RULES, CENTRAL, fill_schema_drift
 
-PAYMENTS_KEY = f"{CENTRAL}|quickgrocer.payment-service|Payment Processed"
+PAYMENTS_KEY = f"{CENTRAL}|us-east-1|quickgrocer.payment-service|Payment Processed"
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, config: Path) -> AppTest:
