@@ -108,6 +108,9 @@ class AlertInputs:
     #: {(account_id, region, bus, rule): team} for rules whose own team tag names their team
     #: (:func:`orgscope.ownership.rule_teams`): it wins over the account's team.
     rule_teams: Mapping[RuleKey, str] = field(default_factory=dict)
+    #: Rules the newest discovered schema versions break (orgscope.schema_drift
+    #: ``BREAK_COLUMNS``); empty: none (or no schemas yet); None: could not be read (held).
+    schema_breaks: pd.DataFrame | None = field(default_factory=pd.DataFrame)
 
     @cached_property
     def verdicts(self) -> list[Verdict]:

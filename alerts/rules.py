@@ -339,6 +339,53 @@ def _cost_forecast(forecast: pd.DataFrame, ctx: RuleContext[CostForecastAlert]) 
     return found
 
 
+# --- schema drift ----------------------------------------------------------------------------
+
+
+def _producer_text(producers: Any, accounts: Mapping[str, Any]) -> str:
+    ids = [p for p in str(producers or "").split(",") if p]
+    if not ids:
+        return "producer account unknown"
+    named = [f"{accounts[i].name} ({i})" if i in accounts else i for i in ids]
+    return "producer account " + ", ".join(named)
+
+
+def _break_text(row: Mapping[Any, Any]) -> str:
+    what = (f"moved {row['field']} to {row['moved_to']}" if row["change"] == "moved" else
+            f"retyped {row['field']} from {row['old_type']} to {row['new_type']}"
+            if row["change"] == "retyped" else f"removed {row['field']}")
+    return (f"{row['source']} \"{row['detail_type']}\" version {row['to_version']} {what} "
+            f"(version {row['from_version']} had it as {row['old_type']}; the pattern tests it "
+            f"for {row['expected']})")
+
+
+def _schema_breaking_change(breaks: pd.DataFrame,
+                            ctx: RuleContext[AlertRuleConfig]) -> Found:
+    """One ``schema_breaking_change`` per rule whose pattern tests a field the newest
+    discovered version of a detail-type it matches no longer sends (or sends with another
+    type): the rule will go silent as the producer's release rolls out."""
+    found = Found()
+    if not ctx.settings.enabled or breaks.empty:
+        return found
+    for parts, rows in breaks.groupby(list(RULE_IDENTITY), sort=True):
+        account, region, bus, rule = (str(p) for p in parts)
+        records = rows.sort_values(["detail_type", "field"]).to_dict("records")
+        labels = account_labels(ctx.inputs.accounts, account, region=region, bus=bus,
+                                rule=rule)
+        owner = ctx.inputs.rule_teams.get((account, region, bus, rule))
+        if owner:
+            labels["team"] = owner
+        first = records[0]
+        found.conditions.append(SCHEMA_BREAKING_CHANGE.condition(
+            ctx.settings, labels, RULE_IDENTITY,
+            f"rule {rule} (bus {bus}, {account}/{region}) will go silent: "
+            + "; ".join(_break_text(r) for r in records)
+            + f"; {_producer_text(first['producers'], ctx.inputs.accounts)}",
+            {"breaks": [{key: (None if pd.isna(value) else str(value))
+                         for key, value in r.items()} for r in records]}))
+    return found
+
+
 # --- reachability ----------------------------------------------------------------------------
 
 
@@ -463,6 +510,9 @@ COST_ANOMALY: AlertRule[CostAnomalyAlert] = AlertRule(
 COST_FORECAST: AlertRule[CostForecastAlert] = AlertRule(
     "cost_forecast", "Forecast over budget", CostForecastAlert,
     lambda inputs: inputs.forecast, _cost_forecast, page="cost")
+SCHEMA_BREAKING_CHANGE: AlertRule[AlertRuleConfig] = AlertRule(
+    "schema_breaking_change", "Schema change breaks a rule", AlertRuleConfig,
+    lambda inputs: inputs.schema_breaks, _schema_breaking_change, page="event_flow")
 ACCOUNT_UNREACHABLE: AlertRule[CriticalAlertRule] = AlertRule(
     "account_unreachable", "Account unreachable", CriticalAlertRule,
     lambda inputs: inputs.runs, _account_unreachable, page="event_flow")
@@ -476,7 +526,7 @@ HEAL_MAINTENANCE: AlertRule[HealMaintenanceAlert] = AlertRule(
 ALERT_RULES: tuple[AlertRule[Any], ...] = (
     RULE_DISABLED, RULE_SILENT, FAILED_INVOCATIONS, DLQ_MESSAGES, THROTTLED,
     SERVICE_ERRORS, SERVICE_LATENCY, COST_ANOMALY, COST_FORECAST, ACCOUNT_UNREACHABLE,
-    HEAL_MAINTENANCE)
+    SCHEMA_BREAKING_CHANGE, HEAL_MAINTENANCE)
 RULES_BY_NAME: dict[str, AlertRule[Any]] = {rule.name: rule for rule in ALERT_RULES}
 
 

@@ -59,6 +59,7 @@ from orgscope.cost.store_io import (
 from orgscope.datasets import ALERT_EVENTS, ALERTS, NOTIFICATIONS
 from orgscope.ownership import known_teams, rule_teams, team_tag_key
 from orgscope.rule_history import HISTORY_SQL, LATEST_SQL
+from orgscope.schema_io import accounts_frame, read_breaking_changes
 from orgscope.store import Store, StoreError, ordered_id
 from orgscope.store_files import LocalFiles
 from orgscope.traces.views import latency_percentiles
@@ -247,10 +248,13 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
         if "rules" in store.datasets else pd.DataFrame()
     owners = rule_teams(latest, team_tag_key(config), known_teams(config)) \
         if latest is not None else {}
+    infos = account_infos(config, store)
+    breaks = _maybe("event_schemas", lambda: read_breaking_changes(
+        store, accounts_frame({k: (v.name, v.team) for k, v in infos.items()}))) \
+        if "rules" in store.datasets else pd.DataFrame()
     inputs = AlertInputs(rule_health=health, runs=runs, latency=latency, anomalies=anomalies,
-                         forecast=outlook, heal_actions=heal,
-                         accounts=account_infos(config, store), disabled=disabled,
-                         rule_teams=owners)
+                         forecast=outlook, heal_actions=heal, accounts=infos,
+                         disabled=disabled, rule_teams=owners, schema_breaks=breaks)
     return inputs, month
 
 

@@ -13,6 +13,7 @@ from collectors.inventory import INVENTORY
 from collectors.metrics import METRICS
 from collectors.otel import OTEL
 from collectors.otlp_files import OTLP_FILES
+from collectors.schemas import SCHEMAS
 from collectors.xray import XRAY
 from orgscope.collect import Collector
 
@@ -25,6 +26,7 @@ _ALL: tuple[Collector, ...] = (
     XRAY,
     OTEL,
     OTLP_FILES,
+    SCHEMAS,
 )
 
 COLLECTORS: dict[str, Collector] = {collector.name: collector for collector in _ALL}

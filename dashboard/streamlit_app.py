@@ -193,6 +193,8 @@ def _pages() -> list[Any]:
         # one request across every account it crossed
         st.Page("app_pages/traces.py", title="Traces"),
         st.Page("app_pages/organization.py", title="Organization"),
+        # which rules will go silent when a producer changes its event?
+        st.Page("app_pages/schemas.py", title="Schemas"),
         # on-call: what fired, what Slack was told, silences, what auto-heal did
         st.Page("app_pages/alerts.py", title="Alerts"),
         # finance's monthly review

@@ -27,11 +27,12 @@ from sim.admin import AdminSessions
 from sim.build import Builder, Deployment
 from sim.costexplorer import PAGE_GROUPS, CostFeed
 from sim.costs import CostModel, CostSpike, Restatement, default_spikes
+from sim.discovery import SchemaRegistry
 from sim.emit import put_metrics, put_segments, put_span_events, send_dead_letters
 from sim.scenario import ScenarioEvent, duration_of, load_scenario
 from sim.server import GatedMotoServer, ServedOrganization
 from sim.state import World, read_world
-from sim.topology import STREAMS
+from sim.topology import HISTORY_CHANGES, SCHEMA_CHANGES, STREAMS
 from sim.tracing import (
     ACCOUNT_OF,
     OTEL_SERVICES,
@@ -43,11 +44,24 @@ from sim.tracing import (
     documents_json,
     minute_segments,
 )
-from sim.traffic import Fault, Faults, MinuteResult, TrafficModel, bus_admits, merge_metrics
+from sim.traffic import (
+    Fault,
+    Faults,
+    MinuteResult,
+    Rollout,
+    Rollouts,
+    TrafficModel,
+    bus_admits,
+    merge_metrics,
+)
 
 log = logging.getLogger(__name__)
 
 BreakHow = Literal["missing-role", "no-permissions"]
+#: Buses with schema discovery on (account name, bus; None: the central bus); every other
+#: bus has none (docs/simulator.md, "Schema discovery").
+DISCOVERING_BUSES: tuple[tuple[str | None, str], ...] = ((None, ""),
+                                                         ("order-processing", "default"))
 
 
 def floor_minute(moment: datetime) -> datetime:
@@ -78,6 +92,10 @@ class SimulatedOrg(ServedOrganization):
         self._model: TrafficModel | None = None
         self._faults = Faults()
         self._trace_faults = TraceFaults()
+        #: Schema discovery's registry, served by the gated server (sim/schemas_api.py).
+        self.schemas = SchemaRegistry()
+        self._rollouts = Rollouts()
+        self._observed: set[tuple[str, str, tuple[int, ...]]] = set()
         #: Traced flows written so far (and how many broke the trace id at the bus).
         self.traced = FlowSegments()
         #: Accounts whose aws/spans log group exists (sim/emit.py put_span_events).
@@ -106,7 +124,8 @@ class SimulatedOrg(ServedOrganization):
         """Start the server, build the organization, back-fill history; return the endpoint."""
         clock = time.monotonic()
         guarded = (self.config.aws.read_role_name, self.config.heal.role_name)
-        self._server = GatedMotoServer(guarded, host=self.host, port=self.port)
+        self._server = GatedMotoServer(guarded, host=self.host, port=self.port,
+                                       schemas=self.schemas)
         self._server.start()
         endpoint = self.endpoint_url
         self._admin = AdminSessions(endpoint, self.region,
@@ -126,6 +145,7 @@ class SimulatedOrg(ServedOrganization):
                                    self.region, self.seed)
         now = datetime.now(UTC)
         self.started_at = now
+        self._start_discovery(floor_minute(now))
         clock = time.monotonic()
         self._backfill(floor_minute(now))
         self.timings["backfill_s"] = time.monotonic() - clock
@@ -194,6 +214,43 @@ class SimulatedOrg(ServedOrganization):
         return bus_admits(central, kind.producer, kind.event) and \
             self._model.matches_rule(rule, kind)
 
+    def _start_discovery(self, now: datetime) -> None:
+        """Discoverers on :data:`DISCOVERING_BUSES`, and the releases the history shipped."""
+        org = self.config.organization
+        ids = {a.name: a.id for a in self.config.accounts}
+        for name, bus in DISCOVERING_BUSES:
+            account = org.central_bus_account_id if name is None else ids.get(name)
+            if account is not None:
+                self.schemas.add_discoverer(account, self.region,
+                                            bus or org.central_bus_name)
+        self._rollouts = Rollouts(tuple(
+            Rollout(SCHEMA_CHANGES[name], 1.0,
+                    floor_minute(now - timedelta(hours=self.history_hours * share)))
+            for name, share in HISTORY_CHANGES))
+
+    def _discover(self, result: MinuteResult, minute: datetime) -> None:
+        """Register the event shapes that reached a discovering bus this minute."""
+        for (account, bus), events in result.arrivals.items():
+            for key, event in events.items():
+                if (account, bus, key) in self._observed:
+                    continue
+                self._observed.add((account, bus, key))
+                version = self.schemas.observe(account, self.region, bus, event, minute)
+                if version is not None:
+                    log.info("schema discovery: %s %s@%s version %s in %s", bus,
+                             event["source"], event["detail-type"], version, account)
+
+    def add_rollout(self, change: str, share: float, start: datetime) -> Rollout:
+        """A producer ships release ``change`` (sim/topology.py SCHEMA_CHANGES) to ``share``
+        of its events from ``start`` on."""
+        if change not in SCHEMA_CHANGES or not 0 < share <= 1:
+            raise ValueError(f"schema change {change!r} at {share}: change must be one of "
+                             f"{', '.join(SCHEMA_CHANGES)}, share in (0, 1]")
+        rollout = Rollout(SCHEMA_CHANGES[change], share, start)
+        with self._lock:
+            self._rollouts = Rollouts((*self._rollouts.items, rollout))
+        return rollout
+
     def _simulate(self, world: World, until: datetime, faults: Faults,
                   trace_faults: TraceFaults | None = None) -> MinuteResult:
         """Simulate and write every minute after the last one written, before ``until``."""
@@ -205,7 +262,8 @@ class SimulatedOrg(ServedOrganization):
         accounts = self._traced_services()
         delivers = self._traced_rule_delivers(world)
         while minute < until:
-            results.append(self._model.minute(world, minute, faults))
+            results.append(self._model.minute(world, minute, faults, rollouts=self._rollouts))
+            self._discover(results[-1], minute)
             minute_segments(minute, self.seed, accounts=accounts,
                             faults=trace_faults or TraceFaults(), delivered=delivers,
                             out=traced, otel=OTEL_SERVICES)
@@ -278,6 +336,8 @@ class SimulatedOrg(ServedOrganization):
             self.add_cost_spike(p["account"], p["service"], p["usage_type"],
                                 factor=float(p["factor"]), days=int(p["days"]),
                                 until=when.date())
+        elif event.action == "schema_version":
+            self.add_rollout(p["change"], float(p["share"]), floor_minute(when))
         elif event.action in ("latency_spike", "error_burst"):
             start = floor_minute(when)
             value = float(p["ms"] if event.action == "latency_spike" else p["rate"])

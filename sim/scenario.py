@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sim.topology import SCHEMA_CHANGES
 from sim.tracing import SERVICES
 
 _AT_RE = re.compile(r"^\+(\d+)([smh])$")
@@ -43,6 +44,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cost_spike": (("account", "service", "usage_type", "factor", "days"), ()),
     "latency_spike": (("service", "ms", "duration"), ()),
     "error_burst": (("service", "rate", "duration"), ()),
+    "schema_version": (("change", "share"), ()),
 }
 #: Services of the traced flow (sim/tracing.py) a latency_spike or error_burst may name.
 TRACED_SERVICES = SERVICES
@@ -108,6 +110,10 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "factor": (lambda v: _is_number(v) and v > 0, "must be a positive number, e.g. 6"),
     "days": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 366,
              "must be a whole number of days, 1-366"),
+    "change": (lambda v: v in SCHEMA_CHANGES,
+               f"must be a schema change of sim/topology.py: {', '.join(SCHEMA_CHANGES)}"),
+    "share": (lambda v: _is_number(v) and 0 < v <= 1,
+              "must be the share of the producer's events in (0, 1], e.g. 0.1"),
 }
 
 

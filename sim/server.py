@@ -15,25 +15,31 @@ from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
 from sim.admin import AdminSessions
+from sim.discovery import SchemaRegistry
 from sim.gate import IamGate
+from sim.schemas_api import SchemasApi
 
 log = logging.getLogger(__name__)
 
 
 class GatedMotoServer(ThreadedMotoServer):
-    """ThreadedMotoServer whose app is wrapped by :class:`sim.gate.IamGate`.
+    """ThreadedMotoServer whose app is wrapped by :class:`sim.gate.IamGate`, with the
+    simulator's Schemas API (:mod:`sim.schemas_api`, from ``schemas``) behind the gate.
 
     The state lives in moto's module-level backends, shared by every server in the process:
     :meth:`reset` empties it (POST /moto-api/reset).
     """
 
     def __init__(self, guarded_roles: Iterable[str], host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, schemas: SchemaRegistry | None = None) -> None:
         super().__init__(ip_address=host, port=port, verbose=False)
         self._guarded_roles = tuple(guarded_roles)
+        #: Discoverers and discovered schemas (none unless the organization adds them).
+        self.schemas = schemas or SchemaRegistry()
 
     def _server_entry(self) -> None:
-        app = IamGate(DomainDispatcherApplication(create_backend_app), self._guarded_roles)
+        app = IamGate(SchemasApi(DomainDispatcherApplication(create_backend_app), self.schemas),
+                      self._guarded_roles)
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=_QuietHandler
         )

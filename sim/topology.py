@@ -12,6 +12,7 @@ the config does not list are skipped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,63 @@ STREAMS: tuple[Stream, ...] = (
         (Variant(1.0, {"plan": {"id": "plus", "features": ["priority_delivery"]}}),),
     ),
 )
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A producer's new version of one of its detail-types (its next release): fields added
+    to ``detail`` (dotted path -> value) and fields moved (old dotted path -> new one).
+    Changes of one stream build on each other in the order a scenario ships them."""
+
+    name: str
+    account: str
+    detail_type: str
+    adds: dict[str, Any] = field(default_factory=dict)
+    moves: dict[str, str] = field(default_factory=dict)
+
+
+def _pop(detail: dict[str, Any], path: str) -> tuple[bool, Any]:
+    *parents, leaf = path.split(".")
+    node: Any = detail
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or leaf not in node:
+        return False, None
+    return True, node.pop(leaf)
+
+
+def _put(detail: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = detail
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def apply_change(detail: dict[str, Any], change: SchemaChange) -> dict[str, Any]:
+    """``detail`` as the producer's release with ``change`` sends it (a new dict)."""
+    out: dict[str, Any] = json.loads(json.dumps(detail))
+    for old, new in change.moves.items():
+        found, value = _pop(out, old)
+        if found:
+            _put(out, new, value)
+    for path, value in change.adds.items():
+        _put(out, path, value)
+    return out
+
+
+#: The payment service's releases of "Payment Processed" (docs/simulator.md, "Schema
+#: discovery"): v2 adds the currency (nothing matches on it), v3 moves ``purpose`` under a
+#: new ``context`` object, which the two rules matching on ``detail.purpose`` stop matching.
+SCHEMA_CHANGES: dict[str, SchemaChange] = {change.name: change for change in (
+    SchemaChange("payments-currency", "payment-service", "Payment Processed",
+                 adds={"currency": "USD"}),
+    SchemaChange("payments-context", "payment-service", "Payment Processed",
+                 adds={"context.channel": "api"}, moves={"purpose": "context.purpose"}),
+)}
+#: Shipped before the simulator starts, at this share of the back-filled history before now:
+#: the history's own versions.
+HISTORY_CHANGES: tuple[tuple[str, float], ...] = (("payments-currency", 0.5),)
 
 
 #: A route whose rules carry the auto-heal opt-out tag, and one created DISABLED.

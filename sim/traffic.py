@@ -11,6 +11,12 @@ AWS emits them only with activity.
 
 Faults in effect (:class:`Faults`) add target errors (failed attempts, retries per the target's
 RetryPolicy, then the DLQ), throttling and extra latency.
+
+Schema rollouts in effect (:class:`Rollouts`) make a share of a stream's events take the shape
+of a producer's newer release (:class:`sim.topology.SchemaChange`): a canary first, the whole
+stream later. Such events are matched as sent, so a rule testing a field the release moved
+stops matching them; each minute's result lists the event shapes that reached every bus
+(``arrivals``), which the simulator's schema discovery registers (:mod:`sim.discovery`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 from sim.patterns import UnsupportedPattern, matches, parse_pattern
 from sim.state import Bus, Rule, Target, World
-from sim.topology import Stream
+from sim.topology import SchemaChange, Stream, apply_change
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +113,47 @@ class Faults:
         return Faults(tuple(f for f in self.items if f.end > now))
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """A producer's release carrying ``change`` sends ``share`` (0-1] of its events from
+    ``start`` on (a later rollout of the same change replaces the share)."""
+
+    change: SchemaChange
+    share: float
+    start: datetime
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    items: tuple[Rollout, ...] = ()
+
+    def active(self, stream: Stream, minute: datetime) -> list[tuple[SchemaChange, float]]:
+        """The changes of ``stream`` shipped by ``minute``, in the order first shipped, each
+        with its current share (a later change never runs on more events than an earlier)."""
+        shares: dict[str, tuple[SchemaChange, float]] = {}
+        for rollout in sorted(self.items, key=lambda r: r.start):
+            change = rollout.change
+            if rollout.start <= minute and change.account == stream.account \
+                    and change.detail_type == stream.detail_type:
+                shares[change.name] = (change, rollout.share)
+        found: list[tuple[SchemaChange, float]] = []
+        ceiling = 1.0
+        for change, share in shares.values():
+            ceiling = min(ceiling, share)
+            found.append((change, ceiling))
+        return found
+
+
+def release_levels(n: int, shares: Sequence[float], rng: random.Random) -> list[int]:
+    """How many of ``n`` events carry exactly the first 0, 1, ... len(shares) changes, when
+    change k runs on ``shares[k]`` of the events (non-increasing)."""
+    counts = [0] * (len(shares) + 1)
+    for _ in range(n):
+        draw = rng.random()
+        counts[sum(1 for share in shares if draw < share)] += 1
+    return counts
+
+
 # --- bus policies ----------------------------------------------------------------------------
 
 
@@ -168,7 +215,7 @@ def bus_admits(bus: Bus, sender: str, event: Mapping[str, Any]) -> bool:
 class EventKind:
     """One (stream, variant): the unit the model counts and matches."""
 
-    key: tuple[int, int]
+    key: tuple[int, ...]
     producer: str
     event: dict[str, Any]
 
@@ -192,6 +239,9 @@ class MinuteResult:
     dead_letters: dict[str, DeadLetters] = field(default_factory=dict)
     published: int = 0
     matched: int = 0
+    #: (bus account, bus name) -> {event kind key: event} of the events that reached it.
+    arrivals: dict[tuple[str, str], dict[tuple[int, ...], dict[str, Any]]] = field(
+        default_factory=dict)
 
 
 def event_kinds(streams: Sequence[Stream], producers: Mapping[str, str], region: str
@@ -256,7 +306,8 @@ class TrafficModel:
         self.central = central
         self.region = region
         self.seed = seed
-        self._match_cache: dict[tuple[str, tuple[int, int]], bool] = {}
+        self._match_cache: dict[tuple[str, tuple[int, ...]], bool] = {}
+        self._released: dict[tuple[tuple[int, ...], tuple[str, ...]], EventKind] = {}
         self._warned: set[str] = set()
 
     def matches_rule(self, rule: Rule, kind: EventKind) -> bool:
@@ -280,11 +331,35 @@ class TrafficModel:
             self._match_cache[cache_key] = cached
         return cached
 
+    def _release(self, kind: EventKind, changes: Sequence[SchemaChange]) -> EventKind:
+        """``kind`` as sent by the release carrying ``changes`` (cached; its key says which)."""
+        names = tuple(change.name for change in changes)
+        cached = self._released.get((kind.key, names))
+        if cached is None:
+            detail = kind.event["detail"]
+            for change in changes:
+                detail = apply_change(detail, change)
+            cached = EventKind((*kind.key, len(changes)), kind.producer,
+                               {**kind.event, "detail": detail})
+            self._released[(kind.key, names)] = cached
+        return cached
+
+    def _released_kinds(self, kind: EventKind, n: int, minute: datetime,
+                        rollouts: Rollouts) -> list[tuple[EventKind, int]]:
+        changes = rollouts.active(self.streams[kind.key[0]], minute) if rollouts.items else []
+        if not changes:
+            return [(kind, n)]
+        rng = _rng(self.seed, "rollout", *kind.key, minute_key(minute))
+        levels = release_levels(n, [share for _, share in changes], rng)
+        return [(self._release(kind, [c for c, _ in changes[:level]]) if level else kind, count)
+                for level, count in enumerate(levels) if count]
+
     def minute(self, world: World, minute: datetime, faults: Faults = Faults(),
-               result: MinuteResult | None = None) -> MinuteResult:
+               result: MinuteResult | None = None, rollouts: Rollouts = Rollouts()
+               ) -> MinuteResult:
         """Simulate ``minute`` (aligned to the minute) against ``world``."""
         result = result if result is not None else MinuteResult()
-        counts: dict[tuple[int, int], int] = {}
+        counts: dict[tuple[int, ...], int] = {}
         for s_index, stream in enumerate(self.streams):
             for v_index, n in enumerate(stream_counts(stream, minute, self.seed)):
                 if n:
@@ -299,7 +374,7 @@ class TrafficModel:
             admitted = central is not None and bus_admits(central, kind.producer, kind.event)
             by_producer[kind.producer][0 if admitted else 1] += n
             if admitted:
-                arriving.append((kind, n))
+                arriving += self._released_kinds(kind, n, minute, rollouts)
         for producer, (ok, failed) in by_producer.items():
             self._put_events_metrics(result, producer, ok, failed, minute)
             result.published += ok
@@ -324,6 +399,9 @@ class TrafficModel:
 
     def _deliver(self, step: _Step, bus: Bus, arriving: list[tuple[EventKind, int]],
                  hop: int) -> None:
+        seen = step.result.arrivals.setdefault((bus.account, bus.name), {})
+        for kind, _ in arriving:
+            seen.setdefault(kind.key, kind.event)
         for rule in bus.rules:
             if rule.state != "ENABLED":
                 continue

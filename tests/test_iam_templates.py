@@ -64,6 +64,8 @@ UNSCOPABLE = {
     "xray:BatchGetTraces": "no resource type",
     "ce:GetCostAndUsage": "only the 'billingview' type; orgscope reads the default view",
     "organizations:ListAccounts": "a List call: no resource type",
+    "schemas:ListDiscoverers": "a List call over the account's discoverers, whose ids orgscope "
+                               "cannot know before listing them",
 }
 
 ACCOUNT = "111122223333"

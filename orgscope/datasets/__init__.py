@@ -8,7 +8,7 @@ schema. docs/datasets.md documents every column; tests/test_docs.py keeps the tw
 
 from __future__ import annotations
 
-from orgscope.datasets import alerts, cost, events, heal, spine, traces
+from orgscope.datasets import alerts, cost, events, heal, schemas, spine, traces
 from orgscope.datasets.alerts import (
     ALERT_EVENTS,
     ALERTS,
@@ -32,13 +32,15 @@ from orgscope.datasets.events import (
 )
 from orgscope.datasets.heal import HEAL_ACTIONS, MAINTENANCE_PREFIX
 from orgscope.datasets.schema import UTC_TS, Dataset, SchemaError
+from orgscope.datasets.schemas import EVENT_SCHEMAS
 from orgscope.datasets.spine import ACCOUNTS, RUNS, WATERMARKS
 from orgscope.datasets.traces import OTLP_EXPORTS, SPANS, TRACES
 
 #: Every dataset, by domain: each domain module's ``DATASETS``, so a new dataset is declared
 #: in one place (its module; importing it from this package is a convenience).
 CATALOGUE: tuple[Dataset, ...] = (*spine.DATASETS, *events.DATASETS, *traces.DATASETS,
-                                  *cost.DATASETS, *alerts.DATASETS, *heal.DATASETS)
+                                  *cost.DATASETS, *alerts.DATASETS, *heal.DATASETS,
+                                  *schemas.DATASETS)
 
 
 def all_datasets() -> list[Dataset]:
@@ -49,8 +51,8 @@ def all_datasets() -> list[Dataset]:
 __all__ = [
     "ACCOUNTS", "ACCOUNT_METRICS", "ALERTS", "ALERT_EVENTS", "AVERAGE_METRICS", "CATALOGUE",
     "COST_CLOSED_MONTHS", "COST_DAILY", "DLQ_DEPTH", "EVENT_BUSES", "EVENT_METRICS",
-    "FLOW_COST_DAILY", "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX", "NOTIFICATIONS",
-    "OTLP_EXPORTS",
+    "EVENT_SCHEMAS", "FLOW_COST_DAILY", "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX",
+    "NOTIFICATIONS", "OTLP_EXPORTS",
     "RULES", "RULE_HEALTH", "RULE_METRICS", "RUNS", "SEVERITIES", "SILENCES",
     "SILENCE_SOURCES", "SPANS", "TRACES", "UTC_TS", "VERDICTS",
     "WATERMARKS", "Dataset", "SchemaError", "all_datasets",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pandas as pd
 
 from alerts.rule import AccountInfo, AlertInputs
 from alerts.rules import evaluate
+from orgscope.schema_drift import breaking_changes, fields_json
 from tests.alerts.alert_frames import (
     CENTRAL,
     NOW,
@@ -229,3 +231,34 @@ def test_account_unreachable_says_whether_the_role_is_missing_or_refuses_the_inv
     [condition] = evaluate(inputs(runs=runs(ORDERS, ["error"] * 3, error=skipped)), config(),
                            NOW, "2026-11").conditions
     assert condition.summary.endswith("(unreachable): cannot assume R: AccessDenied on AssumeRole")
+
+
+def test_schema_breaking_change_names_rule_field_versions_and_producer() -> None:
+    versions = [{"detail.purpose": "string", "detail.amount": "number"},
+                {"detail.purpose": "string", "detail.amount": "number",
+                 "detail.currency": "string"},
+                {"detail.context.purpose": "string", "detail.amount": "string",
+                 "detail.currency": "string"}]
+    schemas = pd.DataFrame([{"account_id": CENTRAL, "region": REGION,
+                             "source": "quickgrocer.payment-service",
+                             "detail_type": "Payment Processed", "version": str(n),
+                             "version_created": NOW - timedelta(minutes=10 - n),
+                             "fields": fields_json(f)} for n, f in enumerate(versions, 1)])
+    pattern = {"source": ["quickgrocer.payment-service"], "detail-type": ["Payment Processed"],
+               "detail": {"purpose": ["order"], "amount": [{"numeric": [">", 0]}]}}
+    rules = pd.DataFrame([{"account_id": ORDERS, "region": REGION, "bus": "default",
+                           "rule": "payment-events-to-order-processing <!channel>",
+                           "event_pattern": json.dumps(pattern)}])
+    breaks = breaking_changes(rules, schemas, {"quickgrocer.payment-service": [PAYMENTS]})
+    result = evaluate(inputs(schema_breaks=breaks), config(), NOW, "2026-11")
+    (found,) = [c for c in result.conditions if c.alert_name == "schema_breaking_change"]
+    assert found.key == (f"schema_breaking_change/{ORDERS}/{REGION}/default/"
+                         "payment-events-to-order-processing <!channel>")
+    assert found.labels["team"] == "orders"
+    assert "version 3 moved detail.purpose to detail.context.purpose (version 2 had it" \
+        in found.summary
+    assert "version 3 retyped detail.amount from number to string" in found.summary
+    assert f"producer account payment-service ({PAYMENTS})" in found.summary
+    assert [b["field"] for b in found.details["breaks"]] == ["detail.amount", "detail.purpose"]
+    held = evaluate(inputs(schema_breaks=None), config(), NOW, "2026-11")
+    assert held.is_held(f"schema_breaking_change/{ORDERS}/{REGION}/default/x")

@@ -6,13 +6,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from alerts.lifecycle import AlertState, Notice
 from alerts.notify import alert_messages, heal_messages
 from alerts.routing import SecretCache, WebhookError, Webhooks, route, secrets_fetcher
+from alerts.rule import AlertInputs, RuleContext
+from alerts.rules import SCHEMA_BREAKING_CHANGE
 from alerts.slack import alert_message, dashboard_link, group_message, heal_message
-from orgscope.config import SlackConfig, SlackRoute
+from orgscope.config import AlertRuleConfig, SlackConfig, SlackRoute
+from orgscope.schema_drift import breaking_changes, fields_json
 from testkit.hostile import slack_problems
 from tests.alerts.alert_frames import CENTRAL, ORDERS, REGION, config, heal, heal_action
 
@@ -227,3 +231,31 @@ def test_hostile_labels_in_grouped_messages_and_heal_notices() -> None:
     row.update(rule=SERVICE, account_name="@everyone", bus="*bus*", disabled_by="<@U1>",
                team="<!here>")
     assert slack_problems(heal_message(row, BASE, "k"), BASE) == []
+
+
+def test_a_schema_breaking_change_from_hostile_names_never_pages_links_or_formats() -> None:
+    """The rule, source, detail-type and field names of a schema_breaking_change all come from
+    monitored accounts (a producer names its fields)."""
+    field = "<https://evil.example|runbook>"
+    versions = [{f"detail.{field}": "string"}, {f"detail.ctx.{field}": "string"}]
+    schemas = pd.DataFrame([{"account_id": ORDERS, "region": REGION, "source": "@here",
+                             "detail_type": "<!channel>", "version": str(n),
+                             "version_created": datetime(2028, 2, 29, tzinfo=UTC),
+                             "fields": fields_json(f)} for n, f in enumerate(versions, 1)])
+    rules = pd.DataFrame([{"account_id": ORDERS, "region": REGION, "bus": "*bus*",
+                           "rule": SERVICE, "event_pattern": json.dumps(
+                               {"source": ["@here"], "detail-type": ["<!channel>"],
+                                "detail": {field: ["x"]}})}])
+    found = SCHEMA_BREAKING_CHANGE.evaluate(
+        breaking_changes(rules, schemas, {"@here": [ORDERS]}),
+        RuleContext(AlertRuleConfig(), config(), AlertInputs(
+            rule_health=None, runs=None, latency={}, anomalies=None, forecast=None,
+            heal_actions=None, accounts={}), datetime(2028, 2, 29, tzinfo=UTC), "2028-02"))
+    (condition,) = found.conditions
+    alert = state(alert_name=condition.alert_name, key=condition.key, rule=SERVICE,
+                  bus="*bus*", summary=condition.summary,
+                  details=json.dumps(condition.details, default=str))
+    for kind in ("firing", "resolved"):
+        payload = alert_message(alert, kind, BASE)
+        assert slack_problems(payload, BASE) == []
+        assert "&lt;https://evil.example|runbook&gt;" in texts(payload).replace("\u2060", "")

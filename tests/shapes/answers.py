@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from sim.discovery import openapi_content
 from tests.shapes.model_client import HOSTILE, TEXT, Hook
 
 # W3C ids are never all zeros (a zero id is invalid and skipped, tests/traces/test_ids.py)
@@ -129,9 +130,33 @@ def cost_groups(params: dict[str, Any], drawn: Any, draw: Any) -> Any:
     return drawn
 
 
+def discoverers(params: dict[str, Any], drawn: Any, draw: Any) -> Any:
+    """ListDiscoverers: about half the discoverers are started."""
+    for discoverer in drawn.get("Discoverers", []):
+        if draw(st.booleans()):
+            discoverer["State"] = "STARTED"
+    return drawn
+
+
+DETAIL = st.dictionaries(TEXT.filter(bool), st.one_of(
+    st.integers(), st.floats(allow_nan=False), st.booleans(), TEXT,
+    st.lists(TEXT, max_size=2), st.dictionaries(TEXT.filter(bool), TEXT, max_size=2)),
+    max_size=4)
+
+
+def discovered_schema(params: dict[str, Any], drawn: Any, draw: Any) -> Any:
+    """DescribeSchema: most answers carry the OpenAPI content a discoverer writes, of an event
+    whose source, detail-type and field names are drawn (hostile ones too)."""
+    if draw(st.integers(0, 9)) > 0:
+        drawn["Content"] = openapi_content({"source": draw(TEXT), "detail-type": draw(TEXT),
+                                            "detail": draw(DETAIL)})
+    return drawn
+
+
 HOOKS: dict[str, dict[str, Hook]] = {
     "cloudwatch": {"get_metric_data": metric_data},
     "xray": {"batch_get_traces": batch_traces},
     "events": {"list_rules": list_rules},
     "ce": {"get_cost_and_usage": cost_groups},
+    "schemas": {"list_discoverers": discoverers, "describe_schema": discovered_schema},
 }

@@ -25,6 +25,7 @@ from orgscope.datasets import HEAL_ACTIONS, VERDICTS
 from orgscope.health.model import evaluate
 from orgscope.ownership import rule_teams
 from orgscope.plugins import load_config
+from orgscope.schema_drift import SchemaContentError, schema_fields
 from testkit import synthetic as sy
 from tests.conftest import REFERENCE_CONFIG
 from tests.shapes.answers import HOOKS, count_spans
@@ -106,6 +107,28 @@ def test_xray_keeps_every_span_of_every_readable_document(data: st.DataObject) -
                     continue  # not JSON: logged and skipped
     assert len(frames["spans"]) == sum(count_spans(d) for d in documents
                                        if isinstance(d, dict))
+
+
+def _readable(content: Any) -> bool:
+    try:
+        schema_fields(content)
+    except SchemaContentError:
+        return False
+    return True
+
+
+@SHAPES
+@given(st.data())
+def test_schemas_keeps_every_readable_version_of_a_discovering_account(
+        data: st.DataObject) -> None:
+    frames, clients = run(plugins.collector("schemas"), reference(), data)
+    schemas = clients["schemas"]
+    started = any(d.get("State") == "STARTED" for page in schemas.said("list_discoverers")
+                  for d in page.get("Discoverers", []))
+    described = schemas.said("describe_schema")
+    readable = [a for a in described if "SchemaVersion" in a and _readable(a.get("Content"))]
+    assert len(frames["event_schemas"]) == len(readable)
+    assert started or described == []
 
 
 @SHAPES

@@ -16,7 +16,11 @@ def test_demo_scenario_is_valid_and_sorted() -> None:
     assert [e.at for e in events] == sorted(e.at for e in events)
     assert events[0].action == "disable_rule"
     assert events[0].at == timedelta(minutes=5)
-    assert {e.action for e in events} >= {"target_errors", "break_pattern", "break_account"}
+    assert {e.action for e in events} >= {"target_errors", "break_pattern", "break_account",
+                                          "schema_version"}
+    canary, switch = [e for e in events if e.action == "schema_version"]
+    assert canary.params == {"change": "payments-context", "share": 0.1}
+    assert canary.at < switch.at and switch.params["share"] == 1.0
 
 
 def test_defaults_are_filled(tmp_path: Path) -> None:
@@ -39,6 +43,7 @@ def test_invalid_entries_name_the_entry_and_what_is_allowed(tmp_path: Path) -> N
         '[[events]]\nat = "+1m"\naction = "target_errors"\naccount = "1234"\nrule = "x"\n'
         'rate = 2\nduration = "15m"\ncolour = "red"\n'
         '[[events]]\nat = "+1m"\naction = "throttle"\naccount = "121212121212"\nrule = "x"\n'
+        '[[events]]\nat = "+2m"\naction = "schema_version"\nchange = "nope"\nshare = 0\n'
     )
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
@@ -49,6 +54,9 @@ def test_invalid_entries_name_the_entry_and_what_is_allowed(tmp_path: Path) -> N
     assert "events[2] (target_errors): rate = 2 must be a number in (0, 1]" in text
     assert "events[2] (target_errors): unknown key 'colour'" in text
     assert "events[3] (throttle): required key 'rate' is missing" in text
+    assert "events[4] (schema_version): change = 'nope' must be a schema change of " \
+        "sim/topology.py: payments-currency, payments-context" in text
+    assert "events[4] (schema_version): share = 0 must be the share" in text
     assert all(line.startswith(str(path)) for line in caught.value.lines)
 
 

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 from sim.state import Bus, Rule, Target, World
-from sim.topology import STREAMS
-from sim.traffic import Fault, Faults, TrafficModel, bus_admits, daily_shape, stream_counts
+from sim.topology import SCHEMA_CHANGES, STREAMS
+from sim.traffic import (
+    Fault,
+    Faults,
+    Rollout,
+    Rollouts,
+    TrafficModel,
+    bus_admits,
+    daily_shape,
+    release_levels,
+    stream_counts,
+)
 
 MINUTE = datetime(2026, 11, 26, 18, 30, tzinfo=UTC)
 PRODUCERS = {"customer-web": "111111111111", "mobile-apps": "222222222222",
@@ -102,3 +113,53 @@ def test_bus_policy_conditions_on_detail_type() -> None:
     assert not bus_admits(bus, "111111111111", {"detail-type": "Payment Failed"})
     assert not bus_admits(bus, "222222222222", {"detail-type": "Order Placed"})
     assert bus_admits(bus, "121212121212", {"detail-type": "anything"})
+
+
+PAYMENTS_BY_PURPOSE = json.dumps({"source": ["quickgrocer.payment-service"],
+                                  "detail-type": ["Payment Processed"],
+                                  "detail": {"purpose": ["order"]}})
+CONTEXT = SCHEMA_CHANGES["payments-context"]
+CURRENCY = SCHEMA_CHANGES["payments-currency"]
+
+
+def payments_world() -> World:
+    rule = Rule(CENTRAL[0], CENTRAL[1], "payments", "ENABLED", PAYMENTS_BY_PURPOSE, (
+        Target("queue", "arn:aws:sqs:us-east-1:121212121212:q", None, 2),))
+    return World({CENTRAL: Bus(CENTRAL[0], CENTRAL[1], POLICY, (rule,))})
+
+
+def test_a_release_moves_a_field_of_its_share_of_events_and_the_rule_misses_them() -> None:
+    payments = metric(model().minute(payments_world(), MINUTE), CENTRAL[0], "MatchedEvents")
+    assert payments > 20
+    canary = Rollouts((Rollout(CONTEXT, 0.1, MINUTE),))
+    during = [metric(model().minute(payments_world(), MINUTE + timedelta(minutes=i),
+                                    rollouts=canary), CENTRAL[0], "MatchedEvents")
+              for i in range(10)]
+    before = [metric(model().minute(payments_world(), MINUTE + timedelta(minutes=i)),
+                     CENTRAL[0], "MatchedEvents") for i in range(10)]
+    assert 0.75 * sum(before) < sum(during) < sum(before)
+    everyone = Rollouts((Rollout(CONTEXT, 0.1, MINUTE), Rollout(CONTEXT, 1.0, MINUTE)))
+    assert metric(model().minute(payments_world(), MINUTE, rollouts=everyone), CENTRAL[0],
+                  "MatchedEvents") == 0
+    not_yet = Rollouts((Rollout(CONTEXT, 1.0, MINUTE + timedelta(minutes=1)),))
+    assert metric(model().minute(payments_world(), MINUTE, rollouts=not_yet), CENTRAL[0],
+                  "MatchedEvents") == payments
+
+
+def test_the_bus_sees_each_shape_sent_and_releases_build_on_each_other() -> None:
+    both = Rollouts((Rollout(CURRENCY, 1.0, MINUTE), Rollout(CONTEXT, 0.5, MINUTE)))
+    result = model().minute(payments_world(), MINUTE, rollouts=both)
+    shapes = [e["detail"] for e in result.arrivals[CENTRAL].values()
+              if e["detail-type"] == "Payment Processed"]
+    assert {"purpose": "order", "amount": 48.0, "currency": "USD"} in shapes
+    assert {"amount": 48.0, "currency": "USD",
+            "context": {"purpose": "order", "channel": "api"}} in shapes
+    assert all("currency" in detail for detail in shapes)  # v3 runs only where v2 does
+
+
+def test_release_levels_split_every_event_once() -> None:
+    rng = random.Random(3)
+    counts = release_levels(1000, [0.6, 0.2], rng)
+    assert sum(counts) == 1000
+    assert 300 < counts[0] < 500 and 300 < counts[1] < 500 and 120 < counts[2] < 280
+    assert release_levels(5, [], rng) == [5]

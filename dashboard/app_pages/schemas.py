@@ -1,0 +1,141 @@
+"""Schemas: which rules will go silent when a producer changes its event?
+
+Top to bottom: how many detail-types EventBridge's schema discovery registered and how many
+rules in scope their newest versions break; a red banner naming each broken rule, field, both
+versions and the producer account; the breaking changes as a table with a CSV download; a
+detail-type picker (broken ones first); its versions side by side (fields x versions, each
+cell the field's type) with what changed between consecutive versions; the rules in scope that
+depend on its fields, and whether each field still holds in the newest version. The crossing
+is :mod:`orgscope.schema_drift`'s (docs/schemas.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import schemas_data as sd
+from dashboard.context import AppContext, run_page
+from orgscope.store import StoreError
+from orgscope.untrusted import csv_bytes
+from orgscope.untrusted import markdown as md
+
+log = logging.getLogger(__name__)
+
+DETAIL_TYPE_KEY = "schemas.detail_type"
+DOWNLOAD_KEY = "schemas.breaks_csv"
+BREAK_SHOWN = ["rule", "bus", "account", "source", "detail_type", "field", "change",
+               "moved_to", "from_version", "to_version", "to_version_created", "producers"]
+
+
+def _name(names: Mapping[str, str], account_id: object) -> str:
+    return names.get(str(account_id), str(account_id))
+
+
+def _producers(names: Mapping[str, str], value: object) -> str:
+    ids = [p for p in str(value or "").split(",") if p]
+    return ", ".join(f"{_name(names, i)} ({i})" for i in ids) or "unknown"
+
+
+def _banner(breaks: pd.DataFrame, names: Mapping[str, str]) -> None:
+    lines = []
+    for row in breaks.to_dict("records"):
+        what = (f"moved {md(row['field'])} to {md(row['moved_to'])}"
+                if row["change"] == "moved" else f"{md(row['change'])} {md(row['field'])}")
+        lines.append(
+            f"- **{md(row['rule'])}** (bus {md(row['bus'])}, "
+            f"{md(_name(names, row['account_id']))}): {md(row['source'])} "
+            f"“{md(row['detail_type'])}” version {md(row['to_version'])} {what} "
+            f"(version {md(row['from_version'])} had it); producer "
+            f"{md(_producers(names, row['producers']))}")
+    rules = breaks[["account_id", "bus", "rule"]].drop_duplicates().shape[0]
+    st.error(f"**{rules} rule{'s' if rules != 1 else ''} will go silent** as the producers' "
+             "new versions roll out:\n" + "\n".join(lines), icon=":material/error:")
+
+
+def _breaks_table(breaks: pd.DataFrame, names: Mapping[str, str]) -> None:
+    shown = breaks.assign(account=breaks["account_id"].map(lambda a: _name(names, a)),
+                          producers=breaks["producers"].map(lambda p: _producers(names, p)))
+    st.dataframe(shown[BREAK_SHOWN], hide_index=True, width="stretch", column_config={
+        "to_version_created": st.column_config.DatetimeColumn(
+            "to_version first seen", format="YYYY-MM-DD HH:mm z")})
+    st.download_button("Download the breaking changes (CSV)", csv_bytes(shown),
+                       file_name="schema-breaking-changes.csv", mime="text/csv",
+                       key=DOWNLOAD_KEY)
+
+
+def _label(types: pd.DataFrame, names: Mapping[str, str]) -> dict[str, str]:
+    return {row["key"]: (f"{row['source']} · {row['detail_type']} — v{row['newest']} "
+                         f"({_name(names, row['account_id'])} registry"
+                         + (f", breaks {row['breaking']} rule"
+                            f"{'s' if row['breaking'] != 1 else ''})" if row["breaking"]
+                            else ")"))
+            for row in types.to_dict("records")}
+
+
+def _detail_type(result: sd.Drift, types: pd.DataFrame, names: Mapping[str, str]) -> None:
+    labels = _label(types, names)
+    key = st.selectbox("Detail-type", list(labels), format_func=lambda k: labels[k],
+                       key=DETAIL_TYPE_KEY)
+    if key is None:
+        return
+    st.subheader("Versions side by side")
+    st.dataframe(sd.side_by_side(result, key), hide_index=True, width="stretch")
+    for pair, words in sd.changes(result, key):
+        st.markdown(f"**{md(pair)}**: " + "; ".join(md(w) for w in words))
+    st.subheader("Rules that depend on its fields")
+    deps = sd.dependencies_of(result, key, names)
+    if deps.empty:
+        st.caption("No rule in scope tests a field of this detail-type.")
+        return
+    st.dataframe(deps, hide_index=True, width="stretch")
+
+
+def render(ctx: AppContext) -> None:
+    st.title("Schemas")
+    st.caption("EventBridge schema discovery's versions of every detail-type, crossed with "
+               "every rule's event pattern (docs/schemas.md).")
+    filters = ctx.filters
+    try:
+        result = sd.load_drift(ctx.store_base, filters.account_ids, filters.teams,
+                               filters.regions)
+    except StoreError as error:
+        log.error("schemas page: store %s unreadable: %s", ctx.store_base, error)
+        st.error(f"**The store could not be read.** {error}", icon=":material/error:")
+        return
+    if result.schemas.empty:
+        st.info("No discovered schemas yet. The `schemas` collector reads the accounts where "
+                "EventBridge schema discovery is started on a bus; run "
+                f"`{ctx.collect_command}`, or start a discoverer on a bus whose events you "
+                "want checked against the rules.", icon=":material/schema:")
+        return
+    types = sd.detail_types(result)
+    breaking_rules = result.breaks[["account_id", "bus", "rule"]].drop_duplicates()
+    cols = st.columns(3)
+    registries = types["account_id"].nunique()
+    cols[0].metric("Detail-types discovered",
+                   types[["source", "detail_type"]].drop_duplicates().shape[0], border=True,
+                   help=f"Distinct (source, detail-type) pairs, in {registries} "
+                        f"registr{'ies' if registries != 1 else 'y'} (one per account whose "
+                        "buses have schema discovery on).")
+    cols[1].metric("Rules crossed", result.dependencies[["account_id", "bus", "rule"]]
+                   .drop_duplicates().shape[0], border=True,
+                   help="Rules in scope whose pattern tests a field of a discovered "
+                        "detail-type.")
+    cols[2].metric("Rules that will go silent", len(breaking_rules), border=True)
+    if len(breaking_rules):
+        _banner(result.breaks, ctx.account_names)
+        st.subheader("Breaking changes")
+        _breaks_table(result.breaks, ctx.account_names)
+    _detail_type(result, types, ctx.account_names)
+
+
+def main() -> None:
+    run_page(render)
+
+
+if __name__ == "__main__":
+    main()
