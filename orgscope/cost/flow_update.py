@@ -75,13 +75,14 @@ def _newest(store: Store, dataset: str, column: str) -> pd.Timestamp | None:
 
 
 def due(store: Store, moment: datetime) -> bool:
-    """Whether to recompute: never computed, cost collected since, or the last computation
-    is :data:`RECOMPUTE_EVERY` old."""
+    """Whether to recompute: never computed, cost collected since (or in the same second:
+    both are stamped to the second, and a cost cycle can start in the second the step ran),
+    or the last computation is :data:`RECOMPUTE_EVERY` old."""
     computed = _newest(store, FLOW_COST_DAILY.name, "computed_at")
     if computed is None:
         return True
     collected = _newest(store, "cost_daily", "collected_at")
-    return (collected is not None and collected > computed) or \
+    return (collected is not None and collected >= computed) or \
         pd.Timestamp(moment) - computed >= RECOMPUTE_EVERY
 
 

@@ -119,3 +119,16 @@ def test_accounts_only_organizations_knows_still_map_producers(tmp_path: Path) -
     known = known_accounts(store, config).set_index("account_id")
     assert known.loc["424242424242", "name"] == "new-team-account"
     assert set(a.id for a in config.accounts) <= set(known.index)
+
+
+def test_cost_collected_in_the_second_the_step_ran_is_new_cost(tmp_path: Path) -> None:
+    """A cost cycle can start in the very second the step computed (both are stamped to
+    the second): the next run recomputes rather than calling it up to date for an hour."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = Store(str(tmp_path / "data"), all_datasets())
+    config = load_config(write_config(tmp_path, tmp_path / "data"))
+    fill_flow_cost(store, config, now)
+    latest = store.query("SELECT * FROM cost_daily")
+    store.write("cost_daily", latest.assign(collected_at=pd.Timestamp(now)), "same-second")
+    assert update_flow_cost(config, store, now + timedelta(minutes=5)) != \
+        "flow cost: up to date"

@@ -120,7 +120,7 @@ def test_the_xlsx_sheets_sum_to_the_pages_totals(org: Org) -> None:
     book = openpyxl.load_workbook(io.BytesIO(
         cost_data.review.workbook(cost_data.export_sheets(rv))))
     assert book.sheetnames == ["summary", "by team", "by account", "by service", "untagged",
-                               "method notes"]
+                               "flow unit cost", "flow end to end", "method notes"]
 
     def column_sum(sheet: str, header: str) -> float:
         rows = list(book[sheet].iter_rows(values_only=True))
