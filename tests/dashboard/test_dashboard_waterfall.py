@@ -80,9 +80,14 @@ def test_status_of_a_span() -> None:
 def test_each_claimant_of_a_span_id_shows_under_its_own_account(now: datetime) -> None:
     """An account forging another's span ids shows beside it, never in its place."""
     spans = sample_spans(now, 1)
-    first = spans[spans["trace_id"] == spans["trace_id"].iloc[0]]
-    parents = set(first["parent_id"].dropna())
-    victim = first[(first["account_id"] == ORDERS) & first["span_id"].isin(parents)].iloc[0]
+    parents = set(zip(spans["trace_id"], spans["parent_id"], strict=True))
+    with_children = pd.Series([(trace, span) in parents for trace, span in
+                               zip(spans["trace_id"], spans["span_id"], strict=True)],
+                              index=spans.index)
+    candidates = spans[(spans["account_id"] == ORDERS) & with_children]
+    assert len(candidates), "the sample's order flow has order-processing spans with children"
+    victim = candidates.iloc[0]
+    first = spans[spans["trace_id"] == victim["trace_id"]]
     forged = victim.copy()
     forged["account_id"], forged["name"] = "999999999999", "impostor"
     forged["end"] = victim["end"] + pd.Timedelta(seconds=5)
