@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from orgscope.jsontext import parsed_object
 from orgscope.patterns import source_matchers
 
 log = logging.getLogger(__name__)
@@ -277,28 +278,18 @@ def _tests(node: Mapping[str, Any], path: str) -> Iterator[FieldTest]:
                     yield FieldTest(here, frozenset(types))
 
 
-def _pattern(text: Any) -> dict[str, Any] | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def pattern_tests(pattern: Any) -> list[FieldTest]:
     """The fields of ``detail`` an event pattern (JSON text) tests, with the types they may
     have to match. Envelope keys (source, detail-type, account...) are EventBridge's and never
     drift; ``{"exists": false}`` tests absence and is left out; ``$or`` branches too."""
-    document = _pattern(pattern)
+    document = parsed_object(pattern)
     detail = document.get("detail") if document else None
     return list(_tests(detail, "detail")) if isinstance(detail, Mapping) else []
 
 
 def pattern_detail_types(pattern: Any) -> tuple[list[tuple[str, bool]], list[str] | None]:
     """(sources as (value, is_prefix), detail-types or None for "any") a pattern names."""
-    document = _pattern(pattern)
+    document = parsed_object(pattern)
     if document is None:
         return [], []
     sources = [(s.value, s.prefix) for s in source_matchers(pattern)]

@@ -30,7 +30,6 @@ split it by that day (or no flow at all) is one row of its own, :data:`UNALLOCAT
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from orgscope.cost.attribution import month_of
 from orgscope.cost.categories import overhead_category, usage_kind
 from orgscope.cost.review import this_and_previous
 from orgscope.health.producers import source_producers, tuples
+from orgscope.jsontext import parsed_object
 from orgscope.patterns import pattern_sources
 from orgscope.targets import arn_account, rule_targets
 
@@ -475,13 +475,8 @@ def risers(trends: pd.DataFrame, top: int = 5) -> pd.DataFrame:
 def _pattern_values(pattern: object, key: str) -> set[str] | None:
     """The plain string values a pattern (JSON text) lists under ``key``; None when it does
     not test ``key`` (or is not a pattern), so it matches whatever the other side sends."""
-    if not isinstance(pattern, str) or not pattern:
-        return None
-    try:
-        document = json.loads(pattern)
-    except ValueError:
-        return None
-    values = document.get(key) if isinstance(document, dict) else None
+    document = parsed_object(pattern)
+    values = document.get(key) if document is not None else None
     if not isinstance(values, list):
         return None
     plain = {v for v in values if isinstance(v, str)}
