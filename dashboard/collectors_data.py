@@ -26,6 +26,7 @@ from dashboard.data import CACHE_TTL_S, account_choices, open_store
 from dashboard.filters import Filters
 from orgscope import bill, plugins
 from orgscope.config import Config
+from orgscope.cost.categories import ce_requests_sql
 from orgscope.durations import bucket_text
 from orgscope.plugins import load_config
 from orgscope.store import Store
@@ -85,14 +86,11 @@ def run_history(store: Store, since: datetime, until: datetime,
     Columns: :data:`HISTORY_COLUMNS`.
     """
     bucket = bucket_for(until - since, max_points)
-    sql = """
+    sql = f"""
     SELECT time_bucket(?::INTERVAL, timezone('UTC', started_at)) AS bucket, collector,
            count(*) AS runs, count(*) FILTER (WHERE status <> 'ok') AS failed,
            sum(api_calls) AS api_calls, sum(metrics_requested) AS metrics_requested,
-           sum(CASE WHEN contains(api_calls_by_operation, '"ce:')
-                    THEN coalesce(TRY_CAST(json_extract_string(api_calls_by_operation,
-                                  '$."ce:GetCostAndUsage"') AS BIGINT), 0)
-                    ELSE 0 END) AS ce_requests,
+           sum({ce_requests_sql()}) AS ce_requests,
            sum(coalesce(traces_retrieved, 0)) AS traces_retrieved
     FROM runs
     WHERE date >= ?::DATE AND started_at >= ? AND started_at < ?

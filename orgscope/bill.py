@@ -34,6 +34,7 @@ from orgscope.cost.categories import (
     CLOUDWATCH_PER_METRIC,
     COST_EXPLORER_PER_REQUEST,
     XRAY_PER_TRACE,
+    ce_requests_sql,
 )
 from orgscope.pricing import Pricing
 from orgscope.store import Store
@@ -120,7 +121,7 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
     since = now - lookback
     names = sorted(windows or {})
     starts = [max(since, now - (windows or {})[name]) for name in names]
-    sql = """
+    sql = f"""
     WITH recent AS (
         SELECT collector, account_id, region, started_at, duration_s, status, error,
                api_calls, metrics_requested, traces_retrieved, api_calls_by_operation
@@ -143,10 +144,7 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
         SELECT r.collector, r.account_id, r.region, r.started_at, r.duration_s, r.status,
                r.api_calls, r.metrics_requested,
                coalesce(r.traces_retrieved, 0) AS traces_retrieved,
-               CASE WHEN contains(r.api_calls_by_operation, '"ce:')
-                    THEN coalesce(TRY_CAST(json_extract_string(r.api_calls_by_operation,
-                                  '$."ce:GetCostAndUsage"') AS BIGINT), 0)
-                    ELSE 0 END AS ce_requests
+               {ce_requests_sql("r.api_calls_by_operation")} AS ce_requests
         FROM recent r LEFT JOIN windows w USING (collector)
         WHERE w.since IS NULL OR r.started_at >= w.since
     ),

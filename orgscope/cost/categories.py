@@ -57,6 +57,17 @@ def overhead_by_team(attributed: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["month", "team", "category"])["amount"].sum().reset_index()[columns]
 
 
+def ce_requests_sql(column: str = "api_calls_by_operation") -> str:
+    """DuckDB SQL for the ``ce:GetCostAndUsage`` calls of a run, from its
+    ``api_calls_by_operation`` JSON text ``column``: 0 when the text names no Cost Explorer
+    call, is not a JSON object, or holds no integer (only runs that mention ``"ce:`` are
+    parsed, so the scan stays cheap)."""
+    return (f"coalesce(TRY_CAST(CASE WHEN contains({column}, '\"ce:') "
+            f"AND json_valid({column}) AND json_type({column}) = 'OBJECT' "
+            f"THEN json_extract_string({column}, '$.\"ce:GetCostAndUsage\"') END "
+            "AS BIGINT), 0)")
+
+
 def api_spend(usage: pd.DataFrame) -> pd.DataFrame:
     """orgscope's own API spend per month, priced from ``usage`` (month, metrics, ce_calls,
     traces: :func:`orgscope.cost.store_io.read_api_usage`): month, api, requests, amount.

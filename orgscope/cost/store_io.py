@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from orgscope.config import Config
 from orgscope.cost.attribution import Attribution, attribute
+from orgscope.cost.categories import ce_requests_sql
 from orgscope.cost.forecast import SHAPE_DAYS, Calibration, OwnerOn, calibrate
 from orgscope.cost.review import add_months, month_after, month_before, month_first, snapshot
 from orgscope.datasets import COST_CLOSED_MONTHS
@@ -41,15 +42,12 @@ def read_events(store: Store, start: date, end: date) -> pd.DataFrame:
 #: runs file is summed once per process; a month at 100 accounts is millions of runs).
 API_USAGE = FileIndex(
     name="runs__api_usage_by_month",
-    per_file="""
+    per_file=f"""
         SELECT filename, strftime(started_at, '%Y-%m') AS month,
                sum(metrics_requested)::BIGINT AS metrics,
-               sum(coalesce(TRY_CAST(CASE WHEN json_valid(api_calls_by_operation)
-                                           AND json_type(api_calls_by_operation) = 'OBJECT'
-                   THEN json_extract_string(api_calls_by_operation, '$."ce:GetCostAndUsage"')
-                   END AS BIGINT), 0))::BIGINT AS ce_calls,
+               sum({ce_requests_sql()})::BIGINT AS ce_calls,
                sum(coalesce(traces_retrieved, 0))::BIGINT AS traces
-        FROM ({scan}) GROUP BY ALL""",
+        FROM ({{scan}}) GROUP BY ALL""",
     combine="""
         SELECT NULL::VARCHAR AS filename, month, sum(metrics)::BIGINT AS metrics,
                sum(ce_calls)::BIGINT AS ce_calls, sum(traces)::BIGINT AS traces
