@@ -37,6 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from orgscope.datasets.schema import Dataset
+from orgscope.store_files import quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,8 @@ RUNS_INDEX = FileIndex(
 def snapshot_index(dataset: Dataset) -> FileIndex:
     """Per key of ``dataset`` (a snapshot dataset): its newest time and the newest file that
     holds a snapshot at that time (columns: filename, the keys, the time column)."""
-    keys = ", ".join(_quote(k) for k in dataset.snapshot_of)
-    time = _quote(dataset.time_column)
+    keys = ", ".join(quote_identifier(k) for k in dataset.snapshot_of)
+    time = quote_identifier(dataset.time_column)
     fields = [pa.field("filename", pa.string())]
     fields += [dataset.schema.field(k) for k in dataset.snapshot_of]
     fields.append(dataset.schema.field(dataset.time_column))
@@ -181,10 +182,6 @@ def _split_by_file(table: pa.Table, names: Sequence[str]) -> dict[str, pa.Table]
             return {}
         rows[listed].append(position)
     return {name: table.take(pa.array(taken, pa.int64())) for name, taken in rows.items()}
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def forget(base: str | None = None) -> None:

@@ -53,6 +53,8 @@ from orgscope.store_files import (
     StoreError,
     StoreFiles,
     open_files,
+    quote_identifier,
+    sql_string,
 )
 
 __all__ = ["READ_OPTIONS", "TMP_SUFFIX", "CompactionReport", "Store", "StoreError"]
@@ -108,14 +110,6 @@ class CompactionReport:
         if self.temporaries:
             out.append(f"removed {len(self.temporaries)} stale temporary files")
         return out
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Store:
@@ -363,7 +357,7 @@ class Store:
             files = [f for f in files if f.parent.name >= floor]
         if not files:
             columns = ", ".join(
-                f"CAST(NULL AS {_duckdb_type(f.type)}) AS {_quote_identifier(f.name)}"
+                f"CAST(NULL AS {_duckdb_type(f.type)}) AS {quote_identifier(f.name)}"
                 for f in dataset.schema
             )
             partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
@@ -390,7 +384,7 @@ class Store:
         if single:
             parts.append(self.place.scan_sql(connection, single, dataset, False))
         if several:
-            keys = ", ".join(_quote_identifier(k) for k in dataset.unique_key)
+            keys = ", ".join(quote_identifier(k) for k in dataset.unique_key)
             scan = self.place.scan_sql(connection, several, dataset, True)
             parts.append(
                 f"SELECT * EXCLUDE (filename) FROM ({scan}) "
@@ -430,16 +424,16 @@ class Store:
                 self._create_snapshot_views(connection, dataset)
             else:
                 source = self._view_sql(connection, dataset)
-                connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {source}")
+                connection.execute(f"CREATE VIEW {quote_identifier(dataset.name)} AS {source}")
         return connection
 
     def _create_snapshot_views(self, connection: duckdb.DuckDBPyConnection,
                                dataset: Dataset) -> None:
         """``<name>_history`` (every snapshot) and ``<name>`` (the latest of each key)."""
         source = self._view_sql(connection, dataset, with_filename=True)
-        history = _quote_identifier(f"{dataset.name}_history")
-        keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
-        time = _quote_identifier(dataset.time_column)
+        history = quote_identifier(f"{dataset.name}_history")
+        keys = ", ".join(quote_identifier(k) for k in dataset.snapshot_of)
+        time = quote_identifier(dataset.time_column)
         connection.execute(
             f"CREATE VIEW {history} AS SELECT * EXCLUDE (filename) FROM ({source})")
         if dataset.snapshot_collector is None:
@@ -450,12 +444,12 @@ class Store:
             if since is not None:
                 # the latest snapshot of every key is in these partitions; the rest of the
                 # history (30 days of rules at 100 accounts: 1.7 million rows) is not read
-                recent = _quote_identifier(f"{dataset.name}__recent")
+                recent = quote_identifier(f"{dataset.name}__recent")
                 pruned = self._view_sql(connection, dataset, with_filename=True, since=since)
                 connection.execute(
                     f"CREATE VIEW {recent} AS SELECT * EXCLUDE (filename) FROM ({pruned})")
             latest = _collector_latest_sql(recent, dataset, keys, time)
-        connection.execute(f"CREATE VIEW {_quote_identifier(dataset.name)} AS {latest}")
+        connection.execute(f"CREATE VIEW {quote_identifier(dataset.name)} AS {latest}")
 
     def _indexed_latest_sql(self, connection: duckdb.DuckDBPyConnection, dataset: Dataset,
                             source: str) -> str:
@@ -478,10 +472,10 @@ class Store:
         scan = self.place.scan_sql(connection, [f for f in files if reported(f) in holders],
                                    dataset, True)
         same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM l.{k}" for k in
-                            [_quote_identifier(c) for c in
+                            [quote_identifier(c) for c in
                              (*dataset.snapshot_of, dataset.time_column)])
         return (f"SELECT s.* EXCLUDE (filename) FROM ({scan}) s "
-                f"JOIN {_quote_identifier(index.name)} l ON {same} "
+                f"JOIN {quote_identifier(index.name)} l ON {same} "
                 "AND s.filename = l.filename")
 
     def query(self, sql: str, params: list[Any] | None = None, *,
@@ -613,7 +607,7 @@ def _latest_run_day(connection: duckdb.DuckDBPyConnection, dataset: Dataset) -> 
     starts, so never on an earlier day). None when there is no such run or no ``runs`` view."""
     if dataset.snapshot_collector is None:
         return None
-    keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
+    keys = ", ".join(quote_identifier(k) for k in dataset.snapshot_of)
     row = connection.execute(
         f"SELECT CAST(min(latest) AS DATE) FROM (SELECT max(ok_at) AS latest "
         f"FROM {RUNS_LATEST} WHERE collector = ? AND ok_at IS NOT NULL GROUP BY {keys})",
@@ -625,8 +619,8 @@ def _latest_run_day(connection: duckdb.DuckDBPyConnection, dataset: Dataset) -> 
 def _window_latest_sql(source: str, dataset: Dataset) -> str:
     """The latest snapshot per key by a window over the whole history (only for a snapshot
     dataset with a unique key, which the file index does not serve; none is declared today)."""
-    keys = ", ".join(_quote_identifier(k) for k in dataset.snapshot_of)
-    time = _quote_identifier(dataset.time_column)
+    keys = ", ".join(quote_identifier(k) for k in dataset.snapshot_of)
+    time = quote_identifier(dataset.time_column)
     return (f"SELECT * EXCLUDE (filename) FROM ({source}) QUALIFY {time} = max({time}) OVER "
             f"(PARTITION BY {keys}) AND filename = first_value(filename) OVER (PARTITION BY "
             f"{keys} ORDER BY {time} DESC, filename DESC)")
@@ -636,7 +630,7 @@ def _collector_latest_sql(history: str, dataset: Dataset, keys: str, time: str) 
     """The latest snapshot per key of a collector's snapshot dataset: the snapshot its newest
     ok run took (see Dataset.snapshot_collector)."""
     on = " AND ".join(f"h.{k} = l.{k}" for k in keys.split(", "))
-    collector = _sql_string(str(dataset.snapshot_collector))
+    collector = sql_string(str(dataset.snapshot_collector))
     return (
         f"SELECT h.* FROM {history} h JOIN ("
         f"SELECT {keys}, max(ok_at) AS latest FROM {RUNS_LATEST} "

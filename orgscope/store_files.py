@@ -86,7 +86,13 @@ class StoreError(Exception):
     """The store cannot be used (bad path, unknown dataset, bad query)."""
 
 
-def _sql_string(text: str) -> str:
+def quote_identifier(name: str) -> str:
+    """``name`` as a DuckDB identifier (double-quoted, quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a DuckDB string literal (single-quoted, quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -342,7 +348,7 @@ class LocalFiles(StoreFiles):
 
     def scan_sql(self, connection: duckdb.DuckDBPyConnection, files: list[PurePath],
                  dataset: Dataset, with_filename: bool) -> str:
-        paths = "[" + ", ".join(_sql_string(str(p)) for p in files) + "]"
+        paths = "[" + ", ".join(sql_string(str(p)) for p in files) + "]"
         filename = ", filename = true" if with_filename else ""
         return f"SELECT * FROM read_parquet({paths}, {READ_OPTIONS}{filename})"
 
