@@ -184,10 +184,18 @@ def test_the_gate_refuses_a_read_role_without_the_schemas_actions(running: Runni
         running.org.repair_account(CENTRAL)
 
 
-def _rate(running: Running, account: str, bus: str, rule: str, start: datetime,
-          end: datetime) -> float:
-    return matched_events(running, account, bus, rule, start, end) / \
-        ((end - start).total_seconds() / 60)
+def _share(running: Running, account: str, bus: str, rule: str, start: datetime,
+           end: datetime) -> float:
+    """The rule's matched events per event payment-service put in [start, end): unlike a rate
+    per minute, not moved by the daily traffic shape (the evening's decline alone is 16 % over
+    twenty minutes)."""
+    cloudwatch = running.org.admin.client(PAYMENTS, "cloudwatch")
+    response = cloudwatch.get_metric_statistics(
+        Namespace="AWS/Events", MetricName="PutEventsEntriesCount", Dimensions=[],
+        StartTime=start, EndTime=end, Period=60, Statistics=["Sum"])
+    put = sum(point["Sum"] for point in response["Datapoints"])
+    assert put > 0
+    return matched_events(running, account, bus, rule, start, end) / put
 
 
 @pytest.mark.integration
@@ -225,13 +233,14 @@ def test_a_canary_is_alerted_before_the_rules_traffic_drops(running: Running,
     assert second["schemas:DescribeSchema"] == 1  # only the new version 3
     assert all("version 3 moved detail.purpose to detail.context.purpose (version 2" in s
                and f"producer account payment-service ({PAYMENTS})" in s for s in summaries)
-    # the busier rule (order payments, ~50 a minute at peak, ~6 at night) for the rates
-    before = _rate(running, CENTRAL, BUS, PAYMENT_RULES[1], before_start, canary_start)
-    during = _rate(running, CENTRAL, BUS, PAYMENT_RULES[1], canary_start, canary_end)
-    assert before > 0 and during >= 0.7 * before  # alerted while traffic is still flowing
+    # the busier rule (order payments, ~50 a minute at peak, ~6 at night): its share of what
+    # payment-service puts is ~0.95 before and ~0.9 x that with the 10 % canary
+    before = _share(running, CENTRAL, BUS, PAYMENT_RULES[1], before_start, canary_start)
+    during = _share(running, CENTRAL, BUS, PAYMENT_RULES[1], canary_start, canary_end)
+    assert before > 0.8 and during >= 0.75 * before  # alerted while traffic is still flowing
     running.org.add_rollout("payments-context", 1.0, canary_end)
     _, end = running.advance(10)
     assert matched_events(running, CENTRAL, BUS, PAYMENT_RULES[0], canary_end, end) == 0
-    team = _rate(running, ORDERS, "default", PAYMENT_RULES[1], canary_end, end)
-    assert team < 0.2 * _rate(running, ORDERS, "default", PAYMENT_RULES[1], before_start,
-                              canary_start)  # only Payment Failed still matches
+    team = _share(running, ORDERS, "default", PAYMENT_RULES[1], canary_end, end)
+    assert team < 0.2 * _share(running, ORDERS, "default", PAYMENT_RULES[1], before_start,
+                               canary_start)  # only Payment Failed still matches
