@@ -139,6 +139,7 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
 
     # a deep link selects its alert
     _open_alerts(page, f"{url}/alerts?alert={RESOLVED_KEY}", "Firing and pending")
-    # (the selected alert renders after the headline the helper waits for: wait for it too)
-    page.get_by_text("is ENABLED again").first.wait_for(timeout=30_000)
+    # (the selected alert renders after the headline the helper waits for: wait for it too;
+    # the table's grid keeps a hidden copy of every cell's text, which never becomes visible)
+    page.get_by_text("is ENABLED again").filter(visible=True).first.wait_for(timeout=60_000)
     page.close()
