@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 CHROMIUM      := /usr/bin/chromium
+# Test workers (pytest-xdist); one module's tests stay on one worker, with their fixtures.
+TEST_WORKERS  ?= 2
 
 .PHONY: demo test lint unit install install-dev chromium clean help
 
@@ -50,7 +52,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy
 
 test: $(DEV_STAMP) chromium lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) data data-demo .pytest_cache .mypy_cache .ruff_cache
