@@ -59,8 +59,9 @@ COST_CLOSED_MONTHS = Dataset(
 FLOW_COST_DAILY = Dataset(
     name="flow_cost_daily",
     description="Cost lines of cost_daily split over the event flows (rule -> target) that "
-                "carry them, by events delivered, with the method of each split; lines no "
-                "flow carried that day are rows of their own (latest computation per date; "
+                "carry them, by usage at the line's unit price or by events delivered, with "
+                "the method of each split; lines (or the usage) no flow carried that day are "
+                "rows of their own (latest computation per date; "
                 "docs/cost.md, \"Unit cost per event flow\").",
     time_column="computed_at",
     snapshot_of=("date",),
