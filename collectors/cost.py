@@ -6,7 +6,8 @@ role, which answers for every linked account of the organization. One session, n
 Dataset returned:
 
 * ``cost_daily``: date, account_id, team_tag (the raw tag value, "" when untagged), service,
-  usage_type, amount (UnblendedCost), currency, estimated, collected_at.
+  usage_type, amount (UnblendedCost), currency, estimated, collected_at, usage_quantity
+  (UsageQuantity in the usage type's own unit; null when Cost Explorer gives none).
 
 docs/cost.md explains the two queries ("The queries": **pairs**, account x tag, then one
 **detail** per pair, service x usage type), what is re-read and when, and the price.
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 #: The cost metric read. UnblendedCost is what the invoice says each day cost: finance
 #: reconciles to it. (AmortizedCost spreads upfront RI / Savings Plans fees; see docs/cost.md.)
 METRIC = "UnblendedCost"
+#: The usage metric the detail query reads beside it: how many of the usage type's units
+#: (events, requests, GB-seconds) the amount paid for, so a line's unit price is known
+#: (docs/cost.md, "Unit cost per event flow"). A request costs $0.01 whatever its metrics.
+USAGE_METRIC = "UsageQuantity"
 GRANULARITY = "DAILY"
 #: A response that keeps returning pages past this is a bug, not a bill.
 MAX_PAGES = 1000
@@ -97,7 +102,8 @@ def _period(start: date, end: date) -> dict[str, str]:
 
 
 def pairs_request(start: date, end: date, tag_key: str) -> dict[str, Any]:
-    """GetCostAndUsage parameters: daily cost per (linked account, tag value)."""
+    """GetCostAndUsage parameters: daily cost per (linked account, tag value). No usage
+    quantity: summed over every usage type of an account, its units would be meaningless."""
     return {
         "TimePeriod": _period(start, end),
         "Granularity": GRANULARITY,
@@ -119,8 +125,8 @@ def tag_filter(tag_key: str, value: str) -> dict[str, Any]:
 def detail_request(
     start: date, end: date, tag_key: str, account_id: str, tag_value: str
 ) -> dict[str, Any]:
-    """GetCostAndUsage parameters: one (account, tag value) pair's daily cost per service and
-    usage type."""
+    """GetCostAndUsage parameters: one (account, tag value) pair's daily cost and usage
+    quantity per service and usage type."""
     return {
         "TimePeriod": _period(start, end),
         "Granularity": GRANULARITY,
@@ -130,7 +136,7 @@ def detail_request(
                 {"Tags": tag_filter(tag_key, tag_value)},
             ]
         },
-        "Metrics": [METRIC],
+        "Metrics": [METRIC, USAGE_METRIC],
         "GroupBy": [
             {"Type": "DIMENSION", "Key": "SERVICE"},
             {"Type": "DIMENSION", "Key": "USAGE_TYPE"},
@@ -148,13 +154,25 @@ def page_request(request: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CostGroup:
-    """One group of one ResultsByTime entry: a day, the group's two keys and its amount."""
+    """One group of one ResultsByTime entry: a day, the group's two keys, its amount and its
+    usage quantity (None when the group has none, or not a number)."""
 
     day: date
     keys: tuple[str, str]
     amount: float
     currency: str
     estimated: bool
+    quantity: float | None = None
+
+
+def usage_quantity(metrics: Any) -> float | None:
+    """A group's ``UsageQuantity`` amount as a number; None when absent or not a finite
+    number (the caller counts and logs those)."""
+    try:
+        value = float(metrics[USAGE_METRIC]["Amount"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def parse_results(results_by_time: list[dict[str, Any]], where: str) -> list[CostGroup]:
@@ -182,7 +200,8 @@ def parse_results(results_by_time: list[dict[str, Any]], where: str) -> list[Cos
                 log.warning("cost %s: skipped a bad group on %s (%r): %s",
                             where, day, group.get("Keys"), error)
                 continue
-            groups.append(CostGroup(day, (keys[0], keys[1]), amount, currency, estimated))
+            groups.append(CostGroup(day, (keys[0], keys[1]), amount, currency, estimated,
+                                    usage_quantity(group["Metrics"])))
     return groups
 
 
@@ -244,6 +263,7 @@ def _detail_rows(
                 "service": group.keys[0], "usage_type": group.keys[1],
                 "amount": group.amount, "currency": group.currency,
                 "estimated": group.estimated, "collected_at": collected_at,
+                "usage_quantity": group.quantity,
             })
     return rows
 
@@ -262,10 +282,21 @@ def _check(totals: dict[tuple[date, str, str], float], frame: pd.DataFrame) -> N
 _COMPARED = ["account_id", "team_tag", "service", "usage_type", "currency", "estimated"]
 
 
+def _quantity_texts(frame: pd.DataFrame) -> pd.Series:
+    """Each row's usage quantity as text ("nan" when null, or when the frame predates the
+    column), so a day whose quantities changed or appeared counts as changed."""
+    if "usage_quantity" not in frame:
+        return pd.Series("nan", index=frame.index)
+    values = pd.to_numeric(frame["usage_quantity"], errors="coerce").astype(float)
+    return values.round(6).astype(str)
+
+
 def _digests(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per date: the number of rows and an order-independent digest of their content."""
+    """Per date: the number of rows and an order-independent digest of their content
+    (amount to 1e-8 dollars, usage quantity to 1e-6 units)."""
     content = frame[_COMPARED].astype(str).assign(
-        nanos=(frame["amount"].astype(float) * 1e8).round().astype("int64"))
+        nanos=(frame["amount"].astype(float) * 1e8).round().astype("int64"),
+        quantity=_quantity_texts(frame))
     hashes = pd.util.hash_pandas_object(content, index=False).to_numpy() >> 16
     days = pd.to_datetime(frame["date"]).dt.date.to_numpy()
     return pd.DataFrame({"date": days, "digest": hashes.astype("int64")}).groupby(
@@ -288,6 +319,19 @@ def changed_days(fresh: pd.DataFrame, stored: pd.DataFrame | None) -> pd.DataFra
     return fresh[fresh["date"].isin(keep)].reset_index(drop=True)
 
 
+def _log_missing_quantities(frame: pd.DataFrame) -> None:
+    """One warning per run for the groups Cost Explorer gave no usable UsageQuantity (their
+    lines keep the share method of the flow allocation)."""
+    if frame.empty:
+        return
+    missing = frame[frame["usage_quantity"].isna()]
+    if len(missing):
+        first = missing.iloc[0]
+        log.warning("cost: %d of %d groups have no numeric %s (first: %s %s %s on %s); "
+                    "stored as null", len(missing), len(frame), USAGE_METRIC,
+                    first["account_id"], first["service"], first["usage_type"], first["date"])
+
+
 def collect_cost(ctx: CollectContext) -> Collected:
     """The organization's daily cost since the watermark, per (account, tag, service, usage
     type), from GetCostAndUsage in the management account."""
@@ -307,6 +351,7 @@ def collect_cost(ctx: CollectContext) -> Collected:
                                  collected_at=ctx.collected_at))
     fresh = pd.DataFrame(rows, columns=COST_DAILY.columns)
     _check(totals, fresh)
+    _log_missing_quantities(fresh)
     stored = ctx.inputs.get(COST_DAILY.name)
     written = changed_days(fresh, stored)
     log.info("cost %s: read %s..%s, %d (account, %s) pairs, %d rows, %d days changed",

@@ -189,6 +189,14 @@ def method_rows() -> list[tuple[str, str]]:
          "kind there, by events ('" + flows.METHOD_TARGET + "'), including what the service "
          "does for other callers. A resource-level source would state '"
          + flows.METHOD_RESOURCE + "'."),
+        ("Flow: by usage", "A line counted per event (EventBridge events and invocations, "
+         "SQS requests, Lambda requests) with Cost Explorer's usage quantity charges each flow "
+         "its events at the line's own price per unit (amount / quantity: '"
+         + flows.METHOD_EVENTBRIDGE_USAGE + "', '" + flows.METHOD_TARGET_USAGE + "'); a "
+         "producer's events are split evenly over a flow's producers. The rest of the line "
+         "is its own row ('" + flows.METHOD_UNUSED + "'). Without a quantity, for Lambda "
+         "GB-seconds and Step Functions, or when the flows' events exceed the quantity (the "
+         "method then says so), the whole line is shared by events."),
         ("Flow: end to end", "A flow that ends at a target adds the unit cost of the flows "
          "forwarding to its rule's bus whose pattern can match the same events (source and "
          "detail-type), one hop up: what one million events cost from the bus their "
@@ -196,7 +204,8 @@ def method_rows() -> list[tuple[str, str]]:
          "events."),
         ("Flow: unallocated", "A line with no events to split it by that day, or that no flow "
          "sends, is kept as its own line ('" + flows.METHOD_NO_EVENTS + "', '"
-         + flows.METHOD_NO_FLOW + "'); every line's shares add up to it to the cent."),
+         + flows.METHOD_NO_FLOW + "'), and so is the usage beyond the flows' ('"
+         + flows.METHOD_UNUSED + "'); every line's parts add up to it to the cent."),
     ]
 
 

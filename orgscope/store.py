@@ -52,6 +52,7 @@ from orgscope.store_files import (
     TMP_SUFFIX,
     StoreError,
     StoreFiles,
+    duckdb_type,
     open_files,
     quote_identifier,
     sql_string,
@@ -357,7 +358,7 @@ class Store:
             files = [f for f in files if f.parent.name >= floor]
         if not files:
             columns = ", ".join(
-                f"CAST(NULL AS {_duckdb_type(f.type)}) AS {quote_identifier(f.name)}"
+                f"CAST(NULL AS {duckdb_type(f.type)}) AS {quote_identifier(f.name)}"
                 for f in dataset.schema
             )
             partition = "" if own_date else ", CAST(NULL AS DATE) AS date"
@@ -637,25 +638,3 @@ def _collector_latest_sql(history: str, dataset: Dataset, keys: str, time: str) 
         f"WHERE collector = {collector} AND ok_at IS NOT NULL GROUP BY ALL) l "
         f"ON {on} AND h.{time} = l.latest"
     )
-
-
-_SIMPLE_TYPES = (
-    (pa.types.is_string, "VARCHAR"),
-    (pa.types.is_large_string, "VARCHAR"),
-    (pa.types.is_boolean, "BOOLEAN"),
-    (pa.types.is_integer, "BIGINT"),
-    (pa.types.is_floating, "DOUBLE"),
-    (pa.types.is_date, "DATE"),
-)
-
-
-def _duckdb_type(arrow_type: Any) -> str:
-    """The DuckDB type of an Arrow type, for typed empty views."""
-    for check, name in _SIMPLE_TYPES:
-        if check(arrow_type):
-            return name
-    if pa.types.is_timestamp(arrow_type):
-        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
-    if pa.types.is_list(arrow_type):
-        return _duckdb_type(arrow_type.value_type) + "[]"
-    raise StoreError(f"no DuckDB type for {arrow_type}")

@@ -96,6 +96,28 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_SIMPLE_TYPES = (
+    (pa.types.is_string, "VARCHAR"),
+    (pa.types.is_large_string, "VARCHAR"),
+    (pa.types.is_boolean, "BOOLEAN"),
+    (pa.types.is_integer, "BIGINT"),
+    (pa.types.is_floating, "DOUBLE"),
+    (pa.types.is_date, "DATE"),
+)
+
+
+def duckdb_type(arrow_type: Any) -> str:
+    """The DuckDB type of an Arrow type, for typed empty views."""
+    for check, name in _SIMPLE_TYPES:
+        if check(arrow_type):
+            return name
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_list(arrow_type):
+        return duckdb_type(arrow_type.value_type) + "[]"
+    raise StoreError(f"no DuckDB type for {arrow_type}")
+
+
 def parquet_shape_error(size: int, head: bytes, tail: bytes) -> str | None:
     """Why a file of ``size`` bytes that starts with ``head`` (4 bytes) and ends with ``tail``
     (8 bytes: the footer's length, then the magic) cannot be a whole Parquet file; None when
@@ -350,7 +372,15 @@ class LocalFiles(StoreFiles):
                  dataset: Dataset, with_filename: bool) -> str:
         paths = "[" + ", ".join(sql_string(str(p)) for p in files) + "]"
         filename = ", filename = true" if with_filename else ""
-        return f"SELECT * FROM read_parquet({paths}, {READ_OPTIONS}{filename})"
+        scan = f"SELECT * FROM read_parquet({paths}, {READ_OPTIONS}{filename})"
+        if not dataset.optional_columns:
+            return scan
+        # union_by_name fills a column some files lack, not one every file lacks: files
+        # written before an optional column existed read it as null either way
+        nulls = ", ".join(
+            f"CAST(NULL AS {duckdb_type(dataset.schema.field(c).type)}) AS {quote_identifier(c)}"
+            for c in dataset.optional_columns)
+        return f"{scan} UNION ALL BY NAME SELECT {nulls} WHERE false"
 
 
 # --- an S3 prefix ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from collectors.cost import (
     pairs_request,
 )
 from orgscope.cost.review import add_months
-from sim.costs import CostModel
+from sim.costs import CostModel, list_price
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,18 @@ def _texts(micros: pd.Series) -> list[str]:
     return text
 
 
-def _group(keys: list[str], amount: str) -> dict[str, Any]:
-    return {"Keys": keys, "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}}
+def quantity_text(quantity: float) -> str:
+    """A usage quantity as Cost Explorer's decimal text (positional, no exponent)."""
+    return np.format_float_positional(quantity, trim="-")
+
+
+def _group(keys: list[str], amount: str,
+           usage: tuple[str, str] | None = None) -> dict[str, Any]:
+    """One group: its keys, its cost and (``usage``: quantity text and unit) its usage."""
+    metrics: dict[str, Any] = {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}
+    if usage is not None:
+        metrics["UsageQuantity"] = {"Amount": usage[0], "Unit": usage[1]}
+    return {"Keys": keys, "Metrics": metrics}
 
 
 def _periods(model: CostModel, start: date, end: date,
@@ -144,12 +154,13 @@ def window_pages(model: CostModel, settings: CostCollectorConfig, start: date,
     pages = paginate(pairs_request(start, end, tag_key),
                      _periods(model, start, end, pair_groups), page_groups)
     detail = window.groupby(["account_id", "team_tag", "day", "service", "usage_type"],
-                            sort=True)["micros"].sum()
+                            sort=True)[["micros", "quantity"]].sum()
     by_pair: dict[tuple[str, str], dict[date, list[dict[str, Any]]]] = defaultdict(
         lambda: defaultdict(list))
-    for (account, value, day, service, usage_type), amount in zip(
-            detail.index, _texts(detail), strict=True):
-        by_pair[(account, value)][day].append(_group([service, usage_type], amount))
+    for (account, value, day, service, usage_type), amount, quantity in zip(
+            detail.index, _texts(detail["micros"]), detail["quantity"], strict=True):
+        usage = (quantity_text(quantity), list_price(service, usage_type)[1])
+        by_pair[(account, value)][day].append(_group([service, usage_type], amount, usage))
     for (account, value), groups in sorted(by_pair.items()):
         request = detail_request(start, end, tag_key, account, value)
         pages += paginate(request, _periods(model, start, end, groups), page_groups)

@@ -9,7 +9,9 @@ left untagged, and some charges (Parameter Store API calls, Cost Explorer reques
 a tag at all.
 
 Amounts are :class:`~decimal.Decimal` with 6 places, as Cost Explorer returns strings; the
-truth functions (:meth:`CostModel.totals`) add them exactly.
+truth functions (:meth:`CostModel.totals`) add them exactly. Each record also has a usage
+quantity, what Cost Explorer calls UsageQuantity: its amount over the AWS list price of the
+line's usage unit (:data:`LIST_PRICES`), so a line's unit price is the list price.
 
 The model plays what docs/cost.md calls out:
 
@@ -66,6 +68,46 @@ OVERHEAD_USAGE: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+#: AWS list prices (us-east-1, on-demand, first tier) of the model's usage types: (service,
+#: usage type) -> (USD per unit, Cost Explorer's unit). Source: the services' pricing pages on
+#: aws.amazon.com/<service>/pricing (EventBridge custom and cross-account events $1.00 per
+#: million 64 KB chunks, SQS standard requests $0.40 per million, Lambda $0.20 per million
+#: requests and $0.0000166667 per GB-second, NAT gateway $0.045 an hour and per GB processed).
+LIST_PRICES: dict[tuple[str, str], tuple[float, str]] = {
+    (EVENTBRIDGE, "USE1-Event-64K-Chunks"): (1.00e-6, "Events"),
+    (EVENTBRIDGE, "USE1-Invocation-64K-Chunks"): (1.00e-6, "Events"),
+    ("Amazon Simple Queue Service", "Requests-Tier1"): (0.40e-6, "Requests"),
+    ("AWS Lambda", "Request"): (0.20e-6, "Requests"),
+    ("AWS Lambda", "Lambda-GB-Second"): (0.0000166667, "Second"),
+    ("Amazon API Gateway", "USE1-ApiGatewayRequest"): (3.50e-6, "Requests"),
+    (EC2, "BoxUsage:m5.xlarge"): (0.192, "Hrs"),
+    (EC2, "BoxUsage:t3.large"): (0.0832, "Hrs"),
+    ("Amazon Relational Database Service", "InstanceUsage:db.r5.large"): (0.25, "Hrs"),
+    ("Amazon ElastiCache", "NodeUsage:cache.r6g.large"): (0.206, "Hrs"),
+    ("Amazon DynamoDB", "TimedStorage-ByteHrs"): (0.25, "GB-Mo"),
+    ("Amazon Simple Storage Service", "TimedStorage-ByteHrs"): (0.023, "GB-Mo"),
+    (EC2_OTHER, "EBS:VolumeUsage.gp3"): (0.08, "GB-Mo"),
+    (EC2_OTHER, "DataTransfer-Regional-Bytes"): (0.01, "GB"),
+    (EC2_OTHER, "NatGateway-Hours"): (0.045, "Hrs"),
+    (EC2_OTHER, "NatGateway-Bytes"): (0.045, "GB"),
+    (CLOUDWATCH, "DataProcessing-Bytes"): (0.50, "GB"),
+    (CLOUDWATCH, "TimedStorage-ByteHrs"): (0.03, "GB-Mo"),
+    (CLOUDWATCH, "CW:GMD-Metrics"): (0.01e-3, "Metrics"),
+    (SECRETS, "USE1-AWSSecretsManager-Secrets"): (0.40, "Secrets"),
+    (SECRETS, "USE1-AWSSecretsManager-APIRequest"): (0.05e-4, "Requests"),
+    (SSM, "USE1-PS-APIInteractions"): (0.05e-4, "Requests"),
+    ("AWS CloudTrail", "PaidEventsRecorded"): (2.00e-5, "Events"),
+    (COST_EXPLORER, "USE1-APIRequest"): (0.01, "Requests"),
+}
+#: The price of a usage type the table does not list: one dollar per unit.
+OTHER_PRICE = (1.0, "N/A")
+
+
+def list_price(service: str, usage_type: str) -> tuple[float, str]:
+    """(USD per unit, unit) of a line's usage (:data:`LIST_PRICES`)."""
+    return LIST_PRICES.get((service, usage_type), OTHER_PRICE)
+
+
 @dataclass(frozen=True)
 class Line:
     """One (service, usage type) an account pays for, and the share that carries its tag."""
@@ -75,6 +117,11 @@ class Line:
     monthly_usd: float
     tagged: float
     kind: Kind
+
+    @property
+    def unit_price(self) -> float:
+        """The list price of one unit of the line's usage (:func:`list_price`)."""
+        return list_price(self.service, self.usage_type)[0]
 
 
 @dataclass(frozen=True)
@@ -123,6 +170,7 @@ class CostRecord:
     service: str
     usage_type: str
     micros: int  # millionths of a dollar
+    quantity: float = 0.0  # units of the usage type (UsageQuantity): amount / list price
 
     @property
     def amount(self) -> Decimal:
@@ -354,8 +402,10 @@ class CostModel:
     @cached_property
     def frame(self) -> pd.DataFrame:
         """Every non-zero record: day (date), month ("YYYY-MM"), account_id, team_tag,
-        service, usage_type, micros (int64 millionths of a dollar), sorted by the keys."""
-        columns: dict[str, list[np.ndarray]] = {k: [] for k in (*KEYS, "micros")}
+        service, usage_type, micros (int64 millionths of a dollar), quantity (float, units
+        of the usage type: the record's amount over the line's list price), sorted by the
+        keys."""
+        columns: dict[str, list[np.ndarray]] = {k: [] for k in (*KEYS, "micros", "quantity")}
         days = self.days()
         day_array = np.array(days, dtype=object)
         first = days[0]
@@ -377,7 +427,9 @@ class CostModel:
                     columns["service"].append(np.full(len(days), line.service, dtype=object))
                     columns["usage_type"].append(
                         np.full(len(days), line.usage_type, dtype=object))
-                    columns["micros"].append(np.rint(amounts * share * MICROS).astype(np.int64))
+                    micros = np.rint(amounts * share * MICROS).astype(np.int64)
+                    columns["micros"].append(micros)
+                    columns["quantity"].append(micros / MICROS / line.unit_price)
         frame = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
         frame = frame[frame["micros"] != 0]
         months = {day: day.strftime("%Y-%m") for day in days}
@@ -386,7 +438,7 @@ class CostModel:
 
     def records(self) -> list[CostRecord]:
         """:attr:`frame` as records."""
-        return [CostRecord(*row) for row in self.frame[[*KEYS, "micros"]].itertuples(
+        return [CostRecord(*row) for row in self.frame[[*KEYS, "micros", "quantity"]].itertuples(
             index=False)]
 
     def totals(self, keys: Sequence[str], start: date | None = None,

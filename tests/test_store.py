@@ -207,6 +207,27 @@ def test_compaction_keeps_rows_written_before_a_column_was_added(store: Store,
     assert pd.isna(frame["rows"][0]) and frame["rows"][1] == 1
 
 
+def test_an_optional_column_no_file_has_yet_reads_as_null(store: Store,
+                                                          tmp_path: Path) -> None:
+    """cost_daily files written before usage_quantity existed: the column is there, null,
+    in both views, and once a newer file has it the old rows stay null."""
+    day = T0.date()
+    old = pd.DataFrame([{"date": day, "account_id": "111111111111", "team_tag": "",
+                         "service": "AWS Lambda", "usage_type": "Request", "amount": 1.5,
+                         "currency": "USD", "estimated": False, "collected_at": T0}])
+    folder = Path(store.root) / "cost_daily" / f"date={day}"
+    folder.mkdir(parents=True)
+    old.drop(columns=["date"]).to_parquet(folder / "old.parquet")
+    for view in ("cost_daily", "cost_daily_history"):
+        frame = store.query(f"select amount, usage_quantity from {view}")
+        assert frame["amount"].tolist() == [1.5] and pd.isna(frame["usage_quantity"][0])
+    later = day + timedelta(days=1)
+    store.write("cost_daily", old.assign(date=later, usage_quantity=7.5,
+                                         collected_at=T0 + timedelta(days=1)), "new")
+    frame = store.query("select date, usage_quantity from cost_daily order by date")
+    assert pd.isna(frame["usage_quantity"][0]) and frame["usage_quantity"][1] == 7.5
+
+
 def test_a_dataset_with_its_own_date_column_keeps_it(store: Store) -> None:
     """cost_daily's ``date`` is the day the cost is for; the partition is the collection day.
     The latest version per date wins in the view, every version stays in the history."""

@@ -55,7 +55,8 @@ def compute(store: Store, config: Config, today: date) -> pd.DataFrame:
     """``flow_cost_daily`` rows (without computed_at) for :func:`window` of ``today``."""
     start, end = window(today)
     cost = store.query(
-        "SELECT date, account_id, service, usage_type, amount, currency FROM cost_daily "
+        "SELECT date, account_id, service, usage_type, amount, currency, usage_quantity "
+        "FROM cost_daily "
         "WHERE date >= ? AND date < ?", [start, end])
     rules = store.query("SELECT account_id, region, bus, rule, event_pattern, targets, tags "
                         "FROM rules")

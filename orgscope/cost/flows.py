@@ -23,6 +23,18 @@ The cost lines a flow carries (how AWS charges, docs/cost.md):
   for other callers: the method says so. A resource-level source (CUR/FOCUS) would write
   these rows with :data:`METHOD_RESOURCE` instead.
 
+**Usage pricing.** A line whose usage counts one unit per event delivered (EventBridge
+``Event*``, ``Invocation*`` and ``ApiDestination*``; SQS ``Requests*``: one SendMessage per
+event; Lambda ``Request*``: one invocation per event) and that has a positive usage quantity
+(Cost Explorer's UsageQuantity) charges each flow its units at the line's own unit price
+(amount / quantity): a producer's ``Event*`` line counts a flow's events over the flow's
+producers (CloudWatch does not say which producer sent them) plus all of them when the
+account forwards them to another bus. What the flows did not use stays one row of its own,
+:data:`METHOD_UNUSED`. Should the flows' units exceed the quantity (inventory and metrics
+disagree with the bill), or the line have no quantity (older data) or not count per event
+(Lambda GB-seconds, Step Functions state transitions), the whole line is shared by events as
+above.
+
 Conservation: every allocated line is split in integer millionths of a dollar with the
 largest-remainder rule, so a line's rows add up to it exactly; a line with no events to
 split it by that day (or no flow at all) is one row of its own, :data:`UNALLOCATED`.
@@ -68,6 +80,13 @@ COMPONENT_NONE = "none"
 
 METHOD_EVENTBRIDGE = "by events: sender's EventBridge line over the flows it sends"
 METHOD_TARGET = "by events: target account's whole service line (no resource ids)"
+METHOD_EVENTBRIDGE_USAGE = "by usage: the flow's events x the sender's price per event"
+METHOD_TARGET_USAGE = "by usage: the flow's requests x the target account's price per request"
+METHOD_EVENTBRIDGE_OVER = ("by events: flows' events exceed the line's usage, sender's "
+                           "EventBridge line over the flows it sends")
+METHOD_TARGET_OVER = ("by events: flows' requests exceed the line's usage, target account's "
+                      "whole service line")
+METHOD_UNUSED = "unallocated: usage beyond the inventory's flows"
 METHOD_RESOURCE = "resource"
 METHOD_NO_EVENTS = "unallocated: no events delivered that day"
 METHOD_NO_FLOW = "unallocated: no flow in the inventory"
@@ -83,6 +102,13 @@ TARGET_SERVICES: dict[str, tuple[str, str]] = {
     "states": ("stepfunctions", "AWS Step Functions"),
 }
 EVENTBRIDGE_SERVICES = ("CloudWatch Events", "Amazon EventBridge")
+#: Target kind -> the usage types (without region prefix) counting one unit per event
+#: delivered: one SendMessage, one invocation. Step Functions bills state transitions, many
+#: per execution: its lines keep the share method.
+PER_EVENT_USAGE: dict[str, tuple[str, ...]] = {"sqs": ("Requests",), "lambda": ("Request",)}
+#: A target's requests per event delivered (one SendMessage, one Invoke; events are under
+#: 64 KB, so one request each).
+REQUESTS_PER_EVENT = 1.0
 
 _EDGE_COLUMNS = [*FLOW_KEY, "target_account_id", "target_kind", "producers", "team"]
 _DAY_COLUMNS = ["date", "account_id", "region", "bus", "rule", "delivered", "retries",
@@ -226,15 +252,22 @@ def split_micros(total: int, weights: Sequence[float]) -> list[int]:
 
 
 def cost_lines(cost: pd.DataFrame) -> pd.DataFrame:
-    """``cost_daily`` rows (date, account_id, service, usage_type, amount, currency; the tag
-    ignored) summed per line and day, in integer micros."""
-    columns = ["date", "account_id", "service", "usage_type", "currency", "micros"]
+    """``cost_daily`` rows (date, account_id, service, usage_type, amount, currency and, when
+    present, usage_quantity; the tag ignored) summed per line and day: micros (integer
+    millionths of a dollar) and quantity (NaN when any of the line's rows has none)."""
+    columns = ["date", "account_id", "service", "usage_type", "currency", "micros", "quantity"]
     if cost.empty:
         return pd.DataFrame(columns=columns)
+    quantity = pd.to_numeric(cost["usage_quantity"], errors="coerce").astype(float) \
+        if "usage_quantity" in cost else pd.Series(float("nan"), index=cost.index)
     frame = cost.assign(date=pd.to_datetime(cost["date"]).dt.date,
-                        micros=(cost["amount"].astype(float) * MICROS).round().astype("int64"))
+                        micros=(cost["amount"].astype(float) * MICROS).round().astype("int64"),
+                        quantity=quantity, unknown=quantity.isna())
     lines = frame.groupby(["date", "account_id", "service", "usage_type", "currency"],
-                          as_index=False).agg(micros=("micros", "sum"))
+                          as_index=False).agg(micros=("micros", "sum"),
+                                              quantity=("quantity", "sum"),
+                                              unknown=("unknown", "any"))
+    lines["quantity"] = lines["quantity"].where(~lines["unknown"], float("nan"))
     return lines[columns]
 
 
@@ -251,6 +284,33 @@ def _line_role(service: str, usage_type: str) -> tuple[str, str] | None:
         if service == line_service:
             return COMPONENT_TARGET, target
     return None
+
+
+def per_event(role: str, usage_type: str) -> bool:
+    """Whether a flow line of ``role`` (:func:`_line_role`'s second part) counts one unit of
+    usage per event delivered: every EventBridge line, and SQS requests and Lambda requests
+    (:data:`PER_EVENT_USAGE`)."""
+    if role in ("sender", "cross-account", "api-destination"):
+        return True
+    kind = usage_kind(usage_type)
+    return any(kind.startswith(prefix) for prefix in PER_EVENT_USAGE.get(role, ()))
+
+
+def units_per_event(flow: Mapping[str, Any], account_id: str, role: str) -> float:
+    """How many units of ``account_id``'s line of ``role`` one event of ``flow`` uses: for
+    a sender, its share of the flow's producers (the events are split evenly over them, as
+    CloudWatch does not say who sent which) plus one when it forwards the flow to another
+    account's bus; for a target, :data:`REQUESTS_PER_EVENT`; one otherwise."""
+    if role == "sender":
+        producers = list(flow["producers"])
+        units = 1 / len(producers) if account_id in producers else 0.0
+        if flow["account_id"] == account_id and flow["target_kind"] == "bus" and \
+                flow["target_account_id"] != account_id:
+            units += 1.0
+        return units
+    if role in PER_EVENT_USAGE:
+        return REQUESTS_PER_EVENT
+    return 1.0
 
 
 def _carriers(frame: pd.DataFrame, account_id: str, role: str) -> pd.Series:
@@ -273,11 +333,12 @@ def _carriers(frame: pd.DataFrame, account_id: str, role: str) -> pd.Series:
 
 def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
     """Every flow line of ``lines`` (:func:`cost_lines`) split over the flows that carry it
-    (``edges``: :func:`flow_edges`; ``days``: :func:`flow_days`), by events delivered that
-    day: :data:`COLUMNS`. EventBridge lines are always flow lines (a line no flow carries is
-    one :data:`METHOD_NO_FLOW` row); a target service's line only in an account some flow
-    delivers to. A flow with events on a day none of its lines cost anything keeps a
-    zero row (:data:`METHOD_NO_COST`), so its events are never lost."""
+    (``edges``: :func:`flow_edges`; ``days``: :func:`flow_days`), by usage or by events
+    delivered that day (:func:`_split_line`): :data:`COLUMNS`. EventBridge lines are always
+    flow lines (a line no flow carries is one :data:`METHOD_NO_FLOW` row); a target
+    service's line only in an account some flow delivers to. A flow with events on a day
+    none of its lines cost anything keeps a zero row (:data:`METHOD_NO_COST`), so its
+    events are never lost."""
     rows: list[dict[str, Any]] = []
     fields = [*_EDGE_COLUMNS, "events", "retries", "failed"]
     by_day: dict[Any, dict[tuple[Any, ...], dict[str, Any]]] = {}
@@ -302,7 +363,6 @@ def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd
             continue  # an account no flow delivers to: not a flow line
         day_flows = by_day.get(line.date, {})
         carriers = [(k, day_flows[k]) for k in carriers_of[key] if k in day_flows]
-        method = METHOD_EVENTBRIDGE if component == COMPONENT_EVENTBRIDGE else METHOD_TARGET
         base = {"date": line.date, "month": month_of(line.date),
                 "cost_account_id": line.account_id, "service": line.service,
                 "usage_type": line.usage_type, "currency": line.currency,
@@ -312,10 +372,12 @@ def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd
             rows.append({**base, **_unallocated(), "amount": int(line.micros) / MICROS,
                          "method": METHOD_NO_EVENTS if structural else METHOD_NO_FLOW})
             continue
-        for (flow_key, flow), micros in zip(carriers, split_micros(int(line.micros), weights),
-                                            strict=True):
+        for flow_key, _ in carriers:
             carried.add((line.date, *flow_key))
-            rows.append({**base, **flow, "method": method, "amount": micros / MICROS})
+        rows.extend({**base, **flow, "method": method, "amount": micros / MICROS}
+                    if flow is not None else
+                    {**base, **_unallocated(), "method": method, "amount": micros / MICROS}
+                    for flow, method, micros in _split_line(line, component, kind, carriers))
     for day, flows_of_day in by_day.items():
         for flow_key, flow in flows_of_day.items():
             if (day, *flow_key) in carried or float(flow["events"]) <= 0:
@@ -328,6 +390,37 @@ def allocate(lines: pd.DataFrame, edges: pd.DataFrame, days: pd.DataFrame) -> pd
     return frame.sort_values(["date", "component", "cost_account_id", "service", "usage_type",
                               "account_id", "rule", "target_arn"],
                              kind="stable").reset_index(drop=True)
+
+
+def _split_line(line: Any, component: str, role: str,
+                carriers: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
+                ) -> list[tuple[dict[str, Any] | None, str, int]]:
+    """One line's parts: (flow, or None for the unused rest; method; micros), adding up to
+    ``line.micros`` exactly. By usage when the line counts per event and has a positive
+    quantity the flows do not exceed; otherwise shared by events (module docstring)."""
+    eventbridge = component == COMPONENT_EVENTBRIDGE
+    total = int(line.micros)
+    events = [float(f["events"]) for _, f in carriers]
+    value = getattr(line, "quantity", None)
+    quantity = float(value) if value is not None else float("nan")
+    method = METHOD_EVENTBRIDGE if eventbridge else METHOD_TARGET
+    if per_event(role, str(line.usage_type)) and math.isfinite(quantity) and quantity > 0:
+        units = [e * units_per_event(f, str(line.account_id), role)
+                 for e, (_, f) in zip(events, carriers, strict=True)]
+        used = math.fsum(units)
+        if 0 < used <= quantity:
+            allocated = round(total * used / quantity)
+            parts: list[tuple[dict[str, Any] | None, str, int]] = [
+                (flow, METHOD_EVENTBRIDGE_USAGE if eventbridge else METHOD_TARGET_USAGE, micros)
+                for (_, flow), micros in zip(carriers, split_micros(allocated, units),
+                                             strict=True)]
+            if total != allocated:
+                parts.append((None, METHOD_UNUSED, total - allocated))
+            return parts
+        if used > quantity:
+            method = METHOD_EVENTBRIDGE_OVER if eventbridge else METHOD_TARGET_OVER
+    return [(flow, method, micros) for (_, flow), micros in
+            zip(carriers, split_micros(total, events), strict=True)]
 
 
 def _unallocated() -> dict[str, object]:

@@ -10,8 +10,8 @@ from orgscope.datasets.schema import UTC_TS, Dataset
 COST_DAILY = Dataset(
     name="cost_daily",
     description=(
-        "Daily UnblendedCost per account, Team tag, service and usage type (latest per date; "
-        "every version in cost_daily_history)."
+        "Daily UnblendedCost and UsageQuantity per account, Team tag, service and usage type "
+        "(latest per date; every version in cost_daily_history)."
     ),
     time_column="collected_at",
     snapshot_of=("date",),
@@ -27,8 +27,11 @@ COST_DAILY = Dataset(
             pa.field("currency", pa.string(), nullable=False),
             pa.field("estimated", pa.bool_(), nullable=False),
             pa.field("collected_at", UTC_TS, nullable=False),
+            pa.field("usage_quantity", pa.float64()),
         ]
     ),
+    # files written before the collector read UsageQuantity have no such column
+    optional_columns=("usage_quantity",),
 )
 
 COST_CLOSED_MONTHS = Dataset(
@@ -56,8 +59,9 @@ COST_CLOSED_MONTHS = Dataset(
 FLOW_COST_DAILY = Dataset(
     name="flow_cost_daily",
     description="Cost lines of cost_daily split over the event flows (rule -> target) that "
-                "carry them, by events delivered, with the method of each split; lines no "
-                "flow carried that day are rows of their own (latest computation per date; "
+                "carry them, by usage at the line's unit price or by events delivered, with "
+                "the method of each split; lines (or the usage) no flow carried that day are "
+                "rows of their own (latest computation per date; "
                 "docs/cost.md, \"Unit cost per event flow\").",
     time_column="computed_at",
     snapshot_of=("date",),

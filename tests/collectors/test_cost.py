@@ -32,8 +32,11 @@ from orgscope.datasets import COST_DAILY
 SETTINGS = CostCollectorConfig()
 
 
-def _group(keys: list[str], amount: str) -> dict[str, Any]:
-    return {"Keys": keys, "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}}
+def _group(keys: list[str], amount: str, quantity: str | None = None) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}
+    if quantity is not None:
+        metrics["UsageQuantity"] = {"Amount": quantity, "Unit": "GB"}
+    return {"Keys": keys, "Metrics": metrics}
 
 
 def _period(day: str, groups: list[dict[str, Any]], estimated: bool = False) -> dict[str, Any]:
@@ -77,6 +80,21 @@ def test_detail_request_filters_one_pair_and_groups_by_service_and_usage_type() 
                                  {"Type": "DIMENSION", "Key": "USAGE_TYPE"}]
     untagged = detail_request(date(2026, 11, 1), date(2026, 11, 27), "Team", "777777777777", "")
     assert untagged["Filter"]["And"][1] == {"Tags": {"Key": "Team", "MatchOptions": ["ABSENT"]}}
+    # cost and usage: a line's unit price is what the flow allocation charges by
+    assert tagged["Metrics"] == untagged["Metrics"] == ["UnblendedCost", "UsageQuantity"]
+
+
+def test_usage_quantities_are_read_and_a_bad_one_is_null() -> None:
+    results = [_period("2026-11-01", [
+        _group(["EC2 - Other", "NatGateway-Bytes"], "4.5", "100.0"),
+        _group(["AWS Lambda", "Request"], "0.2", "not-a-number"),
+        _group(["AWS Lambda", "Lambda-GB-Second"], "1.25"),
+        _group(["Amazon Simple Queue Service", "Requests-Tier1"], "0.4", "NaN"),
+    ])]
+    groups = parse_results(results, "test")
+    assert [(g.keys[1], g.amount, g.quantity) for g in groups] == [
+        ("NatGateway-Bytes", 4.5, 100.0), ("Request", 0.2, None),
+        ("Lambda-GB-Second", 1.25, None), ("Requests-Tier1", 0.4, None)]
 
 
 def test_page_request_adds_the_token_last_and_only_when_there_is_one() -> None:
@@ -185,10 +203,22 @@ def test_only_days_whose_numbers_changed_are_written_again() -> None:
     assert changed_days(fresh, fresh.copy()).empty
 
 
+def test_a_day_whose_usage_quantity_changed_or_appeared_is_written_again() -> None:
+    d1, d2, d3 = date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1)
+    before = pd.DataFrame(_rows(d1, 1.0) + _rows(d2, 2.0) + _rows(d3, 3.0))
+    stored = before.assign(usage_quantity=[10.0, 20.0, None])
+    fresh = before.assign(usage_quantity=[10.0, 25.0, 30.0])
+    assert sorted(changed_days(fresh, stored)["date"]) == [d2, d3]
+    assert changed_days(fresh, fresh.copy()).empty
+    # files written before the column: every day gains its quantity
+    assert sorted(changed_days(fresh, before)["date"]) == [d1, d2, d3]
+
+
 # --- the collector with a fake Cost Explorer -------------------------------------------------
 
 
-def test_collect_cost_reads_pairs_then_each_pairs_detail() -> None:
+def test_collect_cost_reads_pairs_then_each_pairs_detail(
+        caplog: pytest.LogCaptureFixture) -> None:
     now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
     start, end = date(2026, 11, 1), date(2026, 11, 27)
     pairs = {"ResultsByTime": [
@@ -197,8 +227,9 @@ def test_collect_cost_reads_pairs_then_each_pairs_detail() -> None:
         _period("2026-11-26", [_group(["777777777777", "Team$orders"], "4")], estimated=True),
     ]}
     orders = {"ResultsByTime": [
-        _period("2026-11-01", [_group(["EC2 - Other", "NatGateway-Bytes"], "10.5")]),
-        _period("2026-11-26", [_group(["EC2 - Other", "NatGateway-Bytes"], "4")], True),
+        _period("2026-11-01", [_group(["EC2 - Other", "NatGateway-Bytes"], "10.5", "233.3")]),
+        _period("2026-11-26", [_group(["EC2 - Other", "NatGateway-Bytes"], "4", "88.8")],
+                True),
     ]}
     untagged = {"ResultsByTime": [
         _period("2026-11-01", [_group(["AWS Systems Manager", "USE1-PS-APIInteractions"],
@@ -212,11 +243,17 @@ def test_collect_cost_reads_pairs_then_each_pairs_detail() -> None:
         account=Account("101010101010", "org-management", "platform"), region="us-east-1",
         window=Window(now, now), collected_at=now, client_factory=lambda _: ce,
         settings=SETTINGS, watermark=datetime(2026, 11, 1, tzinfo=UTC))
-    result = collect_cost(ctx)
+    with caplog.at_level(logging.WARNING, logger="collectors.cost"):
+        result = collect_cost(ctx)
     frame = result.frames[COST_DAILY.name]
     COST_DAILY.to_table(frame)  # the contract holds
     assert len(ce.calls) == 3
     assert sorted(zip(frame["team_tag"], frame["amount"], strict=True)) == [
         ("", 2.25), ("orders", 4.0), ("orders", 10.5)]
+    quantities = dict(zip(frame["amount"], frame["usage_quantity"], strict=True))
+    assert quantities[10.5] == 233.3 and quantities[4.0] == 88.8
+    assert pd.isna(quantities[2.25])  # the untagged group has none: null, logged once
+    missing = [r.message for r in caplog.records if "UsageQuantity" in r.message]
+    assert len(missing) == 1 and "1 of 3 groups" in missing[0]
     assert frame.loc[frame["date"] == date(2026, 11, 26), "estimated"].all()
     assert result.watermark == datetime(2026, 11, 1, tzinfo=UTC)

@@ -278,3 +278,124 @@ def test_patterns_overlap_on_source_and_detail_type() -> None:
     assert not flows.patterns_overlap(placed, json.dumps({"detail-type": ["Order Updated"]}))
     assert flows.patterns_overlap(placed, json.dumps({"source": [{"prefix": "b"}]}))
     assert flows.patterns_overlap(placed, None)
+
+
+# --- usage pricing -----------------------------------------------------------------------------
+
+MICROS = 1_000_000
+#: List prices the usage tests bill at: $ per unit of each usage type.
+PRICES = {"USE1-Event-64K-Chunks": 1.0e-6, "Event-64K-Chunks": 1.0e-6,
+          "USE1-Invocation-64K-Chunks": 1.0e-6, "Requests-Tier1": 0.4e-6,
+          "Lambda-GB-Second": 0.0000166667}
+
+
+def _priced(cost: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
+    """``cost`` with each row's usage quantity: its amount over the list price, times
+    ``scale`` (a line used ``scale`` times as much for the same amount)."""
+    return cost.assign(usage_quantity=[a / PRICES[u] * scale for a, u in
+                                       zip(cost["amount"], cost["usage_type"], strict=True)])
+
+
+def _line_rows(result: pd.DataFrame, account_id: str, service: str) -> pd.DataFrame:
+    return result[(result["cost_account_id"] == account_id) & (result["service"] == service)]
+
+
+@pytest.mark.parametrize("day", DAYS, ids=str)
+@pytest.mark.parametrize("scale", [None, 1.0, 1e-3, 3.7], ids=["no-quantity", "priced",
+                                                                "exceeded", "odd"])
+def test_every_line_adds_up_exactly_whatever_its_quantity(day: date, scale: float | None
+                                                          ) -> None:
+    days = [day - timedelta(days=1), day]
+    cost = _cost(days, eb_producer=1.234567, eb_central=2.345679, sqs=0.777777)
+    if scale is not None:
+        cost = _priced(cost, scale)
+    result = _allocate(cost, _metrics(days, delivered=123_457.0))
+    source = cost.groupby(["date", "account_id", "service", "usage_type"])["amount"].sum()
+    split = result[result["cost_account_id"] != ""].groupby(
+        ["date", "cost_account_id", "service", "usage_type"])["amount"].sum()
+    for key, amount in split.items():
+        assert round(amount * MICROS) == round(source[key] * MICROS), key
+
+
+def test_a_line_half_used_by_flows_is_half_allocated_half_unallocated() -> None:
+    day = DAYS[1]
+    # the consumer's SQS line: $0.80 for 2 million requests ($0.40 a million); its one flow
+    # delivers 1 million events, one SendMessage each
+    cost = _cost([day], sqs=0.8)
+    cost = cost.assign(usage_quantity=[1.8e6 if u == "Requests-Tier1" and a == 0.8 * 0.9
+                                       else 0.2e6 if u == "Requests-Tier1" and a == 0.8 * 0.1
+                                       else None for a, u in
+                                       zip(cost["amount"], cost["usage_type"], strict=True)])
+    result = _allocate(cost, _metrics([day], delivered=1_000_000.0))
+    sqs = _line_rows(result, CONSUMER, SQS)
+    used = sqs[sqs["rule"] == "fulfil-orders"]
+    rest = sqs[sqs["rule"] == ""]
+    assert list(used["method"]) == [flows.METHOD_TARGET_USAGE]
+    assert used["amount"].sum() == pytest.approx(0.4, abs=1e-9)
+    assert list(rest["method"]) == [flows.METHOD_UNUSED]
+    assert list(rest["team"]) == [flows.UNALLOCATED]
+    assert round(sqs["amount"].sum() * MICROS) == 800_000
+    # the EventBridge lines have no quantity here: shared in full, as before
+    producer = _line_rows(result, PRODUCER, EB)
+    assert set(producer["method"]) == {flows.METHOD_EVENTBRIDGE}
+    assert producer["amount"].sum() == pytest.approx(1.234567)
+
+
+def test_a_line_missing_a_quantity_on_any_row_is_shared() -> None:
+    day = DAYS[2]
+    cost = _priced(_cost([day]))
+    untagged_sqs = (cost["account_id"] == CONSUMER) & (cost["team_tag"] == "") & \
+        (cost["service"] == SQS)
+    cost.loc[untagged_sqs, "usage_quantity"] = float("nan")
+    result = _allocate(cost, _metrics([day], delivered=1_000.0))
+    sqs = _line_rows(result, CONSUMER, SQS)
+    assert set(sqs["method"]) == {flows.METHOD_TARGET}
+    assert sqs["amount"].sum() == pytest.approx(0.333333)
+    producer = _line_rows(result, PRODUCER, EB)
+    assert set(producer.loc[producer["rule"] != "", "method"]) == \
+        {flows.METHOD_EVENTBRIDGE_USAGE}
+
+
+def test_flows_exceeding_the_lines_usage_share_the_whole_line_and_say_so() -> None:
+    day = DAYS[3]
+    # the bill says a thousand times fewer events than the rules delivered
+    cost = _priced(_cost([day]), scale=1e-3)
+    result = _allocate(cost, _metrics([day], delivered=1_000_000.0))
+    producer = _line_rows(result, PRODUCER, EB)
+    assert set(producer["method"]) == {flows.METHOD_EVENTBRIDGE_OVER}
+    assert producer["amount"].sum() == pytest.approx(1.234567)
+    sqs = _line_rows(result, CONSUMER, SQS)
+    assert set(sqs["method"]) == {flows.METHOD_TARGET_OVER}
+    assert (sqs["rule"] != "").all()
+
+
+def test_usage_priced_unit_costs_are_the_list_prices() -> None:
+    day = DAYS[4]
+    # each line bills a billion units: the flows' million events are a thousandth of it
+    cost = _priced(_cost([day], eb_producer=1000.0, eb_central=1000.0, sqs=400.0))
+    result = _allocate(cost, _metrics([day], delivered=1_000_000.0))
+    per_flow = flows.flow_totals(result).set_index("rule")
+    # the forward: its producer's event ($1) and the central account's send to the bus ($1)
+    assert per_flow.loc["orders-to-fulfilment", "per_million"] == pytest.approx(2.0)
+    assert per_flow.loc["fulfil-orders", "per_million"] == pytest.approx(0.4)
+    shared = flows.flow_totals(_allocate(_cost([day], eb_producer=1000.0, eb_central=1000.0,
+                                               sqs=400.0),
+                                         _metrics([day], delivered=1_000_000.0)))
+    assert shared.set_index("rule").loc["fulfil-orders", "per_million"] == pytest.approx(400.0)
+    unused = result[result["method"] == flows.METHOD_UNUSED]
+    assert unused["amount"].sum() == pytest.approx(2400.0 - 2.4)
+
+
+def test_which_lines_count_per_event_and_how_many_units_an_event_uses() -> None:
+    assert flows.per_event("sender", "USE1-Event-64K-Chunks")
+    assert flows.per_event("sqs", "USE1-Requests-Tier1")
+    assert flows.per_event("lambda", "Request")
+    assert flows.per_event("lambda", "USE1-Request-ARM")
+    assert not flows.per_event("lambda", "Lambda-GB-Second")
+    assert not flows.per_event("stepfunctions", "StateTransition")
+    flow = {"account_id": CENTRAL, "target_kind": "bus", "target_account_id": CONSUMER,
+            "producers": [PRODUCER, QUIET]}
+    assert flows.units_per_event(flow, PRODUCER, "sender") == 0.5
+    assert flows.units_per_event(flow, CENTRAL, "sender") == 1.0
+    assert flows.units_per_event({**flow, "producers": [CENTRAL]}, CENTRAL, "sender") == 2.0
+    assert flows.units_per_event(flow, CONSUMER, "sqs") == flows.REQUESTS_PER_EVENT

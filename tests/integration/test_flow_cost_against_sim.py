@@ -53,3 +53,43 @@ def test_the_cost_page_has_unit_costs_for_today(org: Org) -> None:
     view = build_flow_cost(wiring.open_store(config), config, f"{today:%Y-%m}", today)
     assert len(view.flows) > 0
     assert (view.flows["per_million"] > 0).any()
+
+
+#: The list prices the simulator bills per unit (sim/costs.py LIST_PRICES), $ per million.
+EVENT_PRICE, SQS_PRICE = 1.00, 0.40
+
+
+def test_usage_priced_flows_cost_what_aws_lists(org: Org) -> None:
+    """Each flow pays its events at the bill's unit price, the rest of the billions of events
+    the simulated bill pays for stays unallocated: a flow whose every line is priced by usage
+    costs $1 a million for each EventBridge hop (its producers' events; a forward's send to
+    the next bus) plus $0.40 for an SQS delivery, not the thousands a share of the whole line
+    would make it."""
+    config = wiring.load(org.config_path)
+    rows = wiring.open_store(config).query("SELECT * FROM flow_cost_daily")
+    usage = {flows.METHOD_EVENTBRIDGE_USAGE, flows.METHOD_TARGET_USAGE}
+    carried = rows[rows["rule"] != ""]
+    assert usage <= set(carried["method"])
+    assert (rows["method"] == flows.METHOD_UNUSED).any()
+    keys = [*flows.FLOW_KEY, "date"]
+    priced = carried.groupby(keys)["method"].transform(lambda m: set(m) <= usage)
+    chosen = carried[priced.astype(bool)]
+    totals = flows.flow_totals(chosen)
+    # each row is rounded to a millionth of a dollar: over a flow's few simulated events
+    # that is worth 1 / events dollars a million per row
+    rounding = chosen.groupby(flows.FLOW_KEY).size().rename("rows").reset_index()
+    totals = totals.merge(rounding, on=flows.FLOW_KEY)
+    totals = totals[totals["events"] > 0]
+    slack = totals["rows"] / totals["events"]
+    assert len(totals) > 0
+    kind = totals["target_kind"]
+    assert {"sqs", "bus"} <= set(kind)
+    low = kind.map({"sqs": SQS_PRICE, "bus": EVENT_PRICE}).fillna(0.0) - slack
+    # an SQS flow: its delivery, plus at most one EventBridge hop when producers publish to
+    # its rule's bus directly; a forward to another bus: its producers' events and its own
+    # send, one dollar each
+    high = kind.map({"sqs": SQS_PRICE + EVENT_PRICE, "bus": 2 * EVENT_PRICE}).fillna(
+        2 * EVENT_PRICE + SQS_PRICE) + slack
+    per_million = totals["per_million"]
+    assert ((per_million >= low) & (per_million <= high)).all(), \
+        totals[["rule", "target_kind", "events", "per_million"]].to_string()

@@ -20,6 +20,7 @@ from sim.costs import (
     Restatement,
     default_spikes,
     default_team_move,
+    list_price,
 )
 from sim.scenario import ScenarioError, parse_events
 from tests.conftest import REFERENCE_CONFIG
@@ -171,6 +172,36 @@ def test_window_pages_cover_the_model_exactly(model: CostModel) -> None:
         else:
             total += sum(amounts, Decimal(0))
     assert total == pair_total == model.total(date(2026, 11, 1))
+
+
+def test_detail_pages_carry_usage_at_the_list_price(model: CostModel) -> None:
+    pages = window_pages(model, CostCollectorConfig(), date(2026, 11, 1))
+    prices: dict[str, set[float]] = {}
+    for params, response in pages:
+        for group in (g for period in response["ResultsByTime"] for g in period["Groups"]):
+            if params["GroupBy"][0]["Key"] == "LINKED_ACCOUNT":
+                assert "UsageQuantity" not in group["Metrics"]  # the pairs ask for cost only
+                continue
+            amount = float(group["Metrics"]["UnblendedCost"]["Amount"])
+            quantity = float(group["Metrics"]["UsageQuantity"]["Amount"])
+            assert "e" not in group["Metrics"]["UsageQuantity"]["Amount"]
+            prices.setdefault(group["Keys"][1], set()).add(round(amount / quantity * 1e6, 3))
+    # $ per million units, whatever the day, account or tag
+    assert prices["USE1-Event-64K-Chunks"] == {1.0}
+    assert prices["Requests-Tier1"] == {0.4}
+    assert prices["NatGateway-Bytes"] == {45_000.0}
+    assert prices["Lambda-GB-Second"] == {16.667}
+
+
+def test_quantities_are_the_amounts_over_the_list_prices(model: CostModel) -> None:
+    frame = model.frame
+    eventbridge = frame[frame["usage_type"] == "USE1-Event-64K-Chunks"]
+    # $1 a million events: as many events as millionths of a dollar
+    assert eventbridge["quantity"].to_numpy() == pytest.approx(
+        eventbridge["micros"].to_numpy(), rel=1e-12)
+    record = model.records()[0]
+    assert record.quantity == pytest.approx(
+        float(record.amount) / list_price(record.service, record.usage_type)[0])
 
 
 # --- scenario --------------------------------------------------------------------------------
