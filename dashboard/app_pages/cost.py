@@ -242,6 +242,9 @@ def _flows(rv: cost_data.CostReview, today: date) -> None:
                    help="Lines with no events to split them by that day, or no flow that "
                         "sends them: kept as their own lines, never dropped.")
     cols[2].metric("Flows with events", len(view.flows), border=True)
+    if view.flows.empty:  # no table, riser or chart to draw: only the lines
+        _unallocated(view, rv.currency)
+        return
     units = {"per_million": "Now", "per_million_before": "Previous month",
              "end_to_end": "End to end", "upstream_per_million": "Forwarding hops"}
     config: dict[str, Any] = {c: _unit(label, rv.currency) for c, label in units.items()}
@@ -289,9 +292,14 @@ def _flows(rv: cost_data.CostReview, today: date) -> None:
     st.markdown("**Per flow**")
     st.dataframe(view.flows.drop(columns=["account_id", "bus", "rule", "target_arn", *before]),
                  hide_index=True, width="stretch", column_config=config)
+    _unallocated(view, rv.currency)
+
+
+def _unallocated(view: FlowCost, currency: str) -> None:
     if len(view.unallocated):
-        with st.expander(f"Unallocated lines ({unallocated:,.2f} {rv.currency})"):
-            _table(view.unallocated, rv.currency,
+        total = float(view.unallocated["amount"].sum())
+        with st.expander(f"Unallocated lines ({total:,.2f} {currency})"):
+            _table(view.unallocated, currency,
                    {"account": "Account", "service": "Service", "usage_type": "Usage type",
                     "method": "Why"}, money=("amount",))
 

@@ -102,6 +102,11 @@ def test_a_month_without_rule_metrics_says_its_lines_are_unallocated(
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Flows with events"] == "0"
     assert float(str(metrics["Unallocated (USD)"]).replace(",", "")) > 0
+    # no empty flow tables and no riser text: only the lines, which nothing carried
+    assert not any("per_million" in t.value.columns for t in app.dataframe)
+    assert any("method" in t.value.columns for t in app.dataframe)
+    assert "**Risers**" not in "\n".join(str(m.value) for m in app.markdown)
+    assert not app.info
 
 
 #: A month start, a month end, New Year's Day, a leap day and a day in the middle.
