@@ -36,6 +36,9 @@ DOWNLOAD_KEY = "schemas.breaks_csv"
 LINKED_KEY = "schemas.linked"
 BREAK_SHOWN = ["rule", "bus", "account", "source", "detail_type", "field", "change",
                "moved_to", "from_version", "to_version", "to_version_created", "producers"]
+#: The dependencies' columns, in the order shown: the status first, the id last.
+DEPENDENCY_SHOWN = ["status", "rule", "bus", "account", "region", "field", "expected",
+                    "newest_type", "newest_version", "account_id"]
 #: Column headings of the tables (the CSV download keeps the dataset's column names).
 LABELS: dict[str, str] = {
     "rule": "Rule", "bus": "Bus", "account": "Account", "account_id": "Account ID",
@@ -144,7 +147,8 @@ def _detail_type(result: sd.Drift, types: pd.DataFrame, names: Mapping[str, str]
     if deps.empty:
         st.caption("No rule in scope tests a field of this detail-type.")
         return
-    st.dataframe(deps, hide_index=True, width="stretch", column_config=_columns(deps))
+    st.dataframe(deps, hide_index=True, width="stretch", column_config=_columns(deps),
+                 column_order=DEPENDENCY_SHOWN)
     st.caption(f"Newest type {sd.ABSENT}: the newest version does not send the field (status "
                "missing, or never sent when no version did).")
 
