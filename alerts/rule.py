@@ -30,7 +30,7 @@ from orgscope.ownership import RuleKey
 SettingsT = TypeVar("SettingsT", bound=AlertRuleConfig)
 
 #: The dashboard pages an alert's message can link to.
-Page = Literal["event_flow", "traces", "cost", "alerts"]
+Page = Literal["event_flow", "traces", "cost", "alerts", "schemas"]
 
 
 @dataclass(frozen=True)

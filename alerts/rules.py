@@ -512,7 +512,7 @@ COST_FORECAST: AlertRule[CostForecastAlert] = AlertRule(
     lambda inputs: inputs.forecast, _cost_forecast, page="cost")
 SCHEMA_BREAKING_CHANGE: AlertRule[AlertRuleConfig] = AlertRule(
     "schema_breaking_change", "Schema change breaks a rule", AlertRuleConfig,
-    lambda inputs: inputs.schema_breaks, _schema_breaking_change, page="event_flow")
+    lambda inputs: inputs.schema_breaks, _schema_breaking_change, page="schemas")
 ACCOUNT_UNREACHABLE: AlertRule[CriticalAlertRule] = AlertRule(
     "account_unreachable", "Account unreachable", CriticalAlertRule,
     lambda inputs: inputs.runs, _account_unreachable, page="event_flow")

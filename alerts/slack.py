@@ -31,7 +31,7 @@ SEVERITY_MARK: dict[str, str] = {"critical": ":red_circle:", "warning": ":large_
 #: Dashboard pages by URL path (Streamlit derives it from the page file; Event flow is the
 #: default page, at the root).
 PAGES: dict[str, str] = {"event_flow": "", "traces": "traces", "cost": "cost",
-                         "alerts": "alerts"}
+                         "alerts": "alerts", "schemas": "schemas"}
 MAX_TEXT = 2900  # Slack's limit for a section's text is 3000 characters
 MAX_HEADER = 150
 #: Numbers shown in a message's context line, by details key, in this order.
@@ -66,6 +66,10 @@ def dashboard_link(alert: AlertState, base_url: str) -> tuple[str, str]:
     """(button label, URL) of the dashboard page that shows what ``alert`` is about."""
     rule = RULES_BY_NAME.get(alert.alert_name)
     page = rule.page if rule is not None else "alerts"
+    if page == "schemas":
+        return "Schemas", page_url(base_url, "schemas", {
+            "account": alert.account_id, "region": alert.region, "bus": alert.bus,
+            "rule": alert.rule, "detail_type": _broken_detail_type(alert)})
     if alert.rule or page == "event_flow":
         return "Event flow", page_url(base_url, "event_flow", {
             "account": alert.account_id, "region": alert.region, "bus": alert.bus,
@@ -77,6 +81,15 @@ def dashboard_link(alert: AlertState, base_url: str) -> tuple[str, str]:
         return "Cost", page_url(base_url, "cost", {"team": alert.team,
                                                    "service": alert.service})
     return "Alerts", alert_link(alert.key, base_url)
+
+
+def _broken_detail_type(alert: AlertState) -> str | None:
+    """The first detail-type a schema_breaking_change's details name (its summary names the
+    same one first); None when the details hold none."""
+    breaks = _details(alert).get("breaks")
+    first = breaks[0] if isinstance(breaks, list) and breaks else None
+    value = first.get("detail_type") if isinstance(first, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def alert_link(key: str, base_url: str) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import open_store
-from dashboard.flow_cost_data import FlowCost, build_flow_cost, method_rows
+from dashboard.flow_cost_data import FlowCost, build_flow_cost, method_rows, newest_flow_cost
 from orgscope.config import Config
 from orgscope.cost import anomalies, categories, forecast, review, store_io
 from orgscope.cost.attribution import month_of
@@ -62,6 +62,9 @@ class CostReview:
     calibration: Calibration = field(default_factory=Calibration)
     #: Unit cost per event flow (dataset flow_cost_daily), the same days as the review.
     flows: FlowCost | None = None
+    #: When the month's flows delivered no events: the newest month whose flows did
+    #: (:func:`dashboard.flow_cost_data.newest_flow_cost`), which the page shows instead.
+    newest_flows: FlowCost | None = None
 
     @property
     def closed_at(self) -> datetime | None:
@@ -192,6 +195,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
     diff = review.closed_diff(closed, frame, month) if len(closed) else \
         pd.DataFrame(columns=[*review.SNAPSHOT_KEYS, "closed", "now", "diff"])
     usage = store_io.read_api_usage(store, month, month)
+    flow_cost = build_flow_cost(store, config, month, through)
     return CostReview(
         month=month, through=through, complete=complete, currency=currency, total=total,
         previous=float(previous["amount"].sum()),
@@ -213,7 +217,9 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
         method_notes=method_notes(config, result.notes, calibration),
         notes=result.notes,
         calibration=calibration,
-        flows=build_flow_cost(store, config, month, through),
+        flows=flow_cost,
+        newest_flows=newest_flow_cost(store, config, month, today) if flow_cost.flows.empty
+        else None,
     )
 
 

@@ -57,6 +57,10 @@ class FlowCost:
         ["account", "service", "usage_type", "method", "amount"]))
     routes: pd.DataFrame = field(default_factory=lambda: _empty(ROUTE_COLUMNS))
     allocated: float = 0.0
+    #: Whether the previous month's same days have flow events: risers need them.
+    compared: bool = False
+    #: The first day any flow delivered events, over the whole store (:func:`flow_event_days`).
+    first_day: date | None = None
 
     @property
     def empty(self) -> bool:
@@ -79,6 +83,19 @@ def read_flow_cost(store: Store, start: date, end: date,
     if len(frame):
         frame["date"] = pd.to_datetime(frame["date"]).dt.date
     return frame
+
+
+def flow_event_days(store: Store) -> tuple[date, date] | None:
+    """The first and the last day a flow delivered events (``flow_cost_daily`` rows of a rule
+    with events); None when none ever did."""
+    if FLOW_COST_DAILY.name not in store.datasets:
+        return None
+    frame = store.query("SELECT min(date) AS first, max(date) AS last FROM flow_cost_daily "
+                        "WHERE rule <> '' AND events > 0")
+    first, last = frame["first"].iloc[0], frame["last"].iloc[0]
+    if pd.isna(first) or pd.isna(last):
+        return None
+    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
 
 
 def flow_label(row: Mapping[Hashable, object], names: Mapping[str, str]) -> str:
@@ -137,11 +154,26 @@ def build_flow_cost(store: Store, config: Config, month: str,
     lost = flows.unallocated(current)
     lost = lost.assign(account=[names.get(a, a) for a in lost["cost_account_id"]])[
         ["account", "service", "usage_type", "method", "amount"]]
+    span = flow_event_days(store)
     return FlowCost(month=month, through=last, flows=table,
                     teams=teams.sort_values("amount", ascending=False).reset_index(drop=True),
                     risers=rising, daily=daily.reset_index(drop=True),
                     unallocated=lost.reset_index(drop=True), routes=routes,
-                    allocated=float(current.loc[current["rule"] != "", "amount"].sum()))
+                    allocated=float(current.loc[current["rule"] != "", "amount"].sum()),
+                    compared=bool((trend["events_before"] > 0).any()),
+                    first_day=span[0] if span else None)
+
+
+def newest_flow_cost(store: Store, config: Config, month: str, today: date) -> FlowCost | None:
+    """For a review of ``month`` whose flows delivered no events: the newest month whose flows
+    did, month to date (through its last day with flow events) while it is in progress, whole
+    once it ended; None when that is ``month`` itself or no flow ever delivered events."""
+    span = flow_event_days(store)
+    if span is None or month_of(span[1]) == month:
+        return None
+    newest = month_of(span[1])
+    return build_flow_cost(store, config, newest,
+                           span[1] if newest >= month_of(today) else month_end(newest))
 
 
 def _routes(store: Store, current: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:

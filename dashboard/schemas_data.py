@@ -23,8 +23,14 @@ from orgscope.schema_drift import (
 from orgscope.schema_io import producer_map, read_rules, read_schemas
 from orgscope.store import Store
 
-#: What a cell of the side-by-side table says when a version has no such field.
+#: What a cell says where there is no value: a version without the field (side by side), a
+#: newest version without the field (dependencies), a change that moved nothing (breaks). An
+#: em dash rather than "absent": it is the same mark in every table, and a type column of
+#: words (string, number, absent) would read as if "absent" were a type.
 ABSENT = "—"
+#: Query parameters the page reads: a schema_breaking_change alert's Slack button
+#: (alerts/slack.py) writes the rule's identity and the detail-type that breaks it.
+LINK_PARAMS = ("account", "region", "bus", "rule", "detail_type")
 DETAIL_TYPE_COLUMNS = ["key", "account_id", "region", "source", "detail_type", "versions", "newest",
                        "newest_created", "breaking"]
 
@@ -47,6 +53,41 @@ def _group(result: Drift, key: str) -> Any:
     return next((g for g in schema_versions(result.schemas)
                  if detail_type_key(g.account_id, g.region, g.source, g.detail_type) == key),
                 None)
+
+
+@dataclass(frozen=True)
+class RuleLink:
+    """What a link to the page names (values as given, untrusted) and the detail-type key it
+    preselects: the first the rule's breaking changes name (the link's ``detail_type`` among
+    them when it names one); None when no breaking change in scope matches."""
+
+    params: tuple[tuple[str, str], ...]
+    key: str | None
+
+    def get(self, name: str) -> str | None:
+        return dict(self.params).get(name)
+
+
+def rule_link(result: Drift, params: Mapping[str, str | None]) -> RuleLink | None:
+    """The link of ``params`` (:data:`LINK_PARAMS`), None when it names no rule. The rule's
+    breaking changes are matched on every part the link gives (account, region, bus, rule);
+    a ``detail_type`` the rule's breaks do not name matches nothing."""
+    given = tuple((name, str(params[name])) for name in LINK_PARAMS if params.get(name))
+    link = RuleLink(given, None)
+    if link.get("rule") is None:
+        return None
+    breaks = result.breaks
+    matched = breaks[breaks["rule"] == link.get("rule")]
+    for name, column in (("account", "account_id"), ("region", "region"), ("bus", "bus"),
+                         ("detail_type", "detail_type")):
+        if link.get(name) is not None:
+            matched = matched[matched[column] == link.get(name)]
+    if matched.empty:
+        return link
+    first = matched.sort_values(["detail_type", "field"]).iloc[0]
+    return RuleLink(given, detail_type_key(str(first["schema_account_id"]),
+                                           str(first["schema_region"]), str(first["source"]),
+                                           str(first["detail_type"])))
 
 
 def drift(store: Store, filters: Filters) -> Drift:
@@ -126,6 +167,7 @@ def dependencies_of(result: Drift, key: str, names: Mapping[str, str]) -> pd.Dat
     deps = result.dependencies
     rows = deps[(deps["source"] == source) & (deps["detail_type"] == detail_type)].copy()
     rows.insert(0, "account", rows["account_id"].map(lambda a: names.get(str(a), str(a))))
+    rows["newest_type"] = rows["newest_type"].fillna(ABSENT)
     return rows.drop(columns=["source", "detail_type"]).reset_index(drop=True)
 
 

@@ -5,7 +5,7 @@ month (so their unit cost rises, for a reason: volume fell); then the flow-cost 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -21,8 +21,8 @@ FALLEN_ACCOUNT = "777777777777"
 FALLEN_TO = 0.4
 
 
-def _daily_metrics(now: datetime) -> pd.DataFrame:
-    start, _end = window(now.date())
+def _daily_metrics(now: datetime, since: date | None = None) -> pd.DataFrame:
+    start = max(window(now.date())[0], since or date.min)
     rows = []
     day = start
     while day <= now.date():
@@ -42,17 +42,20 @@ def _daily_metrics(now: datetime) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EVENT_METRICS.columns)
 
 
-def fill_flow_cost(store: Store, config: Config, now: datetime) -> str:
+def fill_flow_cost(store: Store, config: Config, now: datetime,
+                   metrics_since: date | None = None) -> str:
     """Fill ``store`` (inventory, cost, daily rule metrics) and run the flow-cost step at
     ``now``; its summary."""
     fill_org_store(store, now)
-    return add_flow_cost(store, config, now)
+    return add_flow_cost(store, config, now, metrics_since)
 
 
-def add_flow_cost(store: Store, config: Config, now: datetime) -> str:
-    """Add cost and daily rule metrics to a store that has the sample inventory
-    (:func:`testkit.dashboard_sample.fill_org_store`) and run the flow-cost step at ``now``;
-    its summary."""
+def add_flow_cost(store: Store, config: Config, now: datetime,
+                  metrics_since: date | None = None) -> str:
+    """Add cost and daily rule metrics (from ``metrics_since`` when given: a new install) to
+    a store that has the sample inventory (:func:`testkit.dashboard_sample.fill_org_store`)
+    and run the flow-cost step at ``now``; its summary."""
     fill_cost(store, config, now.date())
-    store.write(EVENT_METRICS.name, _daily_metrics(now), f"{now:%Y%m%dT%H%M%SZ}-daily")
+    store.write(EVENT_METRICS.name, _daily_metrics(now, metrics_since),
+                f"{now:%Y%m%dT%H%M%SZ}-daily")
     return update_flow_cost(config, store, now)

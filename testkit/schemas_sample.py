@@ -84,3 +84,40 @@ def fill_schema_drift(store: Store, last_cycle: datetime, region: str = "us-east
              "schemas:ListSchemaVersions": 1, "schemas:DescribeSchema": 2}),
         "metrics_requested": 0, "traces_retrieved": 0, "rows": 3}], columns=RUNS.columns),
         run_id)
+
+
+#: A second drifting detail-type, for links that must select something other than the
+#: picker's first (Payment Processed breaks at least as many rules in any scope and its source
+#: sorts first, so it is listed first): the warehouse's "Stock Reserved" version 2 sends
+#: ``quantity`` as a string, which one mobile rule tests as a number.
+STOCK_SOURCE = "quickgrocer.warehouse"
+STOCK_TYPE = "Stock Reserved"
+STOCK_RULE = (MOBILE, "default", "stock-reserved-to-mobile")
+STOCK_KEY = f"{CENTRAL}|us-east-1|{STOCK_SOURCE}|{STOCK_TYPE}"
+
+
+def add_stock_drift(store: Store, last_cycle: datetime, region: str = "us-east-1") -> None:
+    """"Stock Reserved" versions 1 and 2 in the central registry and the mobile rule that
+    version 2 breaks, added to the snapshots :func:`fill_schema_drift` wrote at
+    ``last_cycle``."""
+    run_id = f"{last_cycle:%Y%m%dT%H%M%SZ}-schemas-stock"
+    versions = [{"detail.sku": "string", "detail.quantity": "number"},
+                {"detail.sku": "string", "detail.quantity": "string"}]
+    store.write(EVENT_SCHEMAS.name, pd.DataFrame([{
+        "account_id": CENTRAL, "region": region, "registry": DISCOVERED_REGISTRY,
+        "schema_name": schema_name(STOCK_SOURCE, STOCK_TYPE), "source": STOCK_SOURCE,
+        "detail_type": STOCK_TYPE, "version": str(number),
+        "version_created": last_cycle - timedelta(hours=2 - number),
+        "content_type": "OpenApi3", "fields": fields_json(fields), "field_count": len(fields),
+        "collected_at": last_cycle} for number, fields in enumerate(versions, start=1)],
+        columns=EVENT_SCHEMAS.columns), run_id)
+    account, bus, rule = STOCK_RULE
+    pattern = {"source": [STOCK_SOURCE], "detail-type": [STOCK_TYPE],
+               "detail": {"quantity": [{"numeric": [">", 0]}]}}
+    store.write(RULES.name, pd.DataFrame([{
+        "account_id": account, "region": region, "bus": bus, "rule": rule,
+        "arn": f"arn:aws:events:{region}:{account}:rule/{bus}/{rule}", "state": "ENABLED",
+        "description": "Stock reservations to the mobile app",
+        "event_pattern": json.dumps(pattern), "schedule_expression": None, "managed_by": None,
+        "targets": "[]", "target_count": 0, "dlq_arns": [], "tags": "{}",
+        "collected_at": last_cycle}], columns=RULES.columns), run_id)

@@ -11,7 +11,7 @@ the exports; and, for a closed month, what AWS restated since.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -20,7 +20,10 @@ import streamlit as st
 
 from dashboard import cost_data
 from dashboard.context import AppContext, run_page
+from dashboard.flow_cost_data import FlowCost
+from orgscope.cost.attribution import month_of
 from orgscope.cost.forecast import Calibration
+from orgscope.cost.review import month_before, month_end
 from orgscope.store import StoreError
 from orgscope.untrusted import markdown as md
 from orgscope.untrusted import plotly_text as pt
@@ -194,10 +197,34 @@ def _unit(label: str, currency: str) -> Any:
                                          format="%,.4f")
 
 
-def _flows(rv: cost_data.CostReview) -> None:
+def _day(day: date | None) -> str:
+    return f"{day:%Y-%m-%d}" if day is not None else "no day yet"
+
+
+def _period(view: FlowCost, today: date) -> str:
+    """'2026-12, month to date (through 2026-12-07)' while the month is in progress."""
+    if view.month == month_of(today) and view.through is not None:
+        return f"{view.month}, month to date (through {view.through:%Y-%m-%d})"
+    return view.month
+
+
+def _flows(rv: cost_data.CostReview, today: date) -> None:
     st.subheader("Unit cost per event flow")
     view = rv.flows
-    if view is None or view.empty:
+    newest = rv.newest_flows
+    if newest is not None:
+        # a finance reader opens last month; flows may start later (a new install, the demo)
+        lines = "" if view is None or view.empty else (
+            f" Its EventBridge and target lines "
+            f"({float(view.unallocated['amount'].sum()):,.2f} {rv.currency}) stay "
+            "unallocated (the exports list them).")
+        when = (f"flow metrics start on {_day(newest.first_day)}" if newest.month > rv.month
+                else f"the newest flow metrics are of {newest.month}")
+        st.info(f"**No flow delivered events in {rv.month}**: {when}.{lines} Below: "
+                f"**{_period(newest, today)}**, the newest month with flow cost.",
+                icon=":material/info:")
+        view = newest
+    elif view is None or view.empty:
         st.caption("No flow cost for this month yet: the flow_cost step splits EventBridge, "
                    "SQS, Lambda and Step Functions lines over the rules' targets once cost "
                    "and rule metrics are both stored (docs/cost.md).")
@@ -215,6 +242,9 @@ def _flows(rv: cost_data.CostReview) -> None:
                    help="Lines with no events to split them by that day, or no flow that "
                         "sends them: kept as their own lines, never dropped.")
     cols[2].metric("Flows with events", len(view.flows), border=True)
+    if view.flows.empty:  # no table, riser or chart to draw: only the lines
+        _unallocated(view, rv.currency)
+        return
     units = {"per_million": "Now", "per_million_before": "Previous month",
              "end_to_end": "End to end", "upstream_per_million": "Forwarding hops"}
     config: dict[str, Any] = {c: _unit(label, rv.currency) for c, label in units.items()}
@@ -228,10 +258,19 @@ def _flows(rv: cost_data.CostReview) -> None:
                    "target_kind": st.column_config.TextColumn("Target"),
                    "hops": st.column_config.TextColumn("Forwarded by")})
     st.markdown("**Per team**")
-    st.dataframe(view.teams, hide_index=True, width="stretch", column_config=config)
+    # without the previous month's same days, its columns would be None in every row
+    before = [] if view.compared else ["per_million_before", "change_pct"]
+    st.dataframe(view.teams.drop(columns=before), hide_index=True, width="stretch",
+                 column_config=config)
+    partial = view.through is not None and view.through < month_end(view.month)
     st.markdown("**Risers**: the flows whose unit cost rose most"
-                + ("" if rv.complete else " (same days of the previous month)"))
-    if view.risers.empty:
+                + (" (same days of the previous month)" if partial else ""))
+    if view.risers.empty and not view.compared:
+        days = (f"days 1 to {view.through.day} of " if partial and view.through else "")
+        st.caption(f"No riser to show: {days}{month_before(view.month)} "
+                   f"{'have' if days else 'has'} no flow events to compare with (flow "
+                   f"metrics start on {_day(view.first_day)}).")
+    elif view.risers.empty:
         st.caption("No flow's unit cost rose.")
     else:
         st.markdown("\n".join(
@@ -251,11 +290,16 @@ def _flows(rv: cost_data.CostReview) -> None:
                     "before them")
         st.dataframe(view.routes, hide_index=True, width="stretch", column_config=config)
     st.markdown("**Per flow**")
-    st.dataframe(view.flows.drop(columns=["account_id", "bus", "rule", "target_arn"]),
+    st.dataframe(view.flows.drop(columns=["account_id", "bus", "rule", "target_arn", *before]),
                  hide_index=True, width="stretch", column_config=config)
+    _unallocated(view, rv.currency)
+
+
+def _unallocated(view: FlowCost, currency: str) -> None:
     if len(view.unallocated):
-        with st.expander(f"Unallocated lines ({unallocated:,.2f} {rv.currency})"):
-            _table(view.unallocated, rv.currency,
+        total = float(view.unallocated["amount"].sum())
+        with st.expander(f"Unallocated lines ({total:,.2f} {currency})"):
+            _table(view.unallocated, currency,
                    {"account": "Account", "service": "Service", "usage_type": "Usage type",
                     "method": "Why"}, money=("amount",))
 
@@ -329,7 +373,7 @@ def render(ctx: AppContext) -> None:
     _movers(rv)
     _trend(rv)
     _details(rv)
-    _flows(rv)
+    _flows(rv, today)
     _exports(ctx, rv, today)
     _closed(rv)
 

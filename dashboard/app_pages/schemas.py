@@ -7,12 +7,16 @@ detail-type picker (broken ones first); its versions side by side (fields x vers
 cell the field's type) with what changed between consecutive versions; the rules in scope that
 depend on its fields, and whether each field still holds in the newest version. The crossing
 is :mod:`orgscope.schema_drift`'s (docs/schemas.md).
+
+A link ``?account=&region=&bus=&rule=&detail_type=`` (a schema_breaking_change alert's Slack
+button) names its rule above the banner and preselects the detail-type that breaks it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -27,8 +31,21 @@ log = logging.getLogger(__name__)
 
 DETAIL_TYPE_KEY = "schemas.detail_type"
 DOWNLOAD_KEY = "schemas.breaks_csv"
+#: The link (its parameters) whose detail-type was last preselected: a link selects once,
+#: then the picker is the reader's.
+LINKED_KEY = "schemas.linked"
 BREAK_SHOWN = ["rule", "bus", "account", "source", "detail_type", "field", "change",
                "moved_to", "from_version", "to_version", "to_version_created", "producers"]
+#: The dependencies' columns, in the order shown: the status first, the id last.
+DEPENDENCY_SHOWN = ["status", "rule", "bus", "account", "region", "field", "expected",
+                    "newest_type", "newest_version", "account_id"]
+#: Column headings of the tables (the CSV download keeps the dataset's column names).
+LABELS: dict[str, str] = {
+    "rule": "Rule", "bus": "Bus", "account": "Account", "account_id": "Account ID",
+    "region": "Region", "source": "Source", "detail_type": "Detail-type", "field": "Field",
+    "change": "Change", "moved_to": "Moved to", "from_version": "Had it in",
+    "to_version": "Changed in", "producers": "Producers", "expected": "Pattern expects",
+    "newest_version": "Newest version", "newest_type": "Newest type", "status": "Status"}
 
 
 def _name(names: Mapping[str, str], account_id: object) -> str:
@@ -56,12 +73,21 @@ def _banner(breaks: pd.DataFrame, names: Mapping[str, str]) -> None:
              "new versions roll out:\n" + "\n".join(lines), icon=":material/error:")
 
 
+def _columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """Human headings for ``frame``'s columns (:data:`LABELS`)."""
+    return {c: st.column_config.TextColumn(LABELS[c]) for c in frame.columns if c in LABELS}
+
+
 def _breaks_table(breaks: pd.DataFrame, names: Mapping[str, str]) -> None:
     shown = breaks.assign(account=breaks["account_id"].map(lambda a: _name(names, a)),
                           producers=breaks["producers"].map(lambda p: _producers(names, p)))
-    st.dataframe(shown[BREAK_SHOWN], hide_index=True, width="stretch", column_config={
-        "to_version_created": st.column_config.DatetimeColumn(
-            "to_version first seen", format="YYYY-MM-DD HH:mm z")})
+    table = shown[BREAK_SHOWN].assign(moved_to=shown["moved_to"].fillna(sd.ABSENT))
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        **_columns(table), "to_version_created": st.column_config.DatetimeColumn(
+            "Changed in, first seen", format="YYYY-MM-DD HH:mm z")})
+    st.caption(f"Moved to {sd.ABSENT}: the field was removed or retyped, not moved. The CSV "
+               "has every column under its dataset name (docs/datasets.md), empty where "
+               "there is no value.")
     st.download_button("Download the breaking changes (CSV)", csv_bytes(shown),
                        file_name="schema-breaking-changes.csv", mime="text/csv",
                        key=DOWNLOAD_KEY)
@@ -76,6 +102,33 @@ def _label(types: pd.DataFrame, names: Mapping[str, str]) -> dict[str, str]:
             for row in types.to_dict("records")}
 
 
+def _linked(result: sd.Drift, names: Mapping[str, str]) -> None:
+    """A link naming a rule (a schema_breaking_change alert's button): say which rule, and
+    preselect the detail-type that breaks it, once per link; a link that matches nothing
+    gets a caption and the page as usual."""
+    link = sd.rule_link(result, {name: st.query_params.get(name) for name in sd.LINK_PARAMS})
+    if link is None:
+        return
+    account = link.get("account")
+    where = ", ".join(md(part) for part in (
+        link.get("bus") and f"bus {link.get('bus')}",
+        account and f"{_name(names, account)} ({account})", link.get("region")) if part)
+    rule = f"**{md(link.get('rule'))}**" + (f" ({where})" if where else "")
+    detail_type = link.get("detail_type")
+    if link.key is None:
+        st.caption(f"The link names rule {rule}"
+                   + (f" and detail-type “{md(detail_type)}”" if detail_type else "")
+                   + ": no breaking change in the sidebar's scope matches it now (fixed "
+                     "since, or outside the filters). The page as usual:")
+        return
+    _, _, source, broken = link.key.split("|", 3)
+    st.info(f"Opened from the alert about rule {rule}: {md(source)} “{md(broken)}” is "
+            "selected below.", icon=":material/link:")
+    if st.session_state.get(LINKED_KEY) != link.params:
+        st.session_state[LINKED_KEY] = link.params
+        st.session_state[DETAIL_TYPE_KEY] = link.key
+
+
 def _detail_type(result: sd.Drift, types: pd.DataFrame, names: Mapping[str, str]) -> None:
     labels = _label(types, names)
     key = st.selectbox("Detail-type", list(labels), format_func=lambda k: labels[k],
@@ -83,7 +136,10 @@ def _detail_type(result: sd.Drift, types: pd.DataFrame, names: Mapping[str, str]
     if key is None:
         return
     st.subheader("Versions side by side")
-    st.dataframe(sd.side_by_side(result, key), hide_index=True, width="stretch")
+    side = sd.side_by_side(result, key)
+    st.dataframe(side, hide_index=True, width="stretch", column_config=_columns(side))
+    st.caption(f"Each cell is the field's type in that version; {sd.ABSENT}: that version "
+               "does not send the field.")
     for pair, words in sd.changes(result, key):
         st.markdown(f"**{md(pair)}**: " + "; ".join(md(w) for w in words))
     st.subheader("Rules that depend on its fields")
@@ -91,7 +147,10 @@ def _detail_type(result: sd.Drift, types: pd.DataFrame, names: Mapping[str, str]
     if deps.empty:
         st.caption("No rule in scope tests a field of this detail-type.")
         return
-    st.dataframe(deps, hide_index=True, width="stretch")
+    st.dataframe(deps, hide_index=True, width="stretch", column_config=_columns(deps),
+                 column_order=DEPENDENCY_SHOWN)
+    st.caption(f"Newest type {sd.ABSENT}: the newest version does not send the field (status "
+               "missing, or never sent when no version did).")
 
 
 def render(ctx: AppContext) -> None:
@@ -126,6 +185,7 @@ def render(ctx: AppContext) -> None:
                    help="Rules in scope whose pattern tests a field of a discovered "
                         "detail-type.")
     cols[2].metric("Rules that will go silent", len(breaking_rules), border=True)
+    _linked(result, ctx.account_names)
     if len(breaking_rules):
         _banner(result.breaks, ctx.account_names)
         st.subheader("Breaking changes")

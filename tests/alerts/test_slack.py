@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -259,3 +260,37 @@ def test_a_schema_breaking_change_from_hostile_names_never_pages_links_or_format
         payload = alert_message(alert, kind, BASE)
         assert slack_problems(payload, BASE) == []
         assert "&lt;https://evil.example|runbook&gt;" in texts(payload).replace("\u2060", "")
+
+
+def test_a_schema_breaking_change_opens_the_schemas_page_on_its_rule_and_detail_type() -> None:
+    """The rule's identity and the detail-type whose newest version breaks it, from the alert
+    the rule itself raised; details without a break still open the page on the rule."""
+    versions = [{"detail.purpose": "string"}, {"detail.context.purpose": "string"}]
+    schemas = pd.DataFrame([{"account_id": CENTRAL, "region": REGION,
+                             "source": "quickgrocer.payment-service",
+                             "detail_type": "Payment Processed", "version": str(n),
+                             "version_created": T0 - timedelta(hours=3 - n),
+                             "fields": fields_json(f)} for n, f in enumerate(versions, 1)])
+    rules = pd.DataFrame([{"account_id": ORDERS, "region": REGION, "bus": "central-bus",
+                           "rule": "payments to orders", "event_pattern": json.dumps(
+                               {"source": ["quickgrocer.payment-service"],
+                                "detail-type": ["Payment Processed"],
+                                "detail": {"purpose": ["order"]}})}])
+    found = SCHEMA_BREAKING_CHANGE.evaluate(
+        breaking_changes(rules, schemas, {}),
+        RuleContext(AlertRuleConfig(), config(), AlertInputs(
+            rule_health=None, runs=None, latency={}, anomalies=None, forecast=None,
+            heal_actions=None, accounts={}), T0, f"{T0:%Y-%m}"))
+    (condition,) = found.conditions
+    alert = state(alert_name=condition.alert_name, key=condition.key,
+                  rule="payments to orders", summary=condition.summary,
+                  details=json.dumps(condition.details, default=str))
+    rule_query = f"account={ORDERS}&region={REGION}&bus=central-bus&rule=payments+to+orders"
+    assert dashboard_link(alert, BASE) == (
+        "Schemas", f"{BASE}/schemas?{rule_query}&detail_type=Payment+Processed")
+    buttons = alert_message(alert, "firing", BASE)["blocks"][-1]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Open Schemas", "Alert"]
+    assert buttons[0]["url"] == dashboard_link(alert, BASE)[1]
+    for details in ("", "{}", json.dumps({"breaks": [{"field": "detail.purpose"}]}), "[1]"):
+        assert dashboard_link(replace(alert, details=details), BASE) == (
+            "Schemas", f"{BASE}/schemas?{rule_query}")

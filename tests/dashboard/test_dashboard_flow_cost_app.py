@@ -4,11 +4,12 @@ Event-flow page (the selected rule's unit cost), through Streamlit's AppTest."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
 import pytest
+import time_machine
 from streamlit.testing.v1 import AppTest
 
 from dashboard import cost_data
@@ -71,6 +72,8 @@ def test_the_cost_page_shows_flows_risers_and_the_xlsx_sheet(
     sheet = book["flow unit cost"]
     assert sheet.max_row - 1 == len(review.flows.flows) + len(review.flows.unallocated)
     assert book["flow end to end"].max_row - 1 == len(review.flows.routes)
+    assert review.flows.compared and review.newest_flows is None
+    assert "per_million_before" in flows.columns
 
 
 def test_the_event_flow_page_shows_the_rules_unit_cost(
@@ -99,3 +102,56 @@ def test_a_month_without_rule_metrics_says_its_lines_are_unallocated(
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Flows with events"] == "0"
     assert float(str(metrics["Unallocated (USD)"]).replace(",", "")) > 0
+    # no empty flow tables and no riser text: only the lines, which nothing carried
+    assert not any("per_million" in t.value.columns for t in app.dataframe)
+    assert any("method" in t.value.columns for t in app.dataframe)
+    assert "**Risers**" not in "\n".join(str(m.value) for m in app.markdown)
+    assert not app.info
+
+
+#: A month start, a month end, New Year's Day, a leap day and a day in the middle.
+FIRST_MONTH_DAYS = [date(2026, 12, 1), date(2026, 12, 31), date(2027, 1, 1),
+                    date(2028, 2, 29), date(2026, 12, 15)]
+
+
+@pytest.mark.parametrize("today", FIRST_MONTH_DAYS, ids=str)
+def test_flows_only_in_the_month_in_progress_are_shown_from_last_months_review(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, today: date) -> None:
+    """A new install (or the demo): rule metrics only since this month's first day. The page
+    opens on last month, which no flow carried: the section says so and shows this month to
+    date; its risers say the previous month's days have nothing to compare with."""
+    moment = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=9)
+    first = today.replace(day=1)
+    previous = month_of(first - timedelta(days=1))
+    with time_machine.travel(moment, tick=False):
+        path = write_config(tmp_path, tmp_path / "data")
+        store = open_store(str(tmp_path / "data"))
+        fill_org_store(store, moment)
+        add_flow_cost(store, load_config(path), moment, metrics_since=first)
+        review = cost_data.build_review(store, load_config(path), previous, today)
+        assert review.flows is not None and review.flows.flows.empty
+        newest = review.newest_flows
+        assert newest is not None and newest.month == month_of(today)
+        assert newest.through == today and newest.first_day == first
+        assert len(newest.flows) > 0 and not newest.compared and newest.risers.empty
+        app = _open(monkeypatch, path, "app_pages/cost.py")
+        assert app.selectbox(key=MONTH_KEY).value == previous
+        (info,) = [str(i.value) for i in app.info]
+        assert f"No flow delivered events in {previous}" in info
+        assert f"flow metrics start on {first:%Y-%m-%d}" in info
+        assert f"**{month_of(today)}, month to date (through {today:%Y-%m-%d})**" in info
+        metrics = {m.label: m.value for m in app.metric}
+        assert int(metrics["Flows with events"]) == len(newest.flows)
+        captions = "\n".join(str(c.value) for c in app.caption)
+        assert f"{previous} " in captions.split("No riser to show: ")[1].split("\n")[0]
+        assert f"no flow events to compare with (flow metrics start on {first:%Y-%m-%d})" \
+            in captions
+        assert "No flow's unit cost rose." not in captions
+        # no column of None: the previous month's unit cost is left out, not shown empty
+        assert not any("per_million_before" in t.value.columns for t in app.dataframe)
+        # the month in progress itself: no note, the same flows
+        app.selectbox(key=MONTH_KEY).select(month_of(today)).run()
+        assert not app.exception, [e.message for e in app.exception]
+        assert not app.info
+        assert int({m.label: m.value for m in app.metric}["Flows with events"]) == \
+            len(newest.flows)
