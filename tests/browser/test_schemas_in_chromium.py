@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from alerts.lifecycle import advance
 from alerts.rule import Evaluation, RuleContext
@@ -126,7 +127,8 @@ def test_the_alerts_button_opens_the_page_on_its_rules_broken_detail_type(
     picker = box.inner_text() + box.get_by_role("combobox").input_value()
     assert STOCK_TYPE in picker and "Payment Processed" not in picker
     # the link's account became the sidebar's filter: only that account's rules are crossed
-    assert account in page.get_by_test_id("stSidebar").inner_text()
+    # (the sidebar may draw its chips a moment after the main column settles)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(account, timeout=30_000)
     dependents = page.get_by_test_id("stDataFrame").last
     dependents.wait_for()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
