@@ -21,7 +21,7 @@ FALLEN_ACCOUNT = "777777777777"
 FALLEN_TO = 0.4
 
 
-def _daily_metrics(now: datetime, since: date | None = None) -> pd.DataFrame:
+def daily_metrics(now: datetime, since: date | None = None) -> pd.DataFrame:
     start = max(window(now.date())[0], since or date.min)
     rows = []
     day = start
@@ -56,6 +56,6 @@ def add_flow_cost(store: Store, config: Config, now: datetime,
     a store that has the sample inventory (:func:`testkit.dashboard_sample.fill_org_store`)
     and run the flow-cost step at ``now``; its summary."""
     fill_cost(store, config, now.date())
-    store.write(EVENT_METRICS.name, _daily_metrics(now, metrics_since),
+    store.write(EVENT_METRICS.name, daily_metrics(now, metrics_since),
                 f"{now:%Y%m%dT%H%M%SZ}-daily")
     return update_flow_cost(config, store, now)

@@ -75,16 +75,34 @@ def _newest(store: Store, dataset: str, column: str) -> pd.Timestamp | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value)
 
 
+def _waiting_for_events(store: Store, computed: pd.Timestamp) -> bool:
+    """Whether the last computation found flows but not one event (no rule metrics yet: a
+    new install, or cost collected before the first metrics cycle, as in the demo's first
+    minute) and a metrics run has succeeded since. Without this the flows would show their
+    first events only an hour later."""
+    seen = store.query(
+        "SELECT count(*) FILTER (WHERE events > 0) AS with_events, "
+        "count(*) FILTER (WHERE method = ?) AS waiting FROM flow_cost_daily",
+        [flows.METHOD_NO_EVENTS])
+    if int(seen["with_events"].iloc[0]) or not int(seen["waiting"].iloc[0]):
+        return False
+    ran = store.query("SELECT max(started_at) AS at FROM runs "
+                      "WHERE collector = 'metrics' AND status = 'ok'")["at"].iloc[0]
+    return ran is not None and not pd.isna(ran) and pd.Timestamp(ran) >= computed
+
+
 def due(store: Store, moment: datetime) -> bool:
     """Whether to recompute: never computed, cost collected since (or in the same second:
     both are stamped to the second, and a cost cycle can start in the second the step ran),
-    or the last computation is :data:`RECOMPUTE_EVERY` old."""
+    the first rule metrics collected since a computation that had flows but no events, or
+    the last computation is :data:`RECOMPUTE_EVERY` old."""
     computed = _newest(store, FLOW_COST_DAILY.name, "computed_at")
     if computed is None:
         return True
     collected = _newest(store, "cost_daily", "collected_at")
     return (collected is not None and collected >= computed) or \
-        pd.Timestamp(moment) - computed >= RECOMPUTE_EVERY
+        pd.Timestamp(moment) - computed >= RECOMPUTE_EVERY or \
+        _waiting_for_events(store, computed)
 
 
 def update_flow_cost(config: Config, store: Store, now: datetime | None = None,

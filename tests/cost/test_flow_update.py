@@ -17,8 +17,10 @@ from orgscope.cost.flow_update import RECOMPUTE_EVERY, known_accounts, update_fl
 from orgscope.datasets import all_datasets
 from orgscope.plugins import load_config
 from orgscope.store import Store
-from testkit.dashboard_sample import CENTRAL, write_config
-from testkit.flow_cost_sample import FALLEN_ACCOUNT, fill_flow_cost
+from testkit.cost_sample import fill_cost
+from testkit.dashboard_sample import CENTRAL, fill_org_store, write_config
+from testkit.flow_cost_sample import FALLEN_ACCOUNT, daily_metrics, fill_flow_cost
+from testkit.synthetic import runs
 
 
 @pytest.fixture(scope="module")
@@ -131,4 +133,33 @@ def test_cost_collected_in_the_second_the_step_ran_is_new_cost(tmp_path: Path) -
     latest = store.query("SELECT * FROM cost_daily")
     store.write("cost_daily", latest.assign(collected_at=pd.Timestamp(now)), "same-second")
     assert update_flow_cost(config, store, now + timedelta(minutes=5)) != \
+        "flow cost: up to date"
+
+
+def test_the_first_rule_metrics_after_a_computation_without_events_recompute_at_once(
+        tmp_path: Path) -> None:
+    """Cost can land before the first metrics cycle (the demo's first minute, a new
+    install): the flows then have no events, and the first successful metrics run makes the
+    step recompute instead of waiting an hour."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = Store(str(tmp_path / "data"), all_datasets())
+    config = load_config(write_config(tmp_path, tmp_path / "data"))
+    fill_org_store(store, now)
+    fill_cost(store, config, now.date())
+    first = update_flow_cost(config, store, now)
+    assert first.startswith("flow cost: 0 flows"), first
+    store.write("event_metrics", daily_metrics(now), "first-metrics")
+    # metrics written, but no metrics run has succeeded since: nothing says so yet
+    assert update_flow_cost(config, store, now + timedelta(minutes=1)) == \
+        "flow cost: up to date"
+    failed = runs([(CENTRAL, "us-east-1")], now + timedelta(minutes=2), status="error")
+    store.write("runs", failed, "failed-metrics-run")
+    assert update_flow_cost(config, store, now + timedelta(minutes=3)) == \
+        "flow cost: up to date"
+    store.write("runs", runs([(CENTRAL, "us-east-1")], now + timedelta(minutes=4)), "ok-run")
+    second = update_flow_cost(config, store, now + timedelta(minutes=5))
+    assert not second.startswith("flow cost: 0 flows") and second != "flow cost: up to date"
+    # flows with events now: later metrics cycles wait for new cost or the hour again
+    store.write("runs", runs([(CENTRAL, "us-east-1")], now + timedelta(minutes=9)), "ok-run-2")
+    assert update_flow_cost(config, store, now + timedelta(minutes=10)) == \
         "flow cost: up to date"
