@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MONTH_KEY = "cost.month"
 XLSX_KEY = "cost.xlsx"
 CSV_KEY = "cost.csv"
+#: One day on a Plotly date axis (milliseconds).
+DAY_MS = 86_400_000
 
 
 def _money(label: str, currency: str) -> Any:
@@ -192,9 +194,9 @@ def _details(rv: cost_data.CostReview) -> None:
         st.dataframe(rv.method_notes, hide_index=True, width="stretch")
 
 
-def _unit(label: str, currency: str) -> Any:
+def _unit(label: str, currency: str, help_text: str | None = None) -> Any:
     return st.column_config.NumberColumn(f"{label} ({currency} per million events)",
-                                         format="%,.4f")
+                                         format="%,.4f", help=help_text)
 
 
 def _day(day: date | None) -> str:
@@ -236,11 +238,15 @@ def _flows(rv: cost_data.CostReview, today: date) -> None:
                    "and target lines are all unallocated below. A later month may have them.")
     cols = st.columns(3)
     cols[0].metric(f"Carried by flows ({rv.currency})", f"{view.allocated:,.2f}", border=True,
-                   help="EventBridge and target lines split over the flows by events "
-                        "delivered (see Method notes).")
+                   help="EventBridge and target lines charged to the flows: by usage (the "
+                        "flow's events at the line's own price per event) where the bill "
+                        "counts events or requests, else split by events delivered (see "
+                        "Method notes).")
     cols[1].metric(f"Unallocated ({rv.currency})", f"{unallocated:,.2f}", border=True,
-                   help="Lines with no events to split them by that day, or no flow that "
-                        "sends them: kept as their own lines, never dropped.")
+                   help="Usage beyond what the inventory's flows delivered (other callers, "
+                        "events no rule matched), lines with no events to split them by that "
+                        "day, or no flow that sends them: kept as their own lines, never "
+                        "dropped.")
     cols[2].metric("Flows with events", len(view.flows), border=True)
     if view.flows.empty:  # no table, riser or chart to draw: only the lines
         _unallocated(view, rv.currency)
@@ -248,6 +254,10 @@ def _flows(rv: cost_data.CostReview, today: date) -> None:
     units = {"per_million": "Now", "per_million_before": "Previous month",
              "end_to_end": "End to end", "upstream_per_million": "Forwarding hops"}
     config: dict[str, Any] = {c: _unit(label, rv.currency) for c, label in units.items()}
+    config["end_to_end"] = _unit(
+        "End to end", rv.currency, "A target's unit cost plus the forwarding hops before it; "
+        "empty for a team whose flows all end at another account's bus (the hop is counted "
+        "in the end to end of the team whose target it reaches).")
     config.update({"amount": _money("Cost", rv.currency),
                    "eventbridge": _money("EventBridge", rv.currency),
                    "target": _money("Target", rv.currency), "change_pct": _pct("Change %"),
@@ -284,6 +294,14 @@ def _flows(rv: cost_data.CostReview, today: date) -> None:
                                name=pt(flow_name))
         figure.update_layout(height=340, margin={"t": 10, "b": 10}, legend={"orientation": "h"},
                              yaxis_title=f"{rv.currency} per million events")
+        # whole days, half a day either side: a month's first day alone would otherwise be
+        # drawn over a millisecond
+        dates = pd.to_datetime(view.daily["date"])
+        first, last = dates.min(), dates.max()
+        figure.update_xaxes(type="date", tickformat="%Y-%m-%d",
+                            dtick=DAY_MS if (last - first).days <= 14 else None,
+                            range=[first - pd.Timedelta(hours=12),
+                                   last + pd.Timedelta(hours=12)])
         st.plotly_chart(figure, width="stretch", key="cost.flow_chart")
     if len(view.routes):
         st.markdown("**End to end**: flows that end at a target, with the forwarding hops "
