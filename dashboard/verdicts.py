@@ -4,7 +4,7 @@ and labels."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,27 @@ class RuleKey:
     def decode(cls, text: str) -> RuleKey:
         account_id, region, bus, rule = text.split("|", 3)
         return cls(account_id, region, bus, rule)
+
+
+#: The query parameters of a link to one rule: what alerts/slack.py puts in an alert's
+#: Event-flow button.
+RULE_LINK_PARAMS = ("account", "region", "bus", "rule")
+
+
+def linked_rule(keys: Sequence[RuleKey], params: Mapping[str, str | None]) -> RuleKey | None:
+    """The rule a link names among ``keys``: ``rule``, narrowed by ``account``, ``region``
+    and ``bus`` when the link gives them; None when the link names no rule or none of
+    ``keys`` matches it."""
+    rule = params.get("rule")
+    if not rule:
+        return None
+    for key in keys:
+        if key.rule == rule and all(
+                not params.get(name) or params.get(name) == value
+                for name, value in (("account", key.account_id), ("region", key.region),
+                                    ("bus", key.bus))):
+            return key
+    return None
 
 
 def rule_verdicts(store: Store, filters: Filters, tag_key: str = "Team",

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 REFRESH_EVERY = timedelta(seconds=60)
 
 RULE_KEY = "event_flow.rule"
+#: The link whose rule was last picked (a link picks its rule once).
+LINKED_RULE_KEY = "event_flow.linked_rule"
 METRIC_KEY = "event_flow.metric"
 ROWS_KEY = "event_flow.heatmap_rows"
 ONLY_NOT_OK_KEY = "event_flow.routes_only_not_ok"
@@ -172,15 +174,33 @@ def _heatmap(verdicts: pd.DataFrame) -> None:
 # --- one rule ----------------------------------------------------------------------------------
 
 
+def _follow_link(keys: Sequence[vd.RuleKey]) -> None:
+    """An alert's link (``?account=..&region=..&bus=..&rule=..``) picks its rule once per
+    link; the reader's later choice stands. A link to a rule not in scope says so."""
+    link = {name: st.query_params.get(name) for name in vd.RULE_LINK_PARAMS}
+    if not link["rule"]:
+        return
+    text = "|".join(str(link[name] or "") for name in vd.RULE_LINK_PARAMS)
+    linked = vd.linked_rule(keys, link)
+    if linked is None:
+        st.caption(f"The link names rule {md(str(link['rule']))}: it is not among the rules "
+                   "in the sidebar's scope now, so the most urgent rule is shown.")
+    elif st.session_state.get(LINKED_RULE_KEY) != text:
+        st.session_state[LINKED_RULE_KEY] = text
+        st.session_state[RULE_KEY] = linked.encode()
+
+
 def _pick_rule(verdicts: pd.DataFrame) -> vd.RuleKey:
     keys = vd.rule_keys(verdicts)
     options = [key.encode() for key in keys]
     labels = vd.labels_for(keys, verdicts)
+    _follow_link(keys)
     if st.session_state.get(RULE_KEY) not in options:
         st.session_state[RULE_KEY] = options[0]  # the most urgent rule
     chosen = st.selectbox(
         "Rule", options=options, key=RULE_KEY, format_func=lambda key: labels.get(key, key),
-        help="Most urgent first. Defaults to the most urgent rule in scope.",
+        help="Most urgent first. Defaults to the rule an alert's link names, else the most "
+        "urgent rule in scope.",
     )
     return vd.RuleKey.decode(str(chosen))
 

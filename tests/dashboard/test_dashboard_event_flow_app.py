@@ -90,6 +90,44 @@ def test_the_most_urgent_rule_is_preselected(monkeypatch: pytest.MonkeyPatch, po
     assert "FAILING" in box and FAILING_RULE in box and "failed invocations" in box
 
 
+def _open_link(monkeypatch: pytest.MonkeyPatch, config: Path,
+               params: dict[str, str]) -> AppTest:
+    """The dashboard opened on an alert's Event-flow link (alerts/slack.py page_url)."""
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    for name, value in params.items():
+        app.query_params[name] = value
+    app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def test_an_alerts_link_picks_its_rule_once(monkeypatch: pytest.MonkeyPatch, populated: Path,
+                                            store: Store):
+    keys = vd.rule_keys(vd.rule_verdicts(store, Filters()))
+    silent = next(key for key in keys if key.rule == SILENT_RULE)
+    app = _open_link(monkeypatch, populated, {
+        "account": silent.account_id, "region": silent.region, "bus": silent.bus,
+        "rule": silent.rule})
+    assert app.selectbox(key=RULE_KEY).value == silent.encode()  # not the most urgent
+    assert "Matched 0 events" in _texts(app.warning)
+    # the reader picks another rule: the link does not take it back on the next run
+    other = next(key.encode() for key in keys if key != silent)
+    app.selectbox(key=RULE_KEY).set_value(other).run()
+    app.run()
+    assert app.selectbox(key=RULE_KEY).value == other
+
+
+def test_a_link_to_a_rule_not_in_scope_says_so(monkeypatch: pytest.MonkeyPatch,
+                                                populated: Path):
+    app = _open_link(monkeypatch, populated, {"rule": "no-such-rule*[x](http://evil)"})
+    chosen = vd.RuleKey.decode(str(app.selectbox(key=RULE_KEY).value))
+    assert chosen.rule == FAILING_RULE  # the most urgent, as without a link
+    note = _texts(app.caption)
+    assert "The link names rule" in note and "](http" not in note
+
+
 def test_unreachable_banner_names_the_account(monkeypatch: pytest.MonkeyPatch, populated: Path):
     app = _open(monkeypatch, populated)
     banner = next(e.value for e in app.error if "could not read" in e.value)
