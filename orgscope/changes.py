@@ -180,19 +180,3 @@ def changes_frame(changes: Sequence[RuleChange]) -> pd.DataFrame:
     return pd.DataFrame([{column: getattr(change, column) for column in CHANGE_COLUMNS}
                          for change in changes], columns=list(CHANGE_COLUMNS))
 
-
-def latest_change(changes: pd.DataFrame, key: tuple[str, str, str, str],
-                  event_names: Sequence[str] = ()) -> dict[str, Any] | None:
-    """The newest ``rule_changes`` row of one rule, ``key`` = (account_id, region, bus,
-    rule) (of ``event_names`` only, when given), as a dict; None when there is none."""
-    if changes.empty:
-        return None
-    account_id, region, bus, rule = key
-    mask = ((changes["account_id"] == account_id) & (changes["region"] == region)
-            & (changes["bus"] == bus) & (changes["rule"] == rule))
-    if event_names:
-        mask &= changes["event_name"].isin(list(event_names))
-    found = changes[mask]
-    if found.empty:
-        return None
-    return {str(k): v for k, v in found.sort_values("event_time").iloc[-1].to_dict().items()}

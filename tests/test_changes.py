@@ -18,7 +18,6 @@ from orgscope.changes import (
     CHANGE_EVENT_NAMES,
     ChangeRecordError,
     changes_frame,
-    latest_change,
     parse_change,
 )
 from orgscope.collect import CollectContext, Window
@@ -124,19 +123,6 @@ def test_hostile_text_is_kept_as_text_and_fits_the_dataset() -> None:
     frame = changes_frame(changes)
     RULE_CHANGES.to_table(frame)  # raises on a broken contract
     assert list(frame["principal_arn"]) == [c.principal_arn for c in changes]
-
-
-def test_latest_change_is_the_newest_of_the_rule() -> None:
-    first = parse_change(event(eventID="e1", eventTime="2028-02-29T23:00:00Z"), T0)
-    second = parse_change(event("EnableRule", eventID="e2"), T0)
-    other = parse_change(event(params={"name": "x", "eventBusName": "central-bus"},
-                               eventID="e3"), T0)
-    frame = changes_frame([second, first, other])
-    key = (ACCOUNT, "eu-west-1", "central-bus", "orders-to-billing")
-    assert latest_change(frame, key)["event_id"] == "e2"  # type: ignore[index]
-    assert latest_change(frame, key, ["DisableRule"])["event_id"] == "e1"  # type: ignore[index]
-    assert latest_change(frame, (ACCOUNT, "eu-west-1", "central-bus", "gone")) is None
-    assert latest_change(changes_frame([]), key) is None
 
 
 # --- the re-read, against moto ---------------------------------------------------------------
