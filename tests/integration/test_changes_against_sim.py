@@ -163,3 +163,24 @@ def test_a_queue_orgscope_cannot_read_is_a_clear_error_at_start(changes: Changes
         update={"queue_url": url})})
     with pytest.raises(ChangeQueueError, match="no-such-queue"):
         changes.feed_for(config).check()
+
+
+def test_a_failed_reread_keeps_its_message_in_the_queue(changes: Changes) -> None:
+    """Last in the module: the kept message shows again after the visibility timeout."""
+    key: Key = ("888888888888", "default", "order-events-to-delivery")
+    changes.org.sim.withhold_actions(key[0], ["events:DescribeRule"])
+    try:
+        changes.disable(key)
+        result = changes.feed.poll_once()
+    finally:
+        changes.org.sim.repair_account(key[0])
+    assert (result.received, result.failed, result.changes) == (1, 1, [])
+    assert changes.org.query(f"select * from rule_changes where {_where(key)}") == []
+    (run,) = changes.org.query("select status, error from runs where collector = 'inventory' "
+                               f"and account_id = '{key[0]}' order by started_at desc limit 1")
+    assert run["status"] == "error" and "events:DescribeRule" in str(run["error"])
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=changes.org.endpoint)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=changes.config.changes.queue_url,
+        AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
