@@ -135,7 +135,7 @@ def serve(runner: Runner, collectors: Sequence[Collector], after_run: AfterRun,
           stop: threading.Event | None = None, reread: Reread | None = None) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit status.
     ``after_run`` runs the steps after each collector run (:func:`orgscope.plugins.run_steps`);
-    ``reread`` (:func:`orgscope.plugins.reread_collector`) turns on the change feed when
+    ``reread`` (:func:`orgscope.plugins.reread`) turns on the change feed when
     ``[changes] queue_url`` is set."""
     stop = stop or threading.Event()
     feed = change_feed(runner, reread, after_run)
