@@ -126,7 +126,9 @@ def _stamp(value: Any) -> str | None:
 def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str], Any]
               ) -> tuple[str, dict[str, Any]] | None:
     """(summary tail, numbers) of a DISABLED rule, or None when the inventory's history shows
-    it was never ENABLED (a rule without history is reported: nothing says it is meant)."""
+    it was never ENABLED (a rule without history is reported: nothing says it is meant). With
+    a change event naming who disabled it (``disabled_by``, ``disabled_at``), the tail says so
+    instead of "since"."""
     past = history.get((str(row["account_id"]), str(row["region"]), str(row["bus"]),
                         str(row["rule"])))
     if past is None:
@@ -134,6 +136,12 @@ def _disabled(row: Mapping[Any, Any], history: Mapping[tuple[str, str, str, str]
     was, since = _stamp(past.get("last_enabled_at")), _stamp(past.get("disabled_since"))
     if was is None:
         return None  # created disabled: somebody's deliberate choice
+    who, when = past.get("disabled_by"), _stamp(past.get("disabled_at"))
+    if isinstance(who, str) and who and when is not None:
+        # the principal ARN is the monitored account's text: the sinks make it literal
+        return (f", disabled by {who} at {when} (ENABLED at {was})",
+                {"last_enabled_at": was, "disabled_since": since, "disabled_by": who,
+                 "disabled_at": when})
     return (f" since {since} (ENABLED at {was})",
             {"last_enabled_at": was, "disabled_since": since})
 

@@ -2,7 +2,9 @@
 
 AWS APIs wrapped (all read-only, in the account's own region):
 ``events:ListEventBuses``, ``events:DescribeEventBus`` (bus policy), ``events:ListRules``,
-``events:ListTargetsByRule``, ``events:ListTagsForResource``.
+``events:ListTargetsByRule``, ``events:ListTagsForResource``; for a change event
+(:func:`reread_collector`, docs/changes.md) ``events:DescribeRule`` and the last two for the
+one rule it names, or ``events:DescribeEventBus`` for the bus.
 
 Datasets returned:
 
@@ -18,13 +20,16 @@ logged and skipped; the rest of the inventory is still returned.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
+from orgscope.changes import RuleChange
 from orgscope.collect import CollectContext, Collector, Frames, pages
 from orgscope.datasets import EVENT_BUSES, RULES
 
@@ -200,6 +205,90 @@ def collect_inventory(ctx: CollectContext) -> Frames:
     }
 
 
+# --- one rule or bus again, for a change event ----------------------------------------------
+
+
+def _not_found(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) == "ResourceNotFoundException"
+
+
+def _reread_rule(ctx: CollectContext, events: Any, bus: str, rule: str
+                 ) -> dict[str, Any] | None:
+    """One rule's ``rules`` row read again (DescribeRule, ListTargetsByRule,
+    ListTagsForResource); None when the rule (or its bus) no longer exists."""
+    try:
+        described = events.describe_rule(Name=rule, EventBusName=bus)
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+    targets = list(_paginate(events, "list_targets_by_rule", "Targets", Rule=rule,
+                             EventBusName=bus))
+    return rule_record(ctx, bus, described, targets, _tags(events, described.get("Arn")))
+
+
+def _reread_bus(events: Any, bus: str) -> dict[str, Any] | None:
+    """A bus's ARN and policy read again (DescribeEventBus); None when it no longer exists."""
+    try:
+        described = events.describe_event_bus(Name=bus)
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+    policy = described.get("Policy")
+    try:
+        principals = policy_principals(policy)
+    except (ValueError, AttributeError):
+        principals = []
+    return {"arn": described.get("Arn"), "policy": policy, "allowed_principals": principals}
+
+
+def _rows_here(ctx: CollectContext, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` for this run's account and region, as dicts."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")
+            if row["account_id"] == ctx.account.id and row["region"] == ctx.region]
+
+
+def reread_changes(ctx: CollectContext, changes: Sequence[RuleChange]) -> Frames:
+    """The latest inventory snapshot of this account and region (``ctx.input("rules")`` and
+    ``"event_buses"``) with what ``changes`` name read again, as a new snapshot taken at
+    ``ctx.collected_at``: a changed rule re-read (dropped when deleted), a bus whose policy
+    changed re-read, a deleted bus dropped with its rules. Nothing else is listed again: the
+    full inventory stays the reconciliation. A rule the event names but whose record cannot be
+    understood keeps its previous row (logged)."""
+    events = ctx.client("events")
+    rules = _rows_here(ctx, ctx.input(RULES.name))
+    buses = _rows_here(ctx, ctx.input(EVENT_BUSES.name))
+    for change in changes:
+        if change.rule is not None:
+            try:
+                row = _reread_rule(ctx, events, change.bus, change.rule)
+            except (ValueError, KeyError) as error:
+                log.warning("change %s %s: kept rule %s on bus %s as it was, bad record: %s",
+                            ctx.account.id, ctx.region, change.rule, change.bus, error)
+                continue
+            rules = [r for r in rules if (r["bus"], r["rule"]) != (change.bus, change.rule)]
+            rules.extend([row] if row is not None else [])
+            continue
+        if change.event_name in ("TagResource", "UntagResource"):
+            continue  # a bus's tags are not kept
+        bus_row = _reread_bus(events, change.bus)
+        if bus_row is None:
+            buses = [b for b in buses if b["bus"] != change.bus]
+            rules = [r for r in rules if r["bus"] != change.bus]
+        else:
+            buses = [{**b, **bus_row} if b["bus"] == change.bus else b for b in buses]
+    counts = pd.Series([r["bus"] for r in rules], dtype=object).value_counts().to_dict()
+    for bus in buses:
+        bus["rule_count"] = int(counts.get(bus["bus"], 0))
+    return {
+        RULES.name: pd.DataFrame([{**r, "collected_at": ctx.collected_at} for r in rules],
+                                 columns=RULES.columns),
+        EVENT_BUSES.name: pd.DataFrame([{**b, "collected_at": ctx.collected_at} for b in buses],
+                                       columns=EVENT_BUSES.columns),
+    }
+
+
 #: A name no real rule has: a probe that needs a rule gets "not found", which proves the action.
 PROBE_RULE = "orgscope-access-probe"
 
@@ -208,6 +297,8 @@ INVENTORY_PROBES = (
     ("events:DescribeEventBus",
      lambda ctx: ctx.client("events").describe_event_bus(Name="default")),
     ("events:ListRules", lambda ctx: ctx.client("events").list_rules(Limit=1)),
+    ("events:DescribeRule",
+     lambda ctx: ctx.client("events").describe_rule(Name=PROBE_RULE)),
     ("events:ListTargetsByRule",
      lambda ctx: ctx.client("events").list_targets_by_rule(Rule=PROBE_RULE, Limit=1)),
     ("events:ListTagsForResource", lambda ctx: ctx.client("events").list_tags_for_resource(
@@ -228,6 +319,17 @@ INVENTORY = Collector(
         "events:ListRules",
         "events:ListTargetsByRule",
         "events:ListTagsForResource",
+        "events:DescribeRule",
     ),
     probes=INVENTORY_PROBES,
 )
+
+
+def reread_collector(changes: Sequence[RuleChange]) -> Collector:
+    """The inventory collector for one account and region's change events: it writes the
+    ``rules`` and ``event_buses`` snapshot :func:`reread_changes` patches, recorded as an
+    inventory run (so the latest views follow it), from the latest snapshot as its input."""
+    batch = tuple(changes)
+    return dataclasses.replace(
+        INVENTORY, fn=lambda ctx: reread_changes(ctx, batch),
+        inputs=(RULES.name, EVENT_BUSES.name), probes=())

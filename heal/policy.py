@@ -48,6 +48,7 @@ ENABLE = "enable"
 #: Reason codes (the text before the first ':').
 OPT_OUT, EXCLUDED, NEVER_ENABLED, FLAPPING, LIMIT, STALE, MANAGED = (
     "opt-out", "excluded", "never-enabled", "flapping", "limit", "stale", "managed")
+IGNORED_PRINCIPAL = "ignored-principal"
 
 
 class RuleKey(NamedTuple):
@@ -76,6 +77,12 @@ class RuleFacts:
     disabled_since: datetime | None
     #: The AWS service that owns the rule (ListRules' ManagedBy), None for the account's own.
     managed_by: str | None = None
+    #: Who made the call that disabled it, and when (change events, ``rule_changes``; None
+    #: without them).
+    disabled_by: str | None = None
+    disabled_at: datetime | None = None
+    #: Who made the rule's newest change of any kind (``rule_changes``), None when unknown.
+    last_changed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,18 @@ def _utc(value: Any) -> datetime | None:
     return result
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def ignored_principal(principal: str | None, patterns: Iterable[str]) -> str | None:
+    """The first ``heal.ignore_principals`` glob matching ``principal`` (an ARN), or None.
+    Case-sensitive, ``*`` and ``?`` as in fnmatch (``*`` also spans ``/`` and ``:``)."""
+    if principal is None:
+        return None
+    return next((p for p in patterns if fnmatchcase(principal, p)), None)
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
@@ -200,6 +219,9 @@ def rule_facts(latest: pd.DataFrame, history: pd.DataFrame) -> list[RuleFacts]:
             disabled_since=_utc(past.get("disabled_since")) or collected,
             managed_by=row["managed_by"] if isinstance(row.get("managed_by"), str)
             and row["managed_by"] else None,
+            disabled_by=_text(past.get("disabled_by")),
+            disabled_at=_utc(past.get("disabled_at")),
+            last_changed_by=_text(past.get("last_changed_by")),
         ))
     facts.sort(key=lambda f: (f.disabled_since or f.collected_at, f.key))
     return facts
@@ -271,6 +293,21 @@ def _already_said(history: list[dict[str, Any]], since: datetime | None, code: s
                and (since is None or r["at"] > since) for r in history)
 
 
+def _left_alone_on_purpose(fact: RuleFacts, cfg: HealConfig) -> str | None:
+    """The owners' own "leave it": the opt-out tag, ``heal.exclude_rules``, or a last change by
+    a principal of ``heal.ignore_principals``; as a reason, None when none applies."""
+    if opted_out(fact.tags, cfg.opt_out_tag):
+        return f"{OPT_OUT}: tagged {cfg.opt_out_tag}=off"
+    pattern = excluded_by(fact.key, cfg.exclude_rules)
+    if pattern is not None:
+        return f"{EXCLUDED}: matches heal.exclude_rules entry {pattern!r}"
+    pattern = ignored_principal(fact.last_changed_by, cfg.ignore_principals)
+    if pattern is not None:
+        return (f"{IGNORED_PRINCIPAL}: last changed by {fact.last_changed_by}, which matches "
+                f"heal.ignore_principals entry {pattern!r}")
+    return None
+
+
 def _rule_check(fact: RuleFacts, cfg: HealConfig, now: datetime,
                 stale_after: timedelta | None) -> str | None:
     """The first per-rule safety check that says no, as a reason (None: all pass)."""
@@ -280,11 +317,9 @@ def _rule_check(fact: RuleFacts, cfg: HealConfig, now: datetime,
     if fact.last_enabled_at is None:
         return (f"{NEVER_ENABLED}: DISABLED in every inventory since it was first seen "
                 f"({_when(fact.first_seen_at)}); a rule created disabled is left alone")
-    if opted_out(fact.tags, cfg.opt_out_tag):
-        return f"{OPT_OUT}: tagged {cfg.opt_out_tag}=off"
-    pattern = excluded_by(fact.key, cfg.exclude_rules)
-    if pattern is not None:
-        return f"{EXCLUDED}: matches heal.exclude_rules entry {pattern!r}"
+    chosen = _left_alone_on_purpose(fact, cfg)
+    if chosen is not None:
+        return chosen
     if stale_after is not None and fact.collected_at < now - stale_after:
         return (f"{STALE}: the newest inventory of this account and region is from "
                 f"{_when(fact.collected_at)}; only a fresh inventory is acted on")

@@ -8,8 +8,8 @@ client of the action's service in the rule's own account and region, and writes 
 ``would-<action>``). A failure (the role cannot be assumed, a call is refused, the rule is
 gone) is recorded for that rule only; the others are still healed.
 
-Who disabled a rule and when would come from CloudTrail ``LookupEvents``; the simulator (moto)
-lacks it, so ``disabled_by`` and ``disabled_at`` are left null (docs/heal.md).
+Who disabled a rule and when (``disabled_by``, ``disabled_at``) come from the change events in
+``rule_changes`` (orgscope.rule_history.HISTORY_SQL); null without them (docs/heal.md).
 """
 
 from __future__ import annotations
@@ -150,6 +150,17 @@ def _combined(plans: list[Plan]) -> Plan:
                 max(p.total for p in plans), any(p.maintenance for p in plans))
 
 
+def _who_disabled(history: pd.DataFrame) -> dict[RuleKey, tuple[str | None, Any]]:
+    """{rule: (disabled_by, disabled_at)} from the history's change events (HISTORY_SQL)."""
+    if history.empty or "disabled_by" not in history.columns:
+        return {}
+    return {RuleKey(str(r["account_id"]), str(r["region"]), str(r["bus"]), str(r["rule"])):
+            (r["disabled_by"] if isinstance(r["disabled_by"], str) else None,
+             r["disabled_at"] if r["disabled_by"] is not None and not pd.isna(r["disabled_at"])
+             else None)
+            for r in history.to_dict("records")}
+
+
 def run_id(now: datetime) -> str:
     return f"heal-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
@@ -174,6 +185,7 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
     rows: list[dict[str, Any]] = []
     results: dict[str, int] = {}
     outcomes: list[tuple[Decision, Outcome]] = []
+    who = _who_disabled(inputs.history)
     acts = [(action, decision) for action, steps in planned for decision in steps.decisions]
     for action, decision in acts:
         outcome = _act(action, decision, factory, role, dry)
@@ -196,8 +208,8 @@ def run_heal(config: Config, store: Store, factory: SessionFactory, *,
             "dry_run": dry,
             "result": outcome.result,
             "reason": reason,
-            "disabled_by": None,
-            "disabled_at": None,
+            "disabled_by": who.get(key, (None, None))[0] if key else None,
+            "disabled_at": who.get(key, (None, None))[1] if key else None,
             "at": moment,
             "actor": role.arn(key.account_id) if key and decision.action != SKIP
             else ORGSCOPE_ACTOR,

@@ -460,10 +460,15 @@ def cmd_bill(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from orgscope.change_feed import ChangeQueueError
     from orgscope.scheduler import serve
 
     config = _sharded(_load(args), args)
-    return serve(wiring.runner(config), list(plugins.COLLECTORS.values()), plugins.run_steps)
+    try:
+        return serve(wiring.runner(config), list(plugins.COLLECTORS.values()),
+                     plugins.run_steps, reread=plugins.reread)
+    except ChangeQueueError as error:
+        raise UsageError(str(error)) from error
 
 
 def _load_world(args: argparse.Namespace) -> Config:

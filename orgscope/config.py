@@ -427,6 +427,46 @@ def _exclude_rule(value: str) -> str:
     return value
 
 
+#: An SQS queue URL: https://sqs.<region>.amazonaws.com/<account>/<name> (or the simulator's
+#: http://host:port/<account>/<name>).
+QUEUE_URL_RE = re.compile(r"^https?://[^/\s]+/(\d{12})/([\w-]{1,80}(\.fifo)?)$")
+
+
+def _queue_url(value: str) -> str:
+    if value and not QUEUE_URL_RE.match(value):
+        raise ValueError("must be an SQS queue URL such as "
+                         "'https://sqs.us-east-1.amazonaws.com/131313131313/orgscope-changes' "
+                         "(the QueueUrl output of orgscope-change-queue.yaml), or empty for off")
+    return value
+
+
+class ChangesConfig(_Strict):
+    """Change events (docs/changes.md): the monitoring account's queue `orgscope serve`
+    long-polls for rule and bus changes. Empty ``queue_url``: off."""
+
+    queue_url: Annotated[str, AfterValidator(_queue_url)] = ""
+    #: The queue's region; empty: read from the URL (``sqs.<region>.``), else aws.regions[0].
+    region: Annotated[str, AfterValidator(lambda v: _region(v) if v else v)] = ""
+    #: How long one ReceiveMessage waits for a message (SQS long polling: 1-20 s).
+    wait_s: int = Field(default=20, ge=1, le=20)
+
+    def queue_region(self, default: str) -> str:
+        """The queue's region: ``region``, else the URL's ``sqs.<region>.`` host, else
+        ``default``."""
+        if self.region:
+            return self.region
+        match = re.match(r"^https?://sqs\.([a-z0-9-]+)\.", self.queue_url)
+        return match.group(1) if match else default
+
+
+def _principal_pattern(value: str) -> str:
+    """An ARN glob of ``[heal] ignore_principals``: 'arn:aws:sts::*:assumed-role/deploy/*'."""
+    if not value.startswith("arn:"):
+        raise ValueError("must be an ARN pattern starting with 'arn:' (* and ? match any "
+                         "characters), e.g. 'arn:aws:sts::*:assumed-role/deploy-pipeline/*'")
+    return value
+
+
 class HealConfig(_Strict):
     """Auto-heal of disabled rules (docs/heal.md): switch, role, opt-outs and limits."""
 
@@ -437,6 +477,10 @@ class HealConfig(_Strict):
     opt_out_tag: str = Field(default="orgscope:autoheal", min_length=1)
     #: Rule-name globs ('orders-*') or 'account_id/region/bus/rule' globs.
     exclude_rules: list[Annotated[str, AfterValidator(_exclude_rule)]] = Field(
+        default_factory=list)
+    #: Principal ARN globs (a deployment pipeline's role): a rule whose last change event
+    #: (``rule_changes``) was made by one of them is left alone, the reason in the heal log.
+    ignore_principals: list[Annotated[str, AfterValidator(_principal_pattern)]] = Field(
         default_factory=list)
     max_per_run: int = Field(default=5, ge=0, le=100)
     max_per_hour: int = Field(default=20, ge=0, le=1000)
@@ -531,6 +575,7 @@ class Config(_Strict):
     slack: SlackConfig = SlackConfig()
     alerts: AlertsConfig = AlertsConfig()
     heal: HealConfig = HealConfig()
+    changes: ChangesConfig = ChangesConfig()
     traces: TracesConfig = TracesConfig()
     export: ExportConfig = ExportConfig()
     dashboard: DashboardConfig = DashboardConfig()

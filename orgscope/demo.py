@@ -41,10 +41,12 @@ DEMO_CREDENTIALS = {
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" / "demo.toml"
 
 
-def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config:
+def demo_config(config: Config, endpoint_url: str, history_hours: int,
+                change_queue_url: str = "") -> Config:
     """The config the demo collects with: the simulator's endpoint, its own store, the
-    per-account collectors at most a minute apart so the screen moves while you watch, and
-    auto-heal on (not dry-run)."""
+    per-account collectors at most a minute apart so the screen moves while you watch,
+    auto-heal on (not dry-run), and the simulator's change queue (``change_queue_url``, when
+    it has one: a disabled rule is seen in seconds, docs/changes.md)."""
     store = config.store.path
     if not os.environ.get(wiring.STORE_ENV) and store == "./data":
         store = str(Path(config.source).resolve().parent / DEMO_STORE)
@@ -63,7 +65,10 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int) -> Config
     # back ENABLED one or two inventories later; the opted-out one stays off (docs/heal.md).
     heal = config.heal.model_copy(update={"enabled": True, "dry_run": False})
     config = wiring.with_store(config, store)
-    return config.model_copy(update={"aws": aws, "heal": heal})
+    update: dict[str, object] = {"aws": aws, "heal": heal}
+    if change_queue_url:
+        update["changes"] = config.changes.model_copy(update={"queue_url": change_queue_url})
+    return config.model_copy(update=update)
 
 
 def demo_config_path(config: Config) -> Path:
@@ -120,7 +125,7 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
     else:
         scenario_path = Path(scenario) if scenario else (
             DEFAULT_SCENARIO if DEFAULT_SCENARIO.exists() else None)
-        org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path)
+        org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path, change_events=True)
         endpoint = org.start()
         org.start_traffic()
     dashboard: subprocess.Popen[bytes] | None = None
@@ -129,7 +134,8 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
     try:
         if stop.is_set():
             return 0
-        config = demo_config(config, endpoint, org.history_hours)
+        queue_url = org.deployment.change_queue_url if isinstance(org, SimulatedOrg) else ""
+        config = demo_config(config, endpoint, org.history_hours, queue_url)
         url = f"http://localhost:{port or config.dashboard.port}"
         if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":
             # Slack links point at this dashboard, on whatever port it was given
@@ -153,7 +159,8 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
 
         runner = Runner(config, wiring.session_factory(config), wiring.open_store(config))
         if not stop.is_set():
-            serve(runner, list(plugins.COLLECTORS.values()), plugins.run_steps, stop=stop)
+            serve(runner, list(plugins.COLLECTORS.values()), plugins.run_steps, stop=stop,
+                  reread=plugins.reread)
     finally:
         stop.set()
         if dashboard is not None:

@@ -41,6 +41,12 @@ READ_ROLE_TEMPLATE = IAM_DIR / "orgscope-read-role.yaml"
 MANAGEMENT_READ_ROLE_TEMPLATE = IAM_DIR / "orgscope-management-read-role.yaml"
 #: The auto-heal role, which may only re-enable EventBridge rules.
 HEAL_ROLE_TEMPLATE = IAM_DIR / "orgscope-heal-role.yaml"
+#: Change events, every account's side: the rule forwarding rule and bus changes (no role of
+#: orgscope's; docs/changes.md).
+CHANGE_FORWARDER_TEMPLATE = IAM_DIR / "orgscope-change-forwarder.yaml"
+#: Change events, the monitoring account's side: the change bus, its rule, the queue and its
+#: dead-letter queue, and the policy that lets orgscope read the queue.
+CHANGE_QUEUE_TEMPLATE = IAM_DIR / "orgscope-change-queue.yaml"
 
 #: Short-form tags whose long form has no "Fn::" prefix.
 _UNPREFIXED = frozenset({"Ref", "Condition"})

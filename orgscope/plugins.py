@@ -29,10 +29,12 @@ from alerts.rule import AlertRule
 from alerts.rules import ALERT_RULES
 from alerts.step import run_alerts
 from collectors import registry
+from collectors.inventory import reread_collector
 from heal.actions import ACTIONS, HealAction
 from heal.run import run_heal
 from orgscope import config as config_module
 from orgscope import steps
+from orgscope.changes import RuleChange
 from orgscope.collect import Collector
 from orgscope.config import AlertRuleSections, AlertsConfig, CollectorSections, Config
 from orgscope.cost.flow_update import update_flow_cost
@@ -178,6 +180,12 @@ def triggered(collector_names: Sequence[str]) -> list[Step]:
 def run_steps(runner: Runner, collector_names: Sequence[str]) -> dict[str, str | None]:
     """Run the steps that follow ``collector_names`` (:func:`orgscope.steps.run_steps`)."""
     return steps.run_steps(runner, triggered(collector_names))
+
+
+def reread(changes: Sequence[RuleChange]) -> Collector:
+    """The inventory collector that re-reads what one account and region's change events name
+    (:func:`collectors.inventory.reread_collector`; orgscope/change_feed.py)."""
+    return reread_collector(changes)
 
 
 def collector(name: str) -> Collector:

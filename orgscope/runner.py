@@ -570,6 +570,20 @@ class Runner:
         self.store.write(RUNS.name, runs_frame(cycle_id, results, self.shard), cycle_id)
         return CycleResult(cycle_id, started, results, accounts, states)
 
+    def run_target(self, collector: Collector, account: Account, region: str,
+                   inputs: dict[str, pd.DataFrame], now: datetime | None = None) -> RunResult:
+        """Run ``collector`` once in one account and region with ``inputs`` given (a change
+        event's re-read, orgscope/change_feed.py); store its frames and its ``runs`` row like a
+        cycle's (no ``accounts`` or watermark rows: one account-region says nothing of the
+        rest). The start keeps its microseconds: two re-reads within a second are two
+        snapshots, not one."""
+        started = now or datetime.now(UTC)
+        cycle_id = new_cycle_id(started, self.shard)
+        result = self._run_one(Task(collector, account, region, inputs), started)
+        self._store(cycle_id, [collector], [result])
+        self.store.write(RUNS.name, runs_frame(cycle_id, [result], self.shard), cycle_id)
+        return result
+
     def _store(self, cycle_id: str, collectors: Sequence[Collector],
                results: Sequence[RunResult]) -> None:
         for collector in collectors:

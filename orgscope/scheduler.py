@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from orgscope.change_feed import ChangeFeed, Reread, start_feed
 from orgscope.collect import Collector
 from orgscope.config import format_interval
 from orgscope.runner import CycleResult, Runner, stages
@@ -115,11 +116,29 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector],
     return scheduler
 
 
+def change_feed(runner: Runner, reread: Reread | None, after_run: AfterRun
+                ) -> ChangeFeed | None:
+    """The change feed to run beside the jobs (docs/changes.md): with ``[changes] queue_url``
+    set, in the process that runs the org-wide steps; checked before anything starts
+    (:class:`orgscope.change_feed.ChangeQueueError` says why it cannot be read)."""
+    if not runner.config.changes.queue_url or reread is None:
+        return None
+    if not runner.runs_org_steps:
+        log.info("change feed: runs in the shard that runs the org-wide steps, not here")
+        return None
+    feed = ChangeFeed(runner, reread, after_run)
+    feed.check()
+    return feed
+
+
 def serve(runner: Runner, collectors: Sequence[Collector], after_run: AfterRun,
-          stop: threading.Event | None = None) -> int:
+          stop: threading.Event | None = None, reread: Reread | None = None) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit status.
-    ``after_run`` runs the steps after each collector run (:func:`orgscope.plugins.run_steps`)."""
+    ``after_run`` runs the steps after each collector run (:func:`orgscope.plugins.run_steps`);
+    ``reread`` (:func:`orgscope.plugins.reread`) turns on the change feed when
+    ``[changes] queue_url`` is set."""
     stop = stop or threading.Event()
+    feed = change_feed(runner, reread, after_run)
     scheduler = build_scheduler(runner, collectors, after_run)
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -131,6 +150,8 @@ def serve(runner: Runner, collectors: Sequence[Collector], after_run: AfterRun,
         signal.signal(signal.SIGTERM, _on_signal)
     scheduler.start()
     log.info("scheduler started with %d job(s)", len(scheduler.get_jobs()))
+    if feed is not None:
+        start_feed(feed, stop)
     try:
         stop.wait()
     finally:

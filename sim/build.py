@@ -30,6 +30,8 @@ from typing import Any
 
 from orgscope.config import AccountConfig, Config
 from orgscope.iam_templates import (
+    CHANGE_FORWARDER_TEMPLATE,
+    CHANGE_QUEUE_TEMPLATE,
     HEAL_ROLE_TEMPLATE,
     MANAGEMENT_READ_ROLE_TEMPLATE,
     READ_ROLE_TEMPLATE,
@@ -47,6 +49,12 @@ READ_POLICY = "orgscope-read"
 HEAL_POLICY = "orgscope-heal"
 FORWARDER_ROLE = "central-bus-forwarder"
 FORWARDING_DLQ = "central-bus-forwarding-dlq"
+#: Change events (orgscope/iam/orgscope-change-*.yaml, at their templates' defaults).
+CHANGE_BUS = "orgscope-changes"
+CHANGE_QUEUE = "orgscope-changes"
+CHANGE_FORWARDER_RULE = "orgscope-change-forwarder"
+CHANGE_QUEUE_RULE = "orgscope-changes-to-queue"
+CHANGE_FORWARDER_ROLE = "orgscope-change-forwarder"
 
 
 @dataclass
@@ -59,6 +67,10 @@ class Deployment:
     dlq_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL
     rules: list[tuple[str, str, str]] = field(default_factory=list)  # (account, bus, rule)
     organization_accounts: dict[str, str] = field(default_factory=dict)  # name -> moto id
+    #: The change queue's URL ([changes] queue_url), when change events were deployed.
+    change_queue_url: str = ""
+    #: The change-event rules (account, bus, rule): the forwarders and the queue's rule.
+    change_rules: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def template_actions(path: Traversable) -> list[str]:
@@ -97,6 +109,14 @@ def _tags(account: AccountConfig, service: str, owner: str) -> list[dict[str, st
     values = {"Team": account.team, "Service": service, "Environment": account.environment,
               "CostCenter": account.cost_center or "unassigned", "Owner": owner}
     return [{"Key": k, "Value": v} for k, v in values.items()]
+
+
+def _template_pattern(path: Traversable) -> dict[str, Any]:
+    """The EventPattern of the one rule a change-event template creates."""
+    (rule,) = [resource["Properties"] for resource in load_template(path)["Resources"].values()
+               if resource["Type"] == "AWS::Events::Rule"]
+    pattern: dict[str, Any] = rule["EventPattern"]
+    return pattern
 
 
 class Builder:
@@ -171,7 +191,9 @@ class Builder:
 
     # --- the organization -------------------------------------------------------------------
 
-    def build(self) -> Deployment:
+    def build(self, *, change_events: bool = False) -> Deployment:
+        """Build the organization; with ``change_events``, last, the change-event rules and
+        queue of orgscope/iam/orgscope-change-*.yaml (:meth:`deploy_change_events`)."""
         org = self.config.organization
         deployment = Deployment(org.central_bus_account_id, org.central_bus_name)
         for account in self.config.accounts:
@@ -181,6 +203,8 @@ class Builder:
         self._central_bus(deployment)
         for route in ROUTES:
             self._route(deployment, route)
+        if change_events:
+            self.deploy_change_events(deployment)
         log.info("built %d accounts, %d rules, %d DLQs", len(self.config.accounts),
                  len(deployment.rules), len(deployment.dlq_urls))
         return deployment
@@ -220,6 +244,76 @@ class Builder:
         iam.put_role_policy(RoleName=FORWARDER_ROLE, PolicyName="forward",
                             PolicyDocument=policy_document(["events:PutEvents"]))
         self._queue(deployment, central, FORWARDING_DLQ, [], dlq=True)
+
+    def deploy_change_events(self, deployment: Deployment) -> str:
+        """What orgscope-change-queue.yaml creates in the monitoring account (the change bus
+        admitting the organization, the queue and its DLQ, the rule between them) and what
+        orgscope-change-forwarder.yaml creates in every account (the forwarding rule on the
+        default bus, with the templates' own pattern, and its role); returns the queue URL.
+        Built after everything else, so the build's own changes are not in the queue.
+
+        The queue side goes in the account orgscope's base credentials belong to (it reads
+        the queue with them, as in AWS): in the simulator that is moto's default account, not
+        ``monitoring_account_id`` (a simulator-only difference, docs/simulator.md)."""
+        monitoring = str(self.admin.base_client("sts").get_caller_identity()["Account"])
+        region = self.region
+        management = self.config.organization.management_account_id
+        org_id = self.admin.client(management, "organizations").describe_organization()[
+            "Organization"]["Id"]
+        events = self.admin.client(monitoring, "events")
+        bus_arn = str(events.create_event_bus(Name=CHANGE_BUS)["EventBusArn"])
+        events.put_permission(EventBusName=CHANGE_BUS, Action="events:PutEvents",
+                              Principal="*", StatementId="orgscope-organization-forwards-changes",
+                              Condition={"Type": "StringEquals", "Key": "aws:PrincipalOrgID",
+                                         "Value": org_id})
+        sqs = self.admin.client(monitoring, "sqs")
+        dlq_arn = f"arn:aws:sqs:{region}:{monitoring}:{CHANGE_QUEUE}-dlq"
+        sqs.create_queue(QueueName=f"{CHANGE_QUEUE}-dlq")
+        rule_arn = f"arn:aws:events:{region}:{monitoring}:rule/{CHANGE_BUS}/{CHANGE_QUEUE_RULE}"
+        queue_arn = f"arn:aws:sqs:{region}:{monitoring}:{CHANGE_QUEUE}"
+        url = str(sqs.create_queue(QueueName=CHANGE_QUEUE, Attributes={
+            "VisibilityTimeout": "120",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+            "Policy": json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Sid": "ChangeRuleSends", "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]}),
+        })["QueueUrl"])
+        pattern = json.dumps(_template_pattern(CHANGE_QUEUE_TEMPLATE))
+        events.put_rule(Name=CHANGE_QUEUE_RULE, EventBusName=CHANGE_BUS, EventPattern=pattern,
+                        State="ENABLED",
+                        Description="orgscope change events from every account, into the queue")
+        events.put_targets(Rule=CHANGE_QUEUE_RULE, EventBusName=CHANGE_BUS, Targets=[{
+            "Id": "orgscope-change-queue", "Arn": queue_arn,
+            "DeadLetterConfig": {"Arn": dlq_arn}}])
+        deployment.change_rules.append((monitoring, CHANGE_BUS, CHANGE_QUEUE_RULE))
+        forwarder = json.dumps(_template_pattern(CHANGE_FORWARDER_TEMPLATE))
+        for account in self.config.accounts:
+            iam = self.admin.client(account.id, "iam")
+            role_arn = iam.create_role(RoleName=CHANGE_FORWARDER_ROLE, AssumeRolePolicyDocument=(
+                json.dumps({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sts:AssumeRole"}]})))["Role"]["Arn"]
+            iam.put_role_policy(RoleName=CHANGE_FORWARDER_ROLE,
+                                PolicyName="orgscope-change-forwarding",
+                                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                                    {"Effect": "Allow", "Action": "events:PutEvents",
+                                     "Resource": bus_arn}]}))
+            account_events = self.admin.client(account.id, "events")
+            account_events.put_rule(
+                Name=CHANGE_FORWARDER_RULE, EventBusName="default", EventPattern=forwarder,
+                State="ENABLED",
+                Description="orgscope change events (rule and bus changes) to the monitoring "
+                            "account")
+            account_events.put_targets(Rule=CHANGE_FORWARDER_RULE, EventBusName="default",
+                                       Targets=[{"Id": "orgscope-change-bus", "Arn": bus_arn,
+                                                 "RoleArn": role_arn}])
+            deployment.change_rules.append((account.id, "default", CHANGE_FORWARDER_RULE))
+        deployment.change_queue_url = url
+        log.info("change events: %d forwarding rules -> %s -> %s", len(self.config.accounts),
+                 bus_arn, url)
+        return url
 
     def _queue(self, deployment: Deployment, account_id: str, name: str,
                tags: list[dict[str, str]], dlq: bool = False) -> str:

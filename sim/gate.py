@@ -428,7 +428,7 @@ class IamGate:
                         account_id: str) -> dict[str, str]:
         """``aws:ResourceTag/<key>`` of the EventBridge rule a JSON request names (Name and
         EventBusName in the body), lower-cased; empty for anything else."""
-        body = _json_body(environ)
+        body = json_body(environ)
         name = body.get("Name")
         if signature.service != "events" or not isinstance(name, str):
             return {}
@@ -454,7 +454,7 @@ class IamGate:
                                f"{form['RoleArn']} ({reason})")
 
 
-def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
+def json_body(environ: dict[str, Any]) -> dict[str, Any]:
     """A JSON protocol request's body as a dict (empty otherwise); the body is put back."""
     if not environ.get("CONTENT_TYPE", "").startswith("application/x-amz-json"):
         return {}

@@ -74,8 +74,10 @@ class SimulatedOrg(ServedOrganization):
     def __init__(self, config: Config, *, host: str = "127.0.0.1", port: int = 0,
                  tick_s: float = 60.0, history_hours: int = 6,
                  scenario: Path | None = None, seed: int = 7,
-                 cost_page_groups: int = PAGE_GROUPS) -> None:
+                 cost_page_groups: int = PAGE_GROUPS, change_events: bool = False) -> None:
         self.config = config
+        #: Deploy the change-event rules and queue (docs/simulator.md, "Change events").
+        self.change_events = change_events
         self.host = host
         self.port = port
         self.tick_s = tick_s
@@ -133,7 +135,7 @@ class SimulatedOrg(ServedOrganization):
         self.timings["server_s"] = time.monotonic() - clock
         clock = time.monotonic()
         self._builder = Builder(self.config, self._admin)
-        self._deployment = self._builder.build()
+        self._deployment = self._builder.build(change_events=self.change_events)
         self.timings["build_s"] = time.monotonic() - clock
         clock = time.monotonic()
         self._bind_costs()

@@ -18,13 +18,15 @@ from sim.admin import AdminSessions
 from sim.discovery import SchemaRegistry
 from sim.gate import IamGate
 from sim.schemas_api import SchemasApi
+from sim.trail import CloudTrailEvents
 
 log = logging.getLogger(__name__)
 
 
 class GatedMotoServer(ThreadedMotoServer):
     """ThreadedMotoServer whose app is wrapped by :class:`sim.gate.IamGate`, with the
-    simulator's Schemas API (:mod:`sim.schemas_api`, from ``schemas``) behind the gate.
+    simulator's Schemas API (:mod:`sim.schemas_api`, from ``schemas``) behind the gate, and
+    CloudTrail's change events (:mod:`sim.trail`) behind that.
 
     The state lives in moto's module-level backends, shared by every server in the process:
     :meth:`reset` empties it (POST /moto-api/reset).
@@ -38,8 +40,9 @@ class GatedMotoServer(ThreadedMotoServer):
         self.schemas = schemas or SchemaRegistry()
 
     def _server_entry(self) -> None:
-        app = IamGate(SchemasApi(DomainDispatcherApplication(create_backend_app), self.schemas),
-                      self._guarded_roles)
+        # behind the gate: a refused change changes nothing, so CloudTrail records nothing
+        app = IamGate(SchemasApi(CloudTrailEvents(DomainDispatcherApplication(
+            create_backend_app)), self.schemas), self._guarded_roles)
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=_QuietHandler
         )

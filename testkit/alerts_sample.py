@@ -54,6 +54,16 @@ def _alert(key: str, name: str, severity: str, state: str, account: tuple[str, s
     }
 
 
+#: Who disabled FIRING_RULE, as a change event (docs/changes.md) names them.
+DISABLED_BY = f"arn:aws:sts::{CENTRAL}:assumed-role/Admin/jo"
+
+
+def firing_summary(disabled_at: datetime) -> str:
+    """FIRING_KEY's summary, as rule_disabled words it when a change event names who."""
+    return (f"rule {FIRING_RULE} is DISABLED, disabled by {DISABLED_BY} at "
+            f"{disabled_at:%Y-%m-%d %H:%M} UTC")
+
+
 def firing_payload(now: datetime) -> dict[str, Any]:
     """The Block Kit message of FIRING_KEY, as the alerting step would post it."""
     return {
@@ -100,8 +110,8 @@ def fill_alerts(store: Store, now: datetime) -> None:
     resolved_at = now - timedelta(hours=2, minutes=50)
     alerts = [
         _alert(FIRING_KEY, "rule_disabled", "critical", "firing", platform, "central-bus",
-               FIRING_RULE, f"rule {FIRING_RULE} is DISABLED", fired - timedelta(minutes=5),
-               fired=fired, notified=fired),
+               FIRING_RULE, firing_summary(fired - timedelta(minutes=6)),
+               fired - timedelta(minutes=5), fired=fired, notified=fired),
         _alert(SILENCED_KEY, "dlq_depth", "warning", "firing", delivery, "default",
                "delivery-from-central", "DLQ delivery-from-central-dlq holds 37 messages",
                now - timedelta(hours=1), fired=now - timedelta(minutes=50),

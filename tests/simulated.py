@@ -80,10 +80,12 @@ def recent_team_move(today: date | None = None, months_ago: int = 4) -> dict[str
 
 
 @contextmanager
-def simulated_org(folder: Path, replace: dict[str, str] | None = None) -> Iterator[Org]:
+def simulated_org(folder: Path, replace: dict[str, str] | None = None, *,
+                  change_events: bool = False) -> Iterator[Org]:
     """Start the simulator with one hour of history; write a config pointing at a store in
     ``folder`` (with each ``replace`` key of config.toml's text replaced by its value); set
-    the base credentials and AWS_ENDPOINT_URL for the duration."""
+    the base credentials and AWS_ENDPOINT_URL for the duration. ``change_events``: deploy the
+    change-event rules and queue (``sim.deployment.change_queue_url``)."""
     config_path = folder / "config.toml"
     text = REFERENCE_CONFIG.read_text().replace('path = "./data"', 'path = "./store"')
     for old, new in (replace or {}).items():
@@ -95,7 +97,8 @@ def simulated_org(folder: Path, replace: dict[str, str] | None = None) -> Iterat
             patch.setenv(key, value)
         for key in ("ORGSCOPE_EXTERNAL_ID", "ORGSCOPE_STORE", "ORGSCOPE_CONFIG"):
             patch.delenv(key, raising=False)
-        sim = SimulatedOrg(wiring.load(config_path), history_hours=1, tick_s=3600)
+        sim = SimulatedOrg(wiring.load(config_path), history_hours=1, tick_s=3600,
+                           change_events=change_events)
         endpoint = sim.start()
         patch.setenv("AWS_ENDPOINT_URL", endpoint)
         try:

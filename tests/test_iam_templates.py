@@ -22,6 +22,8 @@ from orgscope import accounts
 from orgscope.collect import Scope
 from orgscope.config import AwsConfig, HealConfig
 from orgscope.iam_templates import (
+    CHANGE_FORWARDER_TEMPLATE,
+    CHANGE_QUEUE_TEMPLATE,
     HEAL_ROLE_TEMPLATE,
     MANAGEMENT_READ_ROLE_TEMPLATE,
     READ_ROLE_TEMPLATE,
@@ -455,7 +457,8 @@ def test_template_defaults_match_the_config() -> None:
 # --- cfn-lint --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [*ALL_TEMPLATES, CHANGE_FORWARDER_TEMPLATE,
+                                  CHANGE_QUEUE_TEMPLATE], ids=lambda p: p.stem)
 def test_cfn_lint_is_clean(path: Path) -> None:
     """cfn-lint (pulled in by moto) finds nothing: no errors, warnings or informational notes."""
     api = pytest.importorskip("cfnlint.api")

@@ -8,7 +8,7 @@ schema. docs/datasets.md documents every column; tests/test_docs.py keeps the tw
 
 from __future__ import annotations
 
-from orgscope.datasets import alerts, cost, events, heal, schemas, spine, traces
+from orgscope.datasets import alerts, changes, cost, events, heal, schemas, spine, traces
 from orgscope.datasets.alerts import (
     ALERT_EVENTS,
     ALERTS,
@@ -18,6 +18,7 @@ from orgscope.datasets.alerts import (
     SILENCE_SOURCES,
     SILENCES,
 )
+from orgscope.datasets.changes import RULE_CHANGES
 from orgscope.datasets.cost import COST_CLOSED_MONTHS, COST_DAILY, FLOW_COST_DAILY
 from orgscope.datasets.events import (
     ACCOUNT_METRICS,
@@ -40,7 +41,7 @@ from orgscope.datasets.traces import OTLP_EXPORTS, SPANS, TRACES
 #: in one place (its module; importing it from this package is a convenience).
 CATALOGUE: tuple[Dataset, ...] = (*spine.DATASETS, *events.DATASETS, *traces.DATASETS,
                                   *cost.DATASETS, *alerts.DATASETS, *heal.DATASETS,
-                                  *schemas.DATASETS)
+                                  *schemas.DATASETS, *changes.DATASETS)
 
 
 def all_datasets() -> list[Dataset]:
@@ -53,7 +54,7 @@ __all__ = [
     "COST_CLOSED_MONTHS", "COST_DAILY", "DLQ_DEPTH", "EVENT_BUSES", "EVENT_METRICS",
     "EVENT_SCHEMAS", "FLOW_COST_DAILY", "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX",
     "NOTIFICATIONS", "OTLP_EXPORTS",
-    "RULES", "RULE_HEALTH", "RULE_METRICS", "RUNS", "SEVERITIES", "SILENCES",
+    "RULES", "RULE_CHANGES", "RULE_HEALTH", "RULE_METRICS", "RUNS", "SEVERITIES", "SILENCES",
     "SILENCE_SOURCES", "SPANS", "TRACES", "UTC_TS", "VERDICTS",
     "WATERMARKS", "Dataset", "SchemaError", "all_datasets",
 ]

@@ -262,3 +262,22 @@ def test_schema_breaking_change_names_rule_field_versions_and_producer() -> None
     assert [b["field"] for b in found.details["breaks"]] == ["detail.amount", "detail.purpose"]
     held = evaluate(inputs(schema_breaks=None), config(), NOW, "2026-11")
     assert held.is_held(f"schema_breaking_change/{ORDERS}/{REGION}/default/x")
+
+
+def test_rule_disabled_names_who_disabled_it_when_a_change_event_says() -> None:
+    """The principal ARN is the monitored account's text: the summary carries it as written,
+    and every sink makes summaries literal (tests/alerts/test_slack.py::
+    test_hostile_labels_never_page_link_or_format for Slack's)."""
+    who = "arn:aws:sts::111111111111:assumed-role/Admin/<!channel> *jo*"
+    rows = health(verdict("orders-in", "DISABLED"))
+    history = pd.DataFrame([
+        {"account_id": ORDERS, "region": REGION, "bus": "central-bus", "rule": "orders-in",
+         "first_seen_at": NOW - timedelta(hours=1),
+         "last_enabled_at": NOW - timedelta(minutes=10),
+         "disabled_since": NOW - timedelta(minutes=5), "disabled_by": who,
+         "disabled_at": NOW - timedelta(minutes=6)}])
+    [found] = evaluate(inputs(rule_health=rows, disabled=history), config(), NOW,
+                       "2026-11").conditions
+    assert (f"is DISABLED, disabled by {who} at 2026-11-26 07:54 UTC (ENABLED at "
+            "2026-11-26 07:50 UTC)") in found.summary
+    assert found.details["disabled_by"] == who

@@ -27,6 +27,7 @@ from dashboard import alerts_data as ad
 from dashboard.data import open_store
 from orgscope.store import Store
 from testkit.alerts_sample import (
+    DISABLED_BY,
     FIRING_KEY,
     FIRING_RULE,
     OPTED_OUT_RULE,
@@ -96,7 +97,8 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
     card = page.get_by_test_id("stMarkdown").filter(has_text=f"key {FIRING_KEY}").first
     text = card.inner_text()
     for label in ("CRITICAL", "FIRING", "account event-bus (121212121212)", "region us-east-1",
-                  "team platform", "bus central-bus", f"rule {FIRING_RULE}"):
+                  "team platform", "bus central-bus", f"rule {FIRING_RULE}",
+                  f"disabled by {DISABLED_BY} at"):  # who, from a change event, as text
         assert label in text, (label, text)
     # its Slack message as sent: the header block and the numbers (the raw JSON sits folded
     # in an expander below it: the rendered text is the first match)

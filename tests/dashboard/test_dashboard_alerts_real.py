@@ -4,6 +4,7 @@ rule evaluated by alerts.step.run_alerts, its message delivered to the local Sla
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,9 @@ from alerts.step import run_alerts
 from dashboard import access
 from dashboard import alerts_data as ad
 from dashboard.app_pages.alerts import COMMENT_KEY, CREATE_KEY, MATCHERS_KEY
-from orgscope.datasets import all_datasets
+from orgscope.changes import RuleChange, changes_frame
+from orgscope.config import Config
+from orgscope.datasets import RULE_CHANGES, all_datasets
 from orgscope.plugins import load_config
 from orgscope.store import Store
 from orgscope.wiring import CONFIG_ENV, STORE_ENV
@@ -30,7 +33,7 @@ from testkit.dashboard_sample import (
     fill_org_store,
     write_config,
 )
-from testkit.hostile import shown
+from testkit.hostile import markdown_problems, shown, slack_problems
 from tests.alerts.alert_frames import CENTRAL, heal, heal_action, health, verdict
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
@@ -47,8 +50,9 @@ def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackSink]:
     server.stop()
 
 
-def test_the_page_shows_what_the_alerting_step_wrote(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sink: SlackSink) -> None:
+def _disabled_rule(tmp_path: Path) -> tuple[Path, Config, Store, datetime]:
+    """A config and store where the inventory saw RULE ENABLED twice, then DISABLED, and the
+    health model said so; (config path, config, store, now)."""
     config_path = write_config(tmp_path, tmp_path / "data")
     config = load_config(config_path)
     store = Store(str(tmp_path / "data"), all_datasets())
@@ -63,12 +67,11 @@ def test_the_page_shows_what_the_alerting_step_wrote(
     store.write("runs", _runs_frame(cycle, "cycle-3", ["us-east-1"]), "cycle-3")
     store.write("rule_health", health(verdict(RULE, "DISABLED", reasons=["rule is DISABLED"],
                                               account_id=CENTRAL, at=now)), "health-1")
-    store.write("heal_actions", heal(heal_action("enable", "would-enable",
-                                                 "was ENABLED at the previous inventory",
-                                                 rule=RULE, at=now)), "heal-1")
-    sink.script(Response(429, "rate_limited", {"Retry-After": "1"}))
-    run_alerts(config, store, now=now, max_wait_s=5)
+    return config_path, config, store, now
 
+
+def _alerts_page(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> AppTest:
+    """The Alerts page over ``config_path``'s store, read as the local user."""
     monkeypatch.setenv(CONFIG_ENV, str(config_path))
     monkeypatch.delenv(STORE_ENV, raising=False)
     # AppTest runs without `streamlit run --server.address`: decide as on loopback
@@ -78,6 +81,19 @@ def test_the_page_shows_what_the_alerting_step_wrote(
     app = AppTest.from_file(APP, default_timeout=60).run()
     app.switch_page("app_pages/alerts.py").run()
     assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def test_the_page_shows_what_the_alerting_step_wrote(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sink: SlackSink) -> None:
+    config_path, config, store, now = _disabled_rule(tmp_path)
+    store.write("heal_actions", heal(heal_action("enable", "would-enable",
+                                                 "was ENABLED at the previous inventory",
+                                                 rule=RULE, at=now)), "heal-1")
+    sink.script(Response(429, "rate_limited", {"Retry-After": "1"}))
+    run_alerts(config, store, now=now, max_wait_s=5)
+
+    app = _alerts_page(monkeypatch, config_path)
     text = shown("\n".join(str(m.value) for m in app.markdown))
     assert f"key {KEY}" in text and "account **event-bus (121212121212)**" in text
     # the message as the sink received it
@@ -101,3 +117,31 @@ def test_the_page_shows_what_the_alerting_step_wrote(
     # (the step evaluates at whole seconds: one second on, the silence has surely started)
     run_alerts(config, store, now=datetime.now(UTC) + timedelta(seconds=1), max_wait_s=1)
     assert ad.alert_by_key(store, KEY, datetime.now(UTC)).iloc[0]["silences"] == [silence_id]
+
+
+#: A principal ARN as a monitored account could shape it (a role path is free text).
+WHO = "arn:aws:sts::121212121212:assumed-role/<!channel>/[jo](https://evil.example) *x*"
+
+
+def test_the_alert_names_who_disabled_the_rule_as_text(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sink: SlackSink) -> None:
+    """A ``rule_changes`` row (a change event, docs/changes.md) puts "disabled by <principal
+    ARN> at <time>" in the alert: sent to Slack and shown on the page as text."""
+    config_path, config, store, now = _disabled_rule(tmp_path)
+    disabled_at = now - timedelta(seconds=30)
+    store.write(RULE_CHANGES.name, changes_frame([RuleChange(
+        CENTRAL, "us-east-1", "central-bus", RULE, "DisableRule", WHO, "AssumedRole",
+        disabled_at, now - timedelta(seconds=28), "ct-1")]), "changes-1")
+    run_alerts(config, store, now=now, max_wait_s=5)
+
+    [delivered] = [r for r in sink.delivered()
+                   if str(r.payload["text"]).startswith("[CRITICAL] Rule disabled")]
+    assert slack_problems(delivered.payload, config.dashboard.base_url) == []
+    assert "disabled by arn:aws:sts::121212121212:assumed-role/&lt;!channel&gt;" in \
+        json.dumps(delivered.payload)
+
+    app = _alerts_page(monkeypatch, config_path)
+    markdown = [str(m.value) for m in app.markdown]
+    for text in markdown:
+        assert markdown_problems(text, config.dashboard.base_url) == [], text
+    assert f"disabled by {WHO} at {disabled_at:%Y-%m-%d %H:%M} UTC" in shown("\n".join(markdown))

@@ -327,3 +327,45 @@ def test_a_rule_another_aws_service_manages_is_left_to_it() -> None:
                       HealConfig(enabled=True), now=NOW, dry_run=False).decisions
     assert decision.action == "skip" and decision.code == "managed"
     assert "events.amazonaws.com" in decision.reason
+
+
+# --- change events: who changed the rule -----------------------------------------------------
+
+PIPELINE = "arn:aws:sts::111111111111:assumed-role/deploy-pipeline/run-42"
+PERSON = "arn:aws:sts::111111111111:assumed-role/Admin/jo"
+
+
+def test_a_rule_last_changed_by_an_ignored_principal_is_left_alone() -> None:
+    history = [{**history_row("by-pipeline", NOW - timedelta(hours=1)),
+                "disabled_by": PIPELINE, "disabled_at": NOW - timedelta(minutes=30),
+                "last_changed_by": PIPELINE},
+               {**history_row("by-person", NOW - timedelta(hours=1)),
+                "disabled_by": PERSON, "disabled_at": NOW - timedelta(minutes=30),
+                "last_changed_by": PERSON},
+               history_row("unknown", NOW - timedelta(hours=1))]
+    decisions = decide([rule_row("by-pipeline"), rule_row("by-person"), rule_row("unknown"),
+                        *enabled_rows(20)], history,
+                       ignore_principals=["arn:aws:sts::*:assumed-role/deploy-pipeline/*"])
+    by_rule = {d.key.rule: d for d in decisions if d.key}
+    assert by_rule["by-pipeline"].action == "skip"
+    assert by_rule["by-pipeline"].reason == (
+        f"ignored-principal: last changed by {PIPELINE}, which matches heal.ignore_principals "
+        "entry 'arn:aws:sts::*:assumed-role/deploy-pipeline/*'")
+    # another principal, or no change event at all: judged as before
+    assert by_rule["by-person"].action == by_rule["unknown"].action == "enable"
+
+
+def test_facts_carry_who_disabled_the_rule_and_when() -> None:
+    at = NOW - timedelta(minutes=30)
+    [fact] = rule_facts(pd.DataFrame([rule_row("r")]), pd.DataFrame([
+        {**history_row("r", NOW - timedelta(hours=1)), "disabled_by": PERSON,
+         "disabled_at": at, "last_changed_by": PERSON}]))
+    assert (fact.disabled_by, fact.disabled_at, fact.last_changed_by) == (PERSON, at, PERSON)
+    [bare] = rule_facts(pd.DataFrame([rule_row("r")]),
+                        pd.DataFrame([history_row("r", NOW - timedelta(hours=1))]))
+    assert (bare.disabled_by, bare.disabled_at, bare.last_changed_by) == (None, None, None)
+
+
+def test_ignore_principals_must_be_arn_patterns() -> None:
+    with pytest.raises(ValueError, match="ARN pattern"):
+        HealConfig(ignore_principals=["deploy-pipeline"])
