@@ -94,7 +94,11 @@ def test_alerts_page_in_chromium(running: Running, browser: Any) -> None:
     _open_alerts(page, f"{url}/alerts", f"Signed in as {EMAIL_SHOWN}.")
 
     # the firing alert, most urgent first, with its labels
-    card = page.get_by_test_id("stMarkdown").filter(has_text=f"key {FIRING_KEY}").first
+    # (its Slack message, shown below, names the key too, and "Firing since": the card is the
+    # element with the key and the state in capitals; has_text alone ignores case)
+    card = page.get_by_test_id("stMarkdown").filter(has_text=f"key {FIRING_KEY}").filter(
+        has_text=re.compile("FIRING")).first
+    card.wait_for(timeout=30_000)
     text = card.inner_text()
     for label in ("CRITICAL", "FIRING", "account event-bus (121212121212)", "region us-east-1",
                   "team platform", "bus central-bus", f"rule {FIRING_RULE}",
