@@ -18,7 +18,7 @@ a test's own call.
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
 import time
 import uuid
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.events.models import events_backends
+from moto.events.utils import _BASE_EVENT_MESSAGE, EventMessageType
 from moto.iam.models import get_account_id_from
 from moto.sts.models import sts_backends
 
@@ -105,8 +106,21 @@ class CloudTrailEvents:
 
 
 def put_on_default_bus(account: str, region: str, detail: dict[str, Any]) -> None:
-    """The event on ``account``'s default bus in ``region``, through moto's EventBridge (its
-    rules route it: the forwarding rule to the monitoring account's change bus)."""
-    events_backends[account][region].put_events([{
-        "Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail),
-        "EventBusName": "default", "Time": time.time()}])
+    """The event on ``account``'s default bus in ``region``, through moto's EventBridge rules
+    (the forwarding rule routes it to the monitoring account's change bus).
+
+    Each rule is handed the event on its own, as moto's PutEvents would: moto raises
+    NotImplementedError for a target type it cannot deliver to (a state machine, a Kinesis
+    stream: the second organization has them on its default buses), and inside PutEvents that
+    would stop the loop before the forwarding rule saw the event."""
+    bus = events_backends[account][region].describe_event_bus("default")
+    message: EventMessageType = copy.deepcopy(_BASE_EVENT_MESSAGE)
+    message.update({"id": str(uuid.uuid4()), "detail-type": DETAIL_TYPE, "source": SOURCE,
+                    "account": account, "time": time.time(), "region": region,
+                    "resources": [], "detail": detail, "ingestion-time": time.time()})
+    for rule in list(bus.rules.values()):
+        try:
+            rule.send_to_targets(copy.deepcopy(message))
+        except NotImplementedError as error:
+            log.debug("trail: moto cannot deliver to a target of rule %s (%s)", rule.name,
+                      error)
