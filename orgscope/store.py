@@ -85,6 +85,9 @@ COMPACTED_MARK = "-compacted"
 COMPACTED_FROM = b"orgscope.compacted_from"
 #: Compacted files whose replaced names this process keeps (see Store._replaced_by).
 REPLACED_CACHE_SIZE = 20_000
+#: How many times a query is listed and run again when a file it listed was deleted before
+#: DuckDB read it (a compaction replacing it meanwhile).
+VANISHED_RETRIES = 5
 _REPLACED: dict[tuple[str, str], tuple[str, ...]] = {}
 _REPLACED_LOCK = threading.Lock()
 
@@ -484,27 +487,31 @@ class Store:
         """Run DuckDB SQL over the datasets; raises :class:`StoreError` with DuckDB's message.
 
         A file listed for a view can be deleted by a compaction before DuckDB reads it (the
-        compacted file holding its rows is there by then): the query is then run once more
-        over a fresh listing; so it is after a file damaged in the middle was found and
+        compacted file holding its rows is there by then): the query is then run again over a
+        fresh listing, up to :data:`VANISHED_RETRIES` times, since a compaction works through
+        a dataset's partitions one after another and can delete the next one's files during
+        the retry; it is run once more after a file damaged in the middle was found and
         quarantined. ``prepare`` runs on each connection once its views are built, before the
         query (``orgscope query`` locks the connection down there); what a locked connection
         refuses is raised as DuckDB's ``PermissionException``.
         """
-        try:
-            return self._query_once(sql, params, prepare)
-        except duckdb.PermissionException:
-            raise
-        except duckdb.Error as error:
-            if self.place.vanished(error):
-                log.debug("a file vanished during the query, listing again: %s", error)
-            elif not (_may_be_a_corrupt_file(error) and self._quarantine_corrupt(sql, error)):
-                raise StoreError(str(error).strip()) from None
-        try:
-            return self._query_once(sql, params, prepare)
-        except duckdb.PermissionException:
-            raise
-        except duckdb.Error as error:
-            raise StoreError(str(error).strip()) from None
+        vanished = 0
+        quarantined = False
+        while True:
+            try:
+                return self._query_once(sql, params, prepare)
+            except duckdb.PermissionException:
+                raise
+            except duckdb.Error as error:
+                if self.place.vanished(error) and vanished < VANISHED_RETRIES:
+                    vanished += 1
+                    log.debug("a file vanished during the query, listing again (%d): %s",
+                              vanished, error)
+                elif not quarantined and _may_be_a_corrupt_file(error) and \
+                        self._quarantine_corrupt(sql, error):
+                    quarantined = True
+                else:
+                    raise StoreError(str(error).strip()) from None
 
     def _quarantine_corrupt(self, sql: str, error: duckdb.Error) -> bool:
         """After a query failed reading data (DuckDB does not say which file: "Corrupted

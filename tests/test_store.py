@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import duckdb
 import pandas as pd
 import pytest
 
 from orgscope.datasets import ACCOUNTS, RULES, RUNS, SchemaError, all_datasets
-from orgscope.store import Store, StoreError
+from orgscope.store import VANISHED_RETRIES, Store, StoreError
 
 T0 = datetime(2026, 11, 25, 23, 58, tzinfo=UTC)
 
@@ -367,3 +368,35 @@ def test_the_latest_view_reads_only_the_days_that_hold_a_latest_snapshot(store: 
         ["ENABLED", "DISABLED"]
     assert day1_partition not in latest_view_sql()
     assert len(store.query("SELECT * FROM rules_history")) == 4  # the history keeps every day
+
+
+def _vanishing(store: Store, monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the store's next ``times`` query runs fail as DuckDB does when a listed file was
+    deleted before it was read (a compaction working through the partitions); count runs."""
+    runs = [0]
+    real = store._query_once
+
+    def flaky(*args: object, **kwargs: object) -> pd.DataFrame:
+        runs[0] += 1
+        if runs[0] <= times:
+            raise duckdb.IOException(
+                f'IO Error: Cannot open file "{store.base}/rules/part-{runs[0]}.parquet": '
+                "No such file or directory")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_query_once", flaky)
+    return runs
+
+
+def test_a_query_lists_again_while_a_compaction_deletes_partition_after_partition(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    store.write("rules", pd.DataFrame([rule_row("111111111111", "orders", "ENABLED", at)]),
+                "r1")
+    runs = _vanishing(store, monkeypatch, VANISHED_RETRIES)
+    assert store.query("SELECT rule FROM rules_history")["rule"].tolist() == ["orders"]
+    assert runs[0] == VANISHED_RETRIES + 1
+    runs = _vanishing(store, monkeypatch, VANISHED_RETRIES + 1)  # and then it gives up
+    with pytest.raises(StoreError, match="No such file"):
+        store.query("SELECT rule FROM rules_history")
+    assert runs[0] == VANISHED_RETRIES + 1
