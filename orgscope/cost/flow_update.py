@@ -86,8 +86,8 @@ def _waiting_for_events(store: Store, computed: pd.Timestamp) -> bool:
         [flows.METHOD_NO_EVENTS])
     if int(seen["with_events"].iloc[0]) or not int(seen["waiting"].iloc[0]):
         return False
-    ran = store.query("SELECT max(started_at) AS at FROM runs "
-                      "WHERE collector = 'metrics' AND status = 'ok'")["at"].iloc[0]
+    ran = store.query("SELECT max(ok_at) AS at FROM runs_latest "
+                      "WHERE collector = 'metrics'")["at"].iloc[0]
     return ran is not None and not pd.isna(ran) and pd.Timestamp(ran) >= computed
 
 
