@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS, running_dashboard
 
 SCREENSHOTS = Path(os.environ.get("ORGSCOPE_SCREENSHOTS", "screenshots"))
 
@@ -29,6 +29,13 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(sample: tuple[Any, ...]) -> Iterator[str]:
+    """One dashboard per module, on the module's ``sample`` fixture (its config file first)."""
+    with running_dashboard(sample[0]) as url:
+        yield url
 
 
 def settled(page: Any) -> None:

@@ -5,7 +5,6 @@ holds every row."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from dashboard.data import open_store
 from orgscope import bill, wiring
 from orgscope.datasets import RUNS
 from orgscope.store import Store
-from testkit.browser import running_dashboard
 from testkit.collectors_sample import runs_frame
 from testkit.dashboard_sample import ORG, UNREACHABLE_ID, write_config
 from tests.browser.conftest import SCREENSHOTS
@@ -38,12 +36,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
                        unreachable={UNREACHABLE_ID: now - timedelta(minutes=12)})
     store.write(RUNS.name, frame, "runs")
     return config_path, store
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    with running_dashboard(sample[0]) as url:
-        yield url
 
 
 def _metric(page: Any, label: str) -> str:

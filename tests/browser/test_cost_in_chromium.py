@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from dashboard import cost_data
 from dashboard.data import open_store
 from orgscope import wiring
 from orgscope.store import Store
-from testkit.browser import running_dashboard
 from testkit.cost_sample import fill_cost
 from testkit.dashboard_sample import write_config
 from tests.browser.conftest import SCREENSHOTS
@@ -28,12 +26,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
     store = open_store(str(root / "data"))
     fill_cost(store, wiring.load(config_path), datetime.now(UTC).date())
     return config_path, store
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    with running_dashboard(sample[0]) as url:
-        yield url
 
 
 def test_the_cost_page_shows_the_stores_per_team_totals(

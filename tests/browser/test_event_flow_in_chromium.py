@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from playwright.sync_api import expect
 from dashboard.data import open_store
 from orgscope.datasets import VERDICTS
 from orgscope.store import Store
-from testkit.browser import running_dashboard
 from testkit.dashboard_sample import (
     FAILING_RULE,
     fill_event_flow,
@@ -46,12 +44,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
     fill_org_store(store, now)
     fill_event_flow(store, now, days=DAYS)
     return write_config(root, root / "data"), store
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    with running_dashboard(sample[0]) as url:
-        yield url
 
 
 def _settle(page: object, marker: str) -> float:

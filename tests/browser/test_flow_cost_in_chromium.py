@@ -5,7 +5,6 @@ this month to date, saying so."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,12 +42,6 @@ def _filled(factory: pytest.TempPathFactory, name: str,
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store, datetime]:
     return _filled(tmp_path_factory, "flow_cost_browser", new_install=False)
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(sample: tuple[Path, Store, datetime]) -> Iterator[str]:
-    with running_dashboard(sample[0]) as url:
-        yield url
 
 
 def test_the_cost_page_shows_the_flows_unit_cost(

@@ -7,7 +7,6 @@ page on its rule's broken detail-type."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from dashboard.filters import Filters
 from dashboard.schemas_data import drift
 from orgscope.plugins import load_config
 from orgscope.store import Store
-from testkit.browser import running_dashboard
 from testkit.dashboard_sample import fill_org_store, write_config
 from testkit.schemas_sample import (
     BROKEN_RULES,
@@ -49,12 +47,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
     fill_schema_drift(store, cycles[-1].started_at)
     add_stock_drift(store, cycles[-1].started_at)
     return write_config(root, root / "data"), store
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(sample: tuple[Path, Store]) -> Iterator[str]:
-    with running_dashboard(sample[0]) as url:
-        yield url
 
 
 def test_the_schemas_page_names_the_rules_a_new_version_silences(

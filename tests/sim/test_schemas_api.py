@@ -28,14 +28,11 @@ from orgscope.wiring import session_factory
 from sim.discovery import REGISTRY, SchemaRegistry
 from sim.schemas_api import ApiError, answer
 from tests.sim.conftest import Running
-from tests.sim.test_sim_org import matched_events
+from tests.sim.test_sim_org import BUS, CENTRAL, PAYMENTS, matched_events
 
 T0 = datetime(2028, 2, 29, 23, 58, tzinfo=UTC)
 EVENT = {"source": "shop.payments", "detail-type": "Payment Processed", "account": "2",
          "detail": {"purpose": "order", "amount": 4.5, "plan": {"id": "x", "tags": ["a"]}}}
-CENTRAL = "121212121212"
-BUS = "central-bus"
-PAYMENTS = "999999999999"
 ORDERS = "777777777777"
 PAYMENT_RULES = ("payment-processed-to-subscriptions", "payment-events-to-order-processing")
 
