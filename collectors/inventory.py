@@ -147,6 +147,19 @@ def _tags(events: Any, arn: str | None) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in response.get("Tags", [])}
 
 
+def _principals(ctx: CollectContext, bus: str, policy: Any) -> list[str]:
+    """Who ``bus``'s policy lets put events (:func:`policy_principals`); none, logged, when
+    the policy is not valid JSON (the policy itself is kept as text)."""
+    try:
+        return policy_principals(policy)
+    except (ValueError, AttributeError) as error:
+        log.warning(
+            "inventory %s %s: bus %s has a policy that is not valid JSON, kept as text: %s",
+            ctx.account.id, ctx.region, bus, error,
+        )
+        return []
+
+
 def collect_inventory(ctx: CollectContext) -> Frames:
     """Buses, bus policies, rules, targets and tags of one account and region."""
     events = ctx.client("events")
@@ -161,14 +174,7 @@ def collect_inventory(ctx: CollectContext) -> Frames:
         policy = bus.get("Policy")
         if policy is None:
             policy = events.describe_event_bus(Name=name).get("Policy")
-        try:
-            principals = policy_principals(policy)
-        except (ValueError, AttributeError) as error:
-            log.warning(
-                "inventory %s %s: bus %s has a policy that is not valid JSON, kept as text: %s",
-                ctx.account.id, ctx.region, name, error,
-            )
-            principals = []
+        principals = _principals(ctx, name, policy)
         rules = list(_paginate(events, "list_rules", "Rules", EventBusName=name))
         bus_rows.append(
             {
@@ -227,7 +233,7 @@ def _reread_rule(ctx: CollectContext, events: Any, bus: str, rule: str
     return rule_record(ctx, bus, described, targets, _tags(events, described.get("Arn")))
 
 
-def _reread_bus(events: Any, bus: str) -> dict[str, Any] | None:
+def _reread_bus(ctx: CollectContext, events: Any, bus: str) -> dict[str, Any] | None:
     """A bus's ARN and policy read again (DescribeEventBus); None when it no longer exists."""
     try:
         described = events.describe_event_bus(Name=bus)
@@ -236,11 +242,8 @@ def _reread_bus(events: Any, bus: str) -> dict[str, Any] | None:
             return None
         raise
     policy = described.get("Policy")
-    try:
-        principals = policy_principals(policy)
-    except (ValueError, AttributeError):
-        principals = []
-    return {"arn": described.get("Arn"), "policy": policy, "allowed_principals": principals}
+    return {"arn": described.get("Arn"), "policy": policy,
+            "allowed_principals": _principals(ctx, bus, policy)}
 
 
 def _rows_here(ctx: CollectContext, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -272,7 +275,7 @@ def reread_changes(ctx: CollectContext, changes: Sequence[RuleChange]) -> Frames
             continue
         if change.event_name in ("TagResource", "UntagResource"):
             continue  # a bus's tags are not kept
-        bus_row = _reread_bus(events, change.bus)
+        bus_row = _reread_bus(ctx, events, change.bus)
         if bus_row is None:
             buses = [b for b in buses if b["bus"] != change.bus]
             rules = [r for r in rules if r["bus"] != change.bus]
