@@ -41,8 +41,16 @@ from orgscope.collect import (
     pages,
     probe_metric_data,
 )
-from orgscope.config import CollectorConfig, Duration
-from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, EVENT_METRICS, RULE_METRICS
+from orgscope.config import CollectorConfig, Duration, Interval
+from orgscope.datasets import (
+    ACCOUNT_METRICS,
+    ACCOUNT_SIGNALS,
+    AVERAGE_METRICS,
+    EVENT_METRICS,
+    RULE_METRICS,
+    RULE_SIGNALS,
+    activity_metric,
+)
 from orgscope.pricing import Pricing
 
 log = logging.getLogger(__name__)
@@ -74,11 +82,24 @@ class MetricsCollectorConfig(CollectorConfig):
     backfill: Duration = timedelta(days=2)
     overlap: Duration = timedelta(minutes=10)
     max_chunks_per_run: int = Field(default=6, ge=1, le=1000)
+    #: How often a run reads every series of every rule (the full tier); the runs between
+    #: read the fast tier only. At or below ``interval``, every run is full.
+    full_interval: Interval = timedelta(hours=1)
+    #: The fast tier reads each account's latency across all rules; above this many times its
+    #: average over the hour before, it reads every rule's latency too.
+    latency_drill_factor: float = Field(default=1.5, ge=1.0, le=100.0)
+
+    @property
+    def tiered(self) -> bool:
+        """Whether runs between the full ones read the fast tier only."""
+        return self.full_interval > self.interval
 
     def pricing(self) -> Pricing:
         """A run reads ``interval + overlap`` in chunks of at most an hour, each requesting
-        every series again."""
-        return Pricing("chunked", overlap=self.overlap, chunk=MAX_CHUNK_SPAN)
+        every series again; with tiers, the full run reads ``full_interval + overlap`` in one
+        read every ``full_interval`` and the fast runs between read their own series."""
+        tiers = {"fast": self.interval, "full": self.full_interval} if self.tiered else {}
+        return Pricing("chunked", overlap=self.overlap, chunk=MAX_CHUNK_SPAN, tiers=tiers)
 
 
 
@@ -112,23 +133,96 @@ class Series:
 # --- pure helpers: series, queries, windows --------------------------------------------------
 
 
+Owner = tuple[str, str, str]
+
+
+def rule_owners(rules: pd.DataFrame, account_id: str, region: str) -> list[Owner]:
+    """(bus, rule, activity metric) of every rule of one account and region, sorted; rules of
+    other accounts or regions are skipped."""
+    if not len(rules):
+        return []
+    mine = rules[(rules["account_id"] == account_id) & (rules["region"] == region)]
+    patterns = mine["event_pattern"] if "event_pattern" in mine else [None] * len(mine)
+    schedules = mine["schedule_expression"] if "schedule_expression" in mine \
+        else [None] * len(mine)
+    found = {(str(bus), str(rule)): activity_metric(pattern, schedule)
+             for bus, rule, pattern, schedule in zip(mine["bus"], mine["rule"], patterns,
+                                                     schedules, strict=True)}
+    return [(bus, rule, metric) for (bus, rule), metric in sorted(found.items())]
+
+
+def _numbered(pairs: Iterable[tuple[str, str | None, str | None]]) -> list[Series]:
+    """Series with ids ``m<n>``: valid GetMetricData ids (lowercase first letter, then
+    [a-zA-Z0-9_])."""
+    return [Series(f"m{n}", metric, bus, rule) for n, (metric, bus, rule) in enumerate(pairs)]
+
+
 def build_series(rules: pd.DataFrame, account_id: str, region: str) -> list[Series]:
-    """Every series to ask for in one account and region: each rule's RULE_METRICS (rules of
-    other accounts or regions are skipped), then ACCOUNT_METRICS. Ids are ``m<n>``: valid
-    GetMetricData ids (lowercase first letter, then [a-zA-Z0-9_])."""
-    owners: list[tuple[str | None, str | None]] = []
-    if len(rules):
-        mine = rules[(rules["account_id"] == account_id) & (rules["region"] == region)]
-        pairs = {(str(bus), str(rule)) for bus, rule in zip(mine["bus"], mine["rule"],
-                                                            strict=True)}
-        owners.extend(sorted(pairs))
-    series: list[Series] = []
-    for bus, rule in owners:
-        for metric in RULE_METRICS:
-            series.append(Series(f"m{len(series)}", metric, bus, rule))
-    for metric in ACCOUNT_METRICS:
-        series.append(Series(f"m{len(series)}", metric, None, None))
-    return series
+    """The full tier: every rule's RULE_METRICS, the account's ACCOUNT_METRICS and, when it has
+    rules, the RULE_SIGNALS across all of them."""
+    return full_series(rule_owners(rules, account_id, region))
+
+
+def full_series(owners: Sequence[Owner]) -> list[Series]:
+    """The full tier of one account and region (see :func:`build_series`)."""
+    pairs: list[tuple[str, str | None, str | None]] = [
+        (metric, bus, rule) for bus, rule, _ in owners for metric in RULE_METRICS]
+    pairs += [(metric, None, None) for metric in ACCOUNT_METRICS]
+    if owners:
+        pairs += [(metric, None, None) for metric in RULE_SIGNALS]
+    return _numbered(pairs)
+
+
+def fast_series(owners: Sequence[Owner]) -> list[Series]:
+    """The fast tier of one account and region: each rule's activity metric (MatchedEvents,
+    TriggeredRules for a scheduled rule), the RULE_SIGNALS across all rules when it has any,
+    and the account's ACCOUNT_SIGNALS."""
+    pairs: list[tuple[str, str | None, str | None]] = [
+        (metric, bus, rule) for bus, rule, metric in owners]
+    if owners:
+        pairs += [(metric, None, None) for metric in RULE_SIGNALS]
+    pairs += [(metric, None, None) for metric in ACCOUNT_SIGNALS]
+    return _numbered(pairs)
+
+
+def drill_series(owners: Sequence[Owner], signals: Iterable[str],
+                 read: Sequence[Series]) -> list[Series]:
+    """What the signals that were not quiet call for: each rule signal's per-rule metrics for
+    every rule, the rest of ACCOUNT_METRICS for an account signal; never a series in
+    ``read``. Ids continue after ``read``'s."""
+    done = {(s.metric, s.bus, s.rule) for s in read}
+    wanted: list[tuple[str, str | None, str | None]] = []
+    for signal in signals:
+        if signal in RULE_SIGNALS:
+            wanted += [(metric, bus, rule) for bus, rule, _ in owners
+                       for metric in RULE_SIGNALS[signal]]
+        elif signal in ACCOUNT_SIGNALS:
+            wanted += [(metric, None, None) for metric in ACCOUNT_METRICS]
+    fresh = list(dict.fromkeys(w for w in wanted if w not in done))
+    return [Series(f"m{len(read) + n}", metric, bus, rule)
+            for n, (metric, bus, rule) in enumerate(fresh)]
+
+
+def loud_signals(values: Mapping[tuple[str, datetime], float], series: Sequence[Series],
+                 window: Window, latency_factor: float) -> list[str]:
+    """The signals of the fast tier that call for a drill-down: a count signal with a value
+    above zero in ``window``; the latency across all rules when its average in ``window`` is
+    above ``latency_factor`` times its average before ``window.start``."""
+    loud: list[str] = []
+    for item in series:
+        if item.rule is not None or item.metric not in {*RULE_SIGNALS, *ACCOUNT_SIGNALS}:
+            continue
+        inside = [v for (sid, ts), v in values.items() if sid == item.id
+                  and window.start <= ts < window.end]
+        if item.metric in AVERAGE_METRICS:
+            before = [v for (sid, ts), v in values.items() if sid == item.id
+                      and ts < window.start]
+            if inside and before and sum(before) > 0 and \
+                    sum(inside) / len(inside) > latency_factor * sum(before) / len(before):
+                loud.append(item.metric)
+        elif any(v > 0 for v in inside):
+            loud.append(item.metric)
+    return loud
 
 
 def metric_queries(series: Sequence[Series], period_s: int) -> list[dict[str, Any]]:
@@ -174,6 +268,40 @@ def read_window(collected_at: datetime, watermark: datetime | None,
     else:
         start = max(floor_to_period(watermark - settings.overlap, period), horizon)
     return Window(start, end) if start < end else None
+
+
+#: What the fast tier also reads before its window: the hour its latency is compared with.
+LATENCY_BASELINE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run reads: its tier ("full" or "fast"), the window whose rows it returns,
+    and the span one read may cover."""
+
+    tier: str
+    window: Window
+    max_span: timedelta = MAX_CHUNK_SPAN
+
+
+def plan_run(window: Window, watermark: datetime | None, settings: MetricsCollectorConfig
+             ) -> Plan:
+    """The tier of a run reading ``window`` (:func:`read_window`).
+
+    Full, reading ``window`` in chunks as it comes: the first run (back-fill), a run with tiers
+    off, or one that fell more than ``full_interval`` behind. Full, reading the last
+    ``full_interval + overlap`` in one read: the first run after a ``full_interval`` boundary
+    (epoch-aligned) passed. Fast otherwise: ``window`` in one read.
+    """
+    every = settings.full_interval
+    if watermark is None or not settings.tiered or window.end - window.start > every:
+        return Plan("full", window)
+    boundary = floor_to_period(window.end, int(every.total_seconds()))
+    if boundary > floor_to_period(watermark, int(every.total_seconds())):
+        span = every + settings.overlap
+        start = min(window.start, floor_to_period(window.end - span, settings.period_s))
+        return Plan("full", Window(start, window.end), max_span=window.end - start)
+    return Plan("fast", window, max_span=window.end - window.start)
 
 
 def max_periods_per_call(queries_per_call: int, period_s: int,
@@ -290,6 +418,53 @@ def _inventoried(ctx: CollectContext) -> bool:
     return bool(len(mine))
 
 
+def _read(cloudwatch: Any, series: Sequence[Series], chunk: Window, period_s: int,
+          where: str) -> dict[tuple[str, datetime], float]:
+    """Every value of ``series`` in ``chunk``: one GetMetricData call per 500 series."""
+    by_id = {item.id: item for item in series}
+    results: list[dict[str, Any]] = []
+    for batch in batches(metric_queries(series, period_s)):
+        results.extend(_metric_data_pages(cloudwatch, batch, chunk))
+    return parse_results(results, by_id, chunk, where)
+
+
+def _chunked(cloudwatch: Any, series: Sequence[Series], plan: Plan,
+             settings: MetricsCollectorConfig, where: str, *, account_id: str, region: str
+             ) -> tuple[list[dict[str, Any]], datetime]:
+    """The rows of ``series`` over ``plan.window`` in chunks; and how far they reach."""
+    widest = max(len(batch) for batch in batches(series))
+    chunks = plan_chunks(plan.window, settings.period_s, widest, settings.max_chunks_per_run,
+                         plan.max_span)
+    rows: list[dict[str, Any]] = []
+    for chunk in chunks:
+        values = _read(cloudwatch, series, chunk, settings.period_s, where)
+        rows.extend(rows_for_chunk(values, series, chunk, settings.period_s,
+                                   account_id=account_id, region=region))
+    return rows, chunks[-1].end
+
+
+def _fast(cloudwatch: Any, owners: Sequence[Owner], plan: Plan,
+          settings: MetricsCollectorConfig, where: str, *, account_id: str, region: str
+          ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The fast tier over ``plan.window`` (its series read from an hour earlier, for the
+    latency baseline), then the drill-down its loud signals call for; the rows of the window
+    and the signals that were loud."""
+    window = plan.window
+    series = fast_series(owners)
+    wide = Window(window.start - LATENCY_BASELINE, window.end)
+    values = _read(cloudwatch, series, wide, settings.period_s, where)
+    rows = [row for row in rows_for_chunk(values, series, wide, settings.period_s,
+                                          account_id=account_id, region=region)
+            if row["ts"] >= window.start]
+    loud = loud_signals(values, series, window, settings.latency_drill_factor)
+    drill = drill_series(owners, loud, series)
+    if drill:
+        more, _ = _chunked(cloudwatch, drill, plan, settings, where, account_id=account_id,
+                           region=region)
+        rows += more
+    return rows, loud
+
+
 def collect_metrics(ctx: CollectContext) -> Collected:
     """AWS/Events metrics of one account and region since the watermark (see module doc)."""
     settings = ctx.settings if isinstance(ctx.settings, MetricsCollectorConfig) \
@@ -303,28 +478,25 @@ def collect_metrics(ctx: CollectContext) -> Collected:
     window = read_window(ctx.collected_at, ctx.watermark, settings)
     if window is None:
         return Collected(empty, ctx.watermark)
-    series = build_series(ctx.input("rules"), ctx.account.id, ctx.region)
-    by_id = {item.id: item for item in series}
-    query_batches = batches(metric_queries(series, settings.period_s))
-    widest = max(len(batch) for batch in query_batches)
-    chunks = plan_chunks(window, settings.period_s, widest, settings.max_chunks_per_run)
+    owners = rule_owners(ctx.input("rules"), ctx.account.id, ctx.region)
+    plan = plan_run(window, ctx.watermark, settings)
     cloudwatch = ctx.client("cloudwatch")
-    rows: list[dict[str, Any]] = []
-    for chunk in chunks:
-        results: list[dict[str, Any]] = []
-        for batch in query_batches:
-            results.extend(_metric_data_pages(cloudwatch, batch, chunk))
-        values = parse_results(results, by_id, chunk, where)
-        rows.extend(rows_for_chunk(values, series, chunk, settings.period_s,
-                                   account_id=ctx.account.id, region=ctx.region))
-    watermark = chunks[-1].end
+    mine = {"account_id": ctx.account.id, "region": ctx.region}
+    if plan.tier == "full":
+        series = full_series(owners)
+        rows, watermark = _chunked(cloudwatch, series, plan, settings, where, **mine)
+        detail = f"{len(series)} series"
+    else:
+        rows, loud = _fast(cloudwatch, owners, plan, settings, where, **mine)
+        watermark = plan.window.end
+        detail = f"{len(owners)} rules" + (f", drilled into {', '.join(loud)}" if loud else "")
     behind = window.end - watermark
-    log.info("metrics %s: %d series, %s..%s in %d chunk(s), %d rows%s", where, len(series),
-             window.start.isoformat(), watermark.isoformat(), len(chunks), len(rows),
+    log.info("metrics %s: %s tier, %s, %s..%s, %d rows%s", where, plan.tier, detail,
+             plan.window.start.isoformat(), watermark.isoformat(), len(rows),
              f"; back-fill continues next run ({behind} to go)" if behind else "")
     frame = pd.DataFrame(rows, columns=EVENT_METRICS.columns) if rows else \
         EVENT_METRICS.empty_frame()
-    return Collected({EVENT_METRICS.name: frame}, watermark)
+    return Collected({EVENT_METRICS.name: frame}, watermark, tier=plan.tier)
 
 
 METRICS = Collector(

@@ -63,25 +63,72 @@ BILL_COLUMNS = [
 ]
 
 
+#: How a tier of a collector is named in the usage and the bill: "metrics/fast".
+TIER_SEPARATOR = "/"
+
+
 @dataclass(frozen=True)
 class Schedule:
     """One collector's schedule, and how its per-run usage follows the interval (its settings
-    model's ``pricing()``)."""
+    model's ``pricing()``). A tier of a collector ("metrics/fast") is a schedule of its own;
+    ``displaced_by`` is the interval of the tier whose runs take the place of some of its
+    runs (the full tier's, for the fast tier)."""
 
     collector: str
     enabled: bool
     interval: timedelta
     pricing: Pricing = field(default_factory=Pricing)
+    displaced_by: timedelta | None = None
+
+    @property
+    def base(self) -> str:
+        """The collector's name without the tier."""
+        return self.collector.split(TIER_SEPARATOR, 1)[0]
+
+    def runs_per_month(self, interval: timedelta) -> float:
+        """Runs of this schedule in a 30-day month at ``interval``: for a tier, less the runs
+        of the tier that displaces it (never below 0)."""
+        runs = runs_per_month(interval)
+        if self.displaced_by is not None:
+            runs = max(0.0, runs - runs_per_month(self.displaced_by))
+        return runs
 
 
 def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
-    """The configured schedule of each named collector, priced as its settings model declares
-    (``pricing()``; per run for unknown ones)."""
+    """The configured schedule of each named collector or tier ("metrics/fast"), priced as its
+    settings model declares (``pricing()``; per run for unknown ones and for tiers: a tier's
+    run reads what it reads whatever the interval)."""
     found = {}
     for name in collectors:
-        settings = config.collector(name)
-        found[name] = Schedule(name, settings.enabled, settings.interval, settings.pricing())
+        base, _, tier = name.partition(TIER_SEPARATOR)
+        settings = config.collector(base)
+        pricing = settings.pricing()
+        if tier and tier in pricing.tiers:
+            interval = pricing.tiers[tier]
+            longest = max(pricing.tiers.values())
+            found[name] = Schedule(name, settings.enabled, interval, Pricing(),
+                                   displaced_by=longest if interval < longest else None)
+        else:
+            found[name] = Schedule(name, settings.enabled,
+                                   settings.run_interval(bool(config.changes.queue_url)),
+                                   pricing)
     return found
+
+
+def superseded(usage: pd.DataFrame) -> pd.Series:
+    """Rows of ``usage`` (a :func:`read_usage` frame) of a collector's runs without a tier
+    where the same collector, account and region also has tiered runs: runs from before tiers
+    were turned on, which the tiers' rows now price."""
+    if usage.empty:
+        return pd.Series(False, index=usage.index)
+    names = usage["collector"].astype(str)
+    base = names.str.split(TIER_SEPARATOR, n=1).str[0]
+    tiered = names.str.contains(TIER_SEPARATOR, regex=False)
+    keys = set(zip(base[tiered], usage["account_id"][tiered], usage["region"][tiered],
+                   strict=True))
+    return pd.Series([not t and (b, a, r) in keys for t, b, a, r in
+                      zip(tiered, base, usage["account_id"], usage["region"], strict=True)],
+                     index=usage.index)
 
 
 # --- reading the runs (the I/O edge) ---------------------------------------------------------
@@ -123,7 +170,9 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
     starts = [max(since, now - (windows or {})[name]) for name in names]
     sql = f"""
     WITH recent AS (
-        SELECT collector, account_id, region, started_at, duration_s, status, error,
+        SELECT CASE WHEN tier IS NULL OR tier = '' THEN collector
+                    ELSE collector || '{TIER_SEPARATOR}' || tier END AS collector,
+               account_id, region, started_at, duration_s, status, error,
                api_calls, metrics_requested, traces_retrieved, api_calls_by_operation
         FROM runs WHERE date >= ?::DATE AND started_at >= ? AND started_at <= ?
     ),
@@ -279,13 +328,22 @@ def bill(usage: pd.DataFrame, config: Config,
     totals. Columns: :data:`BILL_COLUMNS`, sorted by monthly_usd, most expensive first.
     """
     overrides = dict(intervals or {})
+    usage = usage[~superseded(usage)]
     plans = schedules(config, sorted(set(usage["collector"]) | set(overrides)))
     rows = []
     for record in usage.to_dict("records"):
         schedule = plans[str(record["collector"])]
-        interval = overrides.get(schedule.collector, schedule.interval)
-        active = schedule.enabled or schedule.collector in overrides
-        per_month = runs_per_month(interval) if active else 0.0
+        # an interval given for the collector moves its shortest tier, as its interval would
+        moved = schedule.collector in overrides or (
+            schedule.base in overrides and schedule.displaced_by is not None)
+        interval = overrides.get(schedule.collector, overrides.get(schedule.base)) if moved \
+            else schedule.interval
+        assert interval is not None
+        if schedule.base in overrides and schedule.base != schedule.collector and not moved:
+            # the longest tier: it runs at its interval, or at the collector's when longer
+            interval = max(interval, overrides[schedule.base])
+        active = schedule.enabled or moved or schedule.base in overrides
+        per_month = schedule.runs_per_month(interval) if active else 0.0
         has_estimate = bool(record["sampled_runs"])
         if has_estimate:
             use = run_usage(record, schedule, interval)
@@ -343,7 +401,8 @@ def by_collector(billed: pd.DataFrame) -> pd.DataFrame:
 def collector_monthly(usage: pd.DataFrame, config: Config, collector: str,
                       interval: timedelta) -> float:
     """What ``collector`` would cost a month, over every account, at ``interval``."""
-    mine = usage[usage["collector"] == collector]
+    names = usage["collector"].astype(str)
+    mine = usage[(names == collector) | names.str.startswith(collector + TIER_SEPARATOR)]
     if mine.empty:
         raise ValueError(f"no runs of collector {collector!r} to estimate from "
                          f"(known: {', '.join(sorted(set(usage['collector']))) or 'none'})")

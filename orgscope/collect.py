@@ -89,6 +89,9 @@ class Collected:
 
     frames: Frames
     watermark: datetime | None = None
+    #: Which of its tiers the run read, for a collector that has tiers (metrics: "fast" or
+    #: "full"); stored in ``runs.tier`` and priced apart by orgscope/bill.py.
+    tier: str | None = None
 
 
 @dataclass(frozen=True)

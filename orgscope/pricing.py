@@ -3,7 +3,8 @@ declares (``CollectorConfig.pricing``) and :mod:`orgscope.bill` prices."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -23,6 +24,9 @@ class Pricing:
     #: ``chunked``: the longest span one read covers (the collector's own constant).
     chunk: timedelta | None = None
     cap: int | None = None
+    #: A collector whose runs read one of several tiers (runs.tier): each tier's interval.
+    #: A run of the longest-interval tier takes the place of a run of the others.
+    tiers: Mapping[str, timedelta] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind == "chunked" and self.chunk is None:

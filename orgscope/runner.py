@@ -119,6 +119,7 @@ class RunResult:
     calls: CallCounter
     frames: Frames = field(default_factory=dict)
     watermark: datetime | None = None
+    tier: str | None = None
 
     @property
     def rows(self) -> int:
@@ -188,6 +189,7 @@ def runs_frame(cycle_id: str, runs: Sequence[RunResult], shard: Shard = ALL) -> 
             "traces_retrieved": run.calls.traces_retrieved,
             "rows": run.rows,
             "shard": shard.label,
+            "tier": run.tier,
         }
         for run in runs
     ]
@@ -427,10 +429,12 @@ class Runner:
             watermark=task.watermark,
         )
         status, error, frames, denied, new_watermark = "ok", None, {}, False, None
+        tier: str | None = None
         try:
             returned = self._collect(ctx, collector)
             if isinstance(returned, Collected):
                 frames, new_watermark = returned.frames, returned.watermark
+                tier = returned.tier
             else:
                 frames = returned
             for dataset in collector.datasets:
@@ -456,7 +460,7 @@ class Runner:
         log.info("%s %s %s: %s in %.2fs, %d API calls, %d rows", collector.name, account.id,
                  region, status, duration, counter.total, sum(len(f) for f in frames.values()))
         return RunResult(collector.name, account, region, started, duration, status, error,
-                         counter, frames, new_watermark)
+                         counter, frames, new_watermark, tier)
 
     def _collect(self, ctx: CollectContext, collector: Collector) -> Frames | Collected:
         """Run the collector; when AWS refuses the account's credentials as expired (a revoked

@@ -253,3 +253,47 @@ def test_the_bill_command_prints_the_same_bill(config_file: Path,
     assert "--interval 'metrics=2s': must be between '30s' and '1d'" in capsys.readouterr().err
     assert main(["--config", str(config_file), "bill", "--interval", "nope=5m"]) == 2
     assert "expected COLLECTOR=DURATION" in capsys.readouterr().err
+
+
+# --- tiers (metrics: fast runs between full ones) ---------------------------------------------
+
+
+def test_tiers_are_priced_apart_and_the_full_runs_displace_fast_ones(reference: Config) -> None:
+    usage = pd.DataFrame([usage_row("metrics/fast", metrics=20, calls=1),
+                          usage_row("metrics/full", metrics=348, calls=1, gap_s=3600)])
+    billed = bill.bill(usage, reference).set_index("collector")
+    # 8,640 five-minute runs a month, 720 of them full: 7,920 fast x 20 x $0.00001 = $1.584
+    assert billed.loc["metrics/fast", "runs_per_month"] == pytest.approx(7920)
+    assert billed.loc["metrics/fast", "cloudwatch_usd"] == pytest.approx(1.584)
+    # 720 full runs x 348 x $0.00001 = $2.5056 (one read of the hour and the overlap)
+    assert billed.loc["metrics/full", "runs_per_month"] == pytest.approx(720)
+    assert billed.loc["metrics/full", "cloudwatch_usd"] == pytest.approx(2.5056)
+    # what if metrics ran every 15 minutes: 2,880 runs, 720 full -> 2,160 fast
+    assert bill.collector_monthly(usage, reference, "metrics", timedelta(minutes=15)) == \
+        pytest.approx(2160 * 20 * 1e-5 + 2.5056)
+    # at the full tier's interval or beyond, every run is full: 360 runs every 2 hours
+    assert bill.collector_monthly(usage, reference, "metrics", timedelta(hours=2)) == \
+        pytest.approx(2.5056 / 2)
+
+
+def test_runs_from_before_the_tiers_are_not_billed_twice(reference: Config) -> None:
+    usage = pd.DataFrame([usage_row("metrics", metrics=348),
+                          usage_row("metrics/fast", metrics=20),
+                          usage_row("metrics", account=B, metrics=348)])
+    billed = bill.bill(usage, reference)
+    assert sorted(zip(billed["collector"], billed["account_id"], strict=True)) == [
+        ("metrics", B), ("metrics/fast", A)]
+
+
+def test_read_usage_names_a_runs_tier(store: Store) -> None:
+    start = NOW - timedelta(hours=2)
+    rows = [{**run("metrics", A, start + timedelta(minutes=5 * i), metrics=20),
+             "tier": "fast"} for i in range(1, 4)]
+    rows.append({**run("metrics", A, start + timedelta(minutes=60), metrics=348), "tier": "full"})
+    rows.append(run("inventory", A, start))  # no tier
+    for index, written in enumerate(rows):
+        store.write(RUNS.name, pd.DataFrame([written]), f"t{index:03d}")
+    usage = bill.read_usage(store, NOW)
+    assert sorted(usage["collector"]) == ["inventory", "metrics/fast", "metrics/full"]
+    fast = row(usage, ("metrics/fast", A))
+    assert fast["metrics_requested"] == 20 and fast["gap_s"] == 300

@@ -102,7 +102,11 @@ def _collector_table(totals: pd.DataFrame) -> None:
                       "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd",
                       "monthly_usd"],
         column_config={
-            "collector": st.column_config.TextColumn("Collector", pinned=True),
+            "collector": st.column_config.TextColumn(
+                "Collector", pinned=True,
+                help="metrics/fast and metrics/full are the metrics collector's two tiers, "
+                     "priced apart: a full run takes the place of a fast one ([collectors.metrics] "
+                     "full_interval)"),
             "interval": st.column_config.TextColumn("Interval"),
             "accounts": st.column_config.NumberColumn("Accounts", format="%d"),
             "unreachable": st.column_config.NumberColumn("Unreachable", format="%d"),
@@ -119,7 +123,9 @@ def _collector_table(totals: pd.DataFrame) -> None:
 
 
 def _what_if(usage: pd.DataFrame, config: Config, totals: pd.DataFrame) -> None:
-    collectors = totals["collector"].tolist()
+    # a collector's tiers (metrics/fast, metrics/full) are one question: its interval
+    bases = totals["collector"].astype(str).str.split(bill.TIER_SEPARATOR, n=1).str[0]
+    collectors = list(dict.fromkeys(bases))
     _from_link(collectors)
     left, right = st.columns([1, 2], vertical_alignment="bottom")
     collector = str(left.selectbox("Collector", options=collectors, key=WHAT_IF_COLLECTOR_KEY))
@@ -137,8 +143,9 @@ def _what_if(usage: pd.DataFrame, config: Config, totals: pd.DataFrame) -> None:
         format_func=lambda label: f"every {label}"
         + (" (configured)" if label == format_interval(current) else "")))
     chosen = parse_interval(chosen_text)
-    mine = usage[usage["collector"] == collector]
-    now_usd = float(totals.loc[totals["collector"] == collector, "monthly_usd"].sum())
+    names = usage["collector"].astype(str)
+    mine = usage[(names == collector) | names.str.startswith(collector + bill.TIER_SEPARATOR)]
+    now_usd = float(totals.loc[bases == collector, "monthly_usd"].sum())
     new_usd = bill.collector_monthly(mine, config, collector, chosen)
     total_now = float(totals["monthly_usd"].sum())
     cols = st.columns(3)
@@ -184,6 +191,13 @@ def _from_link(collectors: list[str]) -> None:
 
 def _scaling_note(schedule: bill.Schedule) -> str:
     pricing = schedule.pricing
+    if pricing.tiers:
+        tiers = ", ".join(f"{name} every {format_interval(every)}"
+                          for name, every in pricing.tiers.items())
+        return ("Runs read one of two tiers (" + tiers + "): a full run reads every series "
+                "of every rule, the fast runs between each rule's MatchedEvents, "
+                "the failure signals across all rules and, when one is not zero, that metric "
+                "of every rule. A new interval moves the fast runs; the full ones stay.")
     if pricing.kind == "chunked":
         return ("Each run re-reads the overlap and reads its window in chunks of at most an "
                 f"hour, each requesting every series: metrics per run = series x "

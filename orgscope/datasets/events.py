@@ -82,6 +82,32 @@ ACCOUNT_METRICS: tuple[str, ...] = (
 #: Metrics stored as the period's Average (milliseconds); every other one is a Sum.
 AVERAGE_METRICS: frozenset[str] = frozenset({"IngestionToInvocationStartLatency"})
 
+#: The failure signals read every metrics run as one series per account and region, across
+#: all rules (no dimension; stored with null bus and rule), each with the per-rule metrics
+#: read when it is not zero (collectors/metrics.py, "tiers").
+RULE_SIGNALS: dict[str, tuple[str, ...]] = {
+    "FailedInvocations": ("FailedInvocations", "Invocations"),
+    "DeadLetterInvocations": ("DeadLetterInvocations",),
+    "InvocationsFailedToBeSentToDlq": ("InvocationsFailedToBeSentToDlq",),
+    "ThrottledRules": ("ThrottledRules",),
+    "RetryInvocationAttempts": ("RetryInvocationAttempts", "InvocationAttempts"),
+    "IngestionToInvocationStartLatency": ("IngestionToInvocationStartLatency",),
+}
+#: The producer failure signals read every run per account; either not zero reads the rest
+#: of ACCOUNT_METRICS.
+ACCOUNT_SIGNALS: tuple[str, ...] = ("PutEventsFailedEntriesCount",
+                                    "PutEventsApproximateFailedCount")
+
+
+def activity_metric(event_pattern: object, schedule_expression: object) -> str:
+    """The metric that says a rule is doing its job: TriggeredRules for a scheduled rule (a
+    schedule and no pattern), MatchedEvents for every other."""
+    def given(value: object) -> bool:  # None, "" and a frame's NaN are all "absent"
+        return isinstance(value, str) and bool(value)
+
+    scheduled = not given(event_pattern) and given(schedule_expression)
+    return "TriggeredRules" if scheduled else "MatchedEvents"
+
 EVENT_METRICS = Dataset(
     name="event_metrics",
     description="AWS/Events metrics per rule (and PutEvents per account), one row per period.",

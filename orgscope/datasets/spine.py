@@ -54,8 +54,10 @@ RUNS = Dataset(
         ("rows", pa.int64(), False),
         # the account shard "K/N" of the process that ran it (docs/scaling.md)
         ("shard", pa.string()),
+        # the tier the run read, for a collector with tiers (metrics: fast or full)
+        ("tier", pa.string()),
     ),
-    optional_columns=("shard",),
+    optional_columns=("shard", "tier"),
 )
 
 WATERMARKS = Dataset(

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from orgscope.config import HealthConfig
-from orgscope.datasets import RULE_HEALTH, VERDICTS
+from orgscope.datasets import RULE_HEALTH, VERDICTS, activity_metric
 from orgscope.durations import duration_text
 from orgscope.health.producers import (
     PUT_CALLS,
@@ -670,8 +670,8 @@ def _producer_findings(ctx: _Context, rule: Any, details: dict[str, Any]
 def _silent(ctx: _Context, rule: Any, totals: dict[str, float], *, findings: _Findings,
             details: dict[str, Any], end: pd.Timestamp) -> None:
     key = (rule.account_id, rule.region, rule.bus, rule.rule)
-    scheduled = not rule.event_pattern and bool(rule.schedule_expression)
-    metric = TRIGGERED if scheduled else MATCHED
+    metric = activity_metric(rule.event_pattern, rule.schedule_expression)
+    scheduled = metric == TRIGGERED
     matched = totals.get(metric, 0.0)
     base = ctx.base.get((*key, metric))
     expected = float(base["expected"]) if base is not None else math.nan

@@ -23,7 +23,7 @@ from collectors.metrics import (
     rows_for_chunk,
 )
 from orgscope.collect import Window
-from orgscope.datasets import ACCOUNT_METRICS, EVENT_METRICS, RULE_METRICS
+from orgscope.datasets import ACCOUNT_METRICS, EVENT_METRICS, RULE_METRICS, RULE_SIGNALS
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
@@ -47,9 +47,9 @@ RULES = rules_frame(
 
 def test_series_cover_this_account_and_region_only() -> None:
     series = build_series(RULES, "121212121212", "us-east-1")
-    assert len(series) == 2 * len(RULE_METRICS) + len(ACCOUNT_METRICS)
+    assert len(series) == 2 * len(RULE_METRICS) + len(ACCOUNT_METRICS) + len(RULE_SIGNALS)
     assert {s.rule for s in series} == {"to-orders", "nightly", None}
-    assert [s.metric for s in series if s.rule is None] == list(ACCOUNT_METRICS)
+    assert [s.metric for s in series if s.rule is None] == [*ACCOUNT_METRICS, *RULE_SIGNALS]
 
 
 def test_series_without_rules_are_the_account_metrics() -> None:
@@ -190,5 +190,7 @@ def test_account_metrics_have_no_bus_or_rule() -> None:
     account = [s for s in SERIES if s.rule is None]
     rows = rows_for_chunk({}, account, CHUNK, 300, account_id="121212121212",
                           region="us-east-1")
-    assert len(rows) == len(ACCOUNT_METRICS) * 3
+    counted = [s for s in account if s.zero_filled]
+    assert len(counted) == len(ACCOUNT_METRICS) + len(RULE_SIGNALS) - 1  # latency: no zeros
+    assert len(rows) == len(counted) * 3
     assert {(r["bus"], r["rule"], r["value"]) for r in rows} == {(None, None, 0.0)}

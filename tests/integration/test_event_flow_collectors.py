@@ -21,7 +21,7 @@ from botocore.config import Config as BotoConfig
 from collectors.metrics import floor_to_period
 from orgscope import plugins, wiring
 from orgscope.config import Config
-from orgscope.datasets import ACCOUNT_METRICS, RULE_METRICS
+from orgscope.datasets import ACCOUNT_METRICS, ACCOUNT_SIGNALS, RULE_METRICS, RULE_SIGNALS
 from orgscope.runner import CycleResult, Runner
 from sim.scenario import ScenarioEvent
 from tests.simulated import Org, simulated_org
@@ -124,7 +124,9 @@ def test_count_gaps_are_zero_filled_and_latency_is_not(flow: Flow) -> None:
     start = flow.base - timedelta(hours=1)
     assert flow.aws_sums(key, "FailedInvocations", start, flow.base) == {}  # AWS omits zeros
     failed = flow.stored(key, "FailedInvocations")
-    assert len(failed) == 13 and set().union(*failed.values()) == {0.0}
+    # the back-fill's 12 periods, zero-filled; the fast run after it read the account's
+    # FailedInvocations across all rules (quiet here), not each rule's
+    assert len(failed) == 12 and set().union(*failed.values()) == {0.0}
     latency = flow.stored(key, "IngestionToInvocationStartLatency")
     matched = flow.stored(key, "MatchedEvents")
     assert len(latency) <= len([ts for ts, v in matched.items() if v != {0.0}])
@@ -145,7 +147,12 @@ def test_watermark_advances_and_the_next_run_rereads_only_the_overlap(flow: Flow
     assert stamps == {flow.base - 2 * PERIOD, flow.base - PERIOD, flow.base}
 
 
-def test_an_incremental_cycle_makes_the_minimum_of_getmetricdata_calls(flow: Flow) -> None:
+def stored_tiers(flow: Flow) -> list[object]:
+    rows = flow.org.query(f"select tier from runs where run_id = '{flow.incremental.cycle_id}'")
+    return [row["tier"] for row in rows]
+
+
+def test_an_incremental_cycle_reads_the_fast_tier(flow: Flow) -> None:
     rules: dict[str, int] = {}
     for account, _, _ in flow.org.sim.deployment.rules:
         rules[account] = rules.get(account, 0) + 1
@@ -153,11 +160,20 @@ def test_an_incremental_cycle_makes_the_minimum_of_getmetricdata_calls(flow: Flo
         "select account_id, api_calls_by_operation, metrics_requested from runs "
         f"where run_id = '{flow.incremental.cycle_id}'")
     assert len(stored) == 13
+    full = fast = 0
     for row in stored:
-        series = rules.get(str(row["account_id"]), 0) * len(RULE_METRICS) + len(ACCOUNT_METRICS)
+        count = rules.get(str(row["account_id"]), 0)
+        full += count * len(RULE_METRICS) + len(ACCOUNT_METRICS)
+        # the fast tier: each rule's activity metric, the signals across all rules, the
+        # producer's; one call more when a signal was loud and drilled down to the rules
+        series = count + (len(RULE_SIGNALS) if count else 0) + len(ACCOUNT_SIGNALS)
         ops = json.loads(str(row["api_calls_by_operation"]))
-        assert ops == {"cloudwatch:GetMetricData": math.ceil(series / 500)}, row
-        assert row["metrics_requested"] == series
+        drilled = row["metrics_requested"] > series
+        assert ops == {"cloudwatch:GetMetricData": 2 if drilled else 1}, row
+        assert row["metrics_requested"] >= series
+        fast += int(row["metrics_requested"])
+    assert {str(t) for t in stored_tiers(flow)} == {"fast"}
+    assert fast < full / 2
 
 
 def test_a_disabled_rule_matches_nothing_after_the_fault(flow: Flow) -> None:
