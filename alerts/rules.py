@@ -399,7 +399,8 @@ def _schema_breaking_change(breaks: pd.DataFrame,
 
 def _account_unreachable(runs: pd.DataFrame, ctx: RuleContext[CriticalAlertRule]) -> Found:
     """``account_unreachable`` for each account whose last ``unreachable_intervals`` cycles
-    (runs of the reachability collector, grouped by run_id) all failed in every region."""
+    (runs of the reachability collector, and the witnesses' runs that say something about the
+    role: orgscope.access.reachability_runs_sql; grouped by run_id) all failed in every region."""
     found, needed = Found(), ctx.config.alerts.unreachable_intervals
     if not ctx.settings.enabled or runs.empty:
         return found

@@ -42,7 +42,7 @@ from alerts.rules import (
 )
 from alerts.silences import SilenceSpec, sync_config_silences
 from alerts.webhook import SlackPoster
-from orgscope.access import REACHABILITY_COLLECTOR
+from orgscope.access import reachability_runs_sql
 from orgscope.aws import SessionFactory
 from orgscope.config import Config, SlackConfig
 from orgscope.cost import anomalies as cost_anomalies
@@ -215,9 +215,8 @@ def read_inputs(config: Config, store: Store, now: datetime) -> tuple[AlertInput
     health = _maybe("rule_health", lambda: read_rule_health(store))
     since = now - RUNS_LOOKBACK
     runs = _maybe("runs", lambda: store.query(
-        "SELECT run_id, account_id, region, started_at, status, error FROM runs "
-        "WHERE collector = ? AND date >= ? AND started_at >= ? AND started_at <= ?",
-        [REACHABILITY_COLLECTOR, since.date(), since, now]))
+        reachability_runs_sql("run_id, account_id, region, started_at, status, error"),
+        [since.date(), since, now]))
     latency: dict[str, pd.DataFrame | None] = {}
     by_window: dict[timedelta, pd.DataFrame | None] = {}
     for service_rule in (SERVICE_ERRORS, SERVICE_LATENCY):

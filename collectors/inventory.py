@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -31,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from orgscope.changes import RuleChange
 from orgscope.collect import CollectContext, Collector, Frames, pages
+from orgscope.config import CollectorConfig, Interval
 from orgscope.datasets import EVENT_BUSES, RULES
 
 log = logging.getLogger(__name__)
@@ -308,8 +310,21 @@ INVENTORY_PROBES = (
         ResourceARN=f"arn:aws:events:{ctx.region}:{ctx.account.id}:rule/{PROBE_RULE}")),
 )
 
+class InventoryCollectorConfig(CollectorConfig):
+    """The inventory: every ``interval``, or every ``reconcile_interval`` when a change feed
+    tells orgscope about each change as it happens (docs/changes.md)."""
+
+    reconcile_interval: Interval = timedelta(hours=1)
+
+    def run_interval(self, change_feed: bool) -> timedelta:
+        """``reconcile_interval`` with a change feed (never shorter than ``interval``), else
+        ``interval``."""
+        return max(self.interval, self.reconcile_interval) if change_feed else self.interval
+
+
 INVENTORY = Collector(
     name="inventory",
+    settings=InventoryCollectorConfig,
     feeds=("health", "heal"),
     fn=collect_inventory,
     datasets=(RULES, EVENT_BUSES),

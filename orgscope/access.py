@@ -48,6 +48,21 @@ UNREACHABLE_PREFIX = "account unreachable: "
 #: ``checks_reachability`` collector; tests/test_plugins.py holds the two equal): the alerts
 #: read its runs to tell an unreachable account.
 REACHABILITY_COLLECTOR = "inventory"
+#: Collectors whose runs also count as cycles of reachability when they say something about
+#: the role: an AssumeRole that failed, or reads that went through. With a change feed the
+#: inventory runs hourly (docs/changes.md); the metrics collector's 5-minute runs keep an
+#: unreachable account's alert as quick as before.
+REACHABILITY_WITNESSES: tuple[str, ...] = ("metrics",)
+
+
+def reachability_runs_sql(columns: str) -> str:
+    """SELECT ``columns`` FROM runs of the cycles that decide reachability, between ``?``
+    (date), ``?`` and ``?`` (started_at); parameters: :func:`reachability_runs_params`."""
+    witnesses = ", ".join(f"'{name}'" for name in REACHABILITY_WITNESSES)
+    return (f"SELECT {columns} FROM runs WHERE date >= ? AND started_at >= ? "
+            f"AND started_at <= ? AND (collector = '{REACHABILITY_COLLECTOR}' OR "
+            f"(collector IN ({witnesses}) AND (starts_with(error, '{UNREACHABLE_PREFIX}') "
+            "OR (status = 'ok' AND api_calls > 0))))")
 #: How the reason of a no-read account begins (``accounts.reason``).
 NO_READ_REASON = "the read role was assumed but every read was refused"
 

@@ -222,6 +222,12 @@ class CollectorConfig(_Strict):
         whatever the interval, unless a collector's settings model says otherwise."""
         return Pricing()
 
+    def run_interval(self, change_feed: bool) -> timedelta:
+        """How often the collector runs: ``interval``, unless a change feed (``[changes]
+        queue_url``) makes it a reconciliation with an interval of its own."""
+        del change_feed
+        return self.interval
+
 
 class CollectorSections(_Strict):
     """``[collectors.NAME]``: one section per registered collector. The fields are the

@@ -99,20 +99,21 @@ def build_scheduler(runner: Runner, collectors: Sequence[Collector],
         if not settings.enabled:
             log.info("collector %s is disabled in config", collector.name)
             continue
+        interval = settings.run_interval(bool(runner.config.changes.queue_url))
         scheduler.add_job(
             run_job,
-            IntervalTrigger(seconds=int(settings.interval.total_seconds()),
+            IntervalTrigger(seconds=int(interval.total_seconds()),
                             jitter=settings.jitter_s or None),
             args=(runner, collector, after_run),
             id=collector.name,
             name=f"collect {collector.name}",
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=int(settings.interval.total_seconds()),
+            misfire_grace_time=int(interval.total_seconds()),
             next_run_time=now + STAGE_DELAY * stage_of[collector.name],
         )
         log.info("collector %s every %s (jitter %ss)", collector.name,
-                 format_interval(settings.interval), settings.jitter_s)
+                 format_interval(interval), settings.jitter_s)
     return scheduler
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -109,3 +111,33 @@ def test_the_latest_accounts_row_decides_whether_anything_can_be_read() -> None:
     ])
     table = access_table(accounts, runs, ACTIONS).set_index("account_id")
     assert list(table["access"]) == ["readable", "no-read"]
+
+
+def test_the_metrics_runs_that_say_something_about_the_role_are_reachability_cycles(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orgscope.access import reachability_runs_sql
+    from orgscope.datasets import RUNS, all_datasets
+    from orgscope.store import Store
+
+    now = datetime(2028, 12, 31, 23, 30, tzinfo=UTC)  # a year's last half hour
+    store = Store(str(tmp_path / "store"), all_datasets())
+    rows = [
+        ("inventory", "c0", 55, "ok", None, 12),
+        ("metrics", "c1", 50, "error", UNREACHABLE_PREFIX + "AccessDenied", 0),
+        ("metrics", "c2", 45, "ok", None, 1),            # read CloudWatch: the role works
+        ("metrics", "c3", 40, "ok", None, 0),            # nothing inventoried: says nothing
+        ("metrics", "c4", 35, "error", "ThrottlingException: slow down", 1),  # not the role
+        ("dlq", "c5", 30, "error", UNREACHABLE_PREFIX + "AccessDenied", 0),  # not a witness
+    ]
+    for n, (collector, run_id, ago, status, error, calls) in enumerate(rows):
+        store.write(RUNS.name, pd.DataFrame([{
+            "run_id": run_id, "collector": collector, "account_id": "111111111111",
+            "region": "us-east-1", "started_at": now - timedelta(minutes=ago),
+            "duration_s": 1.0, "status": status, "error": error, "api_calls": calls,
+            "api_calls_by_operation": "{}", "metrics_requested": 0, "traces_retrieved": 0,
+            "rows": 0}]), f"r{n}")
+    since = now - timedelta(hours=2)
+    found = store.query(reachability_runs_sql("run_id"), [since.date(), since, now])
+    assert sorted(found["run_id"]) == ["c0", "c1", "c2"]

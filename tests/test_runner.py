@@ -253,6 +253,25 @@ def test_scheduler_starts_readers_after_the_inventory(config: Config) -> None:
     assert first["dlq"] - first["inventory"] >= STAGE_DELAY
 
 
+def test_with_a_change_feed_the_inventory_is_an_hourly_reconciliation(config: Config) -> None:
+    from orgscope.scheduler import build_scheduler
+
+    def intervals(settings: Config) -> dict[str, float]:
+        runner = make_runner(settings, unreachable=set())
+        scheduler = build_scheduler(runner, list(plugins.COLLECTORS.values()),
+                                    plugins.run_steps)
+        return {job.id: job.trigger.interval.total_seconds() for job in scheduler.get_jobs()
+                if job.id != "compact"}
+
+    without = intervals(config)
+    assert without["inventory"] == without["metrics"] == 300
+    changes = config.changes.model_copy(update={
+        "queue_url": "https://sqs.us-east-1.amazonaws.com/101010101010/orgscope-changes"})
+    fed = intervals(config.model_copy(update={"changes": changes}))
+    assert fed["inventory"] == 3600
+    assert fed["metrics"] == 300
+
+
 def test_only_reachability_checks_write_the_accounts_snapshot(config: Config) -> None:
     other = Collector(name="ping", fn=ping, datasets=(PINGS,), scope="regional",
                       description="t", iam_actions=())
