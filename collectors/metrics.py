@@ -465,6 +465,21 @@ def _fast(cloudwatch: Any, owners: Sequence[Owner], plan: Plan,
     return rows, loud
 
 
+def unpublished_signals(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The RULE_SIGNALS a full read found on some rule but not across all rules: AWS did not
+    publish that series without dimensions here, so the fast tier cannot see the signal."""
+    per_rule: dict[str, float] = {}
+    across: dict[str, float] = {}
+    for row in rows:
+        metric = row["metric"]
+        if metric not in RULE_SIGNALS:
+            continue
+        into = across if row["rule"] is None else per_rule
+        into[metric] = into.get(metric, 0.0) + float(row["value"])
+    return [metric for metric in RULE_SIGNALS
+            if per_rule.get(metric, 0.0) > 0 and not across.get(metric, 0.0) > 0]
+
+
 def collect_metrics(ctx: CollectContext) -> Collected:
     """AWS/Events metrics of one account and region since the watermark (see module doc)."""
     settings = ctx.settings if isinstance(ctx.settings, MetricsCollectorConfig) \
@@ -486,6 +501,13 @@ def collect_metrics(ctx: CollectContext) -> Collected:
         series = full_series(owners)
         rows, watermark = _chunked(cloudwatch, series, plan, settings, where, **mine)
         detail = f"{len(series)} series"
+        missing = unpublished_signals(rows) if owners and settings.tiered else []
+        if missing:
+            log.warning("metrics %s: %s came back on rules but not across all rules: the "
+                        "fast tier cannot see %s here until the next full read; set "
+                        "[collectors.metrics] full_interval = interval to read every series "
+                        "every run", where, ", ".join(missing),
+                        "them" if len(missing) > 1 else "it")
     else:
         rows, loud = _fast(cloudwatch, owners, plan, settings, where, **mine)
         watermark = plan.window.end

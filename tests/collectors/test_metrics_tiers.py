@@ -20,6 +20,7 @@ from collectors.metrics import (
     plan_run,
     read_window,
     rule_owners,
+    unpublished_signals,
 )
 from orgscope.accounts import Account
 from orgscope.collect import CollectContext, Window
@@ -253,3 +254,15 @@ def test_fast_read_reaches_back_for_the_latency_baseline() -> None:
     now = T0 + timedelta(minutes=21)
     collect_metrics(_ctx(cloudwatch, now, T0 + timedelta(minutes=15)))
     assert cloudwatch.starts == [T0 + timedelta(minutes=5) - LATENCY_BASELINE]
+
+
+def test_a_signal_seen_on_rules_but_not_across_them_is_named() -> None:
+    def row(metric: str, rule: str | None, value: float) -> dict[str, Any]:
+        return {"metric": metric, "rule": rule, "value": value}
+
+    rows = [row("FailedInvocations", "to-orders", 2.0), row("FailedInvocations", None, 2.0),
+            row("ThrottledRules", "to-orders", 1.0), row("ThrottledRules", None, 0.0),
+            row("IngestionToInvocationStartLatency", "to-orders", 80.0),
+            row("MatchedEvents", "to-orders", 9.0)]
+    assert unpublished_signals(rows) == ["ThrottledRules", "IngestionToInvocationStartLatency"]
+    assert unpublished_signals([row("FailedInvocations", None, 0.0)]) == []
