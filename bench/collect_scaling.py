@@ -125,7 +125,7 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
     from collectors.inventory import INVENTORY
     from collectors.metrics import METRICS, build_series
     from orgscope.aws import SessionFactory
-    from orgscope.datasets import AVERAGE_METRICS, RULES, all_datasets
+    from orgscope.datasets import AVERAGE_METRICS, RULE_SIGNALS, RULES, all_datasets
     from orgscope.plugins import parse_config
     from orgscope.runner import Runner, count_call
     from orgscope.store import Store
@@ -148,6 +148,9 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
     inventory_s = time.monotonic() - clock
     metrics = runner.run_cycle([METRICS], now=now)
     wall_s = time.monotonic() - clock
+    first_calls = Counter(calls.by_operation)
+    first_metrics = calls.metrics_requested
+    steady = steady_state(runner, METRICS, now, len(config.accounts), inventory)
     rules = [run.frames.get(RULES.name) for run in inventory.runs]
     frames = [f for f in rules if f is not None and len(f)]
     import pandas as pd
@@ -167,6 +170,8 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
         frame = run.frames.get("event_metrics")
         if frame is not None and len(frame):
             frame = frame[~frame["metric"].isin(AVERAGE_METRICS)]
+            # the failure signals across all rules sum what the rules' own series hold
+            frame = frame[~(frame["rule"].isna() & frame["metric"].isin(RULE_SIGNALS))]
             for metric, value in frame.groupby("metric")["value"].sum().items():
                 totals[str(metric)] += float(value)
     gmd = sum(a["gmd_calls"] for a in per_account)
@@ -179,10 +184,10 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
         "inventory_s": round(inventory_s, 2),
         "metrics_s": round(wall_s - inventory_s, 2),
         "import_s": round(import_s, 2),
-        "api_calls": sum(calls.by_operation.values()),
-        "api_calls_by_operation": dict(sorted(calls.by_operation.items())),
-        "metrics_requested": calls.metrics_requested,
-        "usd_per_cycle": dollars(calls.by_operation, calls.metrics_requested),
+        "api_calls": sum(first_calls.values()),
+        "api_calls_by_operation": dict(sorted(first_calls.items())),
+        "metrics_requested": first_metrics,
+        "usd_per_cycle": dollars(first_calls, first_metrics),
         "rss_after_imports_mib": rss_after_imports,
         "peak_rss_mib": rss_mib(),
         "ru_maxrss_mib": ru_maxrss_mib(),
@@ -196,6 +201,48 @@ def child_orgscope(job: dict[str, Any]) -> dict[str, Any]:
         "gmd_ratio_max_per_account": round(max(ratios), 3) if ratios else None,
         "rows_stored": sum(run.rows for run in metrics.runs),
         "totals": dict(totals),
+        "steady": steady,
+    }
+
+
+def _cycle_calls(cycle: Any) -> dict[str, Any]:
+    """API calls and metrics requested of one cycle's runs, with the tiers they read."""
+    by_operation: Counter[str] = Counter()
+    for run in cycle.runs:
+        by_operation.update(run.calls.by_operation)
+    return {"api_calls": sum(by_operation.values()),
+            "api_calls_by_operation": dict(sorted(by_operation.items())),
+            "metrics_requested": sum(run.calls.metrics_requested for run in cycle.runs),
+            "tiers": sorted({str(run.tier) for run in cycle.runs}),
+            "failed": sum(run.status != "ok" for run in cycle.runs)}
+
+
+def steady_state(runner: Any, metrics: Any, now: datetime, accounts: int,
+                 inventory: Any) -> dict[str, Any]:
+    """What a 5-minute cycle costs once the first one has read: the metrics collector's runs
+    5 and 10 minutes on (one of the two is a fast run: at most one crosses an hour), and its
+    run just past the next hour (the full tier); with a change feed the inventory runs once an
+    hour (``[collectors.inventory] reconcile_interval``) and its calls are spread over the
+    hour's 12 cycles. Per account: API calls of each kind of cycle, and the hour's average."""
+    fast: dict[str, Any] | None = None
+    for minutes in (5, 10):
+        cycle = _cycle_calls(runner.run_cycle([metrics], now=now + timedelta(minutes=minutes)))
+        if cycle["tiers"] == ["fast"]:
+            fast = cycle
+            break
+    hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
+    full = _cycle_calls(runner.run_cycle([metrics], now=hour))
+    inventory_calls = _cycle_calls(inventory)
+    assert fast is not None, "neither metrics run 5 or 10 minutes on read the fast tier"
+    per_hour = (inventory_calls["api_calls"] + full["api_calls"] + 11 * fast["api_calls"])
+    metrics_hour = full["metrics_requested"] + 11 * fast["metrics_requested"]
+    return {
+        "fast_cycle": fast, "full_cycle": full,
+        "fast_calls_per_account": round(fast["api_calls"] / accounts, 2),
+        "full_calls_per_account": round(full["api_calls"] / accounts, 2),
+        "inventory_calls_per_account": round(inventory_calls["api_calls"] / accounts, 2),
+        "calls_per_account_per_cycle_hour_average": round(per_hour / 12 / accounts, 2),
+        "metrics_requested_per_hour": metrics_hour,
     }
 
 
@@ -376,7 +423,10 @@ CYCLES_PER_MONTH = 30 * 24 * 12
 
 
 def markdown(results: Mapping[str, Any]) -> str:
-    """The docs/performance.md tables of one run: the comparison, then calls by kind."""
+    """The docs/performance.md tables of one run: the comparison, the steady state, then
+    calls by kind."""
+    from orgscope.datasets import ACCOUNT_METRICS, RULE_METRICS
+
     lines = [
         "| accounts | rules | series | approach | wall time | API calls | GetMetricData / "
         "GetMetricStatistics calls | metrics requested | $ per cycle | $ per 30 days at 5 min "
@@ -402,6 +452,24 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"| {naive['metrics_requested']:,} | ${naive['usd_per_cycle']:.4f} "
             f"| ${naive['usd_per_cycle'] * CYCLES_PER_MONTH:,.2f} "
             f"| {naive['peak_rss_mib']:.0f} MiB ({naive['rss_after_imports_mib']:.0f}) | - |")
+    lines += ["", "Steady state (orgscope; inventory hourly with a change feed, metrics in tiers):",
+              "", "| accounts | calls / account, fast cycle | full cycle (hourly) | inventory "
+              "(hourly) | **hour's average per 5-min cycle** | metrics requested / month, tiers "
+              "| every series every 5 min | ratio |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for size in results["sizes"]:
+        steady = size["orgscope"].get("steady")
+        if not steady:
+            continue
+        tiered = steady["metrics_requested_per_hour"] * 24 * 30
+        # what orgscope read before tiers: every rule's 12 metrics and the account's 5
+        flat = (size["rules"] * len(RULE_METRICS) + size["accounts"] * len(ACCOUNT_METRICS)) \
+            * CYCLES_PER_MONTH
+        lines.append(
+            f"| {size['accounts']} | {steady['fast_calls_per_account']} "
+            f"| {steady['full_calls_per_account']} | {steady['inventory_calls_per_account']} "
+            f"| **{steady['calls_per_account_per_cycle_hour_average']}** | {tiered:,} "
+            f"(${tiered / 1000 * GMD_USD_PER_1000_METRICS:,.2f}) | {flat:,} "
+            f"(${flat / 1000 * GMD_USD_PER_1000_METRICS:,.2f}) | {tiered / flat:.3f} |")
     operations = sorted({op for size in results["sizes"] for kind in ("orgscope", "naive")
                          for op in size[kind]["api_calls_by_operation"]})
     lines += ["", "| accounts | approach | " + " | ".join(f"`{op}`" for op in operations) + " |",

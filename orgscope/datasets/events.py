@@ -86,9 +86,10 @@ AVERAGE_METRICS: frozenset[str] = frozenset({"IngestionToInvocationStartLatency"
 #: all rules (no dimension; stored with null bus and rule), each with the per-rule metrics
 #: read when it is not zero (collectors/metrics.py, "tiers").
 RULE_SIGNALS: dict[str, tuple[str, ...]] = {
-    "FailedInvocations": ("FailedInvocations", "Invocations"),
+    # an event that could not be sent to the dead-letter queue failed permanently first:
+    # FailedInvocations across all rules is not zero whenever it is
+    "FailedInvocations": ("FailedInvocations", "Invocations", "InvocationsFailedToBeSentToDlq"),
     "DeadLetterInvocations": ("DeadLetterInvocations",),
-    "InvocationsFailedToBeSentToDlq": ("InvocationsFailedToBeSentToDlq",),
     "ThrottledRules": ("ThrottledRules",),
     "RetryInvocationAttempts": ("RetryInvocationAttempts", "InvocationAttempts"),
     "IngestionToInvocationStartLatency": ("IngestionToInvocationStartLatency",),

@@ -233,7 +233,7 @@ def test_a_loud_signal_drills_into_every_rule_in_the_same_run() -> None:
     collected = collect_metrics(_ctx(cloudwatch, now, T0 + timedelta(minutes=15)))
     assert len(cloudwatch.calls) == 2
     assert _queried(cloudwatch.calls[1]) == {
-        (m, r) for m in ("FailedInvocations", "Invocations") for r in ("to-orders", "nightly")}
+        (m, r) for m in RULE_SIGNALS["FailedInvocations"] for r in ("to-orders", "nightly")}
     frame = collected.frames["event_metrics"]
     failed = frame[(frame["metric"] == "FailedInvocations") & (frame["rule"] == "to-orders")]
     assert failed["value"].sum() == 9.0
