@@ -47,11 +47,14 @@ def rule_funnel(store: Store, key: RuleKey, since: datetime, until: datetime) ->
     """Sums over [since, until) of the rule's delivery metrics.
 
     Columns: stage, metric, value, periods (how many periods were stored: 0 means no data,
-    which the page tells apart from a stored 0).
+    which the page tells apart from a stored 0), newest (the start of the newest period
+    stored, UTC; NaT without one: between full reads only MatchedEvents is current,
+    docs/performance.md "Tiered metrics").
     """
     stages = (*FUNNEL, *FUNNEL_EXTRAS)
     sql = """
-    SELECT metric, sum(value) AS value, count(*) AS periods FROM event_metrics
+    SELECT metric, sum(value) AS value, count(*) AS periods, max(ts) AS newest
+    FROM event_metrics
     WHERE account_id = ? AND region = ? AND bus = ? AND rule = ? AND ts >= ? AND ts < ?
       AND list_contains(?::VARCHAR[], metric)
     GROUP BY metric
@@ -67,8 +70,20 @@ def rule_funnel(store: Store, key: RuleKey, since: datetime, until: datetime) ->
             "metric": metric,
             "value": float(record["value"]) if record else 0.0,
             "periods": int(record["periods"]) if record else 0,
+            "newest": _utc(record["newest"]) if record else pd.NaT,
         })
-    return pd.DataFrame(rows, columns=["stage", "metric", "value", "periods"])
+    return pd.DataFrame(rows, columns=["stage", "metric", "value", "periods", "newest"])
+
+
+def behind_matched(funnel: pd.DataFrame) -> pd.Timestamp | None:
+    """The newest period the funnel's other stages all reach, when it is older than
+    MatchedEvents' newest (the fast tier reads only MatchedEvents every run); else None."""
+    newest = funnel.set_index("metric")["newest"].dropna()
+    if "MatchedEvents" not in newest or len(newest) < 2:
+        return None
+    others = newest.drop("MatchedEvents")
+    oldest = others.min()
+    return pd.Timestamp(oldest) if oldest < newest["MatchedEvents"] else None
 
 
 def rule_series(
@@ -144,6 +159,11 @@ def _band(store: Store, key: RuleKey, metric: str, starts: pd.Series, *, bucket:
     band = band[band["metric"] == metric].rename(columns={"start": "bucket"})
     return pd.DataFrame({"bucket": starts}).merge(
         band[columns], on="bucket", how="left")[columns]
+
+
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
 
 
 def _naive(moment: datetime) -> datetime:

@@ -259,8 +259,12 @@ def _funnel(funnel: pd.DataFrame, time_range: str) -> None:
     figure.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(figure, width="stretch", config=PLOTLY_CONFIG, key="event_flow.funnel")
     extras = funnel[~funnel["stage"].isin(stages["stage"])]
+    behind = rule_metrics.behind_matched(funnel)
+    lag = "" if behind is None else (
+        f" · Matched is read every run; the other stages are read with the hourly full read "
+        f"unless something failed, so they reach {behind + buckets.PERIOD:%H:%M} UTC")
     st.caption(" · ".join(f"{r['stage']}: {r['value']:,.0f}" for r in extras.to_dict("records"))
-               + f" · sums over the last {time_range}")
+               + f" · sums over the last {time_range}" + lag)
 
 
 def _series(series: pd.DataFrame, metric: str, filters: Filters) -> None:

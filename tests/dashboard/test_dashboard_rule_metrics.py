@@ -38,6 +38,21 @@ def test_funnel_sums_match_the_stored_metrics(flow_store: Store, flow_now: datet
     assert list(funnel["stage"][:6]) == [stage for stage, _ in rule_metrics.FUNNEL]
 
 
+def test_the_funnel_says_when_its_stages_lag_matched_events(flow_store: Store,
+                                                             flow_now: datetime) -> None:
+    verdicts = vd.rule_verdicts(flow_store, Filters())
+    key = _key(verdicts, FAILING_RULE)
+    since, until = buckets.window(Filters(time_range="24h"), flow_now)
+    funnel = rule_metrics.rule_funnel(flow_store, key, since, until)
+    assert funnel.set_index("metric").at["MatchedEvents", "newest"].tzinfo is not None
+    assert rule_metrics.behind_matched(funnel) is None  # the sample reads every series
+    newest = funnel.set_index("metric")["newest"]
+    lagging = funnel.assign(newest=[t if m == "MatchedEvents" else t - timedelta(minutes=40)
+                                    for m, t in zip(funnel["metric"], newest, strict=True)])
+    behind = rule_metrics.behind_matched(lagging)
+    assert behind == newest["MatchedEvents"] - timedelta(minutes=40)
+
+
 def test_funnel_of_a_rule_without_metrics_says_no_data(flow_store: Store, flow_now: datetime):
     ghost = vd.RuleKey(CENTRAL, "us-east-1", "central-bus", "no-such-rule")
     funnel = rule_metrics.rule_funnel(flow_store, ghost, flow_now - timedelta(hours=1), flow_now)
