@@ -37,6 +37,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orgscope.access import (
     ACCESS_DENIED_CODES,
+    NO_READ_REASON,
+    REACHABILITY_WITNESSES,
     UNREACHABLE_PREFIX,
     AccountAccess,
     account_access,
@@ -211,6 +213,21 @@ def account_states(
              "error": run.error, "api_calls": run.calls.total})
     return {a.id: account_access(assume_errors.get(a.id), by_account.get(a.id, []), actions)
             for a in accounts}
+
+
+def reachability_moves(latest: Mapping[str, tuple[bool, str | None]],
+                       states: Mapping[str, AccountAccess]) -> dict[str, AccountAccess]:
+    """What a witness's cycle (REACHABILITY_WITNESSES: the metrics collector, every 5 minutes
+    while a change feed makes the inventory hourly) tells the ``accounts`` snapshot: an account
+    whose role can no longer be assumed, and one recorded unreachable whose role works again.
+    Everything else (no-read, partial) waits for the inventory, which reads every action."""
+    moved: dict[str, AccountAccess] = {}
+    for account_id, state in states.items():
+        reachable, reason = latest.get(account_id, (True, None))
+        was_unreachable = not reachable and not (reason or "").startswith(NO_READ_REASON)
+        if (state.access == "unreachable") != was_unreachable:
+            moved[account_id] = state
+    return moved
 
 
 def accounts_frame(
@@ -570,9 +587,22 @@ class Runner:
         states = account_states(accounts, assume_errors, results, collectors)
         if any(c.checks_reachability for c in collectors):
             self.store.write(ACCOUNTS.name, accounts_frame(accounts, states, started), cycle_id)
+        elif any(c.name in REACHABILITY_WITNESSES for c in collectors):
+            moved = reachability_moves(self._latest_access(), states)
+            if moved:
+                chosen = [a for a in accounts if a.id in moved]
+                self.store.write(ACCOUNTS.name, accounts_frame(chosen, moved, started),
+                                 cycle_id)
         self.store.write(WATERMARKS.name, watermarks_frame(results, started), cycle_id)
         self.store.write(RUNS.name, runs_frame(cycle_id, results, self.shard), cycle_id)
         return CycleResult(cycle_id, started, results, accounts, states)
+
+    def _latest_access(self) -> dict[str, tuple[bool, str | None]]:
+        """Each account's newest ``accounts`` row: (reachable, reason)."""
+        frame = self.store.query("SELECT account_id, reachable, reason FROM accounts")
+        return {str(r["account_id"]): (bool(r["reachable"]),
+                                       r["reason"] if isinstance(r["reason"], str) else None)
+                for r in frame.to_dict("records")}
 
     def run_target(self, collector: Collector, account: Account, region: str,
                    inputs: dict[str, pd.DataFrame], now: datetime | None = None) -> RunResult:

@@ -370,3 +370,17 @@ def test_credentials_refused_as_expired_are_assumed_again_and_the_run_completes(
     assert {run.status for run in cycle.runs} == {"ok"}
     assert sorted(factory.forgotten) == sorted({run.account.id for run in cycle.runs})
     assert len(store.query("select * from pings")) == len(cycle.runs)  # one row each, none lost
+
+
+def test_a_witness_cycle_moves_only_what_it_knows_of_the_role() -> None:
+    from orgscope.access import NO_READ_REASON, AccountAccess
+    from orgscope.runner import reachability_moves
+
+    readable = AccountAccess("readable", (), None)
+    gone = AccountAccess("unreachable", (), "cannot assume OrgScopeReadOnly: AccessDenied")
+    latest = {"1": (True, None), "2": (False, "cannot assume OrgScopeReadOnly: AccessDenied"),
+              "3": (False, NO_READ_REASON + ": events:ListRules"), "4": (True, None)}
+    moved = reachability_moves(latest, {"1": gone, "2": readable, "3": readable,
+                                        "4": readable, "5": gone})
+    # 1 broke, 2 came back, 5 was never recorded; 3's refusal waits for the inventory
+    assert moved == {"1": gone, "2": readable, "5": gone}
