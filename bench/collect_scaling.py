@@ -225,13 +225,16 @@ def steady_state(runner: Any, metrics: Any, now: datetime, accounts: int,
     hour (``[collectors.inventory] reconcile_interval``) and its calls are spread over the
     hour's 12 cycles. Per account: API calls of each kind of cycle, and the hour's average."""
     fast: dict[str, Any] | None = None
+    last = now
     for minutes in (5, 10):
-        cycle = _cycle_calls(runner.run_cycle([metrics], now=now + timedelta(minutes=minutes)))
+        last = now + timedelta(minutes=minutes)
+        cycle = _cycle_calls(runner.run_cycle([metrics], now=last))
         if cycle["tiers"] == ["fast"]:
             fast = cycle
             break
-    hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
+    hour = last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
     full = _cycle_calls(runner.run_cycle([metrics], now=hour))
+    assert full["tiers"] == ["full"], f"the run past the hour read {full['tiers']}"
     inventory_calls = _cycle_calls(inventory)
     assert fast is not None, "neither metrics run 5 or 10 minutes on read the fast tier"
     per_hour = (inventory_calls["api_calls"] + full["api_calls"] + 11 * fast["api_calls"])

@@ -5,13 +5,19 @@ following NextToken), in the account that owns the rules.
 
 Dataset returned: ``event_metrics``, one row per (account_id, region, bus, rule, metric, ts)
 with ``value``; ``ts`` is the start of a ``period_s`` period. Account-level PutEvents* metrics
-have null ``bus`` and ``rule``.
+and the failure signals across all rules have null ``bus`` and ``rule``.
 
 docs/datasets.md, "event_metrics", explains which series are read, the windows, the chunks and
-the zeros. Invariants:
+the zeros; docs/performance.md, "Tiered metrics", the tiers. Invariants:
 
-* The series (:data:`RULE_METRICS` per rule, :data:`ACCOUNT_METRICS` per account) come from
-  the latest inventory, never from ListMetrics.
+* The series (:data:`RULE_METRICS` per rule, :data:`ACCOUNT_METRICS` per account,
+  :data:`RULE_SIGNALS` across all rules) come from the latest inventory, never from
+  ListMetrics.
+* A run reads one tier (:func:`plan_run`): **full**, every series (the first run, a run far
+  behind, and the first run past each ``full_interval`` boundary); or **fast**, each rule's
+  activity metric and the signals, then in the same run every rule's metrics of each signal
+  that was not quiet (:func:`loud_signals`, :func:`drill_series`). ``Collected.tier`` says
+  which.
 * The window ends at the start of the current, incomplete period; chunks stay within AWS's
   100,800 datapoints a call and :data:`MAX_CHUNK_SPAN`, at most ``max_chunks_per_run`` a run;
   the watermark returned is the end of the last chunk read.
