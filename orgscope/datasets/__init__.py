@@ -19,7 +19,12 @@ from orgscope.datasets.alerts import (
     SILENCES,
 )
 from orgscope.datasets.changes import RULE_CHANGES
-from orgscope.datasets.cost import COST_CLOSED_MONTHS, COST_DAILY, FLOW_COST_DAILY
+from orgscope.datasets.cost import (
+    COST_CLOSED_MONTHS,
+    COST_DAILY,
+    COST_RESOURCES,
+    FLOW_COST_DAILY,
+)
 from orgscope.datasets.events import (
     ACCOUNT_METRICS,
     AVERAGE_METRICS,
@@ -51,7 +56,8 @@ def all_datasets() -> list[Dataset]:
 
 __all__ = [
     "ACCOUNTS", "ACCOUNT_METRICS", "ALERTS", "ALERT_EVENTS", "AVERAGE_METRICS", "CATALOGUE",
-    "COST_CLOSED_MONTHS", "COST_DAILY", "DLQ_DEPTH", "EVENT_BUSES", "EVENT_METRICS",
+    "COST_CLOSED_MONTHS", "COST_DAILY", "COST_RESOURCES", "DLQ_DEPTH", "EVENT_BUSES",
+    "EVENT_METRICS",
     "EVENT_SCHEMAS", "FLOW_COST_DAILY", "HEAL_ACTIONS", "LABELS", "MAINTENANCE_PREFIX",
     "NOTIFICATIONS", "OTLP_EXPORTS",
     "RULES", "RULE_CHANGES", "RULE_HEALTH", "RULE_METRICS", "RUNS", "SEVERITIES", "SILENCES",
