@@ -29,9 +29,10 @@ MANAGEMENT = "101010101010"
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
     clear_of_midnight()
-    settings = (f'history_months = {MONTHS}\nsource = "data_export"\n'
-                f'export_uri = "{export_uri(MANAGEMENT)}"')
-    replace = {"history_months = 13": settings, **recent_team_move()}
+    replace = {"history_months = 13": f"history_months = {MONTHS}",
+               'source = "cost_explorer"':
+                   f'source = "data_export"\nexport_uri = "{export_uri(MANAGEMENT)}"',
+               **recent_team_move()}
     with simulated_org(tmp_path_factory.mktemp("cost-export"), replace) as running:
         assert running.sim.config.organization.management_account_id == MANAGEMENT
         assert running.cli("collect", "--once", "--only", "cost") == 0
