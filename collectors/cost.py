@@ -444,6 +444,33 @@ def collect_cost(ctx: CollectContext) -> Collected:
     )
 
 
+def _export_place(ctx: CollectContext) -> tuple[str, str] | None:
+    """(bucket, export folder) when this collector reads a data export, else None."""
+    settings = ctx.settings
+    if isinstance(settings, CostCollectorConfig) and settings.source == "data_export":
+        return parse_uri(settings.export_uri)
+    return None
+
+
+def probe_export_list(ctx: CollectContext) -> object:
+    """s3:ListBucket: one ListObjectsV2 of at most one key under the export's folder; no
+    call (nothing to prove) while the collector reads Cost Explorer."""
+    place = _export_place(ctx)
+    if place is None:
+        return None
+    return ctx.client("s3").list_objects_v2(Bucket=place[0], Prefix=place[1], MaxKeys=1)
+
+
+def probe_export_get(ctx: CollectContext) -> object:
+    """s3:GetObject of a made-up key under the export's folder (NoSuchKey proves the
+    action); no call while the collector reads Cost Explorer."""
+    place = _export_place(ctx)
+    if place is None:
+        return None
+    key = f"{place[1]}/orgscope-access-probe" if place[1] else "orgscope-access-probe"
+    return ctx.client("s3").get_object(Bucket=place[0], Key=key)
+
+
 COST = Collector(
     name="cost",
     settings=CostCollectorConfig,
@@ -461,5 +488,6 @@ COST = Collector(
     probes=(("ce:GetCostAndUsage", lambda ctx: ctx.client("ce").get_cost_and_usage(
         TimePeriod={"Start": (ctx.collected_at.date() - timedelta(days=1)).isoformat(),
                     "End": ctx.collected_at.date().isoformat()},
-        Granularity="DAILY", Metrics=["UnblendedCost"])),),
+        Granularity="DAILY", Metrics=["UnblendedCost"])),
+        ("s3:GetObject", probe_export_get), ("s3:ListBucket", probe_export_list)),
 )

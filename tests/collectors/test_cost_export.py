@@ -16,7 +16,12 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from collectors.cost import CostCollectorConfig, collect_cost
+from collectors.cost import (
+    CostCollectorConfig,
+    collect_cost,
+    probe_export_get,
+    probe_export_list,
+)
 from collectors.cost_export import (
     LINE_COLUMNS,
     ExportUnreadable,
@@ -305,3 +310,17 @@ def test_collector_falls_back_to_cost_explorer_when_the_export_cannot_be_read(
     assert list(result.frames[COST_DAILY.name]["amount"]) == [2.0]
     assert COST_RESOURCES.name not in result.frames
     assert s3.calls[0] == "ListObjectsV2"
+
+
+def test_probes_read_the_exports_folder_only_when_the_export_is_configured() -> None:
+    s3 = FakeS3({"data-exports/focus/orgscope-access-probe": b""})
+    ctx = _context(Clients(s3))
+    assert probe_export_list(ctx)["Contents"] == [  # type: ignore[index]
+        {"Key": "data-exports/focus/orgscope-access-probe"}]
+    probe_export_get(ctx)
+    assert s3.calls == ["ListObjectsV2", "GetObject"]
+    explorer = CollectContext(
+        account=ctx.account, region=ctx.region, window=ctx.window,
+        collected_at=ctx.collected_at, client_factory=Clients(s3), settings=CostCollectorConfig())
+    assert probe_export_list(explorer) is None and probe_export_get(explorer) is None
+    assert s3.calls == ["ListObjectsV2", "GetObject"]  # no call while Cost Explorer is read

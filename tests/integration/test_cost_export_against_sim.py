@@ -8,6 +8,8 @@ months of history keep the first run short.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,6 +17,7 @@ from datetime import timedelta
 import pytest
 
 from collectors.cost import history_start
+from orgscope.cli import main
 from sim.costs import EVENTBRIDGE
 from sim.data_export import EXPORT_NAME, PREFIX, SQS, bucket_name, export_uri
 from tests.simulated import Org, clear_of_midnight, recent_team_move, simulated_org
@@ -105,3 +108,13 @@ def test_an_unreadable_export_falls_back_to_cost_explorer(org: Org) -> None:
     (span,) = org.query("select max(date) as last from cost_daily")
     assert span["last"].date() == today  # type: ignore[attr-defined]
     assert today - timedelta(days=1) >= history_start(today, MONTHS)
+
+
+def test_check_config_probes_the_exports_bucket(org: Org) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["--config", str(org.config_path), "check-config"])
+    lines = [line.split() for line in out.getvalue().splitlines()]
+    (management,) = [words for words in lines if len(words) > 3 and words[1] == MANAGEMENT]
+    assert management[3] == "readable", out.getvalue()
+    assert "s3:" not in out.getvalue()
