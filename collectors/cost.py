@@ -397,7 +397,7 @@ def _export_lines(ctx: CollectContext, settings: CostCollectorConfig,
     table = read_export(ctx.client("s3"), settings.export_uri, settings.export_format,
                         periods, open_periods)
     lines = export_rows(table, settings.export_format, settings.tag_key, start, end)
-    log.info("cost %s: data export %s (%s) %s..%s: %d files' lines, %d summed lines",
+    log.info("cost %s: data export %s (%s) %s..%s: %d lines in its files, %d once summed",
              ctx.account.id, settings.export_uri, settings.export_format, start,
              end - timedelta(days=1), table.num_rows, len(lines))
     return lines

@@ -346,9 +346,10 @@ def _resources(rv: cost_data.CostReview) -> None:
         st.info("No resource-level lines for this month. Cost Explorer does not give "
                 "resource-level lines; configure a data export (docs/cost.md).")
         return
-    _table(top, rv.currency, {"resource_id": "Resource", "account": "Account",
-                              "account_id": "Account id", "service": "Service",
-                              "currency": "Currency"}, money=("amount",))
+    # the account id and currency are in the CSV; the grid keeps the amount in view
+    _table(top[["resource_id", "account", "service", "amount"]], rv.currency,
+           {"resource_id": "Resource", "account": "Account", "service": "Service"},
+           money=("amount",))
     st.caption(f"The {len(top)} resources that cost most in {rv.month} (the data export's "
                "resource lines; lines without a resource are not listed).")
     st.download_button("Download resources CSV", data=cost_data.resources_csv(top, rv.month),

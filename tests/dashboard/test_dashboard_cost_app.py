@@ -93,6 +93,7 @@ def test_the_costliest_resources_of_the_month_untrusted_ids_as_plain_text(
                              previous.replace(day=1))
     app = _run(monkeypatch, config)
     table = next(d.value for d in app.dataframe if "resource_id" in d.value.columns)
+    assert list(table.columns) == ["resource_id", "account", "service", "amount"]
     month = written[[d.strftime("%Y-%m") == f"{previous:%Y-%m}" for d in written["date"]]]
     expected = month.groupby("resource_id")["amount"].sum().sort_values(ascending=False)
     assert len(table) == 20 == len(expected.head(20))
