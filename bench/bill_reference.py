@@ -8,9 +8,13 @@ configured X-Ray interval apart, as ``orgscope serve`` would, and prices the sto
 intervals would cost. Nothing here is typed in: the numbers are the runs' own.
 
     nice -n 10 .venv/bin/python bench/bill_reference.py [--cycles 3] [--tick 20]
+        [--cost-source data_export]
+
+``--cost-source data_export`` has the cost collector read the simulator's FOCUS export from S3
+(docs/cost.md, "Data exports") instead of Cost Explorer.
 
 Results: bench/results/bill_reference.json and bench/results/bill_reference.md (the tables
-docs/performance.md shows).
+docs/performance.md shows); bill_reference_data_export.* with ``--cost-source data_export``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from orgscope import (  # noqa: E402
 )
 from orgscope.config import format_interval  # noqa: E402
 from orgscope.runner import stages  # noqa: E402
+from sim.data_export import export_uri  # noqa: E402
 from sim.org import SimulatedOrg  # noqa: E402
 
 log = logging.getLogger("bench.bill_reference")
@@ -49,14 +54,15 @@ WHAT_IF = ("1m", "5m", "15m", "1h", "8h", "1d")
 def _markdown(by_collector: pd.DataFrame, curves: dict[str, dict[str, float]],
               total: float) -> str:
     lines = ["| collector | interval | accounts | API calls / month | CloudWatch $ | "
-             "Cost Explorer $ | X-Ray $ | monthly $ |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "Cost Explorer $ | X-Ray $ | S3 $ | monthly $ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in by_collector.to_dict("records"):
         lines.append(
             f"| {r['collector']} | {format_interval(timedelta(seconds=r['interval_s']))} | "
             f"{r['accounts']} | {r['api_calls_per_month']:,.0f} | {r['cloudwatch_usd']:,.2f} | "
-            f"{r['cost_explorer_usd']:,.2f} | {r['xray_usd']:,.2f} | "
+            f"{r['cost_explorer_usd']:,.2f} | {r['xray_usd']:,.2f} | {r['s3_usd']:,.4f} | "
             f"**{r['monthly_usd']:,.2f}** |")
-    lines.append(f"| **total** | | | | | | | **{total:,.2f}** |")
+    lines.append(f"| **total** | | | | | | | | **{total:,.2f}** |")
     lines += ["", "What the same collector would cost a month at other intervals:", "",
               "| collector | " + " | ".join(WHAT_IF) + " |",
               "|---|" + "---:|" * len(WHAT_IF)]
@@ -72,6 +78,9 @@ def main() -> None:
                         help="steady-state cycles after the first (default 3)")
     parser.add_argument("--tick", type=float, default=20.0,
                         help="seconds between the simulator's traffic ticks")
+    parser.add_argument("--cost-source", choices=("cost_explorer", "data_export"),
+                        default="cost_explorer",
+                        help="where the cost collector reads the bill (default Cost Explorer)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("botocore", "urllib3", "werkzeug", "moto", "orgscope", "collectors", "sim"):
@@ -83,8 +92,13 @@ def main() -> None:
         os.environ.pop(key, None)
     with tempfile.TemporaryDirectory(prefix="orgscope-bill-") as folder:
         config_path = Path(folder) / "config.toml"
-        config_path.write_text((ROOT / "config.toml").read_text().replace(
-            'path = "./data"', f'path = "{folder}/store"'))
+        text = (ROOT / "config.toml").read_text().replace(
+            'path = "./data"', f'path = "{folder}/store"')
+        if args.cost_source == "data_export":
+            management = wiring.load(ROOT / "config.toml").organization.management_account_id
+            text = text.replace('source = "cost_explorer"', 'source = "data_export"\n'
+                                f'export_uri = "{export_uri(management)}"')
+        config_path.write_text(text)
         config = wiring.load(config_path)
         sim = SimulatedOrg(config, history_hours=1, tick_s=args.tick)
         os.environ["AWS_ENDPOINT_URL"] = sim.start()
@@ -115,15 +129,17 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "generated_at": now.isoformat(timespec="seconds"), "cycles": 1 + args.cycles,
-        "sim_tick_s": args.tick, "total_monthly_usd": round(total, 4),
+        "sim_tick_s": args.tick, "cost_source": args.cost_source,
+        "total_monthly_usd": round(total, 4),
         "by_collector": totals.to_dict("records"), "what_if": curves,
         "usage": usage.assign(last_started_at=usage["last_started_at"].astype(str))
         .to_dict("records"),
     }
-    (RESULTS / "bill_reference.json").write_text(json.dumps(record, indent=2, default=str)
-                                                 + "\n")
+    name = "bill_reference" if args.cost_source == "cost_explorer" else \
+        "bill_reference_data_export"
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     text = _markdown(totals, curves, total)
-    (RESULTS / "bill_reference.md").write_text(text)
+    (RESULTS / f"{name}.md").write_text(text)
     print(text)
 
 
