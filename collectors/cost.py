@@ -88,13 +88,11 @@ class CostCollectorConfig(CollectorConfig):
 
     @model_validator(mode="after")
     def _export_named(self) -> CostCollectorConfig:
-        if self.source == "data_export":
-            if not self.export_uri:
-                raise ValueError('source = "data_export" needs export_uri = '
-                                 '"s3://bucket/<prefix>/<export name>"')
-            parse_uri(self.export_uri)
-        elif self.export_uri:
-            parse_uri(self.export_uri)
+        if self.source == "data_export" and not self.export_uri:
+            raise ValueError('source = "data_export" needs export_uri = '
+                             '"s3://bucket/<prefix>/<export name>"')
+        if self.export_uri:
+            parse_uri(self.export_uri)  # ValueError unless s3://bucket/...
         return self
 
 

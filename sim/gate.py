@@ -301,6 +301,10 @@ def denial(protocol: str, message: str, *, query_compatible: bool = False) -> De
                                         ("x-amzn-ErrorType", "AccessDeniedException"),
                                         *common], body)
     escaped = (message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    if protocol == "rest-xml":  # S3: a bare <Error>, as S3 answers
+        body = (f"<Error><Code>AccessDenied</Code><Message>{escaped}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>").encode()
+        return Denial("403 Forbidden", [("Content-Type", "application/xml"), *common], body)
     body = (
         "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
         f"<Message>{escaped}</Message></Error><RequestId>{request_id}</RequestId>"
@@ -436,7 +440,7 @@ class IamGate:
         message = (f"User: arn:aws:sts::{account_id}:assumed-role/{role_name} is not authorized "
                    f"to perform: {action} ({why})")
         log.info("gate: denied %s for %s in %s: %s", action, role_name, account_id, why)
-        protocol = protocol_of(path, headers, form)
+        protocol = "rest-xml" if signature.service == "s3" else protocol_of(path, headers, form)
         query_compatible = signature.service in ("sqs", "monitoring")
         return denial(protocol, message, query_compatible=query_compatible)
 

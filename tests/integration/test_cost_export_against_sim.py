@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -118,3 +119,22 @@ def test_check_config_probes_the_exports_bucket(org: Org) -> None:
     (management,) = [words for words in lines if len(words) > 3 and words[1] == MANAGEMENT]
     assert management[3] == "readable", out.getvalue()
     assert "s3:" not in out.getvalue()
+
+
+def test_a_role_without_the_export_grants_falls_back_and_check_config_names_them(
+        org: Org, caplog: pytest.LogCaptureFixture) -> None:
+    org.sim.withhold_actions(MANAGEMENT, ["s3:GetObject", "s3:ListBucket"])
+    try:
+        with caplog.at_level(logging.WARNING, logger="collectors.cost"):
+            assert org.cli("collect", "--once", "--only", "cost") == 0
+        assert "AccessDenied" in caplog.text and "reading Cost Explorer" in caplog.text
+        last = _runs(org)[-1]
+        assert last["status"] == "ok", last["error"]
+        assert json.loads(str(last["api_calls_by_operation"]))["ce:GetCostAndUsage"] > 0
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            main(["--config", str(org.config_path), "check-config"])
+        assert "s3:GetObject (cost)" in out.getvalue()
+        assert "s3:ListBucket (cost)" in out.getvalue()
+    finally:
+        org.sim.repair_account(MANAGEMENT)
