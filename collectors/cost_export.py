@@ -8,7 +8,8 @@ times a day); ``export_uri`` names the export folder (``s3://bucket/<prefix>/<ex
 What is returned (docs/cost.md, "Data exports"):
 
 * :func:`export_rows` (pure): the export's lines summed per date, account_id, team_tag,
-  service, usage_type and resource_id ("" when the line has none), with amount (the unblended
+  service (Cost Explorer's SERVICE name where the service code is known: :func:`ce_service`),
+  usage_type and resource_id ("" when the line has none), with amount (the unblended
   cost: FOCUS BilledCost, CUR line_item_unblended_cost), usage_quantity (null when absent)
   and currency;
 * :func:`daily_rows` and :func:`resource_rows`: those lines at the grain of ``cost_daily``
@@ -40,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orgscope.cost.categories import usage_kind
 from orgscope.cost.review import add_months
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class ExportColumns:
     quantity: str
     tags: str
     currency: str
+    #: The service code (FOCUS x_ServiceCode; CUR 2.0's product code is its service column).
+    service_code: str
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -78,14 +82,53 @@ COLUMNS: dict[str, ExportColumns] = {
     "focus-1.0": ExportColumns(
         day="ChargePeriodStart", account="SubAccountId", service="ServiceName",
         amount="BilledCost", usage_type="x_UsageType", resource="ResourceId",
-        quantity="ConsumedQuantity", tags="Tags", currency="BillingCurrency"),
+        quantity="ConsumedQuantity", tags="Tags", currency="BillingCurrency",
+        service_code="x_ServiceCode"),
     "cur-2.0": ExportColumns(
         day="line_item_usage_start_date", account="line_item_usage_account_id",
         service="line_item_product_code", amount="line_item_unblended_cost",
         usage_type="line_item_usage_type", resource="line_item_resource_id",
         quantity="line_item_usage_amount", tags="resource_tags",
-        currency="line_item_currency_code"),
+        currency="line_item_currency_code", service_code="line_item_product_code"),
 }
+
+#: AWS service codes -> Cost Explorer's SERVICE names, for the services orgscope's overhead
+#: categories, flow allocation and simulator name (docs/cost.md, "Data exports"): the export
+#: says "AWSEvents" / "Amazon EventBridge" where Cost Explorer says "CloudWatch Events". A
+#: code not listed keeps the export's service name. AmazonEC2 is split by usage type
+#: (:data:`EC2_COMPUTE_USAGE`) as Cost Explorer splits it.
+CE_SERVICE_NAMES: dict[str, str] = {
+    "AWSEvents": "CloudWatch Events",
+    "AWSQueueService": "Amazon Simple Queue Service",
+    "AWSLambda": "AWS Lambda",
+    "AmazonCloudWatch": "AmazonCloudWatch",
+    "AWSSecretsManager": "AWS Secrets Manager",
+    "AWSSystemsManager": "AWS Systems Manager",
+    "AWSCostExplorer": "AWS Cost Explorer",
+    "AWSCloudTrail": "AWS CloudTrail",
+    "AWSXRay": "AWS X-Ray",
+    "AmazonApiGateway": "Amazon API Gateway",
+    "AmazonDynamoDB": "Amazon DynamoDB",
+    "AmazonElastiCache": "Amazon ElastiCache",
+    "AmazonRDS": "Amazon Relational Database Service",
+    "AmazonS3": "Amazon Simple Storage Service",
+    "AmazonSNS": "Amazon Simple Notification Service",
+    "AmazonStates": "AWS Step Functions",
+}
+EC2_CODE = "AmazonEC2"
+#: EC2 usage types Cost Explorer counts as "Amazon Elastic Compute Cloud - Compute"; every
+#: other EC2 usage type (EBS, NAT gateways, data transfer, Elastic IPs) is "EC2 - Other".
+EC2_COMPUTE_USAGE = ("BoxUsage", "SpotUsage", "DedicatedUsage", "HostUsage", "HostBoxUsage",
+                     "ReservedHostUsage", "UnusedBox", "UnusedDed")
+
+
+def ce_service(code: str, name: str, usage_type: str) -> str:
+    """Cost Explorer's SERVICE name of an export line: from its service ``code`` where
+    :data:`CE_SERVICE_NAMES` knows it (EC2 by usage type), else the export's ``name``."""
+    if code == EC2_CODE:
+        compute = usage_kind(usage_type).startswith(EC2_COMPUTE_USAGE)
+        return "Amazon Elastic Compute Cloud - Compute" if compute else "EC2 - Other"
+    return CE_SERVICE_NAMES.get(code, name)
 
 LINE_COLUMNS = ["date", "account_id", "team_tag", "service", "usage_type", "resource_id",
                 "amount", "usage_quantity", "currency"]
@@ -150,11 +193,13 @@ def export_rows(table: pa.Table, export_format: ExportFormat, tag_key: str, star
 
     days = pd.to_datetime(column(names.day), utc=True, errors="coerce")
     amounts = pd.to_numeric(column(names.amount), errors="coerce").astype("float64")
+    usage_types = _text(column(names.usage_type))
     frame = pd.DataFrame({
         "date": days.dt.date,
         "account_id": _text(column(names.account)),
-        "service": _text(column(names.service)),
-        "usage_type": _text(column(names.usage_type)),
+        "service": _services(_text(column(names.service_code)), _text(column(names.service)),
+                             usage_types),
+        "usage_type": usage_types,
         "resource_id": _text(column(names.resource)),
         "amount": amounts,
         "usage_quantity": pd.to_numeric(column(names.quantity), errors="coerce"
@@ -189,6 +234,13 @@ def sum_lines(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     counted = grouped["usage_quantity"].count()
     summed["usage_quantity"] = summed["usage_quantity"].where(counted > 0)
     return summed.reset_index()
+
+
+def _services(codes: pd.Series, names: pd.Series, usage_types: pd.Series) -> pd.Series:
+    """:func:`ce_service` of every line, once per distinct (code, name, usage type)."""
+    keys = list(zip(codes, names, usage_types, strict=True))
+    known = {key: ce_service(*key) for key in set(keys)}
+    return pd.Series([known[key] for key in keys], index=codes.index, dtype=object)
 
 
 def daily_rows(lines: pd.DataFrame, collected_at: datetime, estimated_from: date
@@ -290,7 +342,7 @@ def read_export(s3: Any, uri: str, export_format: ExportFormat, periods: list[st
     bucket, prefix = parse_uri(uri)
     names = COLUMNS[export_format]
     wanted = {names.day, names.account, names.service, names.amount, names.usage_type,
-              names.resource, names.quantity, names.tags, names.currency}
+              names.resource, names.quantity, names.tags, names.currency, names.service_code}
     tables: list[pa.Table] = []
     try:
         for period in periods:

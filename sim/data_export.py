@@ -9,8 +9,9 @@ simulator's topology has the resource a line pays for, the line is split over th
 queues, Lambda lines over its functions; other lines keep no resource.
 
 Columns written (FOCUS 1.0 with AWS columns): BillingPeriodStart, ChargePeriodStart,
-ChargePeriodEnd, ChargeCategory ("Usage"), SubAccountId, ServiceName (Cost Explorer's SERVICE
-name, so the two sources agree), x_UsageType, ResourceId (null when none), BilledCost,
+ChargePeriodEnd, ChargeCategory ("Usage"), SubAccountId, ServiceName (AWS's product name,
+e.g. "Amazon EventBridge"), x_ServiceCode (e.g. "AWSEvents", from which the reader gets Cost
+Explorer's SERVICE name back), x_UsageType, ResourceId (null when none), BilledCost,
 ConsumedQuantity, ConsumedUnit, BillingCurrency ("USD"), Tags (map: ``user:<tag key>``).
 """
 
@@ -30,8 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from collectors.cost_export import period_prefix
-from sim.costs import EVENTBRIDGE, MICROS, CostModel, list_price
+from collectors.cost_export import CE_SERVICE_NAMES, EC2_CODE, period_prefix
+from sim.costs import CLOUDWATCH, EC2, EC2_OTHER, EVENTBRIDGE, MICROS, CostModel, list_price
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ SQS = "Amazon Simple Queue Service"
 LAMBDA = "AWS Lambda"
 #: The services whose lines are split over the account's resources of that service.
 SPLIT_SERVICES = (EVENTBRIDGE, SQS, LAMBDA)
+#: The model's (Cost Explorer) service names -> the export's x_ServiceCode, the reverse of
+#: the reader's table (collectors/cost_export.py), EC2's two names both AmazonEC2.
+SERVICE_CODES: dict[str, str] = {name: code for code, name in CE_SERVICE_NAMES.items()} | {
+    EC2: EC2_CODE, EC2_OTHER: EC2_CODE}
+#: The export's ServiceName where AWS's product name is not Cost Explorer's SERVICE name.
+PRODUCT_NAMES: dict[str, str] = {EVENTBRIDGE: "Amazon EventBridge",
+                                 EC2: "Amazon Elastic Compute Cloud",
+                                 EC2_OTHER: "Amazon Elastic Compute Cloud",
+                                 CLOUDWATCH: "Amazon CloudWatch"}
 
 
 def bucket_name(management_account_id: str) -> str:
@@ -125,7 +135,10 @@ def focus_table(lines: pd.DataFrame, tag_key: str) -> pa.Table:
         "ChargePeriodEnd": _timestamps(starts + pd.Timedelta(days=1)),
         "ChargeCategory": pa.array(["Usage"] * len(lines), type=pa.string()),
         "SubAccountId": pa.array(lines["account_id"].astype(str), type=pa.string()),
-        "ServiceName": pa.array(lines["service"].astype(str), type=pa.string()),
+        "ServiceName": pa.array([PRODUCT_NAMES.get(s, s) for s in lines["service"]],
+                                type=pa.string()),
+        "x_ServiceCode": pa.array([SERVICE_CODES.get(s) for s in lines["service"]],
+                                  type=pa.string()),
         "x_UsageType": pa.array(lines["usage_type"].astype(str), type=pa.string()),
         "ResourceId": pa.array([r or None for r in lines["resource_id"]], type=pa.string()),
         "BilledCost": pa.array(lines["micros"].to_numpy() / MICROS, type=pa.float64()),

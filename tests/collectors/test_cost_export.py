@@ -26,6 +26,7 @@ from collectors.cost_export import (
     LINE_COLUMNS,
     ExportUnreadable,
     billing_periods,
+    ce_service,
     daily_rows,
     export_rows,
     parse_uri,
@@ -124,7 +125,8 @@ def test_cur2_lines_read_hourly_starts_text_costs_and_user_tags() -> None:
     lines = export_rows(table, "cur-2.0", "Team", *_window(day, day))
     assert list(lines["date"]) == [day, day]
     named = lines[lines["resource_id"] == RULE].iloc[0]
-    assert named["team_tag"] == "orders" and named["service"] == "AWSEvents"
+    # the product code AWSEvents is Cost Explorer's "CloudWatch Events"
+    assert named["team_tag"] == "orders" and named["service"] == "CloudWatch Events"
     assert math.isclose(named["amount"], 0.000123) and named["usage_quantity"] == 123.0
     plain = lines[lines["resource_id"] == ""].iloc[0]
     assert plain["team_tag"] == "" and pd.isna(plain["usage_quantity"])
@@ -169,6 +171,24 @@ def test_bad_lines_are_logged_and_skipped_the_rest_kept(caplog: pytest.LogCaptur
         lines = export_rows(table, "focus-1.0", "Team", *_window(T0, T0))
     assert list(lines["amount"]) == [1.0]
     assert "skipped 3 of 4 lines" in caplog.text
+
+
+@pytest.mark.parametrize(("code", "name", "usage_type", "expected"), [
+    ("AWSEvents", "Amazon EventBridge", "USE1-Event-64K-Chunks", "CloudWatch Events"),
+    ("AmazonEC2", "Amazon Elastic Compute Cloud", "BoxUsage:m5.xlarge",
+     "Amazon Elastic Compute Cloud - Compute"),
+    ("AmazonEC2", "Amazon Elastic Compute Cloud", "EUW1-SpotUsage:c5.large",
+     "Amazon Elastic Compute Cloud - Compute"),
+    ("AmazonEC2", "Amazon Elastic Compute Cloud", "NatGateway-Bytes", "EC2 - Other"),
+    ("AmazonEC2", "Amazon Elastic Compute Cloud", "USE1-EBS:VolumeUsage.gp3", "EC2 - Other"),
+    ("AWSQueueService", "Amazon Simple Queue Service", "Requests-Tier1",
+     "Amazon Simple Queue Service"),
+    ("AmazonBedrock", "Amazon Bedrock", "USE1-x", "Amazon Bedrock"),  # unknown: kept
+    ("", "Amazon Bedrock", "", "Amazon Bedrock"),  # no x_ServiceCode column
+])
+def test_services_get_cost_explorers_names(code: str, name: str, usage_type: str,
+                                           expected: str) -> None:
+    assert ce_service(code, name, usage_type) == expected
 
 
 @pytest.mark.parametrize(("tags", "expected"), [
