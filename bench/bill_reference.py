@@ -8,9 +8,13 @@ configured X-Ray interval apart, as ``orgscope serve`` would, and prices the sto
 intervals would cost. Nothing here is typed in: the numbers are the runs' own.
 
     nice -n 10 .venv/bin/python bench/bill_reference.py [--cycles 3] [--tick 20]
+        [--cost-source data_export]
+
+``--cost-source data_export`` has the cost collector read the simulator's FOCUS export from S3
+(docs/cost.md, "Data exports") instead of Cost Explorer.
 
 Results: bench/results/bill_reference.json and bench/results/bill_reference.md (the tables
-docs/performance.md shows).
+docs/performance.md shows); bill_reference_data_export.* with ``--cost-source data_export``.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from orgscope import (  # noqa: E402
     plugins,
     wiring,
 )
-from orgscope.config import format_interval  # noqa: E402
+from orgscope.config import Config, format_interval  # noqa: E402
 from orgscope.runner import stages  # noqa: E402
+from sim.data_export import export_uri  # noqa: E402
 from sim.org import SimulatedOrg  # noqa: E402
 
 log = logging.getLogger("bench.bill_reference")
@@ -49,14 +54,15 @@ WHAT_IF = ("1m", "5m", "15m", "1h", "8h", "1d")
 def _markdown(by_collector: pd.DataFrame, curves: dict[str, dict[str, float]],
               total: float) -> str:
     lines = ["| collector | interval | accounts | API calls / month | CloudWatch $ | "
-             "Cost Explorer $ | X-Ray $ | monthly $ |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "Cost Explorer $ | X-Ray $ | S3 $ | monthly $ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in by_collector.to_dict("records"):
         lines.append(
             f"| {r['collector']} | {format_interval(timedelta(seconds=r['interval_s']))} | "
             f"{r['accounts']} | {r['api_calls_per_month']:,.0f} | {r['cloudwatch_usd']:,.2f} | "
-            f"{r['cost_explorer_usd']:,.2f} | {r['xray_usd']:,.2f} | "
+            f"{r['cost_explorer_usd']:,.2f} | {r['xray_usd']:,.2f} | {r['s3_usd']:,.4f} | "
             f"**{r['monthly_usd']:,.2f}** |")
-    lines.append(f"| **total** | | | | | | | **{total:,.2f}** |")
+    lines.append(f"| **total** | | | | | | | | **{total:,.2f}** |")
     lines += ["", "What the same collector would cost a month at other intervals:", "",
               "| collector | " + " | ".join(WHAT_IF) + " |",
               "|---|" + "---:|" * len(WHAT_IF)]
@@ -66,13 +72,64 @@ def _markdown(by_collector: pd.DataFrame, curves: dict[str, dict[str, float]],
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=3,
                         help="steady-state cycles after the first (default 3)")
     parser.add_argument("--tick", type=float, default=20.0,
                         help="seconds between the simulator's traffic ticks")
-    args = parser.parse_args()
+    parser.add_argument("--cost-source", choices=("cost_explorer", "data_export"),
+                        default="cost_explorer",
+                        help="where the cost collector reads the bill (default Cost Explorer)")
+    return parser.parse_args()
+
+
+def _config_text(folder: str, cost_source: str) -> str:
+    text = (ROOT / "config.toml").read_text().replace(
+        'path = "./data"', f'path = "{folder}/store"')
+    if cost_source == "data_export":
+        management = wiring.load(ROOT / "config.toml").organization.management_account_id
+        text = text.replace('source = "cost_explorer"', 'source = "data_export"\n'
+                            f'export_uri = "{export_uri(management)}"')
+    return text
+
+
+def _collect(config_path: Path, config: Config, cycles: int, tick: float
+             ) -> tuple[pd.DataFrame, datetime]:
+    """Run the simulator and the collectors as the module doc says; the runs' usage and the
+    moment it was read at."""
+    sim = SimulatedOrg(config, history_hours=1, tick_s=tick)
+    os.environ["AWS_ENDPOINT_URL"] = sim.start()
+    sim.start_traffic()
+    try:
+        runner = wiring.runner(wiring.load(config_path))
+        collectors = list(plugins.COLLECTORS.values())
+        clock = time.monotonic()
+        for stage in stages(collectors):
+            runner.run_cycle(stage)
+        log.info("first cycle (back-fills) in %.0f s", time.monotonic() - clock)
+        spacing = config.collector("xray").interval.total_seconds()
+        for index in range(cycles):
+            started = time.monotonic()
+            for stage in stages(collectors):
+                runner.run_cycle(stage)
+            log.info("cycle %d in %.0f s", index + 2, time.monotonic() - started)
+            time.sleep(max(0.0, spacing - (time.monotonic() - started)))
+        now = datetime.now(UTC)
+        # the metrics collector's full tier runs once an hour: one run just past the next
+        # hour prices it from a run of its own (moto answers for the future as for now)
+        full_at = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1,
+                                                                            minutes=1)
+        if config.collector("metrics").pricing().tiers:
+            runner.run_cycle([plugins.collector("metrics")], now=full_at)
+            now = full_at + timedelta(minutes=1)
+        return bill.read_usage(runner.store, now), now
+    finally:
+        sim.stop()
+
+
+def main() -> None:
+    args = _arguments()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("botocore", "urllib3", "werkzeug", "moto", "orgscope", "collectors", "sim"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -83,38 +140,9 @@ def main() -> None:
         os.environ.pop(key, None)
     with tempfile.TemporaryDirectory(prefix="orgscope-bill-") as folder:
         config_path = Path(folder) / "config.toml"
-        config_path.write_text((ROOT / "config.toml").read_text().replace(
-            'path = "./data"', f'path = "{folder}/store"'))
+        config_path.write_text(_config_text(folder, args.cost_source))
         config = wiring.load(config_path)
-        sim = SimulatedOrg(config, history_hours=1, tick_s=args.tick)
-        os.environ["AWS_ENDPOINT_URL"] = sim.start()
-        sim.start_traffic()
-        try:
-            runner = wiring.runner(wiring.load(config_path))
-            collectors = list(plugins.COLLECTORS.values())
-            clock = time.monotonic()
-            for stage in stages(collectors):
-                runner.run_cycle(stage)
-            log.info("first cycle (back-fills) in %.0f s", time.monotonic() - clock)
-            spacing = config.collector("xray").interval.total_seconds()
-            for index in range(args.cycles):
-                started = time.monotonic()
-                for stage in stages(collectors):
-                    runner.run_cycle(stage)
-                log.info("cycle %d in %.0f s", index + 2, time.monotonic() - started)
-                time.sleep(max(0.0, spacing - (time.monotonic() - started)))
-            now = datetime.now(UTC)
-            # the metrics collector's full tier runs once an hour: one run just past the next
-            # hour prices it from a run of its own (moto answers for the future as for now)
-            metrics = [plugins.collector("metrics")]
-            full_at = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1,
-                                                                                minutes=1)
-            if config.collector("metrics").pricing().tiers:
-                runner.run_cycle(metrics, now=full_at)
-                now = full_at + timedelta(minutes=1)
-            usage = bill.read_usage(runner.store, now)
-        finally:
-            sim.stop()
+        usage, now = _collect(config_path, config, args.cycles, args.tick)
     billed = bill.bill(usage, config)
     totals = bill.by_collector(billed)
     total = float(totals["monthly_usd"].sum())
@@ -124,15 +152,17 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "generated_at": now.isoformat(timespec="seconds"), "cycles": 1 + args.cycles,
-        "sim_tick_s": args.tick, "total_monthly_usd": round(total, 4),
+        "sim_tick_s": args.tick, "cost_source": args.cost_source,
+        "total_monthly_usd": round(total, 4),
         "by_collector": totals.to_dict("records"), "what_if": curves,
         "usage": usage.assign(last_started_at=usage["last_started_at"].astype(str))
         .to_dict("records"),
     }
-    (RESULTS / "bill_reference.json").write_text(json.dumps(record, indent=2, default=str)
-                                                 + "\n")
+    name = "bill_reference" if args.cost_source == "cost_explorer" else \
+        "bill_reference_data_export"
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     text = _markdown(totals, curves, total)
-    (RESULTS / "bill_reference.md").write_text(text)
+    (RESULTS / f"{name}.md").write_text(text)
     print(text)
 
 

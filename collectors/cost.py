@@ -2,12 +2,17 @@
 
 AWS API wrapped: ``ce:GetCostAndUsage``, in the management (payer) account through the read
 role, which answers for every linked account of the organization. One session, no fan-out.
+With ``source = "data_export"`` the organization's AWS Data Export in S3 is read instead
+(:mod:`collectors.cost_export`: ``s3:ListObjectsV2`` and ``s3:GetObject`` through the same
+role), and Cost Explorer only when the export cannot be read this run.
 
-Dataset returned:
+Datasets returned:
 
 * ``cost_daily``: date, account_id, team_tag (the raw tag value, "" when untagged), service,
   usage_type, amount (UnblendedCost), currency, estimated, collected_at, usage_quantity
   (UsageQuantity in the usage type's own unit; null when Cost Explorer gives none).
+* ``cost_resources`` (from a data export only): date, account_id, service, usage_type,
+  resource_id, team_tag, amount, usage_quantity, currency, collected_at.
 
 docs/cost.md explains the two queries ("The queries": **pairs**, account x tag, then one
 **detail** per pair, service x usage type), what is re-read and when, and the price.
@@ -29,15 +34,25 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from collectors.cost_export import (
+    ExportFormat,
+    ExportUnreadable,
+    billing_periods,
+    daily_rows,
+    export_rows,
+    parse_uri,
+    read_export,
+    resource_rows,
+)
 from orgscope.collect import CollectContext, Collected, Collector
 from orgscope.config import CollectorConfig, Interval
 from orgscope.cost.review import add_months
-from orgscope.datasets import COST_DAILY
+from orgscope.datasets import COST_DAILY, COST_RESOURCES
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +79,21 @@ class CostCollectorConfig(CollectorConfig):
     history_months: int = Field(default=13, ge=1, le=38)
     bill_final_day: int = Field(default=5, ge=1, le=28)
     tag_key: str = Field(default="Team", min_length=1, max_length=128)
+    #: Where the cost comes from: Cost Explorer (default), or the organization's AWS Data
+    #: Export in S3 (docs/cost.md, "Data exports"), with Cost Explorer as the fallback.
+    source: Literal["cost_explorer", "data_export"] = "cost_explorer"
+    #: The export's folder, ``s3://bucket/<prefix>/<export name>`` (source = "data_export").
+    export_uri: str = ""
+    export_format: ExportFormat = "focus-1.0"
 
+    @model_validator(mode="after")
+    def _export_named(self) -> CostCollectorConfig:
+        if self.source == "data_export" and not self.export_uri:
+            raise ValueError('source = "data_export" needs export_uri = '
+                             '"s3://bucket/<prefix>/<export name>"')
+        if self.export_uri:
+            parse_uri(self.export_uri)  # ValueError unless s3://bucket/...
+        return self
 
 
 # --- windows ---------------------------------------------------------------------------------
@@ -291,10 +320,10 @@ def _quantity_texts(frame: pd.DataFrame) -> pd.Series:
     return values.round(6).astype(str)
 
 
-def _digests(frame: pd.DataFrame) -> pd.DataFrame:
+def _digests(frame: pd.DataFrame, compared: list[str]) -> pd.DataFrame:
     """Per date: the number of rows and an order-independent digest of their content
-    (amount to 1e-8 dollars, usage quantity to 1e-6 units)."""
-    content = frame[_COMPARED].astype(str).assign(
+    (the ``compared`` columns, amount to 1e-8 dollars, usage quantity to 1e-6 units)."""
+    content = frame[compared].astype(str).assign(
         nanos=(frame["amount"].astype(float) * 1e8).round().astype("int64"),
         quantity=_quantity_texts(frame))
     hashes = pd.util.hash_pandas_object(content, index=False).to_numpy() >> 16
@@ -303,17 +332,21 @@ def _digests(frame: pd.DataFrame) -> pd.DataFrame:
         "date")["digest"].agg(["count", "sum"])
 
 
-def changed_days(fresh: pd.DataFrame, stored: pd.DataFrame | None) -> pd.DataFrame:
+def changed_days(fresh: pd.DataFrame, stored: pd.DataFrame | None,
+                 compared: list[str] | None = None) -> pd.DataFrame:
     """The rows of ``fresh`` for the days whose rows differ from the ``stored`` latest ones
-    (every day when nothing is stored): unchanged days are not written again."""
+    (every day when nothing is stored): unchanged days are not written again. ``compared``:
+    the columns besides amount and usage quantity that tell rows apart (``cost_daily``'s by
+    default)."""
     if stored is None or stored.empty or fresh.empty:
         return fresh
+    compared = compared or _COMPARED
     first = pd.Timestamp(min(fresh["date"]))
     stored = stored[pd.to_datetime(stored["date"]) >= first]
     if stored.empty:
         return fresh
-    after = _digests(fresh)
-    before = _digests(stored).reindex(after.index)
+    after = _digests(fresh, compared)
+    before = _digests(stored, compared).reindex(after.index)
     same = (after["count"] == before["count"]) & (after["sum"] == before["sum"])
     keep = set(after.index[~same])
     return fresh[fresh["date"].isin(keep)].reset_index(drop=True)
@@ -332,15 +365,11 @@ def _log_missing_quantities(frame: pd.DataFrame) -> None:
                     first["account_id"], first["service"], first["usage_type"], first["date"])
 
 
-def collect_cost(ctx: CollectContext) -> Collected:
-    """The organization's daily cost since the watermark, per (account, tag, service, usage
-    type), from GetCostAndUsage in the management account."""
-    settings = ctx.settings if isinstance(ctx.settings, CostCollectorConfig) else \
-        CostCollectorConfig()
-    today = ctx.collected_at.astimezone(UTC).date()
-    watermark = ctx.watermark.astimezone(UTC).date() if ctx.watermark else None
-    start, end = read_window(today, settings, watermark)
-    tag_key = settings.tag_key
+def _explorer_rows(ctx: CollectContext, window: tuple[date, date], tag_key: str
+                   ) -> pd.DataFrame:
+    """``cost_daily`` rows of the window from Cost Explorer (the pairs query, then one
+    detail query per (account, tag value) pair with cost)."""
+    start, end = window
     ce = ctx.client("ce")
     totals = _pair_totals(ce, start, end, tag_key)
     pairs = sorted({(account, value) for (_, account, value), amount in totals.items()
@@ -351,32 +380,112 @@ def collect_cost(ctx: CollectContext) -> Collected:
                                  collected_at=ctx.collected_at))
     fresh = pd.DataFrame(rows, columns=COST_DAILY.columns)
     _check(totals, fresh)
-    _log_missing_quantities(fresh)
-    stored = ctx.inputs.get(COST_DAILY.name)
-    written = changed_days(fresh, stored)
-    log.info("cost %s: read %s..%s, %d (account, %s) pairs, %d rows, %d days changed",
-             ctx.account.id, start, end - timedelta(days=1), len(pairs), tag_key, len(fresh),
-             written["date"].nunique() if not written.empty else 0)
+    log.info("cost %s: Cost Explorer %s..%s, %d (account, %s) pairs", ctx.account.id, start,
+             end - timedelta(days=1), len(pairs), tag_key)
+    return fresh
+
+
+def _export_lines(ctx: CollectContext, settings: CostCollectorConfig,
+                  window: tuple[date, date], closed: date) -> pd.DataFrame:
+    """The window's lines from the data export (:mod:`collectors.cost_export`); raises
+    :class:`ExportUnreadable` when the export cannot be used this run."""
+    start, end = window
+    periods = billing_periods(start, end)
+    open_periods = {p for p in periods if p >= closed.strftime("%Y-%m")}
+    table = read_export(ctx.client("s3"), settings.export_uri, settings.export_format,
+                        periods, open_periods)
+    lines = export_rows(table, settings.export_format, settings.tag_key, start, end)
+    log.info("cost %s: data export %s (%s) %s..%s: %d lines in its files, %d once summed",
+             ctx.account.id, settings.export_uri, settings.export_format, start,
+             end - timedelta(days=1), table.num_rows, len(lines))
+    return lines
+
+
+_RESOURCE_COMPARED = ["account_id", "team_tag", "service", "usage_type", "resource_id",
+                      "currency"]
+
+
+def collect_cost(ctx: CollectContext) -> Collected:
+    """The organization's daily cost since the watermark, per (account, tag, service, usage
+    type): from the data export when configured and readable (with its resource lines), else
+    from GetCostAndUsage in the management account."""
+    settings = ctx.settings if isinstance(ctx.settings, CostCollectorConfig) else \
+        CostCollectorConfig()
+    today = ctx.collected_at.astimezone(UTC).date()
+    watermark = ctx.watermark.astimezone(UTC).date() if ctx.watermark else None
+    start, end = read_window(today, settings, watermark)
     closed = open_from(today, settings.bill_final_day)
+    frames: dict[str, pd.DataFrame] = {}
+    fresh: pd.DataFrame | None = None
+    if settings.source == "data_export":
+        try:
+            lines = _export_lines(ctx, settings, (start, end), closed)
+        except ExportUnreadable as error:
+            log.warning("cost %s: the data export cannot be read, reading Cost Explorer "
+                        "for this run instead: %s", ctx.account.id, error)
+        else:
+            fresh = daily_rows(lines, ctx.collected_at, closed)
+            resources = resource_rows(lines, ctx.collected_at)
+            frames[COST_RESOURCES.name] = changed_days(
+                resources, ctx.inputs.get(COST_RESOURCES.name), _RESOURCE_COMPARED)
+    if fresh is None:
+        fresh = _explorer_rows(ctx, (start, end), settings.tag_key)
+    _log_missing_quantities(fresh)
+    written = changed_days(fresh, ctx.inputs.get(COST_DAILY.name))
+    frames[COST_DAILY.name] = written
+    log.info("cost %s: read %s..%s, %d rows, %d days changed", ctx.account.id, start,
+             end - timedelta(days=1), len(fresh),
+             written["date"].nunique() if not written.empty else 0)
     return Collected(
-        frames={COST_DAILY.name: written},
+        frames=frames,
         watermark=datetime(closed.year, closed.month, closed.day, tzinfo=UTC),
     )
+
+
+def _export_place(ctx: CollectContext) -> tuple[str, str] | None:
+    """(bucket, export folder) when this collector reads a data export, else None."""
+    settings = ctx.settings
+    if isinstance(settings, CostCollectorConfig) and settings.source == "data_export":
+        return parse_uri(settings.export_uri)
+    return None
+
+
+def probe_export_list(ctx: CollectContext) -> object:
+    """s3:ListBucket: one ListObjectsV2 of at most one key under the export's folder; no
+    call (nothing to prove) while the collector reads Cost Explorer."""
+    place = _export_place(ctx)
+    if place is None:
+        return None
+    return ctx.client("s3").list_objects_v2(Bucket=place[0], Prefix=place[1], MaxKeys=1)
+
+
+def probe_export_get(ctx: CollectContext) -> object:
+    """s3:GetObject of a made-up key under the export's folder (NoSuchKey proves the
+    action); no call while the collector reads Cost Explorer."""
+    place = _export_place(ctx)
+    if place is None:
+        return None
+    key = f"{place[1]}/orgscope-access-probe" if place[1] else "orgscope-access-probe"
+    return ctx.client("s3").get_object(Bucket=place[0], Key=key)
 
 
 COST = Collector(
     name="cost",
     settings=CostCollectorConfig,
     fn=collect_cost,
-    datasets=(COST_DAILY,),
+    datasets=(COST_DAILY, COST_RESOURCES),
     scope="payer",
     feeds=("flow_cost",),
-    description="Daily cost per account, Team tag, service and usage type (Cost Explorer).",
-    iam_actions=("ce:GetCostAndUsage",),
-    inputs=(COST_DAILY.name,),
+    description="Daily cost per account, Team tag, service and usage type (Cost Explorer, or "
+                "the organization's data export with resource lines).",
+    # s3: the data export (source = "data_export"); the template grants them on the export's
+    # bucket only, and only when its ExportBucket parameter names one
+    iam_actions=("ce:GetCostAndUsage", "s3:GetObject", "s3:ListBucket"),
+    inputs=(COST_DAILY.name, COST_RESOURCES.name),
     # one day of one metric: $0.01, Cost Explorer's price for any request
     probes=(("ce:GetCostAndUsage", lambda ctx: ctx.client("ce").get_cost_and_usage(
         TimePeriod={"Start": (ctx.collected_at.date() - timedelta(days=1)).isoformat(),
                     "End": ctx.collected_at.date().isoformat()},
-        Granularity="DAILY", Metrics=["UnblendedCost"])),),
+        Granularity="DAILY", Metrics=["UnblendedCost"])),
+        ("s3:GetObject", probe_export_get), ("s3:ListBucket", probe_export_list)),
 )

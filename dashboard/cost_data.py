@@ -24,7 +24,7 @@ from orgscope.cost.attribution import month_of
 from orgscope.cost.forecast import Calibration
 from orgscope.plugins import load_config
 from orgscope.store import Store
-from orgscope.untrusted import csv_bytes
+from orgscope.untrusted import clean, csv_bytes
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class CostReview:
     #: When the month's flows delivered no events: the newest month whose flows did
     #: (:func:`dashboard.flow_cost_data.newest_flow_cost`), which the page shows instead.
     newest_flows: FlowCost | None = None
+    #: The month's costliest resources (:func:`top_resources`; empty without a data export).
+    resources: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def closed_at(self) -> datetime | None:
@@ -220,6 +222,7 @@ def build_review(store: Store, config: Config, month: str, today: date) -> CostR
         flows=flow_cost,
         newest_flows=newest_flow_cost(store, config, month, today) if flow_cost.flows.empty
         else None,
+        resources=top_resources(store, config, month),
     )
 
 
@@ -299,6 +302,38 @@ def export_csv(rv: CostReview) -> bytes:
                            amount=rv.detail["amount"].round(2))
     return csv_bytes(out[["month", "team", "account", "account_id", "service", "usage_type",
                           "method", "amount", "currency"]])
+
+
+#: Resources the Cost page lists for a month.
+TOP_RESOURCES = 20
+RESOURCE_COLUMNS = ["resource_id", "account", "account_id", "service", "amount", "currency"]
+
+
+def top_resources(store: Store, config: Config, month: str, limit: int = TOP_RESOURCES
+                  ) -> pd.DataFrame:
+    """The month's costliest resources from ``cost_resources`` (a data export's resource
+    lines; none with Cost Explorer): resource_id (one line of plain text, through
+    :func:`orgscope.untrusted.clean`), account (its config name), account_id, service, amount,
+    currency; most expensive first. Empty when the month has no resource line."""
+    sql = """
+        SELECT resource_id, account_id, service, sum(amount) AS amount,
+               any_value(currency) AS currency
+        FROM cost_resources WHERE date >= ?::DATE AND date <= ?::DATE
+        GROUP BY resource_id, account_id, service
+        ORDER BY amount DESC, resource_id, account_id, service LIMIT ?"""
+    frame = store.query(sql, [review.month_first(month), review.month_end(month), limit])
+    if frame.empty:
+        return pd.DataFrame(columns=RESOURCE_COLUMNS)
+    frame["resource_id"] = [clean(value) for value in frame["resource_id"]]
+    frame["service"] = [clean(value) for value in frame["service"]]
+    named: pd.DataFrame = _with_names(frame, _names(config))[RESOURCE_COLUMNS]
+    return named.reset_index(drop=True)
+
+
+def resources_csv(resources: pd.DataFrame, month: str) -> bytes:
+    """:func:`top_resources` as CSV (formula cells quoted: :func:`orgscope.untrusted.csv_bytes`)."""
+    return csv_bytes(resources.assign(month=month, amount=resources["amount"].round(2))[
+        ["month", *RESOURCE_COLUMNS]])
 
 
 # --- cached wrappers ---------------------------------------------------------------------------

@@ -8,7 +8,9 @@ estimated and how each collector's run grows with its interval. Invariants:
   configured intervals (:func:`bill`) or at any other (:func:`collector_monthly`,
   :func:`interval_curve`).
 * Prices come from :mod:`orgscope.cost.categories` (shared with the Cost page), never from
-  here; every other API orgscope calls is free ($0).
+  here: GetMetricData metrics, Cost Explorer requests, X-Ray traces, and the S3 GET and
+  LIST requests of the cost collector's data export; every other API orgscope calls is
+  free ($0).
 * How a run's usage follows its interval is each collector's own declaration, its settings
   model's ``pricing()`` (:class:`orgscope.pricing.Pricing`), turned into a :class:`Schedule`
   (``per_run``, ``chunked`` or ``windowed``); scanned X-Ray traces are not capped by
@@ -33,8 +35,11 @@ from orgscope.config import Config
 from orgscope.cost.categories import (
     CLOUDWATCH_PER_METRIC,
     COST_EXPLORER_PER_REQUEST,
+    S3_GET_PER_REQUEST,
+    S3_LIST_PER_REQUEST,
     XRAY_PER_TRACE,
     ce_requests_sql,
+    operation_calls_sql,
 )
 from orgscope.pricing import Pricing
 from orgscope.store import Store
@@ -53,6 +58,7 @@ USAGE_COLUMNS = [
     "collector", "account_id", "region", "last_started_at", "last_status", "last_error",
     "last_duration_s", "last_api_calls", "runs", "failed_runs", "sampled_runs", "api_calls",
     "metrics_requested", "ce_requests", "traces_retrieved", "duration_s", "gap_s",
+    "s3_get_requests", "s3_list_requests",
 ]
 
 BILL_COLUMNS = [
@@ -60,6 +66,7 @@ BILL_COLUMNS = [
     "last_duration_s", "last_api_calls", "runs", "failed_runs", "api_calls_per_run",
     "metrics_per_run", "ce_requests_per_run", "traces_per_run", "interval_s", "runs_per_month",
     "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd", "monthly_usd",
+    "s3_usd",
 ]
 
 
@@ -155,7 +162,8 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
     (:data:`USAGE_COLUMNS`): the newest run's ``last_started_at``, ``last_status``,
     ``last_error``, ``last_duration_s``, ``last_api_calls``; ``runs`` and ``failed_runs`` in
     the lookback; and the typical run: medians of ``api_calls``, ``metrics_requested``,
-    ``ce_requests`` (Cost Explorer requests), ``traces_retrieved`` and ``duration_s`` over the
+    ``ce_requests`` (Cost Explorer requests), ``traces_retrieved``, ``duration_s``,
+    ``s3_get_requests`` and ``s3_list_requests`` (the cost collector's data export) over the
     newest ``sample`` ok runs (``sampled_runs`` of them; NaN when there is none), and ``gap_s``,
     the median spacing between consecutive runs (NaN with one run). ``windows`` (collector ->
     how far back, :func:`sample_windows`) narrows where the typical run of a collector is
@@ -193,7 +201,10 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
         SELECT r.collector, r.account_id, r.region, r.started_at, r.duration_s, r.status,
                r.api_calls, r.metrics_requested,
                coalesce(r.traces_retrieved, 0) AS traces_retrieved,
-               {ce_requests_sql("r.api_calls_by_operation")} AS ce_requests
+               {ce_requests_sql("r.api_calls_by_operation")} AS ce_requests,
+               {operation_calls_sql("s3:GetObject", "r.api_calls_by_operation")} AS s3_gets,
+               {operation_calls_sql("s3:ListObjectsV2", "r.api_calls_by_operation")}
+                   AS s3_lists
         FROM recent r LEFT JOIN windows w USING (collector)
         WHERE w.since IS NULL OR r.started_at >= w.since
     ),
@@ -222,17 +233,22 @@ def read_usage(store: Store, now: datetime, lookback: timedelta = LOOKBACK,
                median(traces_retrieved) FILTER (WHERE newest_ok <= ?
                    AND (ok_runs < 2 OR newest_ok < ok_runs)) AS traces_retrieved,
                median(duration_s) FILTER (WHERE newest_ok <= ?
-                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS duration_s
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS duration_s,
+               median(s3_gets) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS s3_get_requests,
+               median(s3_lists) FILTER (WHERE newest_ok <= ?
+                   AND (ok_runs < 2 OR newest_ok < ok_runs)) AS s3_list_requests
         FROM ordered GROUP BY ALL
     )
     SELECT s.collector, s.account_id, s.region, s.last_started_at, s.last_status, s.last_error,
            s.last_duration_s, s.last_api_calls, s.runs, s.failed_runs,
            coalesce(t.sampled_runs, 0) AS sampled_runs, t.api_calls, t.metrics_requested,
-           t.ce_requests, t.traces_retrieved, t.duration_s, t.gap_s
+           t.ce_requests, t.traces_retrieved, t.duration_s, t.gap_s, t.s3_get_requests,
+           t.s3_list_requests
     FROM summary s LEFT JOIN typical t USING (collector, account_id, region)
     ORDER BY s.collector, s.account_id, s.region
     """
-    frame = store.query(sql, [since.date(), since, now, names, starts, *[sample] * 6])
+    frame = store.query(sql, [since.date(), since, now, names, starts, *[sample] * 8])
     return frame[USAGE_COLUMNS]
 
 
@@ -258,18 +274,27 @@ def _chunks(window: timedelta, chunk: timedelta) -> int:
 
 @dataclass(frozen=True)
 class RunUsage:
-    """What one steady-state run uses: calls, metrics requested, CE requests, traces."""
+    """What one steady-state run uses: calls, metrics requested, CE requests, traces, and S3
+    GET and LIST requests (a data export)."""
 
     api_calls: float
     metrics: float
     ce_requests: float
     traces_retrieved: float
     traces_scanned: float
+    s3_gets: float = 0.0
+    s3_lists: float = 0.0
 
     @property
     def dollars(self) -> float:
         return (self.metrics * CLOUDWATCH_PER_METRIC + self.ce_requests
-                * COST_EXPLORER_PER_REQUEST + self.xray_traces * XRAY_PER_TRACE)
+                * COST_EXPLORER_PER_REQUEST + self.xray_traces * XRAY_PER_TRACE
+                + self.s3_dollars)
+
+    @property
+    def s3_dollars(self) -> float:
+        """S3 requests: $0.0004 per 1,000 GETs, $0.005 per 1,000 LISTs."""
+        return self.s3_gets * S3_GET_PER_REQUEST + self.s3_lists * S3_LIST_PER_REQUEST
 
     @property
     def xray_traces(self) -> float:
@@ -290,7 +315,9 @@ def spend(metrics_requested: pd.Series, ce_requests: pd.Series,
 def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
               interval: timedelta) -> RunUsage:
     """One run's usage at ``interval``, from the typical observed run (a :func:`read_usage`
-    row: api_calls, metrics_requested, ce_requests, traces_retrieved, gap_s)."""
+    row: api_calls, metrics_requested, ce_requests, traces_retrieved, gap_s, and, when
+    present, s3_get_requests and s3_list_requests: the same at any interval)."""
+    s3 = [_count(observed, key) for key in ("s3_get_requests", "s3_list_requests")]
     calls = float(observed["api_calls"])
     metrics = float(observed["metrics_requested"])
     ce = float(observed["ce_requests"])
@@ -300,13 +327,20 @@ def run_usage(observed: Mapping[Any, Any], schedule: Schedule,
     wanted = interval + pricing.overlap
     if pricing.kind == "chunked" and pricing.chunk is not None:
         factor = _chunks(wanted, pricing.chunk) / _chunks(seen, pricing.chunk)
-        return RunUsage(calls * factor, metrics * factor, ce, traces, traces)
+        return RunUsage(calls * factor, metrics * factor, ce, traces, traces, *s3)
     if pricing.kind == "windowed":
         scanned = traces * (wanted / seen)
         retrieved = scanned if pricing.cap is None else min(float(pricing.cap), scanned)
         factor = retrieved / traces if traces else 1.0
-        return RunUsage(calls * factor, metrics, ce, retrieved, scanned)
-    return RunUsage(calls, metrics, ce, traces, traces)
+        return RunUsage(calls * factor, metrics, ce, retrieved, scanned, *s3)
+    return RunUsage(calls, metrics, ce, traces, traces, *s3)
+
+
+def _count(observed: Mapping[Any, Any], key: str) -> float:
+    """A usage count of the row, 0 when absent or NaN (older rows, other collectors)."""
+    value = observed.get(key)
+    number = float(value) if value is not None else 0.0
+    return 0.0 if math.isnan(number) else number
 
 
 def status_of(last_status: object, last_error: object) -> str:
@@ -350,10 +384,11 @@ def bill(usage: pd.DataFrame, config: Config,
             values = [use.api_calls, use.metrics, use.ce_requests, use.traces_retrieved]
             parts = [use.metrics * CLOUDWATCH_PER_METRIC * per_month,
                      use.ce_requests * COST_EXPLORER_PER_REQUEST * per_month,
-                     use.xray_traces * XRAY_PER_TRACE * per_month]
+                     use.xray_traces * XRAY_PER_TRACE * per_month,
+                     use.s3_dollars * per_month]
         else:
             values = [math.nan] * 4
-            parts = [math.nan] * 3
+            parts = [math.nan] * 4
         rows.append({
             "collector": schedule.collector, "account_id": record["account_id"],
             "region": record["region"],
@@ -366,7 +401,7 @@ def bill(usage: pd.DataFrame, config: Config,
             "traces_per_run": values[3], "interval_s": interval.total_seconds(),
             "runs_per_month": per_month, "api_calls_per_month": values[0] * per_month,
             "cloudwatch_usd": parts[0], "cost_explorer_usd": parts[1], "xray_usd": parts[2],
-            "monthly_usd": sum(parts),
+            "monthly_usd": sum(parts), "s3_usd": parts[3],
         })
     frame = pd.DataFrame(rows, columns=BILL_COLUMNS)
     return frame.sort_values(["monthly_usd", "collector", "account_id", "region"],
@@ -376,10 +411,11 @@ def bill(usage: pd.DataFrame, config: Config,
 
 def by_collector(billed: pd.DataFrame) -> pd.DataFrame:
     """Totals per collector from :func:`bill`: collector, interval_s, accounts, unreachable,
-    errors, api_calls_per_month, cloudwatch_usd, cost_explorer_usd, xray_usd, monthly_usd."""
+    errors, api_calls_per_month, cloudwatch_usd, cost_explorer_usd, xray_usd, monthly_usd,
+    s3_usd."""
     columns = ["collector", "interval_s", "accounts", "unreachable", "errors",
                "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd",
-               "monthly_usd"]
+               "monthly_usd", "s3_usd"]
     if billed.empty:
         return pd.DataFrame(columns=columns)
     grouped = billed.groupby("collector", sort=True)
@@ -393,6 +429,7 @@ def by_collector(billed: pd.DataFrame) -> pd.DataFrame:
         "cost_explorer_usd": grouped["cost_explorer_usd"].sum(),
         "xray_usd": grouped["xray_usd"].sum(),
         "monthly_usd": grouped["monthly_usd"].sum(),
+        "s3_usd": grouped["s3_usd"].sum(),
     }).reset_index()
     return frame.sort_values("monthly_usd", ascending=False, kind="stable")[columns] \
         .reset_index(drop=True)

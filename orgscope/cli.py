@@ -444,11 +444,11 @@ def cmd_bill(args: argparse.Namespace) -> int:
     shown = totals.assign(
         interval=totals["interval_s"].map(lambda s: format_interval(timedelta(seconds=s))))
     for column in ("api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd",
-                   "monthly_usd"):
+                   "s3_usd", "monthly_usd"):
         shown[column] = shown[column].round(0 if column == "api_calls_per_month" else 2)
     print(render_table(shown[["collector", "interval", "accounts", "unreachable", "errors",
                               "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd",
-                              "xray_usd", "monthly_usd"]]))
+                              "xray_usd", "s3_usd", "monthly_usd"]]))
     label = " with " + ", ".join(f"{k} every {format_interval(v)}"
                                  for k, v in intervals.items()) if intervals else ""
     print(f"estimated monthly bill{label}: ${totals['monthly_usd'].sum():,.2f} "

@@ -42,11 +42,12 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" 
 
 
 def demo_config(config: Config, endpoint_url: str, history_hours: int,
-                change_queue_url: str = "") -> Config:
+                change_queue_url: str = "", export_uri: str = "") -> Config:
     """The config the demo collects with: the simulator's endpoint, its own store, the
     per-account collectors at most a minute apart so the screen moves while you watch,
-    auto-heal on (not dry-run), and the simulator's change queue (``change_queue_url``, when
-    it has one: a disabled rule is seen in seconds, docs/changes.md)."""
+    auto-heal on (not dry-run), the simulator's change queue (``change_queue_url``, when
+    it has one: a disabled rule is seen in seconds, docs/changes.md) and its cost data
+    export (``export_uri``, when it writes one: the Cost page's resource lines)."""
     store = config.store.path
     if not os.environ.get(wiring.STORE_ENV) and store == "./data":
         store = str(Path(config.source).resolve().parent / DEMO_STORE)
@@ -60,6 +61,8 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int,
     backfill = config.collector_settings("metrics", MetricsCollectorConfig).backfill
     config = config.with_collector("metrics",
                                    backfill=min(backfill, timedelta(hours=history_hours)))
+    if export_uri:
+        config = config.with_collector("cost", source="data_export", export_uri=export_uri)
     aws = config.aws.model_copy(update={"endpoint_url": endpoint_url})
     # Auto-heal for real (through the simulator's heal role): the scenario's disabled rule is
     # back ENABLED one or two inventories later; the opted-out one stays off (docs/heal.md).
@@ -125,7 +128,8 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
     else:
         scenario_path = Path(scenario) if scenario else (
             DEFAULT_SCENARIO if DEFAULT_SCENARIO.exists() else None)
-        org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path, change_events=True)
+        org = SimulatedOrg(config, tick_s=tick_s, scenario=scenario_path, change_events=True,
+                           data_export=True)
         endpoint = org.start()
         org.start_traffic()
     dashboard: subprocess.Popen[bytes] | None = None
@@ -135,7 +139,9 @@ def _run_demo(config: Config, stop: threading.Event, port: int | None, scenario:
         if stop.is_set():
             return 0
         queue_url = org.deployment.change_queue_url if isinstance(org, SimulatedOrg) else ""
-        config = demo_config(config, endpoint, org.history_hours, queue_url)
+        export = org.data_export.uri if isinstance(org, SimulatedOrg) and org.data_export \
+            else ""
+        config = demo_config(config, endpoint, org.history_hours, queue_url, export)
         url = f"http://localhost:{port or config.dashboard.port}"
         if config.dashboard.base_url == f"http://localhost:{config.dashboard.port}":
             # Slack links point at this dashboard, on whatever port it was given

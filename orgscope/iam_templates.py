@@ -106,20 +106,40 @@ def role_properties(template: dict[str, Any]) -> dict[str, Any]:
     return properties
 
 
+def _granted(statement: dict[str, Any]) -> dict[str, Any] | None:
+    """A statement, or the one behind ``Fn::If [condition, statement, AWS::NoValue]`` (a
+    grant a parameter turns on: read as granted); None for anything else under Fn::If."""
+    branches = statement.get("Fn::If")
+    if branches is None:
+        return statement
+    if isinstance(branches, list) and len(branches) == 3 and isinstance(branches[1], dict) \
+            and branches[2] == {"Ref": "AWS::NoValue"}:
+        chosen: dict[str, Any] = branches[1]
+        return chosen
+    return None
+
+
 def policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every statement (Allow and Deny) of the role's inline policies, in template order.
+    """Every statement (Allow and Deny) of the role's inline policies, in template order; a
+    statement a parameter turns on (``Fn::If [condition, statement, AWS::NoValue]``) as if
+    it were on.
 
     Raises ValueError when the role attaches managed policies: their actions are not in the
-    template, so what it grants could not be told from it.
+    template, so what it grants could not be told from it, or when a statement is another
+    ``Fn::If``.
     """
     role = role_properties(template)
     if role.get("ManagedPolicyArns"):
         raise ValueError("the role attaches managed policies; only inline policies are read")
-    return [
-        statement
-        for policy in as_list(role.get("Policies"))
-        for statement in as_list(policy["PolicyDocument"]["Statement"])
-    ]
+    statements = []
+    for policy in as_list(role.get("Policies")):
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            granted = _granted(statement)
+            if granted is None:
+                raise ValueError(f"a statement's Fn::If is not [condition, statement, "
+                                 f"AWS::NoValue]: {statement!r}")
+            statements.append(granted)
+    return statements
 
 
 def allowed_actions(template: dict[str, Any]) -> set[str]:

@@ -62,7 +62,8 @@ log = logging.getLogger(__name__)
 
 #: Error codes that answer a probe of a made-up resource when the action itself is allowed.
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NotFoundException",
-                             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+                             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+                             "NoSuchKey"})
 
 
 class DiscoveryError(Exception):

@@ -28,6 +28,8 @@ json           events, sqs, ce, logs,  ``X-Amz-Target: <prefix>.<Operation>``
 rpc-v2-cbor    cloudwatch              path ``/service/<svc>/operation/<Operation>``
 query          sts, iam                ``Action`` form or query parameter
 rest-json      xray                    HTTP method + path, via the botocore model
+rest-xml       s3 (path style)         :func:`s3_action`: reads of a bucket are
+                                       ``s3:ListBucket``, of a key ``s3:GetObject``
 =============  ======================  =============================================
 
 The service prefix comes from the SigV4 credential scope (``monitoring`` -> ``cloudwatch``).
@@ -227,6 +229,16 @@ def rest_operation(service: str, method: str, path: str) -> str | None:
     return None
 
 
+def s3_action(method: str, path: str) -> str:
+    """The IAM action of a path-style S3 request, coarsely: a GET or HEAD of the bucket is
+    ``s3:ListBucket`` (ListObjectsV2's action), of a key ``s3:GetObject``; a DELETE is
+    ``s3:DeleteObject`` and any other write ``s3:PutObject`` (both refused to a read role)."""
+    bucket, _, key = path.lstrip("/").partition("/")
+    if method in ("GET", "HEAD"):
+        return "s3:GetObject" if bucket and key else "s3:ListBucket"
+    return "s3:DeleteObject" if method == "DELETE" else "s3:PutObject"
+
+
 def request_operation(
     service: str, method: str, path: str, headers: Mapping[str, str], form: Mapping[str, str]
 ) -> str | None:
@@ -289,6 +301,10 @@ def denial(protocol: str, message: str, *, query_compatible: bool = False) -> De
                                         ("x-amzn-ErrorType", "AccessDeniedException"),
                                         *common], body)
     escaped = (message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    if protocol == "rest-xml":  # S3: a bare <Error>, as S3 answers
+        body = (f"<Error><Code>AccessDenied</Code><Message>{escaped}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>").encode()
+        return Denial("403 Forbidden", [("Content-Type", "application/xml"), *common], body)
     body = (
         "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
         f"<Message>{escaped}</Message></Error><RequestId>{request_id}</RequestId>"
@@ -397,9 +413,13 @@ class IamGate:
         parsed = parse_role_arn(self._role_of_key(signature.access_key) or "")
         if parsed is None or parsed[1] not in self.guarded:
             return None
-        operation = request_operation(signature.service, environ.get("REQUEST_METHOD", "POST"),
-                                      path, headers, form)
-        action = f"{IAM_PREFIX.get(signature.service, signature.service)}:{operation}"
+        method = environ.get("REQUEST_METHOD", "POST")
+        if signature.service == "s3":
+            action = s3_action(method, path)
+            operation: str | None = action
+        else:
+            operation = request_operation(signature.service, method, path, headers, form)
+            action = f"{IAM_PREFIX.get(signature.service, signature.service)}:{operation}"
         if operation is None or action in ALWAYS_ALLOWED:
             return None
         account_id, role_name = parsed
@@ -420,7 +440,7 @@ class IamGate:
         message = (f"User: arn:aws:sts::{account_id}:assumed-role/{role_name} is not authorized "
                    f"to perform: {action} ({why})")
         log.info("gate: denied %s for %s in %s: %s", action, role_name, account_id, why)
-        protocol = protocol_of(path, headers, form)
+        protocol = "rest-xml" if signature.service == "s3" else protocol_of(path, headers, form)
         query_compatible = signature.service in ("sqs", "monitoring")
         return denial(protocol, message, query_compatible=query_compatible)
 

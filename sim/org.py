@@ -27,6 +27,7 @@ from sim.admin import AdminSessions
 from sim.build import Builder, Deployment
 from sim.costexplorer import PAGE_GROUPS, CostFeed
 from sim.costs import CostModel, CostSpike, Restatement, default_spikes
+from sim.data_export import DataExport, topology_resources
 from sim.discovery import SchemaRegistry
 from sim.emit import put_metrics, put_segments, put_span_events, send_dead_letters
 from sim.scenario import ScenarioEvent, duration_of, load_scenario
@@ -74,8 +75,16 @@ class SimulatedOrg(ServedOrganization):
     def __init__(self, config: Config, *, host: str = "127.0.0.1", port: int = 0,
                  tick_s: float = 60.0, history_hours: int = 6,
                  scenario: Path | None = None, seed: int = 7,
-                 cost_page_groups: int = PAGE_GROUPS, change_events: bool = False) -> None:
+                 cost_page_groups: int = PAGE_GROUPS, change_events: bool = False,
+                 data_export: bool | None = None) -> None:
         self.config = config
+        cost_settings = config.collector_settings("cost", CostCollectorConfig)
+        #: Write the cost model as a FOCUS data export to S3 too (sim/data_export.py); by
+        #: default when config.toml's cost collector reads one.
+        self.data_export: DataExport | None = DataExport(
+            config.organization.management_account_id, cost_settings.tag_key) \
+            if (cost_settings.source == "data_export" if data_export is None else data_export) \
+            else None
         #: Deploy the change-event rules and queue (docs/simulator.md, "Change events").
         self.change_events = change_events
         self.host = host
@@ -387,6 +396,18 @@ class SimulatedOrg(ServedOrganization):
                 restatements=self._restatements)
             self._cost_feed.bind(model)
             self._cost_model = model
+            if self.data_export is not None:
+                self._write_export(model)
+
+    def _write_export(self, model: CostModel) -> None:
+        """The model as the management account's FOCUS export, split over the topology's
+        rules, buses and queues."""
+        assert self.data_export is not None
+        deployment = self.deployment
+        resources = topology_resources(deployment.rules, sorted(deployment.dlq_urls),
+                                       self.region)
+        management = self.config.organization.management_account_id
+        self.data_export.write(self.admin.client(management, "s3"), model, resources)
 
     def add_cost_spike(self, account_id: str, service: str, usage_type: str, *,
                        factor: float, days: int, until: date | None = None) -> CostSpike:

@@ -130,6 +130,28 @@ def test_unreachable_accounts_and_keys_without_an_ok_run(reference: Config) -> N
     assert totals.loc["metrics", "unreachable"] == 1
 
 
+def test_a_data_export_is_priced_by_its_s3_requests(reference: Config, store: Store) -> None:
+    """The cost collector reading a data export: two LISTs and two GETs a run (the current
+    and the previous month), priced as S3 requests, not Cost Explorer ones."""
+    start = NOW - timedelta(hours=20)
+    ops = [{"s3:ListObjectsV2": 13, "s3:GetObject": 13},  # the first run: 13 months
+           {"s3:ListObjectsV2": 2, "s3:GetObject": 2}, {"s3:ListObjectsV2": 2, "s3:GetObject": 2}]
+    for i, counted in enumerate(ops):
+        store.write(RUNS.name, pd.DataFrame([run("cost", MANAGEMENT, start + timedelta(
+            hours=8 * i), calls=sum(counted.values()), ops=counted)]), f"r{i:03d}")
+    usage = bill.read_usage(store, NOW)
+    observed = row(usage.set_index(["collector", "account_id"]), ("cost", MANAGEMENT))
+    assert (observed["s3_get_requests"], observed["s3_list_requests"]) == (2, 2)
+    assert observed["ce_requests"] == 0
+    billed = bill.bill(usage, reference).set_index("collector")
+    # 2 x $0.0000004 + 2 x $0.000005 = $0.0000108 a run; 90 runs (8 h) -> $0.000972
+    assert billed.loc["cost", "s3_usd"] == pytest.approx(0.000972)
+    assert billed.loc["cost", "cost_explorer_usd"] == 0
+    assert billed.loc["cost", "monthly_usd"] == pytest.approx(0.000972)
+    assert bill.by_collector(bill.bill(usage, reference))["s3_usd"].sum() == \
+        pytest.approx(0.000972)
+
+
 def test_what_if_names_the_known_collectors_for_an_unknown_one(reference: Config) -> None:
     usage = pd.DataFrame([usage_row("metrics", metrics=1)])
     with pytest.raises(ValueError, match=r"no runs of collector 'traces'.*known: metrics"):

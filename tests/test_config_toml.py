@@ -32,3 +32,14 @@ def test_the_demo_config_file_holds_what_the_demo_collects_with(config_file: Pat
     assert written.collector("metrics").interval == timedelta(minutes=1)
     assert written.heal.enabled and not written.heal.dry_run
     assert _same(config, written)
+
+
+def test_the_demo_reads_the_simulators_data_export(config_file: Path) -> None:
+    plain = wiring.load(config_file)
+    assert plain.collector_value("cost", "source", str) == "cost_explorer"  # the default
+    uri = "s3://orgscope-sim-data-exports-101010101010/data-exports/orgscope-focus"
+    config = demo_config(plain, "http://127.0.0.1:5999", history_hours=6, export_uri=uri)
+    written = write_config(config, demo_config_path(config))
+    assert written.collector_value("cost", "source", str) == "data_export"
+    assert written.collector_value("cost", "export_uri", str) == uri
+    assert _same(config, written)

@@ -70,6 +70,11 @@ UNSCOPABLE = {
                                "cannot know before listing them",
 }
 
+#: Parameters and conditions only the management template has: the cost collector's data
+#: export (a payer grant, off while ExportBucket is empty).
+MANAGEMENT_ONLY_PARAMETERS = ("ExportBucket", "ExportPrefix")
+MANAGEMENT_ONLY_CONDITIONS = ("ReadsDataExport",)
+
 ACCOUNT = "111122223333"
 OTHER = "444455556666"
 
@@ -224,12 +229,15 @@ def test_management_stack_is_the_member_stack_plus_management_only_grants(
     read_templates: dict[str, dict[str, Any]],
 ) -> None:
     """Written twice (each stack's template is whole, so no member stack can be given the
-    management grants by a parameter), held equal here: same parameters, trust, role and
-    policy names (an older management stack of the member template updates in place), and
-    the member's statements first."""
+    management grants by a parameter), held equal here: the member's parameters and
+    conditions (plus the management-only ones of a payer grant: the data export's bucket),
+    trust, role and policy names (an older management stack of the member template updates
+    in place), and the member's statements first."""
     member, management = read_templates["member"], read_templates["management"]
-    assert management["Parameters"] == member["Parameters"]
-    assert management["Conditions"] == member["Conditions"]
+    assert management["Parameters"] == {**member["Parameters"], **{
+        name: management["Parameters"][name] for name in MANAGEMENT_ONLY_PARAMETERS}}
+    assert management["Conditions"] == {**member["Conditions"], **{
+        name: management["Conditions"][name] for name in MANAGEMENT_ONLY_CONDITIONS}}
     assert management["Resources"].keys() == member["Resources"].keys()
     member_role, management_role = _role(member), _role(management)
     for key in ("RoleName", "MaxSessionDuration", "AssumeRolePolicyDocument", "Tags"):
@@ -352,6 +360,31 @@ def test_discovery_reads_tags_of_the_organizations_accounts_only(
                      f"arn:aws:organizations::{OTHER}:account/o-zz9y8x7w6v/{ACCOUNT}"):
         assert not allows(template, tags, resource, values), resource
     assert allows(template, "organizations:ListAccounts", "*", values)
+
+
+def test_data_export_reads_only_the_exports_folder(
+    read_templates: dict[str, dict[str, Any]],
+) -> None:
+    """s3:ListBucket on the export's bucket and s3:GetObject under its folder, behind the
+    ExportBucket parameter (no statement while it is empty); nothing in the member stack."""
+    template = read_templates["management"]
+    values = _values(template, ExportBucket="payer-exports", ExportPrefix="cur/focus")
+    assert allows(template, "s3:ListBucket", "arn:aws:s3:::payer-exports", values)
+    assert allows(template, "s3:GetObject",
+                  "arn:aws:s3:::payer-exports/cur/focus/data/BILLING_PERIOD=2024-02/x.parquet",
+                  values)
+    for resource in ("arn:aws:s3:::payer-exports/other/x.parquet",
+                     "arn:aws:s3:::other-bucket/cur/focus/x.parquet"):
+        assert not allows(template, "s3:GetObject", resource, values), resource
+    assert not allows(template, "s3:ListBucket", "arn:aws:s3:::other-bucket", values)
+    conditional = [s for policy in _role(template)["Policies"]
+                   for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    assert {c["Fn::If"][1]["Sid"] for c in conditional} == {
+        "CollectorCostExportBucket", "CollectorCostExportObjects"}
+    assert all(c["Fn::If"][0] == "ReadsDataExport" for c in conditional)
+    assert template["Conditions"]["ReadsDataExport"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ExportBucket"}, ""]}]}
+    assert not any(a.startswith("s3:") for a in allowed_actions(read_templates["member"]))
 
 
 def test_allows_answers_only_for_what_it_can_evaluate(heal_template: dict[str, Any]) -> None:

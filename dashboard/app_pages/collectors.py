@@ -100,7 +100,7 @@ def _collector_table(totals: pd.DataFrame) -> None:
         shown, hide_index=True, width="stretch",
         column_order=["collector", "interval", "accounts", "unreachable", "errors",
                       "api_calls_per_month", "cloudwatch_usd", "cost_explorer_usd", "xray_usd",
-                      "monthly_usd"],
+                      "s3_usd", "monthly_usd"],
         column_config={
             "collector": st.column_config.TextColumn(
                 "Collector", pinned=True,
@@ -117,6 +117,9 @@ def _collector_table(totals: pd.DataFrame) -> None:
             "cost_explorer_usd": st.column_config.NumberColumn("Cost Explorer $",
                                                                format="%,.2f"),
             "xray_usd": st.column_config.NumberColumn("X-Ray $", format="%,.2f"),
+            "s3_usd": st.column_config.NumberColumn(
+                "S3 $", format="%,.4f",
+                help="The cost collector's data export: S3 GET and LIST requests."),
             "monthly_usd": st.column_config.NumberColumn("Monthly $", format="%,.2f"),
         },
     )

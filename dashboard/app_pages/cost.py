@@ -5,7 +5,8 @@ the untagged share and, for the month in progress, the forecast); the per-team t
 budgets; the top movers and what explains each; the daily trend with the forecast band; the
 breakdowns by account, service, untagged cost, overhead category and anomalies; the method
 notes; the unit cost per event flow (per team, risers, daily chart, per flow, unallocated);
-the exports; and, for a closed month, what AWS restated since.
+the costliest resources (a data export's resource lines); the exports; and, for a closed
+month, what AWS restated since.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 MONTH_KEY = "cost.month"
 XLSX_KEY = "cost.xlsx"
 CSV_KEY = "cost.csv"
+RESOURCES_CSV_KEY = "cost.resources_csv"
 #: One day on a Plotly date axis (milliseconds).
 DAY_MS = 86_400_000
 
@@ -337,6 +339,24 @@ def _exports(ctx: AppContext, rv: cost_data.CostReview, today: object) -> None:
         help="Every line of the month: team, account, service, usage type, method, amount.")
 
 
+def _resources(rv: cost_data.CostReview) -> None:
+    st.subheader("Costliest resources")
+    top = rv.resources
+    if top.empty:
+        st.info("No resource-level lines for this month. Cost Explorer does not give "
+                "resource-level lines; configure a data export (docs/cost.md).")
+        return
+    # the account id and currency are in the CSV; the grid keeps the amount in view
+    _table(top[["resource_id", "account", "service", "amount"]], rv.currency,
+           {"resource_id": "Resource", "account": "Account", "service": "Service"},
+           money=("amount",))
+    st.caption(f"The {len(top)} resources that cost most in {rv.month} (the data export's "
+               "resource lines; lines without a resource are not listed).")
+    st.download_button("Download resources CSV", data=cost_data.resources_csv(top, rv.month),
+                       file_name=f"orgscope-cost-resources-{rv.month}.csv", mime="text/csv",
+                       key=RESOURCES_CSV_KEY)
+
+
 def _closed(rv: cost_data.CostReview) -> None:
     st.subheader("Month close")
     closed = rv.closed_at
@@ -383,7 +403,8 @@ def render(ctx: AppContext) -> None:
         log.error("cost page: store %s unreadable: %s", ctx.store_base, error)
         st.error(f"**The cost data could not be read.** {error}", icon=":material/error:")
         return
-    st.caption(f"Amounts in {rv.currency}, UnblendedCost from Cost Explorer, data through "
+    st.caption(f"Amounts in {rv.currency}, unblended cost (Cost Explorer, or the data export "
+               f"when configured), data through "
                f"{rv.through}. {ctx.organization}: the whole organization (the sidebar's "
                "account, team and region filters do not apply to this page).")
     _headline(rv)
@@ -392,6 +413,7 @@ def render(ctx: AppContext) -> None:
     _trend(rv)
     _details(rv)
     _flows(rv, today)
+    _resources(rv)
     _exports(ctx, rv, today)
     _closed(rv)
 

@@ -17,6 +17,10 @@ _REGION_PREFIX = re.compile(r"^[A-Z]{2,4}\d?-(?=[A-Za-z])")
 CLOUDWATCH_PER_METRIC = 0.00001  # GetMetricData: $0.01 per 1,000 metrics requested
 COST_EXPLORER_PER_REQUEST = 0.01  # GetCostAndUsage: $0.01 per request (page)
 XRAY_PER_TRACE = 0.0000005  # $0.50 per million traces retrieved (BatchGetTraces)
+#: S3 Standard requests, us-east-1 list prices (aws.amazon.com/s3/pricing): the cost
+#: collector's data export (ListObjectsV2 is a LIST request, GetObject a GET).
+S3_LIST_PER_REQUEST = 0.005 / 1000  # $0.005 per 1,000 LIST requests
+S3_GET_PER_REQUEST = 0.0004 / 1000  # $0.0004 per 1,000 GET requests
 
 
 def usage_kind(usage_type: str) -> str:
@@ -57,15 +61,21 @@ def overhead_by_team(attributed: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["month", "team", "category"])["amount"].sum().reset_index()[columns]
 
 
-def ce_requests_sql(column: str = "api_calls_by_operation") -> str:
-    """DuckDB SQL for the ``ce:GetCostAndUsage`` calls of a run, from its
-    ``api_calls_by_operation`` JSON text ``column``: 0 when the text names no Cost Explorer
-    call, is not a JSON object, or holds no integer (only runs that mention ``"ce:`` are
-    parsed, so the scan stays cheap)."""
-    return (f"coalesce(TRY_CAST(CASE WHEN contains({column}, '\"ce:') "
+def operation_calls_sql(operation: str, column: str = "api_calls_by_operation") -> str:
+    """DuckDB SQL for the calls of one ``operation`` ("service:Operation") in a run, from its
+    ``api_calls_by_operation`` JSON text ``column``: 0 when the text names no call of that
+    service, is not a JSON object, or holds no integer (only runs that mention the service
+    are parsed, so the scan stays cheap)."""
+    service = operation.split(":", 1)[0]
+    return (f"coalesce(TRY_CAST(CASE WHEN contains({column}, '\"{service}:') "
             f"AND json_valid({column}) AND json_type({column}) = 'OBJECT' "
-            f"THEN json_extract_string({column}, '$.\"ce:GetCostAndUsage\"') END "
+            f"THEN json_extract_string({column}, '$.\"{operation}\"') END "
             "AS BIGINT), 0)")
+
+
+def ce_requests_sql(column: str = "api_calls_by_operation") -> str:
+    """DuckDB SQL for the ``ce:GetCostAndUsage`` calls of a run (:func:`operation_calls_sql`)."""
+    return operation_calls_sql("ce:GetCostAndUsage", column)
 
 
 def api_spend(usage: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,12 @@ from orgscope.datasets.alerts import (
     SILENCES,
 )
 from orgscope.datasets.changes import RULE_CHANGES
-from orgscope.datasets.cost import COST_CLOSED_MONTHS, COST_DAILY, FLOW_COST_DAILY
+from orgscope.datasets.cost import (
+    COST_CLOSED_MONTHS,
+    COST_DAILY,
+    COST_RESOURCES,
+    FLOW_COST_DAILY,
+)
 from orgscope.datasets.events import (
     ACCOUNT_METRICS,
     ACCOUNT_SIGNALS,
@@ -62,6 +67,7 @@ __all__ = [
     "CATALOGUE",
     "COST_CLOSED_MONTHS",
     "COST_DAILY",
+    "COST_RESOURCES",
     "DLQ_DEPTH",
     "EVENT_BUSES",
     "EVENT_METRICS",

@@ -1,5 +1,5 @@
-"""Cost: Cost Explorer's daily cost (collected) and the closed months the review derives
-from it (docs/cost.md)."""
+"""Cost: the daily cost and a data export's resource lines (collected) and the closed
+months the review derives from it (docs/cost.md)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,29 @@ COST_DAILY = Dataset(
     ),
     # files written before the collector read UsageQuantity have no such column
     optional_columns=("usage_quantity",),
+)
+
+COST_RESOURCES = Dataset(
+    name="cost_resources",
+    description=(
+        "Daily unblended cost and usage per account, service, usage type and resource (the "
+        "rule, queue or function), from the organization's data export only; Cost Explorer "
+        "gives no resource lines (latest per date; every version in cost_resources_history)."
+    ),
+    time_column="collected_at",
+    snapshot_of=("date",),
+    partition_by="date",
+    # cost_daily's columns, without estimated, and resource_id
+    schema=pa.schema(
+        [
+            *(COST_DAILY.schema.field(name) for name in ("date", "account_id", "service",
+                                                         "usage_type")),
+            pa.field("resource_id", pa.string(), nullable=False),
+            *(COST_DAILY.schema.field(name) for name in ("team_tag", "amount",
+                                                         "usage_quantity", "currency",
+                                                         "collected_at")),
+        ]
+    ),
 )
 
 COST_CLOSED_MONTHS = Dataset(
@@ -95,4 +118,5 @@ FLOW_COST_DAILY = Dataset(
 )
 
 #: This module's datasets, in the catalogue's order (orgscope/datasets/__init__.py).
-DATASETS: tuple[Dataset, ...] = (COST_DAILY, COST_CLOSED_MONTHS, FLOW_COST_DAILY)
+DATASETS: tuple[Dataset, ...] = (COST_DAILY, COST_CLOSED_MONTHS, FLOW_COST_DAILY,
+                                  COST_RESOURCES)

@@ -137,7 +137,8 @@ def test_metrics_dlq_xray_otel_cost_take_any_answer(data: st.DataObject) -> None
     config = reference()
     inventory, _ = run(plugins.collector("inventory"), config, data)
     inputs = {"rules": inventory["rules"], "event_buses": inventory["event_buses"],
-              "cost_daily": plugins.collector("cost").datasets[0].empty_frame()}
+              "cost_daily": plugins.collector("cost").datasets[0].empty_frame(),
+              "cost_resources": plugins.collector("cost").datasets[1].empty_frame()}
     for name in ("metrics", "dlq", "xray", "otel", "cost"):
         collector = plugins.collector(name)
         run(collector, config, data, {k: inputs[k] for k in collector.inputs})

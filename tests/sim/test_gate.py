@@ -12,6 +12,7 @@ from sim.gate import (
     parse_role_arn,
     policies_allow,
     request_operation,
+    s3_action,
     trust_refusal,
 )
 
@@ -109,3 +110,17 @@ def test_denials_use_each_protocols_shape() -> None:
     xml = denial("query", "a < b").body.decode()
     assert xml.startswith("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>")
     assert "a &lt; b" in xml
+    s3 = denial("rest-xml", "a < b")
+    assert s3.status.startswith("403")
+    assert s3.body.decode().startswith("<Error><Code>AccessDenied</Code><Message>a &lt; b")
+
+
+@pytest.mark.parametrize(("method", "path", "action"), [
+    ("GET", "/exports", "s3:ListBucket"), ("GET", "/exports/", "s3:ListBucket"),
+    ("HEAD", "/exports", "s3:ListBucket"),
+    ("GET", "/exports/data/BILLING_PERIOD=2024-02/x.parquet", "s3:GetObject"),
+    ("PUT", "/exports/x.parquet", "s3:PutObject"), ("PUT", "/exports", "s3:PutObject"),
+    ("DELETE", "/exports/x.parquet", "s3:DeleteObject"),
+])
+def test_s3_requests_are_read_as_their_iam_action(method: str, path: str, action: str) -> None:
+    assert s3_action(method, path) == action
