@@ -38,6 +38,8 @@ DEMO_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+#: The demo's metrics full tier: often enough that a sitting sees both tiers (docs/performance.md).
+DEMO_FULL_INTERVAL = timedelta(minutes=15)
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" / "demo.toml"
 
 
@@ -58,9 +60,11 @@ def demo_config(config: Config, endpoint_url: str, history_hours: int,
                 name, interval=min(config.collector(name).interval, DEMO_INTERVAL))
     # Back-fill no further than the simulator's history: older periods would be stored as
     # zeros and flatten the baselines the health model learns.
-    backfill = config.collector_settings("metrics", MetricsCollectorConfig).backfill
+    metrics = config.collector_settings("metrics", MetricsCollectorConfig)
+    # Both metric tiers within a sitting: a full read every quarter hour instead of hourly.
     config = config.with_collector("metrics",
-                                   backfill=min(backfill, timedelta(hours=history_hours)))
+                                   backfill=min(metrics.backfill, timedelta(hours=history_hours)),
+                                   full_interval=min(metrics.full_interval, DEMO_FULL_INTERVAL))
     if export_uri:
         config = config.with_collector("cost", source="data_export", export_uri=export_uri)
     aws = config.aws.model_copy(update={"endpoint_url": endpoint_url})
