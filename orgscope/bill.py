@@ -21,6 +21,7 @@ estimated and how each collector's run grows with its interval. Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -113,7 +114,10 @@ def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
         if tier and tier in pricing.tiers:
             interval = pricing.tiers[tier]
             longest = max(pricing.tiers.values())
-            found[name] = Schedule(name, settings.enabled, interval, Pricing(),
+            # a tier's run reads what it reads whatever the interval; the overlap and chunk
+            # stay for what-ifs beyond the tiers (priced_interval)
+            found[name] = Schedule(name, settings.enabled, interval,
+                                   Pricing(overlap=pricing.overlap, chunk=pricing.chunk),
                                    displaced_by=longest if interval < longest else None)
         else:
             found[name] = Schedule(name, settings.enabled,
@@ -352,6 +356,30 @@ def status_of(last_status: object, last_error: object) -> str:
     return "error"
 
 
+def priced_interval(schedule: Schedule, overrides: Mapping[str, timedelta]
+                    ) -> tuple[timedelta, float]:
+    """The interval ``schedule`` is priced at when ``overrides`` (collector -> interval) asks
+    what if, and the factor its observed run grows by.
+
+    An interval given for a collector with tiers moves its shortest tier, as its configured
+    interval would. Its longest tier keeps its interval, unless the collector's is as long
+    or longer: then tiers are off and every run reads its whole window in chunks
+    (``pricing.chunk``), where the observed full run read one.
+    """
+    if schedule.collector in overrides:
+        return overrides[schedule.collector], 1.0
+    wanted = overrides.get(schedule.base)
+    if wanted is None:
+        return schedule.interval, 1.0
+    if schedule.displaced_by is not None:
+        return wanted, 1.0
+    if wanted < schedule.interval:
+        return schedule.interval, 1.0
+    pricing = schedule.pricing
+    chunks = _chunks(wanted + pricing.overlap, pricing.chunk) if pricing.chunk else 1
+    return wanted, float(chunks)
+
+
 def bill(usage: pd.DataFrame, config: Config,
          intervals: Mapping[str, timedelta] | None = None) -> pd.DataFrame:
     """The monthly bill per (collector, account, region) at the configured intervals, or at
@@ -367,20 +395,15 @@ def bill(usage: pd.DataFrame, config: Config,
     rows = []
     for record in usage.to_dict("records"):
         schedule = plans[str(record["collector"])]
-        # an interval given for the collector moves its shortest tier, as its interval would
-        moved = schedule.collector in overrides or (
-            schedule.base in overrides and schedule.displaced_by is not None)
-        interval = overrides.get(schedule.collector, overrides.get(schedule.base)) if moved \
-            else schedule.interval
-        assert interval is not None
-        if schedule.base in overrides and schedule.base != schedule.collector and not moved:
-            # the longest tier: it runs at its interval, or at the collector's when longer
-            interval = max(interval, overrides[schedule.base])
-        active = schedule.enabled or moved or schedule.base in overrides
+        interval, factor = priced_interval(schedule, overrides)
+        active = schedule.enabled or schedule.collector in overrides or \
+            schedule.base in overrides
         per_month = schedule.runs_per_month(interval) if active else 0.0
         has_estimate = bool(record["sampled_runs"])
         if has_estimate:
             use = run_usage(record, schedule, interval)
+            use = dataclasses.replace(use, api_calls=use.api_calls * factor,
+                                      metrics=use.metrics * factor)
             values = [use.api_calls, use.metrics, use.ce_requests, use.traces_retrieved]
             parts = [use.metrics * CLOUDWATCH_PER_METRIC * per_month,
                      use.ce_requests * COST_EXPLORER_PER_REQUEST * per_month,

@@ -293,9 +293,13 @@ def test_tiers_are_priced_apart_and_the_full_runs_displace_fast_ones(reference: 
     # what if metrics ran every 15 minutes: 2,880 runs, 720 full -> 2,160 fast
     assert bill.collector_monthly(usage, reference, "metrics", timedelta(minutes=15)) == \
         pytest.approx(2160 * 20 * 1e-5 + 2.5056)
-    # at the full tier's interval or beyond, every run is full: 360 runs every 2 hours
+    # beyond the full tier's interval tiers are off: 360 runs every 2 hours, each reading
+    # 2 h + 10 m in three one-hour chunks where the observed full run read one
     assert bill.collector_monthly(usage, reference, "metrics", timedelta(hours=2)) == \
-        pytest.approx(2.5056 / 2)
+        pytest.approx(2.5056 / 2 * 3)
+    # so they are at it (full_interval is no longer longer than interval): 1 h + 10 m is two
+    assert bill.collector_monthly(usage, reference, "metrics", timedelta(hours=1)) == \
+        pytest.approx(2.5056 * 2)
 
 
 def test_runs_from_before_the_tiers_are_not_billed_twice(reference: Config) -> None:
