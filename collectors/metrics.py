@@ -15,9 +15,9 @@ the zeros; docs/performance.md, "Tiered metrics", the tiers. Invariants:
   ListMetrics.
 * A run reads one tier (:func:`plan_run`): **full**, every series (the first run, a run far
   behind, and the first run past each ``full_interval`` boundary); or **fast**, each rule's
-  activity metric and the signals, then in the same run every rule's metrics of each signal
-  that was not quiet (:func:`loud_signals`, :func:`drill_series`). ``Collected.tier`` says
-  which.
+  activity metric and the signals, then in the same run each loud signal's metric for every
+  rule and its companions for the rules where it was not zero (:func:`loud_signals`,
+  :func:`drill_series`, :func:`companion_series`). ``Collected.tier`` says which.
 * The window ends at the start of the current, incomplete period; chunks stay within AWS's
   100,800 datapoints a call and :data:`MAX_CHUNK_SPAN`, at most ``max_chunks_per_run`` a run;
   the watermark returned is the end of the last chunk read.
@@ -193,17 +193,36 @@ def fast_series(owners: Sequence[Owner]) -> list[Series]:
 
 def drill_series(owners: Sequence[Owner], signals: Iterable[str],
                  read: Sequence[Series]) -> list[Series]:
-    """What the signals that were not quiet call for: each rule signal's per-rule metrics for
-    every rule, the rest of ACCOUNT_METRICS for an account signal; never a series in
-    ``read``. Ids continue after ``read``'s."""
-    done = {(s.metric, s.bus, s.rule) for s in read}
+    """Step one of a drill-down: each loud rule signal's own metric for every rule, and the
+    rest of ACCOUNT_METRICS for a loud account signal; never a series in ``read``. Ids
+    continue after ``read``'s."""
     wanted: list[tuple[str, str | None, str | None]] = []
     for signal in signals:
         if signal in RULE_SIGNALS:
-            wanted += [(metric, bus, rule) for bus, rule, _ in owners
-                       for metric in RULE_SIGNALS[signal]]
+            wanted += [(signal, bus, rule) for bus, rule, _ in owners]
         elif signal in ACCOUNT_SIGNALS:
             wanted += [(metric, None, None) for metric in ACCOUNT_METRICS]
+    return _more(wanted, read)
+
+
+def companion_series(rows: Iterable[Mapping[str, Any]], signals: Iterable[str],
+                     read: Sequence[Series]) -> list[Series]:
+    """Step two: the metrics the verdicts quote beside each loud rule signal (RULE_SIGNALS'
+    companions: Invocations beside FailedInvocations, say), for the rules whose own series of
+    it was above zero in ``rows``; never a series in ``read``."""
+    loud = {signal for signal in signals if signal in RULE_SIGNALS}
+    wanted: list[tuple[str, str | None, str | None]] = []
+    for row in rows:
+        metric, rule = row["metric"], row["rule"]
+        if rule is not None and metric in loud and float(row["value"]) > 0:
+            wanted += [(companion, row["bus"], rule) for companion in RULE_SIGNALS[metric][1:]]
+    return _more(wanted, read)
+
+
+def _more(wanted: Iterable[tuple[str, str | None, str | None]], read: Sequence[Series]
+          ) -> list[Series]:
+    """``wanted`` (metric, bus, rule) not in ``read``, once each, ids after ``read``'s."""
+    done = {(s.metric, s.bus, s.rule) for s in read}
     fresh = list(dict.fromkeys(w for w in wanted if w not in done))
     return [Series(f"m{len(read) + n}", metric, bus, rule)
             for n, (metric, bus, rule) in enumerate(fresh)]
@@ -453,8 +472,9 @@ def _fast(cloudwatch: Any, owners: Sequence[Owner], plan: Plan,
           settings: MetricsCollectorConfig, where: str, *, account_id: str, region: str
           ) -> tuple[list[dict[str, Any]], list[str]]:
     """The fast tier over ``plan.window`` (its series read from an hour earlier, for the
-    latency baseline), then the drill-down its loud signals call for; the rows of the window
-    and the signals that were loud."""
+    latency baseline), then the drill-down its loud signals call for: each signal's metric for
+    every rule, then its companions for the rules where it was not zero. The rows of the
+    window and the signals that were loud."""
     window = plan.window
     series = fast_series(owners)
     wide = Window(window.start - LATENCY_BASELINE, window.end)
@@ -463,11 +483,14 @@ def _fast(cloudwatch: Any, owners: Sequence[Owner], plan: Plan,
                                           account_id=account_id, region=region)
             if row["ts"] >= window.start]
     loud = loud_signals(values, series, window, settings.latency_drill_factor)
+    mine = {"account_id": account_id, "region": region}
     drill = drill_series(owners, loud, series)
     if drill:
-        more, _ = _chunked(cloudwatch, drill, plan, settings, where, account_id=account_id,
-                           region=region)
+        more, _ = _chunked(cloudwatch, drill, plan, settings, where, **mine)
         rows += more
+        companions = companion_series(more, loud, [*series, *drill])
+        if companions:
+            rows += _chunked(cloudwatch, companions, plan, settings, where, **mine)[0]
     return rows, loud
 
 

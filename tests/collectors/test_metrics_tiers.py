@@ -13,6 +13,7 @@ from collectors.metrics import (
     MetricsCollectorConfig,
     Series,
     collect_metrics,
+    companion_series,
     drill_series,
     fast_series,
     full_series,
@@ -73,14 +74,30 @@ def test_drill_reads_each_loud_signal_for_every_rule_once() -> None:
     owners = rule_owners(RULES, ACCOUNT, "us-east-1")
     fast = fast_series(owners)
     drill = drill_series(owners, ["FailedInvocations", "PutEventsFailedEntriesCount"], fast)
-    wanted = {(m, r) for m in RULE_SIGNALS["FailedInvocations"] for r in ("to-orders", "nightly")}
-    assert {(s.metric, s.rule) for s in drill if s.rule} == wanted
+    assert {(s.metric, s.rule) for s in drill if s.rule} == {
+        ("FailedInvocations", "to-orders"), ("FailedInvocations", "nightly")}
     # the account signals already read are not asked for again
     assert sorted(s.metric for s in drill if s.rule is None) == sorted(
         set(ACCOUNT_METRICS) - set(ACCOUNT_SIGNALS))
     ids = [s.id for s in fast + drill]
     assert len(set(ids)) == len(ids)
     assert drill_series(owners, [], fast) == []
+
+
+def test_companions_only_for_the_rules_where_the_signal_was_not_zero() -> None:
+    owners = rule_owners(RULES, ACCOUNT, "us-east-1")
+    read = fast_series(owners)
+    rows = [{"metric": "FailedInvocations", "bus": "central-bus", "rule": "to-orders",
+             "value": 0.0},
+            {"metric": "FailedInvocations", "bus": "central-bus", "rule": "to-orders",
+             "value": 2.0},
+            {"metric": "FailedInvocations", "bus": "default", "rule": "nightly", "value": 0.0},
+            {"metric": "ThrottledRules", "bus": "default", "rule": "nightly", "value": 4.0}]
+    companions = companion_series(rows, ["FailedInvocations"], read)
+    assert [(s.metric, s.bus, s.rule) for s in companions] == [
+        (metric, "central-bus", "to-orders") for metric in RULE_SIGNALS["FailedInvocations"][1:]]
+    assert companions[0].id == f"m{len(read)}"
+    assert companion_series(rows, [], read) == []  # ThrottledRules was not loud here
 
 
 # --- loud signals ------------------------------------------------------------------------------
@@ -231,9 +248,12 @@ def test_a_loud_signal_drills_into_every_rule_in_the_same_run() -> None:
                                  ("Invocations", "to-orders"): 10.0})
     now = T0 + timedelta(minutes=21)
     collected = collect_metrics(_ctx(cloudwatch, now, T0 + timedelta(minutes=15)))
-    assert len(cloudwatch.calls) == 2
-    assert _queried(cloudwatch.calls[1]) == {
-        (m, r) for m in RULE_SIGNALS["FailedInvocations"] for r in ("to-orders", "nightly")}
+    assert len(cloudwatch.calls) == 3
+    assert _queried(cloudwatch.calls[1]) == {("FailedInvocations", r)
+                                             for r in ("to-orders", "nightly")}
+    # the companions only for the rule that failed
+    assert _queried(cloudwatch.calls[2]) == {
+        (m, "to-orders") for m in RULE_SIGNALS["FailedInvocations"][1:]}
     frame = collected.frames["event_metrics"]
     failed = frame[(frame["metric"] == "FailedInvocations") & (frame["rule"] == "to-orders")]
     assert failed["value"].sum() == 9.0

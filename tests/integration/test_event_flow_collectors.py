@@ -165,11 +165,13 @@ def test_an_incremental_cycle_reads_the_fast_tier(flow: Flow) -> None:
         count = rules.get(str(row["account_id"]), 0)
         full += count * len(RULE_METRICS) + len(ACCOUNT_METRICS)
         # the fast tier: each rule's activity metric, the signals across all rules, the
-        # producer's; one call more when a signal was loud and drilled down to the rules
+        # producer's; a call more when a signal was loud and drilled down to the rules, and
+        # one more for the companions of the rules where it was not zero
         series = count + (len(RULE_SIGNALS) if count else 0) + len(ACCOUNT_SIGNALS)
         ops = json.loads(str(row["api_calls_by_operation"]))
         drilled = row["metrics_requested"] > series
-        assert ops == {"cloudwatch:GetMetricData": 2 if drilled else 1}, row
+        calls = ops.pop("cloudwatch:GetMetricData")
+        assert not ops and (calls in (2, 3) if drilled else calls == 1), row
         assert row["metrics_requested"] >= series
         fast += int(row["metrics_requested"])
     assert {str(t) for t in stored_tiers(flow)} == {"fast"}
