@@ -58,6 +58,7 @@ from orgscope.datasets import (
     activity_metric,
 )
 from orgscope.pricing import Pricing
+from orgscope.rule_globs import first_match
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ MAX_DATAPOINTS_PER_CALL = 100_800
 #: simulator (whose GetMetricData cost grows with periods x datapoints in the window) fast.
 #: A back-fill of 2 days costs 48 x series metrics requested once (about $0.08 for 160 series).
 MAX_CHUNK_SPAN = timedelta(hours=1)
+
+
+#: The rules of orgscope's own change-event templates (orgscope/iam/): the forwarder in every
+#: account, and the monitoring bus's rule to the queue.
+FULL_ONLY_RULES: tuple[str, ...] = ("orgscope-change-forwarder", "orgscope-changes-to-queue")
 
 
 def _period(value: int) -> int:
@@ -94,6 +100,10 @@ class MetricsCollectorConfig(CollectorConfig):
     #: The fast tier reads each account's latency across all rules; above this many times its
     #: average over the hour before, it reads every rule's latency too.
     latency_drill_factor: float = Field(default=1.5, ge=1.0, le=100.0)
+    #: Rules read by the full tier only (globs as orgscope/rule_globs.py reads them):
+    #: orgscope's own change-event rules by default, which carry a change now and then and
+    #: would otherwise cost an account its failure signals every run.
+    full_only_rules: list[str] = Field(default_factory=lambda: list(FULL_ONLY_RULES))
 
     @property
     def tiered(self) -> bool:
@@ -523,6 +533,8 @@ def collect_metrics(ctx: CollectContext) -> Collected:
     if window is None:
         return Collected(empty, ctx.watermark)
     owners = rule_owners(ctx.input("rules"), ctx.account.id, ctx.region)
+    watched = [owner for owner in owners if first_match(
+        settings.full_only_rules, ctx.account.id, ctx.region, owner[0], owner[1]) is None]
     plan = plan_run(window, ctx.watermark, settings)
     cloudwatch = ctx.client("cloudwatch")
     mine = {"account_id": ctx.account.id, "region": ctx.region}
@@ -538,9 +550,10 @@ def collect_metrics(ctx: CollectContext) -> Collected:
                         "every run", where, ", ".join(missing),
                         "them" if len(missing) > 1 else "it")
     else:
-        rows, loud = _fast(cloudwatch, owners, plan, settings, where, **mine)
+        rows, loud = _fast(cloudwatch, watched, plan, settings, where, **mine)
         watermark = plan.window.end
-        detail = f"{len(owners)} rules" + (f", drilled into {', '.join(loud)}" if loud else "")
+        detail = f"{len(watched)} of {len(owners)} rules" + (
+            f", drilled into {', '.join(loud)}" if loud else "")
     behind = window.end - watermark
     log.info("metrics %s: %s tier, %s, %s..%s, %d rows%s", where, plan.tier, detail,
              plan.window.start.isoformat(), watermark.isoformat(), len(rows),

@@ -31,6 +31,7 @@ import pandas as pd
 from orgscope.config import HealConfig
 from orgscope.datasets import MAINTENANCE_PREFIX
 from orgscope.ownership import parse_tags
+from orgscope.rule_globs import first_match
 
 HOUR = timedelta(hours=1)
 #: A rule orgscope re-enabled this recently that is DISABLED again is flapping, even when an
@@ -143,15 +144,9 @@ def opted_out(tags: Mapping[str, str], tag_key: str) -> bool:
 def excluded_by(key: RuleKey, patterns: Iterable[str]) -> str | None:
     """The first ``heal.exclude_rules`` pattern matching the rule, or None.
 
-    A pattern without '/' is a glob on the rule name; one with '/' a glob on
-    ``account_id/region/bus/rule`` (a bus name may itself contain '/'). Case-sensitive, as
-    AWS names are.
+    Patterns as :mod:`orgscope.rule_globs` reads them.
     """
-    for pattern in patterns:
-        target = key.path() if "/" in pattern else key.rule
-        if fnmatchcase(target, pattern):
-            return pattern
-    return None
+    return first_match(patterns, key.account_id, key.region, key.bus, key.rule)
 
 
 def _utc(value: Any) -> datetime | None:

@@ -47,6 +47,7 @@ from orgscope.health.producers import (
     tuples,
 )
 from orgscope.patterns import pattern_sources
+from orgscope.rule_globs import first_match
 
 log = logging.getLogger(__name__)
 
@@ -594,6 +595,21 @@ class _Findings:
 
 
 @dataclass(frozen=True)
+class HourlyRules:
+    """Rules the metrics collector reads in its full tier only (``[collectors.metrics]
+    full_only_rules``): between full reads they have no metrics in the window, and that is
+    not staleness while their newest is younger than ``max_age`` (``full_interval`` plus
+    ``[health] stale_after``)."""
+
+    patterns: tuple[str, ...] = ()
+    max_age: timedelta = timedelta(0)
+
+    def pattern(self, rule: Any) -> str | None:
+        return first_match(self.patterns, str(rule.account_id), str(rule.region),
+                           str(rule.bus), str(rule.rule))
+
+
+@dataclass(frozen=True)
 class _Context:
     """Everything evaluate() precomputed, shared by every rule."""
 
@@ -608,6 +624,7 @@ class _Context:
     removals: pd.DataFrame
     accounts: pd.DataFrame
     names: dict[str, str]
+    hourly: HourlyRules = field(default_factory=HourlyRules)
 
 
 def _window_phrase(ctx: _Context, end: pd.Timestamp) -> str:
@@ -804,7 +821,12 @@ def _stale(ctx: _Context, rule: Any, totals: dict[str, float] | None, *,
             findings.add("STALE", str(runs.runs))
     if totals is None or totals.get("rows", 0) == 0:
         stale["metrics"] = "none in window"
-        if account is None and runs.runs is None:
+        hourly = ctx.hourly.pattern(rule)
+        if hourly is not None and newest is not None and \
+                ctx.now - newest <= pd.Timedelta(ctx.hourly.max_age):
+            stale["metrics"] = (f"read by the full tier only (full_only_rules {hourly!r}); "
+                                f"newest from {_clock(newest)}")
+        elif account is None and runs.runs is None:
             where = f"the newest stored is from {_clock(newest)}" if newest is not None \
                 else "none are stored for it"
             findings.add("STALE", "no metrics for this rule in the last "
@@ -860,7 +882,8 @@ def evaluate(  # noqa: PLR0917 - the frames are the model's explicit inputs, by 
         rules: pd.DataFrame, metrics: pd.DataFrame, dlq: pd.DataFrame,
              accounts: pd.DataFrame, runs: pd.DataFrame, buses: pd.DataFrame,
              now: datetime, cfg: HealthConfig,
-             period: timedelta = DEFAULT_PERIOD) -> pd.DataFrame:
+             period: timedelta = DEFAULT_PERIOD,
+             hourly: HourlyRules | None = None) -> pd.DataFrame:
     """One verdict per rule of ``rules``, with its reasons (frames as in the module docstring).
 
     Verdicts, most severe first (a rule gets the most severe that applies; every reason is
@@ -911,6 +934,7 @@ def evaluate(  # noqa: PLR0917 - the frames are the model's explicit inputs, by 
         pd.DataFrame(columns=["account_id", "name", "team"]),
         names={str(r.account_id): str(r.name) for r in tuples(accounts_latest)}
         if not accounts_latest.empty else {},
+        hourly=hourly or HourlyRules(),
     )
     inventory = rules.assign(bus=rules["bus"].fillna("default"))
     for column in ("event_pattern", "schedule_expression", "dlq_arns", "collected_at"):

@@ -31,6 +31,7 @@ from orgscope.health.model import (
     HOUR,
     METRICS_COLLECTOR,
     WEEK,
+    HourlyRules,
     evaluate,
     fallback_lookback,
     needs_fallback,
@@ -189,8 +190,11 @@ def update_rule_health(config: Config, store: Store,
     clock = time.monotonic()
     inputs = read_inputs(store, moment, cfg, period)
     read_s = time.monotonic() - clock
+    hourly = HourlyRules(
+        tuple(config.collector_value("metrics", "full_only_rules", list)),
+        config.collector_value("metrics", "full_interval", timedelta) + cfg.stale_after)
     result = evaluate(inputs.rules, inputs.metrics, inputs.dlq, inputs.accounts, inputs.runs,
-                      inputs.buses, moment, cfg, period)
+                      inputs.buses, moment, cfg, period, hourly)
     if write:
         store.write(RULE_HEALTH.name, result, run_id(moment))
     counts = result["verdict"].value_counts().to_dict() if not result.empty else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -286,3 +287,21 @@ def test_a_signal_seen_on_rules_but_not_across_them_is_named() -> None:
             row("MatchedEvents", "to-orders", 9.0)]
     assert unpublished_signals(rows) == ["ThrottledRules", "IngestionToInvocationStartLatency"]
     assert unpublished_signals([row("FailedInvocations", None, 0.0)]) == []
+
+
+def test_orgscope_own_rules_are_read_by_the_full_tier_only() -> None:
+    forwarder_only = pd.DataFrame([
+        {"account_id": ACCOUNT, "region": "us-east-1", "bus": "default",
+         "rule": "orgscope-change-forwarder", "event_pattern": '{"source": ["aws.events"]}',
+         "schedule_expression": None}])
+    cloudwatch = FakeCloudWatch({})
+    ctx = _ctx(cloudwatch, T0 + timedelta(minutes=21), T0 + timedelta(minutes=15))
+    ctx = dataclasses.replace(ctx, inputs={"rules": forwarder_only, "event_buses": BUSES})
+    collected = collect_metrics(ctx)
+    assert collected.tier == "fast"
+    # no rule of its own to watch: the account's producer signals only
+    assert {m for m, _ in _queried(cloudwatch.calls[0])} == set(ACCOUNT_SIGNALS)
+    full = FakeCloudWatch({})
+    collect_metrics(dataclasses.replace(ctx, client_factory=lambda service: full,
+                                        collected_at=T0 + timedelta(hours=1, minutes=1)))
+    assert ("MatchedEvents", "orgscope-change-forwarder") in _queried(full.calls[0])

@@ -9,7 +9,7 @@ import pandas as pd
 
 from orgscope.config import HealthConfig
 from orgscope.datasets import ACCOUNT_METRICS, AVERAGE_METRICS, RULE_METRICS
-from orgscope.health.model import evaluate
+from orgscope.health.model import HourlyRules, evaluate
 from testkit import synthetic as sy
 
 #: A Tuesday, 14:10 UTC: the window [13:55, 14:10) falls in the Tue 14:00 bucket.
@@ -87,7 +87,8 @@ def history(days: float = 30, matched: float = 20.0) -> pd.DataFrame:
 def judge(metrics: pd.DataFrame, *, rules: list[sy.SynthRule] | None = None,
           dlq: pd.DataFrame | None = None, accounts: pd.DataFrame | None = None,
           runs: pd.DataFrame | None = None, buses: pd.DataFrame | None = None,
-          cfg: HealthConfig | None = None) -> pd.DataFrame:
+          cfg: HealthConfig | None = None, hourly: HourlyRules | None = None
+          ) -> pd.DataFrame:
     """evaluate() at NOW with healthy defaults for every frame not given; indexed by rule."""
     rules = rules or [RULE, OTHER]
     result = evaluate(
@@ -97,5 +98,5 @@ def judge(metrics: pd.DataFrame, *, rules: list[sy.SynthRule] | None = None,
         runs if runs is not None else sy.runs([(a, REGION) for a in NAMES],
                                               NOW - timedelta(minutes=3)),
         buses if buses is not None else sy.buses([]),
-        NOW, cfg or HealthConfig(), PERIOD)
+        NOW, cfg or HealthConfig(), PERIOD, hourly)
     return result.set_index("rule")

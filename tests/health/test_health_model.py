@@ -29,7 +29,7 @@ from health_frames import (
 
 from orgscope.config import HealthConfig
 from orgscope.datasets import RULE_HEALTH, VERDICTS
-from orgscope.health.model import evaluate
+from orgscope.health.model import HourlyRules, evaluate
 from testkit import synthetic as sy
 
 DLQ = RULE.dlq_arns[0]
@@ -240,6 +240,23 @@ def test_stale_when_the_rule_has_no_metrics_stored() -> None:
     assert list(result.loc["brand-new", "reasons"]) == [
         "no metrics for this rule in the last 15m (none are stored for it; the metrics "
         "collector has not read it)"]
+
+
+def test_a_rule_read_hourly_is_not_stale_between_full_reads() -> None:
+    forwarder = sy.SynthRule(CENTRAL, "orgscope-change-forwarder")
+    read_at = NOW - timedelta(minutes=40)  # the last full read, 40 minutes ago
+    metrics = pd.concat([history(), steady(forwarder.key, NOW - timedelta(hours=3), read_at,
+                                           matched=0.0)], ignore_index=True)
+    hourly = HourlyRules(("orgscope-change-*",), timedelta(hours=1, minutes=20))
+    result = judge(metrics, rules=[RULE, forwarder], hourly=hourly)
+    assert result.loc[forwarder.rule, "verdict"] == "OK", result.loc[forwarder.rule, "reasons"]
+    stale = json.loads(result.loc[forwarder.rule, "details"])["stale"]
+    assert stale["metrics"].startswith("read by the full tier only")
+    # without the setting, or when even the full read is overdue, it is stale as before
+    assert judge(metrics, rules=[RULE, forwarder]).loc[forwarder.rule, "verdict"] == "STALE"
+    overdue = HourlyRules(("orgscope-change-*",), timedelta(minutes=30))
+    assert judge(metrics, rules=[RULE, forwarder], hourly=overdue).loc[
+        forwarder.rule, "verdict"] == "STALE"
 
 
 def test_window_follows_the_newest_stored_period() -> None:
