@@ -81,6 +81,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--cost-source", choices=("cost_explorer", "data_export"),
                         default="cost_explorer",
                         help="where the cost collector reads the bill (default Cost Explorer)")
+    parser.add_argument("--change-events", action="store_true",
+                        help="deploy the change-event rules in every account, as a setup with "
+                             "a change feed has (docs/changes.md)")
     return parser.parse_args()
 
 
@@ -94,11 +97,12 @@ def _config_text(folder: str, cost_source: str) -> str:
     return text
 
 
-def _collect(config_path: Path, config: Config, cycles: int, tick: float
+def _collect(config_path: Path, config: Config, args: argparse.Namespace
              ) -> tuple[pd.DataFrame, datetime]:
     """Run the simulator and the collectors as the module doc says; the runs' usage and the
     moment it was read at."""
-    sim = SimulatedOrg(config, history_hours=1, tick_s=tick)
+    cycles, tick = args.cycles, args.tick
+    sim = SimulatedOrg(config, history_hours=1, tick_s=tick, change_events=args.change_events)
     os.environ["AWS_ENDPOINT_URL"] = sim.start()
     sim.start_traffic()
     try:
@@ -142,7 +146,7 @@ def main() -> None:
         config_path = Path(folder) / "config.toml"
         config_path.write_text(_config_text(folder, args.cost_source))
         config = wiring.load(config_path)
-        usage, now = _collect(config_path, config, args.cycles, args.tick)
+        usage, now = _collect(config_path, config, args)
     billed = bill.bill(usage, config)
     totals = bill.by_collector(billed)
     total = float(totals["monthly_usd"].sum())
@@ -153,6 +157,7 @@ def main() -> None:
     record: dict[str, Any] = {
         "generated_at": now.isoformat(timespec="seconds"), "cycles": 1 + args.cycles,
         "sim_tick_s": args.tick, "cost_source": args.cost_source,
+        "change_events": args.change_events,
         "total_monthly_usd": round(total, 4),
         "by_collector": totals.to_dict("records"), "what_if": curves,
         "usage": usage.assign(last_started_at=usage["last_started_at"].astype(str))
@@ -160,6 +165,7 @@ def main() -> None:
     }
     name = "bill_reference" if args.cost_source == "cost_explorer" else \
         "bill_reference_data_export"
+    name += "_change_events" if args.change_events else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     text = _markdown(totals, curves, total)
     (RESULTS / f"{name}.md").write_text(text)
