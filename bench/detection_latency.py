@@ -13,8 +13,10 @@ injected at once, each on a rule of its own account (a disabled rule, a broken p
 removed bus permission, a failing target, throttling, a latency rise, an unreachable account),
 and orgscope collects (inventory, metrics, dlq) and judges (the health model) every 5 minutes
 of simulated time, as ``orgscope serve`` does, for ``--cycles`` cycles. Measured per fault:
-the first cycle whose verdict of the faulted rule is the expected one, in minutes after the
-fault, and the tier each cycle's metrics runs read; per mode, the GetMetricData metrics
+the first cycle whose verdict of the faulted rule is the expected one (the faults go in at a
+cycle whose next one reads the fast tier, so cycle 1 is 5 minutes after them and reads the
+fast tier with tiers on), and the tier each cycle's
+metrics runs read; per mode, the GetMetricData metrics
 requested over the cycles after the back-fill.
 
     nice -n 10 .venv/bin/python bench/detection_latency.py [--cycles 8]
@@ -105,12 +107,20 @@ def run_mode(name: str, full_interval: str, cycles: int, folder: Path) -> dict[s
                     *runner.run_cycle(readers, now=now).runs]
 
         collect(started)
+        base = floor_to_period(started, int(PERIOD.total_seconds()))
+        # the faults go in just after a cycle whose successor reads the fast tier (a run
+        # past an hour boundary reads every series, which would not test the tiers)
+        while floor_to_period(base + PERIOD, 3600) > floor_to_period(base, 3600) or \
+                base + PERIOD - started < timedelta(minutes=2):
+            base += PERIOD
+            sim.tick(base)
+            collect(base)
+        faulted_at = base
         faults = FAULTS
         for event, _, _ in faults:
             if event is not None:
-                sim.apply(event, started)
+                sim.apply(event, faulted_at)
         sim.break_account("444444444444", "missing-role")
-        base = floor_to_period(started, int(PERIOD.total_seconds()))
         found: dict[Key, int | None] = {key: None for _, key, _ in faults}
         tiers: list[dict[str, int]] = []
         metrics_requested = 0
@@ -126,12 +136,14 @@ def run_mode(name: str, full_interval: str, cycles: int, folder: Path) -> dict[s
                       for r in verdicts.itertuples(index=False)}
             for _, key, verdict in faults:
                 if found[key] is None and by_key.get(key) == verdict:
-                    found[key] = int((now - started) / timedelta(minutes=1))
-            print(f"[{name}] cycle {cycle} at +{int((now - started).total_seconds() // 60)} "
+                    found[key] = cycle
+            print(f"[{name}] cycle {cycle} at +{int((now - faulted_at).total_seconds() // 60)} "
                   f"min: tiers {tiers[-1]}", file=sys.stderr, flush=True)
         return {"full_interval": full_interval,
-                "detected_after_min": {f"{verdict} {'/'.join(key)}": found[key]
-                                       for _, key, verdict in faults},
+                "faults_at": faulted_at.isoformat(),
+                "first_cycle_at": (base + PERIOD).isoformat(),
+                "detected_in_cycle": {f"{verdict} {'/'.join(key)}": found[key]
+                                      for _, key, verdict in faults},
                 "tiers_per_cycle": tiers, "metrics_requested_after_backfill": metrics_requested}
     finally:
         sim.stop()
@@ -141,12 +153,13 @@ def markdown(results: dict[str, Any]) -> str:
     modes = list(results["modes"])
     lines = ["| fault: verdict of the rule | " + " | ".join(modes) + " |",
              "|---|" + "---:|" * len(modes)]
-    keys = list(results["modes"][modes[0]]["detected_after_min"])
+    keys = list(results["modes"][modes[0]]["detected_in_cycle"])
     for key in keys:
         cells = []
         for mode in modes:
-            value = results["modes"][mode]["detected_after_min"].get(key)
-            cells.append("not detected" if value is None else f"{value} min")
+            value = results["modes"][mode]["detected_in_cycle"].get(key)
+            cells.append("not detected" if value is None else
+                         f"cycle {value} (+{value * 5} min)")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     lines.append("| GetMetricData metrics requested, cycles after the back-fill | " + " | ".join(
         f"{results['modes'][m]['metrics_requested_after_backfill']:,}" for m in modes) + " |")
