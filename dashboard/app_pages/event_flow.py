@@ -261,8 +261,9 @@ def _funnel(funnel: pd.DataFrame, time_range: str) -> None:
     extras = funnel[~funnel["stage"].isin(stages["stage"])]
     behind = rule_metrics.behind_matched(funnel)
     lag = "" if behind is None else (
-        f" · Matched is read every run; the other stages are read with the hourly full read "
-        f"unless something failed, so they reach {behind + buckets.PERIOD:%H:%M} UTC")
+        f" · Matched is read every run; the other stages come with the metrics collector's "
+        f"full read (full_interval) unless something failed, so they reach "
+        f"{behind + buckets.PERIOD:%H:%M} UTC")
     st.caption(" · ".join(f"{r['stage']}: {r['value']:,.0f}" for r in extras.to_dict("records"))
                + f" · sums over the last {time_range}" + lag)
 
