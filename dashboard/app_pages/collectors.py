@@ -333,7 +333,8 @@ def render(ctx: AppContext) -> None:
     _headline(totals, billed)
     st.caption(f"Newest run {duration_text(datetime.now(UTC) - newest)} ago. "
                "A 30-day month; CloudWatch $0.01 per 1,000 metrics requested, Cost Explorer "
-               "$0.01 a request, X-Ray $0.50 per million traces retrieved or scanned; every "
+               "$0.01 a request, X-Ray $0.50 per million traces retrieved or scanned, a data "
+               "export's S3 reads $0.005 per 1,000 LIST and $0.0004 per 1,000 GET; every "
                "other call orgscope makes is free.")
     _problems(billed)
     st.subheader("Bill per collector")
