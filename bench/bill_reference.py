@@ -150,7 +150,7 @@ def main() -> None:
     billed = bill.bill(usage, config)
     totals = bill.by_collector(billed)
     total = float(totals["monthly_usd"].sum())
-    bases = dict.fromkeys(str(c).split(bill.TIER_SEPARATOR, 1)[0] for c in totals["collector"])
+    bases = dict.fromkeys(bill.base_names(totals["collector"]))
     curves = {c: {label: bill.collector_monthly(usage, config, c, wiring_interval(label))
                   for label in WHAT_IF} for c in bases}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,11 @@ def schedules(config: Config, collectors: Iterable[str]) -> dict[str, Schedule]:
     return found
 
 
+def base_names(collectors: pd.Series) -> pd.Series:
+    """Each usage or bill row's collector without its tier ("metrics/fast" -> "metrics")."""
+    return collectors.astype(str).str.split(TIER_SEPARATOR, n=1).str[0]
+
+
 def superseded(usage: pd.DataFrame) -> pd.Series:
     """Rows of ``usage`` (a :func:`read_usage` frame) of a collector's runs without a tier
     where the same collector, account and region also has tiered runs: runs from before tiers
@@ -133,8 +138,8 @@ def superseded(usage: pd.DataFrame) -> pd.Series:
     if usage.empty:
         return pd.Series(False, index=usage.index)
     names = usage["collector"].astype(str)
-    base = names.str.split(TIER_SEPARATOR, n=1).str[0]
-    tiered = names.str.contains(TIER_SEPARATOR, regex=False)
+    base = base_names(names)
+    tiered = names != base
     keys = set(zip(base[tiered], usage["account_id"][tiered], usage["region"][tiered],
                    strict=True))
     return pd.Series([not t and (b, a, r) in keys for t, b, a, r in
@@ -460,9 +465,9 @@ def by_collector(billed: pd.DataFrame) -> pd.DataFrame:
 
 def collector_monthly(usage: pd.DataFrame, config: Config, collector: str,
                       interval: timedelta) -> float:
-    """What ``collector`` would cost a month, over every account, at ``interval``."""
-    names = usage["collector"].astype(str)
-    mine = usage[(names == collector) | names.str.startswith(collector + TIER_SEPARATOR)]
+    """What ``collector`` (all its tiers) would cost a month, over every account, at
+    ``interval``."""
+    mine = usage[base_names(usage["collector"]) == collector]
     if mine.empty:
         raise ValueError(f"no runs of collector {collector!r} to estimate from "
                          f"(known: {', '.join(sorted(set(usage['collector']))) or 'none'})")

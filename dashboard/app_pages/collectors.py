@@ -127,7 +127,7 @@ def _collector_table(totals: pd.DataFrame) -> None:
 
 def _what_if(usage: pd.DataFrame, config: Config, totals: pd.DataFrame) -> None:
     # a collector's tiers (metrics/fast, metrics/full) are one question: its interval
-    bases = totals["collector"].astype(str).str.split(bill.TIER_SEPARATOR, n=1).str[0]
+    bases = bill.base_names(totals["collector"])
     collectors = list(dict.fromkeys(bases))
     _from_link(collectors)
     left, right = st.columns([1, 2], vertical_alignment="bottom")
@@ -146,10 +146,8 @@ def _what_if(usage: pd.DataFrame, config: Config, totals: pd.DataFrame) -> None:
         format_func=lambda label: f"every {label}"
         + (" (configured)" if label == format_interval(current) else "")))
     chosen = parse_interval(chosen_text)
-    names = usage["collector"].astype(str)
-    mine = usage[(names == collector) | names.str.startswith(collector + bill.TIER_SEPARATOR)]
     now_usd = float(totals.loc[bases == collector, "monthly_usd"].sum())
-    new_usd = bill.collector_monthly(mine, config, collector, chosen)
+    new_usd = bill.collector_monthly(usage, config, collector, chosen)
     total_now = float(totals["monthly_usd"].sum())
     cols = st.columns(3)
     enabled = config.collector(collector).enabled
@@ -161,7 +159,7 @@ def _what_if(usage: pd.DataFrame, config: Config, totals: pd.DataFrame) -> None:
     cols[2].metric("Whole bill", _usd(total_now - now_usd + new_usd),
                    delta=f"{new_usd - now_usd:+,.2f} $ a month", delta_color="inverse",
                    border=True)
-    curve = bill.interval_curve(mine, config, collector,
+    curve = bill.interval_curve(usage, config, collector,
                                 [parse_interval(o) for o in options])
     figure = go.Figure(go.Scatter(
         x=options, y=curve["monthly_usd"], mode="lines+markers", line={"color": "#1f5fa8"},
