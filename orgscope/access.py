@@ -56,8 +56,8 @@ REACHABILITY_WITNESSES: tuple[str, ...] = ("metrics",)
 
 
 def reachability_runs_sql(columns: str) -> str:
-    """SELECT ``columns`` FROM runs of the cycles that decide reachability, between ``?``
-    (date), ``?`` and ``?`` (started_at); parameters: :func:`reachability_runs_params`."""
+    """SELECT ``columns`` FROM runs of the cycles that decide reachability; its three
+    parameters: the first date partition, and the earliest and latest ``started_at``."""
     witnesses = ", ".join(f"'{name}'" for name in REACHABILITY_WITNESSES)
     return (f"SELECT {columns} FROM runs WHERE date >= ? AND started_at >= ? "
             f"AND started_at <= ? AND (collector = '{REACHABILITY_COLLECTOR}' OR "
